@@ -1,0 +1,230 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sallyport/sallyport/internal/admincli"
+	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/problem"
+)
+
+func newAdminCmd() *cobra.Command {
+	c := &cobra.Command{Use: "admin", Short: "Administer a cloud over its admin API (sign in first with 'admin login')"}
+	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
+	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd())
+	return c
+}
+
+func output(cmd *cobra.Command) admincli.Output {
+	j, _ := cmd.Flags().GetBool("json")
+	return admincli.Output{W: cmd.OutOrStdout(), JSON: j}
+}
+
+// withClient runs f with a client from the saved sign-in profile.
+func withClient(f func(cmd *cobra.Command, c *admincli.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		p, err := admincli.LoadProfile()
+		if err != nil {
+			return err
+		}
+		c, err := admincli.NewClient(p)
+		if err != nil {
+			return err
+		}
+		return f(cmd, c, args)
+	}
+}
+
+func newLoginCmd() *cobra.Command {
+	var o admincli.LoginOptions
+	var pwStdin bool
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Sign in to a cloud and keep the token (0600) for later admin commands",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pw, err := readPassword(cmd, pwStdin, "Password for "+o.User+": ")
+			if err != nil {
+				return err
+			}
+			o.Password = pw
+			p, path, err := admincli.Login(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Signed in to %s as %s (tenant %s) until %s; profile saved in %s.\n",
+				p.CloudURL, p.User, p.Tenant, p.ExpiresAt.Local().Format("2006-01-02 15:04"), path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.CloudURL, "cloud", "", "the cloud's URL, https://HOST[:PORT]")
+	f.StringVar(&o.User, "user", "", "your user name, USER@DOMAIN")
+	f.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+	f.StringVar(&o.CAFile, "ca-file", "", "the cloud's CA certificate (cloud-ca.pem) to pin")
+	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "or the cloud CA's fingerprint, sha256:HEX")
+	cmd.MarkFlagRequired("cloud")
+	cmd.MarkFlagRequired("user")
+	cmd.MarkFlagsMutuallyExclusive("ca-file", "ca-fingerprint")
+	return cmd
+}
+
+func newUserCmd() *cobra.Command {
+	c := &cobra.Command{Use: "user", Short: "Manage the users of your tenant"}
+	var role string
+	var pwStdin bool
+	create := &cobra.Command{
+		Use:   "create USER@DOMAIN",
+		Short: "Create a user (Global Administrators only)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			pw, err := readPassword(cmd, pwStdin, "Password for the new user "+args[0]+": ")
+			if err != nil {
+				return err
+			}
+			return c.CreateUser(cmd.Context(), output(cmd), api.CreateUserRequest{Name: args[0], Role: role, Password: pw})
+		}),
+	}
+	create.Flags().StringVar(&role, "role", "user", "global-admin, app-admin or user")
+	create.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the new user's password from standard input")
+	list := &cobra.Command{
+		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			return c.ListUsers(cmd.Context(), output(cmd))
+		}),
+	}
+	c.AddCommand(create, list)
+	return c
+}
+
+func newGroupCmd() *cobra.Command {
+	c := &cobra.Command{Use: "group", Short: "Manage connector groups"}
+	create := &cobra.Command{
+		Use: "create NAME", Short: "Create a connector group", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.CreateGroup(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List connector groups with their connectors and applications", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			return c.ListGroups(cmd.Context(), output(cmd))
+		}),
+	}
+	c.AddCommand(create, list)
+	return c
+}
+
+func newAppCmd() *cobra.Command {
+	c := &cobra.Command{Use: "app", Short: "Publish and manage applications"}
+	var in api.CreateAppRequest
+	var certFile, keyFile string
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Publish an internal URL through a connector group",
+		Example: `  sallyport admin app create web --internal-url http://intranet.corp:8080/ --group Default
+  sallyport admin app create erp --internal-url https://erp.corp/ --external-host erp.contoso.com --timeout long`,
+		Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			in.Name = args[0]
+			if (certFile == "") != (keyFile == "") {
+				return problem.New(400, "bad_certificate", "Only one of --cert-file and --key-file was given", "give both or neither")
+			}
+			if certFile != "" {
+				cert, err1 := os.ReadFile(certFile)
+				key, err2 := os.ReadFile(keyFile)
+				if err1 != nil || err2 != nil {
+					return problem.Newf(400, "bad_certificate", "check the paths", "The certificate or key file cannot be read (%v)", firstErr(err1, err2))
+				}
+				in.CertPEM, in.KeyPEM = string(cert), string(key)
+			}
+			return c.CreateApp(cmd.Context(), output(cmd), in)
+		}),
+	}
+	cf := create.Flags()
+	cf.StringVar(&in.InternalURL, "internal-url", "", "URL of the application as the connector's machine reaches it")
+	cf.StringVar(&in.Group, "group", "", "connector group that serves it (default 'Default')")
+	cf.StringVar(&in.ExternalHost, "external-host", "", "external host name (default NAME-TENANTLABEL.CLOUDNAME)")
+	cf.StringVar(&in.Timeout, "timeout", "default", "backend application timeout: default (85 s) or long (180 s)")
+	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: issued by the cloud CA)")
+	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
+	create.MarkFlagRequired("internal-url")
+
+	var up api.UpdateAppRequest
+	var upURL, upGroup, upTimeout string
+	update := &cobra.Command{
+		Use: "update NAME", Short: "Change an application's internal URL, group or timeout", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			if cmd.Flags().Changed("internal-url") {
+				up.InternalURL = &upURL
+			}
+			if cmd.Flags().Changed("group") {
+				up.Group = &upGroup
+			}
+			if cmd.Flags().Changed("timeout") {
+				up.Timeout = &upTimeout
+			}
+			return c.UpdateApp(cmd.Context(), output(cmd), args[0], up)
+		}),
+	}
+	update.Flags().StringVar(&upURL, "internal-url", "", "new internal URL")
+	update.Flags().StringVar(&upGroup, "group", "", "new connector group")
+	update.Flags().StringVar(&upTimeout, "timeout", "", "default (85 s) or long (180 s)")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List applications", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			return c.ListApps(cmd.Context(), output(cmd))
+		}),
+	}
+	show := &cobra.Command{
+		Use: "show NAME", Short: "Show one application", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.ShowApp(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete NAME", Short: "Stop publishing an application", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.DeleteApp(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	c.AddCommand(create, update, list, show, del)
+	return c
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func newAdminConnectorCmd() *cobra.Command {
+	c := &cobra.Command{Use: "connector", Short: "List, inspect and remove connectors"}
+	list := &cobra.Command{
+		Use: "list", Short: "List connectors with status, group, version and certificate expiry", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			return c.ListConnectors(cmd.Context(), output(cmd))
+		}),
+	}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show one connector", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.ShowConnector(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete ID", Short: "Remove a connector now: revoke its certificate and close its connections", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.DeleteConnector(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	c.AddCommand(list, show, del)
+	return c
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sallyport/sallyport/internal/cloud"
+)
+
+func newCloudCmd() *cobra.Command {
+	c := &cobra.Command{Use: "cloud", Short: "Run and set up the cloud service"}
+	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd())
+	return c
+}
+
+func newCloudInitCmd() *cobra.Command {
+	var o cloud.InitOptions
+	var pwFile string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a new cloud: data directory, CAs, first tenant and its Global Administrator",
+		Example: `  sallyport cloud init --data-dir /var/lib/sallyport/cloud --name sallyport.example.com \
+    --tenant contoso.com --admin admin@contoso.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pwFile != "" {
+				pw, err := readSecretFile(pwFile)
+				if err != nil {
+					return err
+				}
+				o.AdminPassword = pw
+			}
+			res, err := cloud.Init(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Created the cloud %s in %s.\n", o.Name, o.DataDir)
+			fmt.Fprintf(out, "Tenant %s with connector group 'Default'; Global Administrator %s.\n", o.Tenant, o.Admin)
+			if res.GeneratedPassword {
+				fmt.Fprintf(out, "Administrator password (shown once): %s\n", res.AdminPassword)
+			}
+			fmt.Fprintf(out, "Cloud CA certificate: %s\n", res.CACertPath)
+			fmt.Fprintf(out, "Cloud CA fingerprint: %s\n", res.CAFingerprint)
+			fmt.Fprintf(out, "Connectors and admin clients pin it with --ca-file %s or --ca-fingerprint %s\n", res.CACertPath, res.CAFingerprint)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data-dir", "", "directory for the cloud's state (must not exist or be empty)")
+	f.StringVar(&o.Name, "name", "", "DNS name of the cloud, e.g. sallyport.example.com")
+	f.StringVar(&o.Tenant, "tenant", "", "domain of the first tenant, e.g. contoso.com")
+	f.StringVar(&o.Admin, "admin", "", "first Global Administrator, USER@DOMAIN of the tenant")
+	f.StringVar(&pwFile, "admin-password-file", "", "file holding the administrator's password (default: generate and print one)")
+	for _, n := range []string{"data-dir", "name", "tenant", "admin"} {
+		cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}
+
+func newCloudServeCmd() *cobra.Command {
+	var cfg cloud.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve connectors, the admin API and applications on one TLS port",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = logger(cmd)
+			srv, err := cloud.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			if cfg.BackendTimeoutOverride > 0 {
+				cfg.Logger.Warn("test-only setting: every backend application timeout is overridden", "timeout", cfg.BackendTimeoutOverride)
+			}
+			ln, err := srv.Listen()
+			if err != nil {
+				return err
+			}
+			return srv.Serve(cmd.Context(), ln)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "the cloud's data directory (made by 'cloud init')")
+	f.StringVar(&cfg.Listen, "listen", ":443", "TLS address for connectors, the admin API and applications")
+	f.StringVar(&cfg.EdgeCertFile, "edge-cert", "", "PEM certificate chain the edge presents for the hosts it covers (e.g. *.NAME)")
+	f.StringVar(&cfg.EdgeKeyFile, "edge-key", "", "PEM key of --edge-cert")
+	f.DurationVar(&cfg.InactiveAfter, "inactive-after", 2*time.Minute, "a connector without heartbeat for this long is shown inactive")
+	f.DurationVar(&cfg.BackendTimeoutOverride, "test-backend-timeout", 0, "test only: replace every application's backend timeout")
+	f.MarkHidden("test-backend-timeout")
+	cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+func newCloudTenantCmd() *cobra.Command {
+	c := &cobra.Command{Use: "tenant", Short: "Operator commands on tenants (run on the cloud machine)"}
+	var dataDir, tenant, admin, pwFile string
+	add := &cobra.Command{
+		Use:   "add",
+		Short: "Add a tenant with its Default group and a Global Administrator (safe while serve runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			settings, err := cloud.LoadSettings(dataDir)
+			if err != nil {
+				return err
+			}
+			st, err := cloud.OpenStore(dataDir, settings)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			pw := ""
+			if pwFile != "" {
+				if pw, err = readSecretFile(pwFile); err != nil {
+					return err
+				}
+			}
+			res, err := cloud.AddTenant(cmd.Context(), st, tenant, admin, pw)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Added tenant %s (id %s) with connector group 'Default' and Global Administrator %s.\n", tenant, res.TenantID, admin)
+			if res.GeneratedPassword {
+				fmt.Fprintf(cmd.OutOrStdout(), "Administrator password (shown once): %s\n", res.AdminPassword)
+			}
+			return nil
+		},
+	}
+	f := add.Flags()
+	f.StringVar(&dataDir, "data-dir", "", "the cloud's data directory")
+	f.StringVar(&tenant, "tenant", "", "domain of the new tenant, e.g. fabrikam.com")
+	f.StringVar(&admin, "admin", "", "its first Global Administrator, USER@DOMAIN")
+	f.StringVar(&pwFile, "admin-password-file", "", "file holding the administrator's password (default: generate and print one)")
+	for _, n := range []string{"data-dir", "tenant", "admin"} {
+		add.MarkFlagRequired(n)
+	}
+	c.AddCommand(add)
+	return c
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/version"
+)
+
+func newConnectorCmd() *cobra.Command {
+	c := &cobra.Command{Use: "connector", Short: "Register and run the connector on a machine inside the private network"}
+	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd())
+	return c
+}
+
+func newRegisterCmd() *cobra.Command {
+	var o connector.RegisterOptions
+	var pwStdin bool
+	cmd := &cobra.Command{
+		Use:   "register",
+		Short: "Register this machine's connector with the cloud (the private key never leaves it)",
+		Example: `  printf '%s\n' "$PASSWORD" | sallyport connector register --cloud https://sallyport.example.com \
+    --user admin@contoso.com --password-stdin --ca-file cloud-ca.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Token == "" && o.User != "" {
+				pw, err := readPassword(cmd, pwStdin, "Password for "+o.User+": ")
+				if err != nil {
+					return err
+				}
+				o.Password = pw
+			}
+			o.Hostname, _ = os.Hostname()
+			o.Version = version.Version
+			tr, err := connector.Register(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Registered connector %s in tenant %s, group '%s'.\n", tr.ConnectorID, tr.Tenant, tr.Group)
+			fmt.Fprintf(cmd.OutOrStdout(), "Certificate thumbprint %s, valid until %s.\n", tr.Thumbprint, tr.ExpiresAt.Format(time.RFC3339))
+			fmt.Fprintf(cmd.OutOrStdout(), "State in %s. Start it with: sallyport connector run --dir %s\n", o.Dir, o.Dir)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.CloudURL, "cloud", "", "the cloud's URL, https://HOST[:PORT]")
+	f.StringVar(&o.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	f.StringVar(&o.User, "user", "", "an administrator of your tenant, USER@DOMAIN (at least Application Administrator)")
+	f.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+	f.StringVar(&o.Token, "token", "", "a registration token instead of a user and password")
+	f.StringVar(&o.Group, "group", "", "connector group to join (default 'Default')")
+	f.StringVar(&o.CAFile, "ca-file", "", "the cloud's CA certificate (cloud-ca.pem) to pin")
+	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "or the cloud CA's fingerprint, sha256:HEX, as 'cloud init' printed it")
+	cmd.MarkFlagRequired("cloud")
+	cmd.MarkFlagsMutuallyExclusive("ca-file", "ca-fingerprint")
+	cmd.MarkFlagsMutuallyExclusive("user", "token")
+	return cmd
+}
+
+func newRunCmd() *cobra.Command {
+	var cfg connector.Config
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the connector: keep tunnels to the cloud and serve its requests",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = logger(cmd)
+			cfg.Version = version.Version
+			c, err := connector.New(cfg)
+			if err != nil {
+				return err
+			}
+			return c.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
+	return cmd
+}
+
+func newStatusCmd() *cobra.Command {
+	var dir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the trust settings of this machine's connector",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := connector.LoadState(dir)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st.Trust)
+			}
+			t := st.Trust
+			days := int(time.Until(t.ExpiresAt).Hours() / 24)
+			fmt.Fprintf(out, "Connector:    %s\nTenant:       %s (%s)\nGroup:        %s\nCloud:        %s\nThumbprint:   %s\nKey:          %s\nIssued:       %s (%s)\nExpires:      %s (%d days left)\n",
+				t.ConnectorID, t.Tenant, t.TenantID, t.Group, t.CloudURL, t.Thumbprint, t.KeyLocation,
+				t.IssuedAt.Format(time.RFC3339), t.Source, t.ExpiresAt.Format(time.RFC3339), days)
+			return st.CheckValidity(time.Now())
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

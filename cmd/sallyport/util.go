@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sallyport/sallyport/internal/problem"
+)
+
+// logger returns the process logger: text to standard error, info level
+// (debug with --verbose).
+func logger(cmd *cobra.Command) *slog.Logger {
+	level := slog.LevelInfo
+	if v, _ := cmd.Flags().GetBool("verbose"); v {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+}
+
+// quietLogger logs only with --verbose (for short commands).
+func quietLogger(cmd *cobra.Command) *slog.Logger {
+	if v, _ := cmd.Flags().GetBool("verbose"); v {
+		return logger(cmd)
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// readPassword gets a password: one line from standard input with
+// --password-stdin, else typed at the terminal without echo.
+func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, error) {
+	if fromStdin {
+		r := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096))
+		line, err := r.ReadString('\n')
+		if err != nil && line == "" {
+			return "", problem.New(400, "no_password", "No password was given on standard input", "pipe the password into the command, for example: printf '%s\\n' \"$PASSWORD\" | sallyport ...")
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return "", problem.New(400, "no_password", "No password was given and standard input is not a terminal to ask for one", "use --password-stdin and pipe the password in")
+	}
+	fmt.Fprint(cmd.ErrOrStderr(), prompt)
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return "", problem.Newf(400, "no_password", "run the command again", "Reading the password failed (%v)", err)
+	}
+	return string(b), nil
+}
+
+// readSecretFile reads a password file (first line).
+func readSecretFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", problem.Newf(400, "password_file", "give a readable file holding the password on its first line", "The password file %s cannot be read (%v)", path, err)
+	}
+	return strings.TrimRight(strings.SplitN(string(raw), "\n", 2)[0], "\r"), nil
+}

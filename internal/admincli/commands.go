@@ -1,0 +1,195 @@
+package admincli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/api"
+)
+
+// Output writes results as tables (default) or JSON.
+type Output struct {
+	W    io.Writer
+	JSON bool
+}
+
+// Emit writes v as JSON, or calls table to print it.
+func (o Output) Emit(v any, table func(tw *tabwriter.Writer)) error {
+	if o.JSON {
+		enc := json.NewEncoder(o.W)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(o.W, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+// ListUsers prints the tenant's users.
+func (c *Client) ListUsers(ctx context.Context, o Output) error {
+	var us []api.User
+	if err := c.Do(ctx, http.MethodGet, "/users", nil, &us); err != nil {
+		return err
+	}
+	return o.Emit(us, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NAME\tROLE\tCREATED")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, when(u.CreatedAt))
+		}
+	})
+}
+
+// CreateUser creates a user.
+func (c *Client) CreateUser(ctx context.Context, o Output, in api.CreateUserRequest) error {
+	var u api.User
+	if err := c.Do(ctx, http.MethodPost, "/users", in, &u); err != nil {
+		return err
+	}
+	return o.Emit(u, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Created user %s with role %s.\n", u.Name, u.Role) })
+}
+
+// ListGroups prints the connector groups.
+func (c *Client) ListGroups(ctx context.Context, o Output) error {
+	var gs []api.Group
+	if err := c.Do(ctx, http.MethodGet, "/groups", nil, &gs); err != nil {
+		return err
+	}
+	return o.Emit(gs, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NAME\tCONNECTORS\tACTIVE\tAPPS")
+		for _, g := range gs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", g.Name, g.Connectors, g.ActiveConnectors, g.Apps)
+		}
+	})
+}
+
+// CreateGroup creates a connector group.
+func (c *Client) CreateGroup(ctx context.Context, o Output, name string) error {
+	var g api.Group
+	if err := c.Do(ctx, http.MethodPost, "/groups", api.CreateGroupRequest{Name: name}, &g); err != nil {
+		return err
+	}
+	return o.Emit(g, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Created connector group '%s'.\n", g.Name) })
+}
+
+// CreateApp publishes an application.
+func (c *Client) CreateApp(ctx context.Context, o Output, in api.CreateAppRequest) error {
+	var a api.App
+	if err := c.Do(ctx, http.MethodPost, "/apps", in, &a); err != nil {
+		return err
+	}
+	return o.Emit(a, func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "Published '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+	})
+}
+
+// UpdateApp changes an application.
+func (c *Client) UpdateApp(ctx context.Context, o Output, name string, in api.UpdateAppRequest) error {
+	var a api.App
+	if err := c.Do(ctx, http.MethodPatch, "/apps/"+url.PathEscape(name), in, &a); err != nil {
+		return err
+	}
+	return o.Emit(a, func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "Updated '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+	})
+}
+
+// ListApps prints the applications.
+func (c *Client) ListApps(ctx context.Context, o Output) error {
+	var as []api.App
+	if err := c.Do(ctx, http.MethodGet, "/apps", nil, &as); err != nil {
+		return err
+	}
+	return o.Emit(as, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NAME\tEXTERNAL URL\tINTERNAL URL\tGROUP\tTIMEOUT")
+		for _, a := range as {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+		}
+	})
+}
+
+// ShowApp prints one application.
+func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
+	var a api.App
+	if err := c.Do(ctx, http.MethodGet, "/apps/"+url.PathEscape(name), nil, &a); err != nil {
+		return err
+	}
+	return o.Emit(a, func(tw *tabwriter.Writer) {
+		rows := [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"External URL", a.ExternalURL}, {"Internal URL", a.InternalURL},
+			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
+			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+		}
+	})
+}
+
+// DeleteApp removes an application.
+func (c *Client) DeleteApp(ctx context.Context, o Output, name string) error {
+	if err := c.Do(ctx, http.MethodDelete, "/apps/"+url.PathEscape(name), nil, nil); err != nil {
+		return err
+	}
+	return o.Emit(map[string]string{"deleted": name}, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted application '%s'.\n", name) })
+}
+
+// ListConnectors prints the connectors.
+func (c *Client) ListConnectors(ctx context.Context, o Output) error {
+	var cs []api.Connector
+	if err := c.Do(ctx, http.MethodGet, "/connectors", nil, &cs); err != nil {
+		return err
+	}
+	return o.Emit(cs, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "ID\tSTATUS\tGROUP\tHOST NAME\tVERSION\tADDRESS\tTUNNELS\tIN FLIGHT\tCERT EXPIRES\tLAST SEEN")
+		for _, x := range cs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", x.ID, x.Status, x.Group, dash(x.Hostname), dash(x.Version),
+				dash(x.Address), x.Tunnels, x.InFlight, when(x.CertExpiresAt), when(x.LastSeenAt))
+		}
+	})
+}
+
+// ShowConnector prints one connector.
+func (c *Client) ShowConnector(ctx context.Context, o Output, id string) error {
+	var x api.Connector
+	if err := c.Do(ctx, http.MethodGet, "/connectors/"+url.PathEscape(id), nil, &x); err != nil {
+		return err
+	}
+	return o.Emit(x, func(tw *tabwriter.Writer) {
+		rows := [][2]string{{"ID", x.ID}, {"Status", x.Status}, {"Group", x.Group}, {"Host name", dash(x.Hostname)},
+			{"Version", dash(x.Version)}, {"Address", dash(x.Address)}, {"Tunnels", fmt.Sprint(x.Tunnels)},
+			{"In flight", fmt.Sprint(x.InFlight)}, {"Certificate expires", when(x.CertExpiresAt)},
+			{"Last seen", when(x.LastSeenAt)}, {"Registered", when(x.CreatedAt)}}
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+		}
+	})
+}
+
+// DeleteConnector removes a connector and revokes its certificate.
+func (c *Client) DeleteConnector(ctx context.Context, o Output, id string) error {
+	if err := c.Do(ctx, http.MethodDelete, "/connectors/"+url.PathEscape(id), nil, nil); err != nil {
+		return err
+	}
+	return o.Emit(map[string]string{"deleted": id}, func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "Deleted connector %s; its certificate is revoked and its connections are closed.\n", id)
+	})
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,158 @@
+// Package api holds the JSON shapes of the cloud's admin API and
+// registration endpoint, shared by the cloud (server side) and by the CLI
+// and connector (client side). It has no logic; docs/api.md documents it.
+package api
+
+import "time"
+
+// Prefix is the path prefix of every admin API route.
+const Prefix = "/api/v1"
+
+// Limits on request bodies.
+const (
+	MaxBody = 1 << 20
+)
+
+// ErrorBody is every error answer: {"error":{"code":"...","message":"..."}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the content of an error answer. Message is one sentence
+// with what failed, why and what to do; Step repeats the last part alone.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Step    string `json:"step,omitempty"`
+}
+
+// LoginRequest is POST /api/v1/login.
+type LoginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// LoginResponse carries a bearer token for later calls.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      string    `json:"user"`
+	Tenant    string    `json:"tenant"`
+	Role      string    `json:"role"`
+}
+
+// Me is GET /api/v1/me.
+type Me struct {
+	User     string `json:"user"`
+	Tenant   string `json:"tenant"`
+	TenantID string `json:"tenant_id"`
+	Role     string `json:"role"`
+}
+
+// RegisterRequest is POST /api/v1/connectors/register: a connector asks
+// for a certificate. Either User and Password, or Token, authenticate it.
+// The credentials are checked and never stored.
+type RegisterRequest struct {
+	User     string `json:"user,omitempty"`
+	Password string `json:"password,omitempty"`
+	Token    string `json:"token,omitempty"`
+	Group    string `json:"group,omitempty"` // default "Default"
+	CSR      string `json:"csr"`             // PEM
+	Hostname string `json:"hostname"`
+	Version  string `json:"version"`
+	// PreviousConnectorID, when set and known in the same tenant, keeps the
+	// connector's identity (id, group, history) on re-registration.
+	PreviousConnectorID string `json:"previous_connector_id,omitempty"`
+}
+
+// RegisterResponse carries the signed certificate.
+type RegisterResponse struct {
+	ConnectorID string    `json:"connector_id"`
+	TenantID    string    `json:"tenant_id"`
+	Tenant      string    `json:"tenant"`
+	Group       string    `json:"group"`
+	Certificate string    `json:"certificate"` // PEM
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	Reused      bool      `json:"reused"` // the previous identity was kept
+}
+
+// User is a user as the API shows it.
+type User struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Tenant    string    `json:"tenant"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateUserRequest is POST /api/v1/users.
+type CreateUserRequest struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Password string `json:"password"`
+}
+
+// Group is a connector group as the API shows it.
+type Group struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	Connectors       int       `json:"connectors"`
+	ActiveConnectors int       `json:"active_connectors"`
+	Apps             int       `json:"apps"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// CreateGroupRequest is POST /api/v1/groups.
+type CreateGroupRequest struct {
+	Name string `json:"name"`
+}
+
+// App is an application as the API shows it (never with its key).
+type App struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Group        string    `json:"group"`
+	ExternalHost string    `json:"external_host"`
+	ExternalURL  string    `json:"external_url"`
+	InternalURL  string    `json:"internal_url"`
+	Timeout      string    `json:"timeout"`
+	PreAuth      string    `json:"preauth"`
+	CustomCert   bool      `json:"custom_certificate"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// CreateAppRequest is POST /api/v1/apps.
+type CreateAppRequest struct {
+	Name         string `json:"name"`
+	InternalURL  string `json:"internal_url"`
+	Group        string `json:"group,omitempty"`         // default "Default"
+	ExternalHost string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
+	Timeout      string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
+	PreAuth      string `json:"preauth,omitempty"`       // "passthrough"
+	CertPEM      string `json:"cert_pem,omitempty"`      // optional edge certificate chain
+	KeyPEM       string `json:"key_pem,omitempty"`       // and its key
+}
+
+// UpdateAppRequest is PATCH /api/v1/apps/{name}; absent fields stay.
+type UpdateAppRequest struct {
+	InternalURL *string `json:"internal_url,omitempty"`
+	Group       *string `json:"group,omitempty"`
+	Timeout     *string `json:"timeout,omitempty"`
+}
+
+// Connector is a connector as the API shows it.
+type Connector struct {
+	ID            string    `json:"id"`
+	Group         string    `json:"group"`
+	Status        string    `json:"status"` // "active" or "inactive"
+	Hostname      string    `json:"hostname"`
+	Version       string    `json:"version"`
+	Address       string    `json:"address"`
+	Tunnels       int       `json:"tunnels"`
+	InFlight      int64     `json:"in_flight"`
+	CertExpiresAt time.Time `json:"cert_expires_at"`
+	LastSeenAt    time.Time `json:"last_seen_at"`
+	CreatedAt     time.Time `json:"created_at"`
+}

@@ -1,0 +1,283 @@
+package cloud
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store"
+)
+
+// MaxInternalURLLength bounds internal URLs.
+const MaxInternalURLLength = 2048
+
+// ValidAppName reports whether n can name an application: a DNS label of
+// lower-case letters, digits and hyphens, since the default external host
+// starts with it.
+func ValidAppName(n string) bool {
+	return len(n) <= 40 && edge.ValidDNSName(n) && !strings.Contains(n, ".")
+}
+
+// CheckInternalURL validates an internal URL.
+func CheckInternalURL(raw string) (*url.URL, error) {
+	bad := func(why string) error {
+		return problem.Newf(http.StatusBadRequest, "bad_internal_url",
+			"give the URL the connector's machine uses to reach the application, for example http://intranet.corp:8080/",
+			"The internal URL %q is not usable: %s", truncate(raw, 120), why)
+	}
+	if len(raw) > MaxInternalURLLength {
+		return nil, bad("it is too long")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, bad("it does not parse")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, bad("only http:// and https:// are supported")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, bad("it has no host")
+	}
+	if u.User != nil {
+		return nil, bad("it must not contain credentials")
+	}
+	if u.Fragment != "" || u.RawQuery != "" {
+		return nil, bad("it must not contain a query or fragment")
+	}
+	if _, ok := edge.NormalizeHost(u.Host); !ok {
+		return nil, bad("its host is not a valid name or address")
+	}
+	return u, nil
+}
+
+// appRequest is a checked CreateAppRequest.
+type appRequest struct {
+	app   store.Application
+	group store.Group
+}
+
+func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.CreateAppRequest) (*appRequest, error) {
+	if !ValidAppName(in.Name) {
+		return nil, problem.Newf(http.StatusBadRequest, "bad_app_name",
+			"use 1 to 40 lower-case letters, digits and hyphens, for example 'web' or 'expenses-2'",
+			"%q is not a valid application name", truncate(in.Name, 80))
+	}
+	iu, err := CheckInternalURL(in.InternalURL)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.groupByName(ctx, t, in.Group)
+	if err != nil {
+		return nil, err
+	}
+	host := in.ExternalHost
+	if host == "" {
+		host = in.Name + "-" + t.Label + "." + s.settings.Name
+	}
+	host, ok := edge.NormalizeHost(host)
+	if !ok || edge.ValidDNSName(host) == false || !strings.Contains(host, ".") {
+		return nil, problem.Newf(http.StatusBadRequest, "bad_external_host", "give a DNS name, for example intranet.contoso.com",
+			"The external host %q is not a valid DNS name", truncate(in.ExternalHost, 120))
+	}
+	if host == s.settings.Name {
+		return nil, problem.Newf(http.StatusBadRequest, "bad_external_host", "choose another host name",
+			"The external host %s is the cloud's own name, which serves the admin API", host)
+	}
+	if ih, _ := edge.NormalizeHost(iu.Host); ih == host || ih == s.settings.Name {
+		return nil, problem.Newf(http.StatusBadRequest, "request_loop",
+			"give the internal address of the application, which the connector reaches inside the site",
+			"The internal URL %s points back at the cloud (%s), which would make every request loop", iu, ih)
+	}
+	timeout := in.Timeout
+	if timeout == "" {
+		timeout = "default"
+	}
+	if timeout != "default" && timeout != "long" {
+		return nil, problem.Newf(http.StatusBadRequest, "bad_timeout", "use 'default' (85 s) or 'long' (180 s)", "%q is not a backend application timeout", truncate(in.Timeout, 40))
+	}
+	preauth := in.PreAuth
+	if preauth == "" {
+		preauth = "passthrough"
+	}
+	if preauth != "passthrough" {
+		return nil, problem.Newf(http.StatusBadRequest, "bad_preauth", "use 'passthrough'; sign-in at the cloud ('sallyport') comes in a later version",
+			"Pre-authentication %q is not available", truncate(in.PreAuth, 40))
+	}
+	if (in.CertPEM == "") != (in.KeyPEM == "") {
+		return nil, problem.New(http.StatusBadRequest, "bad_certificate", "Only one of the certificate and key was given", "give both or neither")
+	}
+	if in.CertPEM != "" {
+		if err := checkEdgeCert(in.CertPEM, in.KeyPEM, host); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now().UTC()
+	return &appRequest{group: g, app: store.Application{
+		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
+		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
+		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), CreatedAt: now, UpdatedAt: now,
+	}}, nil
+}
+
+func checkEdgeCert(certPEM, keyPEM, host string) error {
+	c, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		return problem.Newf(http.StatusBadRequest, "bad_certificate", "give a PEM certificate chain and its matching PEM private key", "The certificate cannot be used (%v)", err)
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err == nil {
+		err = leaf.VerifyHostname(host)
+	}
+	if err != nil {
+		return problem.Newf(http.StatusBadRequest, "bad_certificate", "give a certificate whose names include the external host", "The certificate does not cover %s", host)
+	}
+	return nil
+}
+
+func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var in api.CreateAppRequest
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	ar, err := s.checkAppRequest(r.Context(), p.Tenant, in)
+	if err != nil {
+		return err
+	}
+	if err := s.store.CreateApp(r.Context(), ar.app); errors.Is(err, store.ErrConflict) {
+		return problem.Newf(http.StatusConflict, "app_exists", "choose another name or external host",
+			"An application named '%s' or published at %s already exists", ar.app.Name, ar.app.ExternalHost)
+	} else if err != nil {
+		return err
+	}
+	if err := s.refreshRoutes(r.Context()); err != nil {
+		return err
+	}
+	s.log.Info("application published", "app", ar.app.Name, "tenant", p.Tenant.Domain, "external_host", ar.app.ExternalHost, "by", p.User.Name)
+	writeJSON(w, http.StatusCreated, s.apiApp(ar.app, ar.group.Name))
+	return nil
+}
+
+func (s *Server) apiApp(a store.Application, group string) api.App {
+	u := "https://" + a.ExternalHost
+	if port := s.publicPort(); port != "" && port != "443" {
+		u += ":" + port
+	}
+	return api.App{
+		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
+		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, CustomCert: len(a.CertPEM) > 0,
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+	}
+}
+
+func (s *Server) publicPort() string {
+	i := strings.LastIndexByte(s.cfg.Listen, ':')
+	if i < 0 {
+		return ""
+	}
+	return s.cfg.Listen[i+1:]
+}
+
+func (s *Server) appByName(ctx context.Context, t store.Tenant, name string) (store.Application, error) {
+	a, err := s.store.AppByName(ctx, t.ID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, problem.Newf(http.StatusNotFound, "no_app", "list the applications with 'sallyport admin app list'",
+			"There is no application '%s' in %s", truncate(name, 80), t.Domain)
+	}
+	return a, err
+}
+
+func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, p *principal) error {
+	apps, err := s.store.ListApps(r.Context(), p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	names, err := s.groupNames(r.Context(), p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]api.App, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, s.apiApp(a, names[a.GroupID]))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) handleGetApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	a, err := s.appByName(r.Context(), p.Tenant, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	names, err := s.groupNames(r.Context(), p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.apiApp(a, names[a.GroupID]))
+	return nil
+}
+
+func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	a, err := s.appByName(r.Context(), p.Tenant, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	var in api.UpdateAppRequest
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
+		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM)}
+	names, err := s.groupNames(r.Context(), p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	req.Group = names[a.GroupID]
+	if in.InternalURL != nil {
+		req.InternalURL = *in.InternalURL
+	}
+	if in.Group != nil {
+		req.Group = *in.Group
+	}
+	if in.Timeout != nil {
+		req.Timeout = *in.Timeout
+	}
+	ar, err := s.checkAppRequest(r.Context(), p.Tenant, req)
+	if err != nil {
+		return err
+	}
+	ar.app.ID, ar.app.CreatedAt = a.ID, a.CreatedAt
+	if err := s.store.UpdateApp(r.Context(), ar.app); err != nil {
+		return err
+	}
+	if err := s.refreshRoutes(r.Context()); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.apiApp(ar.app, ar.group.Name))
+	return nil
+}
+
+func (s *Server) handleDeleteApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	a, err := s.appByName(r.Context(), p.Tenant, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteApp(r.Context(), p.Tenant.ID, a.Name); err != nil {
+		return err
+	}
+	if err := s.refreshRoutes(r.Context()); err != nil {
+		return err
+	}
+	s.log.Info("application deleted", "app", a.Name, "tenant", p.Tenant.Domain, "by", p.User.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+var _ = fmt.Sprintf

@@ -1,0 +1,286 @@
+package cloud
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/store/sqlite"
+)
+
+// Files of the data directory.
+const (
+	SettingsFile = "cloud.json"
+	CACertFile   = "cloud-ca.pem"
+	CAKeyFile    = "cloud-ca.key"
+	StoreFile    = "store.db"
+)
+
+// Settings is the cloud's settings file (cloud.json).
+type Settings struct {
+	FormatVersion int    `json:"format_version"`
+	Name          string `json:"name"`
+	// ConnectorCertLifetime is how long connector certificates live (default 90 days).
+	ConnectorCertLifetime Duration `json:"connector_cert_lifetime"`
+	// Store is the store DSN; "" means sqlite in the data directory.
+	Store string `json:"store,omitempty"`
+}
+
+// Duration is a time.Duration written as "2160h0m0s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// DefaultConnectorCertLifetime is 90 days.
+const DefaultConnectorCertLifetime = 90 * 24 * time.Hour
+
+// InitOptions are the inputs of Init.
+type InitOptions struct {
+	DataDir       string
+	Name          string // the cloud's DNS name, e.g. sallyport.example.com
+	Tenant        string // first tenant's domain
+	Admin         string // first Global Administrator, USER@DOMAIN
+	AdminPassword string // "" to generate one
+}
+
+// InitResult says what Init made.
+type InitResult struct {
+	CACertPath        string
+	CAFingerprint     string
+	AdminPassword     string // set only when generated
+	TenantID          string
+	GeneratedPassword bool
+}
+
+// Init creates a new data directory: settings, the cloud CA, the store,
+// the first tenant (connector CA, Default group) and its administrator.
+// It refuses to touch a directory that already has content.
+func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
+	name, ok := edge.NormalizeHost(o.Name)
+	if !ok || !strings.Contains(name, ".") || edge.ValidDNSName(name) == false {
+		return nil, problem.Newf(400, "bad_name", "give the DNS name connectors and users will reach the cloud by, for example --name sallyport.example.com",
+			"The cloud name %q is not a valid DNS name with at least two labels", o.Name)
+	}
+	if err := checkEmptyDir(o.DataDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, problem.Newf(400, "data_dir", "choose a directory this user may create", "The data directory %s cannot be created (%v)", o.DataDir, err)
+	}
+	ca, err := pki.NewCA("Sallyport cloud CA "+name, 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	settings := Settings{FormatVersion: 1, Name: name, ConnectorCertLifetime: Duration(DefaultConnectorCertLifetime)}
+	js, _ := json.MarshalIndent(settings, "", "  ")
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{CAKeyFile, keyPEM, 0o600},
+		{CACertFile, ca.CertPEM, 0o644},
+		{SettingsFile, append(js, '\n'), 0o600},
+	} {
+		if err := pki.WriteFileAtomic(filepath.Join(o.DataDir, f.name), f.data, f.perm); err != nil {
+			return nil, problem.Newf(400, "data_dir", "check the directory's permissions and free space", "Writing %s failed (%v)", f.name, err)
+		}
+	}
+	st, err := OpenStore(o.DataDir, settings)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	res, err := AddTenant(ctx, st, o.Tenant, o.Admin, o.AdminPassword)
+	if err != nil {
+		return nil, err
+	}
+	res.CACertPath = filepath.Join(o.DataDir, CACertFile)
+	res.CAFingerprint = pki.Fingerprint(ca.Cert)
+	return res, nil
+}
+
+func checkEmptyDir(dir string) error {
+	if dir == "" {
+		return problem.New(400, "data_dir", "No data directory was given", "give one with --data-dir")
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return problem.Newf(400, "data_dir", "choose another directory with --data-dir", "The data directory %s cannot be read (%v)", dir, err)
+	}
+	if len(entries) > 0 {
+		return problem.Newf(409, "data_dir_exists",
+			"choose an empty or new directory, or add a tenant to the existing cloud with 'sallyport cloud tenant add'",
+			"The data directory %s is not empty, and init never overwrites an existing cloud", dir)
+	}
+	return nil
+}
+
+// LoadSettings reads the data directory's settings file.
+func LoadSettings(dataDir string) (Settings, error) {
+	var s Settings
+	raw, err := os.ReadFile(filepath.Join(dataDir, SettingsFile))
+	if err != nil {
+		return s, problem.Newf(400, "data_dir",
+			fmt.Sprintf("create a cloud with 'sallyport cloud init --data-dir %s ...' or give the right --data-dir", dataDir),
+			"%s is not a Sallyport cloud data directory (%s cannot be read)", dataDir, SettingsFile)
+	}
+	if err := json.Unmarshal(raw, &s); err != nil || s.Name == "" {
+		return s, problem.Newf(400, "data_dir", "restore it from a backup", "The settings file %s is damaged", filepath.Join(dataDir, SettingsFile))
+	}
+	if s.ConnectorCertLifetime <= 0 {
+		s.ConnectorCertLifetime = Duration(DefaultConnectorCertLifetime)
+	}
+	return s, nil
+}
+
+// OpenStore opens the store a data directory's settings name.
+func OpenStore(dataDir string, s Settings) (store.Store, error) {
+	dsn := s.Store
+	switch {
+	case dsn == "" || dsn == "sqlite:":
+		dsn = filepath.Join(dataDir, StoreFile)
+	case strings.HasPrefix(dsn, "sqlite:"):
+		dsn = strings.TrimPrefix(dsn, "sqlite:")
+	default:
+		return nil, problem.Newf(400, "store_dsn", "use a sqlite: store; PostgreSQL support comes with scale-out", "The store %q is not supported by this version", dsn)
+	}
+	st, err := sqlite.Open(dsn)
+	if err != nil {
+		return nil, problem.Newf(500, "store_open", "check the file's permissions and that the disk is not full", "The store %s cannot be opened (%v)", dsn, err)
+	}
+	return st, nil
+}
+
+// AddTenant creates a tenant with its connector CA, Default group and a
+// Global Administrator. It is safe while the cloud serves.
+func AddTenant(ctx context.Context, st store.Store, domain, admin, password string) (*InitResult, error) {
+	domain, ok := edge.NormalizeHost(domain)
+	if !ok || !strings.Contains(domain, ".") || !edge.ValidDNSName(domain) {
+		return nil, problem.Newf(400, "bad_domain", "give the organisation's DNS domain, for example --tenant contoso.com",
+			"The tenant domain %q is not a valid domain name", domain)
+	}
+	admin = strings.ToLower(strings.TrimSpace(admin))
+	if _, d, ok := splitUser(admin); !ok || d != domain {
+		return nil, problem.Newf(400, "bad_admin",
+			fmt.Sprintf("give an administrator of that domain, for example --admin admin@%s", domain),
+			"The administrator %q is not a user name of the tenant's domain %s", admin, domain)
+	}
+	res := &InitResult{}
+	if password == "" {
+		password = GeneratePassword()
+		res.AdminPassword = password
+		res.GeneratedPassword = true
+	} else if err := CheckPassword(password); err != nil {
+		return nil, err
+	}
+	hash, err := argon2id.CreateHash(password, argon2id.DefaultParams)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.NewCA("Sallyport connector CA "+domain, 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	t := store.Tenant{ID: NewID("t"), Domain: domain, Label: strings.SplitN(domain, ".", 2)[0], CreatedAt: now}
+	g := store.Group{ID: NewID("g"), TenantID: t.ID, Name: DefaultGroup, CreatedAt: now}
+	u := store.User{ID: NewID("u"), TenantID: t.ID, Name: admin, Role: store.RoleGlobalAdmin, PasswordHash: hash, CreatedAt: now}
+	err = st.CreateTenant(ctx, t, store.TenantCA{TenantID: t.ID, CertPEM: ca.CertPEM, KeyPEM: keyPEM}, g, u)
+	if errors.Is(err, store.ErrConflict) {
+		return nil, problem.Newf(409, "tenant_exists", "choose another domain, or manage the existing tenant with 'sallyport admin'",
+			"A tenant for %s (or the user %s) already exists", domain, admin)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.TenantID = t.ID
+	return res, nil
+}
+
+// DefaultGroup is the group every tenant has and new connectors join.
+const DefaultGroup = "Default"
+
+// MinPasswordLength is the shortest password accepted.
+const MinPasswordLength = 12
+
+// CheckPassword enforces the password policy.
+func CheckPassword(p string) error {
+	if len(p) < MinPasswordLength {
+		return problem.Newf(400, "weak_password", fmt.Sprintf("choose a password of at least %d characters", MinPasswordLength),
+			"The password is too short (%d characters)", len(p))
+	}
+	if len(p) > 1024 {
+		return problem.New(400, "weak_password", "The password is longer than 1024 characters", "choose a shorter one")
+	}
+	return nil
+}
+
+// GeneratePassword returns a random 24-character password.
+func GeneratePassword() string {
+	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 24)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// NewID returns a random id with a kind prefix, e.g. "c_3f9a...".
+func NewID(kind string) string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return fmt.Sprintf("%s_%x", kind, b)
+}
+
+// splitUser splits "name@domain".
+func splitUser(u string) (name, domain string, ok bool) {
+	i := strings.LastIndexByte(u, '@')
+	if i <= 0 || i == len(u)-1 || len(u) > 320 {
+		return "", "", false
+	}
+	name, domain = u[:i], u[i+1:]
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("._+-", c)) {
+			return "", "", false
+		}
+	}
+	if !edge.ValidDNSName(domain) {
+		return "", "", false
+	}
+	return name, domain, true
+}

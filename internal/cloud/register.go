@@ -1,0 +1,134 @@
+package cloud
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+
+	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store"
+)
+
+func hashPassword(p string) (string, error) { return argon2id.CreateHash(p, argon2id.DefaultParams) }
+
+// handleRegister signs a connector certificate. The user must be at least
+// an Application Administrator of their home tenant, and the connector is
+// always registered in that tenant.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if err := s.register(w, r); err != nil {
+		if p, ok := problem.As(err); ok && p.Status < 500 {
+			s.log.Info("connector registration refused", "address", r.RemoteAddr, "code", p.Code, "reason", p.Error())
+		}
+		s.writeError(w, r, err)
+	}
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	if !s.authLimit.allow(r) {
+		return errRateLimited
+	}
+	var in api.RegisterRequest
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	if in.Token != "" {
+		return problem.New(http.StatusBadRequest, "token_unsupported", "Registration tokens are not available on this cloud yet",
+			"register with an administrator's user name and password")
+	}
+	ctx := r.Context()
+	u, t, err := s.checkPassword(ctx, in.User, in.Password)
+	if err != nil {
+		if p, ok := problem.As(err); ok && p.Code == "bad_credentials" {
+			return problem.New(http.StatusUnauthorized, "bad_credentials",
+				"Connector registration failed: the user name or password is wrong",
+				"check both and run register again; the user name is the full name@domain")
+		}
+		return err
+	}
+	if !u.Role.CanManage() {
+		return problem.Newf(http.StatusForbidden, "registration_denied",
+			"register with an account that has at least the Application Administrator role in "+t.Domain+", or ask a Global Administrator to grant it",
+			"Connector registration failed: the registration request was denied because %s is a %s of %s, not an Application Administrator",
+			u.Name, roleTitle(u.Role), t.Domain)
+	}
+	csr, err := pki.ParseCSR([]byte(in.CSR))
+	if err != nil {
+		return problem.Newf(http.StatusBadRequest, "bad_csr", "run register again with this version of sallyport",
+			"Connector registration failed: the certificate signing request was refused (%v)", err)
+	}
+	g, err := s.groupByName(ctx, t, in.Group)
+	if err != nil {
+		return err
+	}
+	ca, err := s.tenantCA(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	rec := store.Connector{ID: NewID("c"), TenantID: t.ID, GroupID: g.ID, CreatedAt: now}
+	reused := false
+	if in.PreviousConnectorID != "" {
+		if prev, err := s.store.ConnectorByID(ctx, t.ID, in.PreviousConnectorID); err == nil {
+			rec, reused = prev, true
+			if in.Group != "" {
+				rec.GroupID = g.ID
+			}
+		}
+	}
+	notAfter := now.Add(time.Duration(s.settings.ConnectorCertLifetime))
+	der, err := ca.SignConnector(csr, pki.ConnectorIdentity{TenantID: t.ID, ConnectorID: rec.ID}, now.Add(-5*time.Minute), notAfter)
+	if err != nil {
+		return err
+	}
+	cert, err := pki.ParseCertPEM(pki.EncodeCertPEM(der))
+	if err != nil {
+		return err
+	}
+	rec.Hostname = truncate(strings.TrimSpace(in.Hostname), 255)
+	rec.Version = truncate(in.Version, 64)
+	rec.CertSerial, rec.CertThumbprint, rec.CertNotAfter = pki.SerialHex(cert), pki.Thumbprint(cert), cert.NotAfter
+	if reused {
+		err = s.replaceConnectorCert(r, rec)
+	} else {
+		err = s.store.CreateConnector(ctx, rec)
+	}
+	if err != nil {
+		return err
+	}
+	groupName := g.Name
+	if reused && in.Group == "" {
+		if pg, err := s.store.GroupByID(ctx, t.ID, rec.GroupID); err == nil {
+			groupName = pg.Name
+		}
+	}
+	s.log.Info("connector registered", "connector", rec.ID, "tenant", t.Domain, "group", groupName, "by", u.Name, "hostname", rec.Hostname, "reused_identity", reused)
+	writeJSON(w, http.StatusCreated, api.RegisterResponse{
+		ConnectorID: rec.ID, TenantID: t.ID, Tenant: t.Domain, Group: groupName,
+		Certificate: string(pki.EncodeCertPEM(der)), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Reused: reused,
+	})
+	return nil
+}
+
+// replaceConnectorCert gives an existing connector a new certificate: the
+// old one is revoked, the row keeps its id, group and history.
+func (s *Server) replaceConnectorCert(r *http.Request, rec store.Connector) error {
+	ctx := r.Context()
+	old, err := s.store.ConnectorByID(ctx, rec.TenantID, rec.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteConnector(ctx, rec.TenantID, rec.ID, "replaced by re-registration", s.now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	rec.CreatedAt, rec.LastSeenAt, rec.LastAddress = old.CreatedAt, old.LastSeenAt, old.LastAddress
+	if err := s.store.CreateConnector(ctx, rec); err != nil {
+		return err
+	}
+	s.registry.disconnect(rec.ID)
+	return nil
+}

@@ -1,0 +1,115 @@
+package cloud
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// Backend application timeouts.
+const (
+	TimeoutDefault = 85 * time.Second
+	TimeoutLong    = 180 * time.Second
+)
+
+// timeoutFor maps a timeout name to its duration.
+func timeoutFor(name string) time.Duration {
+	if name == "long" {
+		return TimeoutLong
+	}
+	return TimeoutDefault
+}
+
+// routeTable is an immutable snapshot of every published application,
+// rebuilt from the store after each change and periodically.
+type routeTable struct {
+	byHost  map[string]*edge.App
+	certs   map[string]*tls.Certificate // custom edge certificates by host
+	configs map[string]*tunnel.Config   // by group id
+}
+
+// Lookup implements edge.Routes.
+func (t *routeTable) Lookup(host string) (*edge.App, bool) {
+	a, ok := t.byHost[host]
+	return a, ok
+}
+
+// loadRoutes builds a routeTable from the store.
+func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
+	apps, err := s.store.ListAllApps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tenants, err := s.store.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}}
+	groupNames := map[string]string{}
+	for _, ten := range tenants {
+		groups, err := s.store.ListGroups(ctx, ten.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups {
+			groupNames[g.ID] = g.Name
+			t.configs[g.ID] = &tunnel.Config{TenantID: ten.ID, Tenant: ten.Domain, Group: g.Name, Apps: []tunnel.AppConfig{}}
+		}
+	}
+	domains := map[string]string{}
+	for _, ten := range tenants {
+		domains[ten.ID] = ten.Domain
+	}
+	for _, a := range apps {
+		ea := &edge.App{
+			ID: a.ID, TenantID: a.TenantID, Tenant: domains[a.TenantID], Name: a.Name,
+			GroupID: a.GroupID, Group: groupNames[a.GroupID], ExternalHost: a.ExternalHost,
+			InternalURL: a.InternalURL, Timeout: timeoutFor(a.Timeout), TimeoutName: a.Timeout,
+		}
+		t.byHost[a.ExternalHost] = ea
+		if len(a.CertPEM) > 0 {
+			if c, err := tls.X509KeyPair(a.CertPEM, a.KeyPEM); err == nil {
+				t.certs[a.ExternalHost] = &c
+			}
+		}
+		if cfg := t.configs[a.GroupID]; cfg != nil {
+			cfg.Apps = append(cfg.Apps, tunnel.AppConfig{
+				ID: a.ID, Name: a.Name, ExternalHost: a.ExternalHost, InternalURL: a.InternalURL, Timeout: ea.Timeout,
+			})
+		}
+	}
+	for _, cfg := range t.configs {
+		sort.Slice(cfg.Apps, func(i, j int) bool { return cfg.Apps[i].ID < cfg.Apps[j].ID })
+		js, _ := json.Marshal(cfg)
+		sum := sha256.Sum256(js)
+		cfg.Version = hex.EncodeToString(sum[:8])
+	}
+	return t, nil
+}
+
+// refreshRoutes reloads the route table and pushes changed group
+// configurations to live connectors.
+func (s *Server) refreshRoutes(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	t, err := s.loadRoutes(ctx)
+	if err != nil {
+		return err
+	}
+	s.routes.Store(t)
+	s.registry.pushAll(ctx, t)
+	return nil
+}
+
+// routesNow returns the current route table.
+func (s *Server) routesNow() *routeTable { return s.routes.Load() }
+
+// Lookup implements edge.Routes on the current table.
+func (s *Server) Lookup(host string) (*edge.App, bool) { return s.routes.Load().Lookup(host) }

@@ -1,0 +1,312 @@
+package cloud
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// Config is how the cloud service runs.
+type Config struct {
+	DataDir string
+	// Listen is the one TLS address for connectors, the admin API and
+	// applications. Default ":443".
+	Listen string
+	// EdgeCertFile and EdgeKeyFile, when set, are a certificate (e.g. a
+	// wildcard for *.NAME) the edge presents for the hosts it covers.
+	EdgeCertFile, EdgeKeyFile string
+	// BackendTimeoutOverride replaces every application's backend timeout
+	// (test-only setting).
+	BackendTimeoutOverride time.Duration
+	// InactiveAfter is how long without a heartbeat makes a connector
+	// inactive. Default 2 minutes.
+	InactiveAfter time.Duration
+	// HeartbeatInterval is how often the cloud pings each tunnel and
+	// records the connector as seen. Default 10s.
+	HeartbeatInterval time.Duration
+	// RefreshInterval is how often the route table is reloaded from the
+	// store (changes made through this instance apply at once). Default 5s.
+	RefreshInterval time.Duration
+	Tunnel          tunnel.ClientConfig
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Validate fills defaults.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return problem.New(400, "data_dir", "No data directory was given", "give one with --data-dir")
+	}
+	if c.Listen == "" {
+		c.Listen = ":443"
+	}
+	if (c.EdgeCertFile == "") != (c.EdgeKeyFile == "") {
+		return problem.New(400, "edge_cert", "Only one of the edge certificate and key files was given", "give both --edge-cert and --edge-key, or neither")
+	}
+	if c.InactiveAfter <= 0 {
+		c.InactiveAfter = 2 * time.Minute
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Server is a cloud service instance.
+type Server struct {
+	cfg      Config
+	settings Settings
+	log      *slog.Logger
+	store    store.Store
+	ca       *pki.CA
+	server   *tls.Certificate // for the cloud's name and *.name
+	edgeCert *tls.Certificate // optional, configured
+	onDemand sync.Map         // host → *tls.Certificate issued by the cloud CA
+
+	routes    atomic.Pointer[routeTable]
+	refreshMu sync.Mutex
+	registry  *registry
+	edge      *edge.Handler
+	api       http.Handler
+	authLimit *limiter
+	caCache   sync.Map // tenant id → *pki.CA
+
+	wg sync.WaitGroup // goroutines the server owns
+}
+
+// New opens the data directory and prepares a server.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	settings, err := LoadSettings(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := loadCloudCA(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	srvCert, err := ca.IssueServer([]string{settings.Name, "*." + settings.Name}, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, server: srvCert, authLimit: newLimiter(5, 30)}
+	if cfg.EdgeCertFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.EdgeCertFile, cfg.EdgeKeyFile)
+		if err != nil {
+			return nil, problem.Newf(400, "edge_cert", "give a PEM certificate chain and its matching PEM key",
+				"The edge certificate %s / %s cannot be loaded (%v)", cfg.EdgeCertFile, cfg.EdgeKeyFile, err)
+		}
+		s.edgeCert = &c
+	}
+	st, err := OpenStore(cfg.DataDir, settings)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	s.registry = newRegistry(s.log, s.routesNow)
+	t, err := s.loadRoutes(context.Background())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.routes.Store(t)
+	s.edge = edge.New(edge.Config{Routes: s, Dispatcher: s.registry, Logger: s.log, TimeoutOverride: cfg.BackendTimeoutOverride})
+	s.api = s.apiHandler()
+	return s, nil
+}
+
+func loadCloudCA(dir string) (*pki.CA, error) {
+	certPEM, err1 := os.ReadFile(filepath.Join(dir, CACertFile))
+	keyPEM, err2 := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, problem.Newf(400, "data_dir", "restore the data directory from a backup, or run 'sallyport cloud init' for a new cloud",
+			"The cloud CA in %s cannot be read (%v)", dir, err)
+	}
+	ca, err := pki.LoadCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, problem.Newf(400, "data_dir", "restore the data directory from a backup", "The cloud CA in %s is damaged (%v)", dir, err)
+	}
+	return ca, nil
+}
+
+// Name is the cloud's DNS name.
+func (s *Server) Name() string { return s.settings.Name }
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Refresh reloads the route table now (after changes made directly in the store).
+func (s *Server) Refresh(ctx context.Context) error { return s.refreshRoutes(ctx) }
+
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
+// Listen opens the configured TCP listener.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, problem.Newf(400, "listen",
+			"stop the program using that port, or choose another address with --listen (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+			"The cloud cannot listen on %s (%v)", s.cfg.Listen, errors.Unwrap(err))
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until ctx is done, then stops: tunnels are closed and
+// requests in flight get a few seconds to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           http.HandlerFunc(s.route),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(slogWriter{s.log}, "", 0),
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
+			tunnel.ALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) { s.serveTunnel(ctx, c) },
+		},
+	}
+	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
+		return err
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.tlsConfigFor}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.maintain(ctx)
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(tls.NewListener(ln, tlsCfg)) }()
+	s.log.Info("cloud service listening", "addr", ln.Addr().String(), "name", s.settings.Name)
+	select {
+	case err := <-errc:
+		s.registry.closeAll()
+		s.wg.Wait()
+		return err
+	case <-ctx.Done():
+	}
+	s.registry.closeAll()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	<-errc
+	s.wg.Wait()
+	return nil
+}
+
+// Close releases the store.
+func (s *Server) Close() error { return s.store.Close() }
+
+// maintain refreshes the route table periodically.
+func (s *Server) maintain(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.refreshRoutes(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reloading applications from the store failed", "error", err.Error())
+			}
+		}
+	}
+}
+
+// tlsConfigFor picks the TLS configuration by ALPN: connectors present a
+// client certificate (verified after the handshake, so a refusal can be
+// explained to the connector); everybody else gets the edge's.
+func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if slices.Contains(hello.SupportedProtos, tunnel.ALPN) {
+		return &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{*s.server},
+			ClientAuth:   tls.RequireAnyClientCert,
+			NextProtos:   []string{tunnel.ALPN},
+		}, nil
+	}
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: s.certificateFor,
+		NextProtos:     []string{"h2", "http/1.1"},
+	}, nil
+}
+
+// certificateFor chooses the edge certificate for a server name.
+func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	host, ok := edge.NormalizeHost(hello.ServerName)
+	if !ok {
+		return s.server, nil
+	}
+	t := s.routes.Load()
+	if c := t.certs[host]; c != nil {
+		return c, nil
+	}
+	if s.edgeCert != nil && hello.SupportsCertificate(s.edgeCert) == nil {
+		return s.edgeCert, nil
+	}
+	if hello.SupportsCertificate(s.server) == nil {
+		return s.server, nil
+	}
+	if _, ok := t.byHost[host]; ok {
+		if c, ok := s.onDemand.Load(host); ok {
+			return c.(*tls.Certificate), nil
+		}
+		c, err := s.ca.IssueServer([]string{host}, 90*24*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		s.onDemand.Store(host, c)
+		return c, nil
+	}
+	return s.server, nil
+}
+
+// route sends a request to the admin API (cloud's own name) or the edge.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if host, ok := edge.NormalizeHost(r.Host); ok && host == s.settings.Name {
+		s.api.ServeHTTP(w, r)
+		return
+	}
+	s.edge.ServeHTTP(w, r)
+}
+
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug("http server", "message", string(p))
+	return len(p), nil
+}
+
+// String describes the server for logs.
+func (s *Server) String() string { return fmt.Sprintf("cloud %s", s.settings.Name) }

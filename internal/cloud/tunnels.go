@@ -1,0 +1,193 @@
+package cloud
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// serveTunnel runs one connector tunnel connection until it ends. The
+// client certificate is verified here rather than in the handshake, so
+// that a refused connector is told why over the tunnel before it closes.
+func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
+	conn.SetDeadline(time.Time{})
+	addr := conn.RemoteAddr().String()
+	client, err := tunnel.NewClient(conn, s.cfg.Tunnel)
+	if err != nil {
+		return
+	}
+	defer client.Close()
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	defer stop()
+
+	rec, err := s.identify(ctx, conn.ConnectionState().PeerCertificates)
+	if err != nil {
+		p := problem.Public(err)
+		s.log.Warn("connector refused", "address", addr, "code", p.Code, "reason", p.Error())
+		refuse(ctx, client, p)
+		return
+	}
+	hello, err := getHello(ctx, client)
+	if err != nil {
+		s.log.Warn("connector did not answer its hello", "connector", rec.ID, "address", addr, "error", err.Error())
+		return
+	}
+	now := s.now()
+	if err := s.store.UpdateConnectorSeen(ctx, rec.TenantID, rec.ID, now, addr, hello.Hostname, hello.Version); err != nil {
+		s.log.Warn("recording connector failed", "connector", rec.ID, "error", err.Error())
+	}
+	lt := &liveTunnel{c: client}
+	s.registry.add(lt, rec.ID, rec.TenantID, rec.GroupID, addr, hello)
+	defer s.registry.remove(lt)
+	if err := s.registry.ensureConfig(ctx, lt); err != nil {
+		s.log.Warn("sending configuration to connector failed", "connector", rec.ID, "error", err.Error())
+		return
+	}
+	s.log.Info("connector tunnel up", "connector", rec.ID, "tenant", rec.TenantID, "hostname", hello.Hostname, "version", hello.Version, "address", addr)
+	s.heartbeat(ctx, client, rec, addr, hello)
+	s.log.Info("connector tunnel down", "connector", rec.ID, "address", addr)
+}
+
+// heartbeat pings the tunnel and records the connector as seen, until the
+// connection ends.
+func (s *Server) heartbeat(ctx context.Context, c *tunnel.Client, rec store.Connector, addr string, hello tunnel.Hello) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.Done():
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval)
+		err := c.Ping(pctx)
+		cancel()
+		if err != nil {
+			s.log.Warn("connector stopped answering pings; closing its tunnel", "connector", rec.ID, "address", addr)
+			c.Close()
+			return
+		}
+		if err := s.store.UpdateConnectorSeen(ctx, rec.TenantID, rec.ID, s.now(), addr, hello.Hostname, hello.Version); errors.Is(err, store.ErrNotFound) {
+			c.Close() // deleted meanwhile
+			return
+		}
+	}
+}
+
+// identify checks a connector's client certificate: issued by its
+// tenant's connector CA, valid now, not revoked, and current for a
+// connector that exists.
+func (s *Server) identify(ctx context.Context, chain []*x509.Certificate) (store.Connector, error) {
+	unknown := func(why string) error {
+		return problem.Newf(401, "connector_unknown",
+			"run 'sallyport connector register' on the connector's machine",
+			"The cloud does not accept this connector's certificate: %s", why)
+	}
+	if len(chain) == 0 {
+		return store.Connector{}, unknown("it presented none")
+	}
+	leaf := chain[0]
+	id, err := pki.IdentityFromCert(leaf)
+	if err != nil {
+		return store.Connector{}, unknown("it is not a Sallyport connector certificate")
+	}
+	ca, err := s.tenantCA(ctx, id.TenantID)
+	if err != nil {
+		return store.Connector{}, unknown("its tenant does not exist on this cloud")
+	}
+	now := s.now()
+	if now.After(leaf.NotAfter) {
+		return store.Connector{}, problem.Newf(401, "trust_expired",
+			"run 'sallyport connector register' on the connector's machine to register it again",
+			"Connector re-registration failed: the connector trust certificate expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Before(leaf.NotBefore) {
+		return store.Connector{}, problem.Newf(401, "clock_skew",
+			"set the clocks of the connector's machine and of the cloud right (NTP)",
+			"The connector's certificate is valid only from %s but the cloud's clock says %s", leaf.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return store.Connector{}, unknown("it was not issued by the tenant's connector CA")
+	}
+	serial := pki.SerialHex(leaf)
+	if rev, err := s.store.Revocation(ctx, serial); err == nil {
+		return store.Connector{}, problem.Newf(401, "connector_revoked",
+			"run 'sallyport connector register' on this machine if it should serve again",
+			"This connector's certificate was revoked on %s (%s)", rev.RevokedAt.UTC().Format(time.RFC3339), rev.Reason)
+	}
+	rec, err := s.store.ConnectorByID(ctx, id.TenantID, id.ConnectorID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Connector{}, problem.Newf(401, "connector_deleted",
+			"run 'sallyport connector register' on this machine if it should serve again",
+			"Connector %s no longer exists in its tenant (an administrator deleted it)", id.ConnectorID)
+	}
+	if err != nil {
+		return store.Connector{}, err
+	}
+	if rec.CertSerial != serial {
+		return store.Connector{}, unknown("it has been replaced by a newer certificate")
+	}
+	return rec, nil
+}
+
+func (s *Server) tenantCA(ctx context.Context, tenantID string) (*pki.CA, error) {
+	if v, ok := s.caCache.Load(tenantID); ok {
+		return v.(*pki.CA), nil
+	}
+	tc, err := s.store.TenantCA(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.LoadCA(tc.CertPEM, tc.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	s.caCache.Store(tenantID, ca)
+	return ca, nil
+}
+
+func getHello(ctx context.Context, c *tunnel.Client) (tunnel.Hello, error) {
+	var h tunnel.Hello
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://connector"+tunnel.PathHello, nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("hello answered %s", resp.Status)
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&h)
+	return h, err
+}
+
+// refuse tells the connector why it is refused; best effort.
+func refuse(ctx context.Context, c *tunnel.Client, p *problem.Problem) {
+	var eb tunnel.ErrorBody
+	eb.Error.Code, eb.Error.Message, eb.Error.Step = p.Code, p.Message, p.Step
+	js, _ := json.Marshal(eb)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://connector"+tunnel.PathRefuse, bytes.NewReader(js))
+	if resp, err := c.RoundTrip(req); err == nil {
+		resp.Body.Close()
+	}
+}

@@ -1,0 +1,82 @@
+package cloudlink
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/sallyport/sallyport/internal/problem"
+)
+
+// Explain turns an error met while reaching the cloud at t into a Problem
+// that says what failed, why, and what to do. Errors that already are
+// Problems pass through.
+func Explain(err error, t Target) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := problem.As(err); ok {
+		return err
+	}
+	fw := fmt.Sprintf("allow outbound TCP from this machine to %s in the firewall, and check that the cloud service is running", t.Addr)
+	var insp *InspectionError
+	var dnsErr *net.DNSError
+	var alert tls.AlertError
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &insp):
+		return problem.Newf(495, "tls_inspection",
+			fmt.Sprintf("exclude %s:443 from TLS inspection in the proxy or firewall (or check that %s leads to the Sallyport cloud)", insp.Host, insp.Host),
+			"TLS inspection detected between this machine and the cloud: the certificate for %s was issued by '%s', not by the Sallyport cloud CA",
+			insp.Host, insp.Issuer).Wrap(err)
+	case errors.As(err, &dnsErr):
+		return problem.Newf(502, "cloud_dns",
+			"check the cloud's name and this machine's DNS servers or hosts file",
+			"Unable to connect to the service at %s: the name %s does not resolve (%s)", t.URL, t.Host, dnsErr.Err).Wrap(err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return problem.Newf(502, "cloud_refused", fw,
+			"Unable to connect to the service at %s: the connection to %s was refused", t.URL, t.Addr).Wrap(err)
+	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return problem.Newf(504, "cloud_timeout", fw,
+			"Unable to connect to the service at %s: %s did not answer within %s", t.URL, t.Addr, DialTimeout).Wrap(err)
+	case strings.Contains(err.Error(), "unsupported protocol version") || (errors.As(err, &alert) && alert == 70):
+		return problem.Newf(526, "tls_version",
+			fmt.Sprintf("make the server at %s (or the proxy in front of it) accept TLS 1.2 or 1.3", t.Addr),
+			"The TLS handshake with %s failed: the other side offers only a TLS version older than 1.2, which Sallyport refuses", t.Addr).Wrap(err)
+	case errors.As(err, &unknownCA):
+		return problem.Newf(495, "cloud_untrusted",
+			"pin the cloud CA with --ca-file or --ca-fingerprint",
+			"The cloud's certificate at %s is not trusted", t.URL).Wrap(err)
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, errEOF(err)):
+		return problem.Newf(502, "cloud_reset", fw+"; a proxy or firewall may be cutting the connection",
+			"Unable to connect to the service at %s: the connection was closed during the TLS handshake", t.URL).Wrap(err)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return problem.Newf(502, "cloud_network", fw,
+			"Unable to connect to the service at %s because of a networking error (%v)", t.URL, err).Wrap(err)
+	}
+	return problem.Newf(502, "cloud_unreachable", fw,
+		"Unable to connect to the service at %s (%v)", t.URL, err).Wrap(err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// errEOF returns a sentinel only when err is an EOF during a handshake.
+func errEOF(err error) error {
+	if strings.HasSuffix(err.Error(), "EOF") {
+		return err
+	}
+	return errSentinelNever
+}
+
+var errSentinelNever = errors.New("never")

@@ -1,0 +1,267 @@
+package connector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tunnel"
+	"github.com/sallyport/sallyport/internal/version"
+)
+
+// handler serves the cloud's streams: control messages and proxied requests.
+type handler struct {
+	c         *Connector
+	transport *http.Transport
+	apps      atomic.Pointer[appTable]
+	mu        sync.Mutex // serialises config updates
+}
+
+type appTable struct {
+	cfg  tunnel.Config
+	byID map[string]*app
+}
+
+type app struct {
+	cfg    tunnel.AppConfig
+	target *url.URL
+	proxy  *httputil.ReverseProxy
+}
+
+func newHandler(c *Connector) *handler {
+	h := &handler{c: c}
+	h.transport = &http.Transport{
+		Proxy:                 nil, // backend forward proxies are per application (later)
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	h.apps.Store(&appTable{byID: map[string]*app{}})
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(tunnel.HeaderApp)
+	if id == "" {
+		h.serveControl(w, r)
+		return
+	}
+	a := h.apps.Load().byID[id]
+	if a == nil {
+		writeError(w, problem.Newf(http.StatusMisdirectedRequest, "app_not_configured",
+			"retry; the cloud sends the connector its configuration again",
+			"The connector has no application with id %s in its configuration", id))
+		return
+	}
+	if proto := tunnel.UpgradeRequested(r); proto != "" {
+		h.serveUpgrade(w, r, a, proto)
+		return
+	}
+	a.proxy.ServeHTTP(w, r)
+}
+
+func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == tunnel.PathHello:
+		writeJSON(w, tunnel.Hello{
+			ConnectorID:   h.c.state.Trust.ConnectorID,
+			TenantID:      h.c.state.Trust.TenantID,
+			Version:       version.Version,
+			Hostname:      h.c.cfg.Hostname,
+			OS:            runtime.GOOS,
+			Arch:          runtime.GOARCH,
+			ConfigVersion: h.apps.Load().cfg.Version,
+		})
+	case r.Method == http.MethodPut && r.URL.Path == tunnel.PathConfig:
+		var cfg tunnel.Config
+		if err := json.NewDecoder(io.LimitReader(r.Body, tunnel.MaxControlBody)).Decode(&cfg); err != nil {
+			http.Error(w, "bad configuration", http.StatusBadRequest)
+			return
+		}
+		if err := h.setConfig(cfg); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && r.URL.Path == tunnel.PathRefuse:
+		var eb tunnel.ErrorBody
+		json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&eb)
+		p := &problem.Problem{Status: 401, Code: eb.Error.Code, Message: eb.Error.Message, Step: eb.Error.Step, Err: errRefused}
+		h.c.log.Error("the cloud refused this connector", "code", p.Code, "reason", p.Error())
+		w.WriteHeader(http.StatusNoContent)
+		h.c.refuse(p)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// setConfig replaces the application table.
+func (h *handler) setConfig(cfg tunnel.Config) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cfg.Version == h.apps.Load().cfg.Version {
+		return nil
+	}
+	t := &appTable{cfg: cfg, byID: make(map[string]*app, len(cfg.Apps))}
+	for _, ac := range cfg.Apps {
+		u, err := url.Parse(ac.InternalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("application %s has an unusable internal URL", ac.Name)
+		}
+		a := &app{cfg: ac, target: u}
+		a.proxy = h.newProxy(a)
+		t.byID[ac.ID] = a
+	}
+	h.apps.Store(t)
+	h.c.log.Info("configuration received", "group", cfg.Group, "apps", len(cfg.Apps), "version", cfg.Version)
+	return nil
+}
+
+// ConfigVersion returns the version of the configuration held.
+func (c *Connector) ConfigVersion() string { return c.handler.apps.Load().cfg.Version }
+
+var bufPool = &bytePool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bytePool struct{ p sync.Pool }
+
+func (b *bytePool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bytePool) Put(x []byte) { b.p.Put(&x) }
+
+func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(a.target)
+			copyForwarded(pr.Out.Header, pr.In.Header)
+			stripTunnelHeaders(pr.Out.Header)
+		},
+		Transport:     h.transport,
+		FlushInterval: -1,
+		BufferPool:    bufPool,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the cloud gave up on this request; nobody reads an answer
+			}
+			p := h.backendProblem(a, err)
+			h.c.log.Warn("backend request failed", "app", a.cfg.Name, "request_id", r.Header.Get(tunnel.HeaderRequestID), "code", p.Code, "error", err.Error())
+			writeError(w, p)
+		},
+	}
+}
+
+func copyForwarded(out, in http.Header) {
+	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if v := in.Values(k); len(v) > 0 {
+			out[k] = v
+		}
+	}
+}
+
+func stripTunnelHeaders(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, tunnel.HeaderPrefix) {
+			delete(h, k)
+		}
+	}
+}
+
+// serveUpgrade carries an upgraded connection (WebSocket) to the backend.
+func (h *handler) serveUpgrade(w http.ResponseWriter, r *http.Request, a *app, proto string) {
+	out := r.Clone(r.Context())
+	out.URL = a.target.JoinPath(r.URL.Path)
+	out.URL.RawQuery = r.URL.RawQuery
+	out.Host = ""
+	out.RequestURI = ""
+	out.Body = http.NoBody
+	out.ContentLength = 0
+	stripTunnelHeaders(out.Header)
+	tunnel.PrepareUpgrade(out.Header, proto)
+	resp, err := h.transport.RoundTrip(out)
+	if err != nil {
+		if r.Context().Err() == nil {
+			writeError(w, h.backendProblem(a, err))
+		}
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+		return
+	}
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		writeError(w, problem.New(502, "backend_upgrade", "The internal application switched protocols but the connection cannot be carried", "report this to the Sallyport developers"))
+		return
+	}
+	tunnel.ServeUpgrade(w, r, resp.Header, backend, proto)
+}
+
+// backendProblem explains why the internal application could not be reached.
+func (h *handler) backendProblem(a *app, err error) *problem.Problem {
+	host := a.target.Hostname()
+	hostport := a.target.Host
+	where := fmt.Sprintf("connector %s", h.c.cfg.Hostname)
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr):
+		return problem.Newf(http.StatusBadGateway, "backend_dns",
+			fmt.Sprintf("check the internal URL of application '%s' and that the connector's machine resolves %s (DNS server or hosts file)", a.cfg.Name, host),
+			"The internal host '%s' of application '%s' does not resolve on %s (%s)", host, a.cfg.Name, where, dnsErr.Err).Wrap(err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return problem.Newf(http.StatusBadGateway, "backend_refused",
+			fmt.Sprintf("check that the application is running and listening on %s, and that no firewall blocks the connector's machine", hostport),
+			"The internal application '%s' at %s refused the connection from %s", a.cfg.Name, a.cfg.InternalURL, where).Wrap(err)
+	case isTimeout(err):
+		return problem.Newf(http.StatusBadGateway, "backend_unreachable",
+			fmt.Sprintf("check the network path from the connector's machine to %s (routing, firewall)", hostport),
+			"The internal application '%s' at %s did not accept a connection from %s in time", a.cfg.Name, a.cfg.InternalURL, where).Wrap(err)
+	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
+		return problem.Newf(http.StatusBadGateway, "backend_tls",
+			fmt.Sprintf("check the TLS certificate of %s, or publish the application with an http:// internal URL", hostport),
+			"The TLS handshake with the internal application '%s' at %s failed on %s (%v)", a.cfg.Name, a.cfg.InternalURL, where, err).Wrap(err)
+	}
+	return problem.Newf(http.StatusBadGateway, "backend_failed",
+		fmt.Sprintf("check that the application at %s works when loaded from the connector's machine", a.cfg.InternalURL),
+		"The request to the internal application '%s' at %s failed on %s (%v)", a.cfg.Name, a.cfg.InternalURL, where, err).Wrap(err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with a response the connector made itself.
+func writeError(w http.ResponseWriter, p *problem.Problem) {
+	var eb tunnel.ErrorBody
+	eb.Error.Code, eb.Error.Message, eb.Error.Step = p.Code, p.Message, p.Step
+	w.Header().Set(tunnel.HeaderError, p.Code)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(eb)
+}

@@ -1,0 +1,236 @@
+package connector
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/cloudlink"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// Config is how a connector runs.
+type Config struct {
+	Dir string
+	// Connections is the number of tunnel connections kept to the cloud. Default 2.
+	Connections int
+	// Version and Hostname are reported to the cloud.
+	Version  string
+	Hostname string
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts (jittered exponential). Defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// Tunnel tunes each tunnel connection.
+	Tunnel tunnel.ServerConfig
+	// Dial, if set, replaces the TCP dial to the cloud (tests).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Now, if set, replaces time.Now (tests).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		c.Dir = DefaultDir()
+	}
+	if c.Connections == 0 {
+		c.Connections = 2
+	}
+	if c.Connections < 1 || c.Connections > 16 {
+		return problem.Newf(400, "bad_config", "use a value from 1 to 16", "The number of tunnel connections %d is out of range", c.Connections)
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 500 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.Dial == nil {
+		c.Dial = cloudlink.DialContext
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Connector is a running connector.
+type Connector struct {
+	cfg     Config
+	state   *State
+	log     *slog.Logger
+	handler *handler
+
+	mu      sync.Mutex
+	up      int
+	refusal error // set when the cloud refused this connector for good
+	stop    context.CancelFunc
+}
+
+// New loads the state directory and prepares a connector.
+func New(cfg Config) (*Connector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := LoadState(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Connector{cfg: cfg, state: st, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID)}
+	c.handler = newHandler(c)
+	return c, nil
+}
+
+// State returns the loaded state directory.
+func (c *Connector) State() *State { return c.state }
+
+// TunnelsUp is the number of tunnel connections currently established.
+func (c *Connector) TunnelsUp() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up
+}
+
+// Run keeps the tunnels up until ctx is done, then returns nil; or until
+// the cloud refuses the connector for good (revoked, expired), returning
+// that refusal.
+func (c *Connector) Run(ctx context.Context) error {
+	if err := c.state.CheckValidity(c.cfg.Now()); err != nil {
+		if p, ok := problem.As(err); ok && p.Code == "trust_expired" {
+			c.log.Error(ExpiredMessage, "event_id", 1000, "expired_at", c.state.Leaf.NotAfter)
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.stop = cancel
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := range c.cfg.Connections {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.keepTunnel(ctx, i)
+		}()
+	}
+	c.log.Info("connector started", "cloud", c.state.Target.URL, "connections", c.cfg.Connections, "group", c.state.Trust.Group)
+	wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refusal
+}
+
+// keepTunnel keeps one tunnel connection up, forever.
+func (c *Connector) keepTunnel(ctx context.Context, slot int) {
+	log := c.log.With("tunnel", slot)
+	failures := 0
+	for ctx.Err() == nil {
+		conn, err := c.dial(ctx)
+		if err != nil {
+			failures++
+			if ctx.Err() != nil {
+				return
+			}
+			if failures == 1 || failures%10 == 0 {
+				log.Warn("cannot connect to the cloud; retrying", "error", err.Error(), "attempts", failures)
+			}
+			c.wait(ctx, failures)
+			continue
+		}
+		if failures > 0 {
+			log.Info("connected to the cloud", "after_attempts", failures)
+		}
+		started := time.Now()
+		c.setUp(+1)
+		tunnel.Serve(ctx, conn, c.handler, c.cfg.Tunnel)
+		c.setUp(-1)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			failures = 0
+		}
+		failures++
+		log.Warn("tunnel connection to the cloud closed; reconnecting")
+		c.wait(ctx, failures)
+	}
+}
+
+func (c *Connector) setUp(d int) {
+	c.mu.Lock()
+	c.up += d
+	c.mu.Unlock()
+}
+
+// wait sleeps the backoff for the n-th consecutive failure, or until ctx
+// is done. Full jitter: a random wait in [d/2, d].
+func (c *Connector) wait(ctx context.Context, n int) {
+	d := c.cfg.MinBackoff
+	for i := 1; i < n && d < c.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.MaxBackoff)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
+	t := c.state.Target
+	dctx, cancel := context.WithTimeout(ctx, cloudlink.DialTimeout)
+	defer cancel()
+	raw, err := c.cfg.Dial(dctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, cloudlink.Explain(err, t)
+	}
+	cfg := cloudlink.TLSConfig(t.Host, c.state.CloudCA, tunnel.ALPN)
+	cert := c.state.Cert
+	cfg.Certificates = []tls.Certificate{cert}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(dctx); err != nil {
+		raw.Close()
+		return nil, cloudlink.Explain(err, t)
+	}
+	if conn.ConnectionState().NegotiatedProtocol != tunnel.ALPN {
+		conn.Close()
+		return nil, problem.Newf(502, "not_sallyport",
+			fmt.Sprintf("check that %s is the Sallyport cloud and that no proxy in between strips TLS ALPN", t.Addr),
+			"The server at %s does not speak the Sallyport connector protocol", t.Addr)
+	}
+	return conn, nil
+}
+
+// refuse records a permanent refusal from the cloud and stops Run.
+func (c *Connector) refuse(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusal == nil {
+		c.refusal = err
+	}
+	if c.stop != nil {
+		c.stop()
+	}
+}
+
+// errRefused marks refusal problems.
+var errRefused = errors.New("refused by the cloud")

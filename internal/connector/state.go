@@ -1,0 +1,197 @@
+package connector
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/cloudlink"
+	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
+)
+
+// Files of the state directory.
+const (
+	TrustFile   = "trust.json"
+	KeyFile     = "connector.key"
+	CertFile    = "connector.crt"
+	CloudCAFile = "cloud-ca.pem"
+)
+
+// DefaultDir is the state directory used when --dir is not given.
+func DefaultDir() string {
+	switch runtime.GOOS {
+	case "windows":
+		if p := os.Getenv("ProgramData"); p != "" {
+			return filepath.Join(p, "Sallyport", "connector")
+		}
+		return `C:\ProgramData\Sallyport\connector`
+	case "darwin":
+		return "/Library/Application Support/Sallyport/connector"
+	default:
+		return "/var/lib/sallyport/connector"
+	}
+}
+
+// Trust is the trust settings file (trust.json): what the connector knows
+// about its identity and its certificate. docs/connector.md documents each
+// field. It holds no secret.
+type Trust struct {
+	FormatVersion int       `json:"format_version"`
+	ConnectorID   string    `json:"connector_id"`
+	TenantID      string    `json:"tenant_id"`
+	Tenant        string    `json:"tenant"`
+	Group         string    `json:"group"`
+	CloudURL      string    `json:"cloud_url"`
+	Thumbprint    string    `json:"thumbprint"`
+	Serial        string    `json:"serial"`
+	KeyLocation   string    `json:"key_location"`
+	CertFile      string    `json:"cert_file"`
+	CloudCAFile   string    `json:"cloud_ca_file"`
+	IssuedAt      time.Time `json:"issued_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	// Source is "registration" or "renewal": where the current
+	// certificate came from.
+	Source string `json:"source"`
+}
+
+// State is a loaded, checked state directory.
+type State struct {
+	Dir     string
+	Trust   Trust
+	Cert    tls.Certificate
+	Leaf    *x509.Certificate
+	CloudCA *x509.Certificate
+	Target  cloudlink.Target
+}
+
+func notRegistered(dir string, why string) error {
+	return problem.Newf(400, "not_registered",
+		fmt.Sprintf("run 'sallyport connector register --dir %s' on this machine", dir),
+		"This machine has no usable connector registration in %s: %s", dir, why)
+}
+
+// LoadState reads and checks the state directory.
+func LoadState(dir string) (*State, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, notRegistered(dir, "the trust settings file "+TrustFile+" does not exist")
+	}
+	if err != nil {
+		return nil, problem.Newf(400, "state_unreadable",
+			"run the connector as a user who can read that directory, or fix its permissions",
+			"The connector cannot read its state directory %s (%v)", dir, err)
+	}
+	var tr Trust
+	if err := json.Unmarshal(raw, &tr); err != nil || tr.ConnectorID == "" {
+		return nil, notRegistered(dir, "the trust settings file is damaged")
+	}
+	keyPath := filepath.Join(dir, KeyFile)
+	if err := checkKeyMode(keyPath); err != nil {
+		return nil, err
+	}
+	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if err != nil {
+		return nil, notRegistered(dir, "the certificate file cannot be read")
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, notRegistered(dir, "the private key file cannot be read")
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, notRegistered(dir, "the certificate and private key do not match")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, notRegistered(dir, "the certificate is damaged")
+	}
+	cert.Leaf = leaf
+	if got := pki.Thumbprint(leaf); got != tr.Thumbprint {
+		return nil, notRegistered(dir, fmt.Sprintf("the certificate's thumbprint %s does not match the trust settings file (%s)", got, tr.Thumbprint))
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, CloudCAFile))
+	if err != nil {
+		return nil, notRegistered(dir, "the pinned cloud CA cannot be read")
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		return nil, notRegistered(dir, "the pinned cloud CA is damaged")
+	}
+	target, err := cloudlink.ParseURL(tr.CloudURL)
+	if err != nil {
+		return nil, err
+	}
+	return &State{Dir: dir, Trust: tr, Cert: cert, Leaf: leaf, CloudCA: ca, Target: target}, nil
+}
+
+func checkKeyMode(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil // reported when reading
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return problem.Newf(400, "key_permissions",
+			fmt.Sprintf("run 'chmod 600 %s' and keep the key readable only by the connector's user", path),
+			"The connector's private key %s is readable by other users (mode %04o)", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// ExpiredMessage is event 1000's message.
+const ExpiredMessage = "Connector re-registration failed: the connector trust certificate expired. Run 'sallyport connector register' on this machine to register the connector again."
+
+// CheckValidity reports an expired or not-yet-valid certificate at now.
+func (s *State) CheckValidity(now time.Time) error {
+	if now.After(s.Leaf.NotAfter) {
+		return &problem.Problem{Status: 401, Code: "trust_expired",
+			Message: fmt.Sprintf("Connector re-registration failed: the connector trust certificate expired on %s (this machine's clock says %s)", s.Leaf.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)),
+			Step:    fmt.Sprintf("run 'sallyport connector register --dir %s' on this machine to register the connector again", s.Dir)}
+	}
+	if now.Before(s.Leaf.NotBefore) {
+		return problem.Newf(401, "clock_skew",
+			"set this machine's clock right (enable NTP) and start the connector again",
+			"The connector's certificate is not valid yet: it starts at %s but this machine's clock says %s",
+			s.Leaf.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// writeState writes a fresh registration. The trust settings file is
+// written last, so a crash leaves either the old registration or the new
+// one, never a mix that LoadState accepts.
+func writeState(dir string, tr Trust, keyPEM, certPEM, caPEM []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return problem.Newf(400, "state_unwritable",
+			"run register as a user who may create that directory, or choose another with --dir",
+			"The connector cannot create its state directory %s (%v)", dir, err)
+	}
+	writes := []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{KeyFile, keyPEM, 0o600},
+		{CertFile, certPEM, 0o644},
+		{CloudCAFile, caPEM, 0o644},
+	}
+	for _, w := range writes {
+		if err := pki.WriteFileAtomic(filepath.Join(dir, w.name), w.data, w.perm); err != nil {
+			return problem.Newf(400, "state_unwritable",
+				"run register as a user who may write that directory, or choose another with --dir",
+				"The connector cannot write %s (%v)", filepath.Join(dir, w.name), err)
+		}
+	}
+	js, _ := json.MarshalIndent(tr, "", "  ")
+	return pki.WriteFileAtomic(filepath.Join(dir, TrustFile), append(js, '\n'), 0o644)
+}

@@ -1,0 +1,253 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// App is a published application as the edge needs it.
+type App struct {
+	ID           string
+	TenantID     string
+	Tenant       string // primary domain, for messages
+	Name         string
+	GroupID      string
+	Group        string // name, for messages
+	ExternalHost string
+	InternalURL  string
+	Timeout      time.Duration
+	TimeoutName  string // "default" or "long"
+}
+
+// Routes finds the application published at a normalised host.
+type Routes interface {
+	Lookup(host string) (*App, bool)
+}
+
+// Dispatcher sends a request to a connector of app's group and returns
+// its response. It fails with a *problem.Problem when no connector can
+// take the request.
+type Dispatcher interface {
+	RoundTrip(app *App, req *http.Request) (*http.Response, error)
+}
+
+// Config configures a Handler.
+type Config struct {
+	Routes     Routes
+	Dispatcher Dispatcher
+	Logger     *slog.Logger
+	// TimeoutOverride, when positive, replaces every application's backend
+	// timeout (a test-only setting).
+	TimeoutOverride time.Duration
+}
+
+// Handler serves application hosts.
+type Handler struct {
+	cfg   Config
+	log   *slog.Logger
+	proxy *httputil.ReverseProxy
+}
+
+type ctxKey struct{}
+
+type reqInfo struct {
+	app       *App
+	requestID string
+	timeout   time.Duration
+}
+
+// New returns a Handler.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      roundTripperFunc(h.roundTrip),
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.errorHandler,
+		ErrorLog:       log.New(io.Discard, "", 0),
+		FlushInterval:  -1,
+	}
+	return h
+}
+
+// ServeHTTP serves one request for an application host.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host, ok := NormalizeHost(r.Host)
+	var app *App
+	if ok {
+		app, ok = h.cfg.Routes.Lookup(host)
+	}
+	rid := newRequestID()
+	w.Header().Set(tunnel.HeaderRequestID, rid)
+	if !ok {
+		WritePage(w, r, problem.Newf(http.StatusNotFound, "no_application",
+			"check the address; an administrator can list published applications with 'sallyport admin app list'",
+			"No application is published at %s", hostForMessage(r.Host)), rid)
+		return
+	}
+	// Read the request body while the response is being written: a proxy
+	// must be full duplex (see docs/protocol.md).
+	http.NewResponseController(w).EnableFullDuplex()
+	timeout := app.Timeout
+	if h.cfg.TimeoutOverride > 0 {
+		timeout = h.cfg.TimeoutOverride
+	}
+	ctx := context.WithValue(r.Context(), ctxKey{}, &reqInfo{app: app, requestID: rid, timeout: timeout})
+	h.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqInfo) }
+
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	ri := info(pr.In)
+	for k := range pr.Out.Header {
+		if strings.HasPrefix(k, tunnel.HeaderPrefix) {
+			delete(pr.Out.Header, k)
+		}
+	}
+	pr.SetXForwarded()
+	pr.Out.URL.Scheme = "https"
+	pr.Out.URL.Host = ri.app.ExternalHost
+	pr.Out.Host = pr.In.Host
+	pr.Out.Header.Set(tunnel.HeaderApp, ri.app.ID)
+	pr.Out.Header.Set(tunnel.HeaderRequestID, ri.requestID)
+}
+
+var errTimeout = errors.New("backend application timeout")
+
+// roundTrip sends the request through the dispatcher, bounded by the
+// backend application timeout until the response headers arrive.
+func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
+	ri := info(req)
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(ri.timeout, func() { cancel(errTimeout) })
+	resp, err := h.cfg.Dispatcher.RoundTrip(ri.app, req.WithContext(ctx))
+	if !timer.Stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel(nil)
+		return nil, timeoutProblem(ri)
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
+		resp.Body = &cancelRWBody{ReadWriteCloser: rw, cancel: cancel}
+	} else {
+		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	}
+	return resp, nil
+}
+
+func timeoutProblem(ri *reqInfo) *problem.Problem {
+	step := fmt.Sprintf("make the application answer faster, or set its timeout to 'long' (180 s) with 'sallyport admin app update %s --timeout long'", ri.app.Name)
+	if ri.app.TimeoutName == "long" {
+		step = "make the application answer faster; 180 s is the longest backend application timeout"
+	}
+	return problem.Newf(http.StatusGatewayTimeout, "backend_timeout", step,
+		"The internal application '%s' at %s did not answer within %s (backend application timeout '%s')",
+		ri.app.Name, ri.app.InternalURL, ri.timeout, ri.app.TimeoutName)
+}
+
+// modifyResponse turns a response the connector made itself (an error)
+// into an edge error, and removes protocol headers.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	code := resp.Header.Get(tunnel.HeaderError)
+	for k := range resp.Header {
+		if strings.HasPrefix(k, tunnel.HeaderPrefix) {
+			delete(resp.Header, k)
+		}
+	}
+	if code == "" {
+		return nil
+	}
+	var eb tunnel.ErrorBody
+	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb)
+	resp.Body.Close()
+	msg := eb.Error.Message
+	if msg == "" {
+		msg = "The connector could not serve the request"
+	}
+	return &problem.Problem{Status: resp.StatusCode, Code: code, Message: msg, Step: eb.Error.Step}
+}
+
+func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	ri := info(r)
+	var p *problem.Problem
+	switch {
+	case r.Context().Err() != nil:
+		h.log.Info("client went away", "app", ri.app.Name, "request_id", ri.requestID)
+		return
+	default:
+		var ok bool
+		if p, ok = problem.As(err); !ok {
+			p = problem.Newf(http.StatusBadGateway, "connector_lost",
+				"retry; if it keeps happening, run 'sallyport connector doctor' on the group's connectors",
+				"The connection to the connector serving '%s' (group '%s' of %s) broke before it answered", ri.app.Name, ri.app.Group, ri.app.Tenant).Wrap(err)
+		}
+	}
+	attrs := []any{"app", ri.app.Name, "tenant", ri.app.Tenant, "request_id", ri.requestID, "status", p.Status, "code", p.Code}
+	if p.Err != nil {
+		attrs = append(attrs, "error", p.Err.Error())
+	}
+	h.log.Warn("edge request failed", attrs...)
+	WritePage(w, r, p, ri.requestID)
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
+}
+
+type cancelRWBody struct {
+	io.ReadWriteCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelRWBody) Close() error {
+	err := b.ReadWriteCloser.Close()
+	b.cancel(nil)
+	return err
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func hostForMessage(h string) string {
+	if len(h) > 100 {
+		h = h[:100] + "…"
+	}
+	return fmt.Sprintf("%q", h)
+}

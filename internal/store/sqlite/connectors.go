@@ -1,0 +1,125 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/store"
+)
+
+// groupCols is the column list scanGroup reads.
+const groupCols = `id, tenant_id, name, created_at`
+
+func scanGroup(r scanner) (store.Group, error) {
+	var g store.Group
+	err := r.Scan(&g.ID, &g.TenantID, &g.Name, timeCol{&g.CreatedAt})
+	return g, err
+}
+
+func insertGroup(ctx context.Context, q querier, g store.Group) error {
+	return exec(ctx, q, "create group",
+		`INSERT INTO connector_groups (`+groupCols+`) VALUES (?, ?, ?, ?)`,
+		g.ID, g.TenantID, g.Name, nanos(g.CreatedAt))
+}
+
+// CreateGroup inserts g; a name already used in its tenant is
+// store.ErrConflict.
+func (s *Store) CreateGroup(ctx context.Context, g store.Group) error {
+	return insertGroup(ctx, s.db, g)
+}
+
+// GroupByID returns the group id of tenantID.
+func (s *Store) GroupByID(ctx context.Context, tenantID, id string) (store.Group, error) {
+	return getOne(ctx, s.db, scanGroup, "group by id",
+		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? AND id = ?`, tenantID, id)
+}
+
+// GroupByName returns the group of tenantID named name.
+func (s *Store) GroupByName(ctx context.Context, tenantID, name string) (store.Group, error) {
+	return getOne(ctx, s.db, scanGroup, "group by name",
+		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? AND name = ?`, tenantID, name)
+}
+
+// ListGroups returns the groups of tenantID, ordered by name.
+func (s *Store) ListGroups(ctx context.Context, tenantID string) ([]store.Group, error) {
+	return getAll(ctx, s.db, scanGroup, "list groups",
+		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? ORDER BY name`, tenantID)
+}
+
+// connectorCols is the column list scanConnector reads.
+const connectorCols = `id, tenant_id, group_id, hostname, version, cert_serial, cert_thumbprint,
+	cert_not_after, created_at, last_seen_at, last_address`
+
+func scanConnector(r scanner) (store.Connector, error) {
+	var c store.Connector
+	err := r.Scan(&c.ID, &c.TenantID, &c.GroupID, &c.Hostname, &c.Version, &c.CertSerial, &c.CertThumbprint,
+		timeCol{&c.CertNotAfter}, timeCol{&c.CreatedAt}, timeCol{&c.LastSeenAt}, &c.LastAddress)
+	return c, err
+}
+
+// CreateConnector inserts c. Its group must belong to its tenant, otherwise
+// the result is store.ErrNotFound.
+func (s *Store) CreateConnector(ctx context.Context, c store.Connector) error {
+	return exec(ctx, s.db, "create connector",
+		`INSERT INTO connectors (`+connectorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.TenantID, c.GroupID, c.Hostname, c.Version, c.CertSerial, c.CertThumbprint,
+		nanos(c.CertNotAfter), nanos(c.CreatedAt), nanos(c.LastSeenAt), c.LastAddress)
+}
+
+// ConnectorByID returns the connector id of tenantID.
+func (s *Store) ConnectorByID(ctx context.Context, tenantID, id string) (store.Connector, error) {
+	return connectorByID(ctx, s.db, tenantID, id)
+}
+
+func connectorByID(ctx context.Context, q querier, tenantID, id string) (store.Connector, error) {
+	return getOne(ctx, q, scanConnector, "connector by id",
+		`SELECT `+connectorCols+` FROM connectors WHERE tenant_id = ? AND id = ?`, tenantID, id)
+}
+
+// ListConnectors returns the connectors of tenantID, oldest first.
+func (s *Store) ListConnectors(ctx context.Context, tenantID string) ([]store.Connector, error) {
+	return getAll(ctx, s.db, scanConnector, "list connectors",
+		`SELECT `+connectorCols+` FROM connectors WHERE tenant_id = ? ORDER BY created_at, id`, tenantID)
+}
+
+// UpdateConnectorSeen sets LastSeenAt, LastAddress, Hostname and Version of
+// the connector id of tenantID; all four are written as given.
+func (s *Store) UpdateConnectorSeen(ctx context.Context, tenantID, id string, seen time.Time, address, hostname, version string) error {
+	return execOne(ctx, s.db, "update connector seen",
+		`UPDATE connectors SET last_seen_at = ?, last_address = ?, hostname = ?, version = ?
+		 WHERE tenant_id = ? AND id = ?`,
+		nanos(seen), address, hostname, version, tenantID, id)
+}
+
+// DeleteConnector deletes the connector id of tenantID and, in the same
+// transaction, records its certificate serial as revoked (a serial already
+// revoked keeps its first revocation).
+func (s *Store) DeleteConnector(ctx context.Context, tenantID, id, reason string, at time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		c, err := connectorByID(ctx, tx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		err = exec(ctx, tx, "revoke connector certificate",
+			`INSERT INTO revocations (serial, tenant_id, connector_id, reason, revoked_at)
+			 VALUES (?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
+			c.CertSerial, c.TenantID, c.ID, reason, nanos(at))
+		if err != nil {
+			return err
+		}
+		return execOne(ctx, tx, "delete connector",
+			`DELETE FROM connectors WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	})
+}
+
+// Revocation returns the revocation of the certificate serial.
+func (s *Store) Revocation(ctx context.Context, serial string) (store.Revocation, error) {
+	scan := func(r scanner) (store.Revocation, error) {
+		var v store.Revocation
+		err := r.Scan(&v.Serial, &v.TenantID, &v.ConnectorID, &v.Reason, timeCol{&v.RevokedAt})
+		return v, err
+	}
+	return getOne(ctx, s.db, scan, "revocation",
+		`SELECT serial, tenant_id, connector_id, reason, revoked_at FROM revocations WHERE serial = ?`, serial)
+}

@@ -1,0 +1,292 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/store/storetest"
+)
+
+// openT opens the database at path, failing the test on error, and closes
+// it at the end of the test.
+func openT(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// tempPath returns the path of a database file in a fresh directory.
+func tempPath(t *testing.T) string {
+	return filepath.Join(t.TempDir(), "sallyport.db")
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(tempPath(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// seedTenant creates tenant label.com with its CA, Default group and admin.
+func seedTenant(t *testing.T, s *Store, label string) store.Tenant {
+	t.Helper()
+	id := "tenant-" + label
+	tn := store.Tenant{ID: id, Domain: label + ".com", Label: label, CreatedAt: time.Now()}
+	ca := store.TenantCA{TenantID: id, CertPEM: []byte("cert"), KeyPEM: []byte("key")}
+	g := store.Group{ID: "group-" + label, TenantID: id, Name: "Default", CreatedAt: time.Now()}
+	u := store.User{ID: "user-" + label, TenantID: id, Name: "admin@" + label + ".com", Role: store.RoleGlobalAdmin}
+	if err := s.CreateTenant(t.Context(), tn, ca, g, u); err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
+func TestFileMode(t *testing.T) {
+	path := tempPath(t)
+	s := openT(t, path)
+	seedTenant(t, s, "alpha") // makes SQLite write the -wal file too
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), perm)
+		}
+	}
+}
+
+func TestPathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a?b#c%d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "x.db")
+	s := openT(t, path)
+	seedTenant(t, s, "alpha")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at the given path: %v", err)
+	}
+}
+
+func TestWALMode(t *testing.T) {
+	s := openT(t, tempPath(t))
+	var mode string
+	if err := s.db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Fatalf("journal_mode = %q, want wal", mode)
+	}
+}
+
+// migrationRows returns schema_migrations as version → applied_at.
+func migrationRows(t *testing.T, s *Store) map[int]int64 {
+	t.Helper()
+	rows, err := s.db.QueryContext(t.Context(), `SELECT version, applied_at FROM schema_migrations`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[int]int64{}
+	for rows.Next() {
+		var v int
+		var at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			t.Fatal(err)
+		}
+		m[v] = at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestReopenKeepsDataAndMigrations(t *testing.T) {
+	path := tempPath(t)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := seedTenant(t, s, "alpha")
+	before := migrationRows(t, s)
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != len(ms) {
+		t.Fatalf("%d migrations recorded, want %d", len(before), len(ms))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openT(t, path)
+	got, err := s2.TenantByID(t.Context(), want.ID)
+	if err != nil || got.Domain != want.Domain {
+		t.Fatalf("after reopen: TenantByID = %+v, %v", got, err)
+	}
+	after := migrationRows(t, s2)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("migrations re-run: before %v, after %v", before, after)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := tempPath(t)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path)
+	if !errors.Is(err, ErrSchemaTooNew) {
+		if s2 != nil {
+			_ = s2.Close()
+		}
+		t.Fatalf("Open of a newer database: err = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// runAll runs fn(0..n-1) in n goroutines and returns the first error.
+func runAll(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func TestConcurrentOpenOfNewFile(t *testing.T) {
+	path := tempPath(t)
+	stores := make([]*Store, 4)
+	err := runAll(len(stores), func(i int) error {
+		s, err := Open(path)
+		stores[i] = s
+		return err
+	})
+	for _, s := range stores {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(migrationRows(t, openT(t, path))); n == 0 {
+		t.Fatal("no migration recorded")
+	}
+}
+
+// writeLoop performs n write transactions of several kinds through s, in
+// tenant tid, with ids prefixed by who.
+func writeLoop(ctx context.Context, s *Store, tid, gid, who string, n int) error {
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", who, i)
+		c := store.Connector{ID: id, TenantID: tid, GroupID: gid, CertSerial: "serial-" + id, CreatedAt: time.Now()}
+		if err := s.CreateConnector(ctx, c); err != nil {
+			return err
+		}
+		if err := s.UpdateConnectorSeen(ctx, tid, id, time.Now(), "192.0.2.1:1", "h", "v"); err != nil {
+			return err
+		}
+		if _, err := s.ListConnectors(ctx, tid); err != nil {
+			return err
+		}
+		if err := s.DeleteConnector(ctx, tid, id, "test", time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestTwoStoresOnOneFile(t *testing.T) {
+	path := tempPath(t)
+	s1, s2 := openT(t, path), openT(t, path)
+	tn := seedTenant(t, s1, "alpha")
+	stores := []*Store{s1, s2}
+	err := runAll(len(stores), func(i int) error {
+		return writeLoop(t.Context(), stores[i], tn.ID, "group-alpha", fmt.Sprintf("store%d", i), 50)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		if _, err := s.Revocation(t.Context(), fmt.Sprintf("serial-store%d-49", i)); err != nil {
+			t.Fatalf("revocation written through store %d: %v", i, err)
+		}
+	}
+}
+
+// helperEnv, when set, makes TestTwoProcessesOnOneFile act as the second
+// process writing to the database file it names.
+const helperEnv = "SALLYPORT_STORE_HELPER_DB"
+
+func TestTwoProcessesOnOneFile(t *testing.T) {
+	if path := os.Getenv(helperEnv); path != "" {
+		s := openT(t, path)
+		if err := writeLoop(t.Context(), s, "tenant-alpha", "group-alpha", "child", 50); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	path := tempPath(t)
+	s := openT(t, path)
+	tn := seedTenant(t, s, "alpha")
+	cmd := osexec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestTwoProcessesOnOneFile$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+path)
+	var out []byte
+	err := runAll(2, func(i int) error {
+		if i == 0 {
+			var err error
+			out, err = cmd.CombinedOutput()
+			return err
+		}
+		return writeLoop(t.Context(), s, tn.ID, "group-alpha", "parent", 50)
+	})
+	if err != nil {
+		t.Fatalf("%v\nchild output:\n%s", err, out)
+	}
+	for _, who := range []string{"parent", "child"} {
+		if _, err := s.Revocation(t.Context(), "serial-"+who+"-49"); err != nil {
+			t.Fatalf("revocation written by the %s: %v", who, err)
+		}
+	}
+}
+
+func TestConcurrentGoroutinesOneStore(t *testing.T) {
+	s := openT(t, tempPath(t))
+	tn := seedTenant(t, s, "alpha")
+	err := runAll(8, func(i int) error {
+		return writeLoop(t.Context(), s, tn.ID, "group-alpha", fmt.Sprintf("g%d", i), 20)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.ListConnectors(t.Context(), tn.ID); err != nil || len(l) != 0 {
+		t.Fatalf("ListConnectors = %d, %v; want none left", len(l), err)
+	}
+}

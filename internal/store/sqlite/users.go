@@ -1,0 +1,82 @@
+package sqlite
+
+import (
+	"context"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/store"
+)
+
+// userCols is the column list scanUser reads.
+const userCols = `id, tenant_id, name, role, password_hash, created_at`
+
+func scanUser(r scanner) (store.User, error) {
+	var u store.User
+	err := r.Scan(&u.ID, &u.TenantID, &u.Name, &u.Role, &u.PasswordHash, timeCol{&u.CreatedAt})
+	return u, err
+}
+
+func insertUser(ctx context.Context, q querier, u store.User) error {
+	return exec(ctx, q, "create user",
+		`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		u.ID, u.TenantID, u.Name, string(u.Role), u.PasswordHash, nanos(u.CreatedAt))
+}
+
+// CreateUser inserts u; a name already taken in any tenant is
+// store.ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	return insertUser(ctx, s.db, u)
+}
+
+// UserByName returns the user named name, whatever its tenant.
+func (s *Store) UserByName(ctx context.Context, name string) (store.User, error) {
+	return getOne(ctx, s.db, scanUser, "user by name",
+		`SELECT `+userCols+` FROM users WHERE name = ?`, name)
+}
+
+// UserByID returns the user id of tenantID.
+func (s *Store) UserByID(ctx context.Context, tenantID, id string) (store.User, error) {
+	return getOne(ctx, s.db, scanUser, "user by id",
+		`SELECT `+userCols+` FROM users WHERE tenant_id = ? AND id = ?`, tenantID, id)
+}
+
+// ListUsers returns the users of tenantID, ordered by name.
+func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]store.User, error) {
+	return getAll(ctx, s.db, scanUser, "list users",
+		`SELECT `+userCols+` FROM users WHERE tenant_id = ? ORDER BY name`, tenantID)
+}
+
+// tokenCols is the column list scanToken reads.
+const tokenCols = `id, user_id, tenant_id, hash, created_at, expires_at`
+
+func scanToken(r scanner) (store.APIToken, error) {
+	var t store.APIToken
+	err := r.Scan(&t.ID, &t.UserID, &t.TenantID, &t.Hash, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt})
+	return t, err
+}
+
+// CreateAPIToken inserts t.
+func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
+	return exec(ctx, s.db, "create API token",
+		`INSERT INTO api_tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.UserID, t.TenantID, t.Hash, nanos(t.CreatedAt), nanos(t.ExpiresAt))
+}
+
+// APITokenByHash returns the token whose SHA-256 hex hash is hash. It does
+// not check expiry.
+func (s *Store) APITokenByHash(ctx context.Context, hash string) (store.APIToken, error) {
+	return getOne(ctx, s.db, scanToken, "API token by hash",
+		`SELECT `+tokenCols+` FROM api_tokens WHERE hash = ?`, hash)
+}
+
+// DeleteAPIToken deletes the token id.
+func (s *Store) DeleteAPIToken(ctx context.Context, id string) error {
+	return execOne(ctx, s.db, "delete API token", `DELETE FROM api_tokens WHERE id = ?`, id)
+}
+
+// DeleteExpiredAPITokens deletes the tokens whose ExpiresAt is before now
+// (a zero ExpiresAt counts as expired).
+func (s *Store) DeleteExpiredAPITokens(ctx context.Context, now time.Time) error {
+	return exec(ctx, s.db, "delete expired API tokens",
+		`DELETE FROM api_tokens WHERE expires_at < ?`, nanos(now))
+}

@@ -1,0 +1,189 @@
+// Package store owns the cloud service's persistent state: tenants, users,
+// API tokens, connector groups, connectors, revocations and applications.
+//
+// The Store interface is the only way the cloud reaches its data, so that a
+// PostgreSQL backend can be added beside the SQLite one without touching
+// callers. Every lookup of a tenant's object takes the tenant id and matches
+// it in the query: a caller can never read another tenant's rows by guessing
+// an id. The store validates nothing about business rules (roles, names);
+// it enforces uniqueness and reports it as ErrConflict.
+//
+// The store must not import any other package of this module.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors callers test with errors.Is.
+var (
+	// ErrNotFound means no row matched (including: it exists, but in another tenant).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a unique constraint would be violated (duplicate name, host, domain...).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Role is a user's role in its home tenant.
+type Role string
+
+// Roles, from most to least privileged.
+const (
+	RoleGlobalAdmin Role = "global-admin"
+	RoleAppAdmin    Role = "app-admin"
+	RoleUser        Role = "user"
+)
+
+// Valid reports whether r is one of the known roles.
+func (r Role) Valid() bool {
+	return r == RoleGlobalAdmin || r == RoleAppAdmin || r == RoleUser
+}
+
+// CanManage reports whether r may manage groups, connectors and applications
+// and register connectors (at least Application Administrator).
+func (r Role) CanManage() bool { return r == RoleGlobalAdmin || r == RoleAppAdmin }
+
+// Tenant is an organisation. Domain is its primary verified domain
+// (e.g. "contoso.com"); Label is the first DNS label of it ("contoso"), used
+// in default external host names.
+type Tenant struct {
+	ID        string
+	Domain    string
+	Label     string
+	CreatedAt time.Time
+}
+
+// TenantCA is a tenant's connector CA: it signs the client certificates of
+// the tenant's connectors. KeyPEM is secret.
+type TenantCA struct {
+	TenantID string
+	CertPEM  []byte
+	KeyPEM   []byte
+}
+
+// User is a person or service account; Name is "name@domain" and unique
+// across the whole cloud; TenantID is its home tenant.
+type User struct {
+	ID           string
+	TenantID     string
+	Name         string
+	Role         Role
+	PasswordHash string // argon2id encoded hash
+	CreatedAt    time.Time
+}
+
+// APIToken is an admin API bearer token. Only the SHA-256 hash of the token
+// (hex) is stored.
+type APIToken struct {
+	ID        string
+	UserID    string
+	TenantID  string
+	Hash      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Group is a connector group. Every tenant has one named "Default".
+type Group struct {
+	ID        string
+	TenantID  string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Connector is a registered connector.
+type Connector struct {
+	ID             string
+	TenantID       string
+	GroupID        string
+	Hostname       string
+	Version        string
+	CertSerial     string // hex serial of the current certificate
+	CertThumbprint string // upper-case hex SHA-256 of the current certificate
+	CertNotAfter   time.Time
+	CreatedAt      time.Time
+	LastSeenAt     time.Time // zero: never connected
+	LastAddress    string    // remote address of its last tunnel connection
+}
+
+// Revocation records a revoked connector certificate.
+type Revocation struct {
+	Serial      string
+	TenantID    string
+	ConnectorID string
+	Reason      string
+	RevokedAt   time.Time
+}
+
+// Application maps an external host at the edge to an internal URL reached
+// by the connectors of one group.
+type Application struct {
+	ID           string
+	TenantID     string
+	Name         string
+	GroupID      string
+	ExternalHost string // lower-case, unique across the cloud
+	InternalURL  string
+	Timeout      string // "default" or "long"
+	PreAuth      string // "passthrough" (later also "sallyport")
+	CertPEM      []byte // optional edge certificate for ExternalHost
+	KeyPEM       []byte // its key; secret
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Store is the cloud's persistent state. Implementations are safe for
+// concurrent use. Methods taking a tenantID only ever see that tenant's rows.
+type Store interface {
+	// Close releases the store.
+	Close() error
+
+	// CreateTenant creates, in one transaction, a tenant, its connector CA,
+	// its Default group and its first administrator.
+	CreateTenant(ctx context.Context, t Tenant, ca TenantCA, defaultGroup Group, admin User) error
+	TenantByID(ctx context.Context, id string) (Tenant, error)
+	TenantByDomain(ctx context.Context, domain string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	TenantCA(ctx context.Context, tenantID string) (TenantCA, error)
+
+	CreateUser(ctx context.Context, u User) error
+	// UserByName finds a user by its full name across all tenants (sign-in).
+	UserByName(ctx context.Context, name string) (User, error)
+	UserByID(ctx context.Context, tenantID, id string) (User, error)
+	ListUsers(ctx context.Context, tenantID string) ([]User, error)
+
+	CreateAPIToken(ctx context.Context, t APIToken) error
+	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	DeleteAPIToken(ctx context.Context, id string) error
+	// DeleteExpiredAPITokens removes tokens that expired before now.
+	DeleteExpiredAPITokens(ctx context.Context, now time.Time) error
+
+	CreateGroup(ctx context.Context, g Group) error
+	GroupByID(ctx context.Context, tenantID, id string) (Group, error)
+	GroupByName(ctx context.Context, tenantID, name string) (Group, error)
+	ListGroups(ctx context.Context, tenantID string) ([]Group, error)
+
+	CreateConnector(ctx context.Context, c Connector) error
+	ConnectorByID(ctx context.Context, tenantID, id string) (Connector, error)
+	ListConnectors(ctx context.Context, tenantID string) ([]Connector, error)
+	// UpdateConnectorSeen records a heartbeat or a new tunnel connection.
+	UpdateConnectorSeen(ctx context.Context, tenantID, id string, seen time.Time, address, hostname, version string) error
+	// DeleteConnector removes the connector and, in the same transaction,
+	// records its current certificate serial as revoked with the reason.
+	DeleteConnector(ctx context.Context, tenantID, id, reason string, at time.Time) error
+	// Revocation returns the revocation of a certificate serial, or ErrNotFound.
+	Revocation(ctx context.Context, serial string) (Revocation, error)
+
+	CreateApp(ctx context.Context, a Application) error
+	AppByName(ctx context.Context, tenantID, name string) (Application, error)
+	ListApps(ctx context.Context, tenantID string) ([]Application, error)
+	// ListAllApps returns every tenant's applications: only for the edge's
+	// routing table, never for an API answer.
+	ListAllApps(ctx context.Context) ([]Application, error)
+	// UpdateApp replaces the mutable fields (GroupID, ExternalHost,
+	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, UpdatedAt) of the
+	// application with a.TenantID and a.ID.
+	UpdateApp(ctx context.Context, a Application) error
+	DeleteApp(ctx context.Context, tenantID, name string) error
+}

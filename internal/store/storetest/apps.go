@@ -1,0 +1,68 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/sallyport/sallyport/internal/store"
+)
+
+// testApps checks the application round-trips, listing and deletion.
+func testApps(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := createTenant(t, s, "alpha")
+	b := createTenant(t, s, "beta")
+	wiki, crm := newApp(a, "wiki"), newApp(a, "crm")
+	crm.CertPEM, crm.KeyPEM = nil, nil // no edge certificate
+	other := newApp(b, "wiki")         // same name, other tenant: allowed
+	for _, app := range []store.Application{wiki, crm, other} {
+		must(t, s.CreateApp(ctx, app))
+	}
+
+	equal(t, "AppByName", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "wiki") }), wiki)
+	equal(t, "AppByName without cert", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "crm") }), crm)
+	equal(t, "ListApps", get(t, func() ([]store.Application, error) { return s.ListApps(ctx, a.Tenant.ID) }),
+		[]store.Application{crm, wiki})
+	all := get(t, func() ([]store.Application, error) { return s.ListAllApps(ctx) })
+	if len(all) != 3 {
+		t.Fatalf("ListAllApps: %d applications, want 3", len(all))
+	}
+
+	must(t, s.DeleteApp(ctx, a.Tenant.ID, "wiki"))
+	wantErr(t, "AppByName after delete", errOf(s.AppByName(ctx, a.Tenant.ID, "wiki")), store.ErrNotFound)
+	wantErr(t, "DeleteApp twice", s.DeleteApp(ctx, a.Tenant.ID, "wiki"), store.ErrNotFound)
+	equal(t, "other tenant's app kept", get(t, func() (store.Application, error) { return s.AppByName(ctx, b.Tenant.ID, "wiki") }), other)
+	// The freed external host can be reused.
+	reuse := newApp(b, "wiki-new")
+	reuse.ExternalHost = wiki.ExternalHost
+	must(t, s.CreateApp(ctx, reuse))
+}
+
+// testUpdateApp checks that UpdateApp replaces the mutable fields and keeps
+// the others.
+func testUpdateApp(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := createTenant(t, s, "alpha")
+	app := newApp(a, "wiki")
+	must(t, s.CreateApp(ctx, app))
+	dmz := store.Group{ID: "group-dmz", TenantID: a.Tenant.ID, Name: "DMZ", CreatedAt: at(3)}
+	must(t, s.CreateGroup(ctx, dmz))
+
+	upd := app
+	upd.Name, upd.CreatedAt = "ignored", at(-100) // immutable: not written
+	upd.GroupID, upd.ExternalHost, upd.InternalURL = dmz.ID, "wiki.alpha.com", "https://wiki2.corp.local/"
+	upd.Timeout, upd.PreAuth, upd.CertPEM, upd.KeyPEM, upd.UpdatedAt = "long", "sallyport", []byte("new cert"), []byte("new key"), at(50)
+	must(t, s.UpdateApp(ctx, upd))
+
+	want := upd
+	want.Name, want.CreatedAt = app.Name, app.CreatedAt
+	equal(t, "after UpdateApp", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "wiki") }), want)
+
+	upd.CertPEM, upd.KeyPEM = nil, nil // removing the edge certificate
+	must(t, s.UpdateApp(ctx, upd))
+	want.CertPEM, want.KeyPEM = nil, nil
+	equal(t, "after removing cert", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "wiki") }), want)
+
+	missing := app
+	missing.ID = "app-missing"
+	wantErr(t, "UpdateApp of a missing app", s.UpdateApp(ctx, missing), store.ErrNotFound)
+}

@@ -1,0 +1,210 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// ClientConfig tunes the cloud's side of a tunnel connection.
+type ClientConfig struct {
+	// PingInterval is how long the connection may be silent before the
+	// cloud sends a PING. Default 10s.
+	PingInterval time.Duration
+	// PingTimeout is how long a PING may go unanswered before the
+	// connection is closed. Default 5s.
+	PingTimeout time.Duration
+}
+
+func (c ClientConfig) withDefaults() ClientConfig {
+	if c.PingInterval <= 0 {
+		c.PingInterval = 10 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 5 * time.Second
+	}
+	return c
+}
+
+// Client is the cloud's end of one tunnel connection: an HTTP/2 client
+// connection over a connection the connector dialled.
+type Client struct {
+	cc       *http2.ClientConn
+	conn     *watchedConn
+	inFlight atomic.Int64
+}
+
+// NewClient starts an HTTP/2 client connection on conn. The Client owns
+// conn from now on.
+func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
+	cfg = cfg.withDefaults()
+	t := &http2.Transport{
+		ReadIdleTimeout:    cfg.PingInterval,
+		PingTimeout:        cfg.PingTimeout,
+		MaxReadFrameSize:   maxFrameSize,
+		MaxHeaderListSize:  maxHeaderListBytes,
+		DisableCompression: true, // a proxy passes encodings through untouched
+	}
+	wc := &watchedConn{Conn: conn, done: make(chan struct{})}
+	cc, err := t.NewClientConn(wc)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &Client{cc: cc, conn: wc}, nil
+}
+
+// Done is closed once the connection is closed, for whatever reason.
+func (c *Client) Done() <-chan struct{} { return c.conn.done }
+
+// Close closes the connection at once; streams in flight fail.
+func (c *Client) Close() error {
+	err := c.cc.Close()
+	c.conn.Close()
+	return err
+}
+
+// Ping sends a PING and waits for its answer.
+func (c *Client) Ping(ctx context.Context) error { return c.cc.Ping(ctx) }
+
+// InFlight is the number of requests sent on this connection whose
+// response body has not been closed yet.
+func (c *Client) InFlight() int64 { return c.inFlight.Load() }
+
+// RemoteAddr is the connector's address as seen by the cloud.
+func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// RoundTrip sends req to the connector as one stream. A request carrying
+// "Connection: Upgrade" is sent as an upgrade stream; if the backend
+// switches protocols, the response is a 101 whose Body is an
+// io.ReadWriteCloser joined to the backend's upgraded connection.
+func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.inFlight.Add(1)
+	var (
+		resp *http.Response
+		err  error
+	)
+	if proto := upgradeProtocol(req.Header); proto != "" {
+		resp, err = c.roundTripUpgrade(req, proto)
+	} else {
+		resp, err = c.cc.RoundTrip(req)
+	}
+	if err != nil {
+		c.inFlight.Add(-1)
+		return nil, err
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.inFlight.Add(-1) }}
+	if rw, ok := resp.Body.(*countedBody).ReadCloser.(io.ReadWriteCloser); ok {
+		resp.Body = &countedRWBody{countedBody: resp.Body.(*countedBody), w: rw}
+	}
+	return resp, nil
+}
+
+func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Response, error) {
+	pr, pw := io.Pipe()
+	out := req.Clone(req.Context())
+	out.Header.Del("Connection")
+	out.Header.Del("Upgrade")
+	out.Header.Set(HeaderUpgrade, proto)
+	out.Body = pr
+	out.ContentLength = -1
+	resp, err := c.cc.RoundTrip(out)
+	if err != nil {
+		pw.CloseWithError(err)
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.EqualFold(resp.Header.Get(HeaderUpgrade), proto) {
+		// The backend did not switch protocols: an ordinary answer.
+		pw.Close()
+		return resp, nil
+	}
+	resp.Header.Del(HeaderUpgrade)
+	resp.Header.Set("Connection", "Upgrade")
+	resp.Header.Set("Upgrade", proto)
+	resp.StatusCode = http.StatusSwitchingProtocols
+	resp.Status = "101 Switching Protocols"
+	resp.Body = &upgradedBody{r: resp.Body, w: pw}
+	return resp, nil
+}
+
+// upgradeProtocol returns the Upgrade protocol of a request that asks for one.
+func upgradeProtocol(h http.Header) string {
+	for _, v := range h.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
+
+// upgradedBody joins the stream's response body (connector → cloud) and
+// request body (cloud → connector) into one connection.
+type upgradedBody struct {
+	r    io.ReadCloser
+	w    *io.PipeWriter
+	once sync.Once
+}
+
+func (b *upgradedBody) Read(p []byte) (int, error)  { return b.r.Read(p) }
+func (b *upgradedBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+func (b *upgradedBody) Close() error {
+	b.once.Do(func() {
+		b.w.Close()
+		b.r.Close()
+	})
+	return nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *countedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
+}
+
+type countedRWBody struct {
+	*countedBody
+	w io.Writer
+}
+
+func (b *countedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// watchedConn closes done when the connection is closed by anyone.
+type watchedConn struct {
+	net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *watchedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.done) })
+	return err
+}
+
+// IsConnectionError reports whether err means the tunnel connection itself
+// failed (as opposed to the request being cancelled by its caller).
+func IsConnectionError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,91 @@
+// Package tunnel is Sallyport's wire protocol between a connector and the
+// cloud service, and nothing else: it knows neither side's business.
+//
+// The connector dials the cloud over TLS with ALPN protocol ALPN and, on the
+// connection it dialled, serves HTTP/2 (Serve); the cloud is the HTTP/2
+// client (NewClient). Every proxied request, upgraded connection
+// (WebSocket) or control message is one HTTP/2 stream, so bodies stream both
+// ways with HTTP/2 flow control and nothing is buffered whole. Both ends
+// send PINGs when a connection is idle and close it when a PING is not
+// answered in time.
+//
+// HTTP/2 forbids the Connection and Upgrade headers and the 101 status, so
+// an upgrade travels as a normal stream marked with HeaderUpgrade in both
+// directions: Client.RoundTrip turns it back into a 101 response whose Body
+// is an io.ReadWriteCloser (what httputil.ReverseProxy expects), and
+// ServeUpgrade splices the stream to the backend's upgraded connection.
+//
+// docs/protocol.md describes the protocol for implementers.
+package tunnel
+
+import "time"
+
+// ALPN is the TLS application protocol a connector offers; the cloud tells
+// connector connections apart from browsers by it.
+const ALPN = "sallyport-connector/1"
+
+// Headers the protocol uses. The cloud removes every header starting with
+// HeaderPrefix from requests it receives from the internet before adding
+// its own, so a client can never forge them.
+const (
+	HeaderPrefix    = "Sallyport-"
+	HeaderApp       = "Sallyport-App"        // application id a proxied request is for
+	HeaderRequestID = "Sallyport-Request-Id" // correlates cloud and connector logs
+	HeaderError     = "Sallyport-Error"      // error code of a response made by the connector itself
+	HeaderUpgrade   = "Sallyport-Upgrade"    // upgrade protocol (e.g. "websocket") of an upgrade stream
+)
+
+// Control paths served by the connector to the cloud (no HeaderApp).
+const (
+	PathHello  = "/_sallyport/v1/hello"  // GET: Hello
+	PathConfig = "/_sallyport/v1/config" // PUT: Config
+	PathRefuse = "/_sallyport/v1/refuse" // POST: ErrorBody; the cloud refuses this connector and closes
+)
+
+// Limits on control messages.
+const (
+	MaxControlBody = 4 << 20
+)
+
+// Hello is the connector's answer on PathHello: who and what it is.
+type Hello struct {
+	ConnectorID string `json:"connector_id"`
+	TenantID    string `json:"tenant_id"`
+	Version     string `json:"version"`
+	Hostname    string `json:"hostname"`
+	OS          string `json:"os"`
+	Arch        string `json:"arch"`
+	// ConfigVersion is the version of the configuration it holds ("" if none).
+	ConfigVersion string `json:"config_version"`
+}
+
+// Config is what the cloud tells a connector on PathConfig: its group and
+// the applications it may serve. The connector refuses any request for an
+// application not listed here: it is never an open proxy into the site.
+type Config struct {
+	Version     string      `json:"version"` // opaque; changes whenever the content changes
+	TenantID    string      `json:"tenant_id"`
+	Tenant      string      `json:"tenant"` // primary domain
+	ConnectorID string      `json:"connector_id"`
+	Group       string      `json:"group"`
+	Apps        []AppConfig `json:"apps"`
+}
+
+// AppConfig is one application a connector serves.
+type AppConfig struct {
+	ID           string        `json:"id"`
+	Name         string        `json:"name"`
+	ExternalHost string        `json:"external_host"`
+	InternalURL  string        `json:"internal_url"`
+	Timeout      time.Duration `json:"timeout_ns"`
+}
+
+// ErrorBody is the JSON body of a response the connector makes itself
+// (marked with HeaderError).
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Step    string `json:"step,omitempty"`
+	} `json:"error"`
+}

@@ -1,0 +1,76 @@
+package tunnel
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// ServerConfig tunes the connector's side of a tunnel connection.
+type ServerConfig struct {
+	// PingInterval is how long the connection may be silent before the
+	// connector sends a PING. Default 10s.
+	PingInterval time.Duration
+	// PingTimeout is how long a PING may go unanswered before the
+	// connection is closed. Default 5s.
+	PingTimeout time.Duration
+	// MaxConcurrentStreams caps the streams the cloud may open at once on
+	// this connection. Default 1000.
+	MaxConcurrentStreams uint32
+}
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.PingInterval <= 0 {
+		c.PingInterval = 10 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 5 * time.Second
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = 1000
+	}
+	return c
+}
+
+// Window and frame sizes for both ends: large enough that one stream can
+// fill a fast link, bounded so one slow reader cannot hold much memory.
+const (
+	maxFrameSize       = 1 << 20
+	connWindow         = 16 << 20
+	streamWindow       = 4 << 20
+	maxHeaderListBytes = 1 << 20
+)
+
+// Serve serves HTTP/2 with h on conn, a connection the connector dialled,
+// until the connection ends or ctx is done. It returns only after every
+// handler it started has returned, so it leaves no goroutine behind.
+func Serve(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig) {
+	cfg = cfg.withDefaults()
+	srv := &http2.Server{
+		MaxConcurrentStreams:         cfg.MaxConcurrentStreams,
+		ReadIdleTimeout:              cfg.PingInterval,
+		PingTimeout:                  cfg.PingTimeout,
+		MaxReadFrameSize:             maxFrameSize,
+		MaxUploadBufferPerConnection: connWindow,
+		MaxUploadBufferPerStream:     streamWindow,
+	}
+	var handlers sync.WaitGroup
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	srv.ServeConn(conn, &http2.ServeConnOpts{
+		Context:    ctx,
+		Handler:    counted,
+		BaseConfig: &http.Server{MaxHeaderBytes: maxHeaderListBytes},
+	})
+	conn.Close()
+	handlers.Wait()
+}
