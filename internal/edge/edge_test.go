@@ -1,0 +1,202 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestNormalizeHost(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"Web-Contoso.Sallyport.Test", "web-contoso.sallyport.test", true},
+		{"web.example.com:8443", "web.example.com", true},
+		{"web.example.com.", "web.example.com", true},
+		{"127.0.0.1:443", "127.0.0.1", true},
+		{"[::1]:443", "::1", true},
+		{"[::1]", "::1", true},
+		{"", "", false},
+		{"bad_host.example", "", false},
+		{"-lead.example", "", false},
+		{"trail-.example", "", false},
+		{"a..b", "", false},
+		{"ünïcode.example", "", false},
+		{strings.Repeat("a", 64) + ".example", "", false},
+		{strings.Repeat("a.", 130) + "com", "", false},
+		{"host/path", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := NormalizeHost(tt.in)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("NormalizeHost(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func FuzzNormalizeHost(f *testing.F) {
+	for _, s := range []string{"web-contoso.sallyport.test", "a.b:443", "[::1]:8443", "", "..", "x_y.z", "A.B."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, ok := NormalizeHost(in)
+		if !ok {
+			return
+		}
+		if len(got) > MaxHostLength || got != strings.ToLower(got) {
+			t.Fatalf("NormalizeHost(%q) = %q: too long or not lower case", in, got)
+		}
+		again, ok2 := NormalizeHost(got)
+		if !ok2 || (again != got && !strings.Contains(got, ":")) {
+			t.Fatalf("NormalizeHost not idempotent: %q → %q → %q, %v", in, got, again, ok2)
+		}
+	})
+}
+
+// fakes written by hand: a fixed route table and a dispatcher that calls a func.
+type routes map[string]*App
+
+func (r routes) Lookup(h string) (*App, bool) { a, ok := r[h]; return a, ok }
+
+type dispatchFunc func(*App, *http.Request) (*http.Response, error)
+
+func (f dispatchFunc) RoundTrip(a *App, r *http.Request) (*http.Response, error) { return f(a, r) }
+
+var testApp = &App{ID: "a_1", TenantID: "t_1", Tenant: "contoso.com", Name: "web", GroupID: "g_1", Group: "Default",
+	ExternalHost: "web-contoso.sallyport.test", InternalURL: "http://intranet:8080/", Timeout: time.Minute, TimeoutName: "default"}
+
+func serve(t *testing.T, d dispatchFunc, override time.Duration, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	h := New(Config{Routes: routes{testApp.ExternalHost: testApp}, Dispatcher: d, TimeoutOverride: override})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestForwardedHeadersAndStripping(t *testing.T) {
+	var seen http.Header
+	d := dispatchFunc(func(a *App, r *http.Request) (*http.Response, error) {
+		seen = r.Header.Clone()
+		return &http.Response{StatusCode: 200, Header: http.Header{tunnel.HeaderPrefix + "Internal": {"x"}}, Body: io.NopCloser(strings.NewReader("ok"))}, nil
+	})
+	req := httptest.NewRequest("GET", "https://web-contoso.sallyport.test/x", nil)
+	req.RemoteAddr = "203.0.113.9:5555"
+	req.Header.Set(tunnel.HeaderApp, "a_forged")
+	req.Header.Set("Sallyport-Upgrade", "forged")
+	req.Header.Set("X-Forwarded-For", "10.9.9.9")
+	rec := serve(t, d, 0, req)
+	if rec.Code != 200 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if got := seen.Get(tunnel.HeaderApp); got != "a_1" {
+		t.Errorf("Sallyport-App = %q, want the edge's own a_1 (a client must not forge it)", got)
+	}
+	if got := seen.Get(tunnel.HeaderUpgrade); got != "" {
+		t.Errorf("client's Sallyport-Upgrade reached the tunnel: %q", got)
+	}
+	if got := seen.Get("X-Forwarded-For"); got != "203.0.113.9" {
+		t.Errorf("X-Forwarded-For = %q, want only the client address", got)
+	}
+	if got := seen.Get("X-Forwarded-Proto"); got != "https" {
+		t.Errorf("X-Forwarded-Proto = %q", got)
+	}
+	if got := seen.Get("X-Forwarded-Host"); got != "web-contoso.sallyport.test" {
+		t.Errorf("X-Forwarded-Host = %q", got)
+	}
+	if rec.Header().Get(tunnel.HeaderPrefix+"Internal") != "" {
+		t.Error("protocol header leaked to the client")
+	}
+	if rec.Header().Get(tunnel.HeaderRequestID) == "" {
+		t.Error("no request id on the response")
+	}
+}
+
+func TestErrorPages(t *testing.T) {
+	noConn := problem.New(502, "no_connector", "No active connector in group 'Default' of contoso.com can serve application 'web'", "install a connector")
+	tests := []struct {
+		name     string
+		host     string
+		d        dispatchFunc
+		override time.Duration
+		status   int
+		code     string
+		contains []string
+	}{
+		{"unknown host", "nope.sallyport.test", nil, 0, 404, "no_application", []string{"No application is published at", "nope.sallyport.test"}},
+		{"no connector", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) { return nil, noConn }, 0,
+			502, "no_connector", []string{"No active connector in group 'Default' of contoso.com"}},
+		{"connector lost", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) { return nil, io.ErrUnexpectedEOF }, 0,
+			502, "connector_lost", []string{"broke before it answered", "connector doctor"}},
+		{"backend slow", testApp.ExternalHost, func(_ *App, r *http.Request) (*http.Response, error) {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		}, 50 * time.Millisecond, 504, "backend_timeout", []string{"did not answer within 50ms", "--timeout long"}},
+		{"connector-made error", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) {
+			var eb tunnel.ErrorBody
+			eb.Error.Code, eb.Error.Message, eb.Error.Step = "backend_refused", "The internal application 'web' at http://intranet:8080/ refused the connection", "check that it runs"
+			js, _ := json.Marshal(eb)
+			return &http.Response{StatusCode: 502, Header: http.Header{tunnel.HeaderError: {"backend_refused"}}, Body: io.NopCloser(strings.NewReader(string(js)))}, nil
+		}, 0, 502, "backend_refused", []string{"refused the connection", "check that it runs"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, accept := range []string{"text/html", "*/*"} {
+				req := httptest.NewRequest("GET", "https://"+tt.host+"/", nil)
+				req.Header.Set("Accept", accept)
+				rec := serve(t, tt.d, tt.override, req)
+				if rec.Code != tt.status {
+					t.Errorf("status = %d, want %d", rec.Code, tt.status)
+				}
+				if got := rec.Header().Get(tunnel.HeaderError); got != tt.code {
+					t.Errorf("error code = %q, want %q", got, tt.code)
+				}
+				body := html.UnescapeString(rec.Body.String())
+				for _, s := range tt.contains {
+					if !strings.Contains(body, s) {
+						t.Errorf("Accept %s: body %q lacks %q", accept, body, s)
+					}
+				}
+				if accept == "text/html" && !strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
+					t.Errorf("browser got %q", rec.Header().Get("Content-Type"))
+				}
+			}
+		})
+	}
+}
+
+// TestTimeoutOnlyUntilHeaders: the backend timeout bounds the wait for
+// the response headers, not a long download.
+func TestTimeoutOnlyUntilHeaders(t *testing.T) {
+	pr, pw := io.Pipe()
+	d := dispatchFunc(func(_ *App, r *http.Request) (*http.Response, error) {
+		go func() {
+			defer pw.Close()
+			select {
+			case <-time.After(200 * time.Millisecond):
+				io.WriteString(pw, "late but fine")
+			case <-r.Context().Done():
+				pw.CloseWithError(context.Cause(r.Context()))
+			}
+		}()
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: pr, ContentLength: -1}, nil
+	})
+	rec := serve(t, d, 50*time.Millisecond, httptest.NewRequest("GET", "https://"+testApp.ExternalHost+"/", nil))
+	if rec.Code != 200 || rec.Body.String() != "late but fine" {
+		t.Errorf("got %d %q, want 200 with the whole body", rec.Code, rec.Body.String())
+	}
+}
