@@ -106,7 +106,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 		p := &problem.Problem{Status: 401, Code: eb.Error.Code, Message: eb.Error.Message, Step: eb.Error.Step, Err: errRefused}
 		h.c.log.Error("the cloud refused this connector", "code", p.Code, "reason", p.Error())
 		w.WriteHeader(http.StatusNoContent)
-		h.c.refuse(p)
+		h.c.refuse(p) // takes effect when the cloud closes this connection
 	default:
 		http.NotFound(w, r)
 	}

@@ -160,7 +160,7 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 		c.setUp(+1)
 		tunnel.Serve(ctx, conn, c.handler, c.cfg.Tunnel)
 		c.setUp(-1)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || c.refused() {
 			return
 		}
 		if time.Since(started) > time.Minute {
@@ -220,16 +220,25 @@ func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
 	return conn, nil
 }
 
-// refuse records a permanent refusal from the cloud and stops Run.
+// refuse records a permanent refusal from the cloud. It stops Run once
+// the connection that carried it ends (the cloud closes it), so that the
+// answer to the refusal still goes out.
 func (c *Connector) refuse(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.refusal == nil {
 		c.refusal = err
 	}
-	if c.stop != nil {
+}
+
+// refused reports a refusal and, if there is one, stops every tunnel.
+func (c *Connector) refused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusal != nil && c.stop != nil {
 		c.stop()
 	}
+	return c.refusal != nil
 }
 
 // errRefused marks refusal problems.
