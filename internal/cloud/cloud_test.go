@@ -47,7 +47,7 @@ func call(t testing.TB, s *Server, method, path, token string, body any) (*httpt
 		js, _ := json.Marshal(b)
 		rd = bytes.NewReader(js)
 	}
-	req := httptest.NewRequest(method, "https://sallyport.test"+api.Prefix+path, rd)
+	req := httptest.NewRequest(method, "https://"+s.settings.Name+api.Prefix+path, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -25,7 +25,12 @@ type registry struct {
 
 	mu         sync.Mutex
 	connectors map[string]*liveConnector // by connector id
+
+	pushes sync.WaitGroup // background configuration pushes
 }
+
+// wait waits for background configuration pushes to end.
+func (r *registry) wait() { r.pushes.Wait() }
 
 // liveConnector is a connector with at least one tunnel up.
 type liveConnector struct {
@@ -254,7 +259,9 @@ func (r *registry) pushAll(ctx context.Context, t *routeTable) {
 		if cfg == nil {
 			continue
 		}
+		r.pushes.Add(1)
 		go func() {
+			defer r.pushes.Done()
 			lt.pushMu.Lock()
 			defer lt.pushMu.Unlock()
 			if lt.pushed != cfg.Version {

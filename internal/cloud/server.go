@@ -191,7 +191,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(slogWriter{s.log}, "", 0),
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
-			tunnel.ALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) { s.serveTunnel(ctx, c) },
+			tunnel.ALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+				s.wg.Add(1)
+				defer s.wg.Done()
+				s.serveTunnel(ctx, c)
+			},
 		},
 	}
 	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
@@ -221,6 +225,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	<-errc
 	s.wg.Wait()
+	s.registry.wait()
 	return nil
 }
 
