@@ -111,4 +111,3 @@ func TestServeInProcess(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
