@@ -101,12 +101,7 @@ func (r *registry) disconnect(id string) {
 
 // closeAll closes every tunnel (shutdown).
 func (r *registry) closeAll() {
-	r.mu.Lock()
-	var ts []*liveTunnel
-	for _, lc := range r.connectors {
-		ts = append(ts, lc.tunnels...)
-	}
-	r.mu.Unlock()
+	ts := r.allTunnels()
 	for _, t := range ts {
 		t.c.Close()
 	}
@@ -248,12 +243,7 @@ func (lt *liveTunnel) push(ctx context.Context, cfg *tunnel.Config) error {
 // pushAll sends changed configurations to every live tunnel, in the
 // background, so removed applications stop being served at once.
 func (r *registry) pushAll(ctx context.Context, t *routeTable) {
-	r.mu.Lock()
-	var ts []*liveTunnel
-	for _, lc := range r.connectors {
-		ts = append(ts, lc.tunnels...)
-	}
-	r.mu.Unlock()
+	ts := r.allTunnels()
 	for _, lt := range ts {
 		cfg := t.configs[lt.conn.GroupID]
 		if cfg == nil {
@@ -271,4 +261,15 @@ func (r *registry) pushAll(ctx context.Context, t *routeTable) {
 			}
 		}()
 	}
+}
+
+// allTunnels returns every live tunnel.
+func (r *registry) allTunnels() []*liveTunnel {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ts []*liveTunnel
+	for _, lc := range r.connectors {
+		ts = append(ts, lc.tunnels...)
+	}
+	return ts
 }

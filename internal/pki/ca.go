@@ -2,12 +2,14 @@ package pki
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"strings"
 	"time"
@@ -31,15 +33,7 @@ func NewCA(commonName string, validity time.Duration) (*CA, error) {
 	if validity <= 0 {
 		return nil, errors.New("the CA validity must be positive")
 	}
-	key, err := newECKey()
-	if err != nil {
-		return nil, err
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, err
-	}
-	skid, err := subjectKeyID(key.Public())
+	key, serial, skid, err := newKeyMaterial()
 	if err != nil {
 		return nil, err
 	}
@@ -143,15 +137,7 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration) (*tls.Certific
 		}
 		dnsNames = append(dnsNames, h)
 	}
-	key, err := newECKey()
-	if err != nil {
-		return nil, err
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, err
-	}
-	skid, err := subjectKeyID(key.Public())
+	key, serial, skid, err := newKeyMaterial()
 	if err != nil {
 		return nil, err
 	}
@@ -213,4 +199,22 @@ func checkServerHost(h string) error {
 		}
 	}
 	return nil
+}
+
+// newKeyMaterial makes what every new certificate needs: an ECDSA P-256
+// key, a random serial and the key's subject key id.
+func newKeyMaterial() (*ecdsa.PrivateKey, *big.Int, []byte, error) {
+	key, err := newECKey()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	skid, err := subjectKeyID(key.Public())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, serial, skid, nil
 }
