@@ -59,7 +59,8 @@ func runMain(m *testing.M) int {
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintln(os.Stderr, "e2e: the go command, needed to build sallyport, is not in PATH")
+		return 1
 	}
 	build := exec.Command(goTool, "build", "-o", binary, "github.com/sallyport/sallyport/cmd/sallyport")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -647,8 +648,16 @@ func writeFile(t *testing.T, path, content string, perm os.FileMode) {
 	}
 }
 
-// vmHWM returns the peak resident set size of a process (Linux only).
-func vmHWM(t *testing.T, pid int) int64 {
+// resetHWM resets the peak resident set size of a process (Linux only),
+// so that a later vmHWM measures only what happens in between. It
+// reports whether the kernel allowed it.
+func resetHWM(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+}
+
+// procStatus returns a size field of /proc/PID/status ("VmHWM", the peak
+// resident set size, or "VmRSS") in bytes (Linux only).
+func procStatus(t *testing.T, pid int, field string) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -657,15 +666,15 @@ func vmHWM(t *testing.T, pid int) int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
-				t.Fatalf("VmHWM %q: %v", v, err)
+				t.Fatalf("%s %q: %v", field, v, err)
 			}
 			return kb << 10
 		}
 	}
-	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
 

@@ -184,7 +184,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	if err := CheckPassword(in.Password); err != nil {
 		return err
 	}
-	hash, err := hashPassword(in.Password)
+	hash, err := hashPassword(r.Context(), in.Password)
 	if err != nil {
 		return err
 	}

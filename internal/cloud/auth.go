@@ -30,8 +30,39 @@ type principal struct {
 }
 
 // dummyHash is compared against when a user does not exist, so that an
-// unknown user costs as much time as a wrong password.
-var dummyHash, _ = argon2id.CreateHash("sallyport-dummy-password", argon2id.DefaultParams)
+// unknown user costs as much time as a wrong password. It is made on first
+// use: hashing at package init would cost every sallyport command (the
+// connector too) about 160 ms and 64 MiB at start-up.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := argon2id.CreateHash("sallyport-dummy-password", argon2id.DefaultParams)
+	return h
+})
+
+// hashSlots bounds the password hashes computed at once: each argon2id
+// hash takes 64 MiB, so a burst of sign-ins must queue, not grow memory.
+var hashSlots = make(chan struct{}, 2)
+
+// withHashSlot runs f when a hashing slot is free, or fails with ctx.
+func withHashSlot(ctx context.Context, f func()) error {
+	select {
+	case hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-hashSlots }()
+	f()
+	return nil
+}
+
+// comparePassword checks a password against an argon2id hash, within a slot.
+func comparePassword(ctx context.Context, password, hash string) bool {
+	ok := false
+	withHashSlot(ctx, func() {
+		m, err := argon2id.ComparePasswordAndHash(password, hash)
+		ok = err == nil && m
+	})
+	return ok
+}
 
 var errBadCredentials = problem.New(http.StatusUnauthorized, "bad_credentials",
 	"The user name or password is wrong",
@@ -48,7 +79,7 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stor
 	}
 	u, err := s.store.UserByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		argon2id.ComparePasswordAndHash(password, dummyHash)
+		comparePassword(ctx, password, dummyHash())
 		if _, terr := s.store.TenantByDomain(ctx, domain); errors.Is(terr, store.ErrNotFound) {
 			return store.User{}, store.Tenant{}, problem.Newf(http.StatusUnauthorized, "no_tenant",
 				"sign in with a user of your organisation's own domain, for example admin@contoso.com for the tenant contoso.com",
@@ -59,8 +90,7 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stor
 	if err != nil {
 		return store.User{}, store.Tenant{}, err
 	}
-	match, err := argon2id.ComparePasswordAndHash(password, u.PasswordHash)
-	if err != nil || !match {
+	if !comparePassword(ctx, password, u.PasswordHash) {
 		return store.User{}, store.Tenant{}, errBadCredentials
 	}
 	t, err := s.store.TenantByID(ctx, u.TenantID)

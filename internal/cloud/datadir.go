@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alexedwards/argon2id"
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
@@ -76,8 +75,9 @@ type InitResult struct {
 
 // Init creates a new data directory: settings, the cloud CA, the store,
 // the first tenant (connector CA, Default group) and its administrator.
-// It refuses to touch a directory that already has content.
-func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
+// It refuses to touch a directory that already has content, and when it
+// fails it removes what it wrote, so the corrected command can run again.
+func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 	name, ok := edge.NormalizeHost(o.Name)
 	if !ok || !strings.Contains(name, ".") || edge.ValidDNSName(name) == false {
 		return nil, problem.Newf(400, "bad_name", "give the DNS name connectors and users will reach the cloud by, for example --name sallyport.example.com",
@@ -86,9 +86,16 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 	if err := checkEmptyDir(o.DataDir); err != nil {
 		return nil, err
 	}
+	_, statErr := os.Stat(o.DataDir)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, problem.Newf(400, "data_dir", "choose a directory this user may create", "The data directory %s cannot be created (%v)", o.DataDir, err)
 	}
+	defer func() {
+		if err != nil {
+			undoInit(o.DataDir, created)
+		}
+	}()
 	ca, err := pki.NewCA("Sallyport cloud CA "+name, 10*365*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -124,6 +131,19 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 	res.CACertPath = filepath.Join(o.DataDir, CACertFile)
 	res.CAFingerprint = pki.Fingerprint(ca.Cert)
 	return res, nil
+}
+
+// undoInit removes what a failed Init wrote to dir, which was empty or
+// did not exist (created) before.
+func undoInit(dir string, created bool) {
+	if created {
+		os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 func checkEmptyDir(dir string) error {
@@ -203,7 +223,7 @@ func AddTenant(ctx context.Context, st store.Store, domain, admin, password stri
 	} else if err := CheckPassword(password); err != nil {
 		return nil, err
 	}
-	hash, err := argon2id.CreateHash(password, argon2id.DefaultParams)
+	hash, err := hashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -14,7 +15,13 @@ import (
 	"github.com/sallyport/sallyport/internal/store"
 )
 
-func hashPassword(p string) (string, error) { return argon2id.CreateHash(p, argon2id.DefaultParams) }
+// hashPassword makes an argon2id hash, within a hashing slot.
+func hashPassword(ctx context.Context, p string) (hash string, err error) {
+	if serr := withHashSlot(ctx, func() { hash, err = argon2id.CreateHash(p, argon2id.DefaultParams) }); serr != nil {
+		return "", serr
+	}
+	return hash, err
+}
 
 // handleRegister signs a connector certificate. The user must be at least
 // an Application Administrator of their home tenant, and the connector is

@@ -20,8 +20,9 @@ import (
 // registry holds the live tunnel connections of every connected connector
 // and picks one for each request.
 type registry struct {
-	log    *slog.Logger
-	routes func() *routeTable
+	log     *slog.Logger
+	routes  func() *routeTable
+	refresh func(context.Context) error // reloads routes from the store
 
 	mu         sync.Mutex
 	connectors map[string]*liveConnector // by connector id
@@ -48,8 +49,8 @@ type liveTunnel struct {
 	pushed string // config version the connector acknowledged
 }
 
-func newRegistry(log *slog.Logger, routes func() *routeTable) *registry {
-	return &registry{log: log, routes: routes, connectors: map[string]*liveConnector{}}
+func newRegistry(log *slog.Logger, routes func() *routeTable, refresh func(context.Context) error) *registry {
+	return &registry{log: log, routes: routes, refresh: refresh, connectors: map[string]*liveConnector{}}
 }
 
 // add registers a tunnel of a connector.
@@ -209,7 +210,14 @@ func noConnector(app *edge.App) *problem.Problem {
 func (r *registry) ensureConfig(ctx context.Context, lt *liveTunnel) error {
 	cfg := r.routes().configs[lt.conn.GroupID]
 	if cfg == nil {
-		return fmt.Errorf("no configuration for group %s", lt.conn.GroupID)
+		// A group this instance has not loaded yet (a tenant or group
+		// added by another process): reload once.
+		if err := r.refresh(ctx); err != nil {
+			return err
+		}
+		if cfg = r.routes().configs[lt.conn.GroupID]; cfg == nil {
+			return fmt.Errorf("no configuration for group %s", lt.conn.GroupID)
+		}
 	}
 	lt.pushMu.Lock()
 	defer lt.pushMu.Unlock()

@@ -133,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
-	s.registry = newRegistry(s.log, s.routesNow)
+	s.registry = newRegistry(s.log, s.routesNow, s.refreshRoutes)
 	t, err := s.loadRoutes(context.Background())
 	if err != nil {
 		st.Close()

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +75,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveUpgrade(w, r, a, proto)
 		return
 	}
-	a.proxy.ServeHTTP(w, r)
+	// The proxy strips the tunnel headers from the request it passes to
+	// its error handler: keep the request id for the log.
+	ctx := context.WithValue(r.Context(), requestIDKey{}, r.Header.Get(tunnel.HeaderRequestID))
+	a.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+type requestIDKey struct{}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
 }
 
 func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +170,7 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 				return // the cloud gave up on this request; nobody reads an answer
 			}
 			p := h.backendProblem(a, err)
-			h.c.log.Warn("backend request failed", "app", a.cfg.Name, "request_id", r.Header.Get(tunnel.HeaderRequestID), "code", p.Code, "error", err.Error())
+			h.c.log.Warn("backend request failed", "app", a.cfg.Name, "request_id", requestID(r), "code", p.Code, "error", err.Error())
 			writeError(w, p)
 		},
 	}

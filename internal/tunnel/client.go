@@ -131,6 +131,13 @@ func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Respon
 	resp.Header.Set("Upgrade", proto)
 	resp.StatusCode = http.StatusSwitchingProtocols
 	resp.Status = "101 Switching Protocols"
+	// Look like the HTTP/1.1 101 the backend sent, as net/http's own
+	// transport makes it: a 101 has no body (what follows is the upgraded
+	// connection). With the stream's HTTP/2.0 and unknown length,
+	// httputil.ReverseProxy would write "HTTP/2.0 101" and add
+	// "Connection: close", which WebSocket clients refuse.
+	resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/1.1", 1, 1
+	resp.ContentLength = 0
 	resp.Body = &upgradedBody{r: resp.Body, w: pw}
 	return resp, nil
 }

@@ -324,8 +324,9 @@ func TestDoneWhenConnectorGoes(t *testing.T) {
 				errc <- err
 			}()
 			<-entered
-			cancel() // the connector goes away
+			cconn.Close() // the connector's connection dies (as with kill -9)
 			<-served
+			cancel()
 			select {
 			case <-c.Done():
 			case <-time.After(10 * time.Second):

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const demoPage = "Hello from the internal app"
+
+// TestDemo: 'sallyport demo' comes up, its printed URL, curl line and
+// admin instructions work, and Ctrl-C stops it cleanly.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t, "demo")
+	p := r.start(t, "demo", "demo", "--listen", "127.0.0.1:0")
+	m, ok := p.waitOutput(regexp.MustCompile(`(?m)^  (curl .*)\n`), 60*time.Second)
+	if !ok {
+		t.Fatalf("the demo printed no curl line:\n%s", tail(p.out.String(), 30))
+	}
+	curlLine := m[1]
+	out := p.out.String()
+	field := func(re string) string {
+		m := regexp.MustCompile(re).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("the demo's output has no match for %s:\n%s", re, out)
+		}
+		return m[1]
+	}
+	extURL := field(`Application\s+'web': (https://\S+)`)
+	cloudURL := field(`Cloud service\s+(https://\S+)`)
+	dataDir := field(`\(data in (\S+)\)`)
+	admin := field(`(?m)^\s+Admin\s+(\S+)$`)
+	password := field(`(?m)^\s+Password\s+(\S+)$`)
+	caFile := field(`--cacert (\S+)`)
+
+	u, err := url.Parse(extURL)
+	if err != nil || u.Hostname() != "web-contoso."+cloudName {
+		t.Fatalf("external URL %q", extURL)
+	}
+	if tmp := filepath.Join(r.dir, "tmp"); !strings.HasPrefix(dataDir, tmp+string(os.PathSeparator)) {
+		t.Errorf("the demo's temporary directory %s is not under TMPDIR %s", dataDir, tmp)
+	}
+
+	t.Run("fetch the printed URL", func(t *testing.T) {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("%s holds no certificate", caFile)
+		}
+		hc := &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", u.Port()))
+			},
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
+		}}
+		defer hc.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, extURL, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s %s", extURL, resp.Status, body)
+		}
+		mustContain(t, "demo page", string(body), demoPage, "X-Forwarded-Proto: https", "X-Forwarded-For: 127.0.0.1")
+	})
+
+	t.Run("the printed curl line", func(t *testing.T) {
+		if _, err := exec.LookPath("curl"); err != nil {
+			t.Skip("curl is not installed")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "sh", "-c", curlLine)
+		cmd.Env = r.env() // no proxy settings
+		got, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", curlLine, err, got)
+		}
+		mustContain(t, "curl output", string(got), demoPage)
+	})
+
+	t.Run("the printed admin instructions", func(t *testing.T) {
+		mustContain(t, "demo output", out, "sallyport admin login --cloud "+cloudURL+" --user "+admin+" --ca-file "+caFile+" --password-stdin")
+		r.ok(t, password+"\n", "admin", "login", "--cloud", cloudURL, "--user", admin, "--ca-file", caFile, "--password-stdin")
+		var cs []apiConnector
+		r.okJSON(t, &cs, "admin", "connector", "list", "--json")
+		active := 0
+		for _, x := range cs {
+			if x.Status == "active" && x.Tunnels > 0 && x.Group == "Default" {
+				active++
+			}
+		}
+		if active != 2 {
+			t.Errorf("the demo has %d active connectors, want 2: %+v", active, cs)
+		}
+	})
+
+	p.signal(os.Interrupt)
+	code, ok := p.waitExit(30 * time.Second)
+	if !ok {
+		t.Fatalf("the demo still runs 30s after Ctrl-C:\n%s", tail(p.out.String(), 20))
+	}
+	if code != 0 {
+		t.Errorf("the demo exited %d after Ctrl-C, want 0:\n%s", code, tail(p.out.String(), 20))
+	}
+	mustContain(t, "demo output", p.out.String(), "Stopping the demo")
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("the demo's temporary directory %s is still there after it stopped (%v)", dataDir, err)
+	}
+}
