@@ -45,7 +45,7 @@ func Explain(err error, t Target) error {
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return problem.Newf(504, "cloud_timeout", fw,
 			"Unable to connect to the service at %s: %s did not answer within %s", t.URL, t.Addr, DialTimeout).Wrap(err)
-	case strings.Contains(err.Error(), "unsupported protocol version") || (errors.As(err, &alert) && alert == 70):
+	case strings.Contains(err.Error(), "unsupported protocol version") || strings.Contains(err.Error(), "protocol version not supported") || (errors.As(err, &alert) && alert == 70):
 		return problem.Newf(526, "tls_version",
 			fmt.Sprintf("make the server at %s (or the proxy in front of it) accept TLS 1.2 or 1.3", t.Addr),
 			"The TLS handshake with %s failed: the other side offers only a TLS version older than 1.2, which Sallyport refuses", t.Addr).Wrap(err)
