@@ -163,12 +163,22 @@ type Store interface {
 	GroupByID(ctx context.Context, tenantID, id string) (Group, error)
 	GroupByName(ctx context.Context, tenantID, name string) (Group, error)
 	ListGroups(ctx context.Context, tenantID string) ([]Group, error)
+	// RenameGroup renames a group; a name already used in the tenant is ErrConflict.
+	RenameGroup(ctx context.Context, tenantID, id, name string) error
+	// DeleteGroup deletes a group; one still used by a connector or an
+	// application is ErrConflict (callers check first to name them).
+	DeleteGroup(ctx context.Context, tenantID, id string) error
 
 	CreateConnector(ctx context.Context, c Connector) error
 	ConnectorByID(ctx context.Context, tenantID, id string) (Connector, error)
 	ListConnectors(ctx context.Context, tenantID string) ([]Connector, error)
 	// UpdateConnectorSeen records a heartbeat or a new tunnel connection.
 	UpdateConnectorSeen(ctx context.Context, tenantID, id string, seen time.Time, address, hostname, version string) error
+	// MoveConnector assigns the connector to another group of its tenant.
+	MoveConnector(ctx context.Context, tenantID, id, groupID string) error
+	// ListInactiveConnectors returns, across tenants, the connectors last
+	// seen (or, never seen, registered) before the given time.
+	ListInactiveConnectors(ctx context.Context, before time.Time) ([]Connector, error)
 	// DeleteConnector removes the connector and, in the same transaction,
 	// records its current certificate serial as revoked with the reason.
 	DeleteConnector(ctx context.Context, tenantID, id, reason string, at time.Time) error

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/store"
@@ -47,6 +49,25 @@ func (s *Store) ListGroups(ctx context.Context, tenantID string) ([]store.Group,
 		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? ORDER BY name`, tenantID)
 }
 
+// RenameGroup renames the group id of tenantID.
+func (s *Store) RenameGroup(ctx context.Context, tenantID, id, name string) error {
+	return execOne(ctx, s.db, "rename group",
+		`UPDATE connector_groups SET name = ? WHERE tenant_id = ? AND id = ?`, name, tenantID, id)
+}
+
+// DeleteGroup deletes the group id of tenantID; a group still referenced
+// by a connector or an application is store.ErrConflict.
+func (s *Store) DeleteGroup(ctx context.Context, tenantID, id string) error {
+	err := execOne(ctx, s.db, "delete group",
+		`DELETE FROM connector_groups WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, gerr := s.GroupByID(ctx, tenantID, id); gerr == nil {
+			return fmt.Errorf("delete group: in use: %w", store.ErrConflict)
+		}
+	}
+	return err
+}
+
 // connectorCols is the column list scanConnector reads.
 const connectorCols = `id, tenant_id, group_id, hostname, version, cert_serial, cert_thumbprint,
 	cert_not_after, created_at, last_seen_at, last_address`
@@ -81,6 +102,22 @@ func connectorByID(ctx context.Context, q querier, tenantID, id string) (store.C
 func (s *Store) ListConnectors(ctx context.Context, tenantID string) ([]store.Connector, error) {
 	return getAll(ctx, s.db, scanConnector, "list connectors",
 		`SELECT `+connectorCols+` FROM connectors WHERE tenant_id = ? ORDER BY created_at, id`, tenantID)
+}
+
+// MoveConnector sets the group of the connector id of tenantID; a group of
+// another tenant is store.ErrNotFound.
+func (s *Store) MoveConnector(ctx context.Context, tenantID, id, groupID string) error {
+	return execOne(ctx, s.db, "move connector",
+		`UPDATE connectors SET group_id = ? WHERE tenant_id = ? AND id = ?`, groupID, tenantID, id)
+}
+
+// ListInactiveConnectors returns the connectors of every tenant last seen
+// before the given time (never seen: registered before it), oldest first.
+func (s *Store) ListInactiveConnectors(ctx context.Context, before time.Time) ([]store.Connector, error) {
+	return getAll(ctx, s.db, scanConnector, "list inactive connectors",
+		`SELECT `+connectorCols+` FROM connectors
+		 WHERE (CASE WHEN last_seen_at = 0 THEN created_at ELSE last_seen_at END) < ?
+		 ORDER BY created_at, id`, nanos(before))
 }
 
 // UpdateConnectorSeen sets LastSeenAt, LastAddress, Hostname and Version of

@@ -30,6 +30,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"APITokens", testAPITokens},
 		{"DeleteExpiredAPITokens", testDeleteExpiredAPITokens},
 		{"Groups", testGroups},
+		{"GroupLifecycle", testGroupLifecycle},
+		{"InactiveConnectors", testInactiveConnectors},
 		{"Connectors", testConnectors},
 		{"DeleteConnector", testDeleteConnector},
 		{"Apps", testApps},
