@@ -46,9 +46,11 @@ type Config struct {
 	// RefreshInterval is how often the route table is reloaded from the
 	// store (changes made through this instance apply at once). Default 5s.
 	RefreshInterval time.Duration
-	Tunnel          tunnel.ClientConfig
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// EdgeLimits bound request sizes and rates at the edge.
+	EdgeLimits edge.Limits
+	Tunnel     tunnel.ClientConfig
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Validate fills defaults.
@@ -140,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.routes.Store(t)
-	s.edge = edge.New(edge.Config{Routes: s, Dispatcher: s.registry, Logger: s.log, TimeoutOverride: cfg.BackendTimeoutOverride})
+	s.edge = edge.New(edge.Config{Routes: s, Dispatcher: s.registry, Logger: s.log, TimeoutOverride: cfg.BackendTimeoutOverride, Limits: cfg.EdgeLimits})
 	s.api = s.apiHandler()
 	return s, nil
 }

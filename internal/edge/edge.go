@@ -53,6 +53,8 @@ type Config struct {
 	// TimeoutOverride, when positive, replaces every application's backend
 	// timeout (a test-only setting).
 	TimeoutOverride time.Duration
+	// Limits bound request sizes and rates.
+	Limits Limits
 }
 
 // Handler serves application hosts.
