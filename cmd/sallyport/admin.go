@@ -12,7 +12,7 @@ import (
 )
 
 func newAdminCmd() *cobra.Command {
-	c := &cobra.Command{Use: "admin", Short: "Administer a cloud over its admin API (sign in first with 'admin login')"}
+	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
 	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd())
 	return c
@@ -73,7 +73,7 @@ func newLoginCmd() *cobra.Command {
 }
 
 func newUserCmd() *cobra.Command {
-	c := &cobra.Command{Use: "user", Short: "Manage the users of your tenant"}
+	c := group("user", "Manage the users of your tenant")
 	var role string
 	var pwStdin bool
 	create := &cobra.Command{
@@ -101,7 +101,7 @@ func newUserCmd() *cobra.Command {
 }
 
 func newGroupCmd() *cobra.Command {
-	c := &cobra.Command{Use: "group", Short: "Manage connector groups"}
+	c := group("group", "Manage connector groups")
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a connector group", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
@@ -114,12 +114,24 @@ func newGroupCmd() *cobra.Command {
 			return c.ListGroups(cmd.Context(), output(cmd))
 		}),
 	}
-	c.AddCommand(create, list)
+	rename := &cobra.Command{
+		Use: "rename NAME NEW-NAME", Short: "Rename a connector group", Args: cobra.ExactArgs(2),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.RenameGroup(cmd.Context(), output(cmd), args[0], args[1])
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete NAME", Short: "Delete a connector group no application or connector uses", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.DeleteGroup(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	c.AddCommand(create, list, rename, del)
 	return c
 }
 
 func newAppCmd() *cobra.Command {
-	c := &cobra.Command{Use: "app", Short: "Publish and manage applications"}
+	c := group("app", "Publish and manage applications")
 	var in api.CreateAppRequest
 	var certFile, keyFile string
 	create := &cobra.Command{
@@ -149,12 +161,14 @@ func newAppCmd() *cobra.Command {
 	cf.StringVar(&in.Group, "group", "", "connector group that serves it (default 'Default')")
 	cf.StringVar(&in.ExternalHost, "external-host", "", "external host name (default NAME-TENANTLABEL.CLOUDNAME)")
 	cf.StringVar(&in.Timeout, "timeout", "default", "backend application timeout: default (85 s) or long (180 s)")
+	cf.BoolVar(&in.Affinity, "affinity", false, "session affinity: keep each browser on one connector of the group (cookie)")
 	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: issued by the cloud CA)")
 	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
 	create.MarkFlagRequired("internal-url")
 
 	var up api.UpdateAppRequest
 	var upURL, upGroup, upTimeout string
+	var upAffinity bool
 	update := &cobra.Command{
 		Use: "update NAME", Short: "Change an application's internal URL, group or timeout", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
@@ -167,12 +181,16 @@ func newAppCmd() *cobra.Command {
 			if cmd.Flags().Changed("timeout") {
 				up.Timeout = &upTimeout
 			}
+			if cmd.Flags().Changed("affinity") {
+				up.Affinity = &upAffinity
+			}
 			return c.UpdateApp(cmd.Context(), output(cmd), args[0], up)
 		}),
 	}
 	update.Flags().StringVar(&upURL, "internal-url", "", "new internal URL")
 	update.Flags().StringVar(&upGroup, "group", "", "new connector group")
 	update.Flags().StringVar(&upTimeout, "timeout", "", "default (85 s) or long (180 s)")
+	update.Flags().BoolVar(&upAffinity, "affinity", false, "session affinity on (--affinity) or off (--affinity=false)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List applications", Args: cobra.NoArgs,
@@ -206,7 +224,7 @@ func firstErr(errs ...error) error {
 }
 
 func newAdminConnectorCmd() *cobra.Command {
-	c := &cobra.Command{Use: "connector", Short: "List, inspect and remove connectors"}
+	c := group("connector", "List, inspect and remove connectors")
 	list := &cobra.Command{
 		Use: "list", Short: "List connectors with status, group, version and certificate expiry", Args: cobra.NoArgs,
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
@@ -225,6 +243,15 @@ func newAdminConnectorCmd() *cobra.Command {
 			return c.DeleteConnector(cmd.Context(), output(cmd), args[0])
 		}),
 	}
-	c.AddCommand(list, show, del)
+	var group string
+	move := &cobra.Command{
+		Use: "move ID --group GROUP", Short: "Move a connector to another group without registering it again", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.MoveConnector(cmd.Context(), output(cmd), args[0], group)
+		}),
+	}
+	move.Flags().StringVar(&group, "group", "", "the group to move it to")
+	move.MarkFlagRequired("group")
+	c.AddCommand(list, show, del, move)
 	return c
 }

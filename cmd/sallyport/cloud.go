@@ -7,10 +7,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/internal/cloud"
+	"github.com/sallyport/sallyport/internal/edge"
 )
 
 func newCloudCmd() *cobra.Command {
-	c := &cobra.Command{Use: "cloud", Short: "Run and set up the cloud service"}
+	c := group("cloud", "Run and set up the cloud service")
 	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd())
 	return c
 }
@@ -89,6 +90,17 @@ func newCloudServeCmd() *cobra.Command {
 	f.StringVar(&cfg.EdgeCertFile, "edge-cert", "", "PEM certificate chain the edge presents for the hosts it covers (e.g. *.NAME)")
 	f.StringVar(&cfg.EdgeKeyFile, "edge-key", "", "PEM key of --edge-cert")
 	f.DurationVar(&cfg.InactiveAfter, "inactive-after", 2*time.Minute, "a connector without heartbeat for this long is shown inactive")
+	f.DurationVar(&cfg.RemoveInactiveAfter, "remove-inactive-after", 240*time.Hour, "remove (and revoke) connectors inactive for this long")
+	f.DurationVar(&cfg.FailoverTimeout, "failover-timeout", 3*time.Second, "a tunnel that stops answering for this long is taken out of rotation")
+	f.IntVar(&cfg.ConnectorLimit, "connector-limit", 1000, "most requests one connector serves at once; beyond it, other connectors or 503")
+	lim, def := &cfg.EdgeLimits, edge.DefaultLimits
+	f.IntVar(&lim.MaxHeaderCount, "max-header-count", def.MaxHeaderCount, "most request header fields the edge accepts (more: 431)")
+	f.IntVar(&lim.MaxHeaderBytes, "max-header-bytes", def.MaxHeaderBytes, fmt.Sprintf("most bytes of request header names and values the edge accepts, at most %d (more: 431)", edge.MaxHeaderBytesCeiling))
+	f.IntVar(&lim.MaxURLLength, "max-url-length", def.MaxURLLength, "longest request path and query the edge accepts (longer: 414)")
+	f.Float64Var(&lim.AppRate, "app-rate", def.AppRate, "requests per second the edge accepts for one application (more: 429)")
+	f.IntVar(&lim.AppBurst, "app-burst", 0, fmt.Sprintf("requests one application may get at once before --app-rate applies (default twice --app-rate, %d with the default rate)", def.AppBurst))
+	f.Float64Var(&lim.TenantRate, "tenant-rate", def.TenantRate, "requests per second the edge accepts for all the applications of one tenant (more: 429)")
+	f.IntVar(&lim.TenantBurst, "tenant-burst", 0, fmt.Sprintf("requests one tenant may get at once before --tenant-rate applies (default twice --tenant-rate, %d with the default rate)", def.TenantBurst))
 	f.DurationVar(&cfg.BackendTimeoutOverride, "test-backend-timeout", 0, "test only: replace every application's backend timeout")
 	f.MarkHidden("test-backend-timeout")
 	cmd.MarkFlagRequired("data-dir")
@@ -96,7 +108,7 @@ func newCloudServeCmd() *cobra.Command {
 }
 
 func newCloudTenantCmd() *cobra.Command {
-	c := &cobra.Command{Use: "tenant", Short: "Operator commands on tenants (run on the cloud machine)"}
+	c := group("tenant", "Operator commands on tenants (run on the cloud machine)")
 	var dataDir, tenant, admin, pwFile string
 	add := &cobra.Command{
 		Use:   "add",

@@ -13,7 +13,7 @@ import (
 )
 
 func newConnectorCmd() *cobra.Command {
-	c := &cobra.Command{Use: "connector", Short: "Register and run the connector on a machine inside the private network"}
+	c := group("connector", "Register and run the connector on a machine inside the private network")
 	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd())
 	return c
 }
@@ -81,6 +81,7 @@ func newRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
 	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
+	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish (no new ones are taken)")
 	return cmd
 }
 
@@ -100,7 +101,10 @@ func newStatusCmd() *cobra.Command {
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(st.Trust)
+				if err := enc.Encode(st.Trust); err != nil {
+					return err
+				}
+				return st.CheckValidity(time.Now())
 			}
 			t := st.Trust
 			days := int(time.Until(t.ExpiresAt).Hours() / 24)

@@ -39,7 +39,7 @@ func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, er
 		r := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096))
 		line, err := r.ReadString('\n')
 		if err != nil && line == "" {
-			return "", problem.New(400, "no_password", "No password was given on standard input", "pipe the password into the command, for example: printf '%s\\n' \"$PASSWORD\" | sallyport ...")
+			return "", problem.New(400, "no_password", "No password was given on standard input", "pipe the password into the command, for example with printf '%s\\n' \"$PASSWORD\"")
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
@@ -63,4 +63,16 @@ func readSecretFile(path string) (string, error) {
 		return "", problem.Newf(400, "password_file", "give a readable file holding the password on its first line", "The password file %s cannot be read (%v)", path, err)
 	}
 	return strings.TrimRight(strings.SplitN(string(raw), "\n", 2)[0], "\r"), nil
+}
+
+// group makes a command that only holds subcommands: alone it prints its
+// help; with an unknown subcommand it fails (exit 1) instead of printing
+// help and succeeding.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
 }

@@ -85,6 +85,32 @@ func (c *Client) CreateGroup(ctx context.Context, o Output, name string) error {
 	return o.Emit(g, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Created connector group '%s'.\n", g.Name) })
 }
 
+// RenameGroup renames a connector group.
+func (c *Client) RenameGroup(ctx context.Context, o Output, name, newName string) error {
+	var g api.Group
+	if err := c.Do(ctx, http.MethodPatch, "/groups/"+url.PathEscape(name), api.UpdateGroupRequest{Name: newName}, &g); err != nil {
+		return err
+	}
+	return o.Emit(g, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Renamed connector group '%s' to '%s'.\n", name, g.Name) })
+}
+
+// DeleteGroup deletes a connector group.
+func (c *Client) DeleteGroup(ctx context.Context, o Output, name string) error {
+	if err := c.Do(ctx, http.MethodDelete, "/groups/"+url.PathEscape(name), nil, nil); err != nil {
+		return err
+	}
+	return o.Emit(map[string]string{"deleted": name}, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted connector group '%s'.\n", name) })
+}
+
+// MoveConnector assigns a connector to another group.
+func (c *Client) MoveConnector(ctx context.Context, o Output, id, group string) error {
+	var x api.Connector
+	if err := c.Do(ctx, http.MethodPost, "/connectors/"+url.PathEscape(id)+"/move", api.MoveConnectorRequest{Group: group}, &x); err != nil {
+		return err
+	}
+	return o.Emit(x, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Moved connector %s to group '%s'.\n", x.ID, x.Group) })
+}
+
 // CreateApp publishes an application.
 func (c *Client) CreateApp(ctx context.Context, o Output, in api.CreateAppRequest) error {
 	var a api.App
@@ -130,6 +156,7 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 	return o.Emit(a, func(tw *tabwriter.Writer) {
 		rows := [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"External URL", a.ExternalURL}, {"Internal URL", a.InternalURL},
 			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
+			{"Session affinity", fmt.Sprint(a.Affinity)},
 			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
@@ -152,10 +179,10 @@ func (c *Client) ListConnectors(ctx context.Context, o Output) error {
 		return err
 	}
 	return o.Emit(cs, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "ID\tSTATUS\tGROUP\tHOST NAME\tVERSION\tADDRESS\tTUNNELS\tIN FLIGHT\tCERT EXPIRES\tLAST SEEN")
+		fmt.Fprintln(tw, "ID\tSTATUS\tGROUP\tHOST NAME\tVERSION\tADDRESS\tINSTANCES\tTUNNELS\tIN FLIGHT\tCERT EXPIRES\tLAST SEEN")
 		for _, x := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", x.ID, x.Status, x.Group, dash(x.Hostname), dash(x.Version),
-				dash(x.Address), x.Tunnels, x.InFlight, when(x.CertExpiresAt), when(x.LastSeenAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", x.ID, x.Status, x.Group, dash(x.Hostname), dash(x.Version),
+				dash(x.Address), x.Instances, x.Tunnels, x.InFlight, when(x.CertExpiresAt), when(x.LastSeenAt))
 		}
 	})
 }
@@ -168,7 +195,7 @@ func (c *Client) ShowConnector(ctx context.Context, o Output, id string) error {
 	}
 	return o.Emit(x, func(tw *tabwriter.Writer) {
 		rows := [][2]string{{"ID", x.ID}, {"Status", x.Status}, {"Group", x.Group}, {"Host name", dash(x.Hostname)},
-			{"Version", dash(x.Version)}, {"Address", dash(x.Address)}, {"Tunnels", fmt.Sprint(x.Tunnels)},
+			{"Version", dash(x.Version)}, {"Address", dash(x.Address)}, {"Cloud instances", fmt.Sprint(x.Instances)}, {"Tunnels", fmt.Sprint(x.Tunnels)},
 			{"In flight", fmt.Sprint(x.InFlight)}, {"Certificate expires", when(x.CertExpiresAt)},
 			{"Last seen", when(x.LastSeenAt)}, {"Registered", when(x.CreatedAt)}}
 		for _, r := range rows {

@@ -108,6 +108,16 @@ type CreateGroupRequest struct {
 	Name string `json:"name"`
 }
 
+// UpdateGroupRequest is PATCH /api/v1/groups/{name}: a new name.
+type UpdateGroupRequest struct {
+	Name string `json:"name"`
+}
+
+// MoveConnectorRequest is POST /api/v1/connectors/{id}/move.
+type MoveConnectorRequest struct {
+	Group string `json:"group"`
+}
+
 // App is an application as the API shows it (never with its key).
 type App struct {
 	ID           string    `json:"id"`
@@ -118,6 +128,7 @@ type App struct {
 	InternalURL  string    `json:"internal_url"`
 	Timeout      string    `json:"timeout"`
 	PreAuth      string    `json:"preauth"`
+	Affinity     bool      `json:"session_affinity"`
 	CustomCert   bool      `json:"custom_certificate"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
@@ -131,8 +142,9 @@ type CreateAppRequest struct {
 	ExternalHost string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
 	Timeout      string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
 	PreAuth      string `json:"preauth,omitempty"`       // "passthrough"
-	CertPEM      string `json:"cert_pem,omitempty"`      // optional edge certificate chain
-	KeyPEM       string `json:"key_pem,omitempty"`       // and its key
+	Affinity     bool   `json:"session_affinity,omitempty"`
+	CertPEM      string `json:"cert_pem,omitempty"` // optional edge certificate chain
+	KeyPEM       string `json:"key_pem,omitempty"`  // and its key
 }
 
 // UpdateAppRequest is PATCH /api/v1/apps/{name}; absent fields stay.
@@ -140,6 +152,7 @@ type UpdateAppRequest struct {
 	InternalURL *string `json:"internal_url,omitempty"`
 	Group       *string `json:"group,omitempty"`
 	Timeout     *string `json:"timeout,omitempty"`
+	Affinity    *bool   `json:"session_affinity,omitempty"`
 }
 
 // Connector is a connector as the API shows it.
@@ -150,6 +163,7 @@ type Connector struct {
 	Hostname      string    `json:"hostname"`
 	Version       string    `json:"version"`
 	Address       string    `json:"address"`
+	Instances     int       `json:"instances"` // cloud instances it is connected to
 	Tunnels       int       `json:"tunnels"`
 	InFlight      int64     `json:"in_flight"`
 	CertExpiresAt time.Time `json:"cert_expires_at"`

@@ -25,6 +25,8 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/users", s.authed(true, s.handleCreateUser))
 	mux.HandleFunc("GET "+p+"/groups", s.authed(false, s.handleListGroups))
 	mux.HandleFunc("POST "+p+"/groups", s.authed(true, s.handleCreateGroup))
+	mux.HandleFunc("PATCH "+p+"/groups/{name}", s.authed(true, s.handleUpdateGroup))
+	mux.HandleFunc("DELETE "+p+"/groups/{name}", s.authed(true, s.handleDeleteGroup))
 	mux.HandleFunc("GET "+p+"/apps", s.authed(false, s.handleListApps))
 	mux.HandleFunc("POST "+p+"/apps", s.authed(true, s.handleCreateApp))
 	mux.HandleFunc("GET "+p+"/apps/{name}", s.authed(false, s.handleGetApp))
@@ -33,6 +35,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+p+"/connectors", s.authed(false, s.handleListConnectors))
 	mux.HandleFunc("GET "+p+"/connectors/{id}", s.authed(false, s.handleGetConnector))
 	mux.HandleFunc("DELETE "+p+"/connectors/{id}", s.authed(true, s.handleDeleteConnector))
+	mux.HandleFunc("POST "+p+"/connectors/{id}/move", s.authed(true, s.handleMoveConnector))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem.Newf(http.StatusNotFound, "not_found", "see docs/api.md for the routes of the admin API",
@@ -88,7 +91,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func writeProblem(w http.ResponseWriter, p *problem.Problem) {
 	w.Header().Set("Content-Type", "application/json")
 	if p.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Retry-After", "1")
 	}
 	w.WriteHeader(p.Status)
 	json.NewEncoder(w).Encode(api.ErrorBody{Error: api.ErrorDetail{Code: p.Code, Message: p.Error(), Step: p.Step}})
@@ -327,7 +330,7 @@ func (s *Server) apiConnector(c store.Connector, groups map[string]string) api.C
 		Address: c.LastAddress, CertExpiresAt: c.CertNotAfter, LastSeenAt: c.LastSeenAt, CreatedAt: c.CreatedAt,
 	}
 	if li, ok := s.registry.info(c.ID); ok {
-		ac.Tunnels, ac.InFlight, ac.Address = li.Tunnels, li.InFlight, li.Address
+		ac.Instances, ac.Tunnels, ac.InFlight, ac.Address = 1, li.Tunnels, li.InFlight, li.Address
 	}
 	return ac
 }

@@ -123,7 +123,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	return &appRequest{group: g, app: store.Application{
 		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
-		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), CreatedAt: now, UpdatedAt: now,
+		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, CreatedAt: now, UpdatedAt: now,
 	}}, nil
 }
 
@@ -172,7 +172,7 @@ func (s *Server) apiApp(a store.Application, group string) api.App {
 	}
 	return api.App{
 		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
-		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, CustomCert: len(a.CertPEM) > 0,
+		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, CustomCert: len(a.CertPEM) > 0,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
@@ -234,7 +234,7 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
-		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM)}
+		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity}
 	names, err := s.groupNames(r.Context(), p.Tenant.ID)
 	if err != nil {
 		return err
@@ -248,6 +248,9 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	if in.Timeout != nil {
 		req.Timeout = *in.Timeout
+	}
+	if in.Affinity != nil {
+		req.Affinity = *in.Affinity
 	}
 	ar, err := s.checkAppRequest(r.Context(), p.Tenant, req)
 	if err != nil {

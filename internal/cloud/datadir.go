@@ -236,7 +236,11 @@ func AddTenant(ctx context.Context, st store.Store, domain, admin, password stri
 		return nil, err
 	}
 	now := time.Now().UTC()
-	t := store.Tenant{ID: NewID("t"), Domain: domain, Label: strings.SplitN(domain, ".", 2)[0], CreatedAt: now}
+	label, err := tenantLabel(ctx, st, domain)
+	if err != nil {
+		return nil, err
+	}
+	t := store.Tenant{ID: NewID("t"), Domain: domain, Label: label, CreatedAt: now}
 	g := store.Group{ID: NewID("g"), TenantID: t.ID, Name: DefaultGroup, CreatedAt: now}
 	u := store.User{ID: NewID("u"), TenantID: t.ID, Name: admin, Role: store.RoleGlobalAdmin, PasswordHash: hash, CreatedAt: now}
 	err = st.CreateTenant(ctx, t, store.TenantCA{TenantID: t.ID, CertPEM: ca.CertPEM, KeyPEM: keyPEM}, g, u)
@@ -303,4 +307,22 @@ func splitUser(u string) (name, domain string, ok bool) {
 		return "", "", false
 	}
 	return name, domain, true
+}
+
+// tenantLabel picks the label used in default external hosts: the
+// domain's first label ("contoso"), or, when another tenant has it
+// already, the whole domain with dots as hyphens ("contoso-org"), so two
+// tenants never compete for the same default host names.
+func tenantLabel(ctx context.Context, st store.Store, domain string) (string, error) {
+	label := strings.SplitN(domain, ".", 2)[0]
+	ts, err := st.ListTenants(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range ts {
+		if t.Label == label {
+			return strings.ReplaceAll(domain, ".", "-"), nil
+		}
+	}
+	return label, nil
 }

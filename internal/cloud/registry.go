@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/edge"
@@ -21,6 +23,7 @@ import (
 // and picks one for each request.
 type registry struct {
 	log     *slog.Logger
+	limit   int64 // most concurrent requests per connector
 	routes  func() *routeTable
 	refresh func(context.Context) error // reloads routes from the store
 
@@ -35,10 +38,12 @@ func (r *registry) wait() { r.pushes.Wait() }
 
 // liveConnector is a connector with at least one tunnel up.
 type liveConnector struct {
-	ID, TenantID, GroupID string
-	Hello                 tunnel.Hello
-	Address               string
-	tunnels               []*liveTunnel
+	ID, TenantID string
+	groupID      atomic.Pointer[string] // may change (connector moved)
+	Hello        tunnel.Hello
+	Address      string
+	tunnels      []*liveTunnel
+	active       atomic.Int64 // requests reserved on it, for the concurrency limit
 }
 
 // liveTunnel is one tunnel connection.
@@ -49,8 +54,8 @@ type liveTunnel struct {
 	pushed string // config version the connector acknowledged
 }
 
-func newRegistry(log *slog.Logger, routes func() *routeTable, refresh func(context.Context) error) *registry {
-	return &registry{log: log, routes: routes, refresh: refresh, connectors: map[string]*liveConnector{}}
+func newRegistry(log *slog.Logger, limit int, routes func() *routeTable, refresh func(context.Context) error) *registry {
+	return &registry{log: log, limit: int64(limit), routes: routes, refresh: refresh, connectors: map[string]*liveConnector{}}
 }
 
 // add registers a tunnel of a connector.
@@ -62,7 +67,8 @@ func (r *registry) add(lt *liveTunnel, id, tenantID, groupID, addr string, hello
 		lc = &liveConnector{ID: id, TenantID: tenantID}
 		r.connectors[id] = lc
 	}
-	lc.GroupID, lc.Hello, lc.Address = groupID, hello, addr
+	lc.groupID.Store(&groupID)
+	lc.Hello, lc.Address = hello, addr
 	lc.tunnels = append(lc.tunnels, lt)
 	lt.conn = lc
 }
@@ -83,6 +89,20 @@ func (r *registry) remove(lt *liveTunnel) {
 	}
 	if len(lc.tunnels) == 0 && r.connectors[lc.ID] == lc {
 		delete(r.connectors, lc.ID)
+	}
+}
+
+// setGroup moves a live connector to another group: it serves that
+// group's applications from its next request on.
+func (r *registry) setGroup(id, groupID string, t *routeTable) {
+	r.mu.Lock()
+	lc := r.connectors[id]
+	if lc != nil {
+		lc.groupID.Store(&groupID)
+	}
+	r.mu.Unlock()
+	if lc != nil {
+		r.pushAll(context.Background(), t)
 	}
 }
 
@@ -130,27 +150,42 @@ func (r *registry) info(id string) (liveInfo, bool) {
 	return li, true
 }
 
-// pick chooses the tunnel for a request of group: among the group's
-// connectors, the one with the fewest requests in flight (ties at
-// random), then its least busy tunnel. exclude skips one connector.
-func (r *registry) pick(groupID, exclude string) *liveTunnel {
+// pickResult says why pick found nothing.
+type pickResult int
+
+const (
+	picked    pickResult = iota
+	none                 // no connector of the group has a usable tunnel
+	saturated            // every usable connector is at its concurrency limit
+)
+
+// pick reserves a tunnel for one request of group: the preferred
+// connector (session affinity) while it is usable, else the connector
+// with the fewest requests in flight (ties at random), then its least busy
+// tunnel. Connectors in exclude, draining tunnels and connectors at their
+// limit are skipped. The caller releases the reservation.
+func (r *registry) pick(groupID, preferred string, exclude map[string]bool) (*liveTunnel, pickResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var best *liveTunnel
 	var bestLoad int64
-	ties := 0
+	ties, full := 0, false
 	for _, lc := range r.connectors {
-		if lc.GroupID != groupID || lc.ID == exclude || len(lc.tunnels) == 0 {
+		if lc.group() != groupID || exclude[lc.ID] {
 			continue
 		}
-		var load int64
-		var lt *liveTunnel
-		for _, t := range lc.tunnels {
-			n := t.c.InFlight()
-			load += n
-			if lt == nil || n < lt.c.InFlight() {
-				lt = t
-			}
+		lt := lc.leastBusyTunnel()
+		if lt == nil {
+			continue
+		}
+		load := lc.active.Load()
+		if load >= r.limit {
+			full = true
+			continue
+		}
+		if lc.ID == preferred {
+			best, ties = lt, -1
+			break
 		}
 		switch {
 		case best == nil || load < bestLoad:
@@ -162,31 +197,82 @@ func (r *registry) pick(groupID, exclude string) *liveTunnel {
 			}
 		}
 	}
-	return best
+	switch {
+	case best != nil:
+		best.conn.active.Add(1)
+		return best, picked
+	case full:
+		return nil, saturated
+	}
+	return nil, none
 }
 
-// RoundTrip implements edge.Dispatcher. An idempotent request without a
-// body whose tunnel breaks before any answer is retried once on another
-// connector of the group.
-func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, error) {
-	lt := r.pick(app.GroupID, "")
-	if lt == nil {
-		return nil, noConnector(app)
+// group is the connector's current group id.
+func (lc *liveConnector) group() string { return *lc.groupID.Load() }
+
+// leastBusyTunnel returns the usable tunnel with the fewest streams.
+func (lc *liveConnector) leastBusyTunnel() *liveTunnel {
+	var lt *liveTunnel
+	for _, t := range lc.tunnels {
+		if t.c.Available() && (lt == nil || t.c.InFlight() < lt.c.InFlight()) {
+			lt = t
+		}
 	}
-	resp, err := r.send(lt, req)
-	if err == nil || !retryable(req) || req.Context().Err() != nil {
-		return resp, err
-	}
-	if other := r.pick(app.GroupID, lt.conn.ID); other != nil {
-		r.log.Info("retrying request on another connector", "app", app.Name, "failed_connector", lt.conn.ID, "connector", other.conn.ID, "error", err.Error())
-		return r.send(other, req)
-	}
-	return nil, err
+	return lt
 }
+
+// RoundTrip implements edge.Dispatcher. A request that never reached a
+// connector (tunnel closing or draining) goes to another connector of the
+// group; an idempotent request without a body whose tunnel broke before
+// any answer is retried once on another connector.
+func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, error) {
+	tried := map[string]bool{}
+	preferred := edge.PreferredConnector(req.Context())
+	idempotentRetry := retryable(req)
+	var lastErr error
+	for range maxAttempts {
+		lt, why := r.pick(app.GroupID, preferred, tried)
+		if lt == nil {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			if why == saturated {
+				return nil, saturatedProblem(app, r.limit)
+			}
+			return nil, noConnector(app)
+		}
+		tried[lt.conn.ID] = true
+		resp, err := r.send(lt, req)
+		if err == nil {
+			resp.Header.Set(tunnel.HeaderConnector, lt.conn.ID)
+			resp.Body = releasingBody(resp.Body, func() { lt.conn.active.Add(-1) })
+			return resp, nil
+		}
+		lt.conn.active.Add(-1)
+		lastErr = err
+		if req.Context().Err() != nil {
+			return nil, err
+		}
+		switch {
+		case errors.Is(err, errConfigPush) || tunnel.NotSent(err):
+		case idempotentRetry:
+			idempotentRetry = false
+		default:
+			return nil, err
+		}
+		r.log.Info("sending request to another connector", "app", app.Name, "failed_connector", lt.conn.ID, "error", err.Error())
+	}
+	return nil, lastErr
+}
+
+// maxAttempts bounds how many connectors one request is offered to.
+const maxAttempts = 4
+
+var errConfigPush = errors.New("the connector did not take its configuration")
 
 func (r *registry) send(lt *liveTunnel, req *http.Request) (*http.Response, error) {
 	if err := r.ensureConfig(req.Context(), lt); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errConfigPush, err)
 	}
 	return lt.c.RoundTrip(req)
 }
@@ -199,6 +285,41 @@ func retryable(req *http.Request) bool {
 	return false
 }
 
+func saturatedProblem(app *edge.App, limit int64) *problem.Problem {
+	return problem.Newf(http.StatusServiceUnavailable, "connectors_saturated",
+		"retry shortly; to serve more at once, add a connector to the group or raise the limit with 'sallyport cloud serve --connector-limit'",
+		"Every connector of group '%s' of %s is already handling its limit of %d concurrent requests", app.Group, app.Tenant, limit)
+}
+
+// releasingBody calls release once when the body is closed; it keeps the
+// body writable for upgraded connections.
+func releasingBody(b io.ReadCloser, release func()) io.ReadCloser {
+	var once sync.Once
+	rb := &releaseBody{ReadCloser: b, release: func() { once.Do(release) }}
+	if rw, ok := b.(io.ReadWriteCloser); ok {
+		return &releaseRWBody{releaseBody: rb, w: rw}
+	}
+	return rb
+}
+
+type releaseBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+type releaseRWBody struct {
+	*releaseBody
+	w io.Writer
+}
+
+func (b *releaseRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
 func noConnector(app *edge.App) *problem.Problem {
 	return problem.Newf(http.StatusBadGateway, "no_connector",
 		"install a connector and assign it to this group, or assign the application to a group that has an active one",
@@ -208,15 +329,15 @@ func noConnector(app *edge.App) *problem.Problem {
 // ensureConfig pushes the group's current configuration to the connector
 // on this tunnel if it does not hold it yet.
 func (r *registry) ensureConfig(ctx context.Context, lt *liveTunnel) error {
-	cfg := r.routes().configs[lt.conn.GroupID]
+	cfg := r.routes().configs[lt.conn.group()]
 	if cfg == nil {
 		// A group this instance has not loaded yet (a tenant or group
 		// added by another process): reload once.
 		if err := r.refresh(ctx); err != nil {
 			return err
 		}
-		if cfg = r.routes().configs[lt.conn.GroupID]; cfg == nil {
-			return fmt.Errorf("no configuration for group %s", lt.conn.GroupID)
+		if cfg = r.routes().configs[lt.conn.group()]; cfg == nil {
+			return fmt.Errorf("no configuration for group %s", lt.conn.group())
 		}
 	}
 	lt.pushMu.Lock()
@@ -253,7 +374,7 @@ func (lt *liveTunnel) push(ctx context.Context, cfg *tunnel.Config) error {
 func (r *registry) pushAll(ctx context.Context, t *routeTable) {
 	ts := r.allTunnels()
 	for _, lt := range ts {
-		cfg := t.configs[lt.conn.GroupID]
+		cfg := t.configs[lt.conn.group()]
 		if cfg == nil {
 			continue
 		}

@@ -40,12 +40,22 @@ type Config struct {
 	// InactiveAfter is how long without a heartbeat makes a connector
 	// inactive. Default 2 minutes.
 	InactiveAfter time.Duration
+	// RemoveInactiveAfter is how long an inactive connector is kept before
+	// it is removed (and its certificate revoked). Default 10 days.
+	RemoveInactiveAfter time.Duration
+	// FailoverTimeout is how long a tunnel may stop answering before its
+	// connector is out of rotation: a PING goes out after a third of it
+	// without traffic and must be answered within the rest. Default 3s.
+	FailoverTimeout time.Duration
 	// HeartbeatInterval is how often the cloud pings each tunnel and
 	// records the connector as seen. Default 10s.
 	HeartbeatInterval time.Duration
 	// RefreshInterval is how often the route table is reloaded from the
 	// store (changes made through this instance apply at once). Default 5s.
 	RefreshInterval time.Duration
+	// ConnectorLimit is the most requests one connector serves at once;
+	// beyond it requests go to other connectors, or get 503. Default 1000.
+	ConnectorLimit int
 	// EdgeLimits bound request sizes and rates at the edge.
 	EdgeLimits edge.Limits
 	Tunnel     tunnel.ClientConfig
@@ -64,8 +74,29 @@ func (c *Config) Validate() error {
 	if (c.EdgeCertFile == "") != (c.EdgeKeyFile == "") {
 		return problem.New(400, "edge_cert", "Only one of the edge certificate and key files was given", "give both --edge-cert and --edge-key, or neither")
 	}
+	if err := c.EdgeLimits.Validate(); err != nil {
+		return err
+	}
+	if c.ConnectorLimit <= 0 {
+		c.ConnectorLimit = 1000
+	}
 	if c.InactiveAfter <= 0 {
 		c.InactiveAfter = 2 * time.Minute
+	}
+	if c.RemoveInactiveAfter <= 0 {
+		c.RemoveInactiveAfter = 10 * 24 * time.Hour
+	}
+	if c.FailoverTimeout <= 0 {
+		c.FailoverTimeout = 3 * time.Second
+	}
+	if c.FailoverTimeout < 300*time.Millisecond {
+		return problem.Newf(400, "bad_config", "use at least 300ms", "The failover timeout %s is too short to tell a slow link from a dead one", c.FailoverTimeout)
+	}
+	if c.Tunnel.PingInterval <= 0 {
+		c.Tunnel.PingInterval = c.FailoverTimeout / 3
+	}
+	if c.Tunnel.PingTimeout <= 0 {
+		c.Tunnel.PingTimeout = c.FailoverTimeout - c.Tunnel.PingInterval
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 10 * time.Second
@@ -135,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
-	s.registry = newRegistry(s.log, s.routesNow, s.refreshRoutes)
+	s.registry = newRegistry(s.log, cfg.ConnectorLimit, s.routesNow, s.refreshRoutes)
 	t, err := s.loadRoutes(context.Background())
 	if err != nil {
 		st.Close()
@@ -190,7 +221,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          log.New(slogWriter{s.log}, "", 0),
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
 			tunnel.ALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
@@ -234,10 +265,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the store.
 func (s *Server) Close() error { return s.store.Close() }
 
-// maintain refreshes the route table periodically.
+// maintain refreshes the route table periodically and removes connectors
+// inactive for too long.
 func (s *Server) maintain(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RefreshInterval)
 	defer t.Stop()
+	var lastSweep time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -246,8 +279,53 @@ func (s *Server) maintain(ctx context.Context) {
 			if err := s.refreshRoutes(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reloading applications from the store failed", "error", err.Error())
 			}
+			if time.Since(lastSweep) >= time.Minute {
+				lastSweep = time.Now()
+				if _, err := s.SweepInactive(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("removing inactive connectors failed", "error", err.Error())
+				}
+			}
 		}
 	}
+}
+
+// SweepInactive removes the connectors not seen for RemoveInactiveAfter
+// (never connected ones count from their registration) and revokes their
+// certificates. It returns how many it removed.
+func (s *Server) SweepInactive(ctx context.Context) (int, error) {
+	now := s.now().UTC()
+	cs, err := s.store.ListInactiveConnectors(ctx, now.Add(-s.cfg.RemoveInactiveAfter))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cs {
+		if _, live := s.registry.info(c.ID); live {
+			continue // connected right now: its last-seen time is about to move
+		}
+		reason := fmt.Sprintf("removed after %s of inactivity", humanDuration(s.cfg.RemoveInactiveAfter))
+		if err := s.store.DeleteConnector(ctx, c.TenantID, c.ID, reason, now); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			return n, err
+		}
+		n++
+		s.log.Info("inactive connector removed", "connector", c.ID, "tenant", c.TenantID, "hostname", c.Hostname, "last_seen", c.LastSeenAt, "reason", reason)
+	}
+	return n, nil
+}
+
+// humanDuration writes whole days as days ("10 days"), else as Go does.
+func humanDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		days := int(d / (24 * time.Hour))
+		if days == 1 {
+			return "1 day"
+		}
+		return fmt.Sprintf("%d days", days)
+	}
+	return d.String()
 }
 
 // tlsConfigFor picks the TLS configuration by ALPN: connectors present a
@@ -274,6 +352,9 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	host, ok := edge.NormalizeHost(hello.ServerName)
 	if !ok {
 		return s.server, nil
+	}
+	if host == s.settings.Name {
+		return s.server, nil // what connectors and admin clients pin
 	}
 	t := s.routes.Load()
 	if c := t.certs[host]; c != nil {

@@ -33,10 +33,14 @@ func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
 	defer stop()
 
 	rec, err := s.identify(ctx, conn.ConnectionState().PeerCertificates)
-	if err != nil {
-		p := problem.Public(err)
+	if p, ok := problem.As(err); ok {
 		s.log.Warn("connector refused", "address", addr, "code", p.Code, "reason", p.Error())
 		refuse(ctx, client, p)
+		return
+	}
+	if err != nil {
+		// A passing failure of the cloud (the store): the connector retries.
+		s.log.Error("checking a connector's certificate failed", "address", addr, "error", err.Error())
 		return
 	}
 	hello, err := getHello(ctx, client)

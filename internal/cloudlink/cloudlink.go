@@ -119,8 +119,8 @@ type InspectionError struct {
 }
 
 func (e *InspectionError) Error() string {
-	return fmt.Sprintf("TLS inspection detected between this machine and the cloud: the certificate for %s was issued by '%s', not by the Sallyport cloud CA; exclude %s:443 from TLS inspection (or check that %s leads to the Sallyport cloud)",
-		e.Host, e.Issuer, e.Host, e.Host)
+	return fmt.Sprintf("TLS inspection detected between this machine and the cloud: the certificate for %s was issued by '%s', not by the Sallyport cloud CA; exclude the cloud's address from TLS inspection (or check that %s leads to the Sallyport cloud)",
+		e.Host, e.Issuer, e.Host)
 }
 
 func verifyPinned(cs tls.ConnectionState, roots *x509.CertPool, ca *x509.Certificate, host string) error {

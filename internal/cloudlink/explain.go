@@ -32,7 +32,7 @@ func Explain(err error, t Target) error {
 	switch {
 	case errors.As(err, &insp):
 		return problem.Newf(495, "tls_inspection",
-			fmt.Sprintf("exclude %s:443 from TLS inspection in the proxy or firewall (or check that %s leads to the Sallyport cloud)", insp.Host, insp.Host),
+			fmt.Sprintf("exclude %s from TLS inspection in the proxy or firewall (or check that %s leads to the Sallyport cloud)", t.Addr, insp.Host),
 			"TLS inspection detected between this machine and the cloud: the certificate for %s was issued by '%s', not by the Sallyport cloud CA",
 			insp.Host, insp.Issuer).Wrap(err)
 	case errors.As(err, &dnsErr):

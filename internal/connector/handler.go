@@ -116,11 +116,23 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&eb)
 		p := &problem.Problem{Status: 401, Code: eb.Error.Code, Message: eb.Error.Message, Step: eb.Error.Step, Err: errRefused}
 		h.c.log.Error("the cloud refused this connector", "code", p.Code, "reason", p.Error())
+		if p.Code == "trust_expired" {
+			h.c.log.Error(ExpiredMessage, "event_id", 1000)
+		}
 		w.WriteHeader(http.StatusNoContent)
-		h.c.refuse(p) // takes effect when the cloud closes this connection
+		if permanentRefusal[p.Code] {
+			h.c.refuse(p) // takes effect when the cloud closes this connection
+		}
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// permanentRefusal lists the refusals that no retry can cure: the
+// connector stops until it is registered again. Others (a clock skew, say)
+// are retried with backoff.
+var permanentRefusal = map[string]bool{
+	"trust_expired": true, "connector_revoked": true, "connector_deleted": true, "connector_unknown": true,
 }
 
 // setConfig replaces the application table.
@@ -164,7 +176,11 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 		},
 		Transport:     h.transport,
 		FlushInterval: -1,
-		BufferPool:    bufPool,
+		ModifyResponse: func(resp *http.Response) error {
+			stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
+			return nil
+		},
+		BufferPool: bufPool,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				return // the cloud gave up on this request; nobody reads an answer
@@ -210,6 +226,7 @@ func (h *handler) serveUpgrade(w http.ResponseWriter, r *http.Request, a *app, p
 		}
 		return
 	}
+	stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer resp.Body.Close()
 		for k, v := range resp.Header {

@@ -28,7 +28,9 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts (jittered exponential). Defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
-	// Tunnel tunes each tunnel connection.
+	// Tunnel tunes each tunnel connection; Tunnel.DrainTimeout (default
+	// 30s) is the grace period for requests in flight when Run's context
+	// ends (SIGTERM): no new request is taken meanwhile.
 	Tunnel tunnel.ServerConfig
 	// Dial, if set, replaces the TCP dial to the cloud (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -47,6 +49,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Connections < 1 || c.Connections > 16 {
 		return problem.Newf(400, "bad_config", "use a value from 1 to 16", "The number of tunnel connections %d is out of range", c.Connections)
+	}
+	if c.Tunnel.DrainTimeout == 0 {
+		c.Tunnel.DrainTimeout = 30 * time.Second
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = 500 * time.Millisecond

@@ -41,7 +41,7 @@ func DefaultDir() string {
 }
 
 // Trust is the trust settings file (trust.json): what the connector knows
-// about its identity and its certificate. docs/connector.md documents each
+// about its identity and its certificate. docs/cli.md documents each
 // field. It holds no secret.
 type Trust struct {
 	FormatVersion int       `json:"format_version"`

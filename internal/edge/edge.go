@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type App struct {
 	InternalURL  string
 	Timeout      time.Duration
 	TimeoutName  string // "default" or "long"
+	// Affinity keeps a browser on the same connector (cookie) while that
+	// connector stays usable.
+	Affinity bool
 }
 
 // Routes finds the application published at a normalised host.
@@ -53,15 +57,19 @@ type Config struct {
 	// TimeoutOverride, when positive, replaces every application's backend
 	// timeout (a test-only setting).
 	TimeoutOverride time.Duration
-	// Limits bound request sizes and rates.
+	// Limits bound request sizes and rates; zero fields take the defaults
+	// of DefaultLimits.
 	Limits Limits
 }
 
 // Handler serves application hosts.
 type Handler struct {
-	cfg   Config
-	log   *slog.Logger
-	proxy *httputil.ReverseProxy
+	cfg    Config
+	log    *slog.Logger
+	proxy  *httputil.ReverseProxy
+	limits Limits // cfg.Limits with defaults
+	rates  rateLimiters
+	now    func() time.Time // the rate limiters' clock; tests stop it
 }
 
 type ctxKey struct{}
@@ -70,6 +78,7 @@ type reqInfo struct {
 	app       *App
 	requestID string
 	timeout   time.Duration
+	preferred string // connector named by the affinity cookie
 }
 
 // New returns a Handler.
@@ -77,7 +86,8 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger}
+	h := &Handler{cfg: cfg, log: cfg.Logger, limits: cfg.Limits.withDefaults(), now: time.Now}
+	h.rates.tenants = map[string]*tenantLimiter{}
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      roundTripperFunc(h.roundTrip),
@@ -104,6 +114,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"No application is published at %s", hostForMessage(r.Host)), rid)
 		return
 	}
+	if p := h.checkSize(r); p != nil {
+		h.refuse(w, r, app, rid, p)
+		return
+	}
+	if p, retryAfter := h.admit(app); p != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		h.refuse(w, r, app, rid, p)
+		return
+	}
 	// Read the request body while the response is being written: a proxy
 	// must be full duplex (see docs/protocol.md).
 	http.NewResponseController(w).EnableFullDuplex()
@@ -111,8 +130,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.TimeoutOverride > 0 {
 		timeout = h.cfg.TimeoutOverride
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, &reqInfo{app: app, requestID: rid, timeout: timeout})
+	ri := &reqInfo{app: app, requestID: rid, timeout: timeout}
+	ctx := context.WithValue(r.Context(), ctxKey{}, ri)
+	if app.Affinity {
+		if c, err := r.Cookie(AffinityCookie); err == nil && len(c.Value) <= 64 {
+			ri.preferred = c.Value
+			ctx = context.WithValue(ctx, preferredKey{}, c.Value)
+		}
+	}
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// refuse answers a request the limits turn away.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, app *App, requestID string, p *problem.Problem) {
+	h.logRefusal(app, requestID, p)
+	WritePage(w, r, p, requestID)
 }
 
 func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqInfo) }
@@ -152,6 +184,9 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 		cancel(nil)
 		return nil, err
 	}
+	if resp.Request == nil {
+		resp.Request = req
+	}
 	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
 		resp.Body = &cancelRWBody{ReadWriteCloser: rw, cancel: cancel}
 	} else {
@@ -174,6 +209,12 @@ func timeoutProblem(ri *reqInfo) *problem.Problem {
 // into an edge error, and removes protocol headers.
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	code := resp.Header.Get(tunnel.HeaderError)
+	if ri := info(resp.Request); ri.app.Affinity {
+		if chosen := resp.Header.Get(tunnel.HeaderConnector); chosen != "" && chosen != ri.preferred {
+			resp.Header.Add("Set-Cookie", (&http.Cookie{Name: AffinityCookie, Value: chosen, Path: "/",
+				HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}).String())
+		}
+	}
 	for k := range resp.Header {
 		if strings.HasPrefix(k, tunnel.HeaderPrefix) {
 			delete(resp.Header, k)
@@ -203,7 +244,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		var ok bool
 		if p, ok = problem.As(err); !ok {
 			p = problem.Newf(http.StatusBadGateway, "connector_lost",
-				"retry; if it keeps happening, run 'sallyport connector doctor' on the group's connectors",
+				"retry; if it keeps happening, check the group's connectors with 'sallyport admin connector list' and the connector's log for this request id",
 				"The connection to the connector serving '%s' (group '%s' of %s) broke before it answered", ri.app.Name, ri.app.Group, ri.app.Tenant).Wrap(err)
 		}
 	}
@@ -253,3 +294,16 @@ func hostForMessage(h string) string {
 	}
 	return fmt.Sprintf("%q", h)
 }
+
+type preferredKey struct{}
+
+// PreferredConnector returns the connector a request should go to if it
+// can (session affinity), or "".
+func PreferredConnector(ctx context.Context) string {
+	s, _ := ctx.Value(preferredKey{}).(string)
+	return s
+}
+
+// AffinityCookie is the cookie that keeps a browser on one connector for
+// an application with session affinity.
+const AffinityCookie = "sallyport_affinity"

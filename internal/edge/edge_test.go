@@ -141,7 +141,7 @@ func TestErrorPages(t *testing.T) {
 		{"no connector", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) { return nil, noConn }, 0,
 			502, "no_connector", []string{"No active connector in group 'Default' of contoso.com"}},
 		{"connector lost", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) { return nil, io.ErrUnexpectedEOF }, 0,
-			502, "connector_lost", []string{"broke before it answered", "connector doctor"}},
+			502, "connector_lost", []string{"broke before it answered", "admin connector list"}},
 		{"backend slow", testApp.ExternalHost, func(_ *App, r *http.Request) (*http.Response, error) {
 			<-r.Context().Done()
 			return nil, r.Context().Err()

@@ -129,6 +129,7 @@ type Application struct {
 	PreAuth      string // "passthrough" (later also "sallyport")
 	CertPEM      []byte // optional edge certificate for ExternalHost
 	KeyPEM       []byte // its key; secret
+	Affinity     bool   // session affinity: keep a browser on one connector
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -192,7 +193,7 @@ type Store interface {
 	// routing table, never for an API answer.
 	ListAllApps(ctx context.Context) ([]Application, error)
 	// UpdateApp replaces the mutable fields (GroupID, ExternalHost,
-	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, UpdatedAt) of the
+	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, Affinity, UpdatedAt) of the
 	// application with a.TenantID and a.ID.
 	UpdateApp(ctx context.Context, a Application) error
 	DeleteApp(ctx context.Context, tenantID, name string) error

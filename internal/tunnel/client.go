@@ -65,6 +65,13 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 // Done is closed once the connection is closed, for whatever reason.
 func (c *Client) Done() <-chan struct{} { return c.conn.done }
 
+// Available reports whether new requests may be sent: the connection is
+// open and the connector has not asked to drain it (GOAWAY).
+func (c *Client) Available() bool {
+	st := c.cc.State()
+	return !st.Closed && !st.Closing
+}
+
 // Close closes the connection at once; streams in flight fail.
 func (c *Client) Close() error {
 	err := c.cc.Close()
@@ -202,6 +209,24 @@ func (c *watchedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { close(c.done) })
 	return err
+}
+
+// NotSent reports whether a RoundTrip error means the request never
+// reached the connector (connection unusable, draining, or stream
+// refused), so it may be sent again elsewhere whatever its method.
+func NotSent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se http2.StreamError
+	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
+		return true
+	}
+	// The errors x/net/http2 itself retries on another connection.
+	msg := err.Error()
+	return strings.Contains(msg, "http2: client conn not usable") ||
+		strings.Contains(msg, "http2: client conn is closed") ||
+		strings.Contains(msg, "http2: Transport received Server's graceful shutdown GOAWAY")
 }
 
 // IsConnectionError reports whether err means the tunnel connection itself

@@ -33,6 +33,9 @@ const (
 	HeaderRequestID = "Sallyport-Request-Id" // correlates cloud and connector logs
 	HeaderError     = "Sallyport-Error"      // error code of a response made by the connector itself
 	HeaderUpgrade   = "Sallyport-Upgrade"    // upgrade protocol (e.g. "websocket") of an upgrade stream
+	// HeaderConnector names, inside the cloud only, the connector that
+	// answered (for session affinity); it never crosses the tunnel.
+	HeaderConnector = "Sallyport-Connector"
 )
 
 // Control paths served by the connector to the cloud (no HeaderApp).

@@ -21,6 +21,10 @@ type ServerConfig struct {
 	// MaxConcurrentStreams caps the streams the cloud may open at once on
 	// this connection. Default 1000.
 	MaxConcurrentStreams uint32
+	// DrainTimeout is how long streams in flight may go on once Serve's
+	// context is done (graceful drain: the cloud is told with GOAWAY to
+	// open no new stream). Zero closes the connection at once.
+	DrainTimeout time.Duration
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -46,8 +50,10 @@ const (
 )
 
 // Serve serves HTTP/2 with h on conn, a connection the connector dialled,
-// until the connection ends or ctx is done. It returns only after every
-// handler it started has returned, so it leaves no goroutine behind.
+// until the connection ends or ctx is done. When ctx is done it drains:
+// GOAWAY tells the cloud to open no new stream, streams in flight go on
+// for up to cfg.DrainTimeout, then the connection closes. It returns only
+// after every handler it started has returned.
 func Serve(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig) {
 	cfg = cfg.withDefaults()
 	srv := &http2.Server{
@@ -58,19 +64,46 @@ func Serve(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig)
 		MaxUploadBufferPerConnection: connWindow,
 		MaxUploadBufferPerStream:     streamWindow,
 	}
+	base := &http.Server{MaxHeaderBytes: maxHeaderListBytes}
+	if err := http2.ConfigureServer(base, srv); err != nil {
+		conn.Close()
+		return
+	}
 	var handlers sync.WaitGroup
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handlers.Add(1)
 		defer handlers.Done()
 		h.ServeHTTP(w, r)
 	})
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	served := make(chan struct{})
+	var stopper sync.WaitGroup
+	stopper.Add(1)
+	go func() {
+		defer stopper.Done()
+		select {
+		case <-served:
+			return
+		case <-ctx.Done():
+		}
+		base.Shutdown(context.Background()) // GOAWAY on this connection
+		if cfg.DrainTimeout > 0 {
+			t := time.NewTimer(cfg.DrainTimeout)
+			defer t.Stop()
+			select {
+			case <-served:
+			case <-t.C:
+			}
+		}
+		conn.Close()
+	}()
+	// Streams outlive ctx while draining; closing the connection ends them.
 	srv.ServeConn(conn, &http2.ServeConnOpts{
-		Context:    ctx,
+		Context:    context.WithoutCancel(ctx),
 		Handler:    counted,
-		BaseConfig: &http.Server{MaxHeaderBytes: maxHeaderListBytes},
+		BaseConfig: base,
 	})
+	close(served)
 	conn.Close()
+	stopper.Wait()
 	handlers.Wait()
 }

@@ -116,7 +116,7 @@ func newApp(f tenantFixture, name string) store.Application {
 		ID: "app-" + f.Tenant.Label + "-" + name, TenantID: f.Tenant.ID, Name: name, GroupID: f.Group.ID,
 		ExternalHost: name + "-" + f.Tenant.Label + ".sallyport.example",
 		InternalURL:  "http://" + name + ".corp.local:8080/", Timeout: "default", PreAuth: "passthrough",
-		CertPEM: []byte("cert of " + name), KeyPEM: []byte("key of " + name),
+		CertPEM: []byte("cert of " + name), KeyPEM: []byte("key of " + name), Affinity: name == "web",
 		CreatedAt: at(20), UpdatedAt: at(21),
 	}
 }
