@@ -135,7 +135,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if app.Affinity {
 		if c, err := r.Cookie(AffinityCookie); err == nil && len(c.Value) <= 64 {
 			ri.preferred = c.Value
-			ctx = context.WithValue(ctx, preferredKey{}, c.Value)
+			ctx = WithPreferredConnector(ctx, c.Value)
 		}
 	}
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
@@ -307,3 +307,8 @@ func PreferredConnector(ctx context.Context) string {
 // AffinityCookie is the cookie that keeps a browser on one connector for
 // an application with session affinity.
 const AffinityCookie = "sallyport_affinity"
+
+// WithPreferredConnector returns ctx asking for connector id (session affinity).
+func WithPreferredConnector(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, preferredKey{}, id)
+}

@@ -197,7 +197,8 @@ func (h *Handler) checkSize(r *http.Request) *problem.Problem {
 // rateLimiters holds one token bucket per tenant and, inside it, one per
 // application. Entries are made on a request's first pass, only for
 // applications the route table knows, so their number is bounded by the
-// published applications.
+// applications published since start (a deleted application's entry, a
+// few hundred bytes, stays until restart).
 type rateLimiters struct {
 	mu      sync.Mutex
 	tenants map[string]*tenantLimiter // by tenant id
