@@ -102,6 +102,10 @@ type Connector struct {
 	CertSerial     string // hex serial of the current certificate
 	CertThumbprint string // upper-case hex SHA-256 of the current certificate
 	CertNotAfter   time.Time
+	// PreviousSerial is the serial the current certificate was renewed
+	// from; it stays accepted until the connector connects with the new
+	// one ("" when none).
+	PreviousSerial string
 	CreatedAt      time.Time
 	LastSeenAt     time.Time // zero: never connected
 	LastAddress    string    // remote address of its last tunnel connection
@@ -175,6 +179,9 @@ type Store interface {
 	ListConnectors(ctx context.Context, tenantID string) ([]Connector, error)
 	// UpdateConnectorSeen records a heartbeat or a new tunnel connection.
 	UpdateConnectorSeen(ctx context.Context, tenantID, id string, seen time.Time, address, hostname, version string) error
+	// UpdateConnectorCert records a connector's new certificate (serial,
+	// thumbprint, expiry) and the serial still accepted meanwhile ("" for none).
+	UpdateConnectorCert(ctx context.Context, tenantID, id, serial, thumbprint string, notAfter time.Time, previousSerial string) error
 	// MoveConnector assigns the connector to another group of its tenant.
 	MoveConnector(ctx context.Context, tenantID, id, groupID string) error
 	// ListInactiveConnectors returns, across tenants, the connectors last

@@ -70,12 +70,12 @@ func (s *Store) DeleteGroup(ctx context.Context, tenantID, id string) error {
 
 // connectorCols is the column list scanConnector reads.
 const connectorCols = `id, tenant_id, group_id, hostname, version, cert_serial, cert_thumbprint,
-	cert_not_after, created_at, last_seen_at, last_address`
+	cert_not_after, created_at, last_seen_at, last_address, previous_serial`
 
 func scanConnector(r scanner) (store.Connector, error) {
 	var c store.Connector
 	err := r.Scan(&c.ID, &c.TenantID, &c.GroupID, &c.Hostname, &c.Version, &c.CertSerial, &c.CertThumbprint,
-		timeCol{&c.CertNotAfter}, timeCol{&c.CreatedAt}, timeCol{&c.LastSeenAt}, &c.LastAddress)
+		timeCol{&c.CertNotAfter}, timeCol{&c.CreatedAt}, timeCol{&c.LastSeenAt}, &c.LastAddress, &c.PreviousSerial)
 	return c, err
 }
 
@@ -83,9 +83,9 @@ func scanConnector(r scanner) (store.Connector, error) {
 // the result is store.ErrNotFound.
 func (s *Store) CreateConnector(ctx context.Context, c store.Connector) error {
 	return exec(ctx, s.db, "create connector",
-		`INSERT INTO connectors (`+connectorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO connectors (`+connectorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.TenantID, c.GroupID, c.Hostname, c.Version, c.CertSerial, c.CertThumbprint,
-		nanos(c.CertNotAfter), nanos(c.CreatedAt), nanos(c.LastSeenAt), c.LastAddress)
+		nanos(c.CertNotAfter), nanos(c.CreatedAt), nanos(c.LastSeenAt), c.LastAddress, c.PreviousSerial)
 }
 
 // ConnectorByID returns the connector id of tenantID.
@@ -102,6 +102,15 @@ func connectorByID(ctx context.Context, q querier, tenantID, id string) (store.C
 func (s *Store) ListConnectors(ctx context.Context, tenantID string) ([]store.Connector, error) {
 	return getAll(ctx, s.db, scanConnector, "list connectors",
 		`SELECT `+connectorCols+` FROM connectors WHERE tenant_id = ? ORDER BY created_at, id`, tenantID)
+}
+
+// UpdateConnectorCert records the connector's new certificate and the
+// serial still accepted until it is used.
+func (s *Store) UpdateConnectorCert(ctx context.Context, tenantID, id, serial, thumbprint string, notAfter time.Time, previousSerial string) error {
+	return execOne(ctx, s.db, "update connector certificate",
+		`UPDATE connectors SET cert_serial = ?, cert_thumbprint = ?, cert_not_after = ?, previous_serial = ?
+		 WHERE tenant_id = ? AND id = ?`,
+		serial, thumbprint, nanos(notAfter), previousSerial, tenantID, id)
 }
 
 // MoveConnector sets the group of the connector id of tenantID; a group of

@@ -43,6 +43,22 @@ func testGroupLifecycle(t *testing.T, s store.Store) {
 	wantErr(t, "DeleteGroup twice", s.DeleteGroup(ctx, a.Tenant.ID, branch.ID), store.ErrNotFound)
 }
 
+// testConnectorCert checks UpdateConnectorCert and its tenant isolation.
+func testConnectorCert(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := createTenant(t, s, "alpha")
+	b := createTenant(t, s, "beta")
+	c := newConnector(a, "one")
+	must(t, s.CreateConnector(ctx, c))
+	must(t, s.UpdateConnectorCert(ctx, a.Tenant.ID, c.ID, "ff01", "THUMB2", at(999), c.CertSerial))
+	c.PreviousSerial, c.CertSerial, c.CertThumbprint, c.CertNotAfter = c.CertSerial, "ff01", "THUMB2", at(999)
+	equal(t, "after UpdateConnectorCert", get(t, func() (store.Connector, error) { return s.ConnectorByID(ctx, a.Tenant.ID, c.ID) }), c)
+	must(t, s.UpdateConnectorCert(ctx, a.Tenant.ID, c.ID, "ff01", "THUMB2", at(999), ""))
+	c.PreviousSerial = ""
+	equal(t, "previous cleared", get(t, func() (store.Connector, error) { return s.ConnectorByID(ctx, a.Tenant.ID, c.ID) }), c)
+	wantErr(t, "UpdateConnectorCert of another tenant", s.UpdateConnectorCert(ctx, b.Tenant.ID, c.ID, "x", "y", at(1), ""), store.ErrNotFound)
+}
+
 // testInactiveConnectors checks ListInactiveConnectors across tenants,
 // using the registration time for connectors never seen.
 func testInactiveConnectors(t *testing.T, s store.Store) {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Groups", testGroups},
 		{"GroupLifecycle", testGroupLifecycle},
 		{"InactiveConnectors", testInactiveConnectors},
+		{"ConnectorCert", testConnectorCert},
 		{"Connectors", testConnectors},
 		{"DeleteConnector", testDeleteConnector},
 		{"Apps", testApps},
