@@ -229,6 +229,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				defer s.wg.Done()
 				s.serveTunnel(ctx, c)
 			},
+			tunnel.ControlALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+				s.wg.Add(1)
+				defer s.wg.Done()
+				s.serveControl(ctx, c)
+			},
 		},
 	}
 	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
@@ -332,12 +337,12 @@ func humanDuration(d time.Duration) string {
 // client certificate (verified after the handshake, so a refusal can be
 // explained to the connector); everybody else gets the edge's.
 func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	if slices.Contains(hello.SupportedProtos, tunnel.ALPN) {
+	if slices.Contains(hello.SupportedProtos, tunnel.ALPN) || slices.Contains(hello.SupportedProtos, tunnel.ControlALPN) {
 		return &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{*s.server},
 			ClientAuth:   tls.RequireAnyClientCert,
-			NextProtos:   []string{tunnel.ALPN},
+			NextProtos:   []string{tunnel.ALPN, tunnel.ControlALPN},
 		}, nil
 	}
 	return &tls.Config{

@@ -144,7 +144,18 @@ func (s *Server) identify(ctx context.Context, chain []*x509.Certificate) (store
 	if err != nil {
 		return store.Connector{}, err
 	}
-	if rec.CertSerial != serial {
+	switch {
+	case serial == rec.CertSerial:
+		if rec.PreviousSerial != "" {
+			// The renewed certificate is in use: the old one is done.
+			if err := s.store.UpdateConnectorCert(ctx, rec.TenantID, rec.ID, rec.CertSerial, rec.CertThumbprint, rec.CertNotAfter, ""); err != nil {
+				return store.Connector{}, err
+			}
+			rec.PreviousSerial = ""
+		}
+	case rec.PreviousSerial != "" && serial == rec.PreviousSerial:
+		// A renewal in progress: the old certificate still works.
+	default:
 		return store.Connector{}, unknown("it has been replaced by a newer certificate")
 	}
 	return rec, nil

@@ -114,8 +114,8 @@ func writeTestState(t *testing.T, dir string, cloud *fakeCloud, notBefore, notAf
 	cert, _ := pki.ParseCertPEM(pki.EncodeCertPEM(der))
 	tr := Trust{FormatVersion: 1, ConnectorID: "c_1", TenantID: "t_1", Tenant: "contoso.com", Group: "Default",
 		CloudURL: "https://cloud.localhost:" + portOf(cloud.addr), Thumbprint: pki.Thumbprint(cert), Serial: pki.SerialHex(cert),
-		KeyLocation: "file:" + KeyFile, CertFile: CertFile, CloudCAFile: CloudCAFile, IssuedAt: cert.NotBefore, ExpiresAt: cert.NotAfter, Source: "registration"}
-	if err := writeState(dir, tr, keyPEM, pki.EncodeCertPEM(der), cloud.ca.CertPEM); err != nil {
+		CloudCAFile: CloudCAFile, IssuedAt: cert.NotBefore, ExpiresAt: cert.NotAfter, Source: "registration"}
+	if err := writeState(dir, &tr, keyPEM, pki.EncodeCertPEM(der), cloud.ca.CertPEM); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -281,7 +281,7 @@ func TestLoadStateProblems(t *testing.T) {
 		code  string
 	}{
 		{"empty dir", func(string) {}, "not_registered"},
-		{"key readable by others", func(dir string) { os.Chmod(filepath.Join(dir, KeyFile), 0o644) }, "key_permissions"},
+		{"key readable by others", func(dir string) { os.Chmod(filepath.Join(dir, keyFileIn(t, dir)), 0o644) }, "key_permissions"},
 		{"thumbprint mismatch", func(dir string) {
 			raw, _ := os.ReadFile(filepath.Join(dir, TrustFile))
 			var tr Trust
@@ -329,4 +329,16 @@ func TestExpiredTrust(t *testing.T) {
 		t.Fatalf("CheckValidity with a skewed clock = %v", err)
 	}
 	var _ = errors.New
+}
+
+func keyFileIn(t *testing.T, dir string) string {
+	t.Helper()
+	raw, _ := os.ReadFile(filepath.Join(dir, TrustFile))
+	var tr Trust
+	json.Unmarshal(raw, &tr)
+	name, ok := keyFileOf(tr)
+	if !ok {
+		t.Fatalf("trust.json names no key file: %s", raw)
+	}
+	return name
 }

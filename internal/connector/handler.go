@@ -92,8 +92,8 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == tunnel.PathHello:
 		writeJSON(w, tunnel.Hello{
-			ConnectorID:   h.c.state.Trust.ConnectorID,
-			TenantID:      h.c.state.Trust.TenantID,
+			ConnectorID:   h.c.State().Trust.ConnectorID,
+			TenantID:      h.c.State().Trust.TenantID,
 			Version:       version.Version,
 			Hostname:      h.c.cfg.Hostname,
 			OS:            runtime.GOOS,

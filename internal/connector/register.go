@@ -72,15 +72,14 @@ func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
 		CloudURL:      target.URL,
 		Thumbprint:    pki.Thumbprint(cert),
 		Serial:        pki.SerialHex(cert),
-		KeyLocation:   "file:" + KeyFile,
-		CertFile:      CertFile,
 		CloudCAFile:   CloudCAFile,
 		IssuedAt:      cert.NotBefore.UTC(),
 		ExpiresAt:     cert.NotAfter.UTC(),
 		Source:        "registration",
 	}
-	if err := writeState(o.Dir, tr, keyPEM, []byte(resp.Certificate), pki.EncodeCertPEM(ca.Raw)); err != nil {
+	if err := writeState(o.Dir, &tr, keyPEM, []byte(resp.Certificate), pki.EncodeCertPEM(ca.Raw)); err != nil {
 		return nil, err
 	}
+	removeUnusedPairs(o.Dir, tr)
 	return &tr, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
@@ -32,6 +33,9 @@ type Config struct {
 	// 30s) is the grace period for requests in flight when Run's context
 	// ends (SIGTERM): no new request is taken meanwhile.
 	Tunnel tunnel.ServerConfig
+	// RenewCheckInterval is how often the certificate's remaining life is
+	// checked (default 6h); it is renewed once less than a third remains.
+	RenewCheckInterval time.Duration
 	// Dial, if set, replaces the TCP dial to the cloud (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now, if set, replaces time.Now (tests).
@@ -52,6 +56,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tunnel.DrainTimeout == 0 {
 		c.Tunnel.DrainTimeout = 30 * time.Second
+	}
+	if c.RenewCheckInterval <= 0 {
+		c.RenewCheckInterval = 6 * time.Hour
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = 500 * time.Millisecond
@@ -77,7 +84,7 @@ func (c *Config) Validate() error {
 // Connector is a running connector.
 type Connector struct {
 	cfg     Config
-	state   *State
+	st      atomic.Pointer[State] // replaced after a renewal
 	log     *slog.Logger
 	handler *handler
 
@@ -96,13 +103,14 @@ func New(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{cfg: cfg, state: st, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID)}
+	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID)}
+	c.st.Store(st)
 	c.handler = newHandler(c)
 	return c, nil
 }
 
 // State returns the loaded state directory.
-func (c *Connector) State() *State { return c.state }
+func (c *Connector) State() *State { return c.st.Load() }
 
 // TunnelsUp is the number of tunnel connections currently established.
 func (c *Connector) TunnelsUp() int {
@@ -115,9 +123,10 @@ func (c *Connector) TunnelsUp() int {
 // the cloud refuses the connector for good (revoked, expired), returning
 // that refusal.
 func (c *Connector) Run(ctx context.Context) error {
-	if err := c.state.CheckValidity(c.cfg.Now()); err != nil {
+	st := c.State()
+	if err := st.CheckValidity(c.cfg.Now()); err != nil {
 		if p, ok := problem.As(err); ok && p.Code == "trust_expired" {
-			c.log.Error(ExpiredMessage, "event_id", 1000, "expired_at", c.state.Leaf.NotAfter)
+			c.log.Error(ExpiredMessage, "event_id", 1000, "expired_at", st.Leaf.NotAfter)
 		}
 		return err
 	}
@@ -134,7 +143,12 @@ func (c *Connector) Run(ctx context.Context) error {
 			c.keepTunnel(ctx, i)
 		}()
 	}
-	c.log.Info("connector started", "cloud", c.state.Target.URL, "connections", c.cfg.Connections, "group", c.state.Trust.Group)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.renewLoop(ctx)
+	}()
+	c.log.Info("connector started", "cloud", st.Target.URL, "connections", c.cfg.Connections, "group", st.Trust.Group)
 	wg.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -201,22 +215,31 @@ func (c *Connector) wait(ctx context.Context, n int) {
 }
 
 func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
-	t := c.state.Target
+	conn, err := dialCloud(ctx, c.State(), c.cfg.Dial, tunnel.ALPN)
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// dialCloud opens a TLS connection to the cloud with the state's client
+// certificate, offering the given ALPN protocol.
+func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, network, addr string) (net.Conn, error), alpn string) (*tls.Conn, error) {
+	t := st.Target
 	dctx, cancel := context.WithTimeout(ctx, cloudlink.DialTimeout)
 	defer cancel()
-	raw, err := c.cfg.Dial(dctx, "tcp", t.Addr)
+	raw, err := dial(dctx, "tcp", t.Addr)
 	if err != nil {
 		return nil, cloudlink.Explain(err, t)
 	}
-	cfg := cloudlink.TLSConfig(t.Host, c.state.CloudCA, tunnel.ALPN)
-	cert := c.state.Cert
-	cfg.Certificates = []tls.Certificate{cert}
+	cfg := cloudlink.TLSConfig(t.Host, st.CloudCA, alpn)
+	cfg.Certificates = []tls.Certificate{st.Cert}
 	conn := tls.Client(raw, cfg)
 	if err := conn.HandshakeContext(dctx); err != nil {
 		raw.Close()
 		return nil, cloudlink.Explain(err, t)
 	}
-	if conn.ConnectionState().NegotiatedProtocol != tunnel.ALPN {
+	if conn.ConnectionState().NegotiatedProtocol != alpn {
 		conn.Close()
 		return nil, problem.Newf(502, "not_sallyport",
 			fmt.Sprintf("check that %s is the Sallyport cloud and that no proxy in between strips TLS ALPN", t.Addr),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
@@ -17,13 +18,32 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 )
 
-// Files of the state directory.
+// Files of the state directory. The certificate and key files are named
+// by trust.json (cert_file, key_location), "connector-SERIAL.crt" and
+// ".key", so that a new pair is written beside the old one and trust.json,
+// replaced atomically, switches from one to the other.
 const (
 	TrustFile   = "trust.json"
-	KeyFile     = "connector.key"
-	CertFile    = "connector.crt"
 	CloudCAFile = "cloud-ca.pem"
+	StatusFile  = "status.json"
 )
+
+// pairNames returns the certificate and key file names for a serial.
+func pairNames(serial string) (certFile, keyFile string) {
+	if len(serial) > 16 {
+		serial = serial[:16]
+	}
+	return "connector-" + serial + ".crt", "connector-" + serial + ".key"
+}
+
+// keyFileOf returns the key file named by a trust settings file.
+func keyFileOf(tr Trust) (string, bool) {
+	name, ok := strings.CutPrefix(tr.KeyLocation, "file:")
+	if !ok || name == "" || filepath.Base(name) != name {
+		return "", false
+	}
+	return name, true
+}
 
 // DefaultDir is the state directory used when --dir is not given.
 func DefaultDir() string {
@@ -93,11 +113,15 @@ func LoadState(dir string) (*State, error) {
 	if err := json.Unmarshal(raw, &tr); err != nil || tr.ConnectorID == "" {
 		return nil, notRegistered(dir, "the trust settings file is damaged")
 	}
-	keyPath := filepath.Join(dir, KeyFile)
+	keyName, ok := keyFileOf(tr)
+	if !ok || tr.CertFile == "" || filepath.Base(tr.CertFile) != tr.CertFile {
+		return nil, notRegistered(dir, "the trust settings file names no usable certificate and key files")
+	}
+	keyPath := filepath.Join(dir, keyName)
 	if err := checkKeyMode(keyPath); err != nil {
 		return nil, err
 	}
-	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	certPEM, err := os.ReadFile(filepath.Join(dir, tr.CertFile))
 	if err != nil {
 		return nil, notRegistered(dir, "the certificate file cannot be read")
 	}
@@ -167,10 +191,13 @@ func (s *State) CheckValidity(now time.Time) error {
 	return nil
 }
 
-// writeState writes a fresh registration. The trust settings file is
-// written last, so a crash leaves either the old registration or the new
-// one, never a mix that LoadState accepts.
-func writeState(dir string, tr Trust, keyPEM, certPEM, caPEM []byte) error {
+// writeState writes a registration or renewal: the new certificate and
+// key under new names, then the trust settings file (the commit point). A
+// crash at any step leaves either the old state or the new one, both
+// usable. The old files stay until removeUnusedPairs.
+func writeState(dir string, tr *Trust, keyPEM, certPEM, caPEM []byte) error {
+	tr.CertFile, tr.KeyLocation = pairNames(tr.Serial)
+	tr.KeyLocation = "file:" + tr.KeyLocation
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return problem.Newf(400, "state_unwritable",
 			"run register as a user who may create that directory, or choose another with --dir",
@@ -181,17 +208,57 @@ func writeState(dir string, tr Trust, keyPEM, certPEM, caPEM []byte) error {
 		data []byte
 		perm os.FileMode
 	}{
-		{KeyFile, keyPEM, 0o600},
-		{CertFile, certPEM, 0o644},
+		{strings.TrimPrefix(tr.KeyLocation, "file:"), keyPEM, 0o600},
+		{tr.CertFile, certPEM, 0o644},
 		{CloudCAFile, caPEM, 0o644},
 	}
 	for _, w := range writes {
+		if w.data == nil {
+			continue // unchanged (the pinned CA on renewal)
+		}
 		if err := pki.WriteFileAtomic(filepath.Join(dir, w.name), w.data, w.perm); err != nil {
 			return problem.Newf(400, "state_unwritable",
 				"run register as a user who may write that directory, or choose another with --dir",
 				"The connector cannot write %s (%v)", filepath.Join(dir, w.name), err)
 		}
 	}
+	if err := stepHook("files-written"); err != nil {
+		return err
+	}
 	js, _ := json.MarshalIndent(tr, "", "  ")
-	return pki.WriteFileAtomic(filepath.Join(dir, TrustFile), append(js, '\n'), 0o644)
+	if err := pki.WriteFileAtomic(filepath.Join(dir, TrustFile), append(js, '\n'), 0o644); err != nil {
+		return problem.Newf(400, "state_unwritable", "check the directory's permissions and free space",
+			"The connector cannot write %s (%v)", filepath.Join(dir, TrustFile), err)
+	}
+	return stepHook("trust-written")
+}
+
+// removeUnusedPairs deletes certificate and key files trust does not name
+// (left by an earlier registration, renewal or an interrupted one).
+func removeUnusedPairs(dir string, tr Trust) {
+	keyName, _ := keyFileOf(tr)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		n := e.Name()
+		if !strings.HasPrefix(n, "connector") || (!strings.HasSuffix(n, ".crt") && !strings.HasSuffix(n, ".key")) {
+			continue
+		}
+		if n != tr.CertFile && n != keyName {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+}
+
+// stepHook lets tests interrupt a state change between its steps, as a
+// crash would.
+var stepHook = func(step string) error { return nil }
+
+// tlsPair builds a client certificate from PEM.
+func tlsPair(certPEM, keyPEM []byte) (tls.Certificate, error) {
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return c, fmt.Errorf("the renewed certificate does not match its key: %w", err)
+	}
+	c.Leaf, err = x509.ParseCertificate(c.Certificate[0])
+	return c, err
 }

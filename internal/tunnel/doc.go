@@ -24,6 +24,41 @@ import "time"
 // connector connections apart from browsers by it.
 const ALPN = "sallyport-connector/1"
 
+// ControlALPN is the TLS application protocol of a connector's control
+// connection: short-lived, authenticated by the same client certificate,
+// with the usual roles (the connector is the HTTP/2 client). It carries
+// what the connector asks of the cloud: certificate renewal and status.
+const ControlALPN = "sallyport-control/1"
+
+// Control API paths served by the cloud on a ControlALPN connection.
+const (
+	ControlRenew  = "/v1/renew"  // POST RenewRequest → RenewResponse
+	ControlStatus = "/v1/status" // GET → Status
+)
+
+// RenewRequest asks for a new certificate for a new key.
+type RenewRequest struct {
+	CSR string `json:"csr"` // PEM
+}
+
+// RenewResponse carries the new certificate.
+type RenewResponse struct {
+	Certificate string    `json:"certificate"` // PEM
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+}
+
+// Status is what the cloud knows of the calling connector.
+type Status struct {
+	ConnectorID string    `json:"connector_id"`
+	TenantID    string    `json:"tenant_id"`
+	Tenant      string    `json:"tenant"`
+	Group       string    `json:"group"`
+	CloudTime   time.Time `json:"cloud_time"`
+	CertSerial  string    `json:"cert_serial"` // serial the cloud holds as current
+	Apps        []string  `json:"apps"`        // applications of its group
+}
+
 // Headers the protocol uses. The cloud removes every header starting with
 // HeaderPrefix from requests it receives from the internet before adding
 // its own, so a client can never forge them.
