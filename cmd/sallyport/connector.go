@@ -8,13 +8,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
 func newConnectorCmd() *cobra.Command {
 	c := group("connector", "Register and run the connector on a machine inside the private network")
-	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd())
+	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd())
 	return c
 }
 
@@ -64,6 +65,7 @@ func newRegisterCmd() *cobra.Command {
 
 func newRunCmd() *cobra.Command {
 	var cfg connector.Config
+	var clockOffset time.Duration
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the connector: keep tunnels to the cloud and serve its requests",
@@ -71,6 +73,9 @@ func newRunCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger(cmd)
 			cfg.Version = version.Version
+			if clockOffset != 0 {
+				cfg.Now = func() time.Time { return time.Now().Add(clockOffset) }
+			}
 			c, err := connector.New(cfg)
 			if err != nil {
 				return err
@@ -82,6 +87,10 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
 	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
 	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish (no new ones are taken)")
+	f.DurationVar(&cfg.RenewCheckInterval, "renew-check-interval", 6*time.Hour, "how often the certificate's remaining life is checked")
+	f.MarkHidden("renew-check-interval")
+	f.DurationVar(&clockOffset, "test-clock-offset", 0, "test only: shift the connector's clock for certificate decisions")
+	f.MarkHidden("test-clock-offset")
 	return cmd
 }
 
@@ -108,13 +117,62 @@ func newStatusCmd() *cobra.Command {
 			}
 			t := st.Trust
 			days := int(time.Until(t.ExpiresAt).Hours() / 24)
-			fmt.Fprintf(out, "Connector:    %s\nTenant:       %s (%s)\nGroup:        %s\nCloud:        %s\nThumbprint:   %s\nKey:          %s\nIssued:       %s (%s)\nExpires:      %s (%d days left)\n",
+			fmt.Fprintf(out, "Connector:    %s\nTenant:       %s (%s)\nGroup:        %s\nCloud:        %s\nThumbprint:   %s\nKey:          %s\nIssued:       %s (from %s)\nExpires:      %s (%d days left)\n",
 				t.ConnectorID, t.Tenant, t.TenantID, t.Group, t.CloudURL, t.Thumbprint, t.KeyLocation,
 				t.IssuedAt.Format(time.RFC3339), t.Source, t.ExpiresAt.Format(time.RFC3339), days)
+			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir))
 			return st.CheckValidity(time.Now())
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// connectionState describes what the running connector last reported.
+func connectionState(dir string) string {
+	rs, fresh := connector.ReadRunStatus(dir, time.Now())
+	switch {
+	case !fresh:
+		return "not running (start it with 'sallyport connector run')"
+	case rs.TunnelsUp > 0:
+		return fmt.Sprintf("connected: %d of %d tunnels up, serving %d application(s)", rs.TunnelsUp, rs.Connections, len(rs.Apps))
+	case rs.LastError != "":
+		return "running but not connected: " + rs.LastError
+	default:
+		return "running, connecting"
+	}
+}
+
+func newRenewCmd() *cobra.Command {
+	var dir string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "renew",
+		Short: "Renew the connector's certificate now (the running connector renews by itself when a third of its life remains)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := connector.LoadState(dir)
+			if err != nil {
+				return err
+			}
+			if err := st.CheckValidity(time.Now()); err != nil {
+				return err
+			}
+			if !force && !connector.NeedsRenewal(st, time.Now()) {
+				fmt.Fprintf(cmd.OutOrStdout(), "The certificate is valid until %s and is not due for renewal yet; use --force to renew it now.\n", st.Trust.ExpiresAt.Format(time.RFC3339))
+				return nil
+			}
+			next, err := connector.Renew(cmd.Context(), st, cloudlink.DialContext)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Renewed the certificate of connector %s: thumbprint %s, valid until %s.\n",
+				next.Trust.ConnectorID, next.Trust.Thumbprint, next.Trust.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	cmd.Flags().BoolVar(&force, "force", false, "renew even if the certificate is not due")
 	return cmd
 }

@@ -69,7 +69,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, rec store.C
 		return
 	}
 	now := s.now().UTC()
-	der, err := ca.SignConnector(csr, pki.ConnectorIdentity{TenantID: rec.TenantID, ConnectorID: rec.ID}, now.Add(-5*time.Minute), now.Add(time.Duration(s.settings.ConnectorCertLifetime)))
+	der, err := ca.SignConnector(csr, pki.ConnectorIdentity{TenantID: rec.TenantID, ConnectorID: rec.ID}, now.Add(-pki.Backdate), now.Add(time.Duration(s.settings.ConnectorCertLifetime)))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -53,6 +53,9 @@ type Config struct {
 	// RefreshInterval is how often the route table is reloaded from the
 	// store (changes made through this instance apply at once). Default 5s.
 	RefreshInterval time.Duration
+	// ConnectorCertLifetime, when set, replaces the lifetime of new
+	// connector certificates from the settings file (default 90 days).
+	ConnectorCertLifetime time.Duration
 	// ConnectorLimit is the most requests one connector serves at once;
 	// beyond it requests go to other connectors, or get 503. Default 1000.
 	ConnectorLimit int
@@ -76,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.EdgeLimits.Validate(); err != nil {
 		return err
+	}
+	if c.ConnectorCertLifetime != 0 && c.ConnectorCertLifetime < 10*time.Second {
+		return problem.Newf(400, "bad_config", "use at least 10s (days in production, e.g. 2160h)", "The connector certificate lifetime %s is too short", c.ConnectorCertLifetime)
 	}
 	if c.ConnectorLimit <= 0 {
 		c.ConnectorLimit = 1000
@@ -143,6 +149,9 @@ func New(cfg Config) (*Server, error) {
 	settings, err := LoadSettings(cfg.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ConnectorCertLifetime > 0 {
+		settings.ConnectorCertLifetime = Duration(cfg.ConnectorCertLifetime)
 	}
 	ca, err := loadCloudCA(cfg.DataDir)
 	if err != nil {

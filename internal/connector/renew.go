@@ -23,7 +23,7 @@ type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 // NeedsRenewal reports whether a certificate should be renewed at now:
 // less than a third of its lifetime remains.
 func NeedsRenewal(st *State, now time.Time) bool {
-	life := st.Leaf.NotAfter.Sub(st.Leaf.NotBefore)
+	life := st.Leaf.NotAfter.Sub(st.Leaf.NotBefore.Add(pki.Backdate))
 	return st.Leaf.NotAfter.Sub(now) < life/3
 }
 

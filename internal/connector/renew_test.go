@@ -129,12 +129,12 @@ func TestRenewInterrupted(t *testing.T) {
 func TestNeedsRenewal(t *testing.T) {
 	_, dir, _ := realCloud(t)
 	st, _ := connector.LoadState(dir)
-	life := st.Leaf.NotAfter.Sub(st.Leaf.NotBefore)
+	life := st.Leaf.NotAfter.Sub(st.Leaf.NotBefore.Add(pki.Backdate))
 	for _, tt := range []struct {
 		at   time.Time
 		want bool
 	}{
-		{st.Leaf.NotBefore, false},
+		{st.Leaf.NotBefore.Add(pki.Backdate), false},
 		{st.Leaf.NotAfter.Add(-life/3 - time.Minute), false},
 		{st.Leaf.NotAfter.Add(-life/3 + time.Minute), true},
 		{st.Leaf.NotAfter.Add(time.Hour), true},

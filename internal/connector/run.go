@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,9 @@ type Connector struct {
 
 	mu      sync.Mutex
 	up      int
-	refusal error // set when the cloud refused this connector for good
+	lastUp  time.Time // when a tunnel last came up
+	lastErr string    // last connection error, for status.json
+	refusal error     // set when the cloud refused this connector for good
 	stop    context.CancelFunc
 }
 
@@ -143,10 +146,14 @@ func (c *Connector) Run(ctx context.Context) error {
 			c.keepTunnel(ctx, i)
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c.renewLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.statusLoop(ctx)
 	}()
 	c.log.Info("connector started", "cloud", st.Target.URL, "connections", c.cfg.Connections, "group", st.Trust.Group)
 	wg.Wait()
@@ -166,8 +173,9 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			if ctx.Err() != nil {
 				return
 			}
+			c.noteError(err)
 			if failures == 1 || failures%10 == 0 {
-				log.Warn("cannot connect to the cloud; retrying", "error", err.Error(), "attempts", failures)
+				log.Warn("The connector failed to download its configuration from the cloud; retrying", "event_id", 1300, "error", err.Error(), "attempts", failures)
 			}
 			c.wait(ctx, failures)
 			continue
@@ -194,6 +202,9 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 func (c *Connector) setUp(d int) {
 	c.mu.Lock()
 	c.up += d
+	if d > 0 {
+		c.lastUp, c.lastErr = time.Now().UTC(), ""
+	}
 	c.mu.Unlock()
 }
 
@@ -215,11 +226,31 @@ func (c *Connector) wait(ctx context.Context, n int) {
 }
 
 func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
+	c.reloadIfChanged()
 	conn, err := dialCloud(ctx, c.State(), c.cfg.Dial, tunnel.ALPN)
 	if err != nil {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// reloadIfChanged picks up a state directory changed by another process
+// ('sallyport connector renew' or 'register' while this one runs).
+func (c *Connector) reloadIfChanged() {
+	st := c.State()
+	fi, err := os.Stat(filepath.Join(st.Dir, TrustFile))
+	if err != nil || !fi.ModTime().After(st.loadedAt) {
+		return
+	}
+	next, err := LoadState(st.Dir)
+	if err != nil {
+		c.log.Warn("the state directory changed but cannot be loaded; keeping the certificate in use", "error", problem.Public(err).Error())
+		return
+	}
+	if next.Trust.Serial != st.Trust.Serial {
+		c.log.Info("using the certificate from the state directory", "serial", next.Trust.Serial, "source", next.Trust.Source)
+	}
+	c.st.CompareAndSwap(st, next)
 }
 
 // dialCloud opens a TLS connection to the cloud with the state's client

@@ -90,6 +90,8 @@ type State struct {
 	Leaf    *x509.Certificate
 	CloudCA *x509.Certificate
 	Target  cloudlink.Target
+
+	loadedAt time.Time // when trust.json was read
 }
 
 func notRegistered(dir string, why string) error {
@@ -100,6 +102,7 @@ func notRegistered(dir string, why string) error {
 
 // LoadState reads and checks the state directory.
 func LoadState(dir string) (*State, error) {
+	loadedAt := time.Now()
 	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, notRegistered(dir, "the trust settings file "+TrustFile+" does not exist")
@@ -153,7 +156,7 @@ func LoadState(dir string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &State{Dir: dir, Trust: tr, Cert: cert, Leaf: leaf, CloudCA: ca, Target: target}, nil
+	return &State{Dir: dir, Trust: tr, Cert: cert, Leaf: leaf, CloudCA: ca, Target: target, loadedAt: loadedAt}, nil
 }
 
 func checkKeyMode(path string) error {

@@ -125,3 +125,8 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 }
 
 var errNilCertificate = errors.New("no certificate was given")
+
+// Backdate is how long before its issue a connector certificate becomes
+// valid, so that a clock a few minutes behind does not refuse it. The
+// certificate's lifetime is counted from NotBefore+Backdate.
+const Backdate = 5 * time.Minute

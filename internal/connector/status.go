@@ -1,0 +1,78 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/pki"
+)
+
+// RunStatus is what a running connector writes to status.json in its
+// state directory, for 'sallyport connector status' (another process).
+type RunStatus struct {
+	PID             int       `json:"pid"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	TunnelsUp       int       `json:"tunnels_up"`
+	Connections     int       `json:"connections"`
+	LastConnectedAt time.Time `json:"last_connected_at,omitempty"`
+	LastError       string    `json:"last_error,omitempty"`
+	ConfigVersion   string    `json:"config_version,omitempty"`
+	Apps            []string  `json:"apps"`
+}
+
+// statusEvery is how often status.json is rewritten while running; a file
+// older than three times this means the connector is not running.
+const statusEvery = 5 * time.Second
+
+// ReadRunStatus reads status.json and says whether it is fresh.
+func ReadRunStatus(dir string, now time.Time) (RunStatus, bool) {
+	var rs RunStatus
+	raw, err := os.ReadFile(filepath.Join(dir, StatusFile))
+	if err != nil || json.Unmarshal(raw, &rs) != nil {
+		return rs, false
+	}
+	return rs, now.Sub(rs.UpdatedAt) < 3*statusEvery
+}
+
+// noteError records the last connection error for status.json.
+func (c *Connector) noteError(err error) {
+	c.mu.Lock()
+	c.lastErr = err.Error()
+	c.mu.Unlock()
+}
+
+// statusLoop rewrites status.json until ctx is done, then marks it stopped.
+func (c *Connector) statusLoop(ctx context.Context) {
+	t := time.NewTicker(statusEvery)
+	defer t.Stop()
+	for {
+		c.writeStatus(false)
+		select {
+		case <-ctx.Done():
+			c.writeStatus(true)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Connector) writeStatus(stopped bool) {
+	tbl := c.handler.apps.Load()
+	c.mu.Lock()
+	rs := RunStatus{PID: os.Getpid(), UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, Connections: c.cfg.Connections,
+		LastConnectedAt: c.lastUp, LastError: c.lastErr, ConfigVersion: tbl.cfg.Version, Apps: []string{}}
+	c.mu.Unlock()
+	for _, a := range tbl.cfg.Apps {
+		rs.Apps = append(rs.Apps, a.Name)
+	}
+	if stopped {
+		rs.UpdatedAt, rs.TunnelsUp = time.Time{}, 0
+	}
+	js, _ := json.MarshalIndent(rs, "", "  ")
+	if err := pki.WriteFileAtomic(filepath.Join(c.cfg.Dir, StatusFile), append(js, '\n'), 0o644); err != nil {
+		c.log.Debug("writing status.json failed", "error", err.Error())
+	}
+}
