@@ -84,7 +84,7 @@ func DoJSON(ctx context.Context, c *http.Client, t Target, method, path, token s
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return Explain(err, t)
+		return ExplainDial(ctx, err, t)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

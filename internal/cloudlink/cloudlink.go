@@ -166,7 +166,7 @@ func FetchChain(ctx context.Context, t Target) ([]*x509.Certificate, error) {
 	hctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	if err := conn.HandshakeContext(hctx); err != nil {
-		return nil, err
+		return nil, ExplainDial(ctx, err, t)
 	}
 	return conn.ConnectionState().PeerCertificates, nil
 }

@@ -51,7 +51,7 @@ func handshake(t *testing.T, tg Target, cfg *tls.Config) error {
 		return Explain(err, tg)
 	}
 	defer raw.Close()
-	return Explain(tls.Client(raw, cfg).Handshake(), tg)
+	return ExplainDial(context.Background(), tls.Client(raw, cfg).Handshake(), tg)
 }
 
 func code(err error) string {
@@ -77,7 +77,7 @@ func TestPinnedTLS(t *testing.T) {
 		{"pinned CA", good, 0, "", nil},
 		{"TLS inspection", mitm, 0, "tls_inspection", []string{"TLS inspection detected", "issued by 'Corp Inspection CA'", "exclude cloud.localhost:"}},
 		{"wrong name", otherName, 0, "cloud_unreachable", []string{"does not verify"}},
-		{"TLS 1.1 only", good, tls.VersionTLS11, "tls_version", []string{"older than 1.2"}},
+		{"TLS 1.1 only", good, tls.VersionTLS11, "tls_version", []string{"offers only TLS 1.1", "older than the TLS 1.2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

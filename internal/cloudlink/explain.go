@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sallyport/sallyport/internal/problem"
 )
@@ -80,3 +81,37 @@ func errEOF(err error) error {
 }
 
 var errSentinelNever = errors.New("never")
+
+// ExplainDial is Explain for a failed connection to t, and when the
+// failure is an old TLS version it finds out which version the other side
+// speaks (a second handshake allowing TLS 1.0 and 1.1, closed at once,
+// carrying no data) so that the message can name it.
+func ExplainDial(ctx context.Context, err error, t Target) error {
+	err = Explain(err, t)
+	p, ok := problem.As(err)
+	if !ok || p.Code != "tls_version" {
+		return err
+	}
+	if v := probeOldTLS(ctx, t); v != "" {
+		q := *p
+		q.Message = fmt.Sprintf("The TLS handshake with %s failed: the other side offers only %s, older than the TLS 1.2 that Sallyport requires", t.Addr, v)
+		return &q
+	}
+	return err
+}
+
+// probeOldTLS returns the name of the TLS version (1.0 or 1.1) the server
+// at t negotiates when offered only those, or "".
+func probeOldTLS(ctx context.Context, t Target) string {
+	raw, err := DialContext(ctx, "tcp", t.Addr)
+	if err != nil {
+		return ""
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(DialTimeout))
+	c := tls.Client(raw, &tls.Config{ServerName: t.Host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}) // #nosec: probe only, closed before any data
+	if c.HandshakeContext(ctx) != nil {
+		return ""
+	}
+	return tls.VersionName(c.ConnectionState().Version)
+}

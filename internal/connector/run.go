@@ -268,7 +268,7 @@ func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, ne
 	conn := tls.Client(raw, cfg)
 	if err := conn.HandshakeContext(dctx); err != nil {
 		raw.Close()
-		return nil, cloudlink.Explain(err, t)
+		return nil, cloudlink.ExplainDial(ctx, err, t)
 	}
 	if conn.ConnectionState().NegotiatedProtocol != alpn {
 		conn.Close()
