@@ -28,6 +28,8 @@ type handler struct {
 	transport *http.Transport
 	apps      atomic.Pointer[appTable]
 	mu        sync.Mutex // serialises config updates
+
+	backendLogs throttle // at most one backend failure event per app per second
 }
 
 type appTable struct {
@@ -107,6 +109,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := h.setConfig(cfg); err != nil {
+			h.c.events.Error(1301, "The connector refused a configuration from the cloud: "+err.Error())
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -115,10 +118,10 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 		var eb tunnel.ErrorBody
 		json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&eb)
 		p := &problem.Problem{Status: 401, Code: eb.Error.Code, Message: eb.Error.Message, Step: eb.Error.Step, Err: errRefused}
-		h.c.log.Error("the cloud refused this connector", "code", p.Code, "reason", p.Error())
 		if p.Code == "trust_expired" {
-			h.c.log.Error(ExpiredMessage, "event_id", 1000)
+			h.c.events.Error(1000, ExpiredMessage)
 		}
+		h.c.events.Error(1102, "The cloud refused this connector: "+p.Error(), "code", p.Code)
 		w.WriteHeader(http.StatusNoContent)
 		if permanentRefusal[p.Code] {
 			h.c.refuse(p) // takes effect when the cloud closes this connection
@@ -153,7 +156,8 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 		t.byID[ac.ID] = a
 	}
 	h.apps.Store(t)
-	h.c.log.Info("configuration received", "group", cfg.Group, "apps", len(cfg.Apps), "version", cfg.Version)
+	h.c.events.Info(1300, fmt.Sprintf("The connector received its configuration: group '%s', %d application(s)", cfg.Group, len(cfg.Apps)),
+		"group", cfg.Group, "version", cfg.Version)
 	return nil
 }
 
@@ -186,7 +190,9 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 				return // the cloud gave up on this request; nobody reads an answer
 			}
 			p := h.backendProblem(a, err)
-			h.c.log.Warn("backend request failed", "app", a.cfg.Name, "request_id", requestID(r), "code", p.Code, "error", err.Error())
+			if n, ok := h.backendLogs.allow(a.cfg.ID); ok {
+				h.c.events.Warning(1400, p.Error(), "app", a.cfg.Name, "request_id", requestID(r), "code", p.Code, "suppressed", fmt.Sprint(n))
+			}
 			writeError(w, p)
 		},
 	}

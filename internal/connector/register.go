@@ -73,7 +73,7 @@ func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
 		Thumbprint:    pki.Thumbprint(cert),
 		Serial:        pki.SerialHex(cert),
 		CloudCAFile:   CloudCAFile,
-		IssuedAt:      cert.NotBefore.UTC(),
+		IssuedAt:      cert.NotBefore.Add(pki.Backdate).UTC(),
 		ExpiresAt:     cert.NotAfter.UTC(),
 		Source:        "registration",
 	}

@@ -102,7 +102,7 @@ func Renew(ctx context.Context, st *State, dial Dialer) (*State, error) {
 	}
 	next := *st
 	next.Trust.Thumbprint, next.Trust.Serial = pki.Thumbprint(cert), pki.SerialHex(cert)
-	next.Trust.IssuedAt, next.Trust.ExpiresAt, next.Trust.Source = cert.NotBefore.UTC(), cert.NotAfter.UTC(), "renewal"
+	next.Trust.IssuedAt, next.Trust.ExpiresAt, next.Trust.Source = cert.NotBefore.Add(pki.Backdate).UTC(), cert.NotAfter.UTC(), "renewal"
 	if next.Cert, err = tlsPair([]byte(resp.Certificate), keyPEM); err != nil {
 		return nil, err
 	}
@@ -138,11 +138,12 @@ func (c *Connector) renewLoop(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				c.log.Warn("certificate renewal failed; the connector keeps its current certificate and tries again later",
-					"event_id", 1101, "error", problem.Public(err).Error(), "expires_at", st.Leaf.NotAfter)
+				c.events.Warning(1101, "Certificate renewal failed; the connector keeps its current certificate and tries again later: "+problem.Public(err).Error(),
+					"expires_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
 			} else {
 				c.st.Store(next)
-				c.log.Info("certificate renewed", "event_id", 1100, "serial", next.Trust.Serial, "expires_at", next.Trust.ExpiresAt)
+				c.events.Info(1100, "The connector's certificate was renewed, valid until "+next.Trust.ExpiresAt.Format(time.RFC3339),
+					"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			}
 		}
 		select {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
@@ -89,12 +90,16 @@ type Connector struct {
 	log     *slog.Logger
 	handler *handler
 
+	events *eventlog.Log // nil-safe
+
 	mu      sync.Mutex
 	up      int
 	lastUp  time.Time // when a tunnel last came up
 	lastErr string    // last connection error, for status.json
-	refusal error     // set when the cloud refused this connector for good
-	stop    context.CancelFunc
+
+	statusKick chan struct{} // asks statusLoop to write status.json now
+	refusal    error         // set when the cloud refused this connector for good
+	stop       context.CancelFunc
 }
 
 // New loads the state directory and prepares a connector.
@@ -106,10 +111,23 @@ func New(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID)}
+	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID), statusKick: make(chan struct{}, 1)}
 	c.st.Store(st)
+	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.Dir, EventsFile), Source: "connector", Logger: c.log, Now: cfg.Now})
+	if err != nil {
+		c.log.Warn("the event log cannot be opened; events go to the process log only", "error", err.Error())
+	}
+	c.events = ev
 	c.handler = newHandler(c)
 	return c, nil
+}
+
+// Close releases the event log.
+func (c *Connector) Close() error {
+	if c.events == nil {
+		return nil
+	}
+	return c.events.Close()
 }
 
 // State returns the loaded state directory.
@@ -128,8 +146,13 @@ func (c *Connector) TunnelsUp() int {
 func (c *Connector) Run(ctx context.Context) error {
 	st := c.State()
 	if err := st.CheckValidity(c.cfg.Now()); err != nil {
-		if p, ok := problem.As(err); ok && p.Code == "trust_expired" {
-			c.log.Error(ExpiredMessage, "event_id", 1000, "expired_at", st.Leaf.NotAfter)
+		if p, ok := problem.As(err); ok {
+			switch p.Code {
+			case "trust_expired":
+				c.events.Error(1000, ExpiredMessage, "expired_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			case "clock_skew":
+				c.events.Error(1103, p.Error())
+			}
 		}
 		return err
 	}
@@ -155,8 +178,14 @@ func (c *Connector) Run(ctx context.Context) error {
 		defer wg.Done()
 		c.statusLoop(ctx)
 	}()
-	c.log.Info("connector started", "cloud", st.Target.URL, "connections", c.cfg.Connections, "group", st.Trust.Group)
+	c.events.Info(1200, fmt.Sprintf("The connector started: %d tunnel connection(s) to %s", c.cfg.Connections, st.Target.URL),
+		"group", st.Trust.Group, "version", c.cfg.Version)
+	<-ctx.Done()
+	if c.TunnelsUp() > 0 && c.cfg.Tunnel.DrainTimeout > 0 {
+		c.events.Info(1204, fmt.Sprintf("The connector is draining: no new requests, requests in flight have up to %s to finish", c.cfg.Tunnel.DrainTimeout))
+	}
 	wg.Wait()
+	c.events.Info(1205, "The connector stopped")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.refusal
@@ -164,7 +193,6 @@ func (c *Connector) Run(ctx context.Context) error {
 
 // keepTunnel keeps one tunnel connection up, forever.
 func (c *Connector) keepTunnel(ctx context.Context, slot int) {
-	log := c.log.With("tunnel", slot)
 	failures := 0
 	for ctx.Err() == nil {
 		conn, err := c.dial(ctx)
@@ -175,14 +203,12 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			}
 			c.noteError(err)
 			if failures == 1 || failures%10 == 0 {
-				log.Warn("The connector failed to download its configuration from the cloud; retrying", "event_id", 1300, "error", err.Error(), "attempts", failures)
+				c.connectFailed(err, slot, failures)
 			}
 			c.wait(ctx, failures)
 			continue
 		}
-		if failures > 0 {
-			log.Info("connected to the cloud", "after_attempts", failures)
-		}
+		c.events.Info(1201, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures))
 		started := time.Now()
 		c.setUp(+1)
 		tunnel.Serve(ctx, conn, c.handler, c.cfg.Tunnel)
@@ -194,7 +220,7 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			failures = 0
 		}
 		failures++
-		log.Warn("tunnel connection to the cloud closed; reconnecting")
+		c.events.Warning(1202, "A tunnel connection to the cloud closed; reconnecting", "tunnel", fmt.Sprint(slot))
 		c.wait(ctx, failures)
 	}
 }
@@ -206,6 +232,10 @@ func (c *Connector) setUp(d int) {
 		c.lastUp, c.lastErr = time.Now().UTC(), ""
 	}
 	c.mu.Unlock()
+	select {
+	case c.statusKick <- struct{}{}:
+	default:
+	}
 }
 
 // wait sleeps the backoff for the n-th consecutive failure, or until ctx
@@ -302,3 +332,20 @@ func (c *Connector) refused() bool {
 
 // errRefused marks refusal problems.
 var errRefused = errors.New("refused by the cloud")
+
+// EventsFile is the connector's event log in its state directory.
+const EventsFile = "events.jsonl"
+
+// connectFailed records why a tunnel could not be set up.
+func (c *Connector) connectFailed(err error, slot, failures int) {
+	p := problem.Public(err)
+	switch p.Code {
+	case "tls_inspection":
+		c.events.Error(1104, p.Error(), "tunnel", fmt.Sprint(slot))
+	case "clock_skew":
+		c.events.Error(1103, p.Error(), "tunnel", fmt.Sprint(slot))
+	default:
+		c.events.Error(1203, "The connector failed to download its configuration: "+p.Error(),
+			"tunnel", fmt.Sprint(slot), "attempts", fmt.Sprint(failures), "code", p.Code)
+	}
+}

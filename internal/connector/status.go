@@ -55,6 +55,7 @@ func (c *Connector) statusLoop(ctx context.Context) {
 			c.writeStatus(true)
 			return
 		case <-t.C:
+		case <-c.statusKick:
 		}
 	}
 }

@@ -123,6 +123,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			return err
 		}
 		conns = append(conns, c)
+		defer c.Close()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -11,7 +11,27 @@ type Def struct {
 
 // Catalog lists every documented event id, in id order.
 var Catalog = []Def{
-	{ID: 1000, Level: LevelError, Area: "trust", Summary: "Connector re-registration failed: the connector trust certificate expired"},
+	// Connector: trust (1000–1099 registration and trust)
+	{1000, LevelError, "trust", "Connector re-registration failed: the connector trust certificate expired"},
+	{1001, LevelInformation, "registration", "The connector was registered with the cloud"},
+	{1002, LevelError, "registration", "Connector registration failed"},
+	{1100, LevelInformation, "trust", "The connector's certificate was renewed"},
+	{1101, LevelWarning, "trust", "Certificate renewal failed; the current certificate is kept and renewal is retried"},
+	{1102, LevelError, "trust", "The cloud refused this connector's certificate"},
+	{1103, LevelError, "trust", "The connector's certificate is not valid yet: the clock is behind"},
+	{1104, LevelError, "trust", "TLS inspection detected between the connector and the cloud"},
+	// Connector: connectivity
+	{1200, LevelInformation, "connectivity", "The connector started"},
+	{1201, LevelInformation, "connectivity", "A tunnel connection to the cloud is up"},
+	{1202, LevelWarning, "connectivity", "A tunnel connection to the cloud closed; reconnecting"},
+	{1203, LevelError, "connectivity", "The connector failed to download its configuration: the cloud cannot be reached"},
+	{1204, LevelInformation, "connectivity", "The connector is draining: no new requests, requests in flight finish"},
+	{1205, LevelInformation, "connectivity", "The connector stopped"},
+	// Connector: configuration
+	{1300, LevelInformation, "configuration", "The connector received its configuration"},
+	{1301, LevelError, "configuration", "The connector refused a configuration from the cloud"},
+	// Connector: backend
+	{1400, LevelWarning, "backend", "A request to an internal application failed"},
 }
 
 // Lookup returns the documented event with this id.
