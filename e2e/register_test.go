@@ -154,13 +154,25 @@ func TestRegister(t *testing.T) {
 // files, the private key's mode, and that the password was not written.
 func checkStateDir(t *testing.T, dir, password string) {
 	t.Helper()
-	for _, f := range []string{"trust.json", "connector.key", "connector.crt", "cloud-ca.pem"} {
+	// The certificate and key files are the ones trust.json names.
+	var named struct {
+		CertFile    string `json:"cert_file"`
+		KeyLocation string `json:"key_location"`
+	}
+	rawTrust, _ := os.ReadFile(filepath.Join(dir, "trust.json"))
+	json.Unmarshal(rawTrust, &named)
+	keyFile := strings.TrimPrefix(named.KeyLocation, "file:")
+	for _, f := range []string{"trust.json", keyFile, named.CertFile, "cloud-ca.pem", "register.log"} {
+		if f == "" {
+			t.Errorf("trust.json names no certificate or key file: %s", rawTrust)
+			continue
+		}
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("state directory: %v", err)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "connector.key")); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
-		t.Errorf("connector.key has mode %04o, want 0600", fi.Mode().Perm())
+	if fi, err := os.Stat(filepath.Join(dir, keyFile)); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", keyFile, fi.Mode().Perm())
 	}
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -3,9 +3,14 @@ package connector
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/cloudlink"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 )
@@ -24,11 +29,67 @@ type RegisterOptions struct {
 	Version       string
 }
 
+// RegisterLogFile is the registration log in the state directory: each
+// step of every registration, kept for troubleshooting (the reference
+// system's installation logs in %TEMP%).
+const RegisterLogFile = "register.log"
+
 // Register creates a key pair on this machine, has the cloud sign a
 // certificate for it with the administrator's credentials (or a
 // registration token), and writes the state directory. Credentials are
-// never written anywhere.
+// never written anywhere. Every step goes to the registration log; a
+// failure names it and is recorded as event 1002.
 func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
+	logPath, log, closeLog := openRegisterLog(o.Dir)
+	defer closeLog()
+	log.Info("registration started", "cloud", o.CloudURL, "dir", o.Dir, "user", o.User, "token", o.Token != "", "group", o.Group,
+		"ca_file", o.CAFile, "ca_fingerprint", o.CAFingerprint, "hostname", o.Hostname, "version", o.Version)
+	tr, err := register(ctx, o, log)
+	ev, evErr := eventlog.Open(eventlog.Config{Path: filepath.Join(o.Dir, EventsFile), Source: "registration"})
+	if evErr == nil {
+		defer ev.Close()
+	}
+	if err != nil {
+		p := problem.Public(err)
+		log.Error("registration failed", "code", p.Code, "error", p.Error())
+		ev.Error(1002, "Connector registration failed: "+p.Error(), "code", p.Code, "cloud", o.CloudURL)
+		q := *p
+		if logPath != "" {
+			q.Step = strings.TrimSuffix(q.Step, ".") + "; every step is in the registration log " + logPath
+		}
+		return nil, &q
+	}
+	log.Info("registration succeeded", "connector_id", tr.ConnectorID, "tenant", tr.Tenant, "group", tr.Group, "thumbprint", tr.Thumbprint)
+	ev.Info(1001, fmt.Sprintf("The connector was registered with the cloud %s: connector %s in tenant %s, group '%s'", tr.CloudURL, tr.ConnectorID, tr.Tenant, tr.Group),
+		"thumbprint", tr.Thumbprint)
+	return tr, nil
+}
+
+// openRegisterLog opens the registration log in dir (created 0700 if
+// needed), or in the temporary directory when dir cannot be written.
+func openRegisterLog(dir string) (string, *slog.Logger, func()) {
+	try := func(d string) (*os.File, string) {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, ""
+		}
+		p := filepath.Join(d, RegisterLogFile)
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, ""
+		}
+		return f, p
+	}
+	f, p := try(dir)
+	if f == nil {
+		f, p = try(filepath.Join(os.TempDir(), "sallyport-register"))
+	}
+	if f == nil {
+		return "", slog.New(slog.DiscardHandler), func() {}
+	}
+	return p, slog.New(slog.NewTextHandler(f, nil)), func() { f.Close() }
+}
+
+func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust, error) {
 	target, err := cloudlink.ParseURL(o.CloudURL)
 	if err != nil {
 		return nil, err
@@ -38,14 +99,17 @@ func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
 			"Connector registration needs credentials",
 			"give --user and the password (--password-stdin, or type it when asked), or --token with a registration token")
 	}
+	log.Info("pinning the cloud CA", "url", target.URL)
 	ca, err := cloudlink.PinnedCA(ctx, target, o.CAFile, o.CAFingerprint, "sallyport connector register")
 	if err != nil {
 		return nil, err
 	}
+	log.Info("cloud CA pinned", "fingerprint", pki.Fingerprint(ca), "subject", ca.Subject.String())
 	keyPEM, csrPEM, err := pki.NewKeyAndCSR("sallyport-connector")
 	if err != nil {
 		return nil, err
 	}
+	log.Info("key pair and certificate signing request made on this machine", "key", "ECDSA P-256")
 	req := api.RegisterRequest{
 		User: o.User, Password: o.Password, Token: o.Token, Group: o.Group,
 		CSR: string(csrPEM), Hostname: o.Hostname, Version: o.Version,
@@ -53,6 +117,10 @@ func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
 	if prev, err := LoadState(o.Dir); err == nil && prev.Trust.CloudURL == target.URL {
 		req.PreviousConnectorID = prev.Trust.ConnectorID
 	}
+	if req.PreviousConnectorID != "" {
+		log.Info("this machine was registered before; asking to keep its identity", "connector_id", req.PreviousConnectorID)
+	}
+	log.Info("sending the registration request", "url", target.URL+api.Prefix+"/connectors/register")
 	var resp api.RegisterResponse
 	client := cloudlink.HTTPClient(target, ca)
 	defer client.CloseIdleConnections()
