@@ -14,7 +14,7 @@ import (
 func newAdminCmd() *cobra.Command {
 	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
-	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd())
+	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd())
 	return c
 }
 
@@ -253,5 +253,50 @@ func newAdminConnectorCmd() *cobra.Command {
 	move.Flags().StringVar(&group, "group", "", "the group to move it to")
 	move.MarkFlagRequired("group")
 	c.AddCommand(list, show, del, move)
+	return c
+}
+
+func newTokenCmd() *cobra.Command {
+	c := group("token", "Create, list and revoke registration tokens (connector registration without a password)")
+	var in api.CreateRegistrationTokenRequest
+	var expires string
+	var uses int
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a registration token for a connector group (shown once)",
+		Long: `Create a registration token: 'sallyport connector register --token TOKEN' then registers a
+connector in the token's group without any user name or password (unattended installs).
+The token is printed once and only its hash is kept. It allows one registration and lives
+24 hours unless --uses and --expires say otherwise (at most 30 days).`,
+		Example: `  sallyport admin token create --group Branch
+  sallyport admin token create --group Default --expires 7d --uses 20
+  sallyport admin token create --group Default --expires 2h --uses 0   # any number of uses for 2 hours`,
+		Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			sec, err := admincli.ParseLifetime(expires)
+			if err != nil {
+				return err
+			}
+			in.ExpiresInSeconds, in.MaxUses = &sec, &uses
+			return c.CreateToken(cmd.Context(), output(cmd), in)
+		}),
+	}
+	cf := create.Flags()
+	cf.StringVar(&in.Group, "group", "", "connector group the registered connectors join (default 'Default')")
+	cf.StringVar(&expires, "expires", "24h", "lifetime: a duration such as 30m, 24h or 7d; at most 30d")
+	cf.IntVar(&uses, "uses", api.DefaultTokenMaxUses, "registrations it allows, 1 to 10000; 0 for any number until it expires")
+	list := &cobra.Command{
+		Use: "list", Short: "List registration tokens with their group, expiry, uses and state (never the tokens)", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			return c.ListTokens(cmd.Context(), output(cmd))
+		}),
+	}
+	revoke := &cobra.Command{
+		Use: "revoke ID", Short: "Revoke a registration token now", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.RevokeToken(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	c.AddCommand(create, list, revoke)
 	return c
 }

@@ -170,3 +170,61 @@ type Connector struct {
 	LastSeenAt    time.Time `json:"last_seen_at"`
 	CreatedAt     time.Time `json:"created_at"`
 }
+
+// Registration token limits, shared by the cloud (which enforces them) and
+// the CLI (which explains them).
+const (
+	// RegistrationTokenPrefix starts every registration token ("spr_" and
+	// 43 base64url characters); admin API tokens start with "spt_".
+	RegistrationTokenPrefix = "spr_"
+	// DefaultTokenLifetimeSeconds is a registration token's lifetime when
+	// the request gives none: 24 hours.
+	DefaultTokenLifetimeSeconds = 24 * 60 * 60
+	// MinTokenLifetimeSeconds and MaxTokenLifetimeSeconds bound it: 1
+	// minute to 30 days.
+	MinTokenLifetimeSeconds = 60
+	MaxTokenLifetimeSeconds = 30 * 24 * 60 * 60
+	// DefaultTokenMaxUses is how many registrations a token allows when
+	// the request does not say: one (a one-time token).
+	DefaultTokenMaxUses = 1
+	// MaxTokenMaxUses bounds max_uses; 0 means unlimited until expiry.
+	MaxTokenMaxUses = 10000
+)
+
+// Registration token states, as RegistrationToken.State gives them.
+const (
+	TokenActive  = "active"
+	TokenExpired = "expired"
+	TokenUsedUp  = "used_up"
+	TokenRevoked = "revoked"
+)
+
+// CreateRegistrationTokenRequest is POST /api/v1/tokens. Absent fields take
+// their defaults: group "Default", 24 hours, one use.
+type CreateRegistrationTokenRequest struct {
+	Group            string `json:"group,omitempty"`
+	ExpiresInSeconds *int64 `json:"expires_in_seconds,omitempty"` // 60 to 2592000 (30 days)
+	MaxUses          *int   `json:"max_uses,omitempty"`           // 1 to 10000, or 0 for unlimited
+}
+
+// RegistrationToken is a registration token as the API shows it: never
+// with the token itself, which only CreateRegistrationTokenResponse carries.
+type RegistrationToken struct {
+	ID        string    `json:"id"`
+	Group     string    `json:"group"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	MaxUses   int       `json:"max_uses"` // 0: unlimited until expires_at
+	Uses      int       `json:"uses"`
+	State     string    `json:"state"` // active, expired, used_up or revoked
+	RevokedAt time.Time `json:"revoked_at"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
+}
+
+// CreateRegistrationTokenResponse is the answer to POST /api/v1/tokens: the
+// only time the token is ever shown.
+type CreateRegistrationTokenResponse struct {
+	RegistrationToken
+	Token string `json:"token"`
+}

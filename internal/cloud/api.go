@@ -36,6 +36,9 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+p+"/connectors/{id}", s.authed(false, s.handleGetConnector))
 	mux.HandleFunc("DELETE "+p+"/connectors/{id}", s.authed(true, s.handleDeleteConnector))
 	mux.HandleFunc("POST "+p+"/connectors/{id}/move", s.authed(true, s.handleMoveConnector))
+	mux.HandleFunc("GET "+p+"/tokens", s.authed(false, s.handleListRegistrationTokens))
+	mux.HandleFunc("POST "+p+"/tokens", s.authed(true, s.handleCreateRegistrationToken))
+	mux.HandleFunc("DELETE "+p+"/tokens/{id}", s.authed(true, s.handleRevokeRegistrationToken))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem.Newf(http.StatusNotFound, "not_found", "see docs/api.md for the routes of the admin API",

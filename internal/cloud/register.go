@@ -23,9 +23,10 @@ func hashPassword(ctx context.Context, p string) (hash string, err error) {
 	return hash, err
 }
 
-// handleRegister signs a connector certificate. The user must be at least
-// an Application Administrator of their home tenant, and the connector is
-// always registered in that tenant.
+// handleRegister signs a connector certificate. The request is authorised
+// either by a user who is at least an Application Administrator of their
+// home tenant (the connector joins that tenant), or by a registration
+// token (the connector joins the token's tenant and group).
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if err := s.register(w, r); err != nil {
 		if p, ok := problem.As(err); ok && p.Status < 500 {
@@ -33,6 +34,17 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeError(w, r, err)
 	}
+}
+
+// registrant is who authorised a registration, and where it goes.
+type registrant struct {
+	tenant store.Tenant
+	group  store.Group
+	// groupChosen: the group was named (--group, or by the token); else a
+	// reused identity keeps its own group.
+	groupChosen bool
+	user        string                   // the user, or the token's creator
+	token       *store.RegistrationToken // the token used, if any
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
@@ -43,34 +55,22 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	if in.Token != "" {
-		return problem.New(http.StatusBadRequest, "token_unsupported", "Registration tokens are not available on this cloud yet",
-			"register with an administrator's user name and password")
-	}
 	ctx := r.Context()
-	u, t, err := s.checkPassword(ctx, in.User, in.Password)
+	var a registrant
+	var err error
+	if in.Token != "" {
+		a, err = s.tokenRegistrant(ctx, &in)
+	} else {
+		a, err = s.passwordRegistrant(ctx, &in)
+	}
 	if err != nil {
-		if p, ok := problem.As(err); ok && p.Code == "bad_credentials" {
-			return problem.New(http.StatusUnauthorized, "bad_credentials",
-				"Connector registration failed: the user name or password is wrong",
-				"check both and run register again; the user name is the full name@domain")
-		}
 		return err
 	}
-	if !u.Role.CanManage() {
-		return problem.Newf(http.StatusForbidden, "registration_denied",
-			"register with an account that has at least the Application Administrator role in "+t.Domain+", or ask a Global Administrator to grant it",
-			"Connector registration failed: the registration request was denied because %s is a %s of %s, not an Application Administrator",
-			u.Name, roleTitle(u.Role), t.Domain)
-	}
+	t, g := a.tenant, a.group
 	csr, err := pki.ParseCSR([]byte(in.CSR))
 	if err != nil {
 		return problem.Newf(http.StatusBadRequest, "bad_csr", "run register again with this version of sallyport",
 			"Connector registration failed: the certificate signing request was refused (%v)", err)
-	}
-	g, err := s.groupByName(ctx, t, in.Group)
-	if err != nil {
-		return err
 	}
 	ca, err := s.tenantCA(ctx, t.ID)
 	if err != nil {
@@ -80,9 +80,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	rec := store.Connector{ID: NewID("c"), TenantID: t.ID, GroupID: g.ID, CreatedAt: now}
 	reused := false
 	if in.PreviousConnectorID != "" {
-		if prev, err := s.store.ConnectorByID(ctx, t.ID, in.PreviousConnectorID); err == nil {
+		// With a token, only an identity of the token's own group is
+		// taken over: a token holder must not replace (and so revoke)
+		// connectors of other groups.
+		if prev, err := s.store.ConnectorByID(ctx, t.ID, in.PreviousConnectorID); err == nil && (a.token == nil || prev.GroupID == g.ID) {
 			rec, reused = prev, true
-			if in.Group != "" {
+			if a.groupChosen {
 				rec.GroupID = g.ID
 			}
 		}
@@ -96,6 +99,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if a.token != nil {
+		// The use is counted last before the connector is recorded, so
+		// that a request refused above costs the token nothing.
+		used, err := s.store.UseRegistrationToken(ctx, a.token.Hash, now)
+		if err != nil {
+			return tokenRefusal(used, err)
+		}
+		a.token = &used
+	}
 	rec.Hostname = truncate(strings.TrimSpace(in.Hostname), 255)
 	rec.Version = truncate(in.Version, 64)
 	rec.CertSerial, rec.CertThumbprint, rec.CertNotAfter = pki.SerialHex(cert), pki.Thumbprint(cert), cert.NotAfter
@@ -108,17 +120,46 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	groupName := g.Name
-	if reused && in.Group == "" {
+	if reused && !a.groupChosen {
 		if pg, err := s.store.GroupByID(ctx, t.ID, rec.GroupID); err == nil {
 			groupName = pg.Name
 		}
 	}
-	s.log.Info("connector registered", "connector", rec.ID, "tenant", t.Domain, "group", groupName, "by", u.Name, "hostname", rec.Hostname, "reused_identity", reused)
+	attrs := []any{"connector", rec.ID, "tenant", t.Domain, "group", groupName, "by", a.user, "hostname", rec.Hostname, "reused_identity", reused}
+	if tok := a.token; tok != nil {
+		attrs = append(attrs, "via", "registration token", "token", tok.ID, "token_uses", usesText(tok.Uses, tok.MaxUses))
+	}
+	s.log.Info("connector registered", attrs...)
 	writeJSON(w, http.StatusCreated, api.RegisterResponse{
 		ConnectorID: rec.ID, TenantID: t.ID, Tenant: t.Domain, Group: groupName,
 		Certificate: string(pki.EncodeCertPEM(der)), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Reused: reused,
 	})
 	return nil
+}
+
+// passwordRegistrant authorises a registration by a user's name and
+// password: at least Application Administrator of the home tenant.
+func (s *Server) passwordRegistrant(ctx context.Context, in *api.RegisterRequest) (registrant, error) {
+	u, t, err := s.checkPassword(ctx, in.User, in.Password)
+	if err != nil {
+		if p, ok := problem.As(err); ok && p.Code == "bad_credentials" {
+			return registrant{}, problem.New(http.StatusUnauthorized, "bad_credentials",
+				"Connector registration failed: the user name or password is wrong",
+				"check both and run register again; the user name is the full name@domain")
+		}
+		return registrant{}, err
+	}
+	if !u.Role.CanManage() {
+		return registrant{}, problem.Newf(http.StatusForbidden, "registration_denied",
+			"register with an account that has at least the Application Administrator role in "+t.Domain+", or ask a Global Administrator to grant it",
+			"Connector registration failed: the registration request was denied because %s is a %s of %s, not an Application Administrator",
+			u.Name, roleTitle(u.Role), t.Domain)
+	}
+	g, err := s.groupByName(ctx, t, in.Group)
+	if err != nil {
+		return registrant{}, err
+	}
+	return registrant{tenant: t, group: g, groupChosen: in.Group != "", user: u.Name}, nil
 }
 
 // replaceConnectorCert gives an existing connector a new certificate: the

@@ -1,5 +1,6 @@
 // Package store owns the cloud service's persistent state: tenants, users,
-// API tokens, connector groups, connectors, revocations and applications.
+// API tokens, registration tokens, connector groups, connectors, revocations
+// and applications.
 //
 // The Store interface is the only way the cloud reaches its data, so that a
 // PostgreSQL backend can be added beside the SQLite one without touching
@@ -23,6 +24,12 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict means a unique constraint would be violated (duplicate name, host, domain...).
 	ErrConflict = errors.New("store: conflict")
+
+	// ErrTokenRevoked, ErrTokenExpired and ErrTokenUsedUp are why
+	// UseRegistrationToken refused a registration token it found.
+	ErrTokenRevoked = errors.New("store: registration token revoked")
+	ErrTokenExpired = errors.New("store: registration token expired")
+	ErrTokenUsedUp  = errors.New("store: registration token used up")
 )
 
 // Role is a user's role in its home tenant.
@@ -82,6 +89,38 @@ type APIToken struct {
 	Hash      string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+}
+
+// RegistrationToken lets a connector register without an administrator's
+// password (unattended installs): it names the tenant and group the
+// connector joins. Only the SHA-256 hash of the token (hex) is stored.
+type RegistrationToken struct {
+	ID        string
+	TenantID  string
+	GroupID   string
+	Hash      string
+	CreatedBy string // name of the user who created it
+	CreatedAt time.Time
+	ExpiresAt time.Time // unusable from this instant on
+	MaxUses   int       // registrations it allows; 0 is unlimited (until it expires)
+	Uses      int       // registrations made with it
+	RevokedAt time.Time // zero: not revoked
+	RevokedBy string    // name of the user who revoked it
+}
+
+// Check reports whether t may register one more connector at now: nil, or
+// ErrTokenRevoked, ErrTokenUsedUp or ErrTokenExpired (checked in this
+// order). Implementations of UseRegistrationToken apply exactly this rule.
+func (t RegistrationToken) Check(now time.Time) error {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return ErrTokenRevoked
+	case t.MaxUses > 0 && t.Uses >= t.MaxUses:
+		return ErrTokenUsedUp
+	case !now.Before(t.ExpiresAt):
+		return ErrTokenExpired
+	}
+	return nil
 }
 
 // Group is a connector group. Every tenant has one named "Default".
@@ -164,14 +203,35 @@ type Store interface {
 	// DeleteExpiredAPITokens removes tokens that expired before now.
 	DeleteExpiredAPITokens(ctx context.Context, now time.Time) error
 
+	// CreateRegistrationToken inserts a token; its group must be one of its
+	// tenant (else ErrNotFound); a hash already stored is ErrConflict.
+	CreateRegistrationToken(ctx context.Context, t RegistrationToken) error
+	// ListRegistrationTokens returns the tenant's tokens, newest first.
+	ListRegistrationTokens(ctx context.Context, tenantID string) ([]RegistrationToken, error)
+	// RegistrationTokenByHash finds a token by its hash, whatever its tenant
+	// and state (it changes nothing: UseRegistrationToken does).
+	RegistrationTokenByHash(ctx context.Context, hash string) (RegistrationToken, error)
+	// RevokeRegistrationToken marks the token revoked and returns it; a
+	// token already revoked keeps its first revocation.
+	RevokeRegistrationToken(ctx context.Context, tenantID, id, by string, at time.Time) (RegistrationToken, error)
+	// UseRegistrationToken checks the token with hash at now (see
+	// RegistrationToken.Check) and counts one use, in one transaction, so a
+	// token is never used more than MaxUses times however many callers race.
+	// It returns the token after the use; when the check fails it returns
+	// the token as found with ErrTokenRevoked, ErrTokenUsedUp or
+	// ErrTokenExpired, and an unknown hash is ErrNotFound. Deleting a group
+	// deletes its tokens.
+	UseRegistrationToken(ctx context.Context, hash string, now time.Time) (RegistrationToken, error)
+
 	CreateGroup(ctx context.Context, g Group) error
 	GroupByID(ctx context.Context, tenantID, id string) (Group, error)
 	GroupByName(ctx context.Context, tenantID, name string) (Group, error)
 	ListGroups(ctx context.Context, tenantID string) ([]Group, error)
 	// RenameGroup renames a group; a name already used in the tenant is ErrConflict.
 	RenameGroup(ctx context.Context, tenantID, id, name string) error
-	// DeleteGroup deletes a group; one still used by a connector or an
-	// application is ErrConflict (callers check first to name them).
+	// DeleteGroup deletes a group, and its registration tokens; one still
+	// used by a connector or an application is ErrConflict (callers check
+	// first to name them).
 	DeleteGroup(ctx context.Context, tenantID, id string) error
 
 	CreateConnector(ctx context.Context, c Connector) error

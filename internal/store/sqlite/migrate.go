@@ -60,6 +60,10 @@ func loadMigrations() ([]migration, error) {
 // the missing ones in order, each in its own write transaction. The
 // applied check is repeated inside the transaction, so two processes opening
 // the same new file at once apply each migration exactly once.
+//
+// "Missing" is checked per version, not against the highest one applied:
+// migrations may be merged out of order (0004 released before 0003), and a
+// database already at 0004 must still get 0003.
 func migrate(ctx context.Context, db *sql.DB) error {
 	ms, err := loadMigrations()
 	if err != nil {
@@ -70,16 +74,43 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	known := ms[len(ms)-1].version
-	current, err := schemaVersion(ctx, db, known)
-	if err != nil || current == known {
+	if _, err := schemaVersion(ctx, db, known); err != nil {
+		return err
+	}
+	applied, err := appliedVersions(ctx, db)
+	if err != nil {
 		return err
 	}
 	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
 		if err := applyMigration(ctx, db, m, known); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// appliedVersions returns the set of versions recorded in schema_migrations.
+func appliedVersions(ctx context.Context, q querier) (map[int]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	return applied, nil
 }
 
 // schemaVersion returns the highest applied migration version, or

@@ -1,7 +1,8 @@
 // Package storetest owns the conformance suite every store.Store
 // implementation must pass: round-trips of every field, the ErrConflict and
 // ErrNotFound contracts, tenant isolation, revocation on connector deletion,
-// token expiry, zero and non-UTC times, and concurrent use.
+// token expiry, registration tokens (never used more often than they allow,
+// even by racing callers), zero and non-UTC times, and concurrent use.
 //
 // An implementation's test calls Run with a function opening a new, empty
 // store.
@@ -45,6 +46,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TimesInUTC", testTimesInUTC},
 		{"EmptyLists", testEmptyLists},
 		{"Concurrent", testConcurrent},
+		{"RegistrationTokens", testRegistrationTokens},
+		{"UseRegistrationToken", testUseRegistrationToken},
+		{"RevokeRegistrationToken", testRevokeRegistrationToken},
+		{"RegistrationTokenGroupDeleted", testRegistrationTokenGroupDeleted},
+		{"RegistrationTokenRace", testRegistrationTokenRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
