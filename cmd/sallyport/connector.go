@@ -28,6 +28,7 @@ func newConnectorCmd() *cobra.Command {
 func newRegisterCmd() *cobra.Command {
 	var o connector.RegisterOptions
 	var pwStdin bool
+	var tokenFile string
 	cmd := &cobra.Command{
 		Use:   "register",
 		Short: "Register this machine's connector with the cloud (the private key never leaves it)",
@@ -35,6 +36,16 @@ func newRegisterCmd() *cobra.Command {
     --user admin@contoso.com --password-stdin --ca-file cloud-ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tokenFile != "" {
+				tok, err := readSecretFile(tokenFile)
+				if err != nil {
+					return err
+				}
+				o.Token = tok
+			}
+			if o.Token == "" {
+				o.Token = os.Getenv("SALLYPORT_REGISTRATION_TOKEN")
+			}
 			if o.Token == "" && o.User != "" {
 				pw, err := readPassword(cmd, pwStdin, "Password for "+o.User+": ")
 				if err != nil {
@@ -59,13 +70,14 @@ func newRegisterCmd() *cobra.Command {
 	f.StringVar(&o.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
 	f.StringVar(&o.User, "user", "", "an administrator of your tenant, USER@DOMAIN (at least Application Administrator)")
 	f.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
-	f.StringVar(&o.Token, "token", "", "a registration token instead of a user and password")
+	f.StringVar(&o.Token, "token", "", "a registration token instead of a user and password (visible in the process list: prefer --token-file or SALLYPORT_REGISTRATION_TOKEN)")
+	f.StringVar(&tokenFile, "token-file", "", "file holding a registration token on its first line")
 	f.StringVar(&o.Group, "group", "", "connector group to join (default 'Default')")
 	f.StringVar(&o.CAFile, "ca-file", "", "the cloud's CA certificate (cloud-ca.pem) to pin")
 	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "or the cloud CA's fingerprint, sha256:HEX, as 'cloud init' printed it")
 	cmd.MarkFlagRequired("cloud")
 	cmd.MarkFlagsMutuallyExclusive("ca-file", "ca-fingerprint")
-	cmd.MarkFlagsMutuallyExclusive("user", "token")
+	cmd.MarkFlagsMutuallyExclusive("user", "token", "token-file")
 	return cmd
 }
 

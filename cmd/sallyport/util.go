@@ -56,11 +56,11 @@ func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, er
 	return string(b), nil
 }
 
-// readSecretFile reads a password file (first line).
+// readSecretFile reads a password or token file (its first line).
 func readSecretFile(path string) (string, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return "", problem.Newf(400, "password_file", "give a readable file holding the password on its first line", "The password file %s cannot be read (%v)", path, err)
+		return "", problem.Newf(400, "secret_file", "give a readable file holding the secret on its first line", "The file %s cannot be read (%v)", path, err)
 	}
 	return strings.TrimRight(strings.SplitN(string(raw), "\n", 2)[0], "\r"), nil
 }

@@ -52,7 +52,11 @@ func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
 	if err != nil {
 		p := problem.Public(err)
 		log.Error("registration failed", "code", p.Code, "error", p.Error())
-		ev.Error(1002, "Connector registration failed: "+p.Error(), "code", p.Code, "cloud", o.CloudURL)
+		msg := p.Error()
+		if !strings.HasPrefix(msg, "Connector registration failed") {
+			msg = "Connector registration failed: " + msg
+		}
+		ev.Error(1002, msg, "code", p.Code, "cloud", o.CloudURL)
 		q := *p
 		if logPath != "" {
 			q.Step = strings.TrimSuffix(q.Step, ".") + "; every step is in the registration log " + logPath
