@@ -73,6 +73,7 @@ func newRegisterCmd() *cobra.Command {
 	f.StringVar(&o.Token, "token", "", "a registration token instead of a user and password (visible in the process list: prefer --token-file or SALLYPORT_REGISTRATION_TOKEN)")
 	f.StringVar(&tokenFile, "token-file", "", "file holding a registration token on its first line")
 	f.StringVar(&o.Group, "group", "", "connector group to join (default 'Default')")
+	f.StringVar(&o.Tenant, "tenant", "", "the tenant (domain) to register into; refused unless it is the user's home tenant")
 	f.StringVar(&o.CAFile, "ca-file", "", "the cloud's CA certificate (cloud-ca.pem) to pin")
 	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "or the cloud CA's fingerprint, sha256:HEX, as 'cloud init' printed it")
 	cmd.MarkFlagRequired("cloud")

@@ -57,7 +57,10 @@ type RegisterRequest struct {
 	Password string `json:"password,omitempty"`
 	Token    string `json:"token,omitempty"`
 	Group    string `json:"group,omitempty"` // default "Default"
-	CSR      string `json:"csr"`             // PEM
+	// Tenant, when set, is the tenant (domain) the administrator means to
+	// register into; it must be their home tenant.
+	Tenant   string `json:"tenant,omitempty"`
+	CSR      string `json:"csr"` // PEM
 	Hostname string `json:"hostname"`
 	Version  string `json:"version"`
 	// PreviousConnectorID, when set and known in the same tenant, keeps the

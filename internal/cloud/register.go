@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -67,6 +68,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, g := a.tenant, a.group
+	if want := strings.ToLower(strings.TrimSpace(in.Tenant)); want != "" && want != t.Domain {
+		return problem.Newf(http.StatusForbidden, "not_home_tenant",
+			fmt.Sprintf("register with an administrator of %s (a user name ending in @%s); guests of a tenant cannot register connectors for it", truncate(want, 100), truncate(want, 100)),
+			"Connector registration failed: a connector is always registered in the home tenant of the user who registers it, and %s belongs to %s, not %s",
+			a.user, t.Domain, truncate(want, 100))
+	}
 	csr, err := pki.ParseCSR([]byte(in.CSR))
 	if err != nil {
 		return problem.Newf(http.StatusBadRequest, "bad_csr", "run register again with this version of sallyport",

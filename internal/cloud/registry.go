@@ -392,6 +392,17 @@ func (r *registry) pushAll(ctx context.Context, t *routeTable) {
 	}
 }
 
+// live returns the live connectors' ids (a snapshot).
+func (r *registry) live() []struct{ ID, TenantID string } {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]struct{ ID, TenantID string }, 0, len(r.connectors))
+	for _, lc := range r.connectors {
+		out = append(out, struct{ ID, TenantID string }{lc.ID, lc.TenantID})
+	}
+	return out
+}
+
 // allTunnels returns every live tunnel.
 func (r *registry) allTunnels() []*liveTunnel {
 	r.mu.Lock()

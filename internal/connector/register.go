@@ -23,6 +23,7 @@ type RegisterOptions struct {
 	Password      string
 	Token         string
 	Group         string
+	Tenant        string // expected tenant (domain); must be the user's home tenant
 	CAFile        string // pinned cloud CA, PEM
 	CAFingerprint string // or its sha256: fingerprint
 	Hostname      string
@@ -115,7 +116,7 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 	}
 	log.Info("key pair and certificate signing request made on this machine", "key", "ECDSA P-256")
 	req := api.RegisterRequest{
-		User: o.User, Password: o.Password, Token: o.Token, Group: o.Group,
+		User: o.User, Password: o.Password, Token: o.Token, Group: o.Group, Tenant: o.Tenant,
 		CSR: string(csrPEM), Hostname: o.Hostname, Version: o.Version,
 	}
 	if prev, err := LoadState(o.Dir); err == nil && prev.Trust.CloudURL == target.URL {
