@@ -413,3 +413,11 @@ func (r *registry) allTunnels() []*liveTunnel {
 	}
 	return ts
 }
+
+// pickable reports whether a connector has a usable tunnel.
+func (r *registry) pickable(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lc := r.connectors[id]
+	return lc != nil && lc.leastBusyTunnel() != nil
+}

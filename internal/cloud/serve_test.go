@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,30 +27,37 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestServeInProcess runs the whole path in one process — cloud,
 // registration, connector, edge — and checks that stopping the cloud and
 // the connector leaves no goroutine behind.
-func TestServeInProcess(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "internal "+r.Header.Get("X-Forwarded-Host"))
-	}))
-	defer backend.Close()
+// inProcess is a cloud and one connector running in this process with
+// an application published at appURL.
+type inProcess struct {
+	client    *http.Client
+	appURL    string
+	want      string // body prefix the backend answers
+	stopCloud func()
+	served    chan error
+}
 
+func startInProcess(t *testing.T, backendURL string) *inProcess {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
 	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0"})
+	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", ShutdownGrace: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	ln, err := s.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	sctx, stopCloud := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(sctx, ln) }()
+	env := &inProcess{stopCloud: stopCloud, served: make(chan error, 1)}
+	go func() { env.served <- s.Serve(sctx, ln) }()
+	t.Cleanup(stopCloud)
 
 	cdir := filepath.Join(t.TempDir(), "connector")
 	cloudURL := "https://sallyport.localhost:" + itoa(port)
@@ -64,50 +72,107 @@ func TestServeInProcess(t *testing.T) {
 	cctx, stopConnector := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(cctx) }()
+	t.Cleanup(func() {
+		stopConnector()
+		if err := <-ran; err != nil {
+			t.Errorf("connector Run = %v", err)
+		}
+		c.Close()
+	})
 
 	tok := login(t, s, "admin@contoso.com", testPassword)
-	if rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: backend.URL}); rec.Code != 201 {
+	if rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: backendURL}); rec.Code != 201 {
 		t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
 	}
 	caPEM, _ := os.ReadFile(filepath.Join(dir, CACertFile))
 	ca, _ := pki.ParseCertPEM(caPEM)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	client := &http.Client{Transport: &http.Transport{
+	env.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", ln.Addr().String())
 		},
 		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 	}}
-	defer client.CloseIdleConnections()
-	url := "https://web-contoso.sallyport.localhost:" + itoa(port) + "/"
+	t.Cleanup(env.client.CloseIdleConnections)
+	env.appURL = "https://web-contoso.sallyport.localhost:" + itoa(port) + "/"
+	// Wait until the connector serves the app.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				if want := "internal web-contoso.sallyport.localhost:" + itoa(port); string(body) != want {
-					t.Fatalf("body = %q, want %q", body, want)
-				}
-				break
-			}
+		if s.registry.pickable(c.State().Trust.ConnectorID) {
+			return env
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the app did not answer through the connector within 15s (last: %v)", err)
+			t.Fatal("the connector did not connect within 15s")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-	stopConnector()
-	if err := <-ran; err != nil {
-		t.Fatalf("connector Run = %v", err)
+}
+
+// TestServeInProcess runs the whole path in one process — cloud,
+// registration, connector, edge — and checks that stopping the cloud and
+// the connector leaves no goroutine behind.
+func TestServeInProcess(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "internal "+r.Header.Get("X-Forwarded-Host"))
+	}))
+	defer backend.Close()
+	env := startInProcess(t, backend.URL)
+	resp, err := env.client.Get(env.appURL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	stopCloud()
-	if err := <-served; err != nil {
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	u, _ := url.Parse(env.appURL)
+	if want := "internal " + u.Host; resp.StatusCode != 200 || string(body) != want {
+		t.Fatalf("got %d %q, want %q", resp.StatusCode, body, want)
+	}
+	env.stopCloud()
+	if err := <-env.served; err != nil {
 		t.Fatalf("Serve = %v", err)
 	}
-	client.CloseIdleConnections()
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestGracefulStop: stopping the cloud lets a request in flight finish
+// before the tunnels close (guards against closing the tunnels first).
+func TestGracefulStop(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	defer backend.Close()
+	env := startInProcess(t, backend.URL)
+	type res struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan res, 1)
+	go func() {
+		resp, err := env.client.Get(env.appURL)
+		if err != nil {
+			done <- res{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- res{status: resp.StatusCode, body: string(b)}
+	}()
+	<-entered
+	env.stopCloud()
+	// The cloud is stopping; the request is still in flight. Let it finish.
+	close(release)
+	r := <-done
+	if r.err != nil || r.status != 200 || r.body != "finished" {
+		t.Fatalf("request in flight during the stop: %d %q %v", r.status, r.body, r.err)
+	}
+	if err := <-env.served; err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+}

@@ -53,6 +53,9 @@ type Config struct {
 	// RefreshInterval is how often the route table is reloaded from the
 	// store (changes made through this instance apply at once). Default 5s.
 	RefreshInterval time.Duration
+	// ShutdownGrace is how long requests in flight may finish when the
+	// cloud stops (SIGTERM) before its tunnels close. Default 10s.
+	ShutdownGrace time.Duration
 	// ConnectorCertLifetime, when set, replaces the lifetime of new
 	// connector certificates from the settings file (default 90 days).
 	ConnectorCertLifetime time.Duration
@@ -82,6 +85,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectorCertLifetime != 0 && c.ConnectorCertLifetime < 10*time.Second {
 		return problem.Newf(400, "bad_config", "use at least 10s (days in production, e.g. 2160h)", "The connector certificate lifetime %s is too short", c.ConnectorCertLifetime)
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 10 * time.Second
 	}
 	if c.ConnectorLimit <= 0 {
 		c.ConnectorLimit = 1000
@@ -138,7 +144,8 @@ type Server struct {
 	authLimit *limiter
 	caCache   sync.Map // tenant id → *pki.CA
 
-	wg sync.WaitGroup // goroutines the server owns
+	wg           sync.WaitGroup // goroutines the server owns
+	edgeInFlight atomic.Int64   // edge requests being served, for a graceful stop
 }
 
 // New opens the data directory and prepares a server.
@@ -226,6 +233,9 @@ func (s *Server) Listen() (net.Listener, error) {
 // Serve serves on ln until ctx is done, then stops: tunnels are closed and
 // requests in flight get a few seconds to finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Tunnels outlive ctx until the requests in flight are done.
+	tctx, stopTunnels := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTunnels()
 	hs := &http.Server{
 		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -236,12 +246,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			tunnel.ALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
 				s.wg.Add(1)
 				defer s.wg.Done()
-				s.serveTunnel(ctx, c)
+				s.serveTunnel(tctx, c)
 			},
 			tunnel.ControlALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
 				s.wg.Add(1)
 				defer s.wg.Done()
-				s.serveControl(ctx, c)
+				s.serveControl(tctx, c)
 			},
 		},
 	}
@@ -264,10 +274,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.registry.closeAll()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Stop taking connections and requests, let those in flight finish
+	// (at most ShutdownGrace), then close the tunnels.
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace+5*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	shut := make(chan error, 1)
+	go func() { shut <- hs.Shutdown(sctx) }()
+	deadline := time.Now().Add(s.cfg.ShutdownGrace)
+	for s.edgeInFlight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling a counter with a deadline
+	}
+	if n := s.edgeInFlight.Load(); n > 0 {
+		s.log.Warn("stopping with requests still in flight", "requests", n)
+	}
+	stopTunnels()
+	s.registry.closeAll()
+	if err := <-shut; err != nil {
 		hs.Close()
 	}
 	<-errc
@@ -414,6 +436,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.api.ServeHTTP(w, r)
 		return
 	}
+	s.edgeInFlight.Add(1)
+	defer s.edgeInFlight.Add(-1)
 	s.edge.ServeHTTP(w, r)
 }
 

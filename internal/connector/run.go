@@ -29,7 +29,9 @@ type Config struct {
 	Version  string
 	Hostname string
 	// MinBackoff and MaxBackoff bound the wait between reconnection
-	// attempts (jittered exponential). Defaults 500ms and 30s.
+	// attempts (jittered exponential). Defaults 500ms and 5s: a failed
+	// attempt costs one TCP (and TLS) handshake, and a connector must be
+	// back within seconds once the cloud is.
 	MinBackoff, MaxBackoff time.Duration
 	// Tunnel tunes each tunnel connection; Tunnel.DrainTimeout (default
 	// 30s) is the grace period for requests in flight when Run's context
@@ -66,7 +68,7 @@ func (c *Config) Validate() error {
 		c.MinBackoff = 500 * time.Millisecond
 	}
 	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 30 * time.Second
+		c.MaxBackoff = 5 * time.Second
 	}
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
