@@ -90,7 +90,8 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, rec store.C
 
 // handleControlStatus tells the connector what the cloud knows of it.
 func (s *Server) handleControlStatus(w http.ResponseWriter, r *http.Request, rec store.Connector) {
-	st := tunnel.Status{ConnectorID: rec.ID, TenantID: rec.TenantID, CloudTime: s.now().UTC(), CertSerial: rec.CertSerial, Apps: []string{}}
+	st := tunnel.Status{ConnectorID: rec.ID, TenantID: rec.TenantID, CloudTime: s.now().UTC(), CertSerial: rec.CertSerial,
+		Status: s.connectorStatus(rec), Apps: []tunnel.AppConfig{}, TimeoutNames: map[string]string{}}
 	if t, err := s.store.TenantByID(r.Context(), rec.TenantID); err == nil {
 		st.Tenant = t.Domain
 	}
@@ -98,8 +99,11 @@ func (s *Server) handleControlStatus(w http.ResponseWriter, r *http.Request, rec
 		st.Group = g.Name
 	}
 	if cfg := s.routesNow().configs[rec.GroupID]; cfg != nil {
+		st.Apps = append(st.Apps, cfg.Apps...)
 		for _, a := range cfg.Apps {
-			st.Apps = append(st.Apps, a.Name)
+			if ea, ok := s.routesNow().Lookup(a.ExternalHost); ok {
+				st.TimeoutNames[a.ID] = ea.TimeoutName
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, st)

@@ -56,7 +56,12 @@ type Status struct {
 	Group       string    `json:"group"`
 	CloudTime   time.Time `json:"cloud_time"`
 	CertSerial  string    `json:"cert_serial"` // serial the cloud holds as current
-	Apps        []string  `json:"apps"`        // applications of its group
+	// Status is the connector's status at the cloud: "active" or "inactive".
+	Status string `json:"status"`
+	// Apps are the applications of its group, as its configuration has them.
+	Apps []AppConfig `json:"apps"`
+	// TimeoutNames maps application ids to "default" or "long".
+	TimeoutNames map[string]string `json:"timeout_names,omitempty"`
 }
 
 // Headers the protocol uses. The cloud removes every header starting with
