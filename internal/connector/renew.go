@@ -153,3 +153,12 @@ func (c *Connector) renewLoop(ctx context.Context) {
 		}
 	}
 }
+
+// FetchStatus asks the cloud, over the authenticated control connection,
+// what it knows of this connector: registration, group, status, its
+// clock, and the group's applications.
+func FetchStatus(ctx context.Context, st *State, dial Dialer) (tunnel.Status, error) {
+	var s tunnel.Status
+	err := controlCall(ctx, st, dial, http.MethodGet, tunnel.ControlStatus, nil, &s)
+	return s, err
+}
