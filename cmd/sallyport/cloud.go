@@ -92,6 +92,7 @@ func newCloudServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.InactiveAfter, "inactive-after", 2*time.Minute, "a connector without heartbeat for this long is shown inactive")
 	f.DurationVar(&cfg.RemoveInactiveAfter, "remove-inactive-after", 240*time.Hour, "remove (and revoke) connectors inactive for this long")
 	f.DurationVar(&cfg.FailoverTimeout, "failover-timeout", 3*time.Second, "a tunnel that stops answering for this long is taken out of rotation")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /ready in plain HTTP, e.g. 127.0.0.1:9464 (default: off)")
 	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish before the tunnels close")
 	f.DurationVar(&cfg.ConnectorCertLifetime, "connector-cert-lifetime", 0, "lifetime of new connector certificates (default from cloud.json: 2160h, 90 days)")
 	f.IntVar(&cfg.ConnectorLimit, "connector-limit", 1000, "most requests one connector serves at once; beyond it, other connectors or 503")

@@ -92,6 +92,7 @@ func newRunCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger(cmd)
 			cfg.Version = version.Version
+			cfg.MetricsOptional = !cmd.Flags().Changed("metrics-listen")
 			if clockOffset != 0 {
 				cfg.Now = func() time.Time { return time.Now().Add(clockOffset) }
 			}
@@ -106,6 +107,7 @@ func newRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
 	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", connector.DefaultMetricsListen, "where to serve /metrics, /healthz and /ready ('' for nowhere; keep it on loopback)")
 	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish (no new ones are taken)")
 	f.DurationVar(&cfg.RenewCheckInterval, "renew-check-interval", 6*time.Hour, "how often the certificate's remaining life is checked")
 	f.MarkHidden("renew-check-interval")

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type inProcess struct {
 	client    *http.Client
 	appURL    string
-	want      string // body prefix the backend answers
+	srv       *Server
 	stopCloud func()
 	served    chan error
 }
@@ -55,7 +55,7 @@ func startInProcess(t *testing.T, backendURL string) *inProcess {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	sctx, stopCloud := context.WithCancel(ctx)
-	env := &inProcess{stopCloud: stopCloud, served: make(chan error, 1)}
+	env := &inProcess{srv: s, stopCloud: stopCloud, served: make(chan error, 1)}
 	go func() { env.served <- s.Serve(sctx, ln) }()
 	t.Cleanup(stopCloud)
 

@@ -53,6 +53,9 @@ type Config struct {
 	// RefreshInterval is how often the route table is reloaded from the
 	// store (changes made through this instance apply at once). Default 5s.
 	RefreshInterval time.Duration
+	// MetricsListen, when set, is where /metrics, /healthz and /ready are
+	// served (plain HTTP: keep it on loopback or a management network).
+	MetricsListen string
 	// ShutdownGrace is how long requests in flight may finish when the
 	// cloud stops (SIGTERM) before its tunnels close. Default 10s.
 	ShutdownGrace time.Duration
@@ -146,6 +149,7 @@ type Server struct {
 
 	wg           sync.WaitGroup // goroutines the server owns
 	edgeInFlight atomic.Int64   // edge requests being served, for a graceful stop
+	metrics      *metrics
 }
 
 // New opens the data directory and prepares a server.
@@ -182,6 +186,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
+	s.metrics = newMetrics(s)
 	s.registry = newRegistry(s.log, cfg.ConnectorLimit, s.routesNow, s.refreshRoutes)
 	t, err := s.loadRoutes(context.Background())
 	if err != nil {
@@ -259,6 +264,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.tlsConfigFor}
+	if s.cfg.MetricsListen != "" {
+		mln, err := s.listenMetrics()
+		if err != nil {
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveMetrics(ctx, mln)
+		}()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -438,7 +454,13 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	s.edgeInFlight.Add(1)
 	defer s.edgeInFlight.Add(-1)
-	s.edge.ServeHTTP(w, r)
+	rec := &statusRecorder{ResponseWriter: w, start: time.Now()}
+	s.edge.ServeHTTP(rec, r)
+	if host, ok := edge.NormalizeHost(r.Host); ok {
+		if app, ok := s.Lookup(host); ok {
+			s.metrics.observe(app.Tenant, app.Name, rec.code, rec.took)
+		}
+	}
 }
 
 type slogWriter struct{ log *slog.Logger }

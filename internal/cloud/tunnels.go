@@ -78,8 +78,12 @@ func (s *Server) heartbeat(ctx context.Context, c *tunnel.Client, rec store.Conn
 		case <-t.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval)
+		start := time.Now()
 		err := c.Ping(pctx)
 		cancel()
+		if err == nil {
+			s.metrics.rtt.Observe(time.Since(start).Seconds())
+		}
 		if err != nil {
 			s.log.Warn("connector stopped answering pings; closing its tunnel", "connector", rec.ID, "address", addr)
 			c.Close()

@@ -41,6 +41,7 @@ type app struct {
 	cfg    tunnel.AppConfig
 	target *url.URL
 	proxy  *httputil.ReverseProxy
+	met    *appMetrics
 }
 
 func newHandler(c *Connector) *handler {
@@ -73,6 +74,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"The connector has no application with id %s in its configuration", id))
 		return
 	}
+	w, done := a.met.instrument(w, r)
+	defer done()
 	if proto := tunnel.UpgradeRequested(r); proto != "" {
 		h.serveUpgrade(w, r, a, proto)
 		return
@@ -151,7 +154,7 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("application %s has an unusable internal URL", ac.Name)
 		}
-		a := &app{cfg: ac, target: u}
+		a := &app{cfg: ac, target: u, met: h.c.metrics.forApp(ac.Name)}
 		a.proxy = h.newProxy(a)
 		t.byID[ac.ID] = a
 	}

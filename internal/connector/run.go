@@ -40,6 +40,13 @@ type Config struct {
 	// RenewCheckInterval is how often the certificate's remaining life is
 	// checked (default 6h); it is renewed once less than a third remains.
 	RenewCheckInterval time.Duration
+	// MetricsListen is where /metrics, /healthz and /ready are served
+	// ("" for nowhere). The command sets DefaultMetricsListen, on loopback.
+	MetricsListen string
+	// MetricsOptional makes a MetricsListen address that is taken a
+	// warning instead of an error (the default address, not chosen by the
+	// user).
+	MetricsOptional bool
 	// Dial, if set, replaces the TCP dial to the cloud (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now, if set, replaces time.Now (tests).
@@ -92,7 +99,8 @@ type Connector struct {
 	log     *slog.Logger
 	handler *handler
 
-	events *eventlog.Log // nil-safe
+	events  *eventlog.Log // nil-safe
+	metrics *metrics
 
 	mu      sync.Mutex
 	up      int
@@ -115,6 +123,7 @@ func New(cfg Config) (*Connector, error) {
 	}
 	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID), statusKick: make(chan struct{}, 1)}
 	c.st.Store(st)
+	c.metrics = newMetrics(c)
 	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.Dir, EventsFile), Source: "connector", Logger: c.log, Now: cfg.Now})
 	if err != nil {
 		c.log.Warn("the event log cannot be opened; events go to the process log only", "error", err.Error())
@@ -158,12 +167,31 @@ func (c *Connector) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	var mln net.Listener
+	if c.cfg.MetricsListen != "" {
+		ln, err := listenMetrics(c.cfg.MetricsListen)
+		switch {
+		case err == nil:
+			mln = ln
+		case c.cfg.MetricsOptional:
+			c.log.Warn("metrics are off: "+problem.Public(err).Error(), "address", c.cfg.MetricsListen)
+		default:
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.mu.Lock()
 	c.stop = cancel
 	c.mu.Unlock()
 	var wg sync.WaitGroup
+	if mln != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.serveMetrics(ctx, mln)
+		}()
+	}
 	for i := range c.cfg.Connections {
 		wg.Add(1)
 		go func() {
@@ -223,6 +251,7 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 		}
 		failures++
 		c.events.Warning(1202, "A tunnel connection to the cloud closed; reconnecting", "tunnel", fmt.Sprint(slot))
+		c.metrics.reconnects.Inc()
 		c.wait(ctx, failures)
 	}
 }

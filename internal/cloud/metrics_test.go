@@ -1,0 +1,64 @@
+package cloud
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+func TestCloudMetrics(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/teapot" {
+			w.WriteHeader(http.StatusTeapot)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	env := startInProcess(t, backend.URL)
+	for _, path := range []string{"", "", "teapot"} {
+		resp, err := env.client.Get(env.appURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	m := env.srv.metrics
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("contoso.com", "web", "200")); got != 2 {
+		t.Errorf("requests{200} = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("contoso.com", "web", "418")); got != 1 {
+		t.Errorf("requests{418} = %v, want 1", got)
+	}
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "sallyport_cloud_connectors" {
+			for _, mm := range mf.GetMetric() {
+				if mm.GetLabel()[0].GetValue() == "active" && mm.GetGauge().GetValue() == 1 {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("sallyport_cloud_connectors{status=active} is not 1")
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "sallyport_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
