@@ -210,7 +210,13 @@ func newAppCmd() *cobra.Command {
 			return c.DeleteApp(cmd.Context(), output(cmd), args[0])
 		}),
 	}
-	c.AddCommand(create, update, list, show, del)
+	diagnose := &cobra.Command{
+		Use: "diagnose NAME", Short: "Show an application's group, its connectors' health and its recent errors", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.DiagnoseApp(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	c.AddCommand(create, update, list, show, del, diagnose)
 	return c
 }
 

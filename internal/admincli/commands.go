@@ -220,3 +220,35 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// DiagnoseApp prints what the cloud knows about an application's health.
+func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
+	var d api.AppDiagnosis
+	if err := c.Do(ctx, http.MethodGet, "/apps/"+url.PathEscape(name)+"/diagnose", nil, &d); err != nil {
+		return err
+	}
+	return o.Emit(d, func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "Application '%s': %s → %s, group '%s', timeout %s\n\n", d.App.Name, d.App.ExternalURL, d.App.InternalURL, d.App.Group, d.App.Timeout)
+		fmt.Fprintf(tw, "Connectors of group '%s':\n", d.App.Group)
+		if len(d.Connectors) == 0 {
+			fmt.Fprintln(tw, "  none")
+		} else {
+			fmt.Fprintln(tw, "  ID\tSTATUS\tHOST NAME\tTUNNELS\tIN FLIGHT\tLAST SEEN")
+			for _, x := range d.Connectors {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", x.ID, x.Status, dash(x.Hostname), x.Tunnels, x.InFlight, when(x.LastSeenAt))
+			}
+		}
+		fmt.Fprintf(tw, "\nRecent errors (%d):\n", len(d.RecentErrors))
+		for i := len(d.RecentErrors) - 1; i >= 0 && i >= len(d.RecentErrors)-5; i-- {
+			e := d.RecentErrors[i]
+			fmt.Fprintf(tw, "  %s\t%d %s\trequest id %s\n  \t%s\n", when(e.Time), e.Status, e.Code, e.RequestID, e.Message)
+		}
+		fmt.Fprintln(tw)
+		if len(d.Findings) == 0 {
+			fmt.Fprintln(tw, "Findings: none; the application looks healthy.")
+		}
+		for _, f := range d.Findings {
+			fmt.Fprintf(tw, "Finding: %s.\n", f)
+		}
+	})
+}

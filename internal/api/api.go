@@ -158,6 +158,26 @@ type UpdateAppRequest struct {
 	Affinity    *bool   `json:"session_affinity,omitempty"`
 }
 
+// AppDiagnosis is GET /api/v1/apps/{name}/diagnose: what the cloud knows
+// about why an application works or not.
+type AppDiagnosis struct {
+	App          App         `json:"app"`
+	Connectors   []Connector `json:"connectors"` // of the application's group
+	RecentErrors []EdgeError `json:"recent_errors"`
+	// Findings are sentences: what looks wrong and what to do, most
+	// important first; empty when all looks well.
+	Findings []string `json:"findings"`
+}
+
+// EdgeError is one failed request, as its error page told the user.
+type EdgeError struct {
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request_id"`
+	Status    int       `json:"status"`
+	Code      string    `json:"code"`
+	Message   string    `json:"message"`
+}
+
 // Connector is a connector as the API shows it.
 type Connector struct {
 	ID            string    `json:"id"`

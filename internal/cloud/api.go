@@ -30,6 +30,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+p+"/apps", s.authed(false, s.handleListApps))
 	mux.HandleFunc("POST "+p+"/apps", s.authed(true, s.handleCreateApp))
 	mux.HandleFunc("GET "+p+"/apps/{name}", s.authed(false, s.handleGetApp))
+	mux.HandleFunc("GET "+p+"/apps/{name}/diagnose", s.authed(false, s.handleDiagnoseApp))
 	mux.HandleFunc("PATCH "+p+"/apps/{name}", s.authed(true, s.handleUpdateApp))
 	mux.HandleFunc("DELETE "+p+"/apps/{name}", s.authed(true, s.handleDeleteApp))
 	mux.HandleFunc("GET "+p+"/connectors", s.authed(false, s.handleListConnectors))

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/sallyport/sallyport/internal/api"
 )
 
 func TestCloudMetrics(t *testing.T) {
@@ -60,5 +62,38 @@ func TestCloudMetrics(t *testing.T) {
 		if strings.HasPrefix(p.Metric, "sallyport_") {
 			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
+	}
+}
+
+// TestDiagnoseApp: the diagnosis names the group's connectors, the last
+// errors with their request ids, and what to do.
+func TestDiagnoseApp(t *testing.T) {
+	env := startInProcess(t, "http://127.0.0.1:1/") // nothing listens on port 1: refused
+	resp, err := env.client.Get(env.appURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	rid := resp.Header.Get("Sallyport-Request-Id")
+	if resp.StatusCode != 502 || rid == "" {
+		t.Fatalf("status %d, request id %q", resp.StatusCode, rid)
+	}
+	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	rec, eb := call(t, env.srv, "GET", "/apps/web/diagnose", tok, nil)
+	if rec.Code != 200 {
+		t.Fatalf("diagnose: %d %s", rec.Code, eb.Error.Message)
+	}
+	var d api.AppDiagnosis
+	json.Unmarshal(rec.Body.Bytes(), &d)
+	if len(d.Connectors) != 1 || d.Connectors[0].Tunnels == 0 {
+		t.Errorf("connectors = %+v", d.Connectors)
+	}
+	if len(d.RecentErrors) != 1 || d.RecentErrors[0].RequestID != rid || d.RecentErrors[0].Code != "backend_refused" {
+		t.Errorf("recent errors = %+v, want the refused request %s", d.RecentErrors, rid)
+	}
+	joined := strings.Join(d.Findings, "\n")
+	if !strings.Contains(joined, "Only one connector") || !strings.Contains(joined, rid) {
+		t.Errorf("findings = %q", joined)
 	}
 }

@@ -150,6 +150,7 @@ type Server struct {
 	wg           sync.WaitGroup // goroutines the server owns
 	edgeInFlight atomic.Int64   // edge requests being served, for a graceful stop
 	metrics      *metrics
+	appErrors    errorLog // recent failed requests per application
 }
 
 // New opens the data directory and prepares a server.
@@ -194,7 +195,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.routes.Store(t)
-	s.edge = edge.New(edge.Config{Routes: s, Dispatcher: s.registry, Logger: s.log, TimeoutOverride: cfg.BackendTimeoutOverride, Limits: cfg.EdgeLimits})
+	s.edge = edge.New(edge.Config{Routes: s, Dispatcher: s.registry, Logger: s.log, TimeoutOverride: cfg.BackendTimeoutOverride, Limits: cfg.EdgeLimits,
+		OnError: func(app *edge.App, requestID string, p *problem.Problem) {
+			s.appErrors.record(app, requestID, p, s.now().UTC())
+		}})
 	s.api = s.apiHandler()
 	return s, nil
 }

@@ -60,6 +60,9 @@ type Config struct {
 	// Limits bound request sizes and rates; zero fields take the defaults
 	// of DefaultLimits.
 	Limits Limits
+	// OnError, if set, is told of every request that failed with a
+	// Sallyport error page (after the page was written), for diagnosis.
+	OnError func(app *App, requestID string, p *problem.Problem)
 }
 
 // Handler serves application hosts.
@@ -145,6 +148,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, app *App, requestID string, p *problem.Problem) {
 	h.logRefusal(app, requestID, p)
 	WritePage(w, r, p, requestID)
+	if h.cfg.OnError != nil {
+		h.cfg.OnError(app, requestID, p)
+	}
 }
 
 func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqInfo) }
@@ -254,6 +260,9 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	}
 	h.log.Warn("edge request failed", attrs...)
 	WritePage(w, r, p, ri.requestID)
+	if h.cfg.OnError != nil {
+		h.cfg.OnError(ri.app, ri.requestID, p)
+	}
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

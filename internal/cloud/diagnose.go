@@ -1,0 +1,88 @@
+package cloud
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/problem"
+)
+
+// recentErrorsKept is how many failed requests are kept per application.
+const recentErrorsKept = 20
+
+// errorLog keeps the last failed requests of each application, in memory,
+// for 'admin app diagnose'.
+type errorLog struct {
+	mu    sync.Mutex
+	byApp map[string][]api.EdgeError // newest last
+}
+
+func (l *errorLog) record(app *edge.App, requestID string, p *problem.Problem, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byApp == nil {
+		l.byApp = map[string][]api.EdgeError{}
+	}
+	es := append(l.byApp[app.ID], api.EdgeError{Time: now, RequestID: requestID, Status: p.Status, Code: p.Code, Message: p.Error()})
+	if len(es) > recentErrorsKept {
+		es = es[len(es)-recentErrorsKept:]
+	}
+	l.byApp[app.ID] = es
+}
+
+func (l *errorLog) recent(appID string) []api.EdgeError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]api.EdgeError, len(l.byApp[appID]))
+	copy(out, l.byApp[appID])
+	return out
+}
+
+// handleDiagnoseApp shows, for an application, its group's connectors and
+// their health, the last errors seen for it, and what to do.
+func (s *Server) handleDiagnoseApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ctx := r.Context()
+	a, err := s.appByName(ctx, p.Tenant, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	names, err := s.groupNames(ctx, p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	cs, err := s.store.ListConnectors(ctx, p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	d := api.AppDiagnosis{App: s.apiApp(a, names[a.GroupID]), Connectors: []api.Connector{}, RecentErrors: s.appErrors.recent(a.ID), Findings: []string{}}
+	active := 0
+	for _, c := range cs {
+		if c.GroupID != a.GroupID {
+			continue
+		}
+		ac := s.apiConnector(c, names)
+		d.Connectors = append(d.Connectors, ac)
+		if ac.Tunnels > 0 {
+			active++
+		}
+	}
+	group := names[a.GroupID]
+	switch {
+	case len(d.Connectors) == 0:
+		d.Findings = append(d.Findings, fmt.Sprintf("Group '%s' has no connector, so every request gets 502: register one with 'sallyport connector register --group %s' on a machine inside the network, or move one with 'sallyport admin connector move ID --group %s'", group, group, group))
+	case active == 0:
+		d.Findings = append(d.Findings, fmt.Sprintf("No connector of group '%s' is connected, so every request gets 502: start them ('sallyport connector run'), and run 'sallyport connector doctor' on their machines", group))
+	case active == 1:
+		d.Findings = append(d.Findings, fmt.Sprintf("Only one connector of group '%s' is connected: add a second one so that losing a machine does not stop '%s'", group, a.Name))
+	}
+	if n := len(d.RecentErrors); n > 0 {
+		last := d.RecentErrors[n-1]
+		d.Findings = append(d.Findings, fmt.Sprintf("The last failed request (%s, request id %s) said: %s", last.Time.Format(time.RFC3339), last.RequestID, last.Message))
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
