@@ -12,7 +12,7 @@ import (
 
 func newCloudCmd() *cobra.Command {
 	c := group("cloud", "Run and set up the cloud service")
-	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd())
+	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newEventsCmd("data-dir", "", "cloud service"))
 	return c
 }
 

@@ -2,26 +2,21 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
-	"github.com/sallyport/sallyport/internal/eventlog"
-	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
 func newConnectorCmd() *cobra.Command {
 	c := group("connector", "Register and run the connector on a machine inside the private network")
-	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd())
+	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"))
 	return c
 }
 
@@ -196,55 +191,5 @@ func newRenewCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
 	cmd.Flags().BoolVar(&force, "force", false, "renew even if the certificate is not due")
-	return cmd
-}
-
-func newEventsCmd() *cobra.Command {
-	var dir, level string
-	var newest int
-	var since time.Duration
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "events",
-		Short: "Read the connector's event log (like Get-EventLog -Newest N -EntryType Error)",
-		Example: `  sallyport connector events --level error --newest 1
-  sallyport connector events --since 1h --json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := eventlog.Filter{Newest: newest}
-			if level != "" {
-				l, err := eventlog.ParseLevel(level)
-				if err != nil {
-					return problem.Newf(400, "bad_level", "use error, warning or information", "The level %q is not an event level", level)
-				}
-				f.MinLevel = l
-			}
-			if since > 0 {
-				f.Since = time.Now().Add(-since)
-			}
-			evs, err := eventlog.Read(filepath.Join(dir, connector.EventsFile), f)
-			if errors.Is(err, fs.ErrNotExist) {
-				evs, err = nil, nil
-				if !asJSON {
-					fmt.Fprintf(cmd.OutOrStdout(), "No events yet in %s.\n", dir)
-					return nil
-				}
-			}
-			if err != nil {
-				return problem.Newf(400, "events_unreadable", "run it as the connector's user, or give the right --dir",
-					"The event log in %s cannot be read (%v)", dir, err)
-			}
-			if asJSON {
-				return eventlog.FormatJSON(cmd.OutOrStdout(), evs)
-			}
-			return eventlog.FormatTable(cmd.OutOrStdout(), evs)
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
-	f.IntVar(&newest, "newest", 0, "only the N newest events (after the other filters)")
-	f.StringVar(&level, "level", "", "only events of this level or worse: error, warning or information")
-	f.DurationVar(&since, "since", 0, "only events of the last DURATION, e.g. 1h")
-	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

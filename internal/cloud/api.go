@@ -373,7 +373,8 @@ func (s *Server) handleDeleteConnector(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	s.registry.disconnect(c.ID)
-	s.log.Info("connector deleted and its certificate revoked", "connector", c.ID, "tenant", p.Tenant.Domain, "by", p.User.Name)
+	s.events.Info(2103, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, dashIfEmpty(c.Hostname), p.User.Name),
+		"connector", c.ID, "tenant", p.Tenant.Domain, "by", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

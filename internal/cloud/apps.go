@@ -160,7 +160,8 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	s.log.Info("application published", "app", ar.app.Name, "tenant", p.Tenant.Domain, "external_host", ar.app.ExternalHost, "by", p.User.Name)
+	s.events.Info(2200, fmt.Sprintf("Application '%s' of %s was published at %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, p.User.Name),
+		"app", ar.app.Name, "tenant", p.Tenant.Domain, "internal_url", ar.app.InternalURL)
 	writeJSON(w, http.StatusCreated, s.apiApp(ar.app, ar.group.Name))
 	return nil
 }
@@ -278,7 +279,7 @@ func (s *Server) handleDeleteApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	s.log.Info("application deleted", "app", a.Name, "tenant", p.Tenant.Domain, "by", p.User.Name)
+	s.events.Info(2201, fmt.Sprintf("Application '%s' of %s was deleted by %s", a.Name, p.Tenant.Domain, p.User.Name), "app", a.Name, "tenant", p.Tenant.Domain)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -84,7 +85,8 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, rec store.C
 		s.writeError(w, r, err)
 		return
 	}
-	s.log.Info("connector certificate renewed", "connector", rec.ID, "tenant", rec.TenantID, "serial", pki.SerialHex(cert), "not_after", cert.NotAfter)
+	s.events.Info(2105, fmt.Sprintf("The certificate of connector %s was renewed, valid until %s", rec.ID, cert.NotAfter.UTC().Format(time.RFC3339)),
+		"connector", rec.ID, "tenant", rec.TenantID, "serial", pki.SerialHex(cert))
 	writeJSON(w, http.StatusOK, tunnel.RenewResponse{Certificate: string(certPEM), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter})
 }
 

@@ -148,7 +148,7 @@ func (s *Server) handleMoveConnector(w http.ResponseWriter, r *http.Request, p *
 	}
 	c.GroupID = g.ID
 	s.registry.setGroup(c.ID, g.ID, s.routesNow())
-	s.log.Info("connector moved", "connector", c.ID, "tenant", p.Tenant.Domain, "group", g.Name, "by", p.User.Name)
+	s.events.Info(2106, fmt.Sprintf("Connector %s was moved to group '%s' by %s", c.ID, g.Name, p.User.Name), "connector", c.ID, "tenant", p.Tenant.Domain)
 	names, err := s.groupNames(ctx, p.Tenant.ID)
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ func hashPassword(ctx context.Context, p string) (hash string, err error) {
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if err := s.register(w, r); err != nil {
 		if p, ok := problem.As(err); ok && p.Status < 500 {
-			s.log.Info("connector registration refused", "address", r.RemoteAddr, "code", p.Code, "reason", p.Error())
+			s.events.Warning(2101, "A connector registration was refused: "+p.Error(), "address", r.RemoteAddr, "code", p.Code)
 		}
 		s.writeError(w, r, err)
 	}
@@ -136,7 +136,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if tok := a.token; tok != nil {
 		attrs = append(attrs, "via", "registration token", "token", tok.ID, "token_uses", usesText(tok.Uses, tok.MaxUses))
 	}
-	s.log.Info("connector registered", attrs...)
+	kv := make([]string, 0, len(attrs))
+	for _, x := range attrs {
+		kv = append(kv, fmt.Sprint(x))
+	}
+	s.events.Info(2100, fmt.Sprintf("Connector %s (%s) was registered in %s, group '%s', by %s", rec.ID, dashIfEmpty(rec.Hostname), t.Domain, groupName, a.user), kv...)
 	writeJSON(w, http.StatusCreated, api.RegisterResponse{
 		ConnectorID: rec.ID, TenantID: t.ID, Tenant: t.Domain, Group: groupName,
 		Certificate: string(pki.EncodeCertPEM(der)), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Reused: reused,

@@ -19,10 +19,12 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tunnel"
+	"github.com/sallyport/sallyport/internal/version"
 )
 
 // Config is how the cloud service runs.
@@ -151,6 +153,7 @@ type Server struct {
 	edgeInFlight atomic.Int64   // edge requests being served, for a graceful stop
 	metrics      *metrics
 	appErrors    errorLog // recent failed requests per application
+	events       *eventlog.Log
 }
 
 // New opens the data directory and prepares a server.
@@ -188,6 +191,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.store = st
 	s.metrics = newMetrics(s)
+	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
+		st.Close()
+		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
+	}
 	s.registry = newRegistry(s.log, cfg.ConnectorLimit, s.routesNow, s.refreshRoutes)
 	t, err := s.loadRoutes(context.Background())
 	if err != nil {
@@ -286,7 +293,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, tlsCfg)) }()
-	s.log.Info("cloud service listening", "addr", ln.Addr().String(), "name", s.settings.Name)
+	s.events.Info(2000, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
 	select {
 	case err := <-errc:
 		s.registry.closeAll()
@@ -315,11 +322,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-errc
 	s.wg.Wait()
 	s.registry.wait()
+	s.events.Info(2001, "The cloud service stopped")
 	return nil
 }
 
-// Close releases the store.
-func (s *Server) Close() error { return s.store.Close() }
+// EventsFile is the cloud's event log in its data directory.
+const EventsFile = "events.jsonl"
+
+// Close releases the store and the event log.
+func (s *Server) Close() error {
+	s.events.Close()
+	return s.store.Close()
+}
 
 // maintain refreshes the route table periodically and removes connectors
 // inactive for too long.
@@ -381,7 +395,8 @@ func (s *Server) SweepInactive(ctx context.Context) (int, error) {
 			return n, err
 		}
 		n++
-		s.log.Info("inactive connector removed", "connector", c.ID, "tenant", c.TenantID, "hostname", c.Hostname, "last_seen", c.LastSeenAt, "reason", reason)
+		s.events.Info(2104, fmt.Sprintf("Connector %s (%s) was %s, and its certificate revoked", c.ID, c.Hostname, reason),
+			"connector", c.ID, "tenant", c.TenantID, "last_seen", c.LastSeenAt.Format(time.RFC3339))
 	}
 	return n, nil
 }

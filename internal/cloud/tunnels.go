@@ -34,7 +34,7 @@ func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
 
 	rec, err := s.identify(ctx, conn.ConnectionState().PeerCertificates)
 	if p, ok := problem.As(err); ok {
-		s.log.Warn("connector refused", "address", addr, "code", p.Code, "reason", p.Error())
+		s.events.Warning(2102, "A connector's connection was refused: "+p.Error(), "address", addr, "code", p.Code)
 		refuse(ctx, client, p)
 		return
 	}

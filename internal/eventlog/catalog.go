@@ -32,6 +32,18 @@ var Catalog = []Def{
 	{1301, LevelError, "configuration", "The connector refused a configuration from the cloud"},
 	// Connector: backend
 	{1400, LevelWarning, "backend", "A request to an internal application failed"},
+	// Cloud (2000–2999)
+	{2000, LevelInformation, "cloud", "The cloud service started"},
+	{2001, LevelInformation, "cloud", "The cloud service stopped"},
+	{2100, LevelInformation, "registration", "A connector was registered"},
+	{2101, LevelWarning, "registration", "A connector registration was refused"},
+	{2102, LevelWarning, "trust", "A connector's connection was refused: its certificate is expired, revoked, replaced or unknown"},
+	{2103, LevelInformation, "trust", "A connector was deleted and its certificate revoked"},
+	{2104, LevelInformation, "trust", "A connector inactive for too long was removed and its certificate revoked"},
+	{2105, LevelInformation, "trust", "A connector's certificate was renewed"},
+	{2106, LevelInformation, "configuration", "A connector was moved to another group"},
+	{2200, LevelInformation, "configuration", "An application was published"},
+	{2201, LevelInformation, "configuration", "An application was deleted"},
 }
 
 // Lookup returns the documented event with this id.

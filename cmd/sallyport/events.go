@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/spf13/cobra"
+)
+
+// newEventsCmd reads an event log: the connector's (dirFlag "dir") or
+// the cloud's (dirFlag "data-dir").
+func newEventsCmd(dirFlag, defaultDir, what string) *cobra.Command {
+	var dir, level string
+	var newest int
+	var since time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Read the " + what + "'s event log (like Get-EventLog -Newest N -EntryType Error)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := eventlog.Filter{Newest: newest}
+			if level != "" {
+				l, err := eventlog.ParseLevel(level)
+				if err != nil {
+					return problem.Newf(400, "bad_level", "use error, warning or information", "The level %q is not an event level", level)
+				}
+				f.MinLevel = l
+			}
+			if since > 0 {
+				f.Since = time.Now().Add(-since)
+			}
+			evs, err := eventlog.Read(filepath.Join(dir, "events.jsonl"), f)
+			if errors.Is(err, fs.ErrNotExist) {
+				evs, err = nil, nil
+				if !asJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "No events yet in %s.\n", dir)
+					return nil
+				}
+			}
+			if err != nil {
+				return problem.Newf(400, "events_unreadable", "run it as the service's user, or give the right --"+dirFlag,
+					"The event log in %s cannot be read (%v)", dir, err)
+			}
+			if asJSON {
+				return eventlog.FormatJSON(cmd.OutOrStdout(), evs)
+			}
+			return eventlog.FormatTable(cmd.OutOrStdout(), evs)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, dirFlag, defaultDir, "the "+what+"'s directory")
+	f.IntVar(&newest, "newest", 0, "only the N newest events (after the other filters)")
+	f.StringVar(&level, "level", "", "only events of this level or worse: error, warning or information")
+	f.DurationVar(&since, "since", 0, "only events of the last DURATION, e.g. 1h")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
