@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/tunnel"
@@ -341,4 +342,64 @@ func keyFileIn(t *testing.T, dir string) string {
 		t.Fatalf("trust.json names no key file: %s", raw)
 	}
 	return name
+}
+
+// readEvents returns the ids in the connector's event log.
+func readEventIDs(t *testing.T, dir string) map[int]bool {
+	t.Helper()
+	evs, err := eventlog.Read(filepath.Join(dir, EventsFile), eventlog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int]bool{}
+	for _, e := range evs {
+		ids[e.ID] = true
+	}
+	return ids
+}
+
+// TestConfigRefusedEvent: a configuration with an unusable internal URL
+// is refused and logged as event 1301.
+func TestConfigRefusedEvent(t *testing.T) {
+	cloud := newFakeCloud(t)
+	cloud.start(t)
+	dir := t.TempDir()
+	writeTestState(t, dir, cloud, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	runConnector(t, dir)
+	tc := nextTunnel(t, cloud)
+	js, _ := json.Marshal(tunnel.Config{Version: "bad", Apps: []tunnel.AppConfig{{ID: "a", Name: "ftp", InternalURL: "ftp://files/"}}})
+	if resp, _ := do(t, tc, "PUT", tunnel.PathConfig, nil, js); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("config push = %d, want 400", resp.StatusCode)
+	}
+	if !readEventIDs(t, dir)[1301] {
+		t.Error("no event 1301 for the refused configuration")
+	}
+}
+
+// TestRenewalFailureEvent: a certificate due for renewal whose renewal
+// fails (this fake cloud has no control protocol) keeps working and logs
+// event 1101.
+func TestRenewalFailureEvent(t *testing.T) {
+	cloud := newFakeCloud(t)
+	cloud.start(t)
+	dir := t.TempDir()
+	// Issued long ago, ending soon: less than a third of its life remains.
+	writeTestState(t, dir, cloud, time.Now().Add(-10*time.Hour), time.Now().Add(time.Hour))
+	c, err := New(Config{Dir: dir, Connections: 1, RenewCheckInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	defer func() { cancel(); <-errc }()
+	nextTunnel(t, cloud)
+	deadline := time.Now().Add(10 * time.Second)
+	for !readEventIDs(t, dir)[1101] {
+		if time.Now().After(deadline) {
+			t.Fatal("no event 1101 after a failed renewal")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
