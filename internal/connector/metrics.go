@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -167,6 +168,11 @@ func (c *Connector) serveMetrics(ctx context.Context, ln net.Listener) {
 			return
 		}
 		http.Error(w, "not ready: no tunnel to the cloud is up", http.StatusServiceUnavailable)
+	})
+	// A goroutine dump for diagnostics bundles (loopback only, like the rest).
+	mux.HandleFunc("GET /debug/goroutines", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		pprof.Lookup("goroutine").WriteTo(w, 2)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
