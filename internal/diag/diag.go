@@ -110,11 +110,11 @@ func fetch(ctx context.Context, url string) []byte {
 
 var secretPatterns = []*regexp.Regexp{
 	regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----`),
-	regexp.MustCompile(`\bsp[rt]_[A-Za-z0-9_-]{16,}`),                                  // registration and admin tokens
-	regexp.MustCompile(`(?i)("?(password|token|secret)"?\s*[:=]\s*)"[^"]*"`),            // JSON / key=value with quotes
-	regexp.MustCompile(`(?i)\b(password|token|secret)=[^\s"]+`),                         // key=value in logs
-	regexp.MustCompile(`(?i)(Authorization:\s*(Bearer|Basic)\s+)[A-Za-z0-9+/=._-]+`),   // headers
-	regexp.MustCompile(`(?i)(https?://)[^/\s:@]+:[^/\s@]+@`),                            // credentials in URLs
+	regexp.MustCompile(`\bsp[rt]_[A-Za-z0-9_-]{16,}`),                                // registration and admin tokens
+	regexp.MustCompile(`(?i)("?(password|token|secret)"?\s*[:=]\s*)"[^"]*"`),         // JSON / key=value with quotes
+	regexp.MustCompile(`(?i)\b(password|token|secret)=[^\s"]+`),                      // key=value in logs
+	regexp.MustCompile(`(?i)(Authorization:\s*(Bearer|Basic)\s+)[A-Za-z0-9+/=._-]+`), // headers
+	regexp.MustCompile(`(?i)(https?://)[^/\s:@]+:[^/\s@]+@`),                         // credentials in URLs
 }
 
 // Scrub replaces anything that looks like a secret.
@@ -136,4 +136,3 @@ func Scrub(b []byte) []byte {
 	}
 	return bytes.Clone(out)
 }
-
