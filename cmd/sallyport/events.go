@@ -24,6 +24,12 @@ func newEventsCmd(dirFlag, defaultDir, what string) *cobra.Command {
 		Short: "Read the " + what + "'s event log (like Get-EventLog -Newest N -EntryType Error)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if newest < 0 {
+				return problem.Newf(400, "bad_newest", "give a positive number, or leave --newest out for all", "--newest %d is not a number of events", newest)
+			}
+			if dir == "" {
+				return problem.Newf(400, "no_dir", "give the directory with --"+dirFlag, "No %s directory was given", what)
+			}
 			f := eventlog.Filter{Newest: newest}
 			if level != "" {
 				l, err := eventlog.ParseLevel(level)

@@ -183,7 +183,7 @@ func (l *limiter) allow(r *http.Request) bool {
 
 var errRateLimited = problem.New(http.StatusTooManyRequests, "rate_limited",
 	"Too many sign-in or registration attempts from this address",
-	"wait a minute and try again")
+	"wait a moment and try again")
 
 func truncate(s string, n int) string {
 	if len(s) > n {

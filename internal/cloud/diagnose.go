@@ -3,6 +3,7 @@ package cloud
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,7 +82,7 @@ func (s *Server) handleDiagnoseApp(w http.ResponseWriter, r *http.Request, p *pr
 	}
 	if n := len(d.RecentErrors); n > 0 {
 		last := d.RecentErrors[n-1]
-		d.Findings = append(d.Findings, fmt.Sprintf("The last failed request (%s, request id %s) said: %s", last.Time.Format(time.RFC3339), last.RequestID, last.Message))
+		d.Findings = append(d.Findings, fmt.Sprintf("The last failed request (%s, request id %s) said: %s", last.Time.Format(time.RFC3339), last.RequestID, strings.TrimSuffix(last.Message, ".")))
 	}
 	writeJSON(w, http.StatusOK, d)
 	return nil

@@ -98,7 +98,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	notAfter := now.Add(time.Duration(s.settings.ConnectorCertLifetime))
-	der, err := ca.SignConnector(csr, pki.ConnectorIdentity{TenantID: t.ID, ConnectorID: rec.ID}, now.Add(-5*time.Minute), notAfter)
+	der, err := ca.SignConnector(csr, pki.ConnectorIdentity{TenantID: t.ID, ConnectorID: rec.ID}, now.Add(-pki.Backdate), notAfter)
 	if err != nil {
 		return err
 	}
@@ -185,6 +185,8 @@ func (s *Server) replaceConnectorCert(r *http.Request, rec store.Connector) erro
 		return err
 	}
 	rec.CreatedAt, rec.LastSeenAt, rec.LastAddress = old.CreatedAt, old.LastSeenAt, old.LastAddress
+	// A renewal in progress is over: only the new certificate is accepted.
+	rec.PreviousSerial = ""
 	if err := s.store.CreateConnector(ctx, rec); err != nil {
 		return err
 	}

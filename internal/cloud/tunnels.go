@@ -114,8 +114,11 @@ func (s *Server) identify(ctx context.Context, chain []*x509.Certificate) (store
 		return store.Connector{}, unknown("it is not a Sallyport connector certificate")
 	}
 	ca, err := s.tenantCA(ctx, id.TenantID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return store.Connector{}, unknown("its tenant does not exist on this cloud")
+	}
+	if err != nil {
+		return store.Connector{}, err // passing: the connector retries
 	}
 	now := s.now()
 	if now.After(leaf.NotAfter) {
@@ -138,6 +141,8 @@ func (s *Server) identify(ctx context.Context, chain []*x509.Certificate) (store
 		return store.Connector{}, problem.Newf(401, "connector_revoked",
 			"run 'sallyport connector register' on this machine if it should serve again",
 			"This connector's certificate was revoked on %s (%s)", rev.RevokedAt.UTC().Format(time.RFC3339), rev.Reason)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Connector{}, err // passing: the connector retries
 	}
 	rec, err := s.store.ConnectorByID(ctx, id.TenantID, id.ConnectorID)
 	if errors.Is(err, store.ErrNotFound) {

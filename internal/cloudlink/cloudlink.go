@@ -131,6 +131,9 @@ func verifyPinned(cs tls.ConnectionState, roots *x509.CertPool, ca *x509.Certifi
 	if leaf.CheckSignatureFrom(ca) != nil && !bytes.Equal(leaf.Raw, ca.Raw) {
 		return &InspectionError{Host: host, Issuer: issuerName(leaf)}
 	}
+	if now := time.Now(); now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return &ClockError{Host: host, Now: now, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+	}
 	inter := x509.NewCertPool()
 	for _, c := range cs.PeerCertificates[1:] {
 		inter.AddCert(c)
@@ -145,6 +148,19 @@ func verifyPinned(cs tls.ConnectionState, roots *x509.CertPool, ca *x509.Certifi
 		return fmt.Errorf("the cloud's certificate for %s does not verify against the pinned cloud CA: %w", host, err)
 	}
 	return nil
+}
+
+// ClockError means the cloud's certificate, issued by the pinned CA, is
+// outside its validity by this machine's clock: the clock is wrong (or the
+// cloud's certificate really expired).
+type ClockError struct {
+	Host                     string
+	Now, NotBefore, NotAfter time.Time
+}
+
+func (e *ClockError) Error() string {
+	return fmt.Sprintf("the cloud's certificate for %s is valid from %s to %s, but this machine's clock says %s", e.Host,
+		e.NotBefore.UTC().Format(time.RFC3339), e.NotAfter.UTC().Format(time.RFC3339), e.Now.UTC().Format(time.RFC3339))
 }
 
 func issuerName(c *x509.Certificate) string {

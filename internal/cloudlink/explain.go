@@ -27,10 +27,15 @@ func Explain(err error, t Target) error {
 	}
 	fw := fmt.Sprintf("allow outbound TCP from this machine to %s in the firewall, and check that the cloud service is running", t.Addr)
 	var insp *InspectionError
+	var clock *ClockError
 	var dnsErr *net.DNSError
 	var alert tls.AlertError
 	var unknownCA x509.UnknownAuthorityError
 	switch {
+	case errors.As(err, &clock):
+		return problem.Newf(495, "clock_skew",
+			"set this machine's clock right (enable NTP); if the clock is right, the cloud's certificate has expired and its operator must restart it",
+			"The TLS handshake with the cloud failed because of the time: %v", clock).Wrap(err)
 	case errors.As(err, &insp):
 		return problem.Newf(495, "tls_inspection",
 			fmt.Sprintf("exclude %s from TLS inspection in the proxy or firewall (or check that %s leads to the Sallyport cloud)", t.Addr, insp.Host),

@@ -177,8 +177,9 @@ func TestConnectsWhenCloudComesUpLater(t *testing.T) {
 	writeTestState(t, dir, cloud, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	c, _ := runConnector(t, dir)
 	cloud.start(t)
-	nextTunnel(t, cloud)
-	nextTunnel(t, cloud)
+	for range 2 {
+		do(t, nextTunnel(t, cloud), "GET", tunnel.PathHello, nil, nil) // as the cloud does once it accepts the connector
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for c.TunnelsUp() != 2 {
 		if time.Now().After(deadline) {

@@ -159,6 +159,7 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 		t.byID[ac.ID] = a
 	}
 	h.apps.Store(t)
+	h.c.noteGroup(cfg.Group)
 	h.c.events.Info(1300, fmt.Sprintf("The connector received its configuration: group '%s', %d application(s)", cfg.Group, len(cfg.Apps)),
 		"group", cfg.Group, "version", cfg.Version)
 	return nil

@@ -101,7 +101,7 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 	}
 	if o.Token == "" && (o.User == "" || o.Password == "") {
 		return nil, problem.New(400, "no_credentials",
-			"Connector registration needs credentials",
+			"Connector registration failed: no credentials were given",
 			"give --user and the password (--password-stdin, or type it when asked), or --token with a registration token")
 	}
 	log.Info("pinning the cloud CA", "url", target.URL)

@@ -132,6 +132,7 @@ func (c *Connector) renewLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.RenewCheckInterval)
 	defer t.Stop()
 	for {
+		c.reloadIfChanged() // renewed by 'sallyport connector renew' meanwhile?
 		if st := c.State(); NeedsRenewal(st, c.cfg.Now()) {
 			next, err := Renew(ctx, st, c.cfg.Dial)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -238,11 +239,21 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			c.wait(ctx, failures)
 			continue
 		}
-		c.events.Info(1201, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures))
 		started := time.Now()
-		c.setUp(+1)
-		tunnel.Serve(ctx, conn, c.handler, c.cfg.Tunnel)
-		c.setUp(-1)
+		// The tunnel counts as up once the cloud has accepted the
+		// certificate and says hello (a refused one never does).
+		var accepted atomic.Bool
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == tunnel.PathHello && r.Header.Get(tunnel.HeaderApp) == "" && accepted.CompareAndSwap(false, true) {
+				c.setUp(+1)
+				c.events.Info(1201, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures))
+			}
+			c.handler.ServeHTTP(w, r)
+		})
+		tunnel.Serve(ctx, conn, h, c.cfg.Tunnel)
+		if accepted.Load() {
+			c.setUp(-1)
+		}
 		if ctx.Err() != nil || c.refused() {
 			return
 		}

@@ -265,3 +265,21 @@ func tlsPair(certPEM, keyPEM []byte) (tls.Certificate, error) {
 	c.Leaf, err = x509.ParseCertificate(c.Certificate[0])
 	return c, err
 }
+
+// noteGroup records in trust.json the group the cloud says this connector
+// is in (it changes when an administrator moves the connector).
+func (c *Connector) noteGroup(group string) {
+	st := c.State()
+	if group == "" || group == st.Trust.Group {
+		return
+	}
+	next := *st
+	next.Trust.Group = group
+	js, _ := json.MarshalIndent(next.Trust, "", "  ")
+	if err := pki.WriteFileAtomic(filepath.Join(st.Dir, TrustFile), append(js, '\n'), 0o644); err != nil {
+		c.log.Warn("recording the new group in trust.json failed", "error", err.Error())
+		return
+	}
+	next.loadedAt = time.Now()
+	c.st.CompareAndSwap(st, &next)
+}
