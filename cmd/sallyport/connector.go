@@ -5,25 +5,28 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
 func newConnectorCmd() *cobra.Command {
 	c := group("connector", "Register and run the connector on a machine inside the private network")
-	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"), newDiagCmd())
+	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"), newDiagCmd(), newDoctorCmd(), newProxyCmd())
 	return c
 }
 
 func newRegisterCmd() *cobra.Command {
 	var o connector.RegisterOptions
 	var pwStdin bool
-	var tokenFile string
+	var tokenFile, proxyURL string
 	cmd := &cobra.Command{
 		Use:   "register",
 		Short: "Register this machine's connector with the cloud (the private key never leaves it)",
@@ -48,6 +51,11 @@ func newRegisterCmd() *cobra.Command {
 				}
 				o.Password = pw
 			}
+			p, err := connector.EffectiveProxy(o.Dir, proxyURL)
+			if err != nil {
+				return err
+			}
+			o.Proxy = p
 			o.Hostname, _ = os.Hostname()
 			o.Version = version.Version
 			tr, err := connector.Register(cmd.Context(), o)
@@ -66,6 +74,7 @@ func newRegisterCmd() *cobra.Command {
 	f.StringVar(&o.User, "user", "", "an administrator of your tenant, USER@DOMAIN (at least Application Administrator)")
 	f.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
 	f.StringVar(&o.Token, "token", "", "a registration token instead of a user and password (visible in the process list: prefer --token-file or SALLYPORT_REGISTRATION_TOKEN)")
+	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&tokenFile, "token-file", "", "file holding a registration token on its first line")
 	f.StringVar(&o.Group, "group", "", "connector group to join (default 'Default')")
 	f.StringVar(&o.Tenant, "tenant", "", "the tenant (domain) to register into; refused unless it is the user's home tenant")
@@ -80,6 +89,7 @@ func newRegisterCmd() *cobra.Command {
 func newRunCmd() *cobra.Command {
 	var cfg connector.Config
 	var clockOffset time.Duration
+	var proxyURL string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the connector: keep tunnels to the cloud and serve its requests",
@@ -88,6 +98,16 @@ func newRunCmd() *cobra.Command {
 			cfg.Logger = logger(cmd)
 			cfg.Version = version.Version
 			cfg.MetricsOptional = !cmd.Flags().Changed("metrics-listen")
+			if proxyURL != "" {
+				p, err := connector.EffectiveProxy(cfg.Dir, proxyURL)
+				if err != nil {
+					return err
+				}
+				cfg.Proxy = p
+			}
+			if cfg.Tunnel.DrainTimeout == 0 {
+				cfg.Tunnel.DrainTimeout = -1 // --drain-timeout 0: close at once
+			}
 			if clockOffset != 0 {
 				cfg.Now = func() time.Time { return time.Now().Add(clockOffset) }
 			}
@@ -102,6 +122,7 @@ func newRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
 	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
+	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", connector.DefaultMetricsListen, "where to serve /metrics, /healthz and /ready ('' for nowhere; keep it on loopback)")
 	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish (no new ones are taken)")
 	f.DurationVar(&cfg.RenewCheckInterval, "renew-check-interval", 6*time.Hour, "how often the certificate's remaining life is checked")
@@ -180,10 +201,15 @@ func newRenewCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "The certificate is valid until %s and is not due for renewal yet; use --force to renew it now.\n", st.Trust.ExpiresAt.Format(time.RFC3339))
 				return nil
 			}
-			next, err := connector.Renew(cmd.Context(), st, cloudlink.DialContext)
+			ev, _ := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, connector.EventsFile), Source: "connector"})
+			defer ev.Close()
+			next, err := connector.Renew(cmd.Context(), st, (&cloudlink.Dialer{Proxy: st.Target.Proxy}).DialContext)
 			if err != nil {
+				ev.Warning(1101, "Certificate renewal failed; the connector keeps its current certificate: "+problem.Public(err).Error())
 				return err
 			}
+			ev.Info(1100, "The connector's certificate was renewed by 'sallyport connector renew', valid until "+next.Trust.ExpiresAt.Format(time.RFC3339),
+				"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			fmt.Fprintf(cmd.OutOrStdout(), "Renewed the certificate of connector %s: thumbprint %s, valid until %s.\n",
 				next.Trust.ConnectorID, next.Trust.Thumbprint, next.Trust.ExpiresAt.Format(time.RFC3339))
 			return nil

@@ -95,6 +95,9 @@ func NewClient(p *Profile) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.Proxy, err = cloudlink.ProxyFromEnvironment(); err != nil {
+		return nil, err
+	}
 	ca, err := pki.ParseCertPEM([]byte(p.CAPEM))
 	if err != nil {
 		return nil, problem.New(400, "profile_damaged", "The pinned cloud CA in the sign-in profile is damaged", "sign in again with 'sallyport admin login'")
@@ -123,6 +126,9 @@ type LoginOptions struct {
 func Login(ctx context.Context, o LoginOptions) (*Profile, string, error) {
 	t, err := cloudlink.ParseURL(o.CloudURL)
 	if err != nil {
+		return nil, "", err
+	}
+	if t.Proxy, err = cloudlink.ProxyFromEnvironment(); err != nil {
 		return nil, "", err
 	}
 	ca, err := cloudlink.PinnedCA(ctx, t, o.CAFile, o.CAFingerprint, "sallyport admin login")

@@ -44,11 +44,14 @@ func PinnedCA(ctx context.Context, t Target, caFile, fingerprint, retry string) 
 }
 
 // HTTPClient is an HTTPS client for the cloud's API that trusts only ca.
+// Connections go through t.Proxy when it applies.
 func HTTPClient(t Target, ca *x509.Certificate) *http.Client {
+	p := t.Proxy
 	return &http.Client{
 		Timeout: 60 * time.Second,
 		Transport: &http.Transport{
-			DialContext:         DialContext,
+			DialContext:         (&Dialer{Proxy: p}).DialContext,
+			Proxy:               nil, // our dialer does CONNECT itself
 			TLSClientConfig:     TLSConfig(t.Host, ca),
 			TLSHandshakeTimeout: DialTimeout,
 			ForceAttemptHTTP2:   true,

@@ -31,6 +31,14 @@ type Target struct {
 	URL  string // as given, normalised: https://host[:port]
 	Host string // host name or IP, no port
 	Addr string // host:port to dial
+	// Proxy, when set, is the outbound proxy every connection to the cloud
+	// goes through (unless its NoProxy rules exempt the host).
+	Proxy *Proxy
+}
+
+// Dial connects to the cloud, through the proxy when one applies.
+func (t Target) Dial(ctx context.Context) (net.Conn, error) {
+	return (&Dialer{Proxy: t.Proxy}).DialContext(ctx, "tcp", t.Addr)
 }
 
 // ParseURL parses and checks a cloud URL ("https://HOST[:PORT]"; 443 by default).
@@ -173,9 +181,9 @@ func issuerName(c *x509.Certificate) string {
 // FetchChain connects to the cloud without trusting it and returns the
 // certificates it presents. Used only to show or match a CA fingerprint.
 func FetchChain(ctx context.Context, t Target) ([]*x509.Certificate, error) {
-	raw, err := DialContext(ctx, "tcp", t.Addr)
+	raw, err := t.Dial(ctx)
 	if err != nil {
-		return nil, err
+		return nil, Explain(err, t)
 	}
 	defer raw.Close()
 	conn := tls.Client(raw, &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.Host, InsecureSkipVerify: true})

@@ -28,10 +28,13 @@ func Explain(err error, t Target) error {
 	fw := fmt.Sprintf("allow outbound TCP from this machine to %s in the firewall, and check that the cloud service is running", t.Addr)
 	var insp *InspectionError
 	var clock *ClockError
+	var pe *ProxyError
 	var dnsErr *net.DNSError
 	var alert tls.AlertError
 	var unknownCA x509.UnknownAuthorityError
 	switch {
+	case errors.As(err, &pe):
+		return explainProxy(pe, t)
 	case errors.As(err, &clock):
 		return problem.Newf(495, "clock_skew",
 			"set this machine's clock right (enable NTP); if the clock is right, the cloud's certificate has expired and its operator must restart it",
@@ -108,7 +111,7 @@ func ExplainDial(ctx context.Context, err error, t Target) error {
 // probeOldTLS returns the name of the TLS version (1.0 or 1.1) the server
 // at t negotiates when offered only those, or "".
 func probeOldTLS(ctx context.Context, t Target) string {
-	raw, err := DialContext(ctx, "tcp", t.Addr)
+	raw, err := t.Dial(ctx)
 	if err != nil {
 		return ""
 	}

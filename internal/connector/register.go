@@ -23,9 +23,10 @@ type RegisterOptions struct {
 	Password      string
 	Token         string
 	Group         string
-	Tenant        string // expected tenant (domain); must be the user's home tenant
-	CAFile        string // pinned cloud CA, PEM
-	CAFingerprint string // or its sha256: fingerprint
+	Tenant        string           // expected tenant (domain); must be the user's home tenant
+	Proxy         *cloudlink.Proxy // outbound proxy to the cloud; nil for the state directory's settings or HTTPS_PROXY
+	CAFile        string           // pinned cloud CA, PEM
+	CAFingerprint string           // or its sha256: fingerprint
 	Hostname      string
 	Version       string
 }
@@ -98,6 +99,14 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 	target, err := cloudlink.ParseURL(o.CloudURL)
 	if err != nil {
 		return nil, err
+	}
+	if target.Proxy = o.Proxy; target.Proxy == nil {
+		if target.Proxy, err = EffectiveProxy(o.Dir, ""); err != nil {
+			return nil, err
+		}
+	}
+	if target.Proxy != nil {
+		log.Info("reaching the cloud through a proxy", "proxy", target.Proxy.String(), "from", target.Proxy.Source)
 	}
 	if o.Token == "" && (o.User == "" || o.Password == "") {
 		return nil, problem.New(400, "no_credentials",

@@ -142,7 +142,7 @@ func (c *Connector) renewLoop(ctx context.Context) {
 				c.events.Warning(1101, "Certificate renewal failed; the connector keeps its current certificate and tries again later: "+problem.Public(err).Error(),
 					"expires_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
 			} else {
-				c.st.Store(next)
+				c.st.Store(c.adopt(next))
 				c.events.Info(1100, "The connector's certificate was renewed, valid until "+next.Trust.ExpiresAt.Format(time.RFC3339),
 					"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			}

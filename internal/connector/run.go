@@ -48,6 +48,9 @@ type Config struct {
 	// warning instead of an error (the default address, not chosen by the
 	// user).
 	MetricsOptional bool
+	// Proxy, when set, replaces the proxy of the state directory's
+	// settings (or HTTPS_PROXY) for every connection to the cloud.
+	Proxy *cloudlink.Proxy
 	// Dial, if set, replaces the TCP dial to the cloud (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now, if set, replaces time.Now (tests).
@@ -66,6 +69,9 @@ func (c *Config) Validate() error {
 	if c.Connections < 1 || c.Connections > 16 {
 		return problem.Newf(400, "bad_config", "use a value from 1 to 16", "The number of tunnel connections %d is out of range", c.Connections)
 	}
+	if c.Tunnel.PingInterval <= 0 {
+		c.Tunnel.PingInterval = 10 * time.Second // also keeps proxies from cutting idle tunnels
+	}
 	if c.Tunnel.DrainTimeout == 0 {
 		c.Tunnel.DrainTimeout = 30 * time.Second
 	}
@@ -81,9 +87,7 @@ func (c *Config) Validate() error {
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
 	}
-	if c.Dial == nil {
-		c.Dial = cloudlink.DialContext
-	}
+
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -123,7 +127,14 @@ func New(cfg Config) (*Connector, error) {
 		return nil, err
 	}
 	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID), statusKick: make(chan struct{}, 1)}
-	c.st.Store(st)
+	if c.cfg.Dial == nil {
+		// The state's proxy, looked up per dial: a state reloaded from
+		// disk brings its proxy settings along.
+		c.cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return (&cloudlink.Dialer{Proxy: c.State().Target.Proxy}).DialContext(ctx, network, addr)
+		}
+	}
+	c.st.Store(c.adopt(st))
 	c.metrics = newMetrics(c)
 	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.Dir, EventsFile), Source: "connector", Logger: c.log, Now: cfg.Now})
 	if err != nil {
@@ -261,7 +272,12 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			failures = 0
 		}
 		failures++
-		c.events.Warning(1202, "A tunnel connection to the cloud closed; reconnecting", "tunnel", fmt.Sprint(slot))
+		msg := "A tunnel connection to the cloud closed; reconnecting"
+		if p := c.State().Target.Proxy; p != nil && p.Applies(c.State().Target.Host) {
+			msg += fmt.Sprintf("; it goes through the proxy %s: if this repeats after quiet periods, the proxy cuts idle tunnels, so raise its idle timeout above a minute (the connector pings every %s)",
+				p, c.cfg.Tunnel.PingInterval)
+		}
+		c.events.Warning(1202, msg, "tunnel", fmt.Sprint(slot), "lasted", time.Since(started).Round(time.Second).String())
 		c.metrics.reconnects.Inc()
 		c.wait(ctx, failures)
 	}
@@ -322,7 +338,16 @@ func (c *Connector) reloadIfChanged() {
 	if next.Trust.Serial != st.Trust.Serial {
 		c.log.Info("using the certificate from the state directory", "serial", next.Trust.Serial, "source", next.Trust.Source)
 	}
-	c.st.CompareAndSwap(st, next)
+	c.st.CompareAndSwap(st, c.adopt(next))
+}
+
+// adopt applies the run's own settings (a --proxy given on the command
+// line) to a state loaded from disk.
+func (c *Connector) adopt(st *State) *State {
+	if c.cfg.Proxy != nil {
+		st.Target.Proxy = c.cfg.Proxy
+	}
+	return st
 }
 
 // dialCloud opens a TLS connection to the cloud with the state's client

@@ -156,6 +156,9 @@ func LoadState(dir string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if target.Proxy, err = EffectiveProxy(dir, ""); err != nil {
+		return nil, err
+	}
 	return &State{Dir: dir, Trust: tr, Cert: cert, Leaf: leaf, CloudCA: ca, Target: target, loadedAt: loadedAt}, nil
 }
 
