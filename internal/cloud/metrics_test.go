@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -31,6 +32,12 @@ func TestCloudMetrics(t *testing.T) {
 		resp.Body.Close()
 	}
 	m := env.srv.metrics
+	// The edge records a request once its handler returns, just after the
+	// client has the whole answer: wait for the last one.
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.requests.WithLabelValues("contoso.com", "web", "418")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := testutil.ToFloat64(m.requests.WithLabelValues("contoso.com", "web", "200")); got != 2 {
 		t.Errorf("requests{200} = %v, want 2", got)
 	}
