@@ -60,8 +60,8 @@ type Config struct {
 	// Limits bound request sizes and rates; zero fields take the defaults
 	// of DefaultLimits.
 	Limits Limits
-	// OnError, if set, is told of every request that failed with a
-	// Sallyport error page (after the page was written), for diagnosis.
+	// OnError, if set, is told of every request that fails with a
+	// Sallyport error page (before the page is written), for diagnosis.
 	OnError func(app *App, requestID string, p *problem.Problem)
 }
 
@@ -147,10 +147,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request the limits turn away.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, app *App, requestID string, p *problem.Problem) {
 	h.logRefusal(app, requestID, p)
-	WritePage(w, r, p, requestID)
 	if h.cfg.OnError != nil {
 		h.cfg.OnError(app, requestID, p)
 	}
+	WritePage(w, r, p, requestID)
 }
 
 func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqInfo) }
@@ -259,10 +259,10 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		attrs = append(attrs, "error", p.Err.Error())
 	}
 	h.log.Warn("edge request failed", attrs...)
-	WritePage(w, r, p, ri.requestID)
 	if h.cfg.OnError != nil {
 		h.cfg.OnError(ri.app, ri.requestID, p)
 	}
+	WritePage(w, r, p, ri.requestID)
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
