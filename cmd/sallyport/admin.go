@@ -161,6 +161,7 @@ func newAppCmd() *cobra.Command {
 	cf.StringVar(&in.Group, "group", "", "connector group that serves it (default 'Default')")
 	cf.StringVar(&in.ExternalHost, "external-host", "", "external host name (default NAME-TENANTLABEL.CLOUDNAME)")
 	cf.StringVar(&in.Timeout, "timeout", "default", "backend application timeout: default (85 s) or long (180 s)")
+	cf.StringVar(&in.BackendProxy, "backend-proxy", "", "forward proxy the connector sends this application's requests through, http://HOST:PORT")
 	cf.BoolVar(&in.Affinity, "affinity", false, "session affinity: keep each browser on one connector of the group (cookie)")
 	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: issued by the cloud CA)")
 	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
@@ -169,6 +170,7 @@ func newAppCmd() *cobra.Command {
 	var up api.UpdateAppRequest
 	var upURL, upGroup, upTimeout string
 	var upAffinity bool
+	var upBackendProxy string
 	update := &cobra.Command{
 		Use: "update NAME", Short: "Change an application's internal URL, group or timeout", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
@@ -184,12 +186,16 @@ func newAppCmd() *cobra.Command {
 			if cmd.Flags().Changed("affinity") {
 				up.Affinity = &upAffinity
 			}
+			if cmd.Flags().Changed("backend-proxy") {
+				up.BackendProxy = &upBackendProxy
+			}
 			return c.UpdateApp(cmd.Context(), output(cmd), args[0], up)
 		}),
 	}
 	update.Flags().StringVar(&upURL, "internal-url", "", "new internal URL")
 	update.Flags().StringVar(&upGroup, "group", "", "new connector group")
 	update.Flags().StringVar(&upTimeout, "timeout", "", "default (85 s) or long (180 s)")
+	update.Flags().StringVar(&upBackendProxy, "backend-proxy", "", "forward proxy for the backend, http://HOST:PORT ('' to remove)")
 	update.Flags().BoolVar(&upAffinity, "affinity", false, "session affinity on (--affinity) or off (--affinity=false)")
 
 	list := &cobra.Command{

@@ -156,7 +156,7 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 	return o.Emit(a, func(tw *tabwriter.Writer) {
 		rows := [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"External URL", a.ExternalURL}, {"Internal URL", a.InternalURL},
 			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
-			{"Session affinity", fmt.Sprint(a.Affinity)},
+			{"Session affinity", fmt.Sprint(a.Affinity)}, {"Backend proxy", dash(a.BackendProxy)},
 			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])

@@ -132,6 +132,7 @@ type App struct {
 	Timeout      string    `json:"timeout"`
 	PreAuth      string    `json:"preauth"`
 	Affinity     bool      `json:"session_affinity"`
+	BackendProxy string    `json:"backend_proxy,omitempty"`
 	CustomCert   bool      `json:"custom_certificate"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
@@ -146,16 +147,18 @@ type CreateAppRequest struct {
 	Timeout      string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
 	PreAuth      string `json:"preauth,omitempty"`       // "passthrough"
 	Affinity     bool   `json:"session_affinity,omitempty"`
-	CertPEM      string `json:"cert_pem,omitempty"` // optional edge certificate chain
-	KeyPEM       string `json:"key_pem,omitempty"`  // and its key
+	BackendProxy string `json:"backend_proxy,omitempty"` // forward proxy between connector and backend, http://HOST:PORT
+	CertPEM      string `json:"cert_pem,omitempty"`      // optional edge certificate chain
+	KeyPEM       string `json:"key_pem,omitempty"`       // and its key
 }
 
 // UpdateAppRequest is PATCH /api/v1/apps/{name}; absent fields stay.
 type UpdateAppRequest struct {
-	InternalURL *string `json:"internal_url,omitempty"`
-	Group       *string `json:"group,omitempty"`
-	Timeout     *string `json:"timeout,omitempty"`
-	Affinity    *bool   `json:"session_affinity,omitempty"`
+	InternalURL  *string `json:"internal_url,omitempty"`
+	Group        *string `json:"group,omitempty"`
+	Timeout      *string `json:"timeout,omitempty"`
+	Affinity     *bool   `json:"session_affinity,omitempty"`
+	BackendProxy *string `json:"backend_proxy,omitempty"` // "" removes it
 }
 
 // AppDiagnosis is GET /api/v1/apps/{name}/diagnose: what the cloud knows

@@ -111,6 +111,10 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 		return nil, problem.Newf(http.StatusBadRequest, "bad_preauth", "use 'passthrough'; sign-in at the cloud ('sallyport') comes in a later version",
 			"Pre-authentication %q is not available", truncate(in.PreAuth, 40))
 	}
+	backendProxy, err := checkBackendProxy(in.BackendProxy)
+	if err != nil {
+		return nil, err
+	}
 	if (in.CertPEM == "") != (in.KeyPEM == "") {
 		return nil, problem.New(http.StatusBadRequest, "bad_certificate", "Only one of the certificate and key was given", "give both or neither")
 	}
@@ -123,7 +127,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	return &appRequest{group: g, app: store.Application{
 		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
-		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, CreatedAt: now, UpdatedAt: now,
+		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, CreatedAt: now, UpdatedAt: now,
 	}}, nil
 }
 
@@ -173,7 +177,7 @@ func (s *Server) apiApp(a store.Application, group string) api.App {
 	}
 	return api.App{
 		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
-		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, CustomCert: len(a.CertPEM) > 0,
+		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, CustomCert: len(a.CertPEM) > 0,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
@@ -235,7 +239,7 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
-		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity}
+		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy}
 	names, err := s.groupNames(r.Context(), p.Tenant.ID)
 	if err != nil {
 		return err
@@ -252,6 +256,9 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	if in.Affinity != nil {
 		req.Affinity = *in.Affinity
+	}
+	if in.BackendProxy != nil {
+		req.BackendProxy = *in.BackendProxy
 	}
 	ar, err := s.checkAppRequest(r.Context(), p.Tenant, req)
 	if err != nil {
@@ -285,3 +292,26 @@ func (s *Server) handleDeleteApp(w http.ResponseWriter, r *http.Request, p *prin
 }
 
 var _ = fmt.Sprintf
+
+// checkBackendProxy validates an application's forward proxy URL.
+func checkBackendProxy(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	bad := func(why string) error {
+		return problem.Newf(http.StatusBadRequest, "bad_backend_proxy", "give it as http://HOST:PORT, as the connector's machine reaches the proxy",
+			"The backend proxy %q is not usable: %s", truncate(raw, 120), why)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || len(raw) > MaxInternalURLLength:
+		return "", bad("it does not parse")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", bad("only http:// and https:// proxies are supported")
+	case u.Hostname() == "":
+		return "", bad("it has no host")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return "", bad("it must not contain a path or query")
+	}
+	return u.Scheme + "://" + u.Host, nil
+}

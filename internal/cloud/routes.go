@@ -81,7 +81,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 		}
 		if cfg := t.configs[a.GroupID]; cfg != nil {
 			cfg.Apps = append(cfg.Apps, tunnel.AppConfig{
-				ID: a.ID, Name: a.Name, ExternalHost: a.ExternalHost, InternalURL: a.InternalURL, Timeout: ea.Timeout,
+				ID: a.ID, Name: a.Name, ExternalHost: a.ExternalHost, InternalURL: a.InternalURL, Timeout: ea.Timeout, BackendProxy: a.BackendProxy,
 			})
 		}
 	}

@@ -27,7 +27,8 @@ type handler struct {
 	c         *Connector
 	transport *http.Transport
 	apps      atomic.Pointer[appTable]
-	mu        sync.Mutex // serialises config updates
+	proxied   map[string]*http.Transport // by backend proxy URL; guarded by mu
+	mu        sync.Mutex                 // serialises config updates
 
 	backendLogs throttle // at most one backend failure event per app per second
 }
@@ -42,6 +43,7 @@ type app struct {
 	target *url.URL
 	proxy  *httputil.ReverseProxy
 	met    *appMetrics
+	rt     *http.Transport // direct, or through the application's backend proxy
 }
 
 func newHandler(c *Connector) *handler {
@@ -154,7 +156,11 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("application %s has an unusable internal URL", ac.Name)
 		}
-		a := &app{cfg: ac, target: u, met: h.c.metrics.forApp(ac.Name)}
+		rt, err := h.transportFor(ac.BackendProxy)
+		if err != nil {
+			return fmt.Errorf("application %s has an unusable backend proxy", ac.Name)
+		}
+		a := &app{cfg: ac, target: u, met: h.c.metrics.forApp(ac.Name), rt: rt}
 		a.proxy = h.newProxy(a)
 		t.byID[ac.ID] = a
 	}
@@ -182,7 +188,7 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 			copyForwarded(pr.Out.Header, pr.In.Header)
 			stripTunnelHeaders(pr.Out.Header)
 		},
-		Transport:     h.transport,
+		Transport:     a.rt,
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
 			stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
@@ -229,7 +235,7 @@ func (h *handler) serveUpgrade(w http.ResponseWriter, r *http.Request, a *app, p
 	out.ContentLength = 0
 	stripTunnelHeaders(out.Header)
 	tunnel.PrepareUpgrade(out.Header, proto)
-	resp, err := h.transport.RoundTrip(out)
+	resp, err := a.rt.RoundTrip(out)
 	if err != nil {
 		if r.Context().Err() == nil {
 			writeError(w, h.backendProblem(a, err))
@@ -302,4 +308,27 @@ func writeError(w http.ResponseWriter, p *problem.Problem) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(p.Status)
 	json.NewEncoder(w).Encode(eb)
+}
+
+// transportFor returns the backend transport for a forward proxy URL ("":
+// direct). Transports are shared so their connection pools are reused;
+// callers hold h.mu.
+func (h *handler) transportFor(proxy string) (*http.Transport, error) {
+	if proxy == "" {
+		return h.transport, nil
+	}
+	if t := h.proxied[proxy]; t != nil {
+		return t, nil
+	}
+	u, err := url.Parse(proxy)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("bad backend proxy %q", proxy)
+	}
+	t := h.transport.Clone()
+	t.Proxy = http.ProxyURL(u)
+	if h.proxied == nil {
+		h.proxied = map[string]*http.Transport{}
+	}
+	h.proxied[proxy] = t
+	return t, nil
 }

@@ -173,6 +173,7 @@ type Application struct {
 	CertPEM      []byte // optional edge certificate for ExternalHost
 	KeyPEM       []byte // its key; secret
 	Affinity     bool   // session affinity: keep a browser on one connector
+	BackendProxy string // forward proxy URL the connector uses for this backend ("" for none)
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -260,7 +261,8 @@ type Store interface {
 	// routing table, never for an API answer.
 	ListAllApps(ctx context.Context) ([]Application, error)
 	// UpdateApp replaces the mutable fields (GroupID, ExternalHost,
-	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, Affinity, UpdatedAt) of the
+	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, Affinity, BackendProxy,
+	// UpdatedAt) of the
 	// application with a.TenantID and a.ID.
 	UpdateApp(ctx context.Context, a Application) error
 	DeleteApp(ctx context.Context, tenantID, name string) error

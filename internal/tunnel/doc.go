@@ -121,6 +121,9 @@ type AppConfig struct {
 	ExternalHost string        `json:"external_host"`
 	InternalURL  string        `json:"internal_url"`
 	Timeout      time.Duration `json:"timeout_ns"`
+	// BackendProxy, when set, is the forward proxy (http://HOST:PORT) the
+	// connector sends this application's backend requests through.
+	BackendProxy string `json:"backend_proxy,omitempty"`
 }
 
 // ErrorBody is the JSON body of a response the connector makes itself
