@@ -79,7 +79,8 @@ func runMain(m *testing.M) int {
 type runner struct {
 	dir     string // working directory
 	home    string
-	profile string // SALLYPORT_ADMIN_PROFILE
+	profile string   // SALLYPORT_ADMIN_PROFILE
+	extra   []string // more environment variables, NAME=value
 }
 
 // newRunner makes a runner whose files live under t.TempDir().
@@ -96,13 +97,13 @@ func newRunner(t *testing.T, name string) *runner {
 }
 
 func (r *runner) env() []string {
-	return []string{
+	return append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + r.home,
 		"XDG_CONFIG_HOME=" + filepath.Join(r.home, ".config"),
 		"TMPDIR=" + filepath.Join(r.dir, "tmp"),
 		"SALLYPORT_ADMIN_PROFILE=" + r.profile,
-	}
+	}, r.extra...)
 }
 
 // result is a finished command.

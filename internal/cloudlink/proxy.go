@@ -162,7 +162,13 @@ func (p *Proxy) connect(ctx context.Context, target string) (net.Conn, error) {
 	} else {
 		conn.SetDeadline(time.Now().Add(DialTimeout))
 	}
-	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: http.Header{}}
+	// Names under .localhost are loopback by Sallyport's own rule (RFC
+	// 6761), which the proxy's resolver may not follow: ask for the address.
+	ask := target
+	if h, port, err := net.SplitHostPort(target); err == nil && IsLoopbackName(h) {
+		ask = net.JoinHostPort("127.0.0.1", port)
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: ask}, Host: ask, Header: http.Header{}}
 	req.Header.Set("User-Agent", "sallyport-connector")
 	if p.Username != "" {
 		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(p.Username+":"+p.Password)))
@@ -200,20 +206,20 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // explainProxy turns a ProxyError into the sentence users see.
 func explainProxy(pe *ProxyError, t Target) error {
 	where := pe.Proxy.String()
-	src := ""
 	if pe.Proxy.Source != "" {
-		src = " (from " + pe.Proxy.Source + ")"
+		where += " (from " + pe.Proxy.Source + ")"
 	}
 	switch {
 	case pe.Status == "":
 		return problem.Newf(502, "proxy_unreachable",
 			"check the proxy address in the connector's proxy settings ('sallyport connector proxy show') or HTTPS_PROXY, and that the proxy runs",
-			"The outbound proxy %s%s cannot be reached (%v)", where, src, rootCause(pe.Err)).Wrap(pe)
-	case pe.Code == http.StatusProxyAuthRequired && !pe.Auth:
+			"The outbound proxy %s cannot be reached (%v)", where, rootCause(pe.Err)).Wrap(pe)
+	// 407 is the standard answer; some proxies (tinyproxy) answer 401.
+	case (pe.Code == http.StatusProxyAuthRequired || pe.Code == http.StatusUnauthorized) && !pe.Auth:
 		return problem.Newf(407, "proxy_auth_required",
 			"give the proxy's user name and password with 'sallyport connector proxy set URL --user USER --password-stdin'",
 			"The proxy %s requires authentication (it answered %q) and no credentials are configured", where, pe.Status).Wrap(pe)
-	case pe.Code == http.StatusProxyAuthRequired:
+	case pe.Code == http.StatusProxyAuthRequired || pe.Code == http.StatusUnauthorized:
 		return problem.Newf(407, "proxy_auth_failed",
 			"check the proxy user name and password ('sallyport connector proxy set URL --user USER --password-stdin')",
 			"The proxy %s rejected the configured user name and password (it answered %q)", where, pe.Status).Wrap(pe)
