@@ -39,6 +39,10 @@ func Explain(err error, t Target) error {
 		return problem.Newf(495, "clock_skew",
 			"set this machine's clock right (enable NTP); if the clock is right, the cloud's certificate has expired and its operator must restart it",
 			"The TLS handshake with the cloud failed because of the time: %v", clock).Wrap(err)
+	case strings.Contains(err.Error(), "no application protocol"):
+		return problem.Newf(502, "not_sallyport",
+			fmt.Sprintf("check that %s is the Sallyport cloud and that no proxy in between strips TLS ALPN", t.Addr),
+			"The server at %s does not speak the Sallyport connector protocol (it refused the TLS application protocol)", t.Addr).Wrap(err)
 	case errors.As(err, &insp):
 		return problem.Newf(495, "tls_inspection",
 			fmt.Sprintf("exclude %s from TLS inspection in the proxy or firewall (or check that %s leads to the Sallyport cloud)", t.Addr, insp.Host),

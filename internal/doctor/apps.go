@@ -85,6 +85,17 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	}
 	s.Checked = fmt.Sprintf("on this machine, as the connector would: the host of %s resolves, and not back to the cloud (%s); GET %s loads (waiting at most %s); its response time against the application's backend timeout %s (seed steps 7 to 9)",
 		a.InternalURL, r.target.Addr, a.InternalURL, round(limit), timeoutDesc(a.Timeout, tname))
+	var bproxy *url.URL
+	if a.BackendProxy != "" {
+		var err error
+		if bproxy, err = url.Parse(a.BackendProxy); err != nil || bproxy.Host == "" {
+			s.set(Fail, fmt.Sprintf("The backend proxy %q of application '%s' is not usable", a.BackendProxy, a.Name),
+				fmt.Sprintf("give it as http://HOST:PORT: 'sallyport admin app update %s --backend-proxy URL'", a.Name))
+			return
+		}
+		s.Checked = fmt.Sprintf("on this machine, as the connector would, through the application's backend proxy %s: GET %s loads (waiting at most %s), and not from the cloud (%s); its response time against the application's backend timeout %s (seed steps 7 to 9)",
+			a.BackendProxy, a.InternalURL, round(limit), r.target.Addr, timeoutDesc(a.Timeout, tname))
+	}
 	u, err := url.Parse(a.InternalURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		s.set(Fail, fmt.Sprintf("The internal URL %q of application '%s' is not usable", a.InternalURL, a.Name),
@@ -99,9 +110,13 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	var f findings
 	defer f.to(s)
 
-	// (a) the internal host resolves on this machine (seed steps 7–8).
+	// (a) the internal host resolves on this machine (seed steps 7–8);
+	// through a backend proxy, the proxy resolves it.
 	ips, err := r.resolveApp(ctx, host)
-	if err != nil {
+	if err != nil && bproxy != nil {
+		f.add(Pass, fmt.Sprintf("this machine does not resolve %s, which is fine: the connector sends the application's requests through its backend proxy %s, which resolves it", host, a.BackendProxy), "")
+		ips = nil
+	} else if err != nil {
 		why := err.Error()
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) {
@@ -116,7 +131,7 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		f.add(Pass, fmt.Sprintf("%s is an IP address: nothing to resolve", host), "")
-	} else {
+	} else if len(ips) > 0 {
 		f.add(Pass, fmt.Sprintf("%s resolves to %s", host, joinIPs(ips)), "")
 	}
 
@@ -128,10 +143,14 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	}
 
 	// (c) the internal URL loads from this machine (seed step 7).
-	res := load(ctx, a.InternalURL, host, ips, limit)
+	res := load(ctx, a.InternalURL, host, ips, bproxy, limit)
 	if res.err != nil {
 		f.add(loadFailed(a, tname, hostport, res, limit, byApp))
 		return
+	}
+	through := ""
+	if bproxy != nil {
+		through = " through the backend proxy " + a.BackendProxy
 	}
 	slow := a.Timeout > 0 && res.took > a.Timeout/2
 	switch {
@@ -139,17 +158,20 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 		f.add(Fail, fmt.Sprintf("GET %s answered %s with a %s header, as the Sallyport cloud's edge does: the internal URL leads back to the cloud and every request would loop", a.InternalURL, res.status, tunnel.HeaderRequestID),
 			fmt.Sprintf("give the application's internal address, which this machine reaches inside the site: 'sallyport admin app update %s --internal-url URL'", a.Name))
 		return
+	case res.code >= 500 && bproxy != nil && (res.code == http.StatusBadGateway || res.code == http.StatusGatewayTimeout):
+		f.add(Warn, fmt.Sprintf("GET %s%s answered %s in %s: the backend proxy may be saying that it cannot reach the application", a.InternalURL, through, res.status, round(res.took)),
+			fmt.Sprintf("check that the backend proxy %s reaches %s, or the application's own log; users get this error too", a.BackendProxy, hostport))
 	case res.code >= 500:
-		f.add(Warn, fmt.Sprintf("GET %s answered %s in %s: the application loads but reports a server error", a.InternalURL, res.status, round(res.took)),
+		f.add(Warn, fmt.Sprintf("GET %s%s answered %s in %s: the application loads but reports a server error", a.InternalURL, through, res.status, round(res.took)),
 			"check the application's own log: users get this error too")
 	case slow:
-		f.add(Pass, fmt.Sprintf("GET %s answered %s", a.InternalURL, res.status), "")
+		f.add(Pass, fmt.Sprintf("GET %s%s answered %s", a.InternalURL, through, res.status), "")
 	default:
 		within := ""
 		if a.Timeout > 0 {
 			within = fmt.Sprintf(", well within its backend timeout of %s", timeoutDesc(a.Timeout, tname))
 		}
-		f.add(Pass, fmt.Sprintf("GET %s answered %s in %s%s", a.InternalURL, res.status, round(res.took), within), "")
+		f.add(Pass, fmt.Sprintf("GET %s%s answered %s in %s%s", a.InternalURL, through, res.status, round(res.took), within), "")
 	}
 
 	// (d) the response time against the application's timeout (seed step 9).
@@ -232,8 +254,15 @@ func loopCheck(app, host string, ips []netip.Addr, port string, cloud cloudlink.
 	case len(shared) > 0 && allLoopback(shared):
 		return Pass, fmt.Sprintf("it shares the loopback address %s with the cloud, but on port %s, not the cloud's %s: another service on this machine, not a loop", joinIPs(shared), port, cloudPort), ""
 	case sameName || len(shared) > 0:
-		return Warn, fmt.Sprintf("it resolves to the cloud's address %s, on port %s (the cloud's is %s): if that port leads to the cloud, even by a redirect, requests loop", joinIPs(shared), port, cloudPort),
+		what := "it resolves to the cloud's address " + joinIPs(shared)
+		if len(shared) == 0 {
+			what = "it is the cloud's own name " + cloud.Host
+		}
+		return Warn, fmt.Sprintf("%s, on port %s (the cloud's is %s): if that port leads to the cloud, even by a redirect, requests loop", what, port, cloudPort),
 			fmt.Sprintf("check that %s:%s is the application and not the cloud; if it is the cloud, %s", host, port, fix)
+	}
+	if len(ips) == 0 {
+		return Pass, "", "" // not resolved here: only the name could be compared
 	}
 	return Pass, fmt.Sprintf("none of its addresses is the cloud's (%s)", joinIPs(cloudIPs)), ""
 }
@@ -258,9 +287,10 @@ type loadResult struct {
 }
 
 // load GETs rawURL from this machine the way the connector's backend
-// transport does (no proxy, system TLS roots, redirects not followed),
-// dialing the addresses host resolved to, within limit.
-func load(ctx context.Context, rawURL, host string, ips []netip.Addr, limit time.Duration) loadResult {
+// transport does (directly or through the application's backend proxy,
+// system TLS roots, redirects not followed), dialing the addresses host
+// resolved to, within limit.
+func load(ctx context.Context, rawURL, host string, ips []netip.Addr, proxy *url.URL, limit time.Duration) loadResult {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var connected atomic.Bool
@@ -275,7 +305,7 @@ func load(ctx context.Context, rawURL, host string, ips []netip.Addr, limit time
 				return nil, err
 			}
 			targets := []string{addr}
-			if strings.EqualFold(h, host) {
+			if strings.EqualFold(h, host) && len(ips) > 0 {
 				targets = targets[:0]
 				for _, ip := range ips {
 					targets = append(targets, net.JoinHostPort(ip.String(), p))
@@ -298,6 +328,9 @@ func load(ctx context.Context, rawURL, host string, ips []netip.Addr, limit time
 		DisableKeepAlives:  true,
 		DisableCompression: true,
 		ForceAttemptHTTP2:  true,
+	}
+	if proxy != nil {
+		tr.Proxy = http.ProxyURL(proxy)
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -331,6 +364,15 @@ func load(ctx context.Context, rawURL, host string, ips []netip.Addr, limit time
 // for the same failure when it serves a request (its backendProblem).
 func loadFailed(a tunnel.AppConfig, tname, hostport string, res loadResult, limit time.Duration, byApp bool) (status, found, advice string) {
 	err := res.err
+	var opErr *net.OpError
+	if a.BackendProxy != "" && errors.As(err, &opErr) && opErr.Op == "proxyconnect" {
+		return Fail, fmt.Sprintf("The backend proxy %s of application '%s' cannot be reached from this machine (%v)", a.BackendProxy, a.Name, opErr.Err),
+			fmt.Sprintf("check that the backend proxy runs and that this machine reaches it, or change it with 'sallyport admin app update %s --backend-proxy URL' ('' to remove it)", a.Name)
+	}
+	via := ""
+	if a.BackendProxy != "" {
+		via = " through the backend proxy " + a.BackendProxy
+	}
 	var dnsErr *net.DNSError
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
@@ -343,6 +385,9 @@ func loadFailed(a tunnel.AppConfig, tname, hostport string, res loadResult, limi
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Fail, fmt.Sprintf("The internal application '%s' at %s refused the connection from this machine", a.Name, a.InternalURL),
 			fmt.Sprintf("check that the application is running and listening on %s, and that no firewall blocks this machine (seed step 8: internal network connectivity)", hostport)
+	case isTimeout(err) && !res.connected && a.BackendProxy != "":
+		return Fail, fmt.Sprintf("The backend proxy %s of application '%s' did not accept a connection from this machine within %s", a.BackendProxy, a.Name, round(limit)),
+			fmt.Sprintf("check the network path from this machine to the backend proxy (routing, firewall), or change it with 'sallyport admin app update %s --backend-proxy URL'", a.Name)
 	case isTimeout(err) && !res.connected:
 		return Fail, fmt.Sprintf("The internal application '%s' at %s did not accept a connection from this machine within %s", a.Name, a.InternalURL, round(limit)),
 			fmt.Sprintf("check the network path from this machine to %s (routing, firewall; seed step 8)", hostport)
@@ -357,6 +402,6 @@ func loadFailed(a tunnel.AppConfig, tname, hostport string, res loadResult, limi
 		return Fail, fmt.Sprintf("The TLS handshake with the internal application '%s' at %s failed on this machine (%v)", a.Name, a.InternalURL, err),
 			fmt.Sprintf("check the TLS certificate of %s, or publish the application with an http:// internal URL", hostport)
 	}
-	return Fail, fmt.Sprintf("The request to the internal application '%s' at %s failed on this machine (%v)", a.Name, a.InternalURL, err),
-		fmt.Sprintf("check that the application at %s works when loaded from this machine", a.InternalURL)
+	return Fail, fmt.Sprintf("The request to the internal application '%s' at %s%s failed on this machine (%v)", a.Name, a.InternalURL, via, err),
+		fmt.Sprintf("check that the application at %s works when loaded from this machine%s", a.InternalURL, via)
 }

@@ -54,6 +54,7 @@ func (r *runner) checkState(_ context.Context, s *Step) {
 		return
 	}
 	r.st, r.trust, r.target, r.haveTarget, r.ca = st, &st.Trust, st.Target, true, st.CloudCA
+	r.setProxy(st.Target.Proxy)
 	r.rep.Connector, r.rep.Cloud = st.Trust.ConnectorID, st.Target.URL
 	now := r.o.Now()
 	leaf := st.Leaf
@@ -102,6 +103,10 @@ func (r *runner) loadPartial() {
 	if t, err := cloudlink.ParseURL(tr.CloudURL); err == nil {
 		r.target, r.haveTarget = t, true
 		r.rep.Cloud = t.URL
+		if p, err := connector.EffectiveProxy(r.o.Dir, ""); err == nil {
+			r.target.Proxy = p
+			r.setProxy(p)
+		}
 	}
 	if pemBytes, err := os.ReadFile(filepath.Join(r.o.Dir, connector.CloudCAFile)); err == nil {
 		if b, _ := pem.Decode(pemBytes); b != nil {
@@ -118,6 +123,22 @@ func human(d time.Duration) string {
 		return days(d)
 	}
 	return round(d).String()
+}
+
+// setProxy notes the outbound proxy when it applies to the cloud's host.
+func (r *runner) setProxy(p *cloudlink.Proxy) {
+	if p != nil && p.Applies(r.target.Host) {
+		r.proxy = p
+	}
+}
+
+// viaProxy describes the proxy for messages: "the proxy URL (from SOURCE)".
+func (r *runner) viaProxy() string {
+	src := ""
+	if r.proxy.Source != "" {
+		src = " (from " + r.proxy.Source + ")"
+	}
+	return "the proxy " + r.proxy.String() + src
 }
 
 // days says a duration in days (or hours, under two days).
@@ -160,6 +181,10 @@ func (r *runner) checkDNS(ctx context.Context, s *Step) {
 		if isTimeout(err) {
 			why = fmt.Sprintf("no answer within %s", r.o.StepTimeout)
 		}
+		if r.proxy != nil {
+			s.set(Pass, fmt.Sprintf("this machine does not resolve %s (%s), which is fine: the connector reaches the cloud through %s, which resolves the name itself", t.Host, why, r.viaProxy()), "")
+			return
+		}
 		s.set(Fail, fmt.Sprintf("The cloud's name %s does not resolve on this machine (%s)", t.Host, why),
 			fmt.Sprintf("check the cloud's name (cloud_url in %s) and this machine's DNS servers or hosts file; the connector must reach %s (seed step 4: configure the domains and ports)",
 				filepath.Join(r.o.Dir, connector.TrustFile), t.Addr))
@@ -182,44 +207,81 @@ func parseIPs(addrs []string) []netip.Addr {
 // ---------------------------------------------------------------------------
 // tcp
 
-// cloudPath is one way to the cloud: directly, or (a later issue) through
-// the configured HTTP CONNECT proxy. Each has its own TCP step; the TLS
-// and later steps use the first whose TCP step passed.
+// cloudPath is one way to the cloud: directly, or through the outbound
+// proxy (HTTP CONNECT). Each has its own TCP step; the TLS and later steps
+// use the one the connector uses (used), once its TCP step passed.
 type cloudPath struct {
 	id, title, seed string
 	needs           []string // steps the path depends on ("dns" for the direct path)
 	via             string   // how it reaches the cloud, for messages
+	used            bool     // the connector reaches the cloud this way
 	dial            func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// paths lists the ways to the cloud to check, in order of preference.
-// The proxy variant ("tcp-proxy", seed steps 5–6, not depending on local
-// name resolution of the cloud) goes here once the connector has proxy
-// settings.
+// paths lists the ways to the cloud to check: directly (the seed's
+// telnet test) and, when a proxy applies to the cloud's host, through it
+// (seed steps 5 and 6), which is then the way the connector uses. Through
+// the proxy, the cloud's name is resolved by the proxy: that path does not
+// depend on the dns step.
 func (r *runner) paths() []cloudPath {
-	return []cloudPath{{id: "tcp", title: "TCP connection to the cloud port", seed: "3", needs: []string{"dns"}, via: "directly", dial: r.o.Dial}}
+	direct := cloudPath{id: "tcp", title: "TCP connection to the cloud port", seed: "3", needs: []string{"dns"}, via: "directly", used: r.proxy == nil, dial: r.o.Dial}
+	if r.proxy == nil {
+		return []cloudPath{direct}
+	}
+	proxied := cloudPath{id: "tcp-proxy", title: "TCP connection to the cloud through the proxy", seed: "5-6", via: "through " + r.viaProxy(), used: true,
+		dial: (&cloudlink.Dialer{Proxy: r.proxy}).DialContext}
+	return []cloudPath{direct, proxied}
 }
 
 func (r *runner) checkTCP(ctx context.Context, s *Step, p cloudPath) {
 	t := r.target
 	s.Checked = fmt.Sprintf("a TCP connection from this machine to %s, %s (the seed's telnet port test)", t.Addr, p.via)
+	if p.id == "tcp-proxy" {
+		s.Checked = fmt.Sprintf("an HTTP CONNECT tunnel to %s %s, the way the connector reaches the cloud (seed steps 5 and 6: the connector uses the site's proxy)", t.Addr, p.via)
+	}
 	start := time.Now()
 	conn, err := p.dial(ctx, "tcp", t.Addr)
 	took := time.Since(start)
 	if err != nil {
 		fw := fmt.Sprintf("allow outbound TCP from this machine to %s in the firewall, and check that the cloud service is running (seed steps 3 and 4)", t.Addr)
-		if isTimeout(err) {
-			s.set(Fail, fmt.Sprintf("Nothing answered at %s within %s: a firewall drops the packets, or the cloud's machine is down", t.Addr, round(took)), fw)
-			return
+		var pe *cloudlink.ProxyError
+		msg, step := "", ""
+		switch {
+		case errors.As(err, &pe):
+			msg, step = explain(cloudlink.Explain(err, t))
+		case isTimeout(err):
+			msg, step = fmt.Sprintf("Nothing answered at %s within %s: a firewall drops the packets, or the cloud's machine is down", t.Addr, round(took)), fw
+		default:
+			msg, step = explain(cloudlink.Explain(err, t))
 		}
-		msg, step := explain(cloudlink.Explain(err, t))
-		s.set(Fail, msg, step)
+		switch {
+		case !p.used:
+			// Direct, while the connector goes through the proxy.
+			s.set(Pass, fmt.Sprintf("no direct connection (%s), which is fine: the connector reaches the cloud through %s", strings.TrimSuffix(msg, "."), r.viaProxy()), "")
+		case r.proxy == nil:
+			s.set(Fail, msg, step+"; if this network reaches the internet only through a proxy, configure it with 'sallyport connector proxy set URL' (seed steps 5 and 6)")
+		default:
+			if d := r.find("tcp"); d != nil && strings.HasPrefix(d.Found, "connected") {
+				step += fmt.Sprintf("; this machine also reaches the cloud directly, so 'sallyport connector proxy clear --dir %s' (and unsetting HTTPS_PROXY) is another way", r.o.Dir)
+			}
+			s.set(Fail, msg, step)
+		}
 		return
 	}
 	remote := conn.RemoteAddr().String()
 	conn.Close()
-	r.path = &p
-	s.set(Pass, fmt.Sprintf("connected to %s (%s) in %s", t.Addr, remote, round(took)), "")
+	if p.used {
+		r.path = &p
+	}
+	if p.id == "tcp-proxy" {
+		s.set(Pass, fmt.Sprintf("the proxy opened a tunnel to %s in %s", t.Addr, round(took)), "")
+		return
+	}
+	found := fmt.Sprintf("connected to %s (%s) in %s", t.Addr, remote, round(took))
+	if !p.used {
+		found += fmt.Sprintf("; the connector itself goes through %s", r.viaProxy())
+	}
+	s.set(Pass, found, "")
 }
 
 // ---------------------------------------------------------------------------
@@ -227,8 +289,8 @@ func (r *runner) checkTCP(ctx context.Context, s *Step, p cloudPath) {
 
 func (r *runner) checkTLS(ctx context.Context, s *Step) {
 	t := r.target
-	s.Checked = fmt.Sprintf("a TLS handshake with %s trusting only the pinned cloud CA '%s': TLS version (1.2 at least), the certificate's issuer (another issuer means TLS inspection), its name against %s, and the Sallyport control protocol (ALPN %s)",
-		t.Addr, issuerName(r.ca), t.Host, tunnel.ControlALPN)
+	s.Checked = fmt.Sprintf("a TLS handshake with %s, %s, trusting only the pinned cloud CA '%s': TLS version (1.2 at least), the certificate's issuer (another issuer means TLS inspection), its name against %s, and the Sallyport control protocol (ALPN %s)",
+		t.Addr, r.path.via, issuerName(r.ca), t.Host, tunnel.ControlALPN)
 	raw, err := r.path.dial(ctx, "tcp", t.Addr)
 	if err != nil {
 		msg, step := explain(cloudlink.Explain(err, t))
@@ -316,7 +378,7 @@ func (r *runner) checkRegistration(ctx context.Context, s *Step) {
 		tr.ConnectorID, connector.TrustFile, tr.Group)
 	before := r.o.Now()
 	start := time.Now()
-	st, err := connector.FetchStatus(ctx, r.st, r.o.Dial)
+	st, err := connector.FetchStatus(ctx, r.st, r.path.dial)
 	rtt := time.Since(start)
 	if err != nil {
 		p, ok := problem.As(err)

@@ -5,8 +5,9 @@
 // checked, what it found and what to do.
 //
 // The steps, in order: the state directory and trust certificate (state),
-// name resolution of the cloud (dns), the TCP port test (tcp), the TLS
-// handshake with the pinned cloud CA (tls), registration at the cloud
+// name resolution of the cloud (dns), the TCP port test (tcp) and, when
+// the connector uses an outbound proxy, the same through it (tcp-proxy),
+// the TLS handshake with the pinned cloud CA (tls), registration at the cloud
 // (registration), the clock against the cloud's (clock), the connector
 // group and its applications (group), each application's internal URL
 // from this machine ("app NAME") and the event log's errors of the last

@@ -38,7 +38,8 @@ const DefaultStepTimeout = 5 * time.Second
 // Step is one checked step of the flowchart. The JSON field names are a
 // documented, stable interface (docs/doctor.md).
 type Step struct {
-	// ID names the step: "state", "dns", "tcp", "tls", "registration",
+	// ID names the step: "state", "dns", "tcp", "tcp-proxy" (only when a
+	// proxy applies), "tls", "registration",
 	// "clock", "group", "app NAME" (one per application; "apps" when the
 	// applications are unknown) and "events".
 	ID    string `json:"id"`
@@ -125,7 +126,8 @@ type runner struct {
 	haveTarget bool
 	ca         *x509.Certificate // the pinned cloud CA, when readable
 	cloudIPs   []netip.Addr      // from the dns step
-	path       *cloudPath        // the first way to the cloud whose TCP step passed
+	proxy      *cloudlink.Proxy  // the outbound proxy the connector uses for the cloud, nil for none
+	path       *cloudPath        // the way to the cloud the connector uses, once its TCP step passed
 	status     *tunnel.Status    // from the registration step
 	localMid   time.Time         // this machine's clock in the middle of the status call
 	halfRTT    time.Duration
@@ -227,9 +229,11 @@ func (r *runner) needPath() string {
 		for _, p := range r.paths() {
 			ids = append(ids, p.id)
 		}
-		if len(ids) == 1 {
-			if why := r.needs(ids[0])(); why != "" {
-				return why
+		for _, p := range r.paths() {
+			if p.used {
+				if why := r.needs(p.id)(); why != "" {
+					return why
+				}
 			}
 		}
 		return fmt.Sprintf("Not checked because no TCP connection to the cloud could be made (steps %s)", strings.Join(ids, ", "))

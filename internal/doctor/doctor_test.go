@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,6 +127,14 @@ func (e *env) publish(name, internalURL, timeout string) api.App {
 	e.t.Helper()
 	var a api.App
 	e.call(http.MethodPost, "/apps", api.CreateAppRequest{Name: name, InternalURL: internalURL, Timeout: timeout}, &a)
+	return a
+}
+
+// publishReq creates an application from a full request.
+func (e *env) publishReq(in api.CreateAppRequest) api.App {
+	e.t.Helper()
+	var a api.App
+	e.call(http.MethodPost, "/apps", in, &a)
 	return a
 }
 
@@ -601,6 +611,11 @@ func TestApps(t *testing.T) {
 	e.publish("intranet", "http://intranet.corp:"+e.port+"/", "")
 	e.publish("nowhere", "http://nowhere.invalid/", "")
 	e.publish("selfsigned", tlsBackend.URL+"/", "")
+	fwd := newConnectProxy(t, "")
+	e.publishReq(api.CreateAppRequest{Name: "viaproxy", InternalURL: be + "/ok", BackendProxy: fwd.url})
+	e.publishReq(api.CreateAppRequest{Name: "viaproxy-nowhere", InternalURL: "http://nowhere.invalid/", BackendProxy: fwd.url})
+	deadProxy := "http://127.0.0.1:" + freePort(t)
+	e.publishReq(api.CreateAppRequest{Name: "deadproxy", InternalURL: be + "/ok", BackendProxy: deadProxy})
 
 	appTimeout := func(d time.Duration) func(*tunnel.Status) {
 		return func(s *tunnel.Status) {
@@ -634,7 +649,12 @@ func TestApps(t *testing.T) {
 			[]string{"intranet.corp resolves to 127.0.0.1", "The internal host 'intranet.corp' of application 'intranet' is the cloud's address 127.0.0.1 on the cloud's port", "loop"}, nil},
 		{"nowhere", nil, doctor.Fail, []string{"The internal host 'nowhere.invalid' of application 'nowhere' does not resolve on this machine"}, []string{"DNS server or hosts file"}},
 		{"selfsigned", nil, doctor.Fail, []string{"The TLS handshake with the internal application 'selfsigned'"}, []string{"publish the application with an http:// internal URL"}},
-		{"nope", nil, doctor.Fail, []string{"has no application 'nope'", "its applications are: broken, edge, hang, intranet, loop, nowhere, refused, selfsigned, slow, slow-long, web"}, []string{"--app"}},
+		{"viaproxy", nil, doctor.Pass, []string{"GET " + be + "/ok through the backend proxy " + fwd.url + " answered 200 OK"}, nil},
+		{"viaproxy-nowhere", nil, doctor.Warn, []string{"this machine does not resolve nowhere.invalid, which is fine", "answered 502 Bad Gateway", "the backend proxy may be saying that it cannot reach the application"},
+			[]string{"check that the backend proxy " + fwd.url + " reaches nowhere.invalid:80"}},
+		{"deadproxy", nil, doctor.Fail, []string{"The backend proxy " + deadProxy + " of application 'deadproxy' cannot be reached from this machine", "connection refused"},
+			[]string{"sallyport admin app update deadproxy --backend-proxy URL"}},
+		{"nope", nil, doctor.Fail, []string{"has no application 'nope'", "its applications are: broken, deadproxy, edge, hang, intranet, loop, nowhere, refused, selfsigned, slow, slow-long, viaproxy, viaproxy-nowhere, web"}, []string{"--app"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.app, func(t *testing.T) {
@@ -657,6 +677,23 @@ func TestApps(t *testing.T) {
 		})
 	}
 
+	t.Run("no address listed for a host not resolved here", func(t *testing.T) {
+		t.Parallel()
+		rep := e.doctor(func(o *doctor.Options) { o.App = "viaproxy-nowhere" })
+		if s, _ := findStep(rep, "app viaproxy-nowhere"); strings.Contains(s.Found, "resolves to") {
+			t.Errorf("found %q", s.Found)
+		}
+	})
+
+	t.Run("the backend proxy carried its applications' requests", func(t *testing.T) {
+		t.Parallel()
+		before := fwd.forwards.Load()
+		e.doctor(func(o *doctor.Options) { o.App = "viaproxy" })
+		if fwd.forwards.Load() == before {
+			t.Error("the backend proxy saw no request")
+		}
+	})
+
 	// Without --app, every application gets a step, in name order.
 	t.Run("all", func(t *testing.T) {
 		t.Parallel()
@@ -667,7 +704,7 @@ func TestApps(t *testing.T) {
 				appSteps = append(appSteps, strings.TrimPrefix(id, "app "))
 			}
 		}
-		if want := []string{"broken", "edge", "hang", "intranet", "loop", "nowhere", "refused", "selfsigned", "slow", "slow-long", "web"}; !slices.Equal(appSteps, want) {
+		if want := []string{"broken", "deadproxy", "edge", "hang", "intranet", "loop", "nowhere", "refused", "selfsigned", "slow", "slow-long", "viaproxy", "viaproxy-nowhere", "web"}; !slices.Equal(appSteps, want) {
 			t.Errorf("application steps %v, want %v", appSteps, want)
 		}
 		err := rep.Err("see the advice above")
@@ -806,5 +843,190 @@ func TestTable(t *testing.T) {
 	warn := doctor.Report{Verdict: doctor.Warnings, Steps: sample.Steps[2:3]}
 	if warn.Err("x") != nil || doctor.VerdictLine(warn) != "Verdict: warnings: 1 warn (clock), nothing failed." {
 		t.Errorf("warnings: %v, %q", warn.Err("x"), doctor.VerdictLine(warn))
+	}
+}
+
+// connectProxy is an HTTP proxy on 127.0.0.1: CONNECT tunnels, and
+// forwarding of absolute-form requests. mode "" serves, "forbid" answers
+// 403, "auth" answers 407 without credentials.
+type connectProxy struct {
+	url      string
+	tunnels  atomic.Int32
+	forwards atomic.Int32
+	mu       sync.Mutex
+	conns    []net.Conn
+	wg       sync.WaitGroup
+	shutdown bool
+}
+
+func newConnectProxy(t *testing.T, mode string) *connectProxy {
+	t.Helper()
+	p := &connectProxy{}
+	fwd := &http.Transport{}
+	t.Cleanup(fwd.CloseIdleConnections)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			if !r.URL.IsAbs() {
+				http.Error(w, "a proxy", http.StatusBadRequest)
+				return
+			}
+			p.forwards.Add(1)
+			out := r.Clone(r.Context())
+			out.RequestURI = ""
+			resp, err := fwd.RoundTrip(out)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+			return
+		}
+		switch {
+		case mode == "forbid":
+			http.Error(w, "not allowed", http.StatusForbidden)
+			return
+		case mode == "auth" && r.Header.Get("Proxy-Authorization") == "":
+			w.Header().Set("Proxy-Authenticate", `Basic realm="corp"`)
+			w.WriteHeader(http.StatusProxyAuthRequired)
+			return
+		}
+		up, err := cloudlink.DialContext(r.Context(), "tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		p.mu.Lock()
+		if p.shutdown {
+			p.mu.Unlock()
+			c.Close()
+			up.Close()
+			return
+		}
+		p.conns = append(p.conns, c, up)
+		p.wg.Add(2)
+		p.mu.Unlock()
+		p.tunnels.Add(1)
+		c.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n"))
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		go pipe(up, c)
+		go pipe(c, up)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	p.url = srv.URL
+	t.Cleanup(func() {
+		srv.Close()
+		p.mu.Lock()
+		p.shutdown = true
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func setProxy(t *testing.T, dir, url string) {
+	t.Helper()
+	if err := connector.SaveSettings(dir, connector.Settings{Proxy: &connector.ProxySettings{URL: url}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusingDial fails every direct dial as a firewall that rejects would.
+func refusingDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+}
+
+// TestProxy: with an outbound proxy configured, the TCP test is made
+// directly and through the proxy, and the TLS and registration steps go
+// the connector's way, through the proxy.
+func TestProxy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		mode    string
+		setup   func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options)
+		want    []expect
+		skipped []string
+		tunnels bool // the proxy must have carried the TLS and registration steps
+	}{
+		{"through the proxy", "", func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options) {
+			setProxy(t, e.dir, p.url)
+			return nil
+		}, []expect{
+			{"tcp", doctor.Pass, []string{"connected to " + cloudName, "the connector itself goes through the proxy " + "http://127.0.0.1:", "(from connector.json)"}, nil},
+			{"tcp-proxy", doctor.Pass, []string{"the proxy opened a tunnel to " + cloudName}, nil},
+			{"tls", doctor.Pass, []string{"TLS 1.3"}, nil},
+			{"registration", doctor.Warn, []string{"the cloud knows connector"}, nil},
+			{"clock", doctor.Pass, nil, nil},
+		}, nil, true},
+
+		{"direct blocked, proxy works", "", func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options) {
+			setProxy(t, e.dir, p.url)
+			return func(o *doctor.Options) { o.Dial = refusingDial }
+		}, []expect{
+			{"tcp", doctor.Pass, []string{"no direct connection", "was refused", "which is fine: the connector reaches the cloud through the proxy"}, nil},
+			{"tcp-proxy", doctor.Pass, nil, nil},
+			{"registration", doctor.Warn, []string{"the cloud knows connector"}, nil},
+		}, nil, true},
+
+		{"proxy down", "", func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options) {
+			setProxy(t, e.dir, "http://127.0.0.1:"+freePort(t))
+			return nil
+		}, []expect{
+			{"tcp", doctor.Pass, nil, nil},
+			{"tcp-proxy", doctor.Fail, []string{"The outbound proxy http://127.0.0.1:", "cannot be reached"}, []string{"sallyport connector proxy show", "sallyport connector proxy clear --dir"}},
+		}, []string{"tls", "registration", "clock", "group", "apps"}, false},
+
+		{"proxy refuses CONNECT", "forbid", func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options) {
+			setProxy(t, e.dir, p.url)
+			return nil
+		}, []expect{
+			{"tcp-proxy", doctor.Fail, []string{"refused to open a tunnel to " + cloudName, "403 Forbidden"}, []string{"allow CONNECT"}},
+		}, []string{"tls", "registration"}, false},
+
+		{"proxy wants a password", "auth", func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options) {
+			setProxy(t, e.dir, p.url)
+			return nil
+		}, []expect{
+			{"tcp-proxy", doctor.Fail, []string{"requires authentication"}, []string{"sallyport connector proxy set URL --user USER --password-stdin"}},
+		}, []string{"tls", "registration"}, false},
+
+		{"no proxy, direct blocked", "", func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options) {
+			return func(o *doctor.Options) { o.Dial = refusingDial }
+		}, []expect{
+			{"tcp", doctor.Fail, []string{"was refused"}, []string{"firewall", "sallyport connector proxy set URL", "seed steps 5 and 6"}},
+		}, []string{"tls", "registration"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			p := newConnectProxy(t, tt.mode)
+			rep := e.doctor(tt.setup(t, e, p))
+			checkSteps(t, rep, tt.want, tt.skipped)
+			if tt.tunnels && p.tunnels.Load() < 2 {
+				t.Errorf("the proxy carried %d tunnels, want the TLS and registration steps through it", p.tunnels.Load())
+			}
+			if !tt.tunnels && tt.mode == "" && p.tunnels.Load() != 0 {
+				t.Errorf("the unused proxy carried %d tunnels", p.tunnels.Load())
+			}
+		})
 	}
 }
