@@ -189,7 +189,7 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 			stripTunnelHeaders(pr.Out.Header)
 		},
 		Transport:     a.rt,
-		FlushInterval: -1,
+		FlushInterval: 0, // streams (unknown length, server-sent events) are flushed at once; see the edge
 		ModifyResponse: func(resp *http.Response) error {
 			stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
 			return nil

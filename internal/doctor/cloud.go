@@ -119,8 +119,11 @@ func (r *runner) loadPartial() {
 
 // human says a duration for people: in days beyond two days.
 func human(d time.Duration) string {
-	if d >= 48*time.Hour {
+	switch {
+	case d >= 48*time.Hour:
 		return days(d)
+	case d >= 10*time.Second:
+		return d.Round(time.Second).String()
 	}
 	return round(d).String()
 }
