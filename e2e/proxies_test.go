@@ -142,6 +142,15 @@ func TestProxyRefusesCloudPort(t *testing.T) {
 	// Unreachable proxy.
 	_, res = c.register(t, c.admin, dir, contosoAdmin, contosoPW, "--ca-file", c.caFile, "--proxy", "http://127.0.0.1:"+freePort(t))
 	checkRefusal(t, res, "outbound proxy", "cannot be reached")
+	// The doctor names the proxy's answer: register directly, then put the
+	// refusing proxy in the way.
+	reg := c.mustRegister(t, c.admin, filepath.Join(c.admin.dir, "doctor"), contosoAdmin, contosoPW)
+	c.admin.ok(t, "", "connector", "proxy", "set", tp.url(), "--dir", reg.dir)
+	doc := c.admin.run(t, "", "connector", "doctor", "--dir", reg.dir)
+	if doc.code == 0 || !strings.Contains(doc.stdout, "403") || !strings.Contains(doc.stdout, "FAIL") {
+		t.Errorf("the doctor does not name the proxy's refusal:\n%s", doc)
+	}
+
 	// HTTPS_PROXY from the environment is used too (and so is its refusal).
 	env := *c.admin
 	env.extra = []string{"HTTPS_PROXY=" + tp.url()}
