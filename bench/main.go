@@ -1,0 +1,403 @@
+// Command bench measures Sallyport against a direct connection to the
+// same backend, and optionally against another proxy, on loopback: small
+// requests (rate, latency, errors), 10 MiB transfers both ways, the CPU
+// time and memory of the cloud and connector processes, idle memory and
+// memory per idle WebSocket. See bench/README.md.
+//
+//	go run ./bench               # the full run
+//	go run ./bench -smoke        # a few seconds, what CI runs
+//	go run ./bench -profile DIR  # CPU profiles of the cloud and connector code
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration    time.Duration
+	warmup      time.Duration
+	rounds      int
+	conns       int
+	xferConns   int
+	size        int64
+	ws          int
+	load        string
+	threads     int
+	connections int
+	backendPort int
+	settle      time.Duration
+
+	other, otherHost, otherName, otherPIDs string
+
+	smoke   bool
+	profile string
+	bin     string
+	keep    bool
+	verbose bool
+	timeout time.Duration
+
+	backendServe string // internal: run as the backend child
+}
+
+func parseFlags() *options {
+	o := &options{}
+	var size string
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement (one test on one path in one round)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every path in turn, the table shows medians")
+	flag.IntVar(&o.conns, "c", 50, "connections for the small-request load")
+	flag.IntVar(&o.xferConns, "xfer-c", 4, "connections for the transfers")
+	flag.StringVar(&size, "size", "10MiB", "body size of the transfers (bytes, or with KiB/MiB)")
+	flag.IntVar(&o.ws, "ws", 5000, "idle WebSockets to open through one connector (0: skip)")
+	flag.StringVar(&o.load, "load", "auto", "small-request load generator: auto (wrk if on PATH), wrk or builtin")
+	flag.IntVar(&o.threads, "threads", runtime.NumCPU(), "wrk threads")
+	flag.IntVar(&o.connections, "connections", 2, "tunnels of the connector ('connector run --connections'), as by default")
+	flag.IntVar(&o.backendPort, "backend-port", 0, "loopback port of the backend (0: any); fix it to point another proxy at it")
+	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait before reading idle memory")
+	flag.StringVar(&o.other, "other", "", "another proxy to measure side by side: its loopback URL leading to the backend, e.g. http://127.0.0.1:8080")
+	flag.StringVar(&o.otherHost, "other-host", "", "Host header (and TLS server name) for -other (default: the URL's host)")
+	flag.StringVar(&o.otherName, "other-name", "other", "name of -other in the tables")
+	flag.StringVar(&o.otherPIDs, "other-pids", "", "comma-separated PIDs of -other's processes, to report their CPU time and memory")
+	flag.BoolVar(&o.smoke, "smoke", false, "a few seconds with small counts, to check the harness works (CI)")
+	flag.StringVar(&o.profile, "profile", "", "run the cloud and connector inside the bench and write CPU profiles into this directory")
+	flag.StringVar(&o.bin, "bin", "", "use this sallyport binary instead of building one")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data directories, logs)")
+	flag.BoolVar(&o.verbose, "v", false, "log every step")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop everything after this long")
+	flag.StringVar(&o.backendServe, "backend-serve", "", "internal: serve the backend on this address")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fail(fmt.Errorf("unexpected arguments %q", flag.Args()))
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.smoke {
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("duration", func() { o.duration = 300 * time.Millisecond })
+		def("rounds", func() { o.rounds = 1 })
+		def("c", func() { o.conns = 10 })
+		def("ws", func() { o.ws = 200 })
+		def("settle", func() { o.settle = 300 * time.Millisecond })
+		def("timeout", func() { o.timeout = 3 * time.Minute })
+		def("load", func() { o.load = "builtin" }) // wrk runs whole seconds
+	}
+	o.warmup = min(time.Second, o.duration)
+	if o.smoke {
+		o.warmup = 100 * time.Millisecond
+	}
+	var err error
+	if o.size, err = parseSize(size); err != nil {
+		fail(err)
+	}
+	switch {
+	case o.duration <= 0 || o.rounds < 1 || o.conns < 1 || o.xferConns < 1 || o.size < 1 || o.ws < 0:
+		fail(errors.New("-duration, -rounds, -c, -xfer-c and -size must be positive, -ws at least 0"))
+	case o.load != "auto" && o.load != "wrk" && o.load != "builtin":
+		fail(fmt.Errorf("-load is auto, wrk or builtin, not %q", o.load))
+	case o.connections < 1 || o.connections > 16:
+		fail(errors.New("-connections is 1 to 16"))
+	case o.ws > 14000:
+		fail(errors.New("-ws is at most 14000 (a connector has at most 16 tunnels of 1000 streams)"))
+	}
+	return o
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad -size %q: give bytes, or a number with KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+	os.Exit(2)
+}
+
+func main() {
+	o := parseFlags()
+	if o.backendServe != "" {
+		if err := serveBackend(o.backendServe); err != nil {
+			fmt.Fprintf(os.Stderr, "backend: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the run took longer than -timeout %s", o.timeout))
+	defer cancel()
+	err := runBench(ctx, o)
+	switch {
+	case err == nil:
+		return
+	case ctx.Err() != nil:
+		fmt.Fprintf(os.Stderr, "bench: stopped: %v\n", context.Cause(ctx))
+		os.Exit(130)
+	}
+	fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+	os.Exit(1)
+}
+
+// runBench runs everything; every process it starts is stopped before it
+// returns.
+func runBench(ctx context.Context, o *options) error {
+	h, err := newHarness(o.verbose, o.keep)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	if o.bin != "" {
+		if err := h.useBinary(ctx, o.bin); err != nil {
+			return err
+		}
+	} else {
+		h.logf("building sallyport")
+		if err := h.build(ctx); err != nil {
+			return err
+		}
+	}
+	backend, err := startBackend(ctx, h, o.backendPort)
+	if err != nil {
+		return err
+	}
+	h.logf("backend on http://%s; sallyport from %s", backend.addr, h.source)
+	if f := busyNow(ctx, min(time.Second, 2*o.duration)); f >= 0.2 {
+		h.logf("warning: the machine is already %.0f %% busy before the measurements start; results will be noisy", 100*f)
+	}
+	other, err := otherTarget(o)
+	if err != nil {
+		return err
+	}
+
+	wrk := ""
+	switch o.load {
+	case "wrk", "auto":
+		wrk = wrkPath()
+		if wrk == "" && o.load == "wrk" {
+			return errors.New("-load wrk: wrk is not on PATH (Debian: apt-get install wrk)")
+		}
+	}
+	tool := "built-in Go client"
+	if wrk != "" {
+		tool = fmt.Sprintf("wrk (%d threads)", max(1, min(o.threads, o.conns)))
+	}
+
+	if o.profile != "" {
+		return runProfile(ctx, h, backend, o, wrk)
+	}
+
+	h.logf("starting the cloud and a connector (%d tunnels)", o.connections)
+	sp, err := startSallyport(ctx, h, backend.addr, sallyportOpts{connections: o.connections})
+	if err != nil {
+		return err
+	}
+	h.logf("edge on https://%s:%d (app %s)", cloudName, sp.port, sp.appHost)
+
+	rp := &report{opts: o, tool: tool, started: time.Now(), idleTunnels: o.connections, otherProcs: o.otherPIDs != "", source: h.source}
+	rp.setupCloud = settleRSS(ctx, []int{sp.cloudPID()}, o.settle, 5*o.settle)[0]
+	// Measure fresh processes: the setup's password logins leave the
+	// cloud with argon2id work areas the runtime returns only slowly.
+	h.logf("restarting the cloud and the connector")
+	if err := sp.restart(ctx, o.connections); err != nil {
+		return err
+	}
+	rss := settleRSS(ctx, []int{sp.cloudPID(), sp.connectorPID()}, o.settle, 5*o.settle)
+	rp.idleCloud, rp.idleConn = rss[0], rss[1]
+
+	direct := &target{name: "direct", scheme: "http", addr: backend.addr, host: backend.addr}
+	targets := []*target{direct, sp.target()}
+	procs := []watched{
+		{name: "bench", pids: []int{os.Getpid()}}, // the built-in load generator
+		{name: "backend", pids: []int{backend.proc.pid()}},
+		{name: "cloud", pids: []int{sp.cloudPID()}},
+		{name: "connector", pids: []int{sp.connectorPID()}},
+	}
+	if other != nil {
+		targets = append(targets, other)
+		pids, err := parsePIDs(o.otherPIDs)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, watched{name: "other", pids: pids})
+	}
+	for _, t := range targets {
+		rp.targets = append(rp.targets, t.name)
+	}
+	m := newMeter(procs)
+
+	measure := func(round int, test string, t *target, d time.Duration) (run, error) {
+		m.begin()
+		var res result
+		var err error
+		switch test {
+		case testSmall:
+			if wrk != "" {
+				res, err = runWrk(ctx, wrk, t, o.conns, o.threads, d)
+			} else {
+				res, err = builtinSmall(ctx, t, o.conns, d)
+			}
+		case testDownload:
+			res, err = transfer(ctx, t, false, o.xferConns, o.size, d)
+		case testUpload:
+			res, err = transfer(ctx, t, true, o.xferConns, o.size, d)
+		}
+		use, machine := m.end()
+		if err != nil {
+			return run{}, fmt.Errorf("%s through %s: %w", test, t.name, err)
+		}
+		return run{round: round, test: test, target: t.name, res: res, use: use, machine: machine}, nil
+	}
+
+	h.logf("warming up each path for %s", o.warmup)
+	for _, t := range targets {
+		for _, test := range []string{testSmall, testDownload, testUpload} {
+			d := o.warmup
+			switch {
+			case test == testSmall && wrk != "":
+				d = time.Second // wrk runs whole seconds
+			case test != testSmall:
+				d = max(d, 300*time.Millisecond) // long enough to move a few bodies
+			}
+			r, err := measure(0, test, t, d)
+			if err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+			if r.res.requests == 0 && r.res.bytes == 0 && (r.res.errors > 0 || test == testSmall) {
+				return fmt.Errorf("warm-up: no %s request through %s succeeded (%d errors)", test, t.name, r.res.errors)
+			}
+		}
+	}
+
+	for round := 1; round <= o.rounds; round++ {
+		for _, test := range []string{testSmall, testDownload, testUpload} {
+			// Rotate the order of the paths from round to round.
+			for i := range targets {
+				t := targets[(i+round-1)%len(targets)]
+				r, err := measure(round, test, t, o.duration)
+				if err != nil {
+					return err
+				}
+				rp.runs = append(rp.runs, r)
+				logRun(h, o, r)
+			}
+		}
+	}
+
+	if o.ws > 0 {
+		// A tunnel carries at most 1000 streams (the connector's HTTP/2
+		// limit): spread the WebSockets over enough tunnels.
+		// Fresh processes again, so that no memory freed by the load is
+		// reused by the WebSockets (which would understate their cost).
+		need := max(o.connections, int(math.Ceil(float64(o.ws)/900)))
+		h.logf("restarting the cloud and the connector (%d tunnels) for %d WebSockets", need, o.ws)
+		if err := sp.restart(ctx, need); err != nil {
+			return err
+		}
+		h.logf("opening %d idle WebSockets", o.ws)
+		ws, err := measureWebSockets(ctx, sp, sp.target(), o.ws, o.settle)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if ws.opened > 0 {
+			rp.ws = &ws
+		}
+		rp.wsErr = err
+	}
+	rp.print(os.Stdout)
+	return nil
+}
+
+func logRun(h *harness, o *options, r run) {
+	round := fmt.Sprintf("round %d/%d", r.round, o.rounds)
+	if o.profile != "" {
+		round = "profiled"
+	}
+	busy := ""
+	if f := r.foreign(); f >= 0.05 {
+		busy = fmt.Sprintf("  (other programs: %.0f %% of the machine)", 100*f)
+	}
+	switch r.test {
+	case testSmall:
+		h.logf("%s %-8s %-10s %8.0f req/s  p50 %-8s p99 %-8s errors %d%s", round, r.test, r.target,
+			r.res.rps, fmtDur(r.res.p50.Seconds()), fmtDur(r.res.p99.Seconds()), r.res.errors, busy)
+	default:
+		h.logf("%s %-8s %-10s %8.2f GB/s   %d bodies, errors %d%s", round, r.test, r.target,
+			r.res.gbps, r.res.requests, r.res.errors, busy)
+	}
+}
+
+// otherTarget is the -other proxy, which must be on loopback.
+func otherTarget(o *options) (*target, error) {
+	if o.other == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(o.other)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-other %q is not an http:// or https:// URL", o.other)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); !(host == "localhost" || (ip != nil && ip.IsLoopback())) {
+		return nil, fmt.Errorf("-other %q is not on loopback: the bench only dials 127.0.0.1, ::1 or localhost", o.other)
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	t := &target{name: o.otherName, scheme: u.Scheme, addr: net.JoinHostPort(host, port), prefix: strings.TrimSuffix(u.Path, "/")}
+	t.host = o.otherHost
+	if t.host == "" {
+		t.host = u.Host
+	}
+	if u.Scheme == "https" {
+		sni := t.host
+		if h, _, err := net.SplitHostPort(sni); err == nil {
+			sni = h
+		}
+		// Another proxy's certificate is not ours to verify: loopback only.
+		t.tls = tlsInsecure(sni)
+	}
+	return t, nil
+}
+
+func parsePIDs(s string) ([]int, error) {
+	var pids []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-other-pids: %q is not a process id", f)
+		}
+		pids = append(pids, n)
+	}
+	return pids, nil
+}
