@@ -39,6 +39,7 @@ type options struct {
 	connections int
 	backendPort int
 	settle      time.Duration
+	quietWait   time.Duration
 
 	other, otherHost, otherName, otherPIDs string
 
@@ -65,7 +66,8 @@ func parseFlags() *options {
 	flag.IntVar(&o.threads, "threads", runtime.NumCPU(), "wrk threads")
 	flag.IntVar(&o.connections, "connections", 2, "tunnels of the connector ('connector run --connections'), as by default")
 	flag.IntVar(&o.backendPort, "backend-port", 0, "loopback port of the backend (0: any); fix it to point another proxy at it")
-	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait before reading idle memory")
+	flag.DurationVar(&o.settle, "settle", 2*time.Second, "memory readings wait until RSS has been steady this long (at most 5×)")
+	flag.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each measurement, wait up to this long for other programs to leave the CPUs (under 10 % busy); 0: never wait")
 	flag.StringVar(&o.other, "other", "", "another proxy to measure side by side: its loopback URL leading to the backend, e.g. http://127.0.0.1:8080")
 	flag.StringVar(&o.otherHost, "other-host", "", "Host header (and TLS server name) for -other (default: the URL's host)")
 	flag.StringVar(&o.otherName, "other-name", "other", "name of -other in the tables")
@@ -96,6 +98,7 @@ func parseFlags() *options {
 		def("settle", func() { o.settle = 300 * time.Millisecond })
 		def("timeout", func() { o.timeout = 3 * time.Minute })
 		def("load", func() { o.load = "builtin" }) // wrk runs whole seconds
+		def("quiet-wait", func() { o.quietWait = 0 })
 	}
 	o.warmup = min(time.Second, o.duration)
 	if o.smoke {
@@ -301,6 +304,7 @@ func runBench(ctx context.Context, o *options) error {
 			// Rotate the order of the paths from round to round.
 			for i := range targets {
 				t := targets[(i+round-1)%len(targets)]
+				waitQuiet(ctx, h, o.quietWait)
 				r, err := measure(round, test, t, o.duration)
 				if err != nil {
 					return err
@@ -333,6 +337,26 @@ func runBench(ctx context.Context, o *options) error {
 	}
 	rp.print(os.Stdout)
 	return nil
+}
+
+// waitQuiet waits up to d until the machine is less than 10 % busy (the
+// bench's own processes are idle between measurements, so what is busy is
+// other programs).
+func waitQuiet(ctx context.Context, h *harness, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	deadline := time.Now().Add(d)
+	for {
+		f := busyNow(ctx, 300*time.Millisecond)
+		if f < 0.10 || ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.logf("the machine is still %.0f %% busy with other programs after %s; measuring anyway", 100*f, d)
+			return
+		}
+	}
 }
 
 func logRun(h *harness, o *options, r run) {
