@@ -296,7 +296,7 @@ func (rp *report) print(w io.Writer) {
 	rp.printForeign(w)
 
 	fmt.Fprintf(w, "### Cost of each process under the small-request load\n\n")
-	fmt.Fprintf(w, "CPU seconds per 1000 requests, read and write system calls per request (/proc/PID/io) and peak RSS during the run; ratios to the backend's in the direct run.\n\n")
+	fmt.Fprintf(w, "CPU seconds per 1000 requests, read and write system calls per request (/proc/PID/io) and peak RSS during the run; ratios to the backend's in the direct run. The load generator (wrk, or the bench's built-in client) and the kernel's softirq work (loopback receive, charged to no process) complete the 'all CPU' column above.\n\n")
 	rows = nil
 	addProc := func(t, name, label string, rs []run) {
 		if len(rs) == 0 {
@@ -326,6 +326,22 @@ func (rp *report) print(w io.Writer) {
 	addProc("sallyport", "backend", "backend", sp)
 	if rp.otherProcs {
 		addProc(o.otherName, "other", "its -other-pids", rp.runsFor(testSmall, o.otherName))
+	}
+	// What the rest of a request costs on each path: the client and the
+	// kernel's receive work on loopback (charged to no process).
+	for _, t := range rp.targets {
+		rs := rp.runsFor(testSmall, t)
+		if len(rs) == 0 {
+			continue
+		}
+		load := med(rs, func(r run) float64 {
+			b := r.use["bench"]
+			return perK(r.res.toolCPU+b.cpu, b.ok || r.res.toolCPU > 0, r.res.requests)
+		})
+		sirq := med(rs, func(r run) float64 { return perK(r.machine.softirq, r.machine.busy > 0, r.res.requests) })
+		rows = append(rows,
+			[]string{t, "load generator", fmtF(load, 4), fmtRatio(load, baseBackend), "", "", ""},
+			[]string{t, "kernel softirq", fmtF(sirq, 4), fmtRatio(sirq, baseBackend), "", "", ""})
 	}
 	table(w, []string{"path", "process", "CPU s/1k req", "× backend direct", "read+write syscalls/req", "peak RSS", "× backend direct"}, rows)
 
