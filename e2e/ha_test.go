@@ -629,19 +629,7 @@ func (f *haFleet) restartServe(t *testing.T) {
 	c := f.c
 	args := append([]string{"cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:" + c.port}, f.serveArgs...)
 	p := c.admin.start(t, "cloud serve (restarted)", args...)
-	hc := c.client(cloudName, "h1")
-	up := eventually(readyTimeout, func() bool {
-		if p.exited() {
-			return true
-		}
-		resp, err := hc.Get(c.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	if !up || p.exited() {
+	if up := c.waitServing(p); !up || p.exited() {
 		t.Fatalf("cloud serve did not come up again on port %s:\n%s", c.port, tail(p.out.String(), 40))
 	}
 	c.serve = p

@@ -427,19 +427,7 @@ func (c *cloud) startServe(t *testing.T, extra ...string) {
 		c.port, c.url = port, "https://"+cloudName+":"+port
 		args := append([]string{"cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:" + port}, extra...)
 		p := c.admin.start(t, "cloud serve", args...)
-		hc := c.client(cloudName, "h1")
-		up := eventually(readyTimeout, func() bool {
-			if p.exited() {
-				return true
-			}
-			resp, err := hc.Get(c.url + "/healthz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		})
-		if up && !p.exited() {
+		if up := c.waitServing(p); up && !p.exited() {
 			c.serve = p
 			return
 		}
@@ -685,5 +673,44 @@ func mustContain(t *testing.T, what, s string, want ...string) {
 		if !strings.Contains(s, w) {
 			t.Errorf("%s does not contain %q:\n%s", what, w, s)
 		}
+	}
+}
+
+// waitServing waits until the cloud answers /healthz over TLS verified
+// with its CA, or p exits; it reports whether it answered.
+func (c *cloud) waitServing(p *proc) bool {
+	hc := c.client(cloudName, "h1")
+	return eventually(readyTimeout, func() bool {
+		if p.exited() {
+			return true
+		}
+		resp, err := hc.Get(c.url + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// noSecretIn fails the test if a file under dir contains secret (what
+// names it in the message).
+func noSecretIn(t *testing.T, dir, secret, what string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("%s contains %s", path, what)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -174,22 +173,7 @@ func checkStateDir(t *testing.T, dir, password string) {
 	if fi, err := os.Stat(filepath.Join(dir, keyFile)); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
 		t.Errorf("%s has mode %04o, want 0600", keyFile, fi.Mode().Perm())
 	}
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(raw, []byte(password)) {
-			t.Errorf("%s contains the password", path)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	noSecretIn(t, dir, password, "the password")
 	var trust map[string]any
 	raw, _ := os.ReadFile(filepath.Join(dir, "trust.json"))
 	if err := json.Unmarshal(raw, &trust); err != nil {
