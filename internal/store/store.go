@@ -178,6 +178,34 @@ type Application struct {
 	UpdatedAt    time.Time
 }
 
+// Release is a connector build published at the cloud: the signed
+// manifest (its exact bytes and signature) with the fields callers filter
+// on. Releases are global: the cloud's operator publishes them for every
+// tenant.
+type Release struct {
+	Version     string
+	OS          string
+	Arch        string
+	Major       bool
+	SHA256      string
+	Size        int64
+	Manifest    []byte
+	Signature   []byte
+	KeyID       string
+	PublishedAt time.Time
+}
+
+// UpdateTurn is a connector group's update turn: the one connector of the
+// group allowed to update now, until ExpiresAt.
+type UpdateTurn struct {
+	TenantID    string
+	GroupID     string
+	ConnectorID string
+	Version     string
+	TakenAt     time.Time
+	ExpiresAt   time.Time
+}
+
 // Store is the cloud's persistent state. Implementations are safe for
 // concurrent use. Methods taking a tenantID only ever see that tenant's rows.
 type Store interface {
@@ -266,4 +294,24 @@ type Store interface {
 	// application with a.TenantID and a.ID.
 	UpdateApp(ctx context.Context, a Application) error
 	DeleteApp(ctx context.Context, tenantID, name string) error
+
+	// CreateRelease stores a release; one with the same version, OS and
+	// architecture is ErrConflict.
+	CreateRelease(ctx context.Context, r Release) error
+	// ListReleases returns the releases for an OS and architecture ("" for
+	// all), newest publication first.
+	ListReleases(ctx context.Context, os, arch string) ([]Release, error)
+	// ReleaseByDigest returns a release whose binary has this SHA-256 (hex).
+	ReleaseByDigest(ctx context.Context, sha256 string) (Release, error)
+	// DeleteRelease withdraws a release.
+	DeleteRelease(ctx context.Context, version, os, arch string) error
+
+	// TakeUpdateTurn gives the group's update turn to t.ConnectorID unless
+	// another connector of the group holds it unexpired at now: then it
+	// returns that holder's turn and ErrConflict. A connector taking a turn
+	// it already holds extends it.
+	TakeUpdateTurn(ctx context.Context, t UpdateTurn, now time.Time) (UpdateTurn, error)
+	// ReleaseUpdateTurn ends the connector's turn in its group; a turn it
+	// does not hold is ErrNotFound.
+	ReleaseUpdateTurn(ctx context.Context, tenantID, groupID, connectorID string) error
 }

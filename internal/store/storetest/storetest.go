@@ -51,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokeRegistrationToken", testRevokeRegistrationToken},
 		{"RegistrationTokenGroupDeleted", testRegistrationTokenGroupDeleted},
 		{"RegistrationTokenRace", testRegistrationTokenRace},
+		{"Releases", testReleases},
+		{"UpdateTurns", testUpdateTurns},
+		{"UpdateTurnRace", testUpdateTurnRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
