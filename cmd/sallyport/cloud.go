@@ -12,7 +12,7 @@ import (
 
 func newCloudCmd() *cobra.Command {
 	c := group("cloud", "Run and set up the cloud service")
-	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newEventsCmd("data-dir", "", "cloud service"))
+	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd())
 	return c
 }
 
@@ -46,6 +46,7 @@ func newCloudInitCmd() *cobra.Command {
 			fmt.Fprintf(out, "Cloud CA certificate: %s\n", res.CACertPath)
 			fmt.Fprintf(out, "Cloud CA fingerprint: %s\n", res.CAFingerprint)
 			fmt.Fprintf(out, "Connectors and admin clients pin it with --ca-file %s or --ca-fingerprint %s\n", res.CACertPath, res.CAFingerprint)
+			fmt.Fprintf(out, "Release key %s (connectors pin it at registration; publish builds with 'sallyport cloud release publish')\n", res.ReleaseKeyID)
 			return nil
 		},
 	}
@@ -55,6 +56,7 @@ func newCloudInitCmd() *cobra.Command {
 	f.StringVar(&o.Tenant, "tenant", "", "domain of the first tenant, e.g. contoso.com")
 	f.StringVar(&o.Admin, "admin", "", "first Global Administrator, USER@DOMAIN of the tenant")
 	f.StringVar(&pwFile, "admin-password-file", "", "file holding the administrator's password (default: generate and print one)")
+	f.StringVar(&o.ReleasePublicKeyFile, "release-public-key", "", "public half of a release key kept offline (from 'cloud release keygen'); default: create a release key in the data directory")
 	for _, n := range []string{"data-dir", "name", "tenant", "admin"} {
 		cmd.MarkFlagRequired(n)
 	}

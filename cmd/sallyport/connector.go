@@ -19,7 +19,7 @@ import (
 
 func newConnectorCmd() *cobra.Command {
 	c := group("connector", "Register and run the connector on a machine inside the private network")
-	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"), newDiagCmd(), newDoctorCmd(), newProxyCmd())
+	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"), newDiagCmd(), newDoctorCmd(), newProxyCmd(), newUpdateCmd(), newUpdaterCmd())
 	return c
 }
 

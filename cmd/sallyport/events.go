@@ -15,6 +15,12 @@ import (
 // newEventsCmd reads an event log: the connector's (dirFlag "dir") or
 // the cloud's (dirFlag "data-dir").
 func newEventsCmd(dirFlag, defaultDir, what string) *cobra.Command {
+	return newEventsCmdIn(dirFlag, defaultDir, what, "")
+}
+
+// newEventsCmdIn reads the event log in the subdirectory sub of the
+// directory (the updater's, in the connector's state directory).
+func newEventsCmdIn(dirFlag, defaultDir, what, sub string) *cobra.Command {
 	var dir, level string
 	var newest int
 	var since time.Duration
@@ -41,7 +47,7 @@ func newEventsCmd(dirFlag, defaultDir, what string) *cobra.Command {
 			if since > 0 {
 				f.Since = time.Now().Add(-since)
 			}
-			evs, err := eventlog.Read(filepath.Join(dir, "events.jsonl"), f)
+			evs, err := eventlog.Read(filepath.Join(dir, sub, "events.jsonl"), f)
 			if errors.Is(err, fs.ErrNotExist) {
 				evs, err = nil, nil
 				if !asJSON {

@@ -78,6 +78,9 @@ type RegisterResponse struct {
 	NotBefore   time.Time `json:"not_before"`
 	NotAfter    time.Time `json:"not_after"`
 	Reused      bool      `json:"reused"` // the previous identity was kept
+	// ReleaseKey is the cloud's release public key ("ed25519:BASE64"),
+	// which the connector pins to check updates.
+	ReleaseKey string `json:"release_key"`
 }
 
 // User is a user as the API shows it.

@@ -39,6 +39,7 @@ func (s *Server) serveControl(ctx context.Context, conn *tls.Conn) {
 			s.handleRenew(w, r, rec, serial)
 		case r.Method == http.MethodGet && r.URL.Path == tunnel.ControlStatus:
 			s.handleControlStatus(w, r, rec)
+		case s.serveReleaseControl(w, r, rec):
 		default:
 			http.NotFound(w, r)
 		}

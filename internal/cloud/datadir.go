@@ -15,6 +15,7 @@ import (
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/store/sqlite"
 )
@@ -62,12 +63,16 @@ type InitOptions struct {
 	Tenant        string // first tenant's domain
 	Admin         string // first Global Administrator, USER@DOMAIN
 	AdminPassword string // "" to generate one
+	// ReleasePublicKeyFile, when set, is the public half of a release key
+	// kept offline; otherwise a release key is created in the directory.
+	ReleasePublicKeyFile string
 }
 
 // InitResult says what Init made.
 type InitResult struct {
 	CACertPath        string
 	CAFingerprint     string
+	ReleaseKeyID      string
 	AdminPassword     string // set only when generated
 	TenantID          string
 	GeneratedPassword bool
@@ -119,6 +124,13 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 			return nil, problem.Newf(400, "data_dir", "check the directory's permissions and free space", "Writing %s failed (%v)", f.name, err)
 		}
 	}
+	if err := createReleaseKey(o.DataDir, o.ReleasePublicKeyFile); err != nil {
+		return nil, err
+	}
+	releasePub, err := LoadReleaseKey(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := OpenStore(o.DataDir, settings)
 	if err != nil {
 		return nil, err
@@ -130,6 +142,7 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 	}
 	res.CACertPath = filepath.Join(o.DataDir, CACertFile)
 	res.CAFingerprint = pki.Fingerprint(ca.Cert)
+	res.ReleaseKeyID = release.KeyID(releasePub)
 	return res, nil
 }
 

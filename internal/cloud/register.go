@@ -13,6 +13,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
 )
 
@@ -144,6 +145,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusCreated, api.RegisterResponse{
 		ConnectorID: rec.ID, TenantID: t.ID, Tenant: t.Domain, Group: groupName,
 		Certificate: string(pki.EncodeCertPEM(der)), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Reused: reused,
+		ReleaseKey: release.EncodePublicKey(s.releasePub),
 	})
 	return nil
 }

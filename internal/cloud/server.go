@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -154,6 +155,7 @@ type Server struct {
 	metrics      *metrics
 	appErrors    errorLog // recent failed requests per application
 	events       *eventlog.Log
+	releasePub   ed25519.PublicKey // the release key connectors pin
 }
 
 // New opens the data directory and prepares a server.
@@ -184,6 +186,9 @@ func New(cfg Config) (*Server, error) {
 				"The edge certificate %s / %s cannot be loaded (%v)", cfg.EdgeCertFile, cfg.EdgeKeyFile, err)
 		}
 		s.edgeCert = &c
+	}
+	if s.releasePub, err = LoadReleaseKey(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	st, err := OpenStore(cfg.DataDir, settings)
 	if err != nil {

@@ -158,6 +158,7 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 		IssuedAt:      cert.NotBefore.Add(pki.Backdate).UTC(),
 		ExpiresAt:     cert.NotAfter.UTC(),
 		Source:        "registration",
+		ReleaseKey:    resp.ReleaseKey,
 	}
 	if err := writeState(o.Dir, &tr, keyPEM, []byte(resp.Certificate), pki.EncodeCertPEM(ca.Raw)); err != nil {
 		return nil, err

@@ -3,14 +3,10 @@ package connector
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
@@ -25,45 +21,6 @@ type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 func NeedsRenewal(st *State, now time.Time) bool {
 	life := st.Leaf.NotAfter.Sub(st.Leaf.NotBefore.Add(pki.Backdate))
 	return st.Leaf.NotAfter.Sub(now) < life/3
-}
-
-// controlCall makes one call on a control connection authenticated by
-// st's certificate.
-func controlCall(ctx context.Context, st *State, dial Dialer, method, path string, in, out any) error {
-	conn, err := dialCloud(ctx, st, dial, tunnel.ControlALPN)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	cc, err := (&http2.Transport{}).NewClientConn(conn)
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	var body io.Reader = http.NoBody
-	if in != nil {
-		js, _ := json.Marshal(in)
-		body = bytes.NewReader(js)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, st.Target.URL+path, body)
-	resp, err := cc.RoundTrip(req)
-	if err != nil {
-		return problem.Newf(502, "control_failed", "check the connector's network path to the cloud and retry",
-			"The call %s %s to the cloud at %s failed (%v)", method, path, st.Target.URL, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var eb tunnel.ErrorBody
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Message != "" {
-			return &problem.Problem{Status: resp.StatusCode, Code: eb.Error.Code, Message: trimStep(eb.Error.Message, eb.Error.Step), Step: eb.Error.Step}
-		}
-		return problem.Newf(resp.StatusCode, "control_failed", "check that the cloud runs the same Sallyport version",
-			"The cloud answered %s to %s %s", resp.Status, method, path)
-	}
-	return json.Unmarshal(raw, out)
 }
 
 // trimStep removes the step the API repeats at the end of a message.

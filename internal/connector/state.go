@@ -80,6 +80,9 @@ type Trust struct {
 	// Source is "registration" or "renewal": where the current
 	// certificate came from.
 	Source string `json:"source"`
+	// ReleaseKey is the cloud's release public key ("ed25519:BASE64"),
+	// pinned at registration: the updater installs only builds it signed.
+	ReleaseKey string `json:"release_key,omitempty"`
 }
 
 // State is a loaded, checked state directory.

@@ -14,6 +14,7 @@ import (
 // state directory, for 'sallyport connector status' (another process).
 type RunStatus struct {
 	PID             int       `json:"pid"`
+	Version         string    `json:"version"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	TunnelsUp       int       `json:"tunnels_up"`
 	Connections     int       `json:"connections"`
@@ -63,7 +64,7 @@ func (c *Connector) statusLoop(ctx context.Context) {
 func (c *Connector) writeStatus(stopped bool) {
 	tbl := c.handler.apps.Load()
 	c.mu.Lock()
-	rs := RunStatus{PID: os.Getpid(), UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, Connections: c.cfg.Connections,
+	rs := RunStatus{PID: os.Getpid(), Version: c.cfg.Version, UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, Connections: c.cfg.Connections,
 		LastConnectedAt: c.lastUp, LastError: c.lastErr, ConfigVersion: tbl.cfg.Version, Apps: []string{}}
 	c.mu.Unlock()
 	for _, a := range tbl.cfg.Apps {

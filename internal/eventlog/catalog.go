@@ -44,6 +44,25 @@ var Catalog = []Def{
 	{2106, LevelInformation, "configuration", "A connector was moved to another group"},
 	{2200, LevelInformation, "configuration", "An application was published"},
 	{2201, LevelInformation, "configuration", "An application was deleted"},
+	{2300, LevelInformation, "update", "A connector release was published"},
+	{2301, LevelInformation, "update", "A connector got its group's update turn"},
+	{2302, LevelInformation, "update", "A connector ended its update turn"},
+	// Updater (3000–3099)
+	{3000, LevelInformation, "update", "The updater started"},
+	{3001, LevelInformation, "update", "Update check: no newer release to install"},
+	{3002, LevelInformation, "update", "A newer release is available but is installed only on request (not a major release)"},
+	{3003, LevelInformation, "update", "An update started: the release is being downloaded"},
+	{3004, LevelError, "update", "A release was refused: its manifest's signature does not verify with the pinned release key"},
+	{3005, LevelError, "update", "A release was refused: the downloaded binary does not match its signed manifest, or does not run"},
+	{3006, LevelInformation, "update", "Waiting for the group's update turn: another connector of the group is updating"},
+	{3007, LevelInformation, "update", "The binary was replaced; the connector is restarting"},
+	{3008, LevelInformation, "update", "The update completed: the connector is ready with the new version"},
+	{3009, LevelError, "update", "The new version did not come up and was rolled back"},
+	{3010, LevelError, "update", "Replacing or restoring the binary failed"},
+	{3011, LevelWarning, "update", "The update check failed; it is retried at the next check"},
+	{3012, LevelWarning, "update", "Another updater is running on this machine"},
+	{3013, LevelInformation, "update", "The cloud's release key was pinned"},
+	{3014, LevelInformation, "update", "The updater stopped"},
 }
 
 // Lookup returns the documented event with this id.

@@ -10,7 +10,6 @@
 package release
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -107,6 +106,9 @@ func (m *Manifest) Validate() error {
 
 // Sign validates m, encodes it and signs the encoding.
 func Sign(m Manifest, key ed25519.PrivateKey) (Signed, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return Signed{}, errors.New("the release key is not an ed25519 private key")
+	}
 	if err := m.Validate(); err != nil {
 		return Signed{}, err
 	}
@@ -137,9 +139,10 @@ func Verify(s Signed, pub ed25519.PublicKey) (Manifest, error) {
 	if len(s.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, signed(s.Manifest), s.Signature) {
 		return Manifest{}, ErrBadSignature
 	}
+	// Unmarshal, not a Decoder: the manifest must be exactly one JSON
+	// value, with nothing (but white space) after it.
 	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(s.Manifest))
-	if err := dec.Decode(&m); err != nil {
+	if err := json.Unmarshal(s.Manifest, &m); err != nil {
 		return Manifest{}, fmt.Errorf("the signed release manifest is not valid JSON (%v)", err)
 	}
 	if err := m.Validate(); err != nil {

@@ -73,19 +73,25 @@ func (v Version) Compare(w Version) int {
 	}
 	for i := 0; i < len(v.Pre) && i < len(w.Pre); i++ {
 		a, b := v.Pre[i], w.Pre[i]
-		an, aerr := strconv.ParseUint(a, 10, 64)
-		bn, berr := strconv.ParseUint(b, 10, 64)
+		an, bn := numeric(a), numeric(b)
 		switch {
-		case aerr == nil && berr == nil:
-			if an != bn {
-				if an < bn {
+		case an && bn:
+			// Numeric identifiers have no size limit (semver.org item 9),
+			// so compare them as digit strings rather than as uint64:
+			// without leading zeros the longer one is the larger.
+			a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+			if len(a) != len(b) {
+				if len(a) < len(b) {
 					return -1
 				}
 				return 1
 			}
-		case aerr == nil:
+			if c := strings.Compare(a, b); c != 0 {
+				return c
+			}
+		case an:
 			return -1 // numeric identifiers sort before alphanumeric ones
-		case berr == nil:
+		case bn:
 			return 1
 		default:
 			if c := strings.Compare(a, b); c != 0 {
@@ -100,6 +106,20 @@ func (v Version) Compare(w Version) int {
 		return 1
 	}
 	return 0
+}
+
+// numeric reports whether the pre-release identifier s is made of digits
+// only.
+func numeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Choose picks the release to install over installed from verified

@@ -61,8 +61,12 @@ func testUpdateTurns(t *testing.T, s store.Store) {
 		t.Fatalf("TakeUpdateTurn(held) = %+v, %v; want %+v, ErrConflict", held, err, t1)
 	}
 	// Other groups and tenants are not affected.
-	get(t, func() (store.UpdateTurn, error) { return s.TakeUpdateTurn(ctx, turn(a, branch.ID, "c3", 11, 21), at(11)) })
-	get(t, func() (store.UpdateTurn, error) { return s.TakeUpdateTurn(ctx, turn(b, b.Group.ID, "c4", 11, 21), at(11)) })
+	get(t, func() (store.UpdateTurn, error) {
+		return s.TakeUpdateTurn(ctx, turn(a, branch.ID, "c3", 11, 21), at(11))
+	})
+	get(t, func() (store.UpdateTurn, error) {
+		return s.TakeUpdateTurn(ctx, turn(b, b.Group.ID, "c4", 11, 21), at(11))
+	})
 	// The holder extends its turn.
 	t1b := turn(a, a.Group.ID, "c1", 12, 30)
 	equal(t, "TakeUpdateTurn(extend)", get(t, func() (store.UpdateTurn, error) { return s.TakeUpdateTurn(ctx, t1b, at(12)) }), t1b)

@@ -1,0 +1,147 @@
+package cloud
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/release"
+	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// UpdateTurnLease is how long a connector keeps its group's update turn
+// unless it ends it first: longer than an update takes (download, restart,
+// readiness wait), short enough that a crashed updater does not hold its
+// group for long.
+const UpdateTurnLease = 15 * time.Minute
+
+// serveReleaseControl answers the update calls of a control connection;
+// it reports whether the path was one of them.
+func (s *Server) serveReleaseControl(w http.ResponseWriter, r *http.Request, rec store.Connector) bool {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == tunnel.ControlReleaseKey:
+		writeJSON(w, http.StatusOK, tunnel.ReleaseKey{Key: release.EncodePublicKey(s.releasePub), KeyID: release.KeyID(s.releasePub)})
+	case r.Method == http.MethodGet && r.URL.Path == tunnel.ControlReleases:
+		s.handleReleases(w, r)
+	case r.Method == http.MethodGet && r.URL.Path == tunnel.ControlReleaseBinary:
+		s.handleReleaseBinary(w, r, rec)
+	case r.Method == http.MethodPost && r.URL.Path == tunnel.ControlUpdateTurn:
+		s.handleTakeTurn(w, r, rec)
+	case r.Method == http.MethodDelete && r.URL.Path == tunnel.ControlUpdateTurn:
+		s.handleEndTurn(w, r, rec)
+	default:
+		return false
+	}
+	return true
+}
+
+func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request) {
+	goos, goarch := r.URL.Query().Get("os"), r.URL.Query().Get("arch")
+	if len(goos) > 16 || len(goarch) > 16 || goos == "" || goarch == "" {
+		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The releases query needs os and arch", "update the connector by hand"))
+		return
+	}
+	rs, err := s.store.ListReleases(r.Context(), goos, goarch)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := tunnel.Releases{Releases: []release.Signed{}}
+	for i, x := range rs {
+		if i == tunnel.MaxReleases {
+			break
+		}
+		out.Releases = append(out.Releases, release.Signed{Manifest: x.Manifest, Signature: x.Signature, KeyID: x.KeyID})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleReleaseBinary(w http.ResponseWriter, r *http.Request, rec store.Connector) {
+	digest := r.URL.Query().Get("sha256")
+	if b, err := hex.DecodeString(digest); err != nil || len(b) != 32 {
+		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The release digest is not 64 hex digits", "update the connector by hand"))
+		return
+	}
+	x, err := s.store.ReleaseByDigest(r.Context(), digest)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, problem.New(http.StatusNotFound, "release_not_found", "The release was withdrawn from the cloud", "check again for updates"))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f, err := os.Open(filepath.Join(s.cfg.DataDir, ReleasesDir, "sha256-"+x.SHA256))
+	if err != nil {
+		s.log.Error("release binary missing", "version", x.Version, "error", err.Error())
+		writeProblem(w, problem.Newf(http.StatusInternalServerError, "release_missing", "ask the cloud's operator to publish the release again",
+			"The cloud's copy of release %s is missing", x.Version))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(x.Size, 10))
+	n, err := io.Copy(w, io.LimitReader(f, x.Size))
+	if err == nil && n == x.Size {
+		s.log.Info("release downloaded", "connector", rec.ID, "version", x.Version)
+	}
+}
+
+func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec store.Connector) {
+	var in tunnel.UpdateTurnRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&in); err != nil {
+		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The update turn request is not valid JSON", "update the connector by hand"))
+		return
+	}
+	if _, err := release.ParseVersion(in.Version); err != nil {
+		writeProblem(w, problem.Newf(http.StatusBadRequest, "bad_version", "update the connector by hand", "The update turn request names no valid version: %v", err))
+		return
+	}
+	ctx := r.Context()
+	groupName := rec.GroupID
+	if g, err := s.store.GroupByID(ctx, rec.TenantID, rec.GroupID); err == nil {
+		groupName = g.Name
+	}
+	now := s.now().UTC()
+	t, err := s.store.TakeUpdateTurn(ctx, store.UpdateTurn{TenantID: rec.TenantID, GroupID: rec.GroupID, ConnectorID: rec.ID,
+		Version: in.Version, TakenAt: now, ExpiresAt: now.Add(UpdateTurnLease)}, now)
+	if errors.Is(err, store.ErrConflict) {
+		holder := t.ConnectorID
+		if c, err := s.store.ConnectorByID(ctx, rec.TenantID, t.ConnectorID); err == nil && c.Hostname != "" {
+			holder += " (" + c.Hostname + ")"
+		}
+		wait := t.ExpiresAt.Sub(now).Round(time.Second)
+		writeProblem(w, problem.Newf(http.StatusConflict, "update_turn_busy",
+			fmt.Sprintf("wait for it to finish (at most %s) and try again", wait),
+			"Connector %s of group '%s' is updating to %s, and only one connector of a group updates at a time", holder, groupName, t.Version))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.events.Info(2301, fmt.Sprintf("Connector %s (%s) of group '%s' got the update turn to install %s", rec.ID, dashIfEmpty(rec.Hostname), groupName, in.Version),
+		"connector", rec.ID, "group", groupName, "version", in.Version)
+	writeJSON(w, http.StatusOK, tunnel.UpdateTurn{Group: groupName, ExpiresAt: t.ExpiresAt})
+}
+
+func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store.Connector) {
+	err := s.store.ReleaseUpdateTurn(r.Context(), rec.TenantID, rec.GroupID, rec.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.writeError(w, r, err)
+		return
+	}
+	if err == nil {
+		s.events.Info(2302, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, dashIfEmpty(rec.Hostname)), "connector", rec.ID)
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}

@@ -1,0 +1,47 @@
+package tunnel
+
+import (
+	"time"
+
+	"github.com/sallyport/sallyport/internal/release"
+)
+
+// Control API paths for updates, served by the cloud on a ControlALPN
+// connection (docs/protocol.md).
+const (
+	// ControlReleaseKey: GET → ReleaseKey (the cloud's release public key).
+	ControlReleaseKey = "/v1/release-key"
+	// ControlReleases: GET ?os=&arch= → Releases.
+	ControlReleases = "/v1/releases"
+	// ControlReleaseBinary: GET ?sha256=HEX → the release's binary.
+	ControlReleaseBinary = "/v1/releases/binary"
+	// ControlUpdateTurn: POST UpdateTurnRequest → UpdateTurn (409 when
+	// another connector of the group holds the turn); DELETE ends it.
+	ControlUpdateTurn = "/v1/update-turn"
+)
+
+// MaxReleases is the most releases one Releases answer lists.
+const MaxReleases = 50
+
+// ReleaseKey is the cloud's release public key.
+type ReleaseKey struct {
+	Key   string `json:"key"` // "ed25519:BASE64"
+	KeyID string `json:"key_id"`
+}
+
+// Releases lists the signed manifests for the caller's OS and
+// architecture, newest first.
+type Releases struct {
+	Releases []release.Signed `json:"releases"`
+}
+
+// UpdateTurnRequest asks for the group's update turn to install Version.
+type UpdateTurnRequest struct {
+	Version string `json:"version"`
+}
+
+// UpdateTurn is a granted turn.
+type UpdateTurn struct {
+	Group     string    `json:"group"`
+	ExpiresAt time.Time `json:"expires_at"`
+}

@@ -1,0 +1,327 @@
+// Package updater keeps a connector up to date with the releases its cloud
+// publishes: it checks for releases over the connector's authenticated
+// control channel, verifies the manifest's signature with the release key
+// pinned at registration and the binary's digest and size before touching
+// anything, takes its group's update turn (one connector of a group at a
+// time), swaps the binary atomically, restarts the connector, waits for it
+// to report ready with the new version, and rolls back to the previous
+// binary when it does not. Major releases are installed on their own;
+// others only on request. docs/install.md describes it for users.
+package updater
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/cloudlink"
+	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/release"
+	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/tunnel"
+	"github.com/sallyport/sallyport/internal/version"
+)
+
+// Files of the updater, in the subdirectory SubDir of the connector's
+// state directory.
+const (
+	SubDir      = "updater"
+	EventsFile  = "events.jsonl"
+	StateFile   = "state.json"
+	ServiceLock = "service.lock" // held by the updater service while it runs
+	UpdateLock  = "update.lock"  // held by whoever is updating
+)
+
+// Defaults.
+const (
+	DefaultInterval     = 6 * time.Hour
+	DefaultReadyTimeout = 2 * time.Minute
+)
+
+// Config configures an Updater.
+type Config struct {
+	// Dir is the connector's state directory.
+	Dir string
+	// Binary is the installed sallyport binary the connector service runs.
+	Binary string
+	// Restart is how the connector is restarted: systemd:UNIT,
+	// windows:SERVICE or signal (SIGTERM to the pid in status.json; the
+	// connector's supervisor starts it again).
+	Restart string
+	// Interval between checks of the updater service (±10 % jitter).
+	Interval time.Duration
+	// ReadyTimeout is how long the new version has to report ready.
+	ReadyTimeout time.Duration
+	// ProxyURL overrides the connector's proxy settings ("" to use them).
+	ProxyURL string
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Updater updates one connector installation.
+type Updater struct {
+	cfg     Config
+	log     *slog.Logger
+	events  *eventlog.Log
+	restart service.RestartSpec
+}
+
+// New checks cfg and opens the updater's event log.
+func New(cfg Config) (*Updater, error) {
+	if cfg.Dir == "" || cfg.Binary == "" {
+		return nil, problem.New(400, "updater_config", "The updater needs the connector's state directory and binary", "give --dir and --binary")
+	}
+	abs, err := filepath.Abs(cfg.Binary)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Binary = abs
+	if cfg.Restart == "" {
+		cfg.Restart = service.MethodSignal
+	}
+	spec, err := service.ParseRestartSpec(cfg.Restart)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, SubDir), 0o700); err != nil {
+		return nil, problem.Newf(400, "updater_dir", "run the updater as the user that installed the connector (root or SYSTEM)",
+			"The updater cannot create its directory in %s (%v)", cfg.Dir, err)
+	}
+	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.Dir, SubDir, EventsFile), Source: "updater", Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		return nil, problem.Newf(400, "updater_dir", "check the permissions of the state directory", "The updater's event log cannot be opened (%v)", err)
+	}
+	return &Updater{cfg: cfg, log: cfg.Logger, events: ev, restart: spec}, nil
+}
+
+// Close closes the event log.
+func (u *Updater) Close() error { return u.events.Close() }
+
+// CheckResult is what a check found.
+type CheckResult struct {
+	Installed   string             `json:"installed"`
+	OS          string             `json:"os"`
+	Arch        string             `json:"arch"`
+	Newest      *release.Manifest  `json:"newest,omitempty"`       // newest release newer than installed
+	NewestMajor *release.Manifest  `json:"newest_major,omitempty"` // newest major release newer than installed
+	Available   []release.Manifest `json:"available"`              // every verified release, newest first
+	Refused     []string           `json:"refused,omitempty"`      // why releases were refused
+	KeyID       string             `json:"key_id"`
+}
+
+// session is what one check or update works with.
+type session struct {
+	st   *connector.State
+	key  ed25519.PublicKey
+	dial connector.Dialer
+}
+
+func (u *Updater) open(ctx context.Context) (*session, error) {
+	st, err := connector.LoadState(u.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := connector.EffectiveProxy(u.cfg.Dir, u.cfg.ProxyURL)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		st.Target.Proxy = p
+	}
+	s := &session{st: st}
+	s.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return (&cloudlink.Dialer{Proxy: st.Target.Proxy}).DialContext(ctx, network, addr)
+	}
+	keyText := st.Trust.ReleaseKey
+	if keyText == "" {
+		// Registered before releases existed: pin the key now, over the
+		// control channel authenticated by the pinned cloud CA.
+		var rk tunnel.ReleaseKey
+		if err := connector.ControlCall(ctx, st, s.dial, http.MethodGet, tunnel.ControlReleaseKey, nil, &rk); err != nil {
+			return nil, err
+		}
+		if err := connector.PinReleaseKey(u.cfg.Dir, rk.Key); err != nil {
+			return nil, err
+		}
+		keyText = rk.Key
+		u.events.Info(3013, "The cloud's release key "+rk.KeyID+" was pinned in trust.json", "key_id", rk.KeyID)
+	}
+	if s.key, err = release.ParsePublicKey([]byte(keyText)); err != nil {
+		return nil, problem.Newf(400, "release_key", fmt.Sprintf("register the connector again: sallyport connector register --dir %s ...", u.cfg.Dir),
+			"The release key pinned in %s is damaged (%v)", filepath.Join(u.cfg.Dir, connector.TrustFile), err)
+	}
+	return s, nil
+}
+
+// Check finds the installed version and the releases available for it.
+func (u *Updater) Check(ctx context.Context) (*CheckResult, error) {
+	s, err := u.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return u.check(ctx, s, nil)
+}
+
+func (u *Updater) check(ctx context.Context, s *session, skip map[string]bool) (*CheckResult, error) {
+	info, err := BinaryVersion(ctx, u.cfg.Binary)
+	if err != nil {
+		return nil, err
+	}
+	installed, err := release.ParseVersion(info.Version)
+	if err != nil {
+		return nil, problem.Newf(400, "installed_version", "install a release build of sallyport, which embeds its version",
+			"The installed binary %s reports the version %q, which is not a semantic version", u.cfg.Binary, info.Version)
+	}
+	res := &CheckResult{Installed: installed.String(), OS: info.OS, Arch: info.Arch, KeyID: release.KeyID(s.key), Available: []release.Manifest{}}
+	var list tunnel.Releases
+	q := url.Values{"os": {info.OS}, "arch": {info.Arch}}
+	if err := connector.ControlCall(ctx, s.st, s.dial, http.MethodGet, tunnel.ControlReleases+"?"+q.Encode(), nil, &list); err != nil {
+		return nil, err
+	}
+	for _, sr := range list.Releases {
+		m, err := release.Verify(sr, s.key)
+		if err != nil {
+			why := fmt.Sprintf("A release offered by the cloud was refused: %v (it was signed with key %s; this connector pinned %s)", err, sr.KeyID, release.KeyID(s.key))
+			res.Refused = append(res.Refused, why)
+			continue
+		}
+		if m.OS != info.OS || m.Arch != info.Arch {
+			res.Refused = append(res.Refused, fmt.Sprintf("Release %s is for %s/%s, not this machine's %s/%s", m.Version, m.OS, m.Arch, info.OS, info.Arch))
+			continue
+		}
+		res.Available = append(res.Available, m)
+	}
+	if m, ok := release.Choose(installed, res.Available, false, nil); ok {
+		res.Newest = &m
+	}
+	if m, ok := release.Choose(installed, res.Available, true, skip); ok {
+		res.NewestMajor = &m
+	}
+	return res, nil
+}
+
+// BinaryVersion runs 'BIN version --json' and returns what it says.
+func BinaryVersion(ctx context.Context, bin string) (version.Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var info version.Info
+	out, err := exec.CommandContext(ctx, bin, "version", "--json").Output()
+	if err == nil {
+		err = json.Unmarshal(out, &info)
+	}
+	if err == nil && info.Version == "" {
+		err = errors.New("it printed no version")
+	}
+	if err != nil {
+		return info, problem.Newf(400, "binary_version", "check the --binary path: it must be the sallyport binary the connector service runs",
+			"Running %s version --json failed (%v)", bin, err)
+	}
+	return info, nil
+}
+
+// download fetches m's binary next to the installed one and checks its
+// size and digest; it returns the temporary file's path.
+func (u *Updater) download(ctx context.Context, s *session, m release.Manifest) (string, error) {
+	body, n, err := connector.ControlDownload(ctx, s.st, s.dial, tunnel.ControlReleaseBinary+"?sha256="+m.SHA256)
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	if n >= 0 && n != m.Size {
+		return "", u.refuse(m, fmt.Sprintf("the cloud announced %d bytes where the signed manifest says %d", n, m.Size))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(u.cfg.Binary), ".sallyport-update-*")
+	if err != nil {
+		return "", problem.Newf(400, "binary_dir", "run the updater as root (or SYSTEM), which may replace the binary",
+			"The updater cannot write next to %s (%v)", u.cfg.Binary, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	got, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, m.Size+1))
+	if err != nil {
+		return "", problem.Newf(502, "download_failed", "check the connector's network path to the cloud; the updater tries again at its next check",
+			"Downloading release %s failed after %d bytes (%v)", m.Version, got, err)
+	}
+	if got != m.Size {
+		return "", u.refuse(m, fmt.Sprintf("the binary has %d bytes where the signed manifest says %d", got, m.Size))
+	}
+	if d := hex.EncodeToString(h.Sum(nil)); d != m.SHA256 {
+		return "", u.refuse(m, fmt.Sprintf("the binary's SHA-256 is %s where the signed manifest says %s", d, m.SHA256))
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	ok = true
+	return tmp.Name(), nil
+}
+
+// refuse records a release whose binary does not match its manifest.
+func (u *Updater) refuse(m release.Manifest, why string) error {
+	msg := fmt.Sprintf("Release %s was refused and nothing was changed: %s", m.Version, why)
+	u.events.Error(3005, msg, "version", m.Version)
+	return problem.Newf(502, "release_tampered", "ask the cloud's operator to publish the release again; the updater keeps the installed version", "%s", msg)
+}
+
+// readJSON reads a small JSON file; a missing file leaves v unchanged.
+func readJSON(path string, v any) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func writeJSON(path string, v any) error {
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return pki.WriteFileAtomic(path, append(js, '\n'), 0o600)
+}
+
+// platform is this binary's OS/arch, for messages.
+func platform() string { return runtime.GOOS + "/" + runtime.GOARCH }
