@@ -126,6 +126,10 @@ func newUpdateCmd() *cobra.Command {
 				return problem.New(500, "rolled_back", res.Message, "read 'sallyport connector update events' and the connector's events")
 			case updater.TurnBusy, updater.LockBusy:
 				return problem.New(409, "update_busy", res.Message, "try again in a few minutes")
+			case updater.UpToDate:
+				if len(res.Refused) > 0 {
+					return problem.New(502, "release_refused", res.Refused[0], "ask the cloud's operator which release key signs its releases; 'sallyport connector update events' has the details")
+				}
 			}
 			return nil
 		},

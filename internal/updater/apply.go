@@ -41,6 +41,8 @@ type Result struct {
 	// Pending is a newer release that is not installed automatically
 	// (auto mode only).
 	Pending string `json:"pending,omitempty"`
+	// Refused says why releases offered by the cloud were refused.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // persisted is the updater's state.json.
@@ -147,7 +149,7 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 	if auto {
 		target = chk.NewestMajor
 	}
-	res := &Result{From: chk.Installed}
+	res := &Result{From: chk.Installed, Refused: chk.Refused}
 	if auto && chk.Newest != nil && (target == nil || chk.Newest.Version != target.Version) {
 		res.Pending = chk.Newest.Version
 		if !contains(p.Announced, chk.Newest.Version) {
