@@ -38,7 +38,8 @@ type Options struct {
 
 // files copied from the state directory; anything else (keys above all)
 // is never read.
-var stateFiles = []string{"trust.json", "status.json", "events.jsonl", "events.jsonl.1", "events.jsonl.2", "register.log", "cloud-ca.pem"}
+var stateFiles = []string{"trust.json", "status.json", "events.jsonl", "events.jsonl.1", "events.jsonl.2", "register.log", "cloud-ca.pem",
+	"updater/events.jsonl", "updater/events.jsonl.1", "updater/state.json"}
 
 // Write writes the bundle to w and returns the names of its entries.
 func Write(ctx context.Context, w io.Writer, o Options) ([]string, error) {
