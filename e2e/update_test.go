@@ -222,7 +222,7 @@ func publishRelease(t *testing.T, c *cloud, file, v string, extra ...string) str
 // with its updater service polling. A minor release is announced but not
 // installed; a major release is installed on both, one at a time, with no
 // failed request; a major release that crashes at start is rolled back on
-// each, one at a time; then by hand: 'update --check' and '--apply' install
+// the first connector that installs it and halted for the group; then by hand: 'update --check' and '--apply' install
 // a minor release, a tampered binary and a manifest signed with another
 // key are refused and change nothing.
 func TestUpdateRollout(t *testing.T) {
@@ -301,19 +301,36 @@ func TestUpdateRollout(t *testing.T) {
 	}
 	l.waitFor(t, "100 requests", readyTimeout, func(outs []outcome) bool { return len(outs) >= 100 })
 
-	// A major release that crashes at start: rolled back on each, one at a time.
+	// A major release that crashes at start: rolled back on the first
+	// connector that installs it, and then halted for the group: the
+	// other connector does not try it.
 	crash := crashingBuild(t, "3.0.0")
 	res := c.admin.ok(t, "", "cloud", "release", "publish", "--data-dir", c.dataDir, "--file", crash, "--version", "3.0.0", "--major",
 		"--os", runtime.GOOS, "--arch", runtime.GOARCH)
 	mustContain(t, "publishing a script", res.stderr, "is not an ELF, PE or Mach-O executable")
-	for _, s := range conns {
-		waitEvent(t, site, s.st.dir, 3009, "Version 3.0.0 did not come up", 90*time.Second)
-		s.waitVersion(t, "2.0.0", readyTimeout)
-		if got, want := fileDigest(t, s.bin), fileDigest(t, v200); got != want {
-			t.Errorf("after the rollback %s holds %s, not the 2.0.0 build", s.bin, got)
+	var first, second *supervised
+	if !eventually(90*time.Second, func() bool {
+		for i, s := range conns {
+			if hasEvent(updaterEvents(t, site, s.st.dir), 3009, "Version 3.0.0 did not come up") {
+				first, second = s, conns[1-i]
+				return true
+			}
 		}
+		return false
+	}) {
+		t.Fatalf("no updater rolled back 3.0.0 within 90s")
 	}
-	checkNoOverlap(t, "3.0.0", updateWindows(updaterEvents(t, site, conns[0].st.dir), "3.0.0"), updateWindows(updaterEvents(t, site, conns[1].st.dir), "3.0.0"))
+	first.waitVersion(t, "2.0.0", readyTimeout)
+	if got, want := fileDigest(t, first.bin), fileDigest(t, v200); got != want {
+		t.Errorf("after the rollback %s holds %s, not the 2.0.0 build", first.bin, got)
+	}
+	waitEvent(t, site, second.st.dir, 3015, "Release 3.0.0 was rolled back on connector "+first.st.id, readyTimeout)
+	if w := updateWindows(updaterEvents(t, site, second.st.dir), "3.0.0"); len(w) != 0 {
+		t.Errorf("connector %s installed 3.0.0 after it was halted in the group: %v", second.st.id, w)
+	}
+	if v, _, _, _ := second.runStatus(); v != "2.0.0" {
+		t.Errorf("connector %s runs %s; want 2.0.0", second.st.id, v)
+	}
 	l.stop()
 	out := l.results()
 	t.Logf("load during the automatic updates: %d requests", len(out))
@@ -330,7 +347,8 @@ func TestUpdateRollout(t *testing.T) {
 	}
 	// The cloud's event log saw each turn given and ended.
 	cloudEvents := c.admin.ok(t, "", "cloud", "events", "--data-dir", c.dataDir).stdout
-	mustContain(t, "the cloud's event log", cloudEvents, "got the update turn to install 2.0.0", "ended its update turn", "Release 2.0.0 for")
+	mustContain(t, "the cloud's event log", cloudEvents, "got the update turn to install 2.0.0", "ended its update turn", "Release 2.0.0 for",
+		"Release 3.0.0 was rolled back on connector "+first.st.id, "its automatic rollout in group 'Updates' is halted")
 
 	for _, p := range updaters {
 		p.signal(syscall.SIGTERM)

@@ -112,6 +112,20 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 		groupName = g.Name
 	}
 	now := s.now().UTC()
+	if !in.Manual {
+		h, err := s.store.UpdateHaltOf(ctx, rec.TenantID, rec.GroupID, in.Version)
+		if err == nil {
+			writeProblem(w, problem.Newf(http.StatusConflict, "release_halted",
+				"publish a fixed release under a new version, or install this one on a connector by hand with 'sallyport connector update --apply'",
+				"Release %s was rolled back on connector %s of group '%s' at %s, so the group's updaters do not install it automatically",
+				in.Version, h.ConnectorID, groupName, h.HaltedAt.Format(time.RFC3339)))
+			return
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	t, err := s.store.TakeUpdateTurn(ctx, store.UpdateTurn{TenantID: rec.TenantID, GroupID: rec.GroupID, ConnectorID: rec.ID,
 		Version: in.Version, TakenAt: now, ExpiresAt: now.Add(UpdateTurnLease)}, now)
 	if errors.Is(err, store.ErrConflict) {
@@ -135,7 +149,25 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 }
 
 func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store.Connector) {
-	err := s.store.ReleaseUpdateTurn(r.Context(), rec.TenantID, rec.GroupID, rec.ID)
+	ctx := r.Context()
+	if v := r.URL.Query().Get("rolled_back"); v != "" {
+		pv, err := release.ParseVersion(v)
+		if err != nil {
+			writeProblem(w, problem.Newf(http.StatusBadRequest, "bad_version", "update the connector by hand", "The rolled-back version is not valid: %v", err))
+			return
+		}
+		groupName := rec.GroupID
+		if g, err := s.store.GroupByID(ctx, rec.TenantID, rec.GroupID); err == nil {
+			groupName = g.Name
+		}
+		if err := s.store.HaltUpdate(ctx, store.UpdateHalt{TenantID: rec.TenantID, GroupID: rec.GroupID, Version: pv.String(), ConnectorID: rec.ID, HaltedAt: s.now().UTC()}); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.events.Warning(2303, fmt.Sprintf("Release %s was rolled back on connector %s (%s): its automatic rollout in group '%s' is halted", pv, rec.ID, dashIfEmpty(rec.Hostname), groupName),
+			"connector", rec.ID, "group", groupName, "version", pv.String())
+	}
+	err := s.store.ReleaseUpdateTurn(ctx, rec.TenantID, rec.GroupID, rec.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.writeError(w, r, err)
 		return

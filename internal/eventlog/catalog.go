@@ -47,6 +47,7 @@ var Catalog = []Def{
 	{2300, LevelInformation, "update", "A connector release was published"},
 	{2301, LevelInformation, "update", "A connector got its group's update turn"},
 	{2302, LevelInformation, "update", "A connector ended its update turn"},
+	{2303, LevelWarning, "update", "A release was rolled back on a connector: its automatic rollout in the group is halted"},
 	// Updater (3000–3099)
 	{3000, LevelInformation, "update", "The updater started"},
 	{3001, LevelInformation, "update", "Update check: no newer release to install"},
@@ -63,6 +64,7 @@ var Catalog = []Def{
 	{3012, LevelWarning, "update", "Another updater is running on this machine"},
 	{3013, LevelInformation, "update", "The cloud's release key was pinned"},
 	{3014, LevelInformation, "update", "The updater stopped"},
+	{3015, LevelWarning, "update", "A release is halted in the group (rolled back on another connector): it is not installed automatically"},
 }
 
 // Lookup returns the documented event with this id.

@@ -206,6 +206,16 @@ type UpdateTurn struct {
 	ExpiresAt   time.Time
 }
 
+// UpdateHalt records that a connector of a group rolled a release back:
+// the group's other updaters do not install it automatically.
+type UpdateHalt struct {
+	TenantID    string
+	GroupID     string
+	Version     string
+	ConnectorID string
+	HaltedAt    time.Time
+}
+
 // Store is the cloud's persistent state. Implementations are safe for
 // concurrent use. Methods taking a tenantID only ever see that tenant's rows.
 type Store interface {
@@ -314,4 +324,9 @@ type Store interface {
 	// ReleaseUpdateTurn ends the connector's turn in its group; a turn it
 	// does not hold is ErrNotFound.
 	ReleaseUpdateTurn(ctx context.Context, tenantID, groupID, connectorID string) error
+	// HaltUpdate records a release rolled back in a group; the first halt
+	// of a version is kept.
+	HaltUpdate(ctx context.Context, h UpdateHalt) error
+	// UpdateHaltOf returns the halt of version in the group, or ErrNotFound.
+	UpdateHaltOf(ctx context.Context, tenantID, groupID, version string) (UpdateHalt, error)
 }

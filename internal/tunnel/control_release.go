@@ -16,7 +16,10 @@ const (
 	// ControlReleaseBinary: GET ?sha256=HEX → the release's binary.
 	ControlReleaseBinary = "/v1/releases/binary"
 	// ControlUpdateTurn: POST UpdateTurnRequest → UpdateTurn (409 when
-	// another connector of the group holds the turn); DELETE ends it.
+	// another connector of the group holds the turn, or, unless the
+	// request is manual, when the release was rolled back in the group);
+	// DELETE ends it (?rolled_back=VERSION: the update was rolled back,
+	// which halts that release in the group).
 	ControlUpdateTurn = "/v1/update-turn"
 )
 
@@ -38,6 +41,9 @@ type Releases struct {
 // UpdateTurnRequest asks for the group's update turn to install Version.
 type UpdateTurnRequest struct {
 	Version string `json:"version"`
+	// Manual is set for 'connector update --apply': an administrator's
+	// choice installs even a release halted in the group.
+	Manual bool `json:"manual,omitempty"`
 }
 
 // UpdateTurn is a granted turn.

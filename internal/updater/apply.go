@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,7 @@ const (
 	Updated    Outcome = "updated"     // the new version runs
 	RolledBack Outcome = "rolled-back" // the new version failed; the old one runs again
 	TurnBusy   Outcome = "turn-busy"   // another connector of the group is updating
+	Halted     Outcome = "halted"      // the release was rolled back in the group: not installed automatically
 	LockBusy   Outcome = "lock-busy"   // another updater on this machine is updating
 )
 
@@ -171,24 +173,39 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 		u.events.Info(3001, res.Message, "installed", chk.Installed)
 		return res, nil
 	}
-	return u.install(ctx, s, &p, chk.Installed, *target)
+	return u.install(ctx, s, &p, chk.Installed, *target, !auto)
 }
 
 // install takes the turn, downloads, swaps, restarts and verifies.
-func (u *Updater) install(ctx context.Context, s *session, p *persisted, from string, m release.Manifest) (*Result, error) {
+func (u *Updater) install(ctx context.Context, s *session, p *persisted, from string, m release.Manifest, manual bool) (out *Result, _ error) {
 	res := &Result{From: from, To: m.Version}
 	var turn tunnel.UpdateTurn
-	err := connector.ControlCall(ctx, s.st, s.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: m.Version}, &turn)
+	err := connector.ControlCall(ctx, s.st, s.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: m.Version, Manual: manual}, &turn)
 	var pr *problem.Problem
 	if errors.As(err, &pr) && pr.Code == "update_turn_busy" {
 		res.Outcome, res.Message = TurnBusy, pr.Message
 		u.events.Info(3006, "Waiting for the group's update turn: "+pr.Message, "version", m.Version)
 		return res, nil
 	}
+	if errors.As(err, &pr) && pr.Code == "release_halted" {
+		res.Outcome, res.Message = Halted, pr.Message
+		if !contains(p.Skip, m.Version) {
+			p.Skip = append(p.Skip, m.Version)
+			u.save(*p)
+		}
+		u.events.Warning(3015, pr.Message+"; it is not installed automatically here either", "version", m.Version)
+		return res, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer u.endTurn(s)
+	defer func() {
+		rolledBack := ""
+		if out != nil && out.Outcome == RolledBack {
+			rolledBack = m.Version
+		}
+		u.endTurn(s, rolledBack)
+	}()
 	u.events.Info(3003, fmt.Sprintf("Updating the connector from %s to %s (group '%s'): downloading %d bytes", from, m.Version, turn.Group, m.Size),
 		"from", from, "to", m.Version, "sha256", m.SHA256)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -293,10 +310,16 @@ func (u *Updater) recover(ctx context.Context, s *session, p *persisted) {
 	u.rollback(ctx, p, errors.New("the update was interrupted and the new version is not ready"))
 }
 
-func (u *Updater) endTurn(s *session) {
+// endTurn ends the group's update turn; rolledBack names a version that
+// was rolled back here, which halts its rollout in the group.
+func (u *Updater) endTurn(s *session, rolledBack string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := connector.ControlCall(ctx, s.st, s.dial, http.MethodDelete, tunnel.ControlUpdateTurn, nil, nil); err != nil {
+	path := tunnel.ControlUpdateTurn
+	if rolledBack != "" {
+		path += "?rolled_back=" + url.QueryEscape(rolledBack)
+	}
+	if err := connector.ControlCall(ctx, s.st, s.dial, http.MethodDelete, path, nil, nil); err != nil {
 		u.log.Warn("ending the update turn failed; it expires on its own", "error", err.Error())
 	}
 }

@@ -91,3 +91,23 @@ func (s *Store) ReleaseUpdateTurn(ctx context.Context, tenantID, groupID, connec
 	return execOne(ctx, s.db, "release update turn",
 		`DELETE FROM update_turns WHERE tenant_id = ? AND group_id = ? AND connector_id = ?`, tenantID, groupID, connectorID)
 }
+
+// HaltUpdate records a release rolled back in a group (the first halt of
+// a version is kept).
+func (s *Store) HaltUpdate(ctx context.Context, h store.UpdateHalt) error {
+	return exec(ctx, s.db, "halt update",
+		`INSERT INTO update_halts (tenant_id, group_id, version, connector_id, halted_at)
+		 SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM connector_groups WHERE tenant_id = ? AND id = ?)
+		 ON CONFLICT (tenant_id, group_id, version) DO NOTHING`,
+		h.TenantID, h.GroupID, h.Version, h.ConnectorID, nanos(h.HaltedAt), h.TenantID, h.GroupID)
+}
+
+// UpdateHaltOf returns the halt of version in the group.
+func (s *Store) UpdateHaltOf(ctx context.Context, tenantID, groupID, version string) (store.UpdateHalt, error) {
+	return getOne(ctx, s.db, func(r scanner) (store.UpdateHalt, error) {
+		var h store.UpdateHalt
+		err := r.Scan(&h.TenantID, &h.GroupID, &h.Version, &h.ConnectorID, timeCol{&h.HaltedAt})
+		return h, err
+	}, "update halt", `SELECT tenant_id, group_id, version, connector_id, halted_at FROM update_halts
+		WHERE tenant_id = ? AND group_id = ? AND version = ?`, tenantID, groupID, version)
+}

@@ -121,3 +121,27 @@ func testUpdateTurnRace(t *testing.T, s store.Store) {
 		t.Fatalf("%d connectors got the turn and %d were refused; want 1 and %d", won, lost, n-1)
 	}
 }
+
+// testUpdateHalts checks that halts are per tenant, group and version,
+// that the first one is kept, and that another tenant's group is ignored.
+func testUpdateHalts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := createTenant(t, s, "alpha")
+	b := createTenant(t, s, "beta")
+	h := store.UpdateHalt{TenantID: a.Tenant.ID, GroupID: a.Group.ID, Version: "3.0.0", ConnectorID: "c1", HaltedAt: at(5)}
+	must(t, s.HaltUpdate(ctx, h))
+	h2 := h
+	h2.ConnectorID, h2.HaltedAt = "c2", at(6)
+	must(t, s.HaltUpdate(ctx, h2))
+	equal(t, "UpdateHaltOf", get(t, func() (store.UpdateHalt, error) { return s.UpdateHaltOf(ctx, a.Tenant.ID, a.Group.ID, "3.0.0") }), h)
+	for _, q := range [][3]string{{a.Tenant.ID, a.Group.ID, "3.0.1"}, {b.Tenant.ID, a.Group.ID, "3.0.0"}, {b.Tenant.ID, b.Group.ID, "3.0.0"}} {
+		if _, err := s.UpdateHaltOf(ctx, q[0], q[1], q[2]); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("UpdateHaltOf(%v) = %v, want ErrNotFound", q, err)
+		}
+	}
+	// A halt naming another tenant's group is not recorded.
+	must(t, s.HaltUpdate(ctx, store.UpdateHalt{TenantID: b.Tenant.ID, GroupID: a.Group.ID, Version: "4.0.0", ConnectorID: "c9", HaltedAt: at(7)}))
+	if _, err := s.UpdateHaltOf(ctx, b.Tenant.ID, a.Group.ID, "4.0.0"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a halt for another tenant's group was recorded: %v", err)
+	}
+}
