@@ -109,6 +109,15 @@ func KeyGen(path string) (string, error) {
 	}
 	keyPEM, _ := release.MarshalPrivateKey(key)
 	pubPEM, _ := release.MarshalPublicKey(key.Public().(ed25519.PublicKey))
+	var made []string // removed again when keygen fails: no half key pair is left
+	ok := false
+	defer func() {
+		if !ok {
+			for _, p := range made {
+				os.Remove(p)
+			}
+		}
+	}()
 	for _, f := range []struct {
 		path string
 		data []byte
@@ -118,6 +127,7 @@ func KeyGen(path string) (string, error) {
 		if err != nil {
 			return "", problem.Newf(400, "keygen", "choose a new file name; keygen never overwrites a key", "The key file %s cannot be created (%v)", f.path, err)
 		}
+		made = append(made, f.path)
 		_, werr := fh.Write(f.data)
 		if cerr := fh.Close(); werr == nil {
 			werr = cerr
@@ -126,6 +136,7 @@ func KeyGen(path string) (string, error) {
 			return "", problem.Newf(400, "keygen", "check the directory's free space", "Writing %s failed (%v)", f.path, werr)
 		}
 	}
+	ok = true
 	return release.KeyID(key.Public().(ed25519.PublicKey)), nil
 }
 
@@ -230,16 +241,23 @@ func Publish(ctx context.Context, o PublishOptions) (*PublishResult, error) {
 	if err != nil {
 		return nil, problem.Newf(400, "bad_release", "correct the options and publish again", "The release cannot be published: %v", err)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "sha256-"+digest)); err != nil {
-		return nil, err
-	}
 	st, err := OpenStore(o.DataDir, settings)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
+	blob := filepath.Join(dir, "sha256-"+digest)
+	if err := os.Rename(tmp.Name(), blob); err != nil {
+		return nil, err
+	}
 	err = st.CreateRelease(ctx, store.Release{Version: m.Version, OS: m.OS, Arch: m.Arch, Major: m.Major, SHA256: digest, Size: n,
 		Manifest: signed.Manifest, Signature: signed.Signature, KeyID: signed.KeyID, PublishedAt: m.PublishedAt})
+	if err != nil {
+		// A refused release leaves no binary that no release names.
+		if _, derr := st.ReleaseByDigest(ctx, digest); errors.Is(derr, store.ErrNotFound) {
+			os.Remove(blob)
+		}
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return nil, problem.Newf(409, "release_exists", fmt.Sprintf("publish under a new version, or withdraw the old one first with 'sallyport cloud release delete --version %s --os %s --arch %s'", m.Version, m.OS, m.Arch),
 			"Version %s for %s/%s is already published, and a published release is never replaced", m.Version, m.OS, m.Arch)
