@@ -21,7 +21,11 @@ func (u *Updater) Run(ctx context.Context) error {
 	path := filepath.Join(u.cfg.Dir, SubDir, ServiceLock)
 	l := flock.New(path)
 	ok, err := l.TryLock()
-	if err != nil || !ok {
+	if err != nil {
+		return problem.Newf(500, "update_lock", "run the updater as root (or SYSTEM), which owns the state directory's updater/ files",
+			"The updater service cannot take its lock %s (%v)", path, err)
+	}
+	if !ok {
 		u.events.Warning(3012, "Another updater service already runs for this connector; this one stops", "lock", path)
 		return problem.Newf(409, "updater_running", "stop the other one first (systemctl stop sallyport-updater), or run a single update with 'sallyport connector update --apply'",
 			"Another updater service already runs for the connector in %s (it holds %s)", u.cfg.Dir, path)
