@@ -14,12 +14,13 @@ import (
 	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/service"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
 func newConnectorCmd() *cobra.Command {
 	c := group("connector", "Register and run the connector on a machine inside the private network")
-	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"), newDiagCmd(), newDoctorCmd(), newProxyCmd(), newUpdateCmd(), newUpdaterCmd())
+	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"), newDiagCmd(), newDoctorCmd(), newProxyCmd(), newUpdateCmd(), newUpdaterCmd(), newInstallCmd(), newUninstallCmd())
 	return c
 }
 
@@ -116,7 +117,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			return c.Run(cmd.Context())
+			return service.RunService(cmd.Context(), "SallyportConnector", c.Run)
 		},
 	}
 	f := cmd.Flags()

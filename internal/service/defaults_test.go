@@ -1,0 +1,26 @@
+package service_test
+
+import (
+	"testing"
+
+	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/updater"
+)
+
+// The service package does not import the connector (whose updater imports
+// the service package); these tests keep the two in step.
+func TestDefaultsFollowTheConnector(t *testing.T) {
+	if got, want := service.DefaultOptions().StateDir, connector.DefaultDir(); got != want {
+		t.Errorf("default state directory %q, the connector's is %q", got, want)
+	}
+	if service.RegisteredFile != connector.TrustFile {
+		t.Errorf("install looks for %q to know the connector is registered; registration writes %q", service.RegisteredFile, connector.TrustFile)
+	}
+}
+
+func TestUpdaterSubDirFollowsTheUpdater(t *testing.T) {
+	if service.UpdaterSubDir != updater.SubDir {
+		t.Errorf("install leaves %q to root, the updater keeps its state in %q", service.UpdaterSubDir, updater.SubDir)
+	}
+}
