@@ -406,4 +406,29 @@ func TestUpdateRollout(t *testing.T) {
 	}
 	waitEvent(t, site, s.st.dir, 3004, "signature does not verify", readyTimeout)
 	s.waitVersion(t, "2.1.0", readyTimeout)
+
+	// trust.json is writable by the connector's user: a release key put
+	// there (the new one, which signed 2.3.0) does not change what the
+	// updater trusts — it pinned its own copy at its first check.
+	if _, err := os.Stat(filepath.Join(s.st.dir+"-updater", "release.pub")); err != nil {
+		t.Fatalf("the updater pinned no release key in its own directory: %v", err)
+	}
+	trustPath := filepath.Join(s.st.dir, "trust.json")
+	var trust map[string]any
+	raw, err = os.ReadFile(trustPath)
+	if err != nil || json.Unmarshal(raw, &trust) != nil {
+		t.Fatalf("trust.json: %v", err)
+	}
+	pub, err := os.ReadFile(other + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := strings.TrimSpace(string(pub))
+	trust["release_key"] = block
+	js, _ := json.MarshalIndent(trust, "", "  ")
+	writeFile(t, trustPath, string(js), 0o644)
+	res = site.refused(t, "", append([]string{"connector", "update", "--apply"}, upd...), "is not the one the updater pinned", "so no release is installed")
+	if after := fileDigest(t, s.bin); after != before {
+		t.Errorf("the refused update changed %s", s.bin)
+	}
 }

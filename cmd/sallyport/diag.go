@@ -13,6 +13,7 @@ import (
 	"github.com/sallyport/sallyport/internal/diag"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/updater"
 )
 
 // doctorJSON runs the doctor on a state directory and returns its JSON
@@ -29,7 +30,7 @@ func newDiagCmd() *cobra.Command {
 			if _, err := os.Stat(filepath.Join(dir, connector.TrustFile)); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s holds no registration; the bundle will say so\n", dir)
 			}
-			o := diag.Options{Dir: dir, MetricsURL: metrics}
+			o := diag.Options{Dir: dir, UpdaterDir: updater.DefaultDir(dir), MetricsURL: metrics}
 			if doctorJSON != nil {
 				o.Doctor = func(ctx context.Context) ([]byte, error) { return doctorJSON(ctx, dir) }
 			}

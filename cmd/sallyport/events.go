@@ -15,12 +15,13 @@ import (
 // newEventsCmd reads an event log: the connector's (dirFlag "dir") or
 // the cloud's (dirFlag "data-dir").
 func newEventsCmd(dirFlag, defaultDir, what string) *cobra.Command {
-	return newEventsCmdIn(dirFlag, defaultDir, what, "")
+	return newEventsCmdIn(dirFlag, defaultDir, what, nil)
 }
 
-// newEventsCmdIn reads the event log in the subdirectory sub of the
-// directory (the updater's, in the connector's state directory).
-func newEventsCmdIn(dirFlag, defaultDir, what, sub string) *cobra.Command {
+// newEventsCmdIn reads the event log in the directory resolve makes of
+// the directory given (the updater's, beside the connector's state
+// directory); nil resolve reads it in the directory given.
+func newEventsCmdIn(dirFlag, defaultDir, what string, resolve func(string) string) *cobra.Command {
 	var dir, level string
 	var newest int
 	var since time.Duration
@@ -47,11 +48,15 @@ func newEventsCmdIn(dirFlag, defaultDir, what, sub string) *cobra.Command {
 			if since > 0 {
 				f.Since = time.Now().Add(-since)
 			}
-			evs, err := eventlog.Read(filepath.Join(dir, sub, "events.jsonl"), f)
+			logDir := dir
+			if resolve != nil {
+				logDir = resolve(dir)
+			}
+			evs, err := eventlog.Read(filepath.Join(logDir, "events.jsonl"), f)
 			if errors.Is(err, fs.ErrNotExist) {
 				evs, err = nil, nil
 				if !asJSON {
-					fmt.Fprintf(cmd.OutOrStdout(), "No events yet in %s.\n", dir)
+					fmt.Fprintf(cmd.OutOrStdout(), "No events yet in %s.\n", logDir)
 					return nil
 				}
 			}

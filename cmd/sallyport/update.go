@@ -24,6 +24,7 @@ type updaterFlags struct {
 func (f *updaterFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	fs.StringVar(&f.cfg.UpdaterDir, "updater-dir", "", "the updater's own directory: its event log, state, locks and release key pin; keep it writable by root only (default: DIR-updater beside the state directory)")
 	fs.StringVar(&f.cfg.Binary, "binary", "", "the sallyport binary the connector service runs (default: this one)")
 	fs.StringVar(&f.cfg.Restart, "restart", "", "how to restart the connector: systemd:UNIT, windows:SERVICE or signal (SIGTERM to its pid; its supervisor restarts it) (default: the installed service, else signal)")
 	fs.DurationVar(&f.cfg.ReadyTimeout, "ready-timeout", updater.DefaultReadyTimeout, "how long the new version has to report ready before it is rolled back")
@@ -69,6 +70,7 @@ func defaultRestart() string {
 func newUpdateCmd() *cobra.Command {
 	var f updaterFlags
 	var check, apply, asJSON bool
+	var eventsUpdaterDir string
 	cmd := &cobra.Command{
 		Use:   "update",
 		Short: "Show the installed and available connector versions (--check), or install the newest now (--apply)",
@@ -138,7 +140,14 @@ func newUpdateCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&check, "check", false, "show the installed and available versions (the default)")
 	cmd.Flags().BoolVar(&apply, "apply", false, "install the newest release now, major or not")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(newEventsCmdIn("dir", connector.DefaultDir(), "updater", updater.SubDir))
+	events := newEventsCmdIn("dir", connector.DefaultDir(), "updater", func(dir string) string {
+		if eventsUpdaterDir != "" {
+			return eventsUpdaterDir
+		}
+		return updater.DefaultDir(dir)
+	})
+	events.Flags().StringVar(&eventsUpdaterDir, "updater-dir", "", "the updater's directory (default: DIR-updater beside the state directory)")
+	cmd.AddCommand(events)
 	return cmd
 }
 

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/net/http2"
 
-	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
@@ -104,23 +100,4 @@ func (c *closer) Close() error {
 	err := c.ReadCloser.Close()
 	c.close()
 	return err
-}
-
-// PinReleaseKey records the cloud's release public key in trust.json (for
-// a connector registered before releases existed).
-func PinReleaseKey(dir, key string) error {
-	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
-	if err != nil {
-		return notRegistered(dir, "the trust settings file cannot be read")
-	}
-	var tr Trust
-	if err := json.Unmarshal(raw, &tr); err != nil || tr.ConnectorID == "" {
-		return notRegistered(dir, "the trust settings file is damaged")
-	}
-	tr.ReleaseKey = key
-	js, _ := json.MarshalIndent(tr, "", "  ")
-	if err := pki.WriteFileAtomic(filepath.Join(dir, TrustFile), append(js, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing %s failed: %w", TrustFile, err)
-	}
-	return nil
 }

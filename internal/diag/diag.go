@@ -28,6 +28,8 @@ import (
 // Options say what to collect.
 type Options struct {
 	Dir string // the connector's state directory
+	// UpdaterDir is the updater's directory ("" to skip).
+	UpdaterDir string
 	// MetricsURL is the running connector's metrics endpoint base, e.g.
 	// http://127.0.0.1:9465 ("" to skip).
 	MetricsURL string
@@ -38,8 +40,11 @@ type Options struct {
 
 // files copied from the state directory; anything else (keys above all)
 // is never read.
-var stateFiles = []string{"trust.json", "status.json", "events.jsonl", "events.jsonl.1", "events.jsonl.2", "register.log", "cloud-ca.pem",
-	"updater/events.jsonl", "updater/events.jsonl.1", "updater/state.json"}
+var stateFiles = []string{"trust.json", "status.json", "events.jsonl", "events.jsonl.1", "events.jsonl.2", "register.log", "cloud-ca.pem"}
+
+// updaterFiles are copied from the updater's directory (readable when the
+// bundle is made as root).
+var updaterFiles = []string{"events.jsonl", "events.jsonl.1", "state.json"}
 
 // Write writes the bundle to w and returns the names of its entries.
 func Write(ctx context.Context, w io.Writer, o Options) ([]string, error) {
@@ -69,6 +74,18 @@ func Write(ctx context.Context, w io.Writer, o Options) ([]string, error) {
 			continue
 		}
 		if err := add("state/"+f, data); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range updaterFiles {
+		if o.UpdaterDir == "" {
+			break
+		}
+		data, err := os.ReadFile(filepath.Join(o.UpdaterDir, f))
+		if err != nil {
+			continue
+		}
+		if err := add("updater/"+f, data); err != nil {
 			return nil, err
 		}
 	}

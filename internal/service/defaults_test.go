@@ -19,8 +19,11 @@ func TestDefaultsFollowTheConnector(t *testing.T) {
 	}
 }
 
-func TestUpdaterSubDirFollowsTheUpdater(t *testing.T) {
-	if service.UpdaterSubDir != updater.SubDir {
-		t.Errorf("install leaves %q to root, the updater keeps its state in %q", service.UpdaterSubDir, updater.SubDir)
+func TestUpdaterDirFollowsTheUpdater(t *testing.T) {
+	for _, dir := range []string{service.DefaultOptions().StateDir, "/srv/site a/conn", "/srv/conn/"} {
+		o := service.Options{StateDir: dir}
+		if got, want := o.UpdaterDir(), updater.DefaultDir(dir); got != want {
+			t.Errorf("install prepares %q for the updater of %q; the updater uses %q", got, dir, want)
+		}
 	}
 }

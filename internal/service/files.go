@@ -55,6 +55,12 @@ func purgeStateDir(o Options, rec *Record, out io.Writer) error {
 		return fail("service_uninstall", "remove it yourself", "The state directory %s cannot be removed (%v)", dir, err)
 	}
 	stepf(out, "Removed the state directory %s and the connector's registration.", dir)
+	if upd := o.root(o.UpdaterDir()); exists(upd) {
+		if err := os.RemoveAll(upd); err != nil {
+			return fail("service_uninstall", "remove it yourself", "The updater's directory %s cannot be removed (%v)", upd, err)
+		}
+		stepf(out, "Removed the updater's directory %s.", upd)
+	}
 	return nil
 }
 

@@ -291,15 +291,12 @@ func TestPrepareStateDirOwnership(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "state")
 	writeExe(t, filepath.Join(dir, "connector-1.key"), "key")
-	writeExe(t, filepath.Join(dir, updaterSubDir, "state.json"), "{}")
 	if err := prepareStateDir(dir, 65534, 65534, Options{User: "nobody", Group: "nogroup"}, new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
 	}
 	for path, wantUID := range map[string]uint32{
 		dir:                                   65534,
 		filepath.Join(dir, "connector-1.key"): 65534,
-		filepath.Join(dir, updaterSubDir):     0,
-		filepath.Join(dir, updaterSubDir, "state.json"): 0,
 	} {
 		fi, err := os.Lstat(path)
 		if err != nil {

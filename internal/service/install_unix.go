@@ -72,6 +72,11 @@ func Install(ctx context.Context, o Options, out io.Writer) error {
 	if err := prepareStateDir(stateDir, uid, gid, o, out); err != nil {
 		return err
 	}
+	if o.Updater() {
+		if err := prepareUpdaterDir(o.root(o.UpdaterDir()), o.Root == "", out); err != nil {
+			return err
+		}
+	}
 
 	units, err := Units(o)
 	if err != nil {
@@ -203,8 +208,7 @@ func nologin() string {
 }
 
 // prepareStateDir creates the state directory 0700 and gives it, with all it
-// holds (a registration made as root, for example), to uid:gid (-1: keep),
-// except the updater's subdirectory, which the updater (root) owns.
+// holds (a registration made as root, for example), to uid:gid (-1: keep).
 func prepareStateDir(dir string, uid, gid int, o Options, out io.Writer) error {
 	existed := exists(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -218,13 +222,9 @@ func prepareStateDir(dir string, uid, gid int, o Options, out io.Writer) error {
 	}
 	owner := ""
 	if uid >= 0 {
-		updaterDir := filepath.Join(dir, updaterSubDir)
 		err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
 			if err != nil {
 				return err
-			}
-			if path == updaterDir {
-				return filepath.SkipDir // the root updater's own state stays root's
 			}
 			return os.Lchown(path, uid, gid)
 		})
@@ -393,4 +393,23 @@ func removeEmptyDirs(o Options, binDir string, defaults ...string) {
 			os.Remove(o.root(d)) // fails, harmlessly, when not empty
 		}
 	}
+}
+
+// prepareUpdaterDir creates the updater's directory 0700, owned by root
+// (chown only when installing for real): systemd's ReadWritePaths= needs
+// it to exist, and only root may write what the root updater acts on.
+func prepareUpdaterDir(dir string, chown bool, out io.Writer) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail("service_install", "check that this user can write there, or choose another --dir", "The updater's directory %s cannot be created (%v)", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fail("service_install", "check the directory's owner", "The updater's directory %s cannot be made private (%v)", dir, err)
+	}
+	if chown {
+		if err := os.Chown(dir, 0, 0); err != nil {
+			return fail("service_install", "check the directory's owner", "The updater's directory %s cannot be given to root (%v)", dir, err)
+		}
+	}
+	stepf(out, "Prepared the updater's directory %s (mode 0700, root only).", dir)
+	return nil
 }

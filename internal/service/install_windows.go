@@ -81,6 +81,16 @@ func Install(ctx context.Context, o Options, out io.Writer) error {
 			return err
 		}
 		stepf(out, "Gave the state directory %s to SYSTEM, Administrators and the service %s only.", stateDir, svcs[0].Name)
+		if o.Updater() {
+			upd := o.root(o.UpdaterDir())
+			if err := os.MkdirAll(upd, 0o700); err != nil {
+				return fail("service_install", "check that this user can write there", "The updater's directory %s cannot be created (%v)", upd, err)
+			}
+			if err := setDACL(upd, WindowsUpdaterDirSDDL); err != nil {
+				return err
+			}
+			stepf(out, "Gave the updater's directory %s to SYSTEM and Administrators only.", upd)
+		}
 		if !o.Updater() {
 			if err := deleteService(ctx, m, WindowsUpdater, out); err != nil {
 				return err

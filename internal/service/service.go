@@ -41,9 +41,6 @@ const (
 	// registeredFile is written last by 'connector register': a state
 	// directory holding it is registered (internal/connector.TrustFile).
 	registeredFile = "trust.json"
-	// updaterSubDir is the updater's own directory inside the state
-	// directory (internal/updater.SubDir), owned by root.
-	updaterSubDir = "updater"
 )
 
 // Options say what to install and where. The zero value of a field means its
@@ -78,6 +75,11 @@ type Options struct {
 
 // Updater reports whether the updater service is part of the installation.
 func (o Options) Updater() bool { return !o.NoUpdater }
+
+// UpdaterDir is the updater's own directory, beside (never inside) the
+// state directory, which the connector's user may write: STATE-updater
+// (internal/updater.DefaultDir).
+func (o Options) UpdaterDir() string { return strings.TrimRight(o.StateDir, `/\`) + "-updater" }
 
 // DefaultOptions are the defaults on this OS.
 func DefaultOptions() Options { return Options{}.Defaults(runtime.GOOS) }

@@ -70,12 +70,12 @@ func TestUnitsDirectives(t *testing.T) {
 			"Documentation=" + Documentation,
 		}, nil},
 		{UpdaterUnit, []string{
-			"ExecStart=/opt/sallyport/bin/sallyport connector updater --dir /var/lib/sallyport/connector --binary /opt/sallyport/bin/sallyport --restart systemd:sallyport-connector.service",
+			"ExecStart=/opt/sallyport/bin/sallyport connector updater --dir /var/lib/sallyport/connector --updater-dir /var/lib/sallyport/connector-updater --binary /opt/sallyport/bin/sallyport --restart systemd:sallyport-connector.service",
 			"Restart=always",
 			"RestartSec=30",
 			"NoNewPrivileges=yes",
 			"ProtectSystem=strict",
-			"ReadWritePaths=/opt/sallyport/bin /var/lib/sallyport/connector",
+			"ReadWritePaths=/opt/sallyport/bin /var/lib/sallyport/connector-updater",
 			"ProtectHome=yes",
 			"PrivateTmp=yes",
 			"WantedBy=multi-user.target",
@@ -134,19 +134,19 @@ func TestUnitsQuoting(t *testing.T) {
 	}{
 		{"plain", "/var/lib/sallyport/connector", "/opt/sallyport/bin/sallyport",
 			"/opt/sallyport/bin/sallyport connector run --dir /var/lib/sallyport/connector", "/var/lib/sallyport/connector",
-			"/opt/sallyport/bin /var/lib/sallyport/connector", "--binary /opt/sallyport/bin/sallyport "},
+			"/opt/sallyport/bin /var/lib/sallyport/connector-updater", "--binary /opt/sallyport/bin/sallyport "},
 		{"spaces", "/srv/my state", "/opt/Sally Port/sallyport",
 			`"/opt/Sally Port/sallyport" connector run --dir "/srv/my state"`, `"/srv/my state"`,
-			`"/opt/Sally Port" "/srv/my state"`, `--binary "/opt/Sally Port/sallyport" `},
+			`"/opt/Sally Port" "/srv/my state-updater"`, `--binary "/opt/Sally Port/sallyport" `},
 		{"specifier and variable", "/srv/100%/$HOME", "/opt/sp/sallyport",
 			`/opt/sp/sallyport connector run --dir /srv/100%%/$$HOME`, `/srv/100%%/$HOME`,
-			`/opt/sp /srv/100%%/$HOME`, "--binary /opt/sp/sallyport "},
+			`/opt/sp /srv/100%%/$HOME-updater`, "--binary /opt/sp/sallyport "},
 		{"dollar in the binary", "/srv/s", "/opt/$x/sallyport", // expanded in arguments only
 			`/opt/$x/sallyport connector run --dir /srv/s`, `/srv/s`,
-			`/opt/$x /srv/s`, "--binary /opt/$$x/sallyport "},
+			`/opt/$x /srv/s-updater`, "--binary /opt/$$x/sallyport "},
 		{"quotes and backslash", `/srv/it's "x"\y`, "/opt/sp/sallyport",
 			`/opt/sp/sallyport connector run --dir "/srv/it's \"x\"\\y"`, `"/srv/it's \"x\"\\y"`,
-			`/opt/sp "/srv/it's \"x\"\\y"`, "--binary /opt/sp/sallyport "},
+			`/opt/sp "/srv/it's \"x\"\\y-updater"`, "--binary /opt/sp/sallyport "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

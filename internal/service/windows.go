@@ -68,7 +68,7 @@ func WindowsServices(o Options) ([]WindowsService, error) {
 			Description:      "Installs signed Sallyport connector releases and restarts the connector.",
 			Account:          WindowsLocalSystem,
 			Binary:           o.Binary,
-			Args:             []string{"connector", "updater", "--dir", o.StateDir, "--binary", o.Binary, "--restart", "windows:" + WindowsConnector},
+			Args:             []string{"connector", "updater", "--dir", o.StateDir, "--updater-dir", o.UpdaterDir(), "--binary", o.Binary, "--restart", "windows:" + WindowsConnector},
 			DelayedAutoStart: true,
 			Recovery:         []time.Duration{30 * time.Second, 30 * time.Second, 30 * time.Second},
 			ResetPeriod:      24 * time.Hour,
@@ -96,6 +96,11 @@ func WindowsStateDirSDDL(serviceSID string) string {
 // installation record (%ProgramData%\Sallyport): SYSTEM and Administrators
 // write, Users only read. %ProgramData% lets Users create files in new
 // folders, and uninstall acts on the record as an Administrator.
+// WindowsUpdaterDirSDDL is the access list of the updater's directory:
+// SYSTEM and Administrators only (no inherited "Users may create files"
+// of ProgramData), so that nobody else can plant a key pin or a journal.
+const WindowsUpdaterDirSDDL = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+
 const WindowsRecordDirSDDL = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;BU)"
 
 func (o Options) validateWindows() error {

@@ -29,7 +29,7 @@ func TestWindowsServices(t *testing.T) {
 	if upd.Name != "SallyportUpdater" || upd.Account != "LocalSystem" || upd.Binary != o.Binary {
 		t.Errorf("updater service = %+v", upd)
 	}
-	if !slices.Equal(upd.Args, []string{"connector", "updater", "--dir", `C:\ProgramData\Sallyport\connector`, "--binary", `C:\Program Files\Sallyport\sallyport.exe`, "--restart", "windows:SallyportConnector"}) {
+	if !slices.Equal(upd.Args, []string{"connector", "updater", "--dir", `C:\ProgramData\Sallyport\connector`, "--updater-dir", `C:\ProgramData\Sallyport\connector-updater`, "--binary", `C:\Program Files\Sallyport\sallyport.exe`, "--restart", "windows:SallyportConnector"}) {
 		t.Errorf("updater args = %q", upd.Args)
 	}
 	if _, err := ParseRestartSpec(upd.Args[len(upd.Args)-1]); err != nil {

@@ -67,7 +67,7 @@ type journal struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
-func (u *Updater) statePath() string { return filepath.Join(u.cfg.Dir, SubDir, StateFile) }
+func (u *Updater) statePath() string { return filepath.Join(u.cfg.UpdaterDir, StateFile) }
 
 func (u *Updater) load() persisted {
 	var p persisted
@@ -94,7 +94,7 @@ func contains(list []string, s string) bool {
 
 // lockUpdate takes the machine's update lock, or says who holds it.
 func (u *Updater) lockUpdate() (*flock.Flock, error) {
-	path := filepath.Join(u.cfg.Dir, SubDir, UpdateLock)
+	path := filepath.Join(u.cfg.UpdaterDir, UpdateLock)
 	l := flock.New(path)
 	ok, err := l.TryLock()
 	if err != nil {
@@ -331,7 +331,7 @@ func (u *Updater) restartConnector(ctx context.Context, pid int) error {
 		if pid <= 0 {
 			return nil // not running: its supervisor starts it with the new binary
 		}
-		return terminate(pid)
+		return terminate(pid, u.cfg.Binary)
 	}
 	return service.Restart(ctx, u.restart.String())
 }

@@ -18,7 +18,7 @@ import (
 // delay) and then every Interval (±10 %), installing major releases on
 // its own. Only one updater service runs per state directory.
 func (u *Updater) Run(ctx context.Context) error {
-	path := filepath.Join(u.cfg.Dir, SubDir, ServiceLock)
+	path := filepath.Join(u.cfg.UpdaterDir, ServiceLock)
 	l := flock.New(path)
 	ok, err := l.TryLock()
 	if err != nil {

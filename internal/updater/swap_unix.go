@@ -3,7 +3,9 @@
 package updater
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -21,8 +23,19 @@ func swap(next, path, previous string) error {
 }
 
 // terminate asks the connector to drain and stop (SIGTERM); its
-// supervisor starts it again with the new binary.
-func terminate(pid int) error {
+// supervisor starts it again with the new binary. The pid comes from
+// status.json, which the connector's user writes: where /proc tells, the
+// process must run binary (or its previous copy), so that the updater
+// never signals another program.
+func terminate(pid int, binary string) error {
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		if exe != binary && exe != binary+".previous" {
+			return fmt.Errorf("process %d named in status.json runs %s, not the connector binary %s; it was not signalled", pid, exe, binary)
+		}
+	} else if _, perr := os.Stat("/proc/self/exe"); perr == nil {
+		return fmt.Errorf("process %d named in status.json does not run (%v)", pid, err)
+	}
 	return syscall.Kill(pid, syscall.SIGTERM)
 }
 

@@ -22,7 +22,7 @@ func swap(next, path, previous string) error {
 }
 
 // terminate is not used on Windows: the updater restarts the service.
-func terminate(pid int) error {
+func terminate(pid int, binary string) error {
 	return errors.New("--restart signal is not supported on Windows: use --restart windows:SallyportConnector")
 }
 

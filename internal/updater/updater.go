@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
@@ -39,11 +40,12 @@ import (
 	"github.com/sallyport/sallyport/internal/version"
 )
 
-// Files of the updater, in the subdirectory SubDir of the connector's
-// state directory.
+// Files of the updater, in its own directory (DefaultDir): never in the
+// connector's state directory, which the connector's (unprivileged) user
+// may write — nothing the root updater acts on may come from there.
 const (
-	SubDir      = "updater"
 	EventsFile  = "events.jsonl"
+	PinFile     = "release.pub" // the release key the updater pinned
 	StateFile   = "state.json"
 	ServiceLock = "service.lock" // held by the updater service while it runs
 	UpdateLock  = "update.lock"  // held by whoever is updating
@@ -55,10 +57,20 @@ const (
 	DefaultReadyTimeout = 2 * time.Minute
 )
 
+// DefaultDir is the updater's directory for a connector state directory:
+// a sibling, DIR-updater (/var/lib/sallyport/connector-updater).
+func DefaultDir(stateDir string) string {
+	return strings.TrimRight(stateDir, `/\`) + "-updater"
+}
+
 // Config configures an Updater.
 type Config struct {
 	// Dir is the connector's state directory.
 	Dir string
+	// UpdaterDir is the updater's own directory (default DefaultDir(Dir)):
+	// its event log, state, locks and release key pin, owned by the
+	// updater's user.
+	UpdaterDir string
 	// Binary is the installed sallyport binary the connector service runs.
 	Binary string
 	// Restart is how the connector is restarted: systemd:UNIT,
@@ -112,11 +124,14 @@ func New(cfg Config) (*Updater, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, SubDir), 0o700); err != nil {
-		return nil, problem.Newf(400, "updater_dir", "run the updater as the user that installed the connector (root or SYSTEM)",
-			"The updater cannot create its directory in %s (%v)", cfg.Dir, err)
+	if cfg.UpdaterDir == "" {
+		cfg.UpdaterDir = DefaultDir(cfg.Dir)
 	}
-	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.Dir, SubDir, EventsFile), Source: "updater", Logger: cfg.Logger, Now: cfg.Now})
+	if err := os.MkdirAll(cfg.UpdaterDir, 0o700); err != nil {
+		return nil, problem.Newf(400, "updater_dir", "run the updater as the user that installed the connector (root or SYSTEM)",
+			"The updater cannot create its directory %s (%v)", cfg.UpdaterDir, err)
+	}
+	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.UpdaterDir, EventsFile), Source: "updater", Logger: cfg.Logger, Now: cfg.Now})
 	if err != nil {
 		return nil, problem.Newf(400, "updater_dir", "check the permissions of the state directory", "The updater's event log cannot be opened (%v)", err)
 	}
@@ -161,25 +176,70 @@ func (u *Updater) open(ctx context.Context) (*session, error) {
 	s.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return (&cloudlink.Dialer{Proxy: st.Target.Proxy}).DialContext(ctx, network, addr)
 	}
-	keyText := st.Trust.ReleaseKey
-	if keyText == "" {
-		// Registered before releases existed: pin the key now, over the
-		// control channel authenticated by the pinned cloud CA.
-		var rk tunnel.ReleaseKey
-		if err := connector.ControlCall(ctx, st, s.dial, http.MethodGet, tunnel.ControlReleaseKey, nil, &rk); err != nil {
-			return nil, err
-		}
-		if err := connector.PinReleaseKey(u.cfg.Dir, rk.Key); err != nil {
-			return nil, err
-		}
-		keyText = rk.Key
-		u.events.Info(3013, "The cloud's release key "+rk.KeyID+" was pinned in trust.json", "key_id", rk.KeyID)
-	}
-	if s.key, err = release.ParsePublicKey([]byte(keyText)); err != nil {
-		return nil, problem.Newf(400, "release_key", fmt.Sprintf("register the connector again: sallyport connector register --dir %s ...", u.cfg.Dir),
-			"The release key pinned in %s is damaged (%v)", filepath.Join(u.cfg.Dir, connector.TrustFile), err)
+	if s.key, err = u.pinnedKey(ctx, st, s.dial); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// pinnedKey returns the release key the updater trusts. It is kept in the
+// updater's own directory: trust.json is writable by the connector's user,
+// and a key taken from there at each check would let that user choose the
+// builds the privileged updater installs. The first check pins the key
+// trust.json got at registration (or, for a connector registered before
+// releases existed, the cloud's, over the mutually authenticated control
+// connection); later, a different key in trust.json is refused.
+func (u *Updater) pinnedKey(ctx context.Context, st *connector.State, dial connector.Dialer) (ed25519.PublicKey, error) {
+	pinPath := filepath.Join(u.cfg.UpdaterDir, PinFile)
+	trusted := st.Trust.ReleaseKey
+	raw, err := os.ReadFile(pinPath)
+	if err == nil {
+		key, perr := release.ParsePublicKey(raw)
+		if perr != nil {
+			return nil, problem.Newf(400, "release_key", fmt.Sprintf("delete %s to pin the key of the connector's registration again", pinPath),
+				"The updater's release key pin %s is damaged (%v)", pinPath, perr)
+		}
+		if trusted != "" {
+			if tk, terr := release.ParsePublicKey([]byte(trusted)); terr != nil || !tk.Equal(key) {
+				return nil, problem.Newf(400, "release_key_changed",
+					fmt.Sprintf("if the connector was registered again with a cloud whose release key changed, delete %s as root to pin the new key", pinPath),
+					"The release key in %s (%s) is not the one the updater pinned (%s), so no release is installed", filepath.Join(u.cfg.Dir, connector.TrustFile), keyIDOf(trusted), release.KeyID(key))
+			}
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater's release key pin %s cannot be read (%v)", pinPath, err)
+	}
+	source := "the connector's registration"
+	if trusted == "" {
+		var rk tunnel.ReleaseKey
+		if err := connector.ControlCall(ctx, st, dial, http.MethodGet, tunnel.ControlReleaseKey, nil, &rk); err != nil {
+			return nil, err
+		}
+		trusted, source = rk.Key, "the cloud (the connector was registered before releases existed)"
+	}
+	key, err := release.ParsePublicKey([]byte(trusted))
+	if err != nil {
+		return nil, problem.Newf(400, "release_key", fmt.Sprintf("register the connector again: sallyport connector register --dir %s ...", u.cfg.Dir),
+			"The release key in %s is damaged (%v)", filepath.Join(u.cfg.Dir, connector.TrustFile), err)
+	}
+	pem, err := release.MarshalPublicKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFileAtomic(pinPath, pem, 0o600); err != nil {
+		return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater cannot write its release key pin %s (%v)", pinPath, err)
+	}
+	u.events.Info(3013, fmt.Sprintf("The release key %s from %s was pinned in %s", release.KeyID(key), source, pinPath), "key_id", release.KeyID(key))
+	return key, nil
+}
+
+func keyIDOf(s string) string {
+	if k, err := release.ParsePublicKey([]byte(s)); err == nil {
+		return release.KeyID(k)
+	}
+	return "damaged"
 }
 
 // Check finds the installed version and the releases available for it.

@@ -113,7 +113,7 @@ func eventually(d time.Duration, cond func() bool) bool {
 // events reads the updater's event log of dir.
 func events(t *testing.T, dir string) []eventlog.Event {
 	t.Helper()
-	evs, err := eventlog.Read(filepath.Join(dir, SubDir, EventsFile), eventlog.Filter{})
+	evs, err := eventlog.Read(filepath.Join(DefaultDir(dir), EventsFile), eventlog.Filter{})
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
@@ -475,9 +475,9 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	fi := stat(t, filepath.Join(dir, SubDir))
+	fi := stat(t, DefaultDir(dir))
 	if !fi.IsDir() || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o700) {
-		t.Errorf("%s/ is %s, want a directory with mode 700", SubDir, fi.Mode())
+		t.Errorf("%s is %s, want a directory with mode 700", DefaultDir(dir), fi.Mode())
 	}
 	wd, _ := os.Getwd()
 	if u.cfg.Binary != filepath.Join(wd, "sallyport") {
@@ -504,7 +504,7 @@ func TestUpdateLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pidFile := filepath.Join(dir, SubDir, UpdateLock+".pid")
+	pidFile := filepath.Join(DefaultDir(dir), UpdateLock+".pid")
 	if got := strings.TrimSpace(readFile(t, pidFile)); got != strconv.Itoa(os.Getpid()) {
 		t.Errorf("%s holds %q, want this process's pid", filepath.Base(pidFile), got)
 	}
@@ -570,7 +570,7 @@ func TestRunSingleService(t *testing.T) {
 	u2 := newTestUpdater(t, dir, Config{Interval: 24 * time.Hour})
 	stop := runUpdater(t, u1)
 	waitEvent(t, dir, 3000, "checking every 24h0m0s for the connector in "+dir)
-	if got := strings.TrimSpace(readFile(t, filepath.Join(dir, SubDir, ServiceLock+".pid"))); got != strconv.Itoa(os.Getpid()) {
+	if got := strings.TrimSpace(readFile(t, filepath.Join(DefaultDir(dir), ServiceLock+".pid"))); got != strconv.Itoa(os.Getpid()) {
 		t.Errorf("%s.pid holds %q", ServiceLock, got)
 	}
 
@@ -723,16 +723,35 @@ func TestRestartBySignal(t *testing.T) {
 	if err := u.restartConnector(context.Background(), 0); err != nil {
 		t.Errorf("restart with no connector running = %v", err)
 	}
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
 		t.Skip("no sleep command:", err)
+	}
+	// Another program named in status.json is never signalled.
+	other := exec.Command(sleep, "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	if _, err := os.Stat("/proc/self/exe"); err == nil {
+		if err := u.restartConnector(context.Background(), other.Process.Pid); err == nil || !strings.Contains(err.Error(), "not the connector binary") {
+			t.Errorf("restart of a pid running %s = %v, want a refusal", sleep, err)
+		}
+	}
+	// The connector binary (here a copy of sleep) is.
+	if err := copyFile(sleep, u.cfg.Binary); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(u.cfg.Binary, "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
 	if err := u.restartConnector(context.Background(), cmd.Process.Pid); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatal(err)
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys() == nil || !strings.Contains(ee.Error(), "terminated") {
 		t.Errorf("the connector process ended with %v, want SIGTERM", err)

@@ -30,6 +30,13 @@ if [ ! -d "$dir" ]; then
 	chown "$user:$(id -gn "$user")" "$dir"
 fi
 
+# The updater's own directory: root only (it keeps its release key pin and
+# journal there, out of reach of the connector's user); the updater unit's
+# ReadWritePaths= needs it to exist.
+mkdir -p -m 0700 "$dir-updater"
+chown root:root "$dir-updater"
+chmod 0700 "$dir-updater"
+
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
 	# An upgrade: running units move to the new binary (a stopped one stays stopped).
