@@ -432,3 +432,42 @@ func TestUpdateRollout(t *testing.T) {
 		t.Errorf("the refused update changed %s", s.bin)
 	}
 }
+
+// TestUpdateThroughProxy: the updater reaches the cloud through the
+// connector's proxy settings (with credentials), for the check and the
+// download; with the connector not running, the new build is installed
+// for its next start.
+func TestUpdateThroughProxy(t *testing.T) {
+	t.Parallel()
+	c := startCloud(t)
+	site := newRunner(t, "site")
+	tp := startTinyproxy(t, site, "BasicAuth alice s3cret-proxy", "ConnectPort "+c.port)
+	dir := filepath.Join(site.dir, "conn")
+	site.ok(t, "s3cret-proxy\n", "connector", "proxy", "set", tp.url(), "--user", "alice", "--password-stdin", "--dir", dir)
+	c.mustRegister(t, site, dir, contosoAdmin, contosoPW)
+	v200 := buildVersion(t, "2.0.0")
+	publishRelease(t, c, v200, "2.0.0", "--major")
+
+	bin := filepath.Join(site.dir, "opt", "sallyport")
+	os.MkdirAll(filepath.Dir(bin), 0o755)
+	raw, err := os.ReadFile(buildVersion(t, "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, bin, string(raw), 0o755)
+	before := strings.Count(tp.logText(), "CONNECT 127.0.0.1:"+c.port)
+	upd := []string{"--dir", dir, "--binary", bin, "--restart", "signal"}
+	res := site.ok(t, "", append([]string{"connector", "update", "--check"}, upd...)...)
+	mustContain(t, "update --check", res.stdout, "Installed: 1.0.0", "Available: 2.0.0 (major: installed automatically)")
+	res = site.ok(t, "", append([]string{"connector", "update", "--apply"}, upd...)...)
+	mustContain(t, "update --apply", res.stdout, "Version 2.0.0 is installed; the connector was not running, so it starts with it next time")
+	if got, want := fileDigest(t, bin), fileDigest(t, v200); got != want {
+		t.Errorf("%s is not the 2.0.0 build after --apply", bin)
+	}
+	if after := strings.Count(tp.logText(), "CONNECT 127.0.0.1:"+c.port); after < before+3 {
+		t.Errorf("the updater's calls did not go through the proxy: %d CONNECTs before, %d after:\n%s", before, after, tp.logText())
+	}
+	if strings.Contains(res.stdout+res.stderr, "s3cret-proxy") {
+		t.Error("the updater printed the proxy password")
+	}
+}
