@@ -66,12 +66,12 @@ func TestDoctor(t *testing.T) {
 		}
 	}
 	for id, status := range steps {
-		if status != "PASS" {
-			t.Errorf("step %s is %s in a healthy setup:\n%s", id, status, res)
+		if want := map[bool]string{true: "SKIP", false: "PASS"}[id == "updater"]; status != want {
+			t.Errorf("step %s is %s in a healthy setup without an updater, want %s:\n%s", id, status, want, res)
 		}
 	}
 	mustContain(t, "healthy doctor output", res.stdout, "Sallyport connector doctor: connector "+st.id, "cloud "+c.url,
-		"      checked: ", "      found:   ", "TLS 1.3", "Verdict: healthy: all 9 steps passed.")
+		"      checked: ", "      found:   ", "TLS 1.3", "Verdict: healthy: 9 steps passed, 1 not checked (updater).")
 
 	// An application whose internal URL refuses: exit 1, its step fails
 	// and names the URL; the summary sentence names the step.
@@ -86,7 +86,7 @@ func TestDoctor(t *testing.T) {
 	mustContain(t, "doctor output with a refusing application", res.stdout,
 		"The internal application 'broken' at "+brokenURL+" refused the connection from this machine",
 		"advice:  check that the application is running and listening on 127.0.0.1:",
-		"Verdict: failed: 1 fail (app broken).")
+		"Verdict: failed: 1 fail (app broken), 1 skipped.")
 
 	// --json: the same, for machines.
 	res = site.run(t, "", "connector", "doctor", "--dir", st.dir, "--json")
@@ -104,6 +104,10 @@ func TestDoctor(t *testing.T) {
 	for _, s := range rep.Steps {
 		ids = append(ids, s.ID)
 		switch s.ID {
+		case "updater":
+			if s.Status != "skip" || !strings.Contains(s.Found, "no updater was set up") || s.Seed != "auto-upgrade" {
+				t.Errorf("updater step %+v", s)
+			}
 		case "app broken":
 			if s.Status != "fail" || !strings.Contains(s.Found, brokenURL) || s.Advice == "" || s.Seed != "7-9" {
 				t.Errorf("app broken step %+v", s)
@@ -114,7 +118,7 @@ func TestDoctor(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{"state", "dns", "tcp", "tls", "registration", "clock", "group", "app broken", "app web", "events"}; !slices.Equal(ids, want) {
+	if want := []string{"state", "dns", "tcp", "tls", "registration", "clock", "group", "app broken", "app web", "events", "updater"}; !slices.Equal(ids, want) {
 		t.Errorf("steps %v, want %v", ids, want)
 	}
 

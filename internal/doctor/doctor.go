@@ -152,6 +152,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.do("group", "Connector group and its applications", "1-2", r.needStatus, r.checkGroup)
 	r.checkApps()
 	r.do("events", "Event log errors of the last hour", "connector-errors", nil, r.checkEvents)
+	r.do("updater", "The updater: service and recent problems", "auto-upgrade", nil, r.checkUpdater)
 
 	r.rep.Verdict = verdict(r.rep.Steps)
 	return r.rep

@@ -368,11 +368,14 @@ func TestHealthy(t *testing.T) {
 	e.publish("web", be+"/ok", "")
 	e.runConnector()
 	rep := e.doctor()
-	wantIDs := []string{"state", "dns", "tcp", "tls", "registration", "clock", "group", "app web", "events"}
+	wantIDs := []string{"state", "dns", "tcp", "tls", "registration", "clock", "group", "app web", "events", "updater"}
 	if got := ids(rep); !slices.Equal(got, wantIDs) {
 		t.Errorf("steps %v, want %v", got, wantIDs)
 	}
 	for _, s := range rep.Steps {
+		if s.ID == "updater" {
+			continue // no updater set up here: checked in TestUpdater
+		}
 		if s.Status != doctor.Pass || s.Checked == "" || s.Found == "" || s.Advice != "" {
 			t.Errorf("step %s: %+v, want a pass with what was checked and found, and no advice", s.ID, s)
 		}
@@ -387,11 +390,12 @@ func TestHealthy(t *testing.T) {
 		{"group", doctor.Pass, []string{"'Default'", "1 application: web"}, nil},
 		{"app web", doctor.Pass, []string{"127.0.0.1 is an IP address", "not a loop", "200 OK", "within its backend timeout of 1m25s ('default')"}, nil},
 		{"events", doctor.Pass, []string{"no error event"}, nil},
+		{"updater", doctor.Skip, []string{"no updater was set up for this connector", "connector-updater does not exist"}, nil},
 	}, nil)
 	if rep.Verdict != doctor.Healthy || rep.Err("x") != nil || rep.Connector != e.connID || rep.Cloud != e.target.URL {
 		t.Errorf("verdict %s, err %v, connector %q, cloud %q", rep.Verdict, rep.Err("x"), rep.Connector, rep.Cloud)
 	}
-	if !strings.Contains(table(rep), "Verdict: healthy: all 9 steps passed.") {
+	if !strings.Contains(table(rep), "Verdict: healthy: 9 steps passed, 1 not checked (updater).") {
 		t.Errorf("table:\n%s", table(rep))
 	}
 }

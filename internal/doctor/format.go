@@ -71,5 +71,8 @@ func VerdictLine(rep Report) string {
 	case Warnings:
 		return "Verdict: warnings: " + count(Warn) + ", nothing failed."
 	}
+	if n := len(rep.IDs(Skip)); n > 0 {
+		return fmt.Sprintf("Verdict: healthy: %d steps passed, %d not checked (%s).", len(rep.Steps)-n, n, strings.Join(rep.IDs(Skip), ", "))
+	}
 	return fmt.Sprintf("Verdict: healthy: all %d steps passed.", len(rep.Steps))
 }
