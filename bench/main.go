@@ -43,6 +43,8 @@ type options struct {
 
 	other, otherHost, otherName, otherPIDs string
 
+	tests []string // which of testSmall, testDownload, testUpload to run
+
 	smoke   bool
 	profile string
 	bin     string
@@ -72,6 +74,7 @@ func parseFlags() *options {
 	flag.StringVar(&o.otherHost, "other-host", "", "Host header (and TLS server name) for -other (default: the URL's host)")
 	flag.StringVar(&o.otherName, "other-name", "other", "name of -other in the tables")
 	flag.StringVar(&o.otherPIDs, "other-pids", "", "comma-separated PIDs of -other's processes, to report their CPU time and memory")
+	tests := flag.String("tests", "small,download,upload", "the measurements to run, comma-separated (memory at rest and WebSockets: see -ws)")
 	flag.BoolVar(&o.smoke, "smoke", false, "a few seconds with small counts, to check the harness works (CI)")
 	flag.StringVar(&o.profile, "profile", "", "run the cloud and connector inside the bench and write CPU profiles into this directory")
 	flag.StringVar(&o.bin, "bin", "", "use this sallyport binary instead of building one")
@@ -82,6 +85,15 @@ func parseFlags() *options {
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(fmt.Errorf("unexpected arguments %q", flag.Args()))
+	}
+	for _, t := range strings.Split(*tests, ",") {
+		switch t = strings.TrimSpace(t); t {
+		case testSmall, testDownload, testUpload:
+			o.tests = append(o.tests, t)
+		case "":
+		default:
+			fail(fmt.Errorf("-tests: unknown measurement %q (small, download, upload)", t))
+		}
 	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -281,7 +293,7 @@ func runBench(ctx context.Context, o *options) error {
 
 	h.logf("warming up each path for %s", o.warmup)
 	for _, t := range targets {
-		for _, test := range []string{testSmall, testDownload, testUpload} {
+		for _, test := range o.tests {
 			d := o.warmup
 			switch {
 			case test == testSmall && wrk != "":
@@ -300,7 +312,7 @@ func runBench(ctx context.Context, o *options) error {
 	}
 
 	for round := 1; round <= o.rounds; round++ {
-		for _, test := range []string{testSmall, testDownload, testUpload} {
+		for _, test := range o.tests {
 			// Rotate the order of the paths from round to round.
 			for i := range targets {
 				t := targets[(i+round-1)%len(targets)]

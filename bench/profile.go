@@ -26,7 +26,7 @@ import (
 // the bench configures the binary), with pprof labels role=cloud and
 // role=connector on all their goroutines, while the load runs against the
 // edge. It writes DIR/cpu-small.pprof, cpu-download.pprof,
-// cpu-upload.pprof, mutex-small.pprof and heap-ws.pprof (with the idle
+// cpu-upload.pprof, mutex-small.pprof, allocs-small.pprof and heap-ws.pprof (with the idle
 // WebSockets open), and prints the top functions of each CPU profile,
 // flat and cumulative, for both and for each role. The backend and wrk
 // stay separate processes; the built-in load generator, when used, runs
@@ -207,6 +207,11 @@ func runProfile(ctx context.Context, h *harness, backend *backendProc, o *option
 			if err := writeProfile("mutex", filepath.Join(o.profile, "mutex-small.pprof")); err != nil {
 				return err
 			}
+			// Allocations since the start (set-up and warm-up included:
+			// read it for where, not how much).
+			if err := writeProfile("allocs", filepath.Join(o.profile, "allocs-small.pprof")); err != nil {
+				return err
+			}
 			runtime.SetMutexProfileFraction(0)
 		}
 		if err != nil {
@@ -224,6 +229,13 @@ func runProfile(ctx context.Context, h *harness, backend *backendProc, o *option
 		}
 		err := withWebSockets(ctx, t, o.ws, func() error {
 			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			h.logf("with %d idle WebSockets (bench, cloud and connector together): %d goroutines, heap in use %.1f MB, stacks %.1f MB",
+				o.ws, runtime.NumGoroutine(), float64(ms.HeapInuse)/1e6, float64(ms.StackInuse)/1e6)
+			if err := writeProfile("goroutine", filepath.Join(o.profile, "goroutine-ws.pprof")); err != nil {
+				return err
+			}
 			return writeProfile("heap", filepath.Join(o.profile, "heap-ws.pprof"))
 		})
 		if err != nil {

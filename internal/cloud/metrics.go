@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // metrics are the cloud's Prometheus metrics.
@@ -25,8 +26,10 @@ type metrics struct {
 	rtt      prometheus.Histogram
 
 	mu     sync.Mutex
-	series map[string]*edgeSeries // by tenant/app
+	series map[seriesKey]*edgeSeries
 }
+
+type seriesKey struct{ tenant, app string }
 
 type edgeSeries struct {
 	latency prometheus.Observer
@@ -34,7 +37,7 @@ type edgeSeries struct {
 }
 
 func newMetrics(s *Server) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), series: map[string]*edgeSeries{}}
+	m := &metrics{reg: prometheus.NewRegistry(), series: map[seriesKey]*edgeSeries{}}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sallyport_cloud_requests_total", Help: "Edge requests to applications, by tenant, application and HTTP status code.",
 	}, []string{"tenant", "app", "code"})
@@ -53,7 +56,7 @@ func newMetrics(s *Server) *metrics {
 
 // observe records one edge request.
 func (m *metrics) observe(tenant, app string, code int, d time.Duration) {
-	key := tenant + "/" + app
+	key := seriesKey{tenant, app}
 	m.mu.Lock()
 	es := m.series[key]
 	if es == nil {
@@ -99,13 +102,20 @@ func (c *connectorCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// statusRecorder captures the status an edge handler wrote.
+// statusRecorder captures the status an edge handler wrote. On an
+// HTTP/1.1 connection it also sends each large write's TLS records
+// together (corked: one system call instead of one per 16 KiB record).
 type statusRecorder struct {
 	http.ResponseWriter
 	code  int
 	start time.Time
 	took  time.Duration
+	bc    *tunnel.BatchConn // the connection under TLS, HTTP/1.x only
 }
+
+// corkAbove is the size of a write above which it is corked: more than one
+// TLS record.
+const corkAbove = 16 << 10
 
 func (w *statusRecorder) WriteHeader(code int) {
 	if w.code == 0 {
@@ -117,6 +127,14 @@ func (w *statusRecorder) WriteHeader(code int) {
 func (w *statusRecorder) Write(p []byte) (int, error) {
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.bc != nil && len(p) > corkAbove {
+		w.bc.Cork()
+		n, err := w.ResponseWriter.Write(p)
+		if uerr := w.bc.Uncork(); err == nil && uerr != nil {
+			err = uerr
+		}
+		return n, err
 	}
 	return w.ResponseWriter.Write(p)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,32 @@ type registry struct {
 	mu         sync.Mutex
 	connectors map[string]*liveConnector // by connector id
 
+	// groups is what pick reads, without a lock: the live connectors of
+	// each group with their tunnels, an immutable snapshot rebuilt under
+	// mu whenever a tunnel comes or goes or a connector changes group.
+	groups atomic.Pointer[map[string][]candidate]
+
 	pushes sync.WaitGroup // background configuration pushes
+}
+
+// candidate is a connector as pick sees it: its tunnels when the snapshot
+// was taken.
+type candidate struct {
+	lc      *liveConnector
+	tunnels []*liveTunnel
+}
+
+// rebuild replaces the snapshot pick reads; callers hold mu.
+func (r *registry) rebuild() {
+	g := make(map[string][]candidate, len(r.connectors))
+	for _, lc := range r.connectors {
+		if len(lc.tunnels) == 0 {
+			continue
+		}
+		id := lc.group()
+		g[id] = append(g[id], candidate{lc: lc, tunnels: slices.Clone(lc.tunnels)})
+	}
+	r.groups.Store(&g)
 }
 
 // wait waits for background configuration pushes to end.
@@ -42,8 +68,22 @@ type liveConnector struct {
 	groupID      atomic.Pointer[string] // may change (connector moved)
 	Hello        tunnel.Hello
 	Address      string
-	tunnels      []*liveTunnel
-	active       atomic.Int64 // requests reserved on it, for the concurrency limit
+	tunnels      []*liveTunnel // guarded by registry.mu
+	active       atomic.Int64  // requests reserved on it, for the concurrency limit
+}
+
+// reserve counts one more request on the connector unless it already
+// has limit.
+func (lc *liveConnector) reserve(limit int64) bool {
+	for {
+		n := lc.active.Load()
+		if n >= limit {
+			return false
+		}
+		if lc.active.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // liveTunnel is one tunnel connection.
@@ -55,7 +95,9 @@ type liveTunnel struct {
 }
 
 func newRegistry(log *slog.Logger, limit int, routes func() *routeTable, refresh func(context.Context) error) *registry {
-	return &registry{log: log, limit: int64(limit), routes: routes, refresh: refresh, connectors: map[string]*liveConnector{}}
+	r := &registry{log: log, limit: int64(limit), routes: routes, refresh: refresh, connectors: map[string]*liveConnector{}}
+	r.groups.Store(&map[string][]candidate{})
+	return r
 }
 
 // add registers a tunnel of a connector.
@@ -71,6 +113,7 @@ func (r *registry) add(lt *liveTunnel, id, tenantID, groupID, addr string, hello
 	lc.Hello, lc.Address = hello, addr
 	lc.tunnels = append(lc.tunnels, lt)
 	lt.conn = lc
+	r.rebuild()
 }
 
 // remove forgets a tunnel.
@@ -90,6 +133,7 @@ func (r *registry) remove(lt *liveTunnel) {
 	if len(lc.tunnels) == 0 && r.connectors[lc.ID] == lc {
 		delete(r.connectors, lc.ID)
 	}
+	r.rebuild()
 }
 
 // setGroup moves a live connector to another group: it serves that
@@ -99,6 +143,7 @@ func (r *registry) setGroup(id, groupID string, t *routeTable) {
 	lc := r.connectors[id]
 	if lc != nil {
 		lc.groupID.Store(&groupID)
+		r.rebuild()
 	}
 	r.mu.Unlock()
 	if lc != nil {
@@ -164,56 +209,62 @@ const (
 // with the fewest requests in flight (ties at random), then its least busy
 // tunnel. Connectors in exclude, draining tunnels and connectors at their
 // limit are skipped. The caller releases the reservation.
-func (r *registry) pick(groupID, preferred string, exclude map[string]bool) (*liveTunnel, pickResult) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var best *liveTunnel
-	var bestLoad int64
-	ties, full := 0, false
-	for _, lc := range r.connectors {
-		if lc.group() != groupID || exclude[lc.ID] {
-			continue
-		}
-		lt := lc.leastBusyTunnel()
-		if lt == nil {
-			continue
-		}
-		load := lc.active.Load()
-		if load >= r.limit {
-			full = true
-			continue
-		}
-		if lc.ID == preferred {
-			best, ties = lt, -1
-			break
-		}
-		switch {
-		case best == nil || load < bestLoad:
-			best, bestLoad, ties = lt, load, 1
-		case load == bestLoad:
-			ties++
-			if rand.IntN(ties) == 0 {
-				best = lt
+//
+// It takes no lock: it reads the registry's snapshot and reserves with a
+// compare-and-swap on the connector's counter; if another request took
+// the last slot of the connector it chose meanwhile, it chooses again.
+func (r *registry) pick(groupID, preferred string, exclude []string) (*liveTunnel, pickResult) {
+	cands := (*r.groups.Load())[groupID]
+	for {
+		var best *liveTunnel
+		var bestLoad int64
+		ties, full := 0, false
+		for i := range cands {
+			lc := cands[i].lc
+			if slices.Contains(exclude, lc.ID) {
+				continue
+			}
+			lt := leastBusyTunnel(cands[i].tunnels)
+			if lt == nil {
+				continue
+			}
+			load := lc.active.Load()
+			if load >= r.limit {
+				full = true
+				continue
+			}
+			if lc.ID == preferred {
+				best, ties = lt, -1
+				break
+			}
+			switch {
+			case best == nil || load < bestLoad:
+				best, bestLoad, ties = lt, load, 1
+			case load == bestLoad:
+				ties++
+				if rand.IntN(ties) == 0 {
+					best = lt
+				}
 			}
 		}
+		switch {
+		case best == nil && full:
+			return nil, saturated
+		case best == nil:
+			return nil, none
+		case best.conn.reserve(r.limit):
+			return best, picked
+		}
 	}
-	switch {
-	case best != nil:
-		best.conn.active.Add(1)
-		return best, picked
-	case full:
-		return nil, saturated
-	}
-	return nil, none
 }
 
 // group is the connector's current group id.
 func (lc *liveConnector) group() string { return *lc.groupID.Load() }
 
 // leastBusyTunnel returns the usable tunnel with the fewest streams.
-func (lc *liveConnector) leastBusyTunnel() *liveTunnel {
+func leastBusyTunnel(tunnels []*liveTunnel) *liveTunnel {
 	var lt *liveTunnel
-	for _, t := range lc.tunnels {
+	for _, t := range tunnels {
 		if t.c.Available() && (lt == nil || t.c.InFlight() < lt.c.InFlight()) {
 			lt = t
 		}
@@ -226,7 +277,8 @@ func (lc *liveConnector) leastBusyTunnel() *liveTunnel {
 // group; an idempotent request without a body whose tunnel broke before
 // any answer is retried once on another connector.
 func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, error) {
-	tried := map[string]bool{}
+	var triedIDs [maxAttempts]string
+	tried := triedIDs[:0]
 	preferred := edge.PreferredConnector(req.Context())
 	idempotentRetry := retryable(req)
 	var lastErr error
@@ -241,11 +293,11 @@ func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, 
 			}
 			return nil, noConnector(app)
 		}
-		tried[lt.conn.ID] = true
+		tried = append(tried, lt.conn.ID)
 		resp, err := r.send(lt, req)
 		if err == nil {
 			resp.Header.Set(tunnel.HeaderConnector, lt.conn.ID)
-			resp.Body = releasingBody(resp.Body, func() { lt.conn.active.Add(-1) })
+			resp.Body = releasingBody(resp.Body, lt.conn)
 			return resp, nil
 		}
 		lt.conn.active.Add(-1)
@@ -291,11 +343,10 @@ func saturatedProblem(app *edge.App, limit int64) *problem.Problem {
 		"Every connector of group '%s' of %s is already handling its limit of %d concurrent requests", app.Group, app.Tenant, limit)
 }
 
-// releasingBody calls release once when the body is closed; it keeps the
-// body writable for upgraded connections.
-func releasingBody(b io.ReadCloser, release func()) io.ReadCloser {
-	var once sync.Once
-	rb := &releaseBody{ReadCloser: b, release: func() { once.Do(release) }}
+// releasingBody releases the request's reservation on lc once when the
+// body is closed; it keeps the body writable for upgraded connections.
+func releasingBody(b io.ReadCloser, lc *liveConnector) io.ReadCloser {
+	rb := &releaseBody{ReadCloser: b, lc: lc}
 	if rw, ok := b.(io.ReadWriteCloser); ok {
 		return &releaseRWBody{releaseBody: rb, w: rw}
 	}
@@ -304,12 +355,15 @@ func releasingBody(b io.ReadCloser, release func()) io.ReadCloser {
 
 type releaseBody struct {
 	io.ReadCloser
-	release func()
+	lc       *liveConnector
+	released atomic.Bool
 }
 
 func (b *releaseBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.release()
+	if b.released.CompareAndSwap(false, true) {
+		b.lc.active.Add(-1)
+	}
 	return err
 }
 
@@ -419,5 +473,5 @@ func (r *registry) pickable(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	lc := r.connectors[id]
-	return lc != nil && lc.leastBusyTunnel() != nil
+	return lc != nil && leastBusyTunnel(lc.tunnels) != nil
 }

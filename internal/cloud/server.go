@@ -263,6 +263,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          log.New(slogWriter{s.log}, "", 0),
+		ConnContext:       withBatchConn,
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
 			tunnel.ALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
 				s.wg.Add(1)
@@ -297,7 +298,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.maintain(ctx)
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(tls.NewListener(ln, tlsCfg)) }()
+	// Tunnels batch their writes (tunnel.BatchConn); other connections
+	// write straight through it.
+	go func() { errc <- hs.Serve(tls.NewListener(tunnel.NewBatchListener(ln), tlsCfg)) }()
 	s.events.Info(2000, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
 	select {
 	case err := <-errc:
@@ -472,19 +475,38 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 
 // route sends a request to the admin API (cloud's own name) or the edge.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if host, ok := edge.NormalizeHost(r.Host); ok && host == s.settings.Name {
+	host, hostOK := edge.NormalizeHost(r.Host)
+	if hostOK && host == s.settings.Name {
 		s.api.ServeHTTP(w, r)
 		return
 	}
 	s.edgeInFlight.Add(1)
 	defer s.edgeInFlight.Add(-1)
 	rec := &statusRecorder{ResponseWriter: w, start: time.Now()}
+	if r.ProtoMajor == 1 {
+		// HTTP/1.x writes on the connection from this goroutine; HTTP/2's
+		// serve loop writes for every stream (no corking there).
+		rec.bc, _ = r.Context().Value(batchConnKey{}).(*tunnel.BatchConn)
+	}
 	s.edge.ServeHTTP(rec, r)
-	if host, ok := edge.NormalizeHost(r.Host); ok {
+	if hostOK {
 		if app, ok := s.Lookup(host); ok {
 			s.metrics.observe(app.Tenant, app.Name, rec.code, rec.took)
 		}
 	}
+}
+
+type batchConnKey struct{}
+
+// withBatchConn puts a connection's BatchConn (under its TLS) in the
+// context of its requests.
+func withBatchConn(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		if bc, ok := tc.NetConn().(*tunnel.BatchConn); ok {
+			return context.WithValue(ctx, batchConnKey{}, bc)
+		}
+	}
+	return ctx
 }
 
 type slogWriter struct{ log *slog.Logger }

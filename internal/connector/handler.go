@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,23 +75,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"The connector has no application with id %s in its configuration", id))
 		return
 	}
-	w, done := a.met.instrument(w, r)
-	defer done()
+	cw := a.met.instrument(w, r)
+	defer cw.done()
 	if proto := tunnel.UpgradeRequested(r); proto != "" {
-		h.serveUpgrade(w, r, a, proto)
+		h.serveUpgrade(cw, r, a, proto)
 		return
 	}
 	// The proxy strips the tunnel headers from the request it passes to
 	// its error handler: keep the request id for the log.
-	ctx := context.WithValue(r.Context(), requestIDKey{}, r.Header.Get(tunnel.HeaderRequestID))
-	a.proxy.ServeHTTP(w, r.WithContext(ctx))
+	cw.requestID = r.Header.Get(tunnel.HeaderRequestID)
+	a.proxy.ServeHTTP(cw, r)
 }
 
-type requestIDKey struct{}
-
-func requestID(r *http.Request) string {
-	id, _ := r.Context().Value(requestIDKey{}).(string)
-	return id
+// requestID is the request id of a request the proxy failed to serve.
+func requestID(w http.ResponseWriter) string {
+	if cw, ok := w.(*countingWriter); ok {
+		return cw.requestID
+	}
+	return ""
 }
 
 func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -174,7 +174,11 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 // ConfigVersion returns the version of the configuration held.
 func (c *Connector) ConfigVersion() string { return c.handler.apps.Load().cfg.Version }
 
-var bufPool = &bytePool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+// bufPool holds the proxies' body copy buffers: one tunnel frame (64 KiB)
+// each, so that a download reads the backend and fills the tunnel in
+// frame-sized pieces (a third fewer system calls per MB than with 32 KiB,
+// bench/RESULTS.md). Each response in flight holds one.
+var bufPool = &bytePool{p: sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}}
 
 type bytePool struct{ p sync.Pool }
 
@@ -201,7 +205,7 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 			}
 			p := h.backendProblem(a, err)
 			if n, ok := h.backendLogs.allow(a.cfg.ID); ok {
-				h.c.events.Warning(1400, p.Error(), "app", a.cfg.Name, "request_id", requestID(r), "code", p.Code, "suppressed", fmt.Sprint(n))
+				h.c.events.Warning(1400, p.Error(), "app", a.cfg.Name, "request_id", requestID(w), "code", p.Code, "suppressed", fmt.Sprint(n))
 			}
 			writeError(w, p)
 		},

@@ -95,21 +95,23 @@ func (a *appMetrics) served(code int) {
 }
 
 // instrument wraps a request's body and response writer to count bytes,
-// the status and the time to the response headers.
-func (a *appMetrics) instrument(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, func()) {
+// the status and the time to the response headers; call done on the
+// writer when the request is served.
+func (a *appMetrics) instrument(w http.ResponseWriter, r *http.Request) *countingWriter {
 	a.m.inFlight.Inc()
-	start := time.Now()
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, c: a.bytesIn}
 	}
-	cw := &countingWriter{ResponseWriter: w, app: a, start: start}
-	return cw, func() {
-		a.m.inFlight.Dec()
-		if cw.code == 0 {
-			cw.code = http.StatusOK
-		}
-		a.served(cw.code)
+	return &countingWriter{ResponseWriter: w, app: a, start: time.Now()}
+}
+
+// done records the request as served.
+func (w *countingWriter) done() {
+	w.app.m.inFlight.Dec()
+	if w.code == 0 {
+		w.code = http.StatusOK
 	}
+	w.app.served(w.code)
 }
 
 type countingBody struct {
@@ -131,6 +133,10 @@ type countingWriter struct {
 	app   *appMetrics
 	start time.Time
 	code  int
+	// requestID is the cloud's id of the request, for the log of a
+	// failure (the proxy hands its error handler this writer, and a
+	// request stripped of the tunnel's headers).
+	requestID string
 }
 
 func (w *countingWriter) WriteHeader(code int) {

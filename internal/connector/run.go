@@ -362,6 +362,9 @@ func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, ne
 	}
 	cfg := cloudlink.TLSConfig(t.Host, st.CloudCA, alpn)
 	cfg.Certificates = []tls.Certificate{st.Cert}
+	if alpn == tunnel.ALPN {
+		raw = tunnel.NewBatchConn(raw) // tunnel.Serve batches its writes
+	}
 	conn := tls.Client(raw, cfg)
 	if err := conn.HandshakeContext(dctx); err != nil {
 		raw.Close()

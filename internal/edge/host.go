@@ -37,7 +37,16 @@ func ValidDNSName(h string) bool {
 	if h == "" || len(h) > MaxHostLength {
 		return false
 	}
-	for _, label := range strings.Split(h, ".") {
+	for len(h) > 0 {
+		label := h
+		if i := strings.IndexByte(h, '.'); i >= 0 {
+			label, h = h[:i], h[i+1:]
+			if h == "" {
+				return false // empty last label
+			}
+		} else {
+			h = ""
+		}
 		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}

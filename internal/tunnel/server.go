@@ -57,9 +57,11 @@ const (
 // until the connection ends or ctx is done. When ctx is done it drains:
 // GOAWAY tells the cloud to open no new stream, streams in flight go on
 // for up to cfg.DrainTimeout, then the connection closes. It returns only
-// after every handler it started has returned.
+// after every handler it started has returned. If conn is a *tls.Conn over
+// a BatchConn, its writes are batched from now on.
 func Serve(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig) {
 	cfg = cfg.withDefaults()
+	EnableBatching(conn)
 	srv := &http2.Server{
 		MaxConcurrentStreams:         cfg.MaxConcurrentStreams,
 		ReadIdleTimeout:              cfg.PingInterval,

@@ -30,6 +30,7 @@ var transports = []struct {
 	{"pipe", func(t *testing.T) (net.Conn, net.Conn) { return net.Pipe() }},
 	{"tcp", tcpPair},
 	{"tls", tlsPair},
+	{"tls-batch", tlsBatchPair}, // as the connector and the cloud run it
 }
 
 func tcpPair(t *testing.T) (net.Conn, net.Conn) {
@@ -61,6 +62,20 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 
 func tlsPair(t *testing.T) (net.Conn, net.Conn) {
 	t.Helper()
+	a, b := tcpPair(t)
+	return tlsOver(t, a, b)
+}
+
+// tlsBatchPair is TLS over BatchConns (tunnel.Serve and NewClient switch
+// batching on).
+func tlsBatchPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	a, b := tcpPair(t)
+	return tlsOver(t, NewBatchConn(a), NewBatchConn(b))
+}
+
+func tlsOver(t *testing.T, a, b net.Conn) (net.Conn, net.Conn) {
+	t.Helper()
 	ca, err := pki.NewCA("test CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +84,6 @@ func tlsPair(t *testing.T) (net.Conn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := tcpPair(t)
 	client := tls.Client(a, &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS12})
 	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS12})
 	errc := make(chan error, 1)
@@ -277,6 +291,50 @@ func TestUpgrade(t *testing.T) {
 
 // TestUpgradeRefused: a backend that does not switch protocols gives an
 // ordinary response.
+// TestUpgradeLargeMessages: an upgraded connection carries large bursts
+// intact both ways (its relay switches from its small buffer to a large
+// one and back).
+func TestUpgradeLargeMessages(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			backendDone := make(chan struct{})
+			c := start(t, tr.pair, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				near, far := net.Pipe()
+				go func() {
+					defer close(backendDone)
+					defer far.Close()
+					io.Copy(far, far) // echo
+				}()
+				ServeUpgrade(w, r, http.Header{}, near, UpgradeRequested(r))
+			}))
+			req := newReq(t, "GET", "/ws", nil)
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			resp, err := c.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rw := resp.Body.(io.ReadWriteCloser)
+			for _, size := range []int{1, 1000, 1024, 300 << 10, 5, 2 << 20} {
+				msg := make([]byte, size)
+				for i := range msg {
+					msg[i] = byte(i*7 + size)
+				}
+				go rw.Write(msg)
+				got := make([]byte, size)
+				if _, err := io.ReadFull(rw, got); err != nil {
+					t.Fatalf("%d bytes: %v", size, err)
+				}
+				if sha256.Sum256(got) != sha256.Sum256(msg) {
+					t.Fatalf("%d bytes came back damaged", size)
+				}
+			}
+			rw.Close()
+			<-backendDone
+		})
+	}
+}
+
 func TestUpgradeRefused(t *testing.T) {
 	c := start(t, tcpPair, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no websockets here", http.StatusForbidden)

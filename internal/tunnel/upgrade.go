@@ -43,29 +43,64 @@ func ServeUpgrade(w http.ResponseWriter, r *http.Request, backendHeader http.Hea
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(backend, r.Body)
+		relay(backend, r.Body, nil)
 		if cw, ok := backend.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
 			stop()
 		}
 	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := backend.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				break
-			}
-			if rc.Flush() != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
+	relay(w, backend, rc.Flush)
 	stop()
 	r.Body.Close()
 	<-done
+}
+
+// Buffers of upgraded connections. An idle WebSocket waits for its next
+// message in both directions at once, holding a buffer each way: a small
+// one of its own, so that thousands of idle ones cost little memory. A
+// read that fills it borrows a large buffer from a pool until the reads
+// catch up with the sender.
+const (
+	relaySmall = 1 << 10
+	relayLarge = 32 << 10
+)
+
+var relayBuffers = sync.Pool{New: func() any { b := make([]byte, relayLarge); return &b }}
+
+// relay copies src to dst, calling flush (if set) after each write, until
+// either fails.
+func relay(dst io.Writer, src io.Reader, flush func() error) {
+	small := make([]byte, relaySmall)
+	buf := small
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			relayBuffers.Put(large)
+		}
+	}()
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flush != nil && flush() != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+		switch {
+		case n == len(buf) && large == nil:
+			// More is probably waiting.
+			large = relayBuffers.Get().(*[]byte)
+			buf = *large
+		case n < len(buf) && large != nil:
+			// Caught up: wait for the next message with the small one.
+			relayBuffers.Put(large)
+			large, buf = nil, small
+		}
+	}
 }
