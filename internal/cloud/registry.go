@@ -281,6 +281,14 @@ func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, 
 	tried := triedIDs[:0]
 	preferred := edge.PreferredConnector(req.Context())
 	idempotentRetry := retryable(req)
+	// A failed attempt must not close (and so drain) the client's body:
+	// a request never sent goes to another connector with the same body.
+	var body *retryBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &retryBody{body: req.Body}
+		req = req.Clone(req.Context())
+		req.Body = body
+	}
 	var lastErr error
 	for range maxAttempts {
 		lt, why := r.pick(app.GroupID, preferred, tried)
@@ -306,6 +314,8 @@ func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, 
 			return nil, err
 		}
 		switch {
+		case body != nil && body.touched():
+			return nil, err // some of the body went to the failed attempt
 		case errors.Is(err, errConfigPush) || tunnel.NotSent(err):
 		case idempotentRetry:
 			idempotentRetry = false
@@ -328,6 +338,30 @@ func (r *registry) send(lt *liveTunnel, req *http.Request) (*http.Response, erro
 	}
 	return lt.c.RoundTrip(req)
 }
+
+// retryBody is a request body offered to several attempts. The first Read
+// marks it used: no other attempt may send it, and Close goes through (it
+// stops an upload the backend no longer wants). Before that, Close by a
+// failed attempt's transport is ignored — closing would drain the client's
+// body — and the server closes the body when the request ends.
+type retryBody struct {
+	body io.ReadCloser
+	used atomic.Bool
+}
+
+func (b *retryBody) Read(p []byte) (int, error) {
+	b.used.Store(true)
+	return b.body.Read(p)
+}
+
+func (b *retryBody) Close() error {
+	if b.used.Load() {
+		return b.body.Close()
+	}
+	return nil
+}
+
+func (b *retryBody) touched() bool { return b.used.Load() }
 
 func retryable(req *http.Request) bool {
 	switch req.Method {

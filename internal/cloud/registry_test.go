@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,5 +191,39 @@ func TestSaturationAndNoConnector(t *testing.T) {
 	_, err = f.get(t, context.Background(), "/")
 	if p, ok := problem.As(err); !ok || p.Code != "no_connector" || p.Status != http.StatusBadGateway {
 		t.Fatalf("err = %v, want 502 no_connector", err)
+	}
+}
+
+// closeCounter is a body that counts Close calls and drains like a
+// server's request body does when closed.
+type closeCounter struct {
+	r      io.Reader
+	closed int
+}
+
+func (c *closeCounter) Read(p []byte) (int, error) {
+	if c.closed > 0 {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return c.r.Read(p)
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// TestRetryBody: a failed attempt that never read the body cannot close it
+// (the next attempt sends it whole); once read, it is used up and Close
+// goes through.
+func TestRetryBody(t *testing.T) {
+	src := &closeCounter{r: strings.NewReader("the whole body")}
+	b := &retryBody{body: src}
+	if err := b.Close(); err != nil || src.closed != 0 || b.touched() {
+		t.Fatalf("Close before any read: err %v, closed %d, touched %v; want it ignored", err, src.closed, b.touched())
+	}
+	got, err := io.ReadAll(b)
+	if err != nil || string(got) != "the whole body" || !b.touched() {
+		t.Fatalf("read after an ignored Close: %q, %v, touched %v", got, err, b.touched())
+	}
+	if b.Close(); src.closed != 1 {
+		t.Fatalf("Close after a read did not reach the body (closed %d)", src.closed)
 	}
 }
