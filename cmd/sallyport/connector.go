@@ -14,6 +14,7 @@ import (
 	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
 	"github.com/sallyport/sallyport/internal/version"
 )
@@ -160,6 +161,11 @@ func newStatusCmd() *cobra.Command {
 				t.ConnectorID, t.Tenant, t.TenantID, t.Group, t.CloudURL, t.Thumbprint, t.KeyLocation,
 				t.IssuedAt.Format(time.RFC3339), t.Source, t.ExpiresAt.Format(time.RFC3339), days)
 			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir))
+			if t.ReleaseKey != "" {
+				if k, err := release.ParsePublicKey([]byte(t.ReleaseKey)); err == nil {
+					fmt.Fprintf(out, "Release key:  %s (updates are checked against it)\n", release.KeyID(k))
+				}
+			}
 			return st.CheckValidity(time.Now())
 		},
 	}
@@ -175,7 +181,7 @@ func connectionState(dir string) string {
 	case !fresh:
 		return "not running (start it with 'sallyport connector run')"
 	case rs.TunnelsUp > 0:
-		return fmt.Sprintf("connected: %d of %d tunnels up, serving %d application(s)", rs.TunnelsUp, rs.Connections, len(rs.Apps))
+		return fmt.Sprintf("connected: %d of %d tunnels up, serving %d application(s), version %s (pid %d)", rs.TunnelsUp, rs.Connections, len(rs.Apps), rs.Version, rs.PID)
 	case rs.LastError != "":
 		return "running but not connected: " + rs.LastError
 	default:
