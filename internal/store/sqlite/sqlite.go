@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
@@ -55,11 +56,34 @@ func Open(path string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	if err := migrate(context.Background(), db); err != nil {
+	if err := migrateRetrying(context.Background(), db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+// migrateRetrying runs migrate again while it fails with SQLITE_BUSY, for
+// at most busyTimeout. Processes opening a new file at once race to switch
+// it to WAL and to create the schema, and SQLite reports some of those
+// conflicts at once instead of calling the busy handler. Every migration
+// checks, in its transaction, whether another process applied it, so a
+// repeat is harmless.
+func migrateRetrying(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := migrate(ctx, db)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait + time.Duration(rand.Int64N(int64(wait))))
+	}
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 // Close closes the database.
