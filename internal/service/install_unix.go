@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
@@ -88,7 +89,7 @@ func Install(ctx context.Context, o Options, out io.Writer) error {
 	}
 	for _, name := range names {
 		path := o.root(filepath.Join(UnitDir, name))
-		if err := writeFileAtomic(path, units[name], 0o644); err != nil {
+		if err := pki.WriteFileAtomic(path, units[name], 0o644); err != nil {
 			return fail("service_install", "check that this user can write there", "The unit file %s cannot be written (%v)", path, err)
 		}
 		stepf(out, "Wrote the unit %s.", path)

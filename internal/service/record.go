@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/pki"
 )
 
 // Record is install.json: what install did, so that uninstall removes what
@@ -69,66 +71,19 @@ func writeRecord(path string, r *Record) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fail("service_record", "check that the directory can be written by this user", "The installation record %s cannot be written (%v)", path, err)
 	}
-	if err := writeFileAtomic(path, append(raw, '\n'), 0o644); err != nil {
+	if err := pki.WriteFileAtomic(path, append(raw, '\n'), 0o644); err != nil {
 		return fail("service_record", "check that the directory can be written by this user", "The installation record %s cannot be written (%v)", path, err)
 	}
 	return nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path: a reader sees the old content or the new.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename there is nothing to remove
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil && !isWindows() {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
 // copyFileAtomic copies src to dst through a temporary file and a rename.
 func copyFileAtomic(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
+	data, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.ReadFrom(in); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil && !isWindows() {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
+	return pki.WriteFileAtomic(dst, data, mode)
 }
 
 // sameFile reports whether a and b are the same existing file.

@@ -79,7 +79,11 @@ func (o Options) Updater() bool { return !o.NoUpdater }
 // UpdaterDir is the updater's own directory, beside (never inside) the
 // state directory, which the connector's user may write: STATE-updater
 // (internal/updater.DefaultDir).
-func (o Options) UpdaterDir() string { return strings.TrimRight(o.StateDir, `/\`) + "-updater" }
+func (o Options) UpdaterDir() string { return UpdaterDirOf(o.StateDir) }
+
+// UpdaterDirOf is the updater's directory for a connector state directory:
+// a sibling, STATE-updater (/var/lib/sallyport/connector-updater).
+func UpdaterDirOf(stateDir string) string { return strings.TrimRight(stateDir, `/\`) + "-updater" }
 
 // DefaultOptions are the defaults on this OS.
 func DefaultOptions() Options { return Options{}.Defaults(runtime.GOOS) }
@@ -184,5 +188,3 @@ func fail(code, step, format string, args ...any) error {
 func stepf(w interface{ Write([]byte) (int, error) }, format string, args ...any) {
 	fmt.Fprintf(w, format+"\n", args...)
 }
-
-func isWindows() bool { return runtime.GOOS == "windows" }

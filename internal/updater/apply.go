@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,15 +84,6 @@ func (u *Updater) save(p persisted) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // lockUpdate takes the machine's update lock, or says who holds it.
 func (u *Updater) lockUpdate() (*flock.Flock, error) {
 	path := filepath.Join(u.cfg.UpdaterDir, UpdateLock)
@@ -134,7 +126,7 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 	}
 	p := u.load()
 	if p.Journal != nil {
-		u.recover(ctx, s, &p)
+		u.recover(ctx, &p)
 	}
 	skip := map[string]bool{}
 	for _, v := range p.Skip {
@@ -154,7 +146,7 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 	res := &Result{From: chk.Installed, Refused: chk.Refused}
 	if auto && chk.Newest != nil && (target == nil || chk.Newest.Version != target.Version) {
 		res.Pending = chk.Newest.Version
-		if !contains(p.Announced, chk.Newest.Version) {
+		if !slices.Contains(p.Announced, chk.Newest.Version) {
 			u.events.Info(3002, fmt.Sprintf("Release %s is available but is not a major release: it is installed only with 'sallyport connector update --apply'", chk.Newest.Version),
 				"version", chk.Newest.Version, "installed", chk.Installed)
 			p.Announced = append(p.Announced, chk.Newest.Version)
@@ -189,7 +181,7 @@ func (u *Updater) install(ctx context.Context, s *session, p *persisted, from st
 	}
 	if errors.As(err, &pr) && pr.Code == "release_halted" {
 		res.Outcome, res.Message = Halted, pr.Message
-		if !contains(p.Skip, m.Version) {
+		if !slices.Contains(p.Skip, m.Version) {
 			p.Skip = append(p.Skip, m.Version)
 			u.save(*p)
 		}
@@ -271,7 +263,7 @@ func (u *Updater) rollback(ctx context.Context, p *persisted, cause error) (*Res
 		u.events.Error(3010, msg, "from", j.From, "to", j.To)
 		return nil, problem.New(500, "rollback_failed", msg, "reinstall the previous version by hand")
 	}
-	if !contains(p.Skip, j.To) {
+	if !slices.Contains(p.Skip, j.To) {
 		p.Skip = append(p.Skip, j.To)
 	}
 	p.Journal = nil
@@ -294,7 +286,7 @@ func (u *Updater) rollback(ctx context.Context, p *persisted, cause error) (*Res
 }
 
 // recover finishes or undoes an update an earlier updater left half done.
-func (u *Updater) recover(ctx context.Context, s *session, p *persisted) {
+func (u *Updater) recover(ctx context.Context, p *persisted) {
 	j := p.Journal
 	if info, err := BinaryVersion(ctx, u.cfg.Binary); err == nil && info.Version == j.From {
 		p.Journal = nil // the swap never happened

@@ -25,8 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
@@ -59,9 +57,7 @@ const (
 
 // DefaultDir is the updater's directory for a connector state directory:
 // a sibling, DIR-updater (/var/lib/sallyport/connector-updater).
-func DefaultDir(stateDir string) string {
-	return strings.TrimRight(stateDir, `/\`) + "-updater"
-}
+func DefaultDir(stateDir string) string { return service.UpdaterDirOf(stateDir) }
 
 // Config configures an Updater.
 type Config struct {
@@ -382,6 +378,3 @@ func writeJSON(path string, v any) error {
 	}
 	return pki.WriteFileAtomic(path, append(js, '\n'), 0o600)
 }
-
-// platform is this binary's OS/arch, for messages.
-func platform() string { return runtime.GOOS + "/" + runtime.GOARCH }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -695,11 +696,11 @@ func TestRecover(t *testing.T) {
 			j := &journal{From: "1.0.0", To: "2.0.0", Previous: bin + ".previous", OldPID: 4000, StartedAt: time.Now().UTC()}
 			p := persisted{Journal: j}
 			u.save(p)
-			u.recover(context.Background(), nil, &p)
+			u.recover(context.Background(), &p)
 			if (p.Journal != nil) != tt.journal {
 				t.Errorf("journal afterwards: %+v, want kept: %v", p.Journal, tt.journal)
 			}
-			if saved := u.load(); (saved.Journal != nil) != tt.journal || contains(saved.Skip, "2.0.0") != tt.skip {
+			if saved := u.load(); (saved.Journal != nil) != tt.journal || slices.Contains(saved.Skip, "2.0.0") != tt.skip {
 				t.Errorf("saved state %+v, want journal kept %v, 2.0.0 skipped %v", saved, tt.journal, tt.skip)
 			}
 			info, err := BinaryVersion(context.Background(), bin)
