@@ -286,7 +286,7 @@ func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, 
 	var body *retryBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &retryBody{body: req.Body}
-		req = req.Clone(req.Context())
+		req = req.WithContext(req.Context()) // a shallow copy: headers are not cloned on the hot path
 		req.Body = body
 	}
 	var lastErr error
