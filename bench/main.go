@@ -270,20 +270,7 @@ func runBench(ctx context.Context, o *options) error {
 
 	measure := func(round int, test string, t *target, d time.Duration) (run, error) {
 		m.begin()
-		var res result
-		var err error
-		switch test {
-		case testSmall:
-			if wrk != "" {
-				res, err = runWrk(ctx, wrk, t, o.conns, o.threads, d)
-			} else {
-				res, err = builtinSmall(ctx, t, o.conns, d)
-			}
-		case testDownload:
-			res, err = transfer(ctx, t, false, o.xferConns, o.size, d)
-		case testUpload:
-			res, err = transfer(ctx, t, true, o.xferConns, o.size, d)
-		}
+		res, err := runTest(ctx, o, wrk, test, t, d)
 		use, machine := m.end()
 		if err != nil {
 			return run{}, fmt.Errorf("%s through %s: %w", test, t.name, err)
@@ -436,4 +423,21 @@ func parsePIDs(s string) ([]int, error) {
 		pids = append(pids, n)
 	}
 	return pids, nil
+}
+
+// runTest runs one measurement's load against t for d: wrk (or the
+// built-in generator) for small requests, the transfer loop otherwise.
+func runTest(ctx context.Context, o *options, wrk, test string, t *target, d time.Duration) (result, error) {
+	switch test {
+	case testSmall:
+		if wrk != "" {
+			return runWrk(ctx, wrk, t, o.conns, o.threads, d)
+		}
+		return builtinSmall(ctx, t, o.conns, d)
+	case testDownload:
+		return transfer(ctx, t, false, o.xferConns, o.size, d)
+	case testUpload:
+		return transfer(ctx, t, true, o.xferConns, o.size, d)
+	}
+	return result{}, fmt.Errorf("unknown test %q", test)
 }

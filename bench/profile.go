@@ -164,18 +164,7 @@ func runProfile(ctx context.Context, h *harness, backend *backendProc, o *option
 		var res result
 		var err error
 		pprof.Do(ctx, pprof.Labels("role", "load"), func(ctx context.Context) {
-			switch test {
-			case testSmall:
-				if wrk != "" {
-					res, err = runWrk(ctx, wrk, t, o.conns, o.threads, d)
-				} else {
-					res, err = builtinSmall(ctx, t, o.conns, d)
-				}
-			case testDownload:
-				res, err = transfer(ctx, t, false, o.xferConns, o.size, d)
-			case testUpload:
-				res, err = transfer(ctx, t, true, o.xferConns, o.size, d)
-			}
+			res, err = runTest(ctx, o, wrk, test, t, d)
 		})
 		return res, err
 	}
