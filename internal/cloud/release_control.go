@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -107,10 +108,7 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 		return
 	}
 	ctx := r.Context()
-	groupName := rec.GroupID
-	if g, err := s.store.GroupByID(ctx, rec.TenantID, rec.GroupID); err == nil {
-		groupName = g.Name
-	}
+	groupName := s.groupNameOf(ctx, rec)
 	now := s.now().UTC()
 	if !in.Manual {
 		h, err := s.store.UpdateHaltOf(ctx, rec.TenantID, rec.GroupID, in.Version)
@@ -156,10 +154,7 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 			writeProblem(w, problem.Newf(http.StatusBadRequest, "bad_version", "update the connector by hand", "The rolled-back version is not valid: %v", err))
 			return
 		}
-		groupName := rec.GroupID
-		if g, err := s.store.GroupByID(ctx, rec.TenantID, rec.GroupID); err == nil {
-			groupName = g.Name
-		}
+		groupName := s.groupNameOf(ctx, rec)
 		if err := s.store.HaltUpdate(ctx, store.UpdateHalt{TenantID: rec.TenantID, GroupID: rec.GroupID, Version: pv.String(), ConnectorID: rec.ID, HaltedAt: s.now().UTC()}); err != nil {
 			s.writeError(w, r, err)
 			return
@@ -176,4 +171,13 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 		s.events.Info(2302, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, dashIfEmpty(rec.Hostname)), "connector", rec.ID)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// groupNameOf names the connector's group for messages (its id when the
+// store cannot say).
+func (s *Server) groupNameOf(ctx context.Context, rec store.Connector) string {
+	if g, err := s.store.GroupByID(ctx, rec.TenantID, rec.GroupID); err == nil {
+		return g.Name
+	}
+	return rec.GroupID
 }
