@@ -110,6 +110,9 @@ func newRunCmd() *cobra.Command {
 			if cfg.Tunnel.DrainTimeout == 0 {
 				cfg.Tunnel.DrainTimeout = -1 // --drain-timeout 0: close at once
 			}
+			if cfg.TunnelVersion != 1 && cfg.TunnelVersion != 2 {
+				return fmt.Errorf("--tunnel-version %d is not a tunnel protocol version: use 2 (the default) or 1", cfg.TunnelVersion)
+			}
 			if clockOffset != 0 {
 				cfg.Now = func() time.Time { return time.Now().Add(clockOffset) }
 			}
@@ -127,6 +130,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", connector.DefaultMetricsListen, "where to serve /metrics, /healthz and /ready ('' for nowhere; keep it on loopback)")
 	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish (no new ones are taken)")
+	f.IntVar(&cfg.TunnelVersion, "tunnel-version", 2, "tunnel protocol version to offer: 2 (requests relayed as HTTP/1.1 on multiplexed streams; an older cloud answers with 1) or 1 (HTTP/2 only)")
 	f.DurationVar(&cfg.RenewCheckInterval, "renew-check-interval", 6*time.Hour, "how often the certificate's remaining life is checked")
 	f.MarkHidden("renew-check-interval")
 	f.DurationVar(&clockOffset, "test-clock-offset", 0, "test only: shift the connector's clock for certificate decisions")

@@ -270,6 +270,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				defer s.wg.Done()
 				s.serveTunnel(tctx, c)
 			},
+			tunnel.ALPN2: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+				s.wg.Add(1)
+				defer s.wg.Done()
+				s.serveTunnel(tctx, c)
+			},
 			tunnel.ControlALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
 				s.wg.Add(1)
 				defer s.wg.Done()
@@ -425,12 +430,12 @@ func humanDuration(d time.Duration) string {
 // client certificate (verified after the handshake, so a refusal can be
 // explained to the connector); everybody else gets the edge's.
 func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	if slices.Contains(hello.SupportedProtos, tunnel.ALPN) || slices.Contains(hello.SupportedProtos, tunnel.ControlALPN) {
+	if slices.Contains(hello.SupportedProtos, tunnel.ALPN) || slices.Contains(hello.SupportedProtos, tunnel.ALPN2) || slices.Contains(hello.SupportedProtos, tunnel.ControlALPN) {
 		return &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{*s.server},
 			ClientAuth:   tls.RequireAnyClientCert,
-			NextProtos:   []string{tunnel.ALPN, tunnel.ControlALPN},
+			NextProtos:   []string{tunnel.ALPN2, tunnel.ALPN, tunnel.ControlALPN}, // version 2 when offered
 		}, nil
 	}
 	return &tls.Config{

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,9 @@ type Config struct {
 	// Proxy, when set, replaces the proxy of the state directory's
 	// settings (or HTTPS_PROXY) for every connection to the cloud.
 	Proxy *cloudlink.Proxy
+	// TunnelVersion 1 offers the cloud only tunnel protocol version 1
+	// (HTTP/2 for everything); 0 or 2 offers version 2 first.
+	TunnelVersion int
 	// Dial, if set, replaces the TCP dial to the cloud (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now, if set, replaces time.Now (tests).
@@ -261,7 +265,11 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			}
 			c.handler.ServeHTTP(w, r)
 		})
-		tunnel.Serve(ctx, conn, h, c.cfg.Tunnel)
+		if conn.ConnectionState().NegotiatedProtocol == tunnel.ALPN2 {
+			tunnel.ServeSession(ctx, conn, h, c.cfg.Tunnel)
+		} else {
+			tunnel.Serve(ctx, conn, h, c.cfg.Tunnel)
+		}
 		if accepted.Load() {
 			c.setUp(-1)
 		}
@@ -313,13 +321,13 @@ func (c *Connector) wait(ctx context.Context, n int) {
 	}
 }
 
-func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
+func (c *Connector) dial(ctx context.Context) (*tls.Conn, error) {
 	c.reloadIfChanged()
-	conn, err := dialCloud(ctx, c.State(), c.cfg.Dial, tunnel.ALPN)
-	if err != nil {
-		return nil, err
+	alpn := []string{tunnel.ALPN2, tunnel.ALPN}
+	if c.cfg.TunnelVersion == 1 {
+		alpn = alpn[1:]
 	}
-	return conn, nil
+	return dialCloud(ctx, c.State(), c.cfg.Dial, alpn...)
 }
 
 // reloadIfChanged picks up a state directory changed by another process
@@ -351,8 +359,8 @@ func (c *Connector) adopt(st *State) *State {
 }
 
 // dialCloud opens a TLS connection to the cloud with the state's client
-// certificate, offering the given ALPN protocol.
-func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, network, addr string) (net.Conn, error), alpn string) (*tls.Conn, error) {
+// certificate, offering the given ALPN protocols (preferred first).
+func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, network, addr string) (net.Conn, error), alpn ...string) (*tls.Conn, error) {
 	t := st.Target
 	dctx, cancel := context.WithTimeout(ctx, cloudlink.DialTimeout)
 	defer cancel()
@@ -360,9 +368,9 @@ func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, ne
 	if err != nil {
 		return nil, cloudlink.Explain(err, t)
 	}
-	cfg := cloudlink.TLSConfig(t.Host, st.CloudCA, alpn)
+	cfg := cloudlink.TLSConfig(t.Host, st.CloudCA, alpn...)
 	cfg.Certificates = []tls.Certificate{st.Cert}
-	if alpn == tunnel.ALPN {
+	if slices.Contains(alpn, tunnel.ALPN) {
 		raw = tunnel.NewBatchConn(raw) // tunnel.Serve batches its writes
 	}
 	conn := tls.Client(raw, cfg)
@@ -370,7 +378,7 @@ func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, ne
 		raw.Close()
 		return nil, cloudlink.ExplainDial(ctx, err, t)
 	}
-	if conn.ConnectionState().NegotiatedProtocol != alpn {
+	if !slices.Contains(alpn, conn.ConnectionState().NegotiatedProtocol) {
 		conn.Close()
 		return nil, problem.Newf(502, "not_sallyport",
 			fmt.Sprintf("check that %s is the Sallyport cloud and that no proxy in between strips TLS ALPN", t.Addr),

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -45,6 +46,11 @@ type Client struct {
 	// without taking the HTTP/2 connection's locks (it is asked for every
 	// request the cloud routes).
 	unusable atomic.Bool
+
+	// Version 2 (ALPN2): the session whose stream 0 carries cc, and the
+	// idle relay streams for requests.
+	sess   *Session
+	relays relays
 }
 
 // NewClient starts an HTTP/2 client connection on conn. The Client owns
@@ -69,10 +75,19 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 	// The transport tells its pool when a connection must not be used any
 	// more (GOAWAY received, read loop ended); this pool only listens.
 	t.ConnPool = deadNotifier{c}
-	c.conn = &watchedConn{Conn: conn, done: make(chan struct{}), closed: &c.unusable}
+	h2conn := conn
+	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == ALPN2 {
+		c.sess = NewSession(conn, true, SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout})
+		h2conn = c.sess.Stream0()
+		t.ReadIdleTimeout = 0 // the session pings
+	}
+	c.conn = &watchedConn{Conn: h2conn, done: make(chan struct{}), closed: &c.unusable}
 	cc, err := t.NewClientConn(c.conn)
 	if err != nil {
 		conn.Close()
+		if c.sess != nil {
+			c.sess.Close()
+		}
 		return nil, err
 	}
 	c.cc = cc
@@ -88,10 +103,28 @@ func (deadNotifier) GetClientConn(*http.Request, string) (*http2.ClientConn, err
 	return nil, errors.New("tunnel: no connection pool")
 }
 
-func (d deadNotifier) MarkDead(*http2.ClientConn) { d.c.unusable.Store(true) }
+func (d deadNotifier) MarkDead(*http2.ClientConn) {
+	d.c.unusable.Store(true)
+	d.c.relays.closeAll() // a draining connector waits for its streams to end
+}
 
-// Done is closed once the connection is closed, for whatever reason.
-func (c *Client) Done() <-chan struct{} { return c.conn.done }
+// Done is closed once the connection is closed, for whatever reason. On
+// version 2 that is the session's end: relayed requests may go on after
+// stream 0 ended (a connector draining).
+func (c *Client) Done() <-chan struct{} {
+	if c.sess != nil {
+		return c.sess.Done()
+	}
+	return c.conn.done
+}
+
+// Version is the tunnel protocol version of the connection: 1 or 2.
+func (c *Client) Version() int {
+	if c.sess != nil {
+		return 2
+	}
+	return 1
+}
 
 // Available reports whether new requests may be sent: the connection is
 // open and the connector has not asked to drain it (GOAWAY).
@@ -109,13 +142,22 @@ func (c *Client) recheck() {
 // Close closes the connection at once; streams in flight fail.
 func (c *Client) Close() error {
 	c.unusable.Store(true)
+	c.relays.closeAll()
 	err := c.cc.Close()
 	c.conn.Close()
+	if c.sess != nil {
+		c.sess.Close()
+	}
 	return err
 }
 
 // Ping sends a PING and waits for its answer.
-func (c *Client) Ping(ctx context.Context) error { return c.cc.Ping(ctx) }
+func (c *Client) Ping(ctx context.Context) error {
+	if c.sess != nil {
+		return c.sess.Ping(ctx)
+	}
+	return c.cc.Ping(ctx)
+}
 
 // InFlight is the number of requests sent on this connection whose
 // response body has not been closed yet.
@@ -136,6 +178,8 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	)
 	if proto := upgradeProtocol(req.Header); proto != "" {
 		resp, err = c.roundTripUpgrade(req, proto)
+	} else if app := req.Header.Get(HeaderApp); c.sess != nil && app != "" && relayable(req) {
+		resp, err = c.roundTripRelay(req, app)
 	} else {
 		resp, err = c.cc.RoundTrip(req)
 	}
@@ -263,6 +307,9 @@ func (c *watchedConn) Close() error {
 func NotSent(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, ErrNotSent) {
+		return true
 	}
 	var se http2.StreamError
 	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {

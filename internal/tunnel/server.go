@@ -62,13 +62,20 @@ const (
 func Serve(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig) {
 	cfg = cfg.withDefaults()
 	EnableBatching(conn)
+	serveH2(ctx, conn, h, cfg, true)
+}
+
+// serveH2 is Serve without the defaults; pings is false on stream 0 of a
+// Session, which has keepalives of its own.
+func serveH2(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig, pings bool) {
 	srv := &http2.Server{
 		MaxConcurrentStreams:         cfg.MaxConcurrentStreams,
-		ReadIdleTimeout:              cfg.PingInterval,
-		PingTimeout:                  cfg.PingTimeout,
 		MaxReadFrameSize:             maxFrameSize,
 		MaxUploadBufferPerConnection: connWindow,
 		MaxUploadBufferPerStream:     streamWindow,
+	}
+	if pings {
+		srv.ReadIdleTimeout, srv.PingTimeout = cfg.PingInterval, cfg.PingTimeout
 	}
 	base := &http.Server{MaxHeaderBytes: maxHeaderListBytes}
 	if err := http2.ConfigureServer(base, srv); err != nil {

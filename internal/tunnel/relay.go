@@ -1,0 +1,544 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ALPN2 is the TLS application protocol of tunnel version 2: a Session
+// whose stream 0 carries version 1's HTTP/2 connection and whose other
+// streams carry proxied requests as HTTP/1.1 (docs/protocol.md §15). A
+// connector offers both; a cloud that knows version 2 chooses it.
+const ALPN2 = "sallyport-connector/2"
+
+// RelayKindHTTP is the open message kind of a relay stream carrying
+// HTTP/1.1 requests, one after another, for one application.
+const RelayKindHTTP = "http/1.1"
+
+// OpenMessage is the JSON message that opens a relay stream.
+type OpenMessage struct {
+	Kind string `json:"kind"`
+	App  string `json:"app,omitempty"` // application id (informational: every request names its own)
+}
+
+// ErrNotSent marks a relay failure that happened before any byte of the
+// request left this end: the request may go to another connector.
+var ErrNotSent = errors.New("the request was not sent")
+
+// --- the connector's end ---
+
+// ServeSession serves tunnel version 2 on conn: HTTP/2 with h on stream
+// 0 (as Serve does on a version 1 connection), and relay streams opened
+// by the cloud, whose HTTP/1.1 requests also go to h. When ctx is done it
+// drains: GOAWAY on stream 0 tells the cloud to send no new request, and
+// the session closes once the requests in flight have ended or
+// cfg.DrainTimeout has passed. It returns after every handler returned.
+func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig) {
+	cfg = cfg.withDefaults()
+	EnableBatching(conn)
+	sess := NewSession(conn, false, SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, MaxStreams: int(cfg.MaxConcurrentStreams) * 4})
+	var relays sync.WaitGroup
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			st, err := sess.Accept()
+			if err != nil {
+				return
+			}
+			relays.Add(1)
+			go func() {
+				defer relays.Done()
+				serveRelay(st, h)
+			}()
+		}
+	}()
+	var drainStart atomic.Int64
+	stopWatch := context.AfterFunc(ctx, func() { drainStart.Store(time.Now().UnixNano()) })
+	serveH2(ctx, sess.Stream0(), h, cfg, false)
+	stopWatch()
+	if ctx.Err() != nil && cfg.DrainTimeout > 0 {
+		ended := make(chan struct{})
+		go func() {
+			relays.Wait()
+			close(ended)
+		}()
+		// Relayed requests drain alongside stream 0's, within the same time.
+		t := time.NewTimer(cfg.DrainTimeout - time.Since(time.Unix(0, drainStart.Load())))
+		select {
+		case <-ended:
+		case <-t.C:
+		case <-sess.Done():
+		}
+		t.Stop()
+	}
+	sess.Close()
+	<-accepting
+	relays.Wait()
+}
+
+// serveRelay serves the HTTP/1.1 requests of one relay stream with h,
+// one after the other, until the cloud closes the stream.
+func serveRelay(st *Stream, h http.Handler) {
+	defer st.Close()
+	var om OpenMessage
+	if err := json.Unmarshal(st.OpenMessage(), &om); err != nil || om.Kind != RelayKindHTTP {
+		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
+		return
+	}
+	rw := relayIOs.get(st)
+	defer relayIOs.put(rw)
+	ctx := st.Context()
+	remote := st.RemoteAddr().String()
+	for {
+		req, err := http.ReadRequest(rw.br)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				st.CloseWithCode(ResetProtocol, "bad request on the relay stream: "+err.Error())
+			}
+			return
+		}
+		req = req.WithContext(ctx)
+		req.RemoteAddr = remote
+		w := &relayWriter{bw: rw.bw, req: req, header: make(http.Header), cl: -1}
+		h.ServeHTTP(w, req)
+		if err := w.finish(); err != nil {
+			return
+		}
+		// What the handler left of the request body must be read before
+		// the next request (a little), or the stream closes.
+		// (A body the handler closed was read to its end by Close.)
+		if req.Body != nil {
+			n, err := io.Copy(io.Discard, io.LimitReader(req.Body, 256<<10))
+			if (err != nil && !errors.Is(err, http.ErrBodyReadAfterClose)) || n == 256<<10 {
+				return
+			}
+		}
+		if w.closeAfter || req.Close {
+			st.CloseWrite()
+			return
+		}
+	}
+}
+
+// relayWriter is the http.ResponseWriter of a relayed request: HTTP/1.1
+// onto the stream, chunked when the length is unknown.
+type relayWriter struct {
+	bw         *bufio.Writer
+	req        *http.Request
+	header     http.Header
+	wrote      bool
+	noBody     bool
+	chunked    bool
+	cl         int64 // declared Content-Length, or -1
+	written    int64
+	trailers   []string
+	closeAfter bool
+	err        error
+}
+
+func (w *relayWriter) Header() http.Header { return w.header }
+
+func (w *relayWriter) WriteHeader(code int) {
+	if w.wrote || w.err != nil {
+		return
+	}
+	if code < 100 || code > 999 {
+		code = http.StatusInternalServerError
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// An interim answer (103 Early Hints): passed on as it came.
+		w.writeHead(code, w.header)
+		return
+	}
+	w.wrote = true
+	h := w.header
+	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified || code < 200
+	if v := h.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			w.cl = n
+		} else {
+			h.Del("Content-Length")
+		}
+	}
+	h.Del("Transfer-Encoding")
+	for _, v := range h.Values("Connection") {
+		if strings.Contains(strings.ToLower(v), "close") {
+			w.closeAfter = true
+		}
+	}
+	if !w.noBody && w.cl < 0 {
+		w.chunked = true
+		h.Set("Transfer-Encoding", "chunked")
+		for _, v := range h.Values("Trailer") {
+			for _, k := range strings.Split(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+				}
+			}
+		}
+	}
+	w.writeHead(code, h)
+}
+
+func (w *relayWriter) writeHead(code int, h http.Header) {
+	bw := w.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(code))
+	bw.WriteByte(' ')
+	bw.WriteString(http.StatusText(code))
+	bw.WriteString("\r\n")
+	for k, vs := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeFieldValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("\r\n")
+}
+
+// writeFieldValue writes v with line breaks replaced (a header value
+// cannot end the header).
+func writeFieldValue(bw *bufio.Writer, v string) {
+	if !strings.ContainsAny(v, "\r\n") {
+		bw.WriteString(v)
+		return
+	}
+	bw.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(v))
+}
+
+func (w *relayWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.noBody {
+		return len(p), nil
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		w.err = http.ErrContentLength
+		return 0, w.err
+	}
+	w.written += int64(len(p))
+	if w.chunked {
+		w.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		w.bw.WriteString("\r\n")
+	}
+	if _, err := w.bw.Write(p); err != nil {
+		w.err = err
+		return 0, err
+	}
+	if w.chunked {
+		w.bw.WriteString("\r\n")
+	}
+	return len(p), nil
+}
+
+// Flush sends what is buffered (streamed responses, server-sent events).
+func (w *relayWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err == nil {
+		w.err = w.bw.Flush()
+	}
+}
+
+// finish ends the response; an error means the stream cannot carry
+// another one.
+func (w *relayWriter) finish() error {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.chunked {
+		w.bw.WriteString("0\r\n")
+		for _, k := range w.trailers {
+			for _, v := range w.header.Values(k) {
+				w.bw.WriteString(k + ": ")
+				writeFieldValue(w.bw, v)
+				w.bw.WriteString("\r\n")
+			}
+		}
+		for k, vs := range w.header {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				for _, v := range vs {
+					w.bw.WriteString(http.CanonicalHeaderKey(name) + ": ")
+					writeFieldValue(w.bw, v)
+					w.bw.WriteString("\r\n")
+				}
+			}
+		}
+		w.bw.WriteString("\r\n")
+	}
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	if w.cl >= 0 && w.written < w.cl {
+		return errors.New("tunnel: the response was shorter than its Content-Length")
+	}
+	return nil
+}
+
+// relayIO are a relay stream's buffered reader and writer (4 KiB
+// each). A stream holds its pair for its whole life (the reader may hold
+// the start of the next message) and gives it back to a pool when it ends.
+type relayIO struct {
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+type relayIOPool struct{ p sync.Pool }
+
+var relayIOs = &relayIOPool{}
+
+func (p *relayIOPool) get(st *Stream) *relayIO {
+	if rb, ok := p.p.Get().(*relayIO); ok {
+		rb.br.Reset(st)
+		rb.bw.Reset(st)
+		return rb
+	}
+	return &relayIO{br: bufio.NewReaderSize(st, 4<<10), bw: bufio.NewWriterSize(st, 4<<10)}
+}
+
+func (p *relayIOPool) put(rb *relayIO) {
+	rb.br.Reset(nil)
+	rb.bw.Reset(nil)
+	p.p.Put(rb)
+}
+
+// --- the cloud's end ---
+
+// relayConn is one relay stream at the cloud, with its buffers.
+type relayConn struct {
+	st        *Stream
+	rb        *relayIO
+	app       string
+	idleSince time.Time
+	sending   bool // a goroutine writes the request body
+}
+
+// close closes the stream. Its buffers go back to the pool unless a
+// goroutine may still be writing the request body with them.
+func (rc *relayConn) close() {
+	rc.st.Close()
+	if rc.rb != nil && !rc.sending {
+		relayIOs.put(rc.rb)
+	}
+	rc.rb = nil
+}
+
+// relays is a Client's pool of idle relay streams, by application.
+type relays struct {
+	mu     sync.Mutex
+	idle   map[string][]*relayConn
+	closed bool
+}
+
+// Idle relay streams: at most maxIdleRelays per application, closed after
+// relayIdleTimeout unused.
+const (
+	maxIdleRelays    = 128
+	relayIdleTimeout = 90 * time.Second
+)
+
+func (p *relays) get(app string) *relayConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.idle[app]
+	for len(l) > 0 {
+		rc := l[len(l)-1]
+		l = l[:len(l)-1]
+		p.idle[app] = l
+		if time.Since(rc.idleSince) < relayIdleTimeout && rc.st.Context().Err() == nil {
+			return rc
+		}
+		go rc.close()
+	}
+	return nil
+}
+
+func (p *relays) put(rc *relayConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.idle == nil {
+		p.idle = map[string][]*relayConn{}
+	}
+	l := p.idle[rc.app]
+	// Expired streams are at the front (the pool is a stack).
+	for len(l) > 0 && time.Since(l[0].idleSince) >= relayIdleTimeout {
+		go l[0].close()
+		l = l[1:]
+	}
+	if len(l) >= maxIdleRelays {
+		p.idle[rc.app] = l
+		return false
+	}
+	rc.idleSince = time.Now()
+	p.idle[rc.app] = append(l, rc)
+	return true
+}
+
+// closeAll closes the idle streams and refuses any from now on.
+func (p *relays) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, l := range idle {
+		for _, rc := range l {
+			rc.close()
+		}
+	}
+}
+
+// relayable reports whether a request can travel on a relay stream:
+// anything but an upgrade, and gRPC (which needs HTTP/2 to the backend).
+func relayable(req *http.Request) bool {
+	return !strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc")
+}
+
+// inlineBody is the largest request body (of known length) written
+// before the response is read; larger ones are written while it is.
+const inlineBody = 64 << 10
+
+func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, error) {
+	rc := c.relays.get(app)
+	if rc == nil {
+		msg, _ := json.Marshal(OpenMessage{Kind: RelayKindHTTP, App: app})
+		st, err := c.sess.Open(msg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+		rc = &relayConn{st: st, rb: relayIOs.get(st), app: app}
+	}
+	ctx := req.Context()
+	stop := context.AfterFunc(ctx, func() { rc.st.Close() })
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	var bodyDone chan error
+	if !hasBody || (req.ContentLength >= 0 && req.ContentLength <= inlineBody) {
+		err := req.Write(rc.rb.bw)
+		if err == nil {
+			err = rc.rb.bw.Flush()
+		}
+		if err != nil {
+			stop()
+			rc.close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+	} else {
+		bodyDone = make(chan error, 1)
+		rc.sending = true
+		go func() {
+			err := req.Write(rc.rb.bw)
+			if err == nil {
+				err = rc.rb.bw.Flush()
+			}
+			bodyDone <- err
+		}()
+	}
+	resp, err := readRelayResponse(rc.rb.br, req)
+	if err != nil {
+		stop()
+		rc.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var se *StreamError
+		if errors.As(err, &se) && se.Code == ResetRefused {
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+		return nil, err
+	}
+	resp.Body = &relayBody{ReadCloser: resp.Body, rc: rc, c: c, stop: stop, bodyDone: bodyDone,
+		reuse: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+// readRelayResponse reads the final response, skipping interim ones.
+func readRelayResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+	}
+}
+
+// relayBody returns the stream to the pool once the response was read to
+// its end, if the stream can carry another request; otherwise it closes it.
+type relayBody struct {
+	io.ReadCloser
+	rc       *relayConn
+	c        *Client
+	stop     func() bool
+	bodyDone chan error
+	reuse    bool
+	once     sync.Once
+	eof      bool
+}
+
+func (b *relayBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+		b.release()
+	}
+	return n, err
+}
+
+func (b *relayBody) Close() error {
+	b.release()
+	return nil
+}
+
+func (b *relayBody) release() {
+	b.once.Do(func() {
+		reuse := b.eof && b.reuse && b.stop()
+		if b.bodyDone != nil {
+			select {
+			case err := <-b.bodyDone:
+				reuse = reuse && err == nil
+			default:
+				reuse = false // still sending the request: the stream cannot be reused
+			}
+		}
+		if reuse && b.rc.rb.br.Buffered() == 0 && b.c.Available() && b.c.relays.put(b.rc) {
+			return
+		}
+		b.stop()
+		b.rc.close()
+	})
+}
