@@ -356,7 +356,8 @@ func poll(ctx context.Context, d time.Duration, cond func() (bool, error)) error
 
 // sallyportOpts choose how the cloud and the connector run.
 type sallyportOpts struct {
-	connections int // tunnels of the connector
+	connections   int // tunnels of the connector
+	tunnelVersion int // 'connector run --tunnel-version' (0: the default)
 	// inProcess runs 'cloud serve' and 'connector run' inside the bench
 	// (for -profile); the setup commands still run the binary.
 	inProcess *inProcess
@@ -559,8 +560,12 @@ func (s *sallyport) startConnector(ctx context.Context, n int) error {
 		}
 	} else {
 		var err error
-		s.connector, err = s.h.start("connector", "connector", "run", "--dir", s.connDir, "--connections", strconv.Itoa(n),
-			"--metrics-listen", "", "--drain-timeout", "1s")
+		args := []string{"connector", "run", "--dir", s.connDir, "--connections", strconv.Itoa(n),
+			"--metrics-listen", "", "--drain-timeout", "1s"}
+		if v := s.opts.tunnelVersion; v != 0 {
+			args = append(args, "--tunnel-version", strconv.Itoa(v))
+		}
+		s.connector, err = s.h.start("connector", args...)
 		if err != nil {
 			return err
 		}

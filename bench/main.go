@@ -37,6 +37,7 @@ type options struct {
 	load        string
 	threads     int
 	connections int
+	tunnelVer   int
 	backendPort int
 	settle      time.Duration
 	quietWait   time.Duration
@@ -67,6 +68,7 @@ func parseFlags() *options {
 	flag.StringVar(&o.load, "load", "auto", "small-request load generator: auto (wrk if on PATH), wrk or builtin")
 	flag.IntVar(&o.threads, "threads", runtime.NumCPU(), "wrk threads")
 	flag.IntVar(&o.connections, "connections", 2, "tunnels of the connector ('connector run --connections'), as by default")
+	flag.IntVar(&o.tunnelVer, "tunnel-version", 2, "tunnel protocol version the connector offers ('connector run --tunnel-version'): 2, as by default, or 1 to measure the HTTP/2-only protocol")
 	flag.IntVar(&o.backendPort, "backend-port", 0, "loopback port of the backend (0: any); fix it to point another proxy at it")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "memory readings wait until RSS has been steady this long (at most 5×)")
 	flag.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each measurement, wait up to this long for other programs to leave the CPUs (under 10 % busy); 0: never wait")
@@ -127,6 +129,8 @@ func parseFlags() *options {
 		fail(fmt.Errorf("-load is auto, wrk or builtin, not %q", o.load))
 	case o.connections < 1 || o.connections > 16:
 		fail(errors.New("-connections is 1 to 16"))
+	case o.tunnelVer != 1 && o.tunnelVer != 2:
+		fail(errors.New("-tunnel-version is 1 or 2"))
 	case o.ws > 14000:
 		fail(errors.New("-ws is at most 14000 (a connector has at most 16 tunnels of 1000 streams)"))
 	}
@@ -230,7 +234,7 @@ func runBench(ctx context.Context, o *options) error {
 	}
 
 	h.logf("starting the cloud and a connector (%d tunnels)", o.connections)
-	sp, err := startSallyport(ctx, h, backend.addr, sallyportOpts{connections: o.connections})
+	sp, err := startSallyport(ctx, h, backend.addr, sallyportOpts{connections: o.connections, tunnelVersion: o.tunnelVer})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,8 @@ import (
 
 // inProcess runs the cloud and the connector inside the bench.
 type inProcess struct {
-	logFile *os.File
+	logFile       *os.File
+	tunnelVersion int
 
 	mu        sync.Mutex
 	cloudStop func()
@@ -102,11 +103,12 @@ func (p *inProcess) startCloud(_ context.Context, dataDir, listen string) error 
 
 func (p *inProcess) startConnector(_ context.Context, dir string, n int) error {
 	c, err := connector.New(connector.Config{
-		Dir:         dir,
-		Connections: n,
-		Version:     version.Version,
-		Tunnel:      tunnel.ServerConfig{DrainTimeout: time.Second},
-		Logger:      p.logger("connector"),
+		Dir:           dir,
+		Connections:   n,
+		TunnelVersion: p.tunnelVersion,
+		Version:       version.Version,
+		Tunnel:        tunnel.ServerConfig{DrainTimeout: time.Second},
+		Logger:        p.logger("connector"),
 	})
 	if err != nil {
 		return err
@@ -154,8 +156,9 @@ func runProfile(ctx context.Context, h *harness, backend *backendProc, o *option
 		return err
 	}
 	defer ip.close()
+	ip.tunnelVersion = o.tunnelVer
 	h.logf("starting the cloud and a connector (%d tunnels) inside the bench", o.connections)
-	sp, err := startSallyport(ctx, h, backend.addr, sallyportOpts{connections: o.connections, inProcess: ip})
+	sp, err := startSallyport(ctx, h, backend.addr, sallyportOpts{connections: o.connections, tunnelVersion: o.tunnelVer, inProcess: ip})
 	if err != nil {
 		return err
 	}
