@@ -83,6 +83,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The proxy strips the tunnel headers from the request it passes to
 	// its error handler: keep the request id for the log.
+	if rs := tunnel.RelayStateOf(r.Context()); rs != nil && a.cfg.BackendProxy == "" {
+		h.serveDirect(cw, r, a, rs)
+		return
+	}
 	cw.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	a.proxy.ServeHTTP(cw, r)
 }
@@ -204,11 +208,17 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 				return // the cloud gave up on this request; nobody reads an answer
 			}
 			p := h.backendProblem(a, err)
-			if n, ok := h.backendLogs.allow(a.cfg.ID); ok {
-				h.c.events.Warning(1400, p.Error(), "app", a.cfg.Name, "request_id", requestID(w), "code", p.Code, "suppressed", fmt.Sprint(n))
-			}
+			h.logBackendFailure(a, requestID(w), p)
 			writeError(w, p)
 		},
+	}
+}
+
+// logBackendFailure records a failed backend request (at most one event
+// per application per second; the next says how many were suppressed).
+func (h *handler) logBackendFailure(a *app, requestID string, p *problem.Problem) {
+	if n, ok := h.backendLogs.allow(a.cfg.ID); ok {
+		h.c.events.Warning(1400, p.Error(), "app", a.cfg.Name, "request_id", requestID, "code", p.Code, "suppressed", fmt.Sprint(n))
 	}
 }
 

@@ -99,7 +99,9 @@ func serveRelay(st *Stream, h http.Handler) {
 	}
 	rw := relayIOs.get(st)
 	defer relayIOs.put(rw)
-	ctx := st.Context()
+	state := &RelayState{}
+	defer state.close()
+	ctx := context.WithValue(st.Context(), relayStateKey{}, state)
 	remote := st.RemoteAddr().String()
 	for {
 		req, err := http.ReadRequest(rw.br)
@@ -130,6 +132,30 @@ func serveRelay(st *Stream, h http.Handler) {
 			return
 		}
 	}
+}
+
+// RelayState is what a handler keeps for the requests of one relay stream
+// (the connector keeps its connection to the backend there: the requests
+// of a stream come one after the other).
+type RelayState struct {
+	// Value is the handler's; Closer, if set, is called when the stream ends.
+	Value  any
+	Closer func()
+}
+
+func (s *RelayState) close() {
+	if s.Closer != nil {
+		s.Closer()
+	}
+}
+
+type relayStateKey struct{}
+
+// RelayStateOf returns the state of the relay stream a request came on,
+// or nil for a request that came otherwise (HTTP/2 on stream 0).
+func RelayStateOf(ctx context.Context) *RelayState {
+	s, _ := ctx.Value(relayStateKey{}).(*RelayState)
+	return s
 }
 
 // relayWriter is the http.ResponseWriter of a relayed request: HTTP/1.1

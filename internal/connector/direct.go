@@ -1,0 +1,372 @@
+package connector
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// The direct path serves a request that came on a relay stream (tunnel
+// version 2) without httputil.ReverseProxy and net/http's Transport: the
+// relay stream keeps one HTTP/1.1 connection to the backend, and each
+// request of the stream is written to it and its response read back in
+// the stream's own goroutine. The Transport's two goroutines per
+// connection (and their hand-offs on every request) are what this saves.
+//
+// Applications reached through a backend forward proxy keep the proxy
+// path (ReverseProxy and a Transport with the proxy set).
+
+// backendConn is a relay stream's connection to an application's backend.
+type backendConn struct {
+	app      *app
+	conn     net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	lastUsed time.Time
+}
+
+// backendIdleReuse is how long an idle backend connection is trusted to
+// still be open: a request without a body on a connection the backend
+// closed meanwhile is retried on a new one, but one with a body cannot
+// be, so older connections are not reused. Backends close idle
+// connections after 5 s (Apache httpd) to 75 s (nginx) and more.
+const backendIdleReuse = 2 * time.Second
+
+var backendBufs = sync.Pool{New: func() any {
+	return &backendConn{br: bufio.NewReaderSize(nil, 4<<10), bw: bufio.NewWriterSize(nil, 4<<10)}
+}}
+
+func (b *backendConn) close() {
+	b.conn.Close()
+	b.br.Reset(nil)
+	b.bw.Reset(nil)
+	b.app, b.conn = nil, nil
+	backendBufs.Put(b)
+}
+
+var backendDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+// dialBackend opens a connection to a's backend (TLS for https).
+func (h *handler) dialBackend(ctx context.Context, a *app) (*backendConn, error) {
+	addr := a.target.Host
+	if a.target.Port() == "" {
+		if a.target.Scheme == "https" {
+			addr = net.JoinHostPort(a.target.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(a.target.Hostname(), "80")
+		}
+	}
+	conn, err := backendDialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if a.target.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: a.target.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	b := backendBufs.Get().(*backendConn)
+	b.app, b.conn = a, conn
+	b.br.Reset(conn)
+	b.bw.Reset(conn)
+	return b, nil
+}
+
+// serveDirect serves r on the relay stream's backend connection.
+func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tunnel.RelayState) {
+	cw := w
+	cw.requestID = r.Header.Get(tunnel.HeaderRequestID)
+	out := h.outgoing(r, a)
+	b, _ := rs.Value.(*backendConn)
+	if b != nil && (b.app != a || time.Since(b.lastUsed) > backendIdleReuse) {
+		b.close()
+		b, rs.Value = nil, nil
+	}
+	resp, b, err := h.exchange(r.Context(), out, a, b)
+	if err != nil {
+		rs.Value = nil
+		if r.Context().Err() != nil {
+			return // the cloud gave up on this request
+		}
+		h.backendFailed(cw, a, err)
+		return
+	}
+	rs.Value = b
+	rs.Closer = func() {
+		if b, ok := rs.Value.(*backendConn); ok {
+			b.close()
+		}
+	}
+	if !h.copyResponse(cw, r.Context(), resp, b) {
+		b.close()
+		rs.Value = nil
+		return
+	}
+	b.lastUsed = time.Now()
+}
+
+// outgoing is r as the backend gets it: the internal URL's host and path,
+// no tunnel headers.
+func (h *handler) outgoing(r *http.Request, a *app) *http.Request {
+	out := r.WithContext(r.Context()) // shallow: the header map is r's own (r came off the stream)
+	u := *a.target
+	u.Path, u.RawPath = joinURLPath(a.target, r.URL)
+	u.RawQuery = r.URL.RawQuery
+	if a.target.RawQuery != "" {
+		u.RawQuery = a.target.RawQuery + "&" + r.URL.RawQuery
+		if r.URL.RawQuery == "" {
+			u.RawQuery = a.target.RawQuery
+		}
+	}
+	out.URL = &u
+	out.Host = ""
+	stripTunnelHeaders(out.Header)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil // no default User-Agent of Go's
+	}
+	// The edge answers "Expect: 100-continue" itself and sends the body at
+	// once; the backend gets the body without waiting either.
+	out.Header.Del("Expect")
+	return out
+}
+
+// joinURLPath joins the internal URL's path and the request's, as
+// httputil.ProxyRequest.SetURL does.
+func joinURLPath(a, b *url.URL) (path, rawpath string) {
+	if a.RawPath == "" && b.RawPath == "" {
+		return singleJoiningSlash(a.Path, b.Path), ""
+	}
+	apath := a.EscapedPath()
+	bpath := b.EscapedPath()
+	aslash := strings.HasSuffix(apath, "/")
+	bslash := strings.HasPrefix(bpath, "/")
+	switch {
+	case aslash && bslash:
+		return a.Path + b.Path[1:], apath + bpath[1:]
+	case !aslash && !bslash:
+		return a.Path + "/" + b.Path, apath + "/" + bpath
+	}
+	return a.Path + b.Path, apath + bpath
+}
+
+func singleJoiningSlash(a, b string) string {
+	aslash := strings.HasSuffix(a, "/")
+	bslash := strings.HasPrefix(b, "/")
+	switch {
+	case aslash && bslash:
+		return a + b[1:]
+	case !aslash && !bslash:
+		return a + "/" + b
+	}
+	return a + b
+}
+
+// inlineBackendBody is the largest request body (of known length) written
+// before the response is read; a larger one is written alongside.
+const inlineBackendBody = 64 << 10
+
+// exchange sends out on b (or a new connection) and reads the response
+// headers. A request without a body that meets a reused connection the
+// backend had closed is sent again on a new one.
+func (h *handler) exchange(ctx context.Context, out *http.Request, a *app, b *backendConn) (*http.Response, *backendConn, error) {
+	hasBody := out.Body != nil && out.Body != http.NoBody
+	for attempt := 0; ; attempt++ {
+		reused := b != nil
+		if b == nil {
+			var err error
+			if b, err = h.dialBackend(ctx, a); err != nil {
+				return nil, nil, err
+			}
+		}
+		resp, err := h.send(ctx, out, b, hasBody)
+		if err == nil {
+			return resp, b, nil
+		}
+		b.close()
+		b = nil
+		if !reused || hasBody || attempt > 0 || ctx.Err() != nil || !staleConn(err) {
+			return nil, nil, err
+		}
+	}
+}
+
+// staleConn reports whether err is how a request meets a connection the
+// backend had closed before it got there.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "connection reset by peer") || strings.Contains(err.Error(), "broken pipe")
+}
+
+// send writes out on b and reads the final response's headers; ctx
+// cancels both.
+func (h *handler) send(ctx context.Context, out *http.Request, b *backendConn, hasBody bool) (resp *http.Response, err error) {
+	stop := context.AfterFunc(ctx, expire(b.conn))
+	defer func() {
+		if !stop() {
+			err = ctx.Err() // the connection has a deadline in the past now
+		}
+	}()
+	var bodyErr chan error
+	if !hasBody || (out.ContentLength >= 0 && out.ContentLength <= inlineBackendBody) {
+		if err = out.Write(b.bw); err == nil {
+			err = b.bw.Flush()
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		bodyErr = make(chan error, 1)
+		go func() {
+			err := out.Write(b.bw)
+			if err == nil {
+				err = b.bw.Flush()
+			}
+			bodyErr <- err
+		}()
+	}
+	for {
+		resp, err = http.ReadResponse(b.br, out)
+		if err != nil {
+			if bodyErr != nil {
+				b.conn.Close() // ends the body writer too
+				<-bodyErr
+			}
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			if bodyErr != nil {
+				resp.Body = &bodyWait{ReadCloser: resp.Body, done: bodyErr, conn: b.conn}
+			}
+			return resp, nil
+		}
+	}
+}
+
+// expire returns a function that makes conn's reads and writes fail at
+// once (for context.AfterFunc: it may run after b was closed and reused,
+// so it holds the connection itself).
+func expire(conn net.Conn) func() {
+	return func() { conn.SetDeadline(time.Unix(1, 0)) }
+}
+
+// bodyWait is a response body whose request body may still be being
+// written; the connection is reusable only if that ended well.
+type bodyWait struct {
+	io.ReadCloser
+	done chan error
+	conn net.Conn
+	err  error
+	got  bool
+}
+
+// finished reports whether the request body went out whole. Called once
+// the response has ended: a body still being written then (the backend
+// answered without reading it all) is cut off by closing the connection.
+func (b *bodyWait) finished() bool {
+	select {
+	case b.err = <-b.done:
+		return b.err == nil
+	default:
+		b.conn.Close()
+		<-b.done
+		return false
+	}
+}
+
+// copyResponse writes resp to w; false if the backend connection cannot
+// carry another request.
+func (h *handler) copyResponse(w *countingWriter, ctx context.Context, resp *http.Response, b *backendConn) bool {
+	stop := context.AfterFunc(ctx, expire(b.conn))
+	hdr := w.Header()
+	for k, v := range resp.Header {
+		if !strings.HasPrefix(k, tunnel.HeaderPrefix) { // a backend cannot speak for the connector
+			hdr[k] = v
+		}
+	}
+	removeHopHeaders(hdr)
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		hdr["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	ok := true
+	if resp.ContentLength != 0 {
+		ok = h.copyBody(w, resp)
+	}
+	for k, v := range resp.Trailer {
+		hdr[k] = v
+	}
+	if bw, isWait := resp.Body.(*bodyWait); isWait {
+		ok = bw.finished() && ok
+	}
+	// A cancelled request left the connection with a deadline in the past.
+	return ok && !resp.Close && stop()
+}
+
+// copyBody copies the body; a body of unknown length is flushed after each
+// read (streams, server-sent events), as the proxy path does.
+func (h *handler) copyBody(w *countingWriter, resp *http.Response) bool {
+	buf := bufPool.Get()
+	defer bufPool.Put(buf)
+	flush := resp.ContentLength < 0
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return false
+			}
+			if flush {
+				w.Flush()
+			}
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// hopHeaders are the connection's own headers, not passed on.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// backendFailed answers a request the backend could not serve, as the
+// proxy path's error handler does.
+func (h *handler) backendFailed(w *countingWriter, a *app, err error) {
+	p := h.backendProblem(a, err)
+	h.logBackendFailure(a, w.requestID, p)
+	writeError(w, p)
+}
