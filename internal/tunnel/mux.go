@@ -37,6 +37,7 @@ type Session struct {
 	wbuf []byte
 	werr error
 
+	stream0  *Stream
 	mu       sync.Mutex
 	streams  map[uint32]*Stream
 	nextID   uint32 // next id this end opens
@@ -47,10 +48,13 @@ type Session struct {
 	closed   bool
 	closeErr error
 
-	done      chan struct{}
-	lastRead  atomic.Int64 // unix nanos of the last frame received
-	wg        sync.WaitGroup
-	closeOnce sync.Once
+	done     chan struct{}
+	lastRead atomic.Int64 // unix nanos of the last frame received
+	// pendingAcks counts PING answers not written yet; a peer that sends
+	// more than maxPendingAcks without reading is broken.
+	pendingAcks atomic.Int32
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
 }
 
 // SessionConfig tunes a Session.
@@ -89,6 +93,7 @@ const (
 	flagAck = 1
 
 	muxHeaderLen   = 9
+	maxPendingAcks = 64
 	muxMaxFrame    = 64 << 10 // payload bytes per frame
 	maxOpenPayload = 4 << 10
 	maxResetText   = 1 << 10
@@ -139,7 +144,8 @@ func NewSession(conn net.Conn, opener bool, cfg SessionConfig) *Session {
 		done:    make(chan struct{}),
 	}
 	s.lastRead.Store(time.Now().UnixNano())
-	s.streams[0] = newStream(s, 0, stream0Window)
+	s.stream0 = newStream(s, 0, stream0Window)
+	s.streams[0] = s.stream0
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.keepAlive()
@@ -147,11 +153,7 @@ func NewSession(conn net.Conn, opener bool, cfg SessionConfig) *Session {
 }
 
 // Stream0 returns stream 0, which carries the HTTP/2 connection.
-func (s *Session) Stream0() *Stream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.streams[0]
-}
+func (s *Session) Stream0() *Stream { return s.stream0 }
 
 // Done is closed once the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -206,21 +208,28 @@ func (s *Session) Open(msg []byte) (*Stream, error) {
 	if len(msg) > maxOpenPayload {
 		return nil, errors.New("tunnel: open message too large")
 	}
+	// The OPEN frames must leave in the order of their ids (the peer
+	// refuses an id lower than one it saw): the id is taken under wmu.
+	s.wmu.Lock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.wmu.Unlock()
 		return nil, ErrSessionClosed
 	}
 	id := s.nextID
 	if id > 1<<31-2 {
 		s.mu.Unlock()
+		s.wmu.Unlock()
 		return nil, errors.New("tunnel: stream ids exhausted on this session")
 	}
 	s.nextID += 2
 	st := newStream(s, id, relayWindow)
 	s.streams[id] = st
 	s.mu.Unlock()
-	if err := s.writeFrame(frameOpen, 0, id, msg); err != nil {
+	err := s.writeFrameLocked(frameOpen, 0, id, msg)
+	s.wmu.Unlock()
+	if err != nil {
 		st.remove()
 		return nil, err
 	}
@@ -274,6 +283,10 @@ func (s *Session) Ping(ctx context.Context) error {
 func (s *Session) writeFrame(typ, flags byte, id uint32, payload []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	return s.writeFrameLocked(typ, flags, id, payload)
+}
+
+func (s *Session) writeFrameLocked(typ, flags byte, id uint32, payload []byte) error {
 	if s.werr != nil {
 		return s.werr
 	}
@@ -359,6 +372,9 @@ func (s *Session) readLoop() {
 	for {
 		fh, p, err := readFrame(br, hdr, buf)
 		if err != nil {
+			if err == io.EOF {
+				err = fmt.Errorf("tunnel: the peer closed the connection: %w", io.ErrUnexpectedEOF)
+			}
 			s.shutdown(err)
 			return
 		}
@@ -377,8 +393,14 @@ func (s *Session) handle(fh frameHeader, p []byte) error {
 		if fh.Flags&flagAck == 0 {
 			// The reader never waits on a write: the peer's reader may be
 			// waiting for this end to read.
+			if s.pendingAcks.Add(1) > maxPendingAcks {
+				return errors.New("tunnel: the peer sends PINGs faster than it reads their answers")
+			}
 			ack := append([]byte(nil), p...)
-			s.async(func() { s.writeFrame(framePing, flagAck, 0, ack) })
+			s.async(func() {
+				s.writeFrame(framePing, flagAck, 0, ack)
+				s.pendingAcks.Add(-1)
+			})
 			return nil
 		}
 		seq := binary.BigEndian.Uint64(p)
@@ -431,7 +453,7 @@ func (s *Session) isPast(id uint32) bool {
 
 func (s *Session) handleOpen(fh frameHeader, p []byte) error {
 	s.mu.Lock()
-	if (fh.Stream%2 == 1) == s.opener || fh.Stream <= s.peerMax {
+	if s.opener || fh.Stream%2 == 0 || fh.Stream <= s.peerMax {
 		s.mu.Unlock()
 		return fmt.Errorf("tunnel: OPEN with an unexpected stream id %d", fh.Stream)
 	}
@@ -497,7 +519,18 @@ func (s *Session) keepAlive() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PingTimeout)
-		err := s.Ping(ctx)
+		errc := make(chan error, 1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			errc <- s.Ping(ctx)
+		}()
+		var err error
+		select {
+		case err = <-errc:
+		case <-ctx.Done():
+			err = ctx.Err() // the PING may not even have been written
+		}
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			s.shutdown(fmt.Errorf("tunnel: the peer did not answer a PING within %s", s.cfg.PingTimeout))

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +77,11 @@ func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg Server
 			close(ended)
 		}()
 		// Relayed requests drain alongside stream 0's, within the same time.
-		t := time.NewTimer(cfg.DrainTimeout - time.Since(time.Unix(0, drainStart.Load())))
+		start := time.Now()
+		if ns := drainStart.Load(); ns != 0 {
+			start = time.Unix(0, ns)
+		}
+		t := time.NewTimer(cfg.DrainTimeout - time.Since(start))
 		select {
 		case <-ended:
 		case <-t.C:
@@ -92,6 +98,14 @@ func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg Server
 // one after the other, until the cloud closes the stream.
 func serveRelay(st *Stream, h http.Handler) {
 	defer st.Close()
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				log.Printf("tunnel: panic serving a relayed request: %v\n%s", v, debug.Stack())
+			}
+			st.CloseWithCode(ResetCancel, "the handler failed")
+		}
+	}()
 	var om OpenMessage
 	if err := json.Unmarshal(st.OpenMessage(), &om); err != nil || om.Kind != RelayKindHTTP {
 		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
@@ -323,7 +337,7 @@ func (w *relayWriter) finish() error {
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	if w.cl >= 0 && w.written < w.cl {
+	if !w.noBody && w.cl >= 0 && w.written < w.cl {
 		return errors.New("tunnel: the response was shorter than its Content-Length")
 	}
 	return nil
@@ -457,9 +471,15 @@ const inlineBody = 64 << 10
 func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, error) {
 	rc := c.relays.get(app)
 	if rc == nil {
+		if !c.Available() {
+			// Told to drain (GOAWAY), or closed: no new stream (§15.4).
+			closeBody(req)
+			return nil, fmt.Errorf("%w: the connection takes no new request", ErrNotSent)
+		}
 		msg, _ := json.Marshal(OpenMessage{Kind: RelayKindHTTP, App: app})
 		st, err := c.sess.Open(msg)
 		if err != nil {
+			closeBody(req)
 			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		rc = &relayConn{st: st, rb: relayIOs.get(st), app: app}
@@ -468,7 +488,7 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 	stop := context.AfterFunc(ctx, func() { rc.st.Close() })
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	var bodyDone chan error
-	if !hasBody || (req.ContentLength >= 0 && req.ContentLength <= inlineBody) {
+	if !hasBody || (req.ContentLength > 0 && req.ContentLength <= inlineBody) {
 		err := req.Write(rc.rb.bw)
 		if err == nil {
 			err = rc.rb.bw.Flush()
@@ -489,6 +509,9 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 			if err == nil {
 				err = rc.rb.bw.Flush()
 			}
+			if err != nil {
+				rc.st.Close() // the connector waits for the rest of the body
+			}
 			bodyDone <- err
 		}()
 	}
@@ -508,6 +531,15 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 	resp.Body = &relayBody{ReadCloser: resp.Body, rc: rc, c: c, stop: stop, bodyDone: bodyDone,
 		reuse: !resp.Close && !req.Close}
 	return resp, nil
+}
+
+// closeBody closes a request's body, as a RoundTripper must even when it
+// fails. (The registry's retry wrapper ignores this for a body not read
+// yet, so that the request can go to another connector.)
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
 }
 
 // readRelayResponse reads the final response, skipping interim ones.
@@ -557,6 +589,7 @@ func (b *relayBody) release() {
 			select {
 			case err := <-b.bodyDone:
 				reuse = reuse && err == nil
+				b.rc.sending = false // its writer is done with the buffers
 			default:
 				reuse = false // still sending the request: the stream cannot be reused
 			}
