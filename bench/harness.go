@@ -236,6 +236,20 @@ func (h *harness) startCmd(name string, cmd *exec.Cmd) (*child, error) {
 	return c, nil
 }
 
+// exitedChildren describes the children that exited on their own, with
+// the end of their output ("" if none did): why a path stopped answering.
+func (h *harness) exitedChildren() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, c := range h.children {
+		if c.exited() {
+			fmt.Fprintf(&b, "\n%s exited; the end of its output:\n%s", c.name, c.tail(40))
+		}
+	}
+	return b.String()
+}
+
 // forget removes a stopped child from the harness's list.
 func (h *harness) forget(c *child) {
 	h.mu.Lock()

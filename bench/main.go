@@ -277,7 +277,7 @@ func runBench(ctx context.Context, o *options) error {
 		res, err := runTest(ctx, o, wrk, test, t, d)
 		use, machine := m.end()
 		if err != nil {
-			return run{}, fmt.Errorf("%s through %s: %w", test, t.name, err)
+			return run{}, fmt.Errorf("%s through %s: %w%s", test, t.name, err, h.exitedChildren())
 		}
 		return run{round: round, test: test, target: t.name, res: res, use: use, machine: machine}, nil
 	}
