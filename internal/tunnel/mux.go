@@ -548,8 +548,9 @@ type Stream struct {
 	open []byte // the open message, at the accepting end
 
 	mu       sync.Mutex
-	buf      []byte // received, unread: buf[r:]
-	r        int
+	q        [][]byte // received, unread: q[0][qr:], q[1], …; pooled chunks
+	qr       int
+	unread   int // bytes in q not read yet
 	unacked  int // bytes read but not yet returned to the sender's window
 	window   int // what the receiver allows: the limit of len(buf)-r
 	sendWin  int64
@@ -611,19 +612,23 @@ func (st *Stream) deliver(p []byte, fin bool) bool {
 		st.mu.Unlock()
 		return true // closed here: dropped
 	}
-	if len(st.buf)-st.r+len(p) > st.window {
+	if st.unread+len(p) > st.window {
 		st.mu.Unlock()
 		return false
 	}
-	if st.r == len(st.buf) {
-		st.buf, st.r = st.buf[:0], 0
-	} else if st.r > 0 && cap(st.buf)-len(st.buf) < len(p) {
-		// Reclaim what was read before growing: the unread part is bounded
-		// by the window, the buffer must be too.
-		n := copy(st.buf, st.buf[st.r:])
-		st.buf, st.r = st.buf[:n], 0
+	st.unread += len(p)
+	for len(p) > 0 {
+		if n := len(st.q); n > 0 {
+			last := st.q[n-1]
+			if room := cap(last) - len(last); room > 0 {
+				k := min(room, len(p))
+				st.q[n-1] = append(last, p[:k]...)
+				p = p[k:]
+				continue
+			}
+		}
+		st.q = append(st.q, getChunk())
 	}
-	st.buf = append(st.buf, p...)
 	if fin {
 		st.rfin = true
 	}
@@ -682,16 +687,30 @@ var errDeadline = os.ErrDeadlineExceeded
 func (st *Stream) Read(p []byte) (int, error) {
 	for {
 		st.mu.Lock()
-		if st.r < len(st.buf) {
-			n := copy(p, st.buf[st.r:])
-			st.r += n
+		if st.unread > 0 {
+			n := 0
+			for n < len(p) && len(st.q) > 0 {
+				c := st.q[0]
+				k := copy(p[n:], c[st.qr:])
+				n += k
+				st.qr += k
+				if st.qr < len(c) || len(st.q) == 1 {
+					break // p is full, or this is the chunk being filled
+				}
+				putChunk(c)
+				st.q[0] = nil
+				st.q, st.qr = st.q[1:], 0
+			}
+			st.unread -= n
+			if st.unread == 0 && len(st.q) == 1 {
+				putChunk(st.q[0]) // an idle stream holds no buffer
+				st.q[0] = nil
+				st.q, st.qr = st.q[:0], 0
+			}
 			st.unacked += n
 			var credit int
-			if st.unacked >= st.window/4 || (st.r == len(st.buf) && st.unacked >= 16<<10) {
+			if st.unacked >= st.window/4 || (st.unread == 0 && st.unacked >= 16<<10) {
 				credit, st.unacked = st.unacked, 0
-			}
-			if st.r == len(st.buf) && cap(st.buf) > 64<<10 {
-				st.buf, st.r = nil, 0 // an idle stream keeps no large buffer
 			}
 			open := st.err == nil && !st.rfin
 			st.mu.Unlock()
@@ -720,6 +739,21 @@ func (st *Stream) Read(p []byte) (int, error) {
 		if err := waitWake(st.rwake, dl); err != nil {
 			return 0, err
 		}
+	}
+}
+
+// Received bytes wait in chunks of one frame's size, from a pool: a busy
+// stream holds at most its window (plus one chunk), an idle one nothing.
+const chunkSize = muxMaxFrame
+
+var chunks = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+
+func getChunk() []byte { return (*chunks.Get().(*[]byte))[:0] }
+
+func putChunk(c []byte) {
+	if cap(c) == chunkSize {
+		c = c[:0]
+		chunks.Put(&c)
 	}
 }
 

@@ -137,7 +137,7 @@ func sameBytes(t *testing.T, what string, got, want []byte) {
 func unreadOf(st *Stream) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.buf) - st.r
+	return st.unread
 }
 
 func sendWinOf(st *Stream) int64 {
@@ -404,7 +404,7 @@ func TestMuxReceiveBufferBounded(t *testing.T) {
 		}
 		read += n
 		ast.mu.Lock()
-		maxCap = max(maxCap, cap(ast.buf))
+		maxCap = max(maxCap, len(ast.q)*chunkSize)
 		ast.mu.Unlock()
 	}
 	t.Logf("largest receive buffer: %d bytes", maxCap)
