@@ -46,11 +46,24 @@ type BatchConn struct {
 
 	cbuf []byte // written while corked
 
-	// Reads, once batching is on, go through rbuf: crypto/tls asks for
-	// about one record per read, and a busy tunnel has more waiting.
-	rbuf   []byte
-	rr, rw int // rbuf[rr:rw] is unread
+	// Reads, once batching is on or while reading ahead, go through rbuf:
+	// crypto/tls asks for about one record per read, and a busy tunnel (an
+	// upload) has more waiting.
+	rbuf      []byte
+	rr, rw    int // rbuf[rr:rw] is unread
+	readAhead atomic.Int32
 }
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// ReadAhead makes reads ask for 64 KiB at once until the matching
+// EndReadAhead (the edge, while it reads a large request body: crypto/tls
+// would read it one 16 KiB record per system call). The buffer goes back
+// to a pool once drained after the end, so an idle connection holds none.
+func (c *BatchConn) ReadAhead() { c.readAhead.Add(1) }
+
+// EndReadAhead ends a ReadAhead.
+func (c *BatchConn) EndReadAhead() { c.readAhead.Add(-1) }
 
 // Batching limits: a writer waits while maxBatch bytes are pending, and
 // buffers up to maxKeep bytes are kept for reuse. Reads ask for
@@ -132,11 +145,17 @@ func (c *BatchConn) Write(p []byte) (int, error) {
 // goroutine reads at a time (crypto/tls holds its input lock).
 func (c *BatchConn) Read(p []byte) (int, error) {
 	if c.rr == c.rw {
-		if !c.on.Load() || len(p) >= readBufSize {
+		ahead := c.on.Load() || c.readAhead.Load() > 0
+		if !ahead && c.rbuf != nil && !c.on.Load() {
+			b := c.rbuf // a read-ahead ended: an idle connection keeps no buffer
+			readBufs.Put(&b)
+			c.rbuf = nil
+		}
+		if !ahead || len(p) >= readBufSize {
 			return c.Conn.Read(p)
 		}
 		if c.rbuf == nil {
-			c.rbuf = make([]byte, readBufSize)
+			c.rbuf = *(readBufs.Get().(*[]byte))
 		}
 		n, err := c.Conn.Read(c.rbuf)
 		c.rr, c.rw = 0, n

@@ -208,3 +208,63 @@ func TestBatchConnCork(t *testing.T) {
 		t.Error("data corrupted")
 	}
 }
+
+// TestBatchConnReadAhead: while reading ahead, small reads are served from
+// 64 KiB reads of the connection, in order and complete; after the end
+// the buffer is given back once drained, and reads go straight through.
+func TestBatchConnReadAhead(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		size  int
+		chunk int
+	}{
+		{"small reads of a large body", 1 << 20, 100},
+		{"record-sized reads", 1 << 20, 16 << 10},
+		{"reads larger than the buffer", 1 << 20, 128 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := tcpPair(t)
+			defer b.Close()
+			bc := NewBatchConn(a)
+			defer bc.Close()
+			want := make([]byte, tc.size)
+			for i := range want {
+				want[i] = byte(i * 7)
+			}
+			go func() {
+				b.Write(want)
+				b.Write([]byte("tail"))
+			}()
+			bc.ReadAhead()
+			got := make([]byte, 0, tc.size)
+			buf := make([]byte, tc.chunk)
+			for len(got) < tc.size {
+				n, err := bc.Read(buf[:min(tc.chunk, tc.size-len(got))])
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", len(got), err)
+				}
+				got = append(got, buf[:n]...)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("the bytes read ahead differ from those written")
+			}
+			bc.EndReadAhead()
+			tail, err := io.ReadAll(io.LimitReader(bc, 4))
+			if err != nil || string(tail) != "tail" {
+				t.Fatalf("after the read-ahead: %q, %v", tail, err)
+			}
+			if bc.rr != bc.rw {
+				t.Fatalf("%d bytes left unread in the buffer", bc.rw-bc.rr)
+			}
+			// The next read finds the buffer drained and gives it back.
+			b.Write([]byte("x"))
+			one := make([]byte, 1)
+			if _, err := bc.Read(one); err != nil || one[0] != 'x' {
+				t.Fatalf("read after the end: %q, %v", one, err)
+			}
+			if bc.rbuf != nil {
+				t.Fatal("a connection no longer reading ahead still holds its read buffer")
+			}
+		})
+	}
+}
