@@ -217,12 +217,17 @@ func staleConn(err error) bool {
 // cancels both.
 func (h *handler) send(ctx context.Context, out *http.Request, b *backendConn, hasBody bool) (resp *http.Response, err error) {
 	stop := context.AfterFunc(ctx, expire(b.conn))
+	var bodyErr chan error
 	defer func() {
 		if !stop() {
-			err = ctx.Err() // the connection has a deadline in the past now
+			// The connection has a deadline in the past now.
+			if err == nil && bodyErr != nil {
+				b.conn.Close() // ends the body writer, which uses b's buffers
+				<-bodyErr
+			}
+			resp, err = nil, ctx.Err()
 		}
 	}()
-	var bodyErr chan error
 	if !hasBody || (out.ContentLength >= 0 && out.ContentLength <= inlineBackendBody) {
 		if err = out.Write(b.bw); err == nil {
 			err = b.bw.Flush()
@@ -283,11 +288,24 @@ func (b *bodyWait) finished() bool {
 	case b.err = <-b.done:
 		return b.err == nil
 	default:
+	}
+	// The writer may be just returning from its last write (net/http's
+	// Transport waits the same way before reusing a connection).
+	t := time.NewTimer(bodyWriteGrace)
+	defer t.Stop()
+	select {
+	case b.err = <-b.done:
+		return b.err == nil
+	case <-t.C:
 		b.conn.Close()
 		<-b.done
 		return false
 	}
 }
+
+// bodyWriteGrace is how long a finished response waits for its request
+// body's writer before the connection is given up.
+const bodyWriteGrace = 50 * time.Millisecond
 
 // copyResponse writes resp to w; false if the backend connection cannot
 // carry another request.
@@ -307,13 +325,24 @@ func (h *handler) copyResponse(w *countingWriter, ctx context.Context, resp *htt
 		}
 		hdr["Trailer"] = []string{strings.Join(names, ", ")}
 	}
+	var announced map[string]bool
+	if len(resp.Trailer) > 0 {
+		announced = make(map[string]bool, len(resp.Trailer))
+		for k := range resp.Trailer {
+			announced[k] = true
+		}
+	}
 	w.WriteHeader(resp.StatusCode)
 	ok := true
 	if resp.ContentLength != 0 {
 		ok = h.copyBody(w, resp)
 	}
 	for k, v := range resp.Trailer {
-		hdr[k] = v
+		if announced[k] {
+			hdr[k] = v
+		} else {
+			hdr[http.TrailerPrefix+k] = v // a trailer the backend did not announce
+		}
 	}
 	if bw, isWait := resp.Body.(*bodyWait); isWait {
 		ok = bw.finished() && ok

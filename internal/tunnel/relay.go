@@ -542,6 +542,11 @@ func closeBody(req *http.Request) {
 	}
 }
 
+// bodyWriteGrace is how long a finished response waits for its request
+// body's writer (just returning from its last write, usually) before the
+// stream is given up.
+const bodyWriteGrace = 50 * time.Millisecond
+
 // readRelayResponse reads the final response, skipping interim ones.
 func readRelayResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	for {
@@ -585,14 +590,16 @@ func (b *relayBody) Close() error {
 func (b *relayBody) release() {
 	b.once.Do(func() {
 		reuse := b.eof && b.reuse && b.stop()
-		if b.bodyDone != nil {
+		if b.bodyDone != nil && reuse {
+			t := time.NewTimer(bodyWriteGrace)
 			select {
 			case err := <-b.bodyDone:
 				reuse = reuse && err == nil
 				b.rc.sending = false // its writer is done with the buffers
-			default:
+			case <-t.C:
 				reuse = false // still sending the request: the stream cannot be reused
 			}
+			t.Stop()
 		}
 		if reuse && b.rc.rb.br.Buffered() == 0 && b.c.Available() && b.c.relays.put(b.rc) {
 			return
