@@ -541,6 +541,7 @@ type apiConnector struct {
 	Version  string `json:"version"`
 	Address  string `json:"address"`
 	Tunnels  int    `json:"tunnels"`
+	Protocol int    `json:"tunnel_protocol"`
 }
 
 // publish creates an application as r and returns it.
@@ -587,9 +588,9 @@ func (c *cloud) mustRegister(t *testing.T, r *runner, dir, user, password string
 // runConnector starts 'connector run' on a state directory and waits
 // until admin (a signed-in administrator of its tenant) sees it active
 // with both its tunnels.
-func (c *cloud) runConnector(t *testing.T, admin *runner, st connectorState) *proc {
+func (c *cloud) runConnector(t *testing.T, admin *runner, st connectorState, extra ...string) *proc {
 	t.Helper()
-	p := admin.start(t, "connector "+st.id, "connector", "run", "--dir", st.dir)
+	p := admin.start(t, "connector "+st.id, append([]string{"connector", "run", "--dir", st.dir}, extra...)...)
 	c.waitConnector(t, admin, st.id, p, func(x *apiConnector) bool { return x != nil && x.Status == "active" && x.Tunnels == 2 })
 	return p
 }

@@ -21,9 +21,11 @@ import (
 	"golang.org/x/net/websocket"
 )
 
-// TestProxy: two connectors serve an application; requests, large bodies
-// in both directions, full-duplex streams and WebSockets go through the
-// edge; deleting the application stops its routing.
+// TestProxy: two connectors serve an application — one on tunnel
+// protocol version 2 (the default), one on version 1 (as an older
+// connector would); requests, large bodies in both directions, full-duplex
+// streams and WebSockets go through the edge; deleting the application
+// stops its routing.
 func TestProxy(t *testing.T) {
 	t.Parallel()
 	c := startCloud(t)
@@ -32,8 +34,9 @@ func TestProxy(t *testing.T) {
 	st1 := c.mustRegister(t, site, filepath.Join(site.dir, "connector1"), contosoAdmin, contosoPW)
 	st2 := c.mustRegister(t, site, filepath.Join(site.dir, "connector2"), contosoAdmin, contosoPW)
 	web := c.publish(t, c.admin, "web", b.url)
-	p1 := c.runConnector(t, c.admin, st1)
-	p2 := c.runConnector(t, c.admin, st2)
+	m1, m2 := freePort(t), freePort(t)
+	p1 := c.runConnector(t, c.admin, st1, "--metrics-listen", "127.0.0.1:"+m1)
+	p2 := c.runConnector(t, c.admin, st2, "--tunnel-version", "1", "--metrics-listen", "127.0.0.1:"+m2)
 
 	t.Run("connector list shows both active with tunnels", func(t *testing.T) {
 		cs := c.connectors(t, c.admin)
@@ -44,6 +47,9 @@ func TestProxy(t *testing.T) {
 			if (x.ID != st1.id && x.ID != st2.id) || x.Status != "active" || x.Tunnels != 2 || x.Group != "Default" ||
 				x.Version == "" || x.Hostname == "" || !strings.HasPrefix(x.Address, "127.0.0.1:") {
 				t.Errorf("connector %+v, want active in Default with 2 tunnels, a version, host name and address", x)
+			}
+			if want := map[string]int{st1.id: 2, st2.id: 1}[x.ID]; x.Protocol != want {
+				t.Errorf("connector %s uses tunnel protocol version %d, want %d", x.ID, x.Protocol, want)
 			}
 		}
 		table := c.admin.ok(t, "", "admin", "connector", "list").stdout
@@ -57,6 +63,33 @@ func TestProxy(t *testing.T) {
 		c.admin.okJSON(t, &groups, "admin", "group", "list", "--json")
 		if len(groups) != 1 || groups[0].Connectors != 2 || groups[0].ActiveConnectors != 2 || groups[0].Apps != 1 {
 			t.Errorf("group list = %+v, want Default with 2 active connectors and 1 app", groups)
+		}
+	})
+
+	t.Run("both tunnel protocols serve requests", func(t *testing.T) {
+		served := func(port string) int {
+			resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			n := 0
+			for _, line := range strings.Split(string(raw), "\n") {
+				if v, ok := strings.CutPrefix(line, `sallyport_connector_requests_total{app="web",code="200"} `); ok {
+					n, _ = strconv.Atoi(v)
+				}
+			}
+			return n
+		}
+		ok := eventually(readyTimeout, func() bool {
+			if resp, body := c.get(t, web.ExternalHost, "/page"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET /page: %s %s", resp.Status, body)
+			}
+			return served(m1) > 0 && served(m2) > 0
+		})
+		if !ok {
+			t.Fatalf("requests served: %d by the version 2 connector, %d by the version 1 connector; want both above 0", served(m1), served(m2))
 		}
 	})
 

@@ -195,7 +195,7 @@ func (c *Client) ShowConnector(ctx context.Context, o Output, id string) error {
 	}
 	return o.Emit(x, func(tw *tabwriter.Writer) {
 		rows := [][2]string{{"ID", x.ID}, {"Status", x.Status}, {"Group", x.Group}, {"Host name", dash(x.Hostname)},
-			{"Version", dash(x.Version)}, {"Address", dash(x.Address)}, {"Cloud instances", fmt.Sprint(x.Instances)}, {"Tunnels", fmt.Sprint(x.Tunnels)},
+			{"Version", dash(x.Version)}, {"Address", dash(x.Address)}, {"Cloud instances", fmt.Sprint(x.Instances)}, {"Tunnels", tunnelsText(x)},
 			{"In flight", fmt.Sprint(x.InFlight)}, {"Certificate expires", when(x.CertExpiresAt)},
 			{"Last seen", when(x.LastSeenAt)}, {"Registered", when(x.CreatedAt)}}
 		for _, r := range rows {
@@ -251,4 +251,12 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 			fmt.Fprintf(tw, "Finding: %s.\n", f)
 		}
 	})
+}
+
+// tunnelsText is a connector's tunnel count with their protocol version.
+func tunnelsText(x api.Connector) string {
+	if x.TunnelProtocol == 0 {
+		return fmt.Sprint(x.Tunnels)
+	}
+	return fmt.Sprintf("%d (protocol version %d)", x.Tunnels, x.TunnelProtocol)
 }

@@ -186,18 +186,21 @@ type EdgeError struct {
 
 // Connector is a connector as the API shows it.
 type Connector struct {
-	ID            string    `json:"id"`
-	Group         string    `json:"group"`
-	Status        string    `json:"status"` // "active" or "inactive"
-	Hostname      string    `json:"hostname"`
-	Version       string    `json:"version"`
-	Address       string    `json:"address"`
-	Instances     int       `json:"instances"` // cloud instances it is connected to
-	Tunnels       int       `json:"tunnels"`
-	InFlight      int64     `json:"in_flight"`
-	CertExpiresAt time.Time `json:"cert_expires_at"`
-	LastSeenAt    time.Time `json:"last_seen_at"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID        string `json:"id"`
+	Group     string `json:"group"`
+	Status    string `json:"status"` // "active" or "inactive"
+	Hostname  string `json:"hostname"`
+	Version   string `json:"version"`
+	Address   string `json:"address"`
+	Instances int    `json:"instances"` // cloud instances it is connected to
+	Tunnels   int    `json:"tunnels"`
+	// TunnelProtocol is the tunnel protocol version its connections use
+	// (the lowest, if they differ); 0 when not connected.
+	TunnelProtocol int       `json:"tunnel_protocol,omitempty"`
+	InFlight       int64     `json:"in_flight"`
+	CertExpiresAt  time.Time `json:"cert_expires_at"`
+	LastSeenAt     time.Time `json:"last_seen_at"`
+	CreatedAt      time.Time `json:"created_at"`
 }
 
 // Registration token limits, shared by the cloud (which enforces them) and

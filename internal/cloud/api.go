@@ -335,6 +335,7 @@ func (s *Server) apiConnector(c store.Connector, groups map[string]string) api.C
 	}
 	if li, ok := s.registry.info(c.ID); ok {
 		ac.Instances, ac.Tunnels, ac.InFlight, ac.Address = 1, li.Tunnels, li.InFlight, li.Address
+		ac.TunnelProtocol = li.Protocol
 	}
 	return ac
 }

@@ -176,6 +176,7 @@ func (r *registry) closeAll() {
 // liveInfo is what the API shows of a live connector.
 type liveInfo struct {
 	Tunnels  int
+	Protocol int // the lowest tunnel protocol version of its tunnels
 	InFlight int64
 	Address  string
 	Hello    tunnel.Hello
@@ -191,6 +192,9 @@ func (r *registry) info(id string) (liveInfo, bool) {
 	li := liveInfo{Tunnels: len(lc.tunnels), Address: lc.Address, Hello: lc.Hello}
 	for _, t := range lc.tunnels {
 		li.InFlight += t.c.InFlight()
+		if v := t.c.Version(); li.Protocol == 0 || v < li.Protocol {
+			li.Protocol = v
+		}
 	}
 	return li, true
 }
