@@ -185,7 +185,11 @@ func connectionState(dir string) string {
 	case !fresh:
 		return "not running (start it with 'sallyport connector run')"
 	case rs.TunnelsUp > 0:
-		return fmt.Sprintf("connected: %d of %d tunnels up, serving %d application(s), version %s (pid %d)", rs.TunnelsUp, rs.Connections, len(rs.Apps), rs.Version, rs.PID)
+		proto := ""
+		if rs.TunnelProtocol > 0 {
+			proto = fmt.Sprintf(" (tunnel protocol %d)", rs.TunnelProtocol)
+		}
+		return fmt.Sprintf("connected: %d of %d tunnels up%s, serving %d application(s), version %s (pid %d)", rs.TunnelsUp, rs.Connections, proto, len(rs.Apps), rs.Version, rs.PID)
 	case rs.LastError != "":
 		return "running but not connected: " + rs.LastError
 	default:

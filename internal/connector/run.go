@@ -111,10 +111,11 @@ type Connector struct {
 	events  *eventlog.Log // nil-safe
 	metrics *metrics
 
-	mu      sync.Mutex
-	up      int
-	lastUp  time.Time // when a tunnel last came up
-	lastErr string    // last connection error, for status.json
+	mu       sync.Mutex
+	up       int
+	protocol int       // tunnel protocol version of the tunnel that came up last
+	lastUp   time.Time // when a tunnel last came up
+	lastErr  string    // last connection error, for status.json
 
 	statusKick chan struct{} // asks statusLoop to write status.json now
 	refusal    error         // set when the cloud refused this connector for good
@@ -258,14 +259,22 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 		// The tunnel counts as up once the cloud has accepted the
 		// certificate and says hello (a refused one never does).
 		var accepted atomic.Bool
+		protocol := 1
+		if conn.ConnectionState().NegotiatedProtocol == tunnel.ALPN2 {
+			protocol = 2
+		}
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == tunnel.PathHello && r.Header.Get(tunnel.HeaderApp) == "" && accepted.CompareAndSwap(false, true) {
 				c.setUp(+1)
-				c.events.Info(1201, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures))
+				c.mu.Lock()
+				c.protocol = protocol
+				c.mu.Unlock()
+				c.events.Info(1201, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures),
+					"protocol", fmt.Sprint(protocol))
 			}
 			c.handler.ServeHTTP(w, r)
 		})
-		if conn.ConnectionState().NegotiatedProtocol == tunnel.ALPN2 {
+		if protocol == 2 {
 			tunnel.ServeSession(ctx, conn, h, c.cfg.Tunnel)
 		} else {
 			tunnel.Serve(ctx, conn, h, c.cfg.Tunnel)

@@ -17,6 +17,7 @@ type RunStatus struct {
 	Version         string    `json:"version"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	TunnelsUp       int       `json:"tunnels_up"`
+	TunnelProtocol  int       `json:"tunnel_protocol,omitempty"` // of the tunnel that came up last: 1 or 2
 	Connections     int       `json:"connections"`
 	LastConnectedAt time.Time `json:"last_connected_at,omitempty"`
 	LastError       string    `json:"last_error,omitempty"`
@@ -64,7 +65,7 @@ func (c *Connector) statusLoop(ctx context.Context) {
 func (c *Connector) writeStatus(stopped bool) {
 	tbl := c.handler.apps.Load()
 	c.mu.Lock()
-	rs := RunStatus{PID: os.Getpid(), Version: c.cfg.Version, UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, Connections: c.cfg.Connections,
+	rs := RunStatus{PID: os.Getpid(), Version: c.cfg.Version, UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, TunnelProtocol: c.protocol, Connections: c.cfg.Connections,
 		LastConnectedAt: c.lastUp, LastError: c.lastErr, ConfigVersion: tbl.cfg.Version, Apps: []string{}}
 	c.mu.Unlock()
 	for _, a := range tbl.cfg.Apps {
