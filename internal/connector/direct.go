@@ -108,9 +108,11 @@ func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tu
 		return
 	}
 	rs.Value = b
-	rs.Closer = func() {
-		if b, ok := rs.Value.(*backendConn); ok {
-			b.close()
+	if rs.Closer == nil {
+		rs.Closer = func() {
+			if b, ok := rs.Value.(*backendConn); ok {
+				b.close()
+			}
 		}
 	}
 	if !h.copyResponse(cw, r.Context(), resp, b) {

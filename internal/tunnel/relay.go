@@ -458,8 +458,9 @@ func (p *relays) closeAll() {
 	}
 }
 
-// relayable reports whether a request can travel on a relay stream:
-// anything but an upgrade, and gRPC (which needs HTTP/2 to the backend).
+// relayable reports whether a request (not an upgrade: those are sent
+// before this is asked) can travel on a relay stream: anything but gRPC,
+// which needs HTTP/2 to the backend.
 func relayable(req *http.Request) bool {
 	return !strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc")
 }
