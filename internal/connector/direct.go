@@ -145,8 +145,19 @@ func (h *handler) outgoing(r *http.Request, a *app) *http.Request {
 	// The edge answers "Expect: 100-continue" itself and sends the body at
 	// once; the backend gets the body without waiting either.
 	out.Header.Del("Expect")
+	if out.Body != nil && out.Body != http.NoBody {
+		// The relay loop deals with what the backend did not read; closing
+		// the body here would read it all first (an early answer would wait
+		// for the whole upload).
+		out.Body = noDrainBody{out.Body}
+	}
 	return out
 }
+
+// noDrainBody is a request body whose Close leaves the rest unread.
+type noDrainBody struct{ io.Reader }
+
+func (noDrainBody) Close() error { return nil }
 
 // joinURLPath joins the internal URL's path and the request's, as
 // httputil.ProxyRequest.SetURL does.
@@ -347,6 +358,7 @@ func (h *handler) copyResponse(w *countingWriter, ctx context.Context, resp *htt
 		}
 	}
 	if bw, isWait := resp.Body.(*bodyWait); isWait {
+		w.Flush() // the answer goes out now, whatever the upload does
 		ok = bw.finished() && ok
 	}
 	// A cancelled request left the connection with a deadline in the past.

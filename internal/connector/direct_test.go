@@ -486,6 +486,13 @@ func TestDirectKeepAlive(t *testing.T) {
 	if got := env.relayStreams(); got != 1 {
 		t.Errorf("%d relay streams for %d requests one after the other, want 1", got, n)
 	}
+	// A request is counted when its handler returns, which may be just
+	// after the client has the answer (an answer is sent before an upload
+	// written alongside it has been waited for).
+	deadline := time.Now().Add(directWait)
+	for (env.served("web", 200) != n || testutil.ToFloat64(env.c.metrics.inFlight) != 0) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := env.served("web", 200); got != n {
 		t.Errorf("sallyport_connector_requests_total{app=web,code=200} = %v, want %d", got, n)
 	}

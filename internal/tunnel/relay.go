@@ -128,16 +128,21 @@ func serveRelay(st *Stream, h http.Handler) {
 		req = req.WithContext(ctx)
 		req.RemoteAddr = remote
 		w := &relayWriter{bw: rw.bw, req: req, header: make(http.Header), cl: -1}
+		if req.Body != nil && req.Body != http.NoBody {
+			w.body = &trackedBody{ReadCloser: req.Body}
+			req.Body = w.body
+		}
 		h.ServeHTTP(w, req)
 		if err := w.finish(); err != nil {
 			return
 		}
 		// What the handler left of the request body must be read before
-		// the next request (a little), or the stream closes.
-		// (A body the handler closed was read to its end by Close.)
-		if req.Body != nil {
-			n, err := io.Copy(io.Discard, io.LimitReader(req.Body, 256<<10))
-			if (err != nil && !errors.Is(err, http.ErrBodyReadAfterClose)) || n == 256<<10 {
+		// the next request (a little: more, and the response said
+		// "Connection: close"), or the stream closes. (A body the handler
+		// closed was read to its end by Close.)
+		if w.body != nil {
+			n, err := io.Copy(io.Discard, io.LimitReader(w.body, maxLeftover+1))
+			if (err != nil && !errors.Is(err, http.ErrBodyReadAfterClose)) || n > maxLeftover {
 				return
 			}
 		}
@@ -146,6 +151,27 @@ func serveRelay(st *Stream, h http.Handler) {
 			return
 		}
 	}
+}
+
+// maxLeftover is how much of a request body the handler did not read is
+// read and dropped after the response, to keep the stream for the next
+// request.
+const maxLeftover = 256 << 10
+
+// trackedBody is a relayed request's body, counting what was read of it.
+type trackedBody struct {
+	io.ReadCloser
+	n   atomic.Int64
+	eof atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
 }
 
 // RelayState is what a handler keeps for the requests of one relay stream
@@ -177,6 +203,7 @@ func RelayStateOf(ctx context.Context) *RelayState {
 type relayWriter struct {
 	bw         *bufio.Writer
 	req        *http.Request
+	body       *trackedBody // the request's, nil without one
 	header     http.Header
 	wrote      bool
 	noBody     bool
@@ -216,6 +243,16 @@ func (w *relayWriter) WriteHeader(code int) {
 	for _, v := range h.Values("Connection") {
 		if strings.Contains(strings.ToLower(v), "close") {
 			w.closeAfter = true
+		}
+	}
+	if b := w.body; b != nil && !b.eof.Load() && !w.closeAfter {
+		// Much of the request body is still to come (or an unknown
+		// amount): rather than read it all after the answer, end the
+		// stream after it — and say so, so that the cloud does not send
+		// another request on it (net/http's server does the same).
+		if w.req.ContentLength < 0 || w.req.ContentLength-b.n.Load() > maxLeftover {
+			w.closeAfter = true
+			h.Set("Connection", "close")
 		}
 	}
 	if !w.noBody && w.cl < 0 {

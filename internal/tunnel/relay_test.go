@@ -484,19 +484,32 @@ func TestRelayKeepAlive(t *testing.T) {
 	}
 }
 
-// TestRelayUnreadRequestBody: a handler that does not read a large request
-// body answers; the stream then closes, and the next request goes on.
+// TestRelayUnreadRequestBody: a handler that does not read the request
+// body answers. Up to maxLeftover unread bytes are dropped and the stream
+// carries the next request; with more, the answer says "Connection:
+// close" (so the cloud never sends another request on a stream the
+// connector is about to end) and the next request goes on a new stream.
 func TestRelayUnreadRequestBody(t *testing.T) {
 	checkLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
-	for _, size := range []int{10, 100 << 10, 8 << 20} {
-		resp, body := env.do(t, relayReq(t, ctx, "POST", "/small", bytes.NewReader(make([]byte, size))))
+	for _, tc := range []struct {
+		size      int
+		wantClose bool
+	}{{10, false}, {100 << 10, false}, {maxLeftover, false}, {maxLeftover + 1, true}, {8 << 20, true}} {
+		resp, body := env.do(t, relayReq(t, ctx, "POST", "/small", bytes.NewReader(make([]byte, tc.size))))
+		before := env.streams.n()
 		if resp.StatusCode != 200 || string(body) != smallBody {
-			t.Fatalf("POST of %d bytes: %d %q", size, resp.StatusCode, body)
+			t.Fatalf("POST of %d bytes: %d %q", tc.size, resp.StatusCode, body)
+		}
+		if resp.Close != tc.wantClose {
+			t.Errorf("POST of %d unread bytes: Connection: close is %v, want %v", tc.size, resp.Close, tc.wantClose)
 		}
 		env.get(t, "/small", smallBody)
+		if got, want := env.streams.n()-before, map[bool]int{false: 0, true: 1}[tc.wantClose]; got != want {
+			t.Errorf("POST of %d unread bytes: %d new relay streams for the next request, want %d", tc.size, got, want)
+		}
 	}
 }
 
