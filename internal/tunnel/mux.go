@@ -116,6 +116,10 @@ const (
 // ErrSessionClosed is returned for operations on a closed session.
 var ErrSessionClosed = errors.New("tunnel: session closed")
 
+// ErrIDsExhausted is returned by Open once a session has opened all the
+// stream ids it may (2³⁰): the session must be replaced by a new one.
+var ErrIDsExhausted = errors.New("tunnel: stream ids exhausted on this session")
+
 // StreamError is how a stream ended by a RESET from the peer.
 type StreamError struct {
 	Code    uint32
@@ -221,7 +225,7 @@ func (s *Session) Open(msg []byte) (*Stream, error) {
 	if id > 1<<31-2 {
 		s.mu.Unlock()
 		s.wmu.Unlock()
-		return nil, errors.New("tunnel: stream ids exhausted on this session")
+		return nil, ErrIDsExhausted
 	}
 	s.nextID += 2
 	st := newStream(s, id, relayWindow)

@@ -517,6 +517,9 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 		msg, _ := json.Marshal(OpenMessage{Kind: RelayKindHTTP, App: app})
 		st, err := c.sess.Open(msg)
 		if err != nil {
+			if errors.Is(err, ErrIDsExhausted) {
+				c.retire()
+			}
 			closeBody(req)
 			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
@@ -584,6 +587,32 @@ func closeBody(req *http.Request) {
 // body's writer (just returning from its last write, usually) before the
 // stream is given up.
 const bodyWriteGrace = 50 * time.Millisecond
+
+// retire takes a connection whose session can open no more streams out of
+// service: no new request, and closed once the requests in flight have
+// ended (or after retireWait), so that the connector dials a new one.
+func (c *Client) retire() {
+	if c.unusable.Swap(true) {
+		return
+	}
+	c.relays.closeAll()
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		deadline := time.Now().Add(retireWait)
+		for c.InFlight() > 0 && time.Now().Before(deadline) {
+			select {
+			case <-t.C:
+			case <-c.Done():
+				return
+			}
+		}
+		c.Close()
+	}()
+}
+
+// retireWait bounds how long a retired connection waits for its requests.
+const retireWait = 5 * time.Minute
 
 // readRelayResponse reads the final response, skipping interim ones.
 func readRelayResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {

@@ -855,3 +855,30 @@ func relayHandlerPanicChild(t *testing.T) {
 	}
 	env.get(t, "/small", smallBody)
 }
+
+// TestRelayIDsExhausted: a session that has used all its stream ids
+// refuses the next request as not sent (the cloud sends it elsewhere),
+// takes no more, and closes, so that the connector dials a new one.
+func TestRelayIDsExhausted(t *testing.T) {
+	checkLeaks(t)
+	env := startRelay(t, relayHandler(), ServerConfig{})
+	env.get(t, "/small", smallBody)
+	env.c.sess.mu.Lock()
+	env.c.sess.nextID = 1<<31 - 1
+	env.c.sess.mu.Unlock()
+	env.c.relays.closeAll() // no idle stream to reuse
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	_, err := env.c.RoundTrip(relayReq(t, ctx, "GET", "/small", nil))
+	if !NotSent(err) || !errors.Is(err, ErrIDsExhausted) {
+		t.Fatalf("RoundTrip = %v, want a not-sent error for exhausted ids", err)
+	}
+	if env.c.Available() {
+		t.Error("the connection still takes requests")
+	}
+	select {
+	case <-env.c.Done():
+	case <-ctx.Done():
+		t.Fatal("the retired connection did not close")
+	}
+}
