@@ -8,7 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
+	"net/http/httputil"
 	"strings"
 	"sync"
 	"time"
@@ -46,12 +46,15 @@ var backendBufs = sync.Pool{New: func() any {
 	return &backendConn{br: bufio.NewReaderSize(nil, 4<<10), bw: bufio.NewWriterSize(nil, 4<<10)}
 }}
 
-func (b *backendConn) close() {
+// Close closes the connection and gives its buffers back; the relay
+// stream's state calls it when the stream ends.
+func (b *backendConn) Close() error {
 	b.conn.Close()
 	b.br.Reset(nil)
 	b.bw.Reset(nil)
 	b.app, b.conn = nil, nil
 	backendBufs.Put(b)
+	return nil
 }
 
 var backendDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -90,12 +93,11 @@ func (h *handler) dialBackend(ctx context.Context, a *app) (*backendConn, error)
 
 // serveDirect serves r on the relay stream's backend connection.
 func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tunnel.RelayState) {
-	cw := w
-	cw.requestID = r.Header.Get(tunnel.HeaderRequestID)
+	w.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	out := h.outgoing(r, a)
 	b, _ := rs.Value.(*backendConn)
 	if b != nil && (b.app != a || time.Since(b.lastUsed) > backendIdleReuse) {
-		b.close()
+		b.Close()
 		b, rs.Value = nil, nil
 	}
 	resp, b, err := h.exchange(r.Context(), out, a, b)
@@ -104,19 +106,12 @@ func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tu
 		if r.Context().Err() != nil {
 			return // the cloud gave up on this request
 		}
-		h.backendFailed(cw, a, err)
+		h.backendFailed(w, a, err)
 		return
 	}
 	rs.Value = b
-	if rs.Closer == nil {
-		rs.Closer = func() {
-			if b, ok := rs.Value.(*backendConn); ok {
-				b.close()
-			}
-		}
-	}
-	if !h.copyResponse(cw, r.Context(), resp, b) {
-		b.close()
+	if !h.copyResponse(w, r.Context(), resp, b) {
+		b.Close()
 		rs.Value = nil
 		return
 	}
@@ -126,18 +121,8 @@ func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tu
 // outgoing is r as the backend gets it: the internal URL's host and path,
 // no tunnel headers.
 func (h *handler) outgoing(r *http.Request, a *app) *http.Request {
-	out := r.WithContext(r.Context()) // shallow: the header map is r's own (r came off the stream)
-	u := *a.target
-	u.Path, u.RawPath = joinURLPath(a.target, r.URL)
-	u.RawQuery = r.URL.RawQuery
-	if a.target.RawQuery != "" {
-		u.RawQuery = a.target.RawQuery + "&" + r.URL.RawQuery
-		if r.URL.RawQuery == "" {
-			u.RawQuery = a.target.RawQuery
-		}
-	}
-	out.URL = &u
-	out.Host = ""
+	out := r.WithContext(r.Context()) // shallow: r's header map and URL are its own (r came off the stream)
+	(&httputil.ProxyRequest{In: r, Out: out}).SetURL(a.target)
 	stripTunnelHeaders(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // no default User-Agent of Go's
@@ -159,41 +144,6 @@ type noDrainBody struct{ io.Reader }
 
 func (noDrainBody) Close() error { return nil }
 
-// joinURLPath joins the internal URL's path and the request's, as
-// httputil.ProxyRequest.SetURL does.
-func joinURLPath(a, b *url.URL) (path, rawpath string) {
-	if a.RawPath == "" && b.RawPath == "" {
-		return singleJoiningSlash(a.Path, b.Path), ""
-	}
-	apath := a.EscapedPath()
-	bpath := b.EscapedPath()
-	aslash := strings.HasSuffix(apath, "/")
-	bslash := strings.HasPrefix(bpath, "/")
-	switch {
-	case aslash && bslash:
-		return a.Path + b.Path[1:], apath + bpath[1:]
-	case !aslash && !bslash:
-		return a.Path + "/" + b.Path, apath + "/" + bpath
-	}
-	return a.Path + b.Path, apath + bpath
-}
-
-func singleJoiningSlash(a, b string) string {
-	aslash := strings.HasSuffix(a, "/")
-	bslash := strings.HasPrefix(b, "/")
-	switch {
-	case aslash && bslash:
-		return a + b[1:]
-	case !aslash && !bslash:
-		return a + "/" + b
-	}
-	return a + b
-}
-
-// inlineBackendBody is the largest request body (of known length) written
-// before the response is read; a larger one is written alongside.
-const inlineBackendBody = 64 << 10
-
 // exchange sends out on b (or a new connection) and reads the response
 // headers. A request without a body that meets a reused connection the
 // backend had closed is sent again on a new one.
@@ -207,11 +157,11 @@ func (h *handler) exchange(ctx context.Context, out *http.Request, a *app, b *ba
 				return nil, nil, err
 			}
 		}
-		resp, err := h.send(ctx, out, b, hasBody)
+		resp, err := h.send(ctx, out, b)
 		if err == nil {
 			return resp, b, nil
 		}
-		b.close()
+		b.Close()
 		b = nil
 		if !reused || hasBody || attempt > 0 || ctx.Err() != nil || !staleConn(err) {
 			return nil, nil, err
@@ -228,9 +178,9 @@ func staleConn(err error) bool {
 
 // send writes out on b and reads the final response's headers; ctx
 // cancels both.
-func (h *handler) send(ctx context.Context, out *http.Request, b *backendConn, hasBody bool) (resp *http.Response, err error) {
+func (h *handler) send(ctx context.Context, out *http.Request, b *backendConn) (resp *http.Response, err error) {
 	stop := context.AfterFunc(ctx, expire(b.conn))
-	var bodyErr chan error
+	var bodyErr <-chan error
 	defer func() {
 		if !stop() {
 			// The connection has a deadline in the past now.
@@ -241,39 +191,20 @@ func (h *handler) send(ctx context.Context, out *http.Request, b *backendConn, h
 			resp, err = nil, ctx.Err()
 		}
 	}()
-	if !hasBody || (out.ContentLength >= 0 && out.ContentLength <= inlineBackendBody) {
-		if err = out.Write(b.bw); err == nil {
-			err = b.bw.Flush()
-		}
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		bodyErr = make(chan error, 1)
-		go func() {
-			err := out.Write(b.bw)
-			if err == nil {
-				err = b.bw.Flush()
-			}
-			bodyErr <- err
-		}()
+	if bodyErr, err = tunnel.WriteRequest(b.bw, out, nil); err != nil {
+		return nil, err
 	}
-	for {
-		resp, err = http.ReadResponse(b.br, out)
-		if err != nil {
-			if bodyErr != nil {
-				b.conn.Close() // ends the body writer too
-				<-bodyErr
-			}
-			return nil, err
+	if resp, err = tunnel.ReadFinalResponse(b.br, out); err != nil {
+		if bodyErr != nil {
+			b.conn.Close() // ends the body writer too
+			<-bodyErr
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			if bodyErr != nil {
-				resp.Body = &bodyWait{ReadCloser: resp.Body, done: bodyErr, conn: b.conn}
-			}
-			return resp, nil
-		}
+		return nil, err
 	}
+	if bodyErr != nil {
+		resp.Body = &bodyWait{ReadCloser: resp.Body, done: bodyErr, conn: b.conn}
+	}
+	return resp, nil
 }
 
 // expire returns a function that makes conn's reads and writes fail at
@@ -287,7 +218,7 @@ func expire(conn net.Conn) func() {
 // written; the connection is reusable only if that ended well.
 type bodyWait struct {
 	io.ReadCloser
-	done chan error
+	done <-chan error
 	conn net.Conn
 	err  error
 	got  bool

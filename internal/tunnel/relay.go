@@ -178,14 +178,14 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 // (the connector keeps its connection to the backend there: the requests
 // of a stream come one after the other).
 type RelayState struct {
-	// Value is the handler's; Closer, if set, is called when the stream ends.
-	Value  any
-	Closer func()
+	// Value is the handler's; if it is an io.Closer, it is closed when the
+	// stream ends.
+	Value any
 }
 
 func (s *RelayState) close() {
-	if s.Closer != nil {
-		s.Closer()
+	if c, ok := s.Value.(io.Closer); ok {
+		c.Close()
 	}
 }
 
@@ -527,36 +527,17 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 	}
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, func() { rc.st.Close() })
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	var bodyDone chan error
-	if !hasBody || (req.ContentLength > 0 && req.ContentLength <= inlineBody) {
-		err := req.Write(rc.rb.bw)
-		if err == nil {
-			err = rc.rb.bw.Flush()
+	bodyDone, err := WriteRequest(rc.rb.bw, req, func() { rc.st.Close() }) // the connector waits for the rest of the body
+	if err != nil {
+		stop()
+		rc.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		if err != nil {
-			stop()
-			rc.close()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
-	} else {
-		bodyDone = make(chan error, 1)
-		rc.sending = true
-		go func() {
-			err := req.Write(rc.rb.bw)
-			if err == nil {
-				err = rc.rb.bw.Flush()
-			}
-			if err != nil {
-				rc.st.Close() // the connector waits for the rest of the body
-			}
-			bodyDone <- err
-		}()
+		return nil, err
 	}
-	resp, err := readRelayResponse(rc.rb.br, req)
+	rc.sending = bodyDone != nil
+	resp, err := ReadFinalResponse(rc.rb.br, req)
 	if err != nil {
 		stop()
 		rc.close()
@@ -614,8 +595,37 @@ func (c *Client) retire() {
 // retireWait bounds how long a retired connection waits for its requests.
 const retireWait = 5 * time.Minute
 
-// readRelayResponse reads the final response, skipping interim ones.
-func readRelayResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+// WriteRequest writes req as HTTP/1.1 on bw and flushes it. A body of
+// known length up to 64 KiB is written before it returns; a larger one, or
+// one of unknown length, by a goroutine whose result comes on the returned
+// channel (nil otherwise), while the caller reads the response — as a
+// proxy must: the far end may answer before it has read the whole body.
+// onFail, if set, runs in that goroutine when the write fails.
+func WriteRequest(bw *bufio.Writer, req *http.Request, onFail func()) (<-chan error, error) {
+	write := func() error {
+		err := req.Write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		return err
+	}
+	if req.Body == nil || req.Body == http.NoBody || (req.ContentLength > 0 && req.ContentLength <= inlineBody) {
+		return nil, write()
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := write()
+		if err != nil && onFail != nil {
+			onFail()
+		}
+		done <- err
+	}()
+	return done, nil
+}
+
+// ReadFinalResponse reads the final response to req from br, skipping
+// interim (1xx) ones.
+func ReadFinalResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	for {
 		resp, err := http.ReadResponse(br, req)
 		if err != nil {
@@ -634,7 +644,7 @@ type relayBody struct {
 	rc       *relayConn
 	c        *Client
 	stop     func() bool
-	bodyDone chan error
+	bodyDone <-chan error
 	reuse    bool
 	once     sync.Once
 	eof      bool
