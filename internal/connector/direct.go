@@ -220,36 +220,20 @@ type bodyWait struct {
 	io.ReadCloser
 	done <-chan error
 	conn net.Conn
-	err  error
-	got  bool
 }
 
 // finished reports whether the request body went out whole. Called once
 // the response has ended: a body still being written then (the backend
 // answered without reading it all) is cut off by closing the connection.
 func (b *bodyWait) finished() bool {
-	select {
-	case b.err = <-b.done:
-		return b.err == nil
-	default:
-	}
-	// The writer may be just returning from its last write (net/http's
-	// Transport waits the same way before reusing a connection).
-	t := time.NewTimer(bodyWriteGrace)
-	defer t.Stop()
-	select {
-	case b.err = <-b.done:
-		return b.err == nil
-	case <-t.C:
+	err, ended := tunnel.BodyWritten(b.done)
+	if !ended {
 		b.conn.Close()
 		<-b.done
 		return false
 	}
+	return err == nil
 }
-
-// bodyWriteGrace is how long a finished response waits for its request
-// body's writer before the connection is given up.
-const bodyWriteGrace = 50 * time.Millisecond
 
 // copyResponse writes resp to w; false if the backend connection cannot
 // carry another request.

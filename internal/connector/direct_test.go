@@ -481,7 +481,7 @@ func TestDirectKeepAlive(t *testing.T) {
 		}
 	}
 	if got := conns.Load(); got != 1 {
-		t.Errorf("%d backend connections for %d requests one after the other, want 1 (a request body above inlineBackendBody whose writer had not yet reported when the response ended costs the connection: bodyWait.finished)", got, n)
+		t.Errorf("%d backend connections for %d requests one after the other, want 1 (a request body written alongside whose writer had not yet reported when the response ended costs the connection: bodyWait.finished)", got, n)
 	}
 	if got := env.relayStreams(); got != 1 {
 		t.Errorf("%d relay streams for %d requests one after the other, want 1", got, n)
@@ -1142,7 +1142,7 @@ func cancelledAsHeadersArrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out.ContentLength = 1 << 20 // above inlineBackendBody: written by a goroutine
+	out.ContentLength = 1 << 20 // above the inline limit of tunnel.WriteRequest: written by a goroutine
 	type result struct {
 		err     error
 		reading bool // the body's writer was reading it

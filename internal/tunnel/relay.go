@@ -564,9 +564,28 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// bodyWriteGrace is how long a finished response waits for its request
-// body's writer (just returning from its last write, usually) before the
-// stream is given up.
+// BodyWritten waits for the result of WriteRequest's body writer once
+// the response has ended: the writer is usually just returning from its
+// last write (net/http's Transport waits the same way before reusing a
+// connection). ended is false if it has not finished within a short grace
+// time: the connection cannot carry another request then.
+func BodyWritten(done <-chan error) (err error, ended bool) {
+	select {
+	case err = <-done:
+		return err, true
+	default:
+	}
+	t := time.NewTimer(bodyWriteGrace)
+	defer t.Stop()
+	select {
+	case err = <-done:
+		return err, true
+	case <-t.C:
+		return nil, false
+	}
+}
+
+// bodyWriteGrace bounds BodyWritten's wait.
 const bodyWriteGrace = 50 * time.Millisecond
 
 // retire takes a connection whose session can open no more streams out of
@@ -668,15 +687,11 @@ func (b *relayBody) release() {
 	b.once.Do(func() {
 		reuse := b.eof && b.reuse && b.stop()
 		if b.bodyDone != nil && reuse {
-			t := time.NewTimer(bodyWriteGrace)
-			select {
-			case err := <-b.bodyDone:
-				reuse = reuse && err == nil
+			err, ended := BodyWritten(b.bodyDone)
+			reuse = ended && err == nil // still sending the request: the stream cannot be reused
+			if ended {
 				b.rc.sending = false // its writer is done with the buffers
-			case <-t.C:
-				reuse = false // still sending the request: the stream cannot be reused
 			}
-			t.Stop()
 		}
 		if reuse && b.rc.rb.br.Buffered() == 0 && b.c.Available() && b.c.relays.put(b.rc) {
 			return
