@@ -600,6 +600,16 @@ func (st *Stream) Context() context.Context {
 	return st.ctx
 }
 
+// ended reports whether the stream has been closed or reset.
+func (st *Stream) ended() bool {
+	select {
+	case <-st.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // OpenMessage is the message the opener sent with the stream.
 func (st *Stream) OpenMessage() []byte { return st.open }
 

@@ -450,7 +450,7 @@ func (p *relays) get(app string) *relayConn {
 		rc := l[len(l)-1]
 		l = l[:len(l)-1]
 		p.idle[app] = l
-		if time.Since(rc.idleSince) < relayIdleTimeout && rc.st.Context().Err() == nil {
+		if time.Since(rc.idleSince) < relayIdleTimeout && !rc.st.ended() {
 			return rc
 		}
 		go rc.close()
