@@ -135,22 +135,34 @@ type backendProc struct {
 
 // startBackend starts the backend child on 127.0.0.1:port (0: any port).
 func startBackend(ctx context.Context, h *harness, port int) (*backendProc, error) {
-	self, err := os.Executable()
+	p, addr, err := startServeChild(ctx, h, "backend", "-backend-serve", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-backend-serve", fmt.Sprintf("127.0.0.1:%d", port))
+	return &backendProc{proc: p, addr: addr}, nil
+}
+
+// startServeChild starts the bench's own executable with args as a child
+// that serves something on loopback, and returns once it said where
+// ("listening on ADDR" on its standard output). The child stops when its
+// standard input closes.
+func startServeChild(ctx context.Context, h *harness, name string, args ...string) (*child, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(self, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	p, err := h.startCmd("backend", cmd)
+	p, err := h.startCmd(name, cmd)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	p.stdin = stdin
 	lines := make(chan string, 1)
@@ -166,12 +178,12 @@ func startBackend(ctx context.Context, h *harness, port int) (*backendProc, erro
 	case l, ok := <-lines:
 		addr, found := strings.CutPrefix(l, "listening on ")
 		if !ok || !found {
-			return nil, fmt.Errorf("the backend did not start: %s", p.tail(10))
+			return nil, "", fmt.Errorf("the %s did not start: %s", name, p.tail(10))
 		}
-		return &backendProc{proc: p, addr: addr}, nil
+		return p, addr, nil
 	case <-time.After(10 * time.Second):
-		return nil, errors.New("the backend did not start within 10 s")
+		return nil, "", fmt.Errorf("the %s did not start within 10 s", name)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, "", ctx.Err()
 	}
 }

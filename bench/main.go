@@ -53,7 +53,11 @@ type options struct {
 	verbose bool
 	timeout time.Duration
 
+	bare bool // measure the bare relay too
+
 	backendServe string // internal: run as the backend child
+	bareServe    string // internal: run as a side of the bare relay
+	bareTo       string // internal: where that side dials
 }
 
 func parseFlags() *options {
@@ -83,7 +87,10 @@ func parseFlags() *options {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data directories, logs)")
 	flag.BoolVar(&o.verbose, "v", false, "log every step")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop everything after this long")
+	flag.BoolVar(&o.bare, "bare", true, "also measure the bare relay: two processes copying bytes over the same two TLS legs, the floor of this architecture's cost (bench/bare.go)")
 	flag.StringVar(&o.backendServe, "backend-serve", "", "internal: serve the backend on this address")
+	flag.StringVar(&o.bareServe, "bare-serve", "", "internal: serve one side (edge or site) of the bare relay")
+	flag.StringVar(&o.bareTo, "bare-to", "", "internal: the address the bare relay side dials")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(fmt.Errorf("unexpected arguments %q", flag.Args()))
@@ -165,6 +172,13 @@ func main() {
 	if o.backendServe != "" {
 		if err := serveBackend(o.backendServe); err != nil {
 			fmt.Fprintf(os.Stderr, "backend: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.bareServe != "" {
+		if err := serveBare(o.bareServe, o.bareTo); err != nil {
+			fmt.Fprintf(os.Stderr, "bare %s: %v\n", o.bareServe, err)
 			os.Exit(1)
 		}
 		return
@@ -258,6 +272,15 @@ func runBench(ctx context.Context, o *options) error {
 		{name: "backend", pids: []int{backend.proc.pid()}},
 		{name: "cloud", pids: []int{sp.cloudPID()}},
 		{name: "connector", pids: []int{sp.connectorPID()}},
+	}
+	if o.bare {
+		h.logf("starting the bare relay")
+		bare, err := startBareRelay(ctx, h, backend.addr)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, bare.target())
+		procs = append(procs, watched{name: "bare", pids: bare.pids()})
 	}
 	if other != nil {
 		targets = append(targets, other)

@@ -324,6 +324,9 @@ func (rp *report) print(w io.Writer) {
 		rows = append(rows, []string{"sallyport", "cloud + connector", fmtF(cpu, 4), fmtRatio(cpu, baseBackend), fmtF(sys, 1), fmtMB(pk), fmtRatio(float64(pk), float64(baseBackendRSS))})
 	}
 	addProc("sallyport", "backend", "backend", sp)
+	br := rp.runsFor(testSmall, "bare relay")
+	addProc("bare relay", "bare", "edge + site", br)
+	addProc("bare relay", "backend", "backend", br)
 	if rp.otherProcs {
 		addProc(o.otherName, "other", "its -other-pids", rp.runsFor(testSmall, o.otherName))
 	}
@@ -351,34 +354,24 @@ func (rp *report) print(w io.Writer) {
 	dd, du := rp.runsFor(testDownload, "direct"), rp.runsFor(testUpload, "direct")
 	baseDown := med(dd, func(r run) float64 { return r.res.gbps })
 	baseUp := med(du, func(r run) float64 { return r.res.gbps })
+	// proxyUse is what the processes of path t's proxy spent in r.
+	proxyUse := func(t string, r run) usage {
+		switch t {
+		case "direct":
+			return r.use["backend"]
+		case "sallyport":
+			c, k := r.use["cloud"], r.use["connector"]
+			return usage{cpu: c.cpu + k.cpu, syscalls: c.syscalls + k.syscalls, ok: c.ok && k.ok}
+		case "bare relay":
+			return r.use["bare"]
+		}
+		return r.use["other"]
+	}
 	proxyCPU := func(t string, rs []run) float64 {
-		return med(rs, func(r run) float64 {
-			switch t {
-			case "direct":
-				u := r.use["backend"]
-				return perGB(u.cpu, u.ok, r.res.bytes)
-			case "sallyport":
-				c, k := r.use["cloud"], r.use["connector"]
-				return perGB(c.cpu+k.cpu, c.ok && k.ok, r.res.bytes)
-			}
-			u := r.use["other"]
-			return perGB(u.cpu, u.ok, r.res.bytes)
-		})
+		return med(rs, func(r run) float64 { u := proxyUse(t, r); return perGB(u.cpu, u.ok, r.res.bytes) })
 	}
 	proxySys := func(t string, rs []run) float64 { // read+write system calls per MB moved
-		return med(rs, func(r run) float64 {
-			var u usage
-			switch t {
-			case "direct":
-				u = r.use["backend"]
-			case "sallyport":
-				c, k := r.use["cloud"], r.use["connector"]
-				u = usage{syscalls: c.syscalls + k.syscalls, ok: c.ok && k.ok}
-			default:
-				u = r.use["other"]
-			}
-			return perReq(u.syscalls, u.ok, r.res.bytes/1e6)
-		})
+		return med(rs, func(r run) float64 { u := proxyUse(t, r); return perReq(u.syscalls, u.ok, r.res.bytes/1e6) })
 	}
 	for _, t := range rp.targets {
 		down, up := rp.runsFor(testDownload, t), rp.runsFor(testUpload, t)
