@@ -60,18 +60,10 @@ func startBareRelay(ctx context.Context, h *harness, backendAddr string) (*bareR
 }
 
 // serveBare is the child process of one side: it listens with TLS on a
-// loopback port, prints "listening on ADDR", and copies each accepted
-// connection to a connection to upstream (TLS for the edge, plain TCP for
-// the site) until its standard input closes.
+// loopback port, prints "listening on ADDR", and relays (relayBare) until
+// its standard input closes.
 func serveBare(mode, upstream string) error {
-	if mode != "edge" && mode != "site" {
-		return fmt.Errorf("-bare-serve is edge or site, not %q", mode)
-	}
-	cert, err := selfSigned()
-	if err != nil {
-		return err
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	ln, err := listenBare(mode)
 	if err != nil {
 		return err
 	}
@@ -80,9 +72,31 @@ func serveBare(mode, upstream string) error {
 		io.Copy(io.Discard, os.Stdin) // returns when the parent goes away
 		ln.Close()
 	}()
+	return relayBare(ln, mode, upstream)
+}
+
+// listenBare listens with TLS (a certificate of its own) on a free
+// loopback port.
+func listenBare(mode string) (net.Listener, error) {
+	if mode != "edge" && mode != "site" {
+		return nil, fmt.Errorf("-bare-serve is edge or site, not %q", mode)
+	}
+	cert, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+}
+
+// relayBare copies each connection accepted on ln to a new connection to
+// upstream (TLS for the edge, plain TCP for the site), both ways, until
+// ln is closed; then it waits for the connections it serves to end.
+func relayBare(ln net.Listener, mode, upstream string) error {
 	// The site's certificate is this run's own, made a moment ago on
 	// loopback; checking it would cost once per connection, not per request.
 	up := &tls.Config{ServerName: "bare.test", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -91,9 +105,10 @@ func serveBare(mode, upstream string) error {
 			}
 			return err
 		}
-		go func() {
+		wg.Go(func() {
 			defer c.Close()
 			var u net.Conn
+			var err error
 			if mode == "edge" {
 				u, err = tls.Dial("tcp", upstream, up)
 			} else {
@@ -113,7 +128,7 @@ func serveBare(mode, upstream string) error {
 			copyPooled(c, u)
 			closeWrite(c)
 			<-done
-		}()
+		})
 	}
 }
 

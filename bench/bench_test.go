@@ -1,9 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 const wrkOutput = `Running 5s test @ https://127.0.0.1:41235/small
@@ -95,5 +102,59 @@ func TestOtherTargetOnlyLoopback(t *testing.T) {
 	}
 	if got := tg.url("/small"); got != "https://127.0.0.1:8443/app/small" {
 		t.Errorf("url %s", got)
+	}
+}
+
+// TestBareRelay sends requests through the two sides of the bare relay to
+// a backend and checks what comes back, and that nothing is left running.
+func TestBareRelay(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	backend := httptest.NewServer(backendHandler())
+	defer backend.Close()
+	site, err := listenBare("site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge, err := listenBare("edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- relayBare(site, "site", backend.Listener.Addr().String()) }()
+	go func() { errs <- relayBare(edge, "edge", site.Addr().String()) }()
+
+	tr := &http.Transport{TLSClientConfig: tlsInsecure("bare.test")}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for _, c := range []struct{ path, want string }{
+		{"/small", smallBody},
+		{"/download?n=300000", string(bytes.Repeat(pattern, 2)[:300000])},
+	} {
+		resp, err := client.Get("https://" + edge.Addr().String() + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != c.want {
+			t.Errorf("%s: %d bytes, error %v; want %d bytes", c.path, len(body), err, len(c.want))
+		}
+	}
+	up := bytes.Repeat(pattern, 3)
+	resp, err := client.Post("https://"+edge.Addr().String()+"/upload", "application/octet-stream", bytes.NewReader(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("%d %08x\n", len(up), patternCRC(int64(len(up)))); string(body) != want {
+		t.Errorf("upload answered %q, want %q", body, want)
+	}
+	tr.CloseIdleConnections()
+	edge.Close()
+	site.Close()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
