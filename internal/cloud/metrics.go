@@ -102,6 +102,10 @@ func (c *connectorCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// statusClientClosed is the code counted for an edge request whose client
+// went away before any answer: nginx's 499.
+const statusClientClosed = 499
+
 // statusRecorder captures the status an edge handler wrote. On an
 // HTTP/1.1 connection it also sends each large write's TLS records
 // together (corked: one system call instead of one per 16 KiB record).

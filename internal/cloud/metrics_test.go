@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -102,5 +103,47 @@ func TestDiagnoseApp(t *testing.T) {
 	joined := strings.Join(d.Findings, "\n")
 	if !strings.Contains(joined, "Only one connector") || !strings.Contains(joined, rid) {
 		t.Errorf("findings = %q", joined)
+	}
+}
+
+// TestCloudMetricsClientGone: a request whose client leaves before any
+// answer is counted under 499, never under a code nobody sent.
+func TestCloudMetricsClientGone(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer backend.Close()
+	defer close(release)
+	env := startInProcess(t, backend.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", env.appURL+"slow", nil)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := env.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-arrived
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("the request succeeded after its client cancelled it")
+	}
+	m := env.srv.metrics
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.requests.WithLabelValues("contoso.com", "web", "499")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("contoso.com", "web", "499")); got != 1 {
+		t.Errorf("requests{499} = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(m.requests); n != 1 {
+		t.Errorf("%d series of requests, want 1 (499 only)", n)
 	}
 }

@@ -498,6 +498,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.edge.ServeHTTP(rec, r)
+	if rec.code == 0 {
+		// Nothing written: net/http answers 200, unless the client went
+		// away first (the edge writes nothing to a closed request).
+		rec.code, rec.took = http.StatusOK, time.Since(rec.start)
+		if r.Context().Err() != nil {
+			rec.code = statusClientClosed
+		}
+	}
 	if hostOK {
 		if app, ok := s.Lookup(host); ok {
 			s.metrics.observe(app.Tenant, app.Name, rec.code, rec.took)

@@ -102,14 +102,22 @@ func (a *appMetrics) instrument(w http.ResponseWriter, r *http.Request) *countin
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, c: a.bytesIn}
 	}
-	return &countingWriter{ResponseWriter: w, app: a, start: time.Now()}
+	return &countingWriter{ResponseWriter: w, app: a, start: time.Now(), ctx: r.Context()}
 }
+
+// StatusClientClosed is the code counted for a request whose client went
+// away (the cloud cancelled it) before any response was written: nginx's
+// 499, so that it is neither a success nor the backend's failure.
+const StatusClientClosed = 499
 
 // done records the request as served.
 func (w *countingWriter) done() {
 	w.app.m.inFlight.Dec()
 	if w.code == 0 {
-		w.code = http.StatusOK
+		w.code = http.StatusOK // what net/http sends for a handler that wrote nothing
+		if w.ctx.Err() != nil {
+			w.code = StatusClientClosed
+		}
 	}
 	w.app.served(w.code)
 }
@@ -133,6 +141,7 @@ type countingWriter struct {
 	app   *appMetrics
 	start time.Time
 	code  int
+	ctx   context.Context // the request's: cancelled when the cloud gave up on it
 	// requestID is the cloud's id of the request, for the log of a
 	// failure (the proxy hands its error handler this writer, and a
 	// request stripped of the tunnel's headers).

@@ -127,3 +127,41 @@ func TestHealthEndpoints(t *testing.T) {
 		t.Errorf("/metrics = %d", got)
 	}
 }
+
+// TestCountingWriterCodes checks the status code each way of ending a
+// request is counted under.
+func TestCountingWriterCodes(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		write  func(w http.ResponseWriter)
+		cancel bool
+		want   string
+	}{
+		{"handler wrote nothing", nil, false, "200"},
+		{"client gone before any answer", nil, true, "499"},
+		{"answered, then the client went away", func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) }, true, "503"},
+		{"body without a status", func(w http.ResponseWriter) { w.Write([]byte("x")) }, false, "200"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMetrics(&Connector{}) // its gauges are not read here
+			a := m.forApp("web")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+			w := a.instrument(httptest.NewRecorder(), r)
+			if c.write != nil {
+				c.write(w)
+			}
+			if c.cancel {
+				cancel()
+			}
+			w.done()
+			if got := testutil.ToFloat64(m.requests.WithLabelValues("web", c.want)); got != 1 {
+				t.Errorf("requests{web,%s} = %v, want 1", c.want, got)
+			}
+			if n := testutil.CollectAndCount(m.requests); n != 1 {
+				t.Errorf("%d series of requests, want 1", n)
+			}
+		})
+	}
+}
