@@ -764,20 +764,22 @@ func TestDirectBackendFailures(t *testing.T) {
 	}}
 	tlsBackend.StartTLS()
 	t.Cleanup(tlsBackend.Close)
-	tlsURL := "https://localhost:" + portOf(tlsBackend.Listener.Addr().String()) + "/"
+	tlsURL := "https://127.0.0.1:" + portOf(tlsBackend.Listener.Addr().String()) + "/"
+	tlsNameURL := "https://localhost:" + portOf(tlsBackend.Listener.Addr().String()) + "/" // the certificate names 127.0.0.1, not localhost
 
-	// HTTPS to a trusted backend is not tested here: dialBackend verifies
-	// against the system roots only, and a test cannot add its own CA to
-	// them without changing the process's environment (SSL_CERT_FILE is
-	// read once per process).
+	// HTTPS to a trusted backend is tested end to end (e2e TestHTTPSBackend):
+	// dialBackend verifies against the system roots, which a process reads
+	// once (SSL_CERT_FILE), so the real binary is given its own.
 
-	env := startDirect(t, appAt("a_refused", "refused-app", closedURL), appAt("a_tls", "tls-app", tlsURL))
+	env := startDirect(t, appAt("a_refused", "refused-app", closedURL), appAt("a_tls", "tls-app", tlsURL), appAt("a_tlsname", "tls-name-app", tlsNameURL))
 	cases := []struct {
 		name, app, appName, code string
 		contains                 []string
+		step                     string
 	}{
-		{"connection refused", "a_refused", "refused-app", "backend_refused", []string{"'refused-app'", closedURL, "refused the connection", "test-host"}},
-		{"untrusted TLS certificate", "a_tls", "tls-app", "backend_tls", []string{"'tls-app'", "TLS handshake", "test-host"}},
+		{"connection refused", "a_refused", "refused-app", "backend_refused", []string{"'refused-app'", closedURL, "refused the connection", "test-host"}, "listening on"},
+		{"untrusted TLS certificate", "a_tls", "tls-app", "backend_tls", []string{"'tls-app'", "TLS handshake", "test-host"}, "add the CA that signed it to the machine's trust store"},
+		{"TLS certificate for another name", "a_tlsname", "tls-name-app", "backend_tls", []string{"'tls-name-app'", "TLS handshake", "not localhost"}, "does not name localhost"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -804,6 +806,9 @@ func TestDirectBackendFailures(t *testing.T) {
 					t.Errorf("message %q lacks %q", eb.Error.Message, s)
 				}
 			}
+			if !strings.Contains(eb.Error.Step, tc.step) {
+				t.Errorf("step %q lacks %q", eb.Error.Step, tc.step)
+			}
 			var found bool
 			for _, e := range env.events(t, 1400) {
 				if e.Fields["app"] == tc.appName {
@@ -821,13 +826,22 @@ func TestDirectBackendFailures(t *testing.T) {
 			}
 		})
 	}
-	select {
-	case h := <-hellos:
-		if h.serverName != "localhost" || !slices.Contains(h.protos, "http/1.1") {
-			t.Errorf("ClientHello: server name %q, protocols %q; want localhost and http/1.1", h.serverName, h.protos)
+	// Two handshakes: to 127.0.0.1 (no server name: SNI carries no
+	// addresses) and to localhost.
+	var named bool
+	for range 2 {
+		select {
+		case h := <-hellos:
+			named = named || h.serverName == "localhost"
+			if !slices.Contains(h.protos, "http/1.1") || (h.serverName != "localhost" && h.serverName != "") {
+				t.Errorf("ClientHello: server name %q, protocols %q; want localhost or none, and http/1.1", h.serverName, h.protos)
+			}
+		default:
+			t.Error("the TLS backend saw fewer than 2 ClientHellos")
 		}
-	default:
-		t.Error("the TLS backend saw no ClientHello")
+	}
+	if !named {
+		t.Error("no ClientHello named localhost")
 	}
 }
 

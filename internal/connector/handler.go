@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -295,8 +296,15 @@ func (h *handler) backendProblem(a *app, err error) *problem.Problem {
 			fmt.Sprintf("check the network path from the connector's machine to %s (routing, firewall)", hostport),
 			"The internal application '%s' at %s did not accept a connection from %s in time", a.cfg.Name, a.cfg.InternalURL, where).Wrap(err)
 	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
-		return problem.Newf(http.StatusBadGateway, "backend_tls",
-			fmt.Sprintf("check the TLS certificate of %s, or publish the application with an http:// internal URL", hostport),
+		step := fmt.Sprintf("check the TLS certificate of %s, or publish the application with an http:// internal URL", hostport)
+		var nameErr x509.HostnameError
+		switch {
+		case errors.As(err, &nameErr):
+			step = fmt.Sprintf("the certificate of %s does not name %s: publish the application with an internal URL whose host the certificate names, or reissue the certificate for %s", hostport, host, host)
+		case errors.As(err, new(x509.UnknownAuthorityError)):
+			step = fmt.Sprintf("the connector's machine does not trust the issuer of %s's certificate: add the CA that signed it to the machine's trust store (Debian: copy it to /usr/local/share/ca-certificates/ and run update-ca-certificates; or set SSL_CERT_FILE for the connector service), then restart the connector", hostport)
+		}
+		return problem.Newf(http.StatusBadGateway, "backend_tls", step,
 			"The TLS handshake with the internal application '%s' at %s failed on %s (%v)", a.cfg.Name, a.cfg.InternalURL, where, err).Wrap(err)
 	}
 	return problem.Newf(http.StatusBadGateway, "backend_failed",
