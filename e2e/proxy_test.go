@@ -235,35 +235,30 @@ func TestProxy(t *testing.T) {
 		})
 	}
 
-	t.Run("websocket echo", func(t *testing.T) {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		conn, err := tls.DialWithDialer(&d, "tcp", "127.0.0.1:"+c.port, &tls.Config{
-			RootCAs: c.pool, ServerName: web.ExternalHost, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(30 * time.Second))
-		cfg, err := websocket.NewConfig("wss://"+web.ExternalHost+":"+c.port+"/ws", "https://"+web.ExternalHost+":"+c.port+"/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws, err := websocket.NewClient(cfg, conn)
-		if err != nil {
-			t.Fatalf("WebSocket handshake through the edge: %v", err)
-		}
-		defer ws.Close()
-		for _, msg := range []string{"hello", "second message", "ünïcödé ✓", strings.Repeat("0123456789", 20000), "last"} {
-			if err := websocket.Message.Send(ws, msg); err != nil {
-				t.Fatalf("send: %v", err)
+	t.Run("websocket echo on both tunnel protocols", func(t *testing.T) {
+		upgraded := func(port string) int {
+			resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+			if err != nil {
+				t.Fatal(err)
 			}
-			var got string
-			if err := websocket.Message.Receive(ws, &got); err != nil {
-				t.Fatalf("receive: %v", err)
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			n := 0
+			for _, line := range strings.Split(string(raw), "\n") {
+				if v, ok := strings.CutPrefix(line, `sallyport_connector_requests_total{app="web",code="101"} `); ok {
+					n, _ = strconv.Atoi(v)
+				}
 			}
-			if got != "echo: "+msg {
-				t.Fatalf("echo of a %d-byte message: got %d bytes %.40q", len(msg), len(got), got)
-			}
+			return n
+		}
+		// Connectors are picked at random: echo until each has carried one
+		// (version 2 on a relay stream, version 1 on an HTTP/2 stream).
+		ok := eventually(readyTimeout, func() bool {
+			wsEcho(t, c, web.ExternalHost)
+			return upgraded(m1) > 0 && upgraded(m2) > 0
+		})
+		if !ok {
+			t.Fatalf("WebSockets carried: %d by the version 2 connector, %d by the version 1 connector; want both above 0", upgraded(m1), upgraded(m2))
 		}
 	})
 
@@ -298,4 +293,39 @@ func equal(got []string, want ...string) bool { return slices.Equal(got, want) }
 // sameHost reports whether h is host, or host:port.
 func sameHost(h, host, port string) bool {
 	return h == host || h == net.JoinHostPort(host, port)
+}
+
+// wsEcho opens a WebSocket to host's /ws through the edge and checks the
+// echo of messages small and large.
+func wsEcho(t *testing.T, c *cloud, host string) {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := tls.DialWithDialer(&d, "tcp", "127.0.0.1:"+c.port, &tls.Config{
+		RootCAs: c.pool, ServerName: host, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	cfg, err := websocket.NewConfig("wss://"+host+":"+c.port+"/ws", "https://"+host+":"+c.port+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := websocket.NewClient(cfg, conn)
+	if err != nil {
+		t.Fatalf("WebSocket handshake through the edge: %v", err)
+	}
+	defer ws.Close()
+	for _, msg := range []string{"hello", "second message", "ünïcödé ✓", strings.Repeat("0123456789", 20000), "last"} {
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		if got != "echo: "+msg {
+			t.Fatalf("echo of a %d-byte message: got %d bytes %.40q", len(msg), len(got), got)
+		}
+	}
 }

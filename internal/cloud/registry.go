@@ -386,7 +386,7 @@ func saturatedProblem(app *edge.App, limit int64) *problem.Problem {
 func releasingBody(b io.ReadCloser, lc *liveConnector) io.ReadCloser {
 	rb := &releaseBody{ReadCloser: b, lc: lc}
 	if rw, ok := b.(io.ReadWriteCloser); ok {
-		return &releaseRWBody{releaseBody: rb, w: rw}
+		return tunnel.UpgradedConn(rw, rb.Close)
 	}
 	return rb
 }
@@ -404,13 +404,6 @@ func (b *releaseBody) Close() error {
 	}
 	return err
 }
-
-type releaseRWBody struct {
-	*releaseBody
-	w io.Writer
-}
-
-func (b *releaseRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 func noConnector(app *edge.App) *problem.Problem {
 	return problem.Newf(http.StatusBadGateway, "no_connector",

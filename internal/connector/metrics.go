@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"github.com/sallyport/sallyport/internal/tunnel"
 	"io"
 	"net"
 	"net/http"
@@ -151,6 +152,11 @@ type countingWriter struct {
 func (w *countingWriter) WriteHeader(code int) {
 	if w.code == 0 {
 		w.code = code
+		if code == http.StatusOK && w.Header().Get(tunnel.HeaderUpgrade) != "" {
+			// An upgrade on stream 0 is answered 200 with this header: it
+			// counts as the 101 it is (as on a relay stream).
+			w.code = http.StatusSwitchingProtocols
+		}
 		w.app.backend.Observe(time.Since(w.start).Seconds())
 	}
 	w.ResponseWriter.WriteHeader(code)

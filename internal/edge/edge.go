@@ -199,7 +199,11 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 		resp.Request = req
 	}
 	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
-		resp.Body = &cancelRWBody{ReadWriteCloser: rw, cancel: cancel}
+		resp.Body = tunnel.UpgradedConn(rw, func() error {
+			err := rw.Close()
+			cancel(nil)
+			return err
+		})
 	} else {
 		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	}
@@ -281,17 +285,6 @@ type cancelBody struct {
 
 func (b *cancelBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.cancel(nil)
-	return err
-}
-
-type cancelRWBody struct {
-	io.ReadWriteCloser
-	cancel context.CancelCauseFunc
-}
-
-func (b *cancelRWBody) Close() error {
-	err := b.ReadWriteCloser.Close()
 	b.cancel(nil)
 	return err
 }

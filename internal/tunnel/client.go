@@ -46,6 +46,9 @@ type Client struct {
 	// without taking the HTTP/2 connection's locks (it is asked for every
 	// request the cloud routes).
 	unusable atomic.Bool
+	// noRelayUpgrade is set once the connector refused an upgrade relay
+	// stream as unknown (an older version 2 connector).
+	noRelayUpgrade atomic.Bool
 
 	// Version 2 (ALPN2): the session whose stream 0 carries cc, and the
 	// idle relay streams for requests.
@@ -177,7 +180,17 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		err  error
 	)
 	if proto := upgradeProtocol(req.Header); proto != "" {
-		resp, err = c.roundTripUpgrade(req, proto)
+		app := req.Header.Get(HeaderApp)
+		if c.sess != nil && app != "" && !c.noRelayUpgrade.Load() {
+			resp, err = c.roundTripRelayUpgrade(req, app, proto)
+			if errors.Is(err, errNoRelayUpgrade) {
+				// An older connector: upgrades go on stream 0, as in version 1.
+				c.noRelayUpgrade.Store(true)
+				resp, err = c.roundTripUpgrade(req, proto)
+			}
+		} else {
+			resp, err = c.roundTripUpgrade(req, proto)
+		}
 	} else if app := req.Header.Get(HeaderApp); c.sess != nil && app != "" && relayable(req) {
 		resp, err = c.roundTripRelay(req, app)
 	} else {
@@ -192,7 +205,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	cb := &countedBody{ReadCloser: resp.Body, c: c}
 	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
-		resp.Body = &countedRWBody{countedBody: cb, w: rw}
+		resp.Body = UpgradedConn(rw, cb.Close)
 	} else {
 		resp.Body = cb
 	}
@@ -277,13 +290,6 @@ func (b *countedBody) Close() error {
 	}
 	return err
 }
-
-type countedRWBody struct {
-	*countedBody
-	w io.Writer
-}
-
-func (b *countedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // watchedConn closes done when the connection is closed by anyone, and
 // sets closed first.

@@ -28,6 +28,11 @@ const ALPN2 = "sallyport-connector/2"
 // HTTP/1.1 requests, one after another, for one application.
 const RelayKindHTTP = "http/1.1"
 
+// RelayKindUpgrade is the open message kind of a relay stream carrying one
+// HTTP/1.1 upgrade request (a WebSocket); after a 101 answer the stream is
+// the upgraded connection, otherwise it ends with the answer.
+const RelayKindUpgrade = "http/1.1-upgrade"
+
 // OpenMessage is the JSON message that opens a relay stream.
 type OpenMessage struct {
 	Kind string `json:"kind"`
@@ -107,7 +112,7 @@ func serveRelay(st *Stream, h http.Handler) {
 		}
 	}()
 	var om OpenMessage
-	if err := json.Unmarshal(st.OpenMessage(), &om); err != nil || om.Kind != RelayKindHTTP {
+	if err := json.Unmarshal(st.OpenMessage(), &om); err != nil || (om.Kind != RelayKindHTTP && om.Kind != RelayKindUpgrade) {
 		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
 		return
 	}
@@ -125,15 +130,30 @@ func serveRelay(st *Stream, h http.Handler) {
 			}
 			return
 		}
+		upgrade := om.Kind == RelayKindUpgrade
+		if upgrade {
+			if state.Upgrade = upgradeProtocol(req.Header); state.Upgrade == "" || (req.Body != nil && req.Body != http.NoBody) {
+				st.CloseWithCode(ResetProtocol, "an upgrade stream carries one upgrade request without a body")
+				return
+			}
+		}
 		req = req.WithContext(ctx)
 		req.RemoteAddr = remote
-		w := &relayWriter{bw: rw.bw, req: req, header: make(http.Header), cl: -1}
+		w := &relayWriter{bw: rw.bw, req: req, header: make(http.Header), cl: -1, st: st, br: rw.br, hijackable: upgrade}
 		if req.Body != nil && req.Body != http.NoBody {
 			w.body = &trackedBody{ReadCloser: req.Body}
 			req.Body = w.body
 		}
 		h.ServeHTTP(w, req)
+		if w.hijacked {
+			return // the handler served the upgraded connection and closed it
+		}
 		if err := w.finish(); err != nil {
+			return
+		}
+		if upgrade {
+			// Not switched: the stream ends with the answer.
+			st.CloseWrite()
 			return
 		}
 		// What the handler left of the request body must be read before
@@ -181,6 +201,9 @@ type RelayState struct {
 	// Value is the handler's; if it is an io.Closer, it is closed when the
 	// stream ends.
 	Value any
+	// Upgrade is the protocol asked for on a stream of kind
+	// RelayKindUpgrade ("" on others).
+	Upgrade string
 }
 
 func (s *RelayState) close() {
@@ -213,9 +236,25 @@ type relayWriter struct {
 	trailers   []string
 	closeAfter bool
 	err        error
+	st         *Stream
+	br         *bufio.Reader // the stream's, for Hijack
+	hijackable bool          // a stream of kind RelayKindUpgrade
+	hijacked   bool
 }
 
 func (w *relayWriter) Header() http.Header { return w.header }
+
+// Hijack hands the stream of an upgrade to the handler, after a 101 was
+// written (and not yet flushed: the returned writer holds it). The handler
+// closes the stream when done.
+func (w *relayWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !w.hijackable || w.hijacked || w.err != nil {
+		return nil, nil, http.ErrNotSupported
+	}
+	w.hijacked = true
+	w.wrote = true
+	return w.st, bufio.NewReadWriter(w.br, w.bw), nil
+}
 
 func (w *relayWriter) WriteHeader(code int) {
 	if w.wrote || w.err != nil {
@@ -509,19 +548,10 @@ const inlineBody = 64 << 10
 func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, error) {
 	rc := c.relays.get(app)
 	if rc == nil {
-		if !c.Available() {
-			// Told to drain (GOAWAY), or closed: no new stream (§15.4).
-			closeBody(req)
-			return nil, fmt.Errorf("%w: the connection takes no new request", ErrNotSent)
-		}
-		msg, _ := json.Marshal(OpenMessage{Kind: RelayKindHTTP, App: app})
-		st, err := c.sess.Open(msg)
+		st, err := c.openRelay(RelayKindHTTP, app)
 		if err != nil {
-			if errors.Is(err, ErrIDsExhausted) {
-				c.retire()
-			}
 			closeBody(req)
-			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+			return nil, err
 		}
 		rc = &relayConn{st: st, rb: relayIOs.get(st), app: app}
 	}
@@ -553,6 +583,104 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 	resp.Body = &relayBody{ReadCloser: resp.Body, rc: rc, c: c, stop: stop, bodyDone: bodyDone,
 		reuse: !resp.Close && !req.Close}
 	return resp, nil
+}
+
+// openRelay opens a relay stream of kind for app.
+func (c *Client) openRelay(kind, app string) (*Stream, error) {
+	if !c.Available() {
+		// Told to drain (GOAWAY), or closed: no new stream (§15.4).
+		return nil, fmt.Errorf("%w: the connection takes no new request", ErrNotSent)
+	}
+	msg, _ := json.Marshal(OpenMessage{Kind: kind, App: app})
+	st, err := c.sess.Open(msg)
+	if err != nil {
+		if errors.Is(err, ErrIDsExhausted) {
+			c.retire()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	return st, nil
+}
+
+// errNoRelayUpgrade: the connector does not know relay streams of kind
+// RelayKindUpgrade (an older version 2 connector).
+var errNoRelayUpgrade = errors.New("tunnel: the connector does not take upgrades on relay streams")
+
+// roundTripRelayUpgrade sends an upgrade request (bodiless) on a relay
+// stream of its own. After a 101 the response body is the stream, as the
+// upgraded connection; any other answer ends the stream with it.
+func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*http.Response, error) {
+	st, err := c.openRelay(RelayKindUpgrade, app)
+	if err != nil {
+		return nil, err
+	}
+	rb := relayIOs.get(st)
+	rc := &relayConn{st: st, rb: rb, app: app}
+	ctx := req.Context()
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		rc.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	out := req
+	if req.Body != nil && req.Body != http.NoBody {
+		out = req.Clone(ctx) // an upgrade request has no body; a stray one is not sent
+		out.Body, out.ContentLength = http.NoBody, 0
+	}
+	out.Header.Set("Connection", "Upgrade")
+	out.Header.Set("Upgrade", proto)
+	if _, err := WriteRequest(rb.bw, out, nil); err != nil {
+		return fail(err)
+	}
+	resp, err := ReadFinalResponse(rb.br, out)
+	if err != nil {
+		var se *StreamError
+		if errors.As(err, &se) {
+			switch se.Code {
+			case ResetUnsupported:
+				err = fmt.Errorf("%w: %w", ErrNotSent, errNoRelayUpgrade)
+			case ResetRefused:
+				err = fmt.Errorf("%w: %w", ErrNotSent, err)
+			}
+		}
+		return fail(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// Not switched: an ordinary answer, and the stream ends with it.
+		resp.Body = &relayBody{ReadCloser: resp.Body, rc: rc, c: c, stop: stop}
+		return resp, nil
+	}
+	resp.Body = &relayUpgraded{rc: rc, stop: stop}
+	return resp, nil
+}
+
+// relayUpgraded is an upgraded connection on a relay stream at the cloud.
+type relayUpgraded struct {
+	rc   *relayConn
+	stop func() bool
+	once sync.Once
+}
+
+// Read reads what the stream's reader holds first (bytes that came with
+// the 101), then the stream.
+func (u *relayUpgraded) Read(p []byte) (int, error)  { return u.rc.rb.br.Read(p) }
+func (u *relayUpgraded) Write(p []byte) (int, error) { return u.rc.st.Write(p) }
+
+// CloseWrite ends the cloud's direction (FIN).
+func (u *relayUpgraded) CloseWrite() error { return u.rc.st.CloseWrite() }
+
+// Close closes the stream. Its buffers are left to the garbage collector:
+// the other direction's goroutine may still be returning from a read.
+func (u *relayUpgraded) Close() error {
+	u.once.Do(func() {
+		u.stop()
+		u.rc.st.Close()
+	})
+	return nil
 }
 
 // closeBody closes a request's body, as a RoundTripper must even when it
