@@ -21,7 +21,7 @@ import (
 // handler splices near; the test's script runs on far.
 type upgradeBackend struct {
 	script func(far net.Conn)
-	done   chan struct{}     // closed when the script returned
+	done   chan struct{}      // closed when the script returned
 	seen   chan *http.Request // the requests the handler was given
 }
 

@@ -177,6 +177,7 @@ func (c *upgradedConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
 func (c *upgradedConn) Close() error                { return c.close() }
 
 func (c *upgradedConn) WriteTo(w io.Writer) (int64, error) { return relay(w, innermost(c.rw), nil) }
+
 // ReadFrom copies r to the connection until r ends; then it ends the
 // connection's sending direction if it can (a FIN after the last byte).
 func (c *upgradedConn) ReadFrom(r io.Reader) (int64, error) {
