@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -144,6 +145,16 @@ func (w *statusRecorder) Write(p []byte) (int, error) {
 }
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack takes over the connection, which the edge does only to carry an
+// upgraded connection (after writing its 101 itself): counted as 101.
+func (w *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.code == 0 {
+		w.code, w.took = http.StatusSwitchingProtocols, time.Since(w.start)
+	}
+	return c, brw, err
+}
 
 // serveMetrics serves /metrics, /healthz and /ready on ln until ctx is done.
 func (s *Server) serveMetrics(ctx context.Context, ln net.Listener) {

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -82,7 +83,9 @@ type reqInfo struct {
 	app       *App
 	requestID string
 	timeout   time.Duration
-	preferred string // connector named by the affinity cookie
+	preferred string              // connector named by the affinity cookie
+	w         http.ResponseWriter // for an upgrade (see upgrade)
+	upgrade   string              // the protocol the client asked to switch to
 }
 
 // New returns a Handler.
@@ -138,7 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.TimeoutOverride > 0 {
 		timeout = h.cfg.TimeoutOverride
 	}
-	ri := &reqInfo{app: app, requestID: rid, timeout: timeout}
+	ri := &reqInfo{app: app, requestID: rid, timeout: timeout, w: w, upgrade: tunnel.UpgradeProtocol(r.Header)}
 	ctx := context.WithValue(r.Context(), ctxKey{}, ri)
 	if app.Affinity {
 		if c, err := r.Cookie(AffinityCookie); err == nil && len(c.Value) <= 64 {
@@ -236,6 +239,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		}
 	}
 	if code == "" {
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return h.upgrade(info(resp.Request), resp)
+		}
 		return nil
 	}
 	var eb tunnel.ErrorBody
@@ -249,6 +255,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 }
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errUpgraded) {
+		return // the upgraded connection was served and has ended
+	}
 	ri := info(r)
 	var p *problem.Problem
 	switch {
@@ -272,6 +281,59 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		h.cfg.OnError(ri.app, ri.requestID, p)
 	}
 	WritePage(w, r, p, ri.requestID)
+}
+
+// errUpgraded ends ReverseProxy's handling of a request whose upgraded
+// connection upgrade served.
+var errUpgraded = errors.New("edge: upgraded connection served")
+
+// upgrade serves a 101 answer (a WebSocket) in place of ReverseProxy: it
+// takes over the client's connection, sends the 101, and copies both ways
+// — one direction in this goroutine, the other in one more, with the
+// upgraded body's small idle buffers (ReverseProxy would park this
+// goroutine and start three more) — until either side ends. It returns
+// errUpgraded once the connection has ended, or a problem if the answer
+// cannot be carried.
+func (h *Handler) upgrade(ri *reqInfo, resp *http.Response) error {
+	reqUp, resUp := ri.upgrade, tunnel.UpgradeProtocol(resp.Header)
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok || resUp == "" || !strings.EqualFold(reqUp, resUp) || strings.ContainsFunc(resUp, func(r rune) bool { return r < ' ' || r > '~' }) {
+		return problem.Newf(http.StatusBadGateway, "backend_upgrade", "check that the application answers upgrades with the protocol asked for",
+			"The internal application '%s' switched to protocol %q when %q was asked for", ri.app.Name, resUp, reqUp)
+	}
+	conn, brw, err := http.NewResponseController(ri.w).Hijack()
+	if err != nil {
+		return problem.Newf(http.StatusBadGateway, "backend_upgrade", "use HTTP/1.1 for this application's upgrades (WebSocket)",
+			"The connection to the client cannot be switched to protocol %q (%v)", resUp, err)
+	}
+	defer conn.Close()
+	defer backend.Close()
+	hdr := ri.w.Header()
+	for k, vv := range resp.Header {
+		hdr[k] = append(hdr[k], vv...)
+	}
+	resp.Header, resp.Body = hdr, nil // resp.Write writes the status and headers only
+	if resp.Write(brw) != nil || brw.Flush() != nil {
+		return errUpgraded
+	}
+	// Bytes the client sent right behind its request go first.
+	var fromClient io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		fromClient = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(backend, fromClient)
+		conn.Close()
+		backend.Close()
+	}()
+	io.Copy(conn, backend)
+	conn.Close()
+	backend.Close()
+	<-done
+	return errUpgraded
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

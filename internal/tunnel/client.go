@@ -179,7 +179,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp *http.Response
 		err  error
 	)
-	if proto := upgradeProtocol(req.Header); proto != "" {
+	if proto := UpgradeProtocol(req.Header); proto != "" {
 		app := req.Header.Get(HeaderApp)
 		if c.sess != nil && app != "" && !c.noRelayUpgrade.Load() {
 			resp, err = c.roundTripRelayUpgrade(req, app, proto)
@@ -246,8 +246,9 @@ func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Respon
 	return resp, nil
 }
 
-// upgradeProtocol returns the Upgrade protocol of a request that asks for one.
-func upgradeProtocol(h http.Header) string {
+// UpgradeProtocol returns the Upgrade protocol of a message that asks for
+// one (Connection names upgrade), or "".
+func UpgradeProtocol(h http.Header) string {
 	for _, v := range h.Values("Connection") {
 		for _, tok := range strings.Split(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {

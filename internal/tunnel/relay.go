@@ -116,8 +116,13 @@ func serveRelay(st *Stream, h http.Handler) {
 		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
 		return
 	}
-	rw := relayIOs.get(st)
-	defer relayIOs.put(rw)
+	var rw *relayIO
+	if om.Kind == RelayKindUpgrade {
+		rw = newUpgradeIO(st)
+	} else {
+		rw = relayIOs.get(st)
+		defer relayIOs.put(rw)
+	}
 	state := &RelayState{}
 	defer state.close()
 	ctx := context.WithValue(st.Context(), relayStateKey{}, state)
@@ -132,7 +137,7 @@ func serveRelay(st *Stream, h http.Handler) {
 		}
 		upgrade := om.Kind == RelayKindUpgrade
 		if upgrade {
-			if state.Upgrade = upgradeProtocol(req.Header); state.Upgrade == "" || (req.Body != nil && req.Body != http.NoBody) {
+			if state.Upgrade = UpgradeProtocol(req.Header); state.Upgrade == "" || (req.Body != nil && req.Body != http.NoBody) {
 				st.CloseWithCode(ResetProtocol, "an upgrade stream carries one upgrade request without a body")
 				return
 			}
@@ -440,6 +445,15 @@ func (p *relayIOPool) get(st *Stream) *relayIO {
 	return &relayIO{br: bufio.NewReaderSize(st, 4<<10), bw: bufio.NewWriterSize(st, 4<<10)}
 }
 
+// newUpgradeIO returns the buffers of an upgrade stream: small (an idle
+// WebSocket holds them for its whole life, and a request or response head
+// of any length still reads through them), and not from the pool.
+func newUpgradeIO(st *Stream) *relayIO {
+	return &relayIO{br: bufio.NewReaderSize(st, upgradeIOSize), bw: bufio.NewWriterSize(st, upgradeIOSize)}
+}
+
+const upgradeIOSize = 1 << 10
+
 func (p *relayIOPool) put(rb *relayIO) {
 	rb.br.Reset(nil)
 	rb.bw.Reset(nil)
@@ -455,13 +469,14 @@ type relayConn struct {
 	app       string
 	idleSince time.Time
 	sending   bool // a goroutine writes the request body
+	upgrade   bool // an upgrade stream: its buffers are not the pool's
 }
 
 // close closes the stream. Its buffers go back to the pool unless a
 // goroutine may still be writing the request body with them.
 func (rc *relayConn) close() {
 	rc.st.Close()
-	if rc.rb != nil && !rc.sending {
+	if rc.rb != nil && !rc.sending && !rc.upgrade {
 		relayIOs.put(rc.rb)
 	}
 	rc.rb = nil
@@ -614,8 +629,8 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	if err != nil {
 		return nil, err
 	}
-	rb := relayIOs.get(st)
-	rc := &relayConn{st: st, rb: rb, app: app}
+	rb := newUpgradeIO(st)
+	rc := &relayConn{st: st, rb: rb, app: app, upgrade: true}
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, func() { st.Close() })
 	fail := func(err error) (*http.Response, error) {

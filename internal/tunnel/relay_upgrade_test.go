@@ -335,3 +335,43 @@ func TestUpgradedConn(t *testing.T) {
 		t.Errorf("closed %v, want outer then inner", closed)
 	}
 }
+
+// TestRelayUpgradeLargeHeads: the small buffers of an upgrade stream carry
+// request and response heads far larger than themselves.
+func TestRelayUpgradeLargeHeads(t *testing.T) {
+	checkLeaks(t)
+	big := strings.Repeat("c", 6000)
+	done := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Cookie") != "big="+big {
+			t.Errorf("the connector got a Cookie of %d bytes, want %d", len(r.Header.Get("Cookie")), len(big)+4)
+		}
+		near, far := net.Pipe()
+		go func() {
+			defer close(done)
+			defer far.Close()
+			io.Copy(far, far)
+		}()
+		ServeUpgrade(w, r, http.Header{"X-Big": {big}}, near, UpgradeRequested(r))
+	})
+	env := startRelay(t, h, ServerConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	req := upgradeReq(t, ctx)
+	req.Header.Set("Cookie", "big="+big)
+	resp, err := env.c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-Big") != big {
+		t.Fatalf("answer %d with X-Big of %d bytes", resp.StatusCode, len(resp.Header.Get("X-Big")))
+	}
+	rw := resp.Body.(io.ReadWriteCloser)
+	go io.WriteString(rw, big)
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(rw, got); err != nil || string(got) != big {
+		t.Fatalf("echo: %v", err)
+	}
+	rw.Close()
+	<-done
+}

@@ -451,8 +451,8 @@ func TestUpgradeProtocol(t *testing.T) {
 		if tt.upgrade != "" {
 			h.Set("Upgrade", tt.upgrade)
 		}
-		if got := upgradeProtocol(h); got != tt.want {
-			t.Errorf("upgradeProtocol(Connection=%q, Upgrade=%q) = %q, want %q", tt.conn, tt.upgrade, got, tt.want)
+		if got := UpgradeProtocol(h); got != tt.want {
+			t.Errorf("UpgradeProtocol(Connection=%q, Upgrade=%q) = %q, want %q", tt.conn, tt.upgrade, got, tt.want)
 		}
 	}
 }
