@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -83,6 +86,22 @@ func newCloudServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cfg.AccessLog != "" {
+				// SIGHUP reopens the access log (after logrotate moved it).
+				hup := make(chan os.Signal, 1)
+				signal.Notify(hup, syscall.SIGHUP)
+				defer func() {
+					signal.Stop(hup)
+					close(hup)
+				}()
+				go func() {
+					for range hup {
+						if err := srv.ReopenAccessLog(); err != nil {
+							cfg.Logger.Warn("reopening the access log failed; still writing to the old file", "error", err.Error())
+						}
+					}
+				}()
+			}
 			return srv.Serve(cmd.Context(), ln)
 		},
 	}
@@ -94,6 +113,8 @@ func newCloudServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.InactiveAfter, "inactive-after", 2*time.Minute, "a connector without heartbeat for this long is shown inactive")
 	f.DurationVar(&cfg.RemoveInactiveAfter, "remove-inactive-after", 240*time.Hour, "remove (and revoke) connectors inactive for this long")
 	f.DurationVar(&cfg.FailoverTimeout, "failover-timeout", 3*time.Second, "a tunnel that stops answering for this long is taken out of rotation")
+	f.StringVar(&cfg.AccessLog, "access-log", "", "append a JSON line for each application request to this file ('-': standard output; default: off); SIGHUP reopens it")
+	f.IntVar(&cfg.AccessLogSample, "access-log-sample", 1, "log one in N ordinary answers (status below 500, no Sallyport error page; 0 or 1: all); failures are always logged")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /ready in plain HTTP, e.g. 127.0.0.1:9464 (default: off)")
 	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish before the tunnels close")
 	f.DurationVar(&cfg.ConnectorCertLifetime, "connector-cert-lifetime", 0, "lifetime of new connector certificates (default from cloud.json: 2160h, 90 days)")

@@ -116,6 +116,8 @@ type statusRecorder struct {
 	start time.Time
 	took  time.Duration
 	bc    *tunnel.BatchConn // the connection under TLS, HTTP/1.x only
+	// written counts the response body bytes (for the access log).
+	written int64
 }
 
 // corkAbove is the size of a write above which it is corked: more than one
@@ -139,9 +141,12 @@ func (w *statusRecorder) Write(p []byte) (int, error) {
 		if uerr := w.bc.Uncork(); err == nil && uerr != nil {
 			err = uerr
 		}
+		w.written += int64(n)
 		return n, err
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
 }
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/sallyport/sallyport/internal/accesslog"
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
@@ -70,9 +72,15 @@ type Config struct {
 	ConnectorLimit int
 	// EdgeLimits bound request sizes and rates at the edge.
 	EdgeLimits edge.Limits
-	Tunnel     tunnel.ClientConfig
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// AccessLog, when set, is the file (or "-" for standard output) where
+	// a JSON line is written for each edge request.
+	AccessLog string
+	// AccessLogSample, above 1, logs one in that many ordinary answers
+	// (every failure is logged).
+	AccessLogSample int
+	Tunnel          tunnel.ClientConfig
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Validate fills defaults.
@@ -91,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectorCertLifetime != 0 && c.ConnectorCertLifetime < 10*time.Second {
 		return problem.Newf(400, "bad_config", "use at least 10s (days in production, e.g. 2160h)", "The connector certificate lifetime %s is too short", c.ConnectorCertLifetime)
+	}
+	if c.AccessLogSample < 0 {
+		return problem.Newf(400, "bad_config", "give 1 to log every request, or N to log one in N", "The access log sample rate %d is negative", c.AccessLogSample)
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -156,6 +167,7 @@ type Server struct {
 	appErrors    errorLog // recent failed requests per application
 	events       *eventlog.Log
 	releasePub   ed25519.PublicKey // the release key connectors pin
+	access       *accesslog.Logger // nil without --access-log
 }
 
 // New opens the data directory and prepares a server.
@@ -200,10 +212,20 @@ func New(cfg Config) (*Server, error) {
 		st.Close()
 		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
 	}
+	if cfg.AccessLog != "" {
+		if s.access, err = accesslog.Open(accesslog.Options{Path: cfg.AccessLog, Sample: cfg.AccessLogSample,
+			OnError: func(err error) {
+				s.log.Warn("writing the access log failed; lines were lost", "file", cfg.AccessLog, "error", err.Error())
+			}}); err != nil {
+			s.events.Close()
+			st.Close()
+			return nil, err
+		}
+	}
 	s.registry = newRegistry(s.log, cfg.ConnectorLimit, s.routesNow, s.refreshRoutes)
 	t, err := s.loadRoutes(context.Background())
 	if err != nil {
-		st.Close()
+		s.Close()
 		return nil, err
 	}
 	s.routes.Store(t)
@@ -344,8 +366,22 @@ const EventsFile = "events.jsonl"
 
 // Close releases the store and the event log.
 func (s *Server) Close() error {
+	if s.access != nil {
+		if err := s.access.Close(); err != nil {
+			s.log.Warn("writing the access log failed", "error", err.Error())
+		}
+	}
 	s.events.Close()
 	return s.store.Close()
+}
+
+// ReopenAccessLog reopens the access log file (after log rotation moved
+// it; 'cloud serve' does this on SIGHUP).
+func (s *Server) ReopenAccessLog() error {
+	if s.access == nil {
+		return nil
+	}
+	return s.access.Reopen()
 }
 
 // maintain refreshes the route table periodically and removes connectors
@@ -497,7 +533,13 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			defer rec.bc.EndReadAhead()
 		}
 	}
-	s.edge.ServeHTTP(rec, r)
+	var in *countingBody
+	if s.access != nil && r.Body != nil && r.Body != http.NoBody {
+		in = &countingBody{ReadCloser: r.Body}
+		r.Body = in
+	}
+	var out edge.Outcome
+	s.edge.Serve(rec, r, &out)
 	if rec.code == 0 {
 		// Nothing written: net/http answers 200, unless the client went
 		// away first (the edge writes nothing to a closed request).
@@ -506,11 +548,42 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			rec.code = statusClientClosed
 		}
 	}
-	if hostOK {
-		if app, ok := s.Lookup(host); ok {
-			s.metrics.observe(app.Tenant, app.Name, rec.code, rec.took)
-		}
+	if out.App != nil {
+		s.metrics.observe(out.App.Tenant, out.App.Name, rec.code, rec.took)
 	}
+	if s.access != nil {
+		s.logAccess(r, rec, &out, in)
+	}
+}
+
+// logAccess writes the access log line of an edge request.
+func (s *Server) logAccess(r *http.Request, rec *statusRecorder, out *edge.Outcome, in *countingBody) {
+	e := accesslog.Entry{Time: rec.start, RequestID: out.RequestID, Connector: out.Connector, Error: out.Error,
+		Method: r.Method, Host: r.Host, Path: r.URL.EscapedPath(), Proto: r.Proto, Status: rec.code,
+		TTFB: rec.took, Duration: time.Since(rec.start), BytesOut: rec.written, UserAgent: r.UserAgent()}
+	if out.App != nil {
+		e.Tenant, e.App = out.App.Tenant, out.App.Name
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		e.Client = ip
+	}
+	if in != nil {
+		e.BytesIn = in.n.Load()
+	}
+	s.access.Log(&e)
+}
+
+// countingBody counts the bytes read of a request body (atomically: a
+// relay's body writer may still be returning from its last read).
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 // readAheadAbove is the request body size above which the edge reads the

@@ -86,6 +86,7 @@ type reqInfo struct {
 	preferred string              // connector named by the affinity cookie
 	w         http.ResponseWriter // for an upgrade (see upgrade)
 	upgrade   string              // the protocol the client asked to switch to
+	out       *Outcome
 }
 
 // New returns a Handler.
@@ -110,26 +111,42 @@ func New(cfg Config) *Handler {
 	return h
 }
 
+// Outcome is what the edge tells its caller about a request it served
+// (for the access log and metrics).
+type Outcome struct {
+	App       *App // nil when no application is published at the host
+	RequestID string
+	Connector string // id of the connector that answered, if one did
+	Error     string // code of the Sallyport page the edge answered with
+}
+
 // ServeHTTP serves one request for an application host.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.Serve(w, r, &Outcome{}) }
+
+// Serve serves one request for an application host and fills o.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 	host, ok := NormalizeHost(r.Host)
 	var app *App
 	if ok {
 		app, ok = h.cfg.Routes.Lookup(host)
 	}
 	rid := newRequestID()
+	o.App, o.RequestID = app, rid
 	w.Header().Set(tunnel.HeaderRequestID, rid)
 	if !ok {
-		WritePage(w, r, problem.Newf(http.StatusNotFound, "no_application",
+		o.Error = "no_application"
+		WritePage(w, r, problem.Newf(http.StatusNotFound, o.Error,
 			"check the address; an administrator can list published applications with 'sallyport admin app list'",
 			"No application is published at %s", hostForMessage(r.Host)), rid)
 		return
 	}
 	if p := h.checkSize(r); p != nil {
+		o.Error = p.Code
 		h.refuse(w, r, app, rid, p)
 		return
 	}
 	if p, retryAfter := h.admit(app); p != nil {
+		o.Error = p.Code
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		h.refuse(w, r, app, rid, p)
 		return
@@ -141,7 +158,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.TimeoutOverride > 0 {
 		timeout = h.cfg.TimeoutOverride
 	}
-	ri := &reqInfo{app: app, requestID: rid, timeout: timeout, w: w, upgrade: tunnel.UpgradeProtocol(r.Header)}
+	ri := &reqInfo{app: app, requestID: rid, timeout: timeout, w: w, upgrade: tunnel.UpgradeProtocol(r.Header), out: o}
 	ctx := context.WithValue(r.Context(), ctxKey{}, ri)
 	if app.Affinity {
 		if c, err := r.Cookie(AffinityCookie); err == nil && len(c.Value) <= 64 {
@@ -227,8 +244,10 @@ func timeoutProblem(ri *reqInfo) *problem.Problem {
 // into an edge error, and removes protocol headers.
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	code := resp.Header.Get(tunnel.HeaderError)
-	if ri := info(resp.Request); ri.app.Affinity {
-		if chosen := resp.Header.Get(tunnel.HeaderConnector); chosen != "" && chosen != ri.preferred {
+	ri := info(resp.Request)
+	ri.out.Connector = resp.Header.Get(tunnel.HeaderConnector)
+	if ri.app.Affinity {
+		if chosen := ri.out.Connector; chosen != "" && chosen != ri.preferred {
 			resp.Header.Add("Set-Cookie", (&http.Cookie{Name: AffinityCookie, Value: chosen, Path: "/",
 				HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}).String())
 		}
@@ -272,6 +291,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 				"The connection to the connector serving '%s' (group '%s' of %s) broke before it answered", ri.app.Name, ri.app.Group, ri.app.Tenant).Wrap(err)
 		}
 	}
+	ri.out.Error = p.Code
 	attrs := []any{"app", ri.app.Name, "tenant", ri.app.Tenant, "request_id", ri.requestID, "status", p.Status, "code", p.Code}
 	if p.Err != nil {
 		attrs = append(attrs, "error", p.Err.Error())
