@@ -372,6 +372,7 @@ func poll(ctx context.Context, d time.Duration, cond func() (bool, error)) error
 type sallyportOpts struct {
 	connections   int // tunnels of the connector
 	tunnelVersion int // 'connector run --tunnel-version' (0: the default)
+	cloudArgs     []string // more flags of 'cloud serve' (-cloud-args)
 	// inProcess runs 'cloud serve' and 'connector run' inside the bench
 	// (for -profile); the setup commands still run the binary.
 	inProcess *inProcess
@@ -494,6 +495,7 @@ func (s *sallyport) serveOn(ctx context.Context, port int) error {
 		}
 	} else {
 		args := append([]string{"cloud", "serve", "--data-dir", s.cloudDir, "--listen", listen}, cloudServeArgs...)
+		args = append(args, s.opts.cloudArgs...)
 		var err error
 		if s.cloud, err = s.h.start("cloud", args...); err != nil {
 			return err

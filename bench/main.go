@@ -43,6 +43,7 @@ type options struct {
 	quietWait   time.Duration
 
 	other, otherHost, otherName, otherPIDs string
+	cloudArgs                              string
 
 	tests []string // which of testSmall, testDownload, testUpload to run
 
@@ -87,6 +88,7 @@ func parseFlags() *options {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data directories, logs)")
 	flag.BoolVar(&o.verbose, "v", false, "log every step")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop everything after this long")
+	flag.StringVar(&o.cloudArgs, "cloud-args", "", "more flags for 'cloud serve', space-separated, e.g. \"--access-log /tmp/access.log\" to measure its cost")
 	flag.BoolVar(&o.bare, "bare", true, "also measure the bare relay: two processes copying bytes over the same two TLS legs, the floor of this architecture's cost (bench/bare.go)")
 	flag.StringVar(&o.backendServe, "backend-serve", "", "internal: serve the backend on this address")
 	flag.StringVar(&o.bareServe, "bare-serve", "", "internal: serve one side (edge or site) of the bare relay")
@@ -248,7 +250,7 @@ func runBench(ctx context.Context, o *options) error {
 	}
 
 	h.logf("starting the cloud and a connector (%d tunnels)", o.connections)
-	sp, err := startSallyport(ctx, h, backend.addr, sallyportOpts{connections: o.connections, tunnelVersion: o.tunnelVer})
+	sp, err := startSallyport(ctx, h, backend.addr, sallyportOpts{connections: o.connections, tunnelVersion: o.tunnelVer, cloudArgs: strings.Fields(o.cloudArgs)})
 	if err != nil {
 		return err
 	}
