@@ -370,8 +370,8 @@ func poll(ctx context.Context, d time.Duration, cond func() (bool, error)) error
 
 // sallyportOpts choose how the cloud and the connector run.
 type sallyportOpts struct {
-	connections   int // tunnels of the connector
-	tunnelVersion int // 'connector run --tunnel-version' (0: the default)
+	connections   int      // tunnels of the connector
+	tunnelVersion int      // 'connector run --tunnel-version' (0: the default)
 	cloudArgs     []string // more flags of 'cloud serve' (-cloud-args)
 	// inProcess runs 'cloud serve' and 'connector run' inside the bench
 	// (for -profile); the setup commands still run the binary.

@@ -67,21 +67,7 @@ func TestProxy(t *testing.T) {
 	})
 
 	t.Run("both tunnel protocols serve requests", func(t *testing.T) {
-		served := func(port string) int {
-			resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			raw, _ := io.ReadAll(resp.Body)
-			n := 0
-			for _, line := range strings.Split(string(raw), "\n") {
-				if v, ok := strings.CutPrefix(line, `sallyport_connector_requests_total{app="web",code="200"} `); ok {
-					n, _ = strconv.Atoi(v)
-				}
-			}
-			return n
-		}
+		served := func(port string) int { return connectorRequests(t, port, "web", "200") }
 		ok := eventually(readyTimeout, func() bool {
 			if resp, body := c.get(t, web.ExternalHost, "/page"); resp.StatusCode != http.StatusOK {
 				t.Fatalf("GET /page: %s %s", resp.Status, body)
@@ -236,21 +222,7 @@ func TestProxy(t *testing.T) {
 	}
 
 	t.Run("websocket echo on both tunnel protocols", func(t *testing.T) {
-		upgraded := func(port string) int {
-			resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			raw, _ := io.ReadAll(resp.Body)
-			n := 0
-			for _, line := range strings.Split(string(raw), "\n") {
-				if v, ok := strings.CutPrefix(line, `sallyport_connector_requests_total{app="web",code="101"} `); ok {
-					n, _ = strconv.Atoi(v)
-				}
-			}
-			return n
-		}
+		upgraded := func(port string) int { return connectorRequests(t, port, "web", "101") }
 		// Connectors are picked at random: echo until each has carried one
 		// (version 2 on a relay stream, version 1 on an HTTP/2 stream).
 		ok := eventually(readyTimeout, func() bool {
@@ -328,4 +300,24 @@ func wsEcho(t *testing.T, c *cloud, host string) {
 			t.Fatalf("echo of a %d-byte message: got %d bytes %.40q", len(msg), len(got), got)
 		}
 	}
+}
+
+// connectorRequests reads sallyport_connector_requests_total for app and
+// code from the metrics of the connector on port.
+func connectorRequests(t *testing.T, port, app, code string) int {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	prefix := `sallyport_connector_requests_total{app="` + app + `",code="` + code + `"} `
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
