@@ -275,7 +275,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errUpgraded) {
-		return // the upgraded connection was served and has ended
+		return // the upgraded connection goes on without the request
 	}
 	ri := info(r)
 	var p *problem.Problem
@@ -304,16 +304,17 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 }
 
 // errUpgraded ends ReverseProxy's handling of a request whose upgraded
-// connection upgrade served.
+// connection upgrade took over.
 var errUpgraded = errors.New("edge: upgraded connection served")
 
 // upgrade serves a 101 answer (a WebSocket) in place of ReverseProxy: it
-// takes over the client's connection, sends the 101, and copies both ways
-// — one direction in this goroutine, the other in one more, with the
-// upgraded body's small idle buffers (ReverseProxy would park this
-// goroutine and start three more) — until either side ends. It returns
-// errUpgraded once the connection has ended, or a problem if the answer
-// cannot be carried.
+// takes over the client's connection, sends the 101, and leaves two
+// goroutines copying both ways with the upgraded body's small idle
+// buffers until either side ends. The request then ends at once: its
+// goroutine and net/http's buffers go (ReverseProxy would keep them and
+// start three more goroutines). The body outlives the request's context
+// (tunnel.Client.RoundTrip). It returns errUpgraded, or a problem if the
+// answer cannot be carried.
 func (h *Handler) upgrade(ri *reqInfo, resp *http.Response) error {
 	reqUp, resUp := ri.upgrade, tunnel.UpgradeProtocol(resp.Header)
 	backend, ok := resp.Body.(io.ReadWriteCloser)
@@ -326,14 +327,15 @@ func (h *Handler) upgrade(ri *reqInfo, resp *http.Response) error {
 		return problem.Newf(http.StatusBadGateway, "backend_upgrade", "use HTTP/1.1 for this application's upgrades (WebSocket)",
 			"The connection to the client cannot be switched to protocol %q (%v)", resUp, err)
 	}
-	defer conn.Close()
-	defer backend.Close()
+	resp.Body = http.NoBody // ReverseProxy closes it; the connection is ours now
 	hdr := ri.w.Header()
 	for k, vv := range resp.Header {
 		hdr[k] = append(hdr[k], vv...)
 	}
-	resp.Header, resp.Body = hdr, nil // resp.Write writes the status and headers only
+	resp.Header = hdr // resp.Write writes the status and headers only
 	if resp.Write(brw) != nil || brw.Flush() != nil {
+		conn.Close()
+		backend.Close()
 		return errUpgraded
 	}
 	// Bytes the client sent right behind its request go first.
@@ -342,17 +344,18 @@ func (h *Handler) upgrade(ri *reqInfo, resp *http.Response) error {
 		early, _ := brw.Reader.Peek(n)
 		fromClient = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		io.Copy(backend, fromClient)
+	end := func() {
 		conn.Close()
 		backend.Close()
+	}
+	go func() {
+		defer end()
+		io.Copy(backend, fromClient)
 	}()
-	io.Copy(conn, backend)
-	conn.Close()
-	backend.Close()
-	<-done
+	go func() {
+		defer end()
+		io.Copy(conn, backend)
+	}()
 	return errUpgraded
 }
 

@@ -172,7 +172,9 @@ func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 // RoundTrip sends req to the connector as one stream. A request carrying
 // "Connection: Upgrade" is sent as an upgrade stream; if the backend
 // switches protocols, the response is a 101 whose Body is an
-// io.ReadWriteCloser joined to the backend's upgraded connection.
+// io.ReadWriteCloser joined to the backend's upgraded connection, which
+// outlives req's context: only closing the Body ends it (so that the edge
+// can let go of the request that asked for it).
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.inFlight.Add(1)
 	var (
@@ -214,7 +216,11 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Response, error) {
 	pr, pw := io.Pipe()
-	out := req.Clone(req.Context())
+	// The stream outlives req's context once switched (see RoundTrip):
+	// until then, req's context ends it.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
+	stop := context.AfterFunc(req.Context(), cancel)
+	out := req.Clone(ctx)
 	out.Header.Del("Connection")
 	out.Header.Del("Upgrade")
 	out.Header.Set(HeaderUpgrade, proto)
@@ -222,14 +228,19 @@ func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Respon
 	out.ContentLength = -1
 	resp, err := c.cc.RoundTrip(out)
 	if err != nil {
+		stop()
+		cancel()
 		pw.CloseWithError(err)
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK || !strings.EqualFold(resp.Header.Get(HeaderUpgrade), proto) {
-		// The backend did not switch protocols: an ordinary answer.
+		// The backend did not switch protocols: an ordinary answer, still
+		// bound to req's context.
 		pw.Close()
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { stop(); cancel() }}
 		return resp, nil
 	}
+	stop()
 	resp.Header.Del(HeaderUpgrade)
 	resp.Header.Set("Connection", "Upgrade")
 	resp.Header.Set("Upgrade", proto)
@@ -242,8 +253,21 @@ func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Respon
 	// "Connection: close", which WebSocket clients refuse.
 	resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/1.1", 1, 1
 	resp.ContentLength = 0
-	resp.Body = &upgradedBody{r: resp.Body, w: pw}
+	resp.Body = &upgradedBody{r: resp.Body, w: pw, cancel: cancel}
 	return resp, nil
+}
+
+// cancelOnClose runs cancel once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+	once   sync.Once
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.cancel)
+	return err
 }
 
 // UpgradeProtocol returns the Upgrade protocol of a message that asks for
@@ -262,9 +286,10 @@ func UpgradeProtocol(h http.Header) string {
 // upgradedBody joins the stream's response body (connector → cloud) and
 // request body (cloud → connector) into one connection.
 type upgradedBody struct {
-	r    io.ReadCloser
-	w    *io.PipeWriter
-	once sync.Once
+	r      io.ReadCloser
+	w      *io.PipeWriter
+	cancel context.CancelFunc // ends the stream's context
+	once   sync.Once
 }
 
 func (b *upgradedBody) Read(p []byte) (int, error)  { return b.r.Read(p) }
@@ -273,6 +298,7 @@ func (b *upgradedBody) Close() error {
 	b.once.Do(func() {
 		b.w.Close()
 		b.r.Close()
+		b.cancel()
 	})
 	return nil
 }

@@ -669,14 +669,16 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 		resp.Body = &relayBody{ReadCloser: resp.Body, rc: rc, c: c, stop: stop}
 		return resp, nil
 	}
-	resp.Body = &relayUpgraded{rc: rc, stop: stop}
+	// Switched: from now on only closing the body ends the stream, not
+	// req's context (see RoundTrip).
+	stop()
+	resp.Body = &relayUpgraded{rc: rc}
 	return resp, nil
 }
 
 // relayUpgraded is an upgraded connection on a relay stream at the cloud.
 type relayUpgraded struct {
 	rc   *relayConn
-	stop func() bool
 	once sync.Once
 }
 
@@ -691,10 +693,7 @@ func (u *relayUpgraded) CloseWrite() error { return u.rc.st.CloseWrite() }
 // Close closes the stream. Its buffers are left to the garbage collector:
 // the other direction's goroutine may still be returning from a read.
 func (u *relayUpgraded) Close() error {
-	u.once.Do(func() {
-		u.stop()
-		u.rc.st.Close()
-	})
+	u.once.Do(func() { u.rc.st.Close() })
 	return nil
 }
 

@@ -375,3 +375,45 @@ func TestRelayUpgradeLargeHeads(t *testing.T) {
 	rw.Close()
 	<-done
 }
+
+// TestUpgradeOutlivesRequestContext: once switched, an upgraded connection
+// ends only when its body is closed, not with the request's context (the
+// edge lets go of the request that asked for it) — on both protocols.
+func TestUpgradeOutlivesRequestContext(t *testing.T) {
+	for _, proto := range []int{2, 1} {
+		t.Run(fmt.Sprintf("tunnel protocol %d", proto), func(t *testing.T) {
+			checkLeaks(t)
+			b := newUpgradeBackend(func(far net.Conn) { io.Copy(far, far) })
+			var c *Client
+			if proto == 2 {
+				c = startRelay(t, b.handler(), ServerConfig{}).c
+			} else {
+				c = start(t, tlsPair, b.handler())
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			resp, err := c.RoundTrip(upgradeReq(t, ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-b.seen
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			cancel() // the request is over
+			rw := resp.Body.(io.ReadWriteCloser)
+			for _, msg := range []string{"still", "here"} {
+				go io.WriteString(rw, msg)
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(rw, got); err != nil || string(got) != msg {
+					t.Fatalf("echo after the request's context ended: %q, %v", got, err)
+				}
+			}
+			rw.Close()
+			select {
+			case <-b.done:
+			case <-time.After(testWait):
+				t.Fatal("closing the body did not end the backend's side")
+			}
+		})
+	}
+}
