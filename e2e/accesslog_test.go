@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,6 +44,24 @@ func TestAccessLog(t *testing.T) {
 		wants = append(wants, w)
 	}
 	get(web.ExternalHost, "/page", want{web.ExternalHost, "/page", 200, "", "web"})
+	// An upload over HTTP/1.1: its bytes both ways.
+	post, err := http.NewRequest("POST", c.appURL(web.ExternalHost, "/echo"), strings.NewReader(strings.Repeat("u", 5000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Header.Set("User-Agent", "e2e-agent")
+	resp, err := c.client(web.ExternalHost, "h1").Do(post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /echo: %d", resp.StatusCode)
+	}
+	postID := resp.Header.Get("Sallyport-Request-Id")
+	ids[postID] = want{web.ExternalHost, "/echo", 200, "", "web"}
+	wants = append(wants, ids[postID])
 	get(refused.ExternalHost, "/x", want{refused.ExternalHost, "/x", 502, "backend_refused", "refused"})
 	get("nothing-contoso."+cloudName, "/", want{"nothing-contoso." + cloudName, "/", 404, "no_application", ""})
 
@@ -80,7 +99,7 @@ func TestAccessLog(t *testing.T) {
 			continue
 		}
 		if m["status"] != float64(w.status) || !strings.HasPrefix(m["host"].(string), w.host) || m["path"] != w.path ||
-			m["method"] != "GET" || m["client"] != "127.0.0.1" || m["user_agent"] != "e2e-agent" {
+			(id != postID && m["method"] != "GET") || m["client"] != "127.0.0.1" || m["user_agent"] != "e2e-agent" {
 			t.Errorf("line %v, want %+v", m, w)
 		}
 		if w.code != "" && m["error"] != w.code {
@@ -94,6 +113,13 @@ func TestAccessLog(t *testing.T) {
 		}
 		if _, ok := m["duration_ms"].(float64); !ok {
 			t.Errorf("line %v has no duration", m)
+		}
+		if id == postID {
+			if m["method"] != "POST" || m["proto"] != "HTTP/1.1" || m["bytes_in"] != 5000.0 || m["bytes_out"] != 5000.0 {
+				t.Errorf("upload line %v: want POST over HTTP/1.1 with 5000 bytes each way", m)
+			}
+		} else if m["proto"] != "HTTP/2.0" {
+			t.Errorf("line %v: want HTTP/2.0", m)
 		}
 	}
 	raw, _ := os.ReadFile(logPath)
@@ -110,15 +136,14 @@ func TestAccessLog(t *testing.T) {
 	}
 	c.serve.signal(syscall.SIGHUP)
 	ok := eventually(readyTimeout, func() bool {
-		resp, _ := c.get(t, web.ExternalHost, "/page")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("after SIGHUP: %d", resp.StatusCode)
-		}
 		_, err := os.Stat(logPath)
 		return err == nil
 	})
 	if !ok {
 		t.Fatal("no new access log after SIGHUP")
+	}
+	if resp, _ := c.get(t, web.ExternalHost, "/page"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after SIGHUP: %d", resp.StatusCode)
 	}
 	lines(logPath, 1)
 	if c.serve.exited() {
