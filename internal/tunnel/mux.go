@@ -663,14 +663,16 @@ func (st *Stream) addWindow(n int64) {
 }
 
 // fail ends the stream with err (first error wins) and wakes its users.
+//
+// The error, Done and the Context change together under the stream's lock:
+// whoever sees the error also sees Done closed and the Context done.
+// (Functions the Context's end starts run in goroutines of their own.)
 func (st *Stream) fail(err error) {
 	st.mu.Lock()
 	if st.err == nil {
 		st.err = err
 	}
-	st.mu.Unlock()
 	st.once.Do(func() { close(st.done) })
-	st.mu.Lock()
 	if st.cancel != nil {
 		st.cancel()
 	}
