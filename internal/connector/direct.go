@@ -59,8 +59,22 @@ func (b *backendConn) Close() error {
 
 var backendDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 
-// dialBackend opens a connection to a's backend (TLS for https).
+// dialBackend opens a connection to a's backend (TLS for https) with
+// pooled buffers.
 func (h *handler) dialBackend(ctx context.Context, a *app) (*backendConn, error) {
+	conn, err := dialBackendConn(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	b := backendBufs.Get().(*backendConn)
+	b.app, b.conn = a, conn
+	b.br.Reset(conn)
+	b.bw.Reset(conn)
+	return b, nil
+}
+
+// dialBackendConn opens a connection to a's backend (TLS for https).
+func dialBackendConn(ctx context.Context, a *app) (net.Conn, error) {
 	addr := a.target.Host
 	if a.target.Port() == "" {
 		if a.target.Scheme == "https" {
@@ -84,11 +98,7 @@ func (h *handler) dialBackend(ctx context.Context, a *app) (*backendConn, error)
 		}
 		conn = tc
 	}
-	b := backendBufs.Get().(*backendConn)
-	b.app, b.conn = a, conn
-	b.br.Reset(conn)
-	b.bw.Reset(conn)
-	return b, nil
+	return conn, nil
 }
 
 // serveDirect serves r on the relay stream's backend connection.
@@ -327,4 +337,64 @@ func (h *handler) backendFailed(w *countingWriter, a *app, err error) {
 	p := h.backendProblem(a, err)
 	h.logBackendFailure(a, w.requestID, p)
 	writeError(w, p)
+}
+
+// serveDirectUpgrade serves an upgrade (a WebSocket) that came on a relay
+// stream of its own: a backend connection of its own, with small buffers
+// (an idle WebSocket holds them for its whole life), and, if the backend
+// switches protocols, the stream and that connection joined.
+func (h *handler) serveDirectUpgrade(w *countingWriter, r *http.Request, a *app, proto string) {
+	w.requestID = r.Header.Get(tunnel.HeaderRequestID)
+	ctx := r.Context()
+	out := h.outgoing(r, a)
+	out.Body, out.ContentLength = http.NoBody, 0
+	tunnel.PrepareUpgrade(out.Header, proto)
+	conn, err := dialBackendConn(ctx, a)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.backendFailed(w, a, err)
+		}
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // until the answer
+	uc := &upgradeConn{Conn: conn, br: bufio.NewReaderSize(conn, upgradeBufSize)}
+	_, err = tunnel.WriteRequest(bufio.NewWriterSize(conn, upgradeBufSize), out, nil)
+	var resp *http.Response
+	if err == nil {
+		resp, err = tunnel.ReadFinalResponse(uc.br, out)
+	}
+	if !stop() || err != nil {
+		conn.Close()
+		if ctx.Err() == nil && err != nil {
+			h.backendFailed(w, a, err)
+		}
+		return
+	}
+	stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// Not switched: an ordinary answer (the stream ends with it).
+		defer conn.Close()
+		h.copyResponse(w, ctx, resp, &backendConn{conn: conn})
+		return
+	}
+	tunnel.ServeUpgrade(w, r, resp.Header, uc, proto)
+}
+
+const upgradeBufSize = 1 << 10
+
+// upgradeConn is a backend connection after its 101: reads first take
+// what its reader holds (bytes that came behind the 101).
+type upgradeConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *upgradeConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// CloseWrite ends the sending direction if the connection can (TCP, TLS).
+func (c *upgradeConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }

@@ -79,7 +79,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cw := a.met.instrument(w, r)
 	defer cw.done()
 	if proto := tunnel.UpgradeRequested(r); proto != "" {
-		h.serveUpgrade(cw, r, a, proto)
+		if tunnel.RelayStateOf(r.Context()) != nil && a.cfg.BackendProxy == "" {
+			h.serveDirectUpgrade(cw, r, a, proto)
+		} else {
+			h.serveUpgrade(cw, r, a, proto)
+		}
 		return
 	}
 	// The proxy strips the tunnel headers from the request it passes to
