@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
@@ -98,6 +99,12 @@ func TestDirectUpgrade(t *testing.T) {
 		}
 	})
 
+	// An upgrade is counted when its handler returns, once the connection
+	// has ended at the connector too.
+	deadline := time.Now().Add(directWait)
+	for env.served("ws-app", http.StatusSwitchingProtocols) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := env.served("ws-app", http.StatusSwitchingProtocols); got != 1 {
 		t.Errorf("requests_total{ws-app,101} = %v, want 1", got)
 	}
