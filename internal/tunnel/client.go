@@ -352,6 +352,8 @@ func NotSent(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "http2: client conn not usable") ||
 		strings.Contains(msg, "http2: client conn is closed") ||
+		// Closed (e.g. after GOAWAY) before it ever carried a stream.
+		strings.Contains(msg, "http2: client conn could not be established") ||
 		strings.Contains(msg, "http2: Transport received Server's graceful shutdown GOAWAY")
 }
 

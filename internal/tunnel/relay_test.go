@@ -666,7 +666,7 @@ func TestRelayDrain(t *testing.T) {
 			return
 		}
 		io.WriteString(w, smallBody)
-	}), ServerConfig{DrainTimeout: testWait})
+	}), ServerConfig{DrainTimeout: 3 * testWait}) // far longer than the test needs, even on a loaded machine
 	defer func() {
 		select {
 		case <-release:
@@ -674,7 +674,7 @@ func TestRelayDrain(t *testing.T) {
 			close(release)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*testWait)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*testWait)
 	defer cancel()
 	type result struct {
 		body string

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sallyport/sallyport/internal/pki"
+
+	"golang.org/x/net/http2"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -458,3 +461,27 @@ func TestUpgradeProtocol(t *testing.T) {
 }
 
 var _ = bytes.NewReader
+
+// TestNotSent: the errors that mean a request never left the cloud (and
+// may go to another connector), and some that do not.
+func TestNotSent(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{fmt.Errorf("%w: the connection takes no new request", ErrNotSent), true},
+		{http2.StreamError{StreamID: 3, Code: http2.ErrCodeRefusedStream}, true},
+		{http2.StreamError{StreamID: 3, Code: http2.ErrCodeCancel}, false},
+		{errors.New("http2: client conn not usable"), true},
+		{errors.New("http2: client conn is closed"), true},
+		{errors.New("http2: client conn could not be established"), true},
+		{errors.New("http2: Transport received Server's graceful shutdown GOAWAY"), true},
+		{io.ErrUnexpectedEOF, false},
+		{context.Canceled, false},
+	} {
+		if got := NotSent(tc.err); got != tc.want {
+			t.Errorf("NotSent(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
