@@ -244,7 +244,8 @@ func stripTunnelHeaders(h http.Header) {
 }
 
 // serveUpgrade carries an upgraded connection (WebSocket) to the backend.
-func (h *handler) serveUpgrade(w http.ResponseWriter, r *http.Request, a *app, proto string) {
+func (h *handler) serveUpgrade(w *countingWriter, r *http.Request, a *app, proto string) {
+	w.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	out := r.Clone(r.Context())
 	out.URL = a.target.JoinPath(r.URL.Path)
 	out.URL.RawQuery = r.URL.RawQuery
@@ -257,7 +258,7 @@ func (h *handler) serveUpgrade(w http.ResponseWriter, r *http.Request, a *app, p
 	resp, err := a.rt.RoundTrip(out)
 	if err != nil {
 		if r.Context().Err() == nil {
-			writeError(w, h.backendProblem(a, err))
+			h.backendFailed(w, a, err)
 		}
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -107,5 +108,34 @@ func TestDirectUpgrade(t *testing.T) {
 	}
 	if got := env.served("ws-app", http.StatusSwitchingProtocols); got != 1 {
 		t.Errorf("requests_total{ws-app,101} = %v, want 1", got)
+	}
+}
+
+// TestDirectUpgradeBackendDown: an upgrade to a backend that refuses the
+// connection gets the same error page and event 1400 as a request.
+func TestDirectUpgradeBackendDown(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + closed.Addr().String() + "/"
+	closed.Close()
+	env := startDirect(t, appAt("a_down", "down-app", closedURL))
+	ctx, cancel := context.WithTimeout(context.Background(), directWait)
+	defer cancel()
+	req := env.req(t, ctx, "GET", "a_down", "/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	id := req.Header.Get(tunnel.HeaderRequestID)
+	resp, body := env.do(t, req)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get(tunnel.HeaderError) != "backend_refused" {
+		t.Fatalf("answer %d %q %s, want 502 backend_refused", resp.StatusCode, resp.Header.Get(tunnel.HeaderError), body)
+	}
+	var found bool
+	for _, e := range env.events(t, 1400) {
+		found = found || (e.Fields["app"] == "down-app" && e.Fields["request_id"] == id && e.Fields["code"] == "backend_refused")
+	}
+	if !found {
+		t.Errorf("no event 1400 for the upgrade %s", id)
 	}
 }
