@@ -80,13 +80,11 @@ type Handler struct {
 type ctxKey struct{}
 
 type reqInfo struct {
-	app       *App
-	requestID string
+	*Outcome  // the application and request id, filled in as the request goes
 	timeout   time.Duration
 	preferred string              // connector named by the affinity cookie
 	w         http.ResponseWriter // for an upgrade (see upgrade)
 	upgrade   string              // the protocol the client asked to switch to
-	out       *Outcome
 }
 
 // New returns a Handler.
@@ -141,14 +139,12 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 		return
 	}
 	if p := h.checkSize(r); p != nil {
-		o.Error = p.Code
-		h.refuse(w, r, app, rid, p)
+		h.refuse(w, r, o, p)
 		return
 	}
 	if p, retryAfter := h.admit(app); p != nil {
-		o.Error = p.Code
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		h.refuse(w, r, app, rid, p)
+		h.refuse(w, r, o, p)
 		return
 	}
 	// Read the request body while the response is being written: a proxy
@@ -158,7 +154,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 	if h.cfg.TimeoutOverride > 0 {
 		timeout = h.cfg.TimeoutOverride
 	}
-	ri := &reqInfo{app: app, requestID: rid, timeout: timeout, w: w, upgrade: tunnel.UpgradeProtocol(r.Header), out: o}
+	ri := &reqInfo{Outcome: o, timeout: timeout, w: w, upgrade: tunnel.UpgradeProtocol(r.Header)}
 	ctx := context.WithValue(r.Context(), ctxKey{}, ri)
 	if app.Affinity {
 		if c, err := r.Cookie(AffinityCookie); err == nil && len(c.Value) <= 64 {
@@ -170,12 +166,13 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 }
 
 // refuse answers a request the limits turn away.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, app *App, requestID string, p *problem.Problem) {
-	h.logRefusal(app, requestID, p)
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, o *Outcome, p *problem.Problem) {
+	o.Error = p.Code
+	h.logRefusal(o.App, o.RequestID, p)
 	if h.cfg.OnError != nil {
-		h.cfg.OnError(app, requestID, p)
+		h.cfg.OnError(o.App, o.RequestID, p)
 	}
-	WritePage(w, r, p, requestID)
+	WritePage(w, r, p, o.RequestID)
 }
 
 func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqInfo) }
@@ -189,10 +186,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetXForwarded()
 	pr.Out.URL.Scheme = "https"
-	pr.Out.URL.Host = ri.app.ExternalHost
+	pr.Out.URL.Host = ri.App.ExternalHost
 	pr.Out.Host = pr.In.Host
-	pr.Out.Header.Set(tunnel.HeaderApp, ri.app.ID)
-	pr.Out.Header.Set(tunnel.HeaderRequestID, ri.requestID)
+	pr.Out.Header.Set(tunnel.HeaderApp, ri.App.ID)
+	pr.Out.Header.Set(tunnel.HeaderRequestID, ri.RequestID)
 }
 
 var errTimeout = errors.New("backend application timeout")
@@ -203,7 +200,7 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 	ri := info(req)
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(ri.timeout, func() { cancel(errTimeout) })
-	resp, err := h.cfg.Dispatcher.RoundTrip(ri.app, req.WithContext(ctx))
+	resp, err := h.cfg.Dispatcher.RoundTrip(ri.App, req.WithContext(ctx))
 	if !timer.Stop() {
 		if err == nil {
 			resp.Body.Close()
@@ -231,13 +228,13 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func timeoutProblem(ri *reqInfo) *problem.Problem {
-	step := fmt.Sprintf("make the application answer faster, or set its timeout to 'long' (180 s) with 'sallyport admin app update %s --timeout long'", ri.app.Name)
-	if ri.app.TimeoutName == "long" {
+	step := fmt.Sprintf("make the application answer faster, or set its timeout to 'long' (180 s) with 'sallyport admin app update %s --timeout long'", ri.App.Name)
+	if ri.App.TimeoutName == "long" {
 		step = "make the application answer faster; 180 s is the longest backend application timeout"
 	}
 	return problem.Newf(http.StatusGatewayTimeout, "backend_timeout", step,
 		"The internal application '%s' at %s did not answer within %s (backend application timeout '%s')",
-		ri.app.Name, ri.app.InternalURL, ri.timeout, ri.app.TimeoutName)
+		ri.App.Name, ri.App.InternalURL, ri.timeout, ri.App.TimeoutName)
 }
 
 // modifyResponse turns a response the connector made itself (an error)
@@ -245,9 +242,9 @@ func timeoutProblem(ri *reqInfo) *problem.Problem {
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	code := resp.Header.Get(tunnel.HeaderError)
 	ri := info(resp.Request)
-	ri.out.Connector = resp.Header.Get(tunnel.HeaderConnector)
-	if ri.app.Affinity {
-		if chosen := ri.out.Connector; chosen != "" && chosen != ri.preferred {
+	ri.Connector = resp.Header.Get(tunnel.HeaderConnector)
+	if ri.App.Affinity {
+		if chosen := ri.Connector; chosen != "" && chosen != ri.preferred {
 			resp.Header.Add("Set-Cookie", (&http.Cookie{Name: AffinityCookie, Value: chosen, Path: "/",
 				HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}).String())
 		}
@@ -259,7 +256,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	}
 	if code == "" {
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			return h.upgrade(info(resp.Request), resp)
+			return h.upgrade(ri, resp)
 		}
 		return nil
 	}
@@ -281,26 +278,26 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	var p *problem.Problem
 	switch {
 	case r.Context().Err() != nil:
-		h.log.Info("client went away", "app", ri.app.Name, "request_id", ri.requestID)
+		h.log.Info("client went away", "app", ri.App.Name, "request_id", ri.RequestID)
 		return
 	default:
 		var ok bool
 		if p, ok = problem.As(err); !ok {
 			p = problem.Newf(http.StatusBadGateway, "connector_lost",
 				"retry; if it keeps happening, check the group's connectors with 'sallyport admin connector list' and the connector's log for this request id",
-				"The connection to the connector serving '%s' (group '%s' of %s) broke before it answered", ri.app.Name, ri.app.Group, ri.app.Tenant).Wrap(err)
+				"The connection to the connector serving '%s' (group '%s' of %s) broke before it answered", ri.App.Name, ri.App.Group, ri.App.Tenant).Wrap(err)
 		}
 	}
-	ri.out.Error = p.Code
-	attrs := []any{"app", ri.app.Name, "tenant", ri.app.Tenant, "request_id", ri.requestID, "status", p.Status, "code", p.Code}
+	ri.Error = p.Code
+	attrs := []any{"app", ri.App.Name, "tenant", ri.App.Tenant, "request_id", ri.RequestID, "status", p.Status, "code", p.Code}
 	if p.Err != nil {
 		attrs = append(attrs, "error", p.Err.Error())
 	}
 	h.log.Warn("edge request failed", attrs...)
 	if h.cfg.OnError != nil {
-		h.cfg.OnError(ri.app, ri.requestID, p)
+		h.cfg.OnError(ri.App, ri.RequestID, p)
 	}
-	WritePage(w, r, p, ri.requestID)
+	WritePage(w, r, p, ri.RequestID)
 }
 
 // errUpgraded ends ReverseProxy's handling of a request whose upgraded
@@ -320,7 +317,7 @@ func (h *Handler) upgrade(ri *reqInfo, resp *http.Response) error {
 	backend, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok || resUp == "" || !strings.EqualFold(reqUp, resUp) || strings.ContainsFunc(resUp, func(r rune) bool { return r < ' ' || r > '~' }) {
 		return problem.Newf(http.StatusBadGateway, "backend_upgrade", "check that the application answers upgrades with the protocol asked for",
-			"The internal application '%s' switched to protocol %q when %q was asked for", ri.app.Name, resUp, reqUp)
+			"The internal application '%s' switched to protocol %q when %q was asked for", ri.App.Name, resUp, reqUp)
 	}
 	conn, brw, err := http.NewResponseController(ri.w).Hijack()
 	if err != nil {
