@@ -103,7 +103,6 @@ func dialBackendConn(ctx context.Context, a *app) (net.Conn, error) {
 
 // serveDirect serves r on the relay stream's backend connection.
 func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tunnel.RelayState) {
-	w.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	out := h.outgoing(r, a)
 	b, _ := rs.Value.(*backendConn)
 	if b != nil && (b.app != a || time.Since(b.lastUsed) > backendIdleReuse) {
@@ -344,7 +343,6 @@ func (h *handler) backendFailed(w *countingWriter, a *app, err error) {
 // (an idle WebSocket holds them for its whole life), and, if the backend
 // switches protocols, the stream and that connection joined.
 func (h *handler) serveDirectUpgrade(w *countingWriter, r *http.Request, a *app, proto string) {
-	w.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	ctx := r.Context()
 	out := h.outgoing(r, a)
 	out.Body, out.ContentLength = http.NoBody, 0

@@ -78,6 +78,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cw := a.met.instrument(w, r)
 	defer cw.done()
+	// Kept for the log of a failure (the proxy path's error handler gets
+	// a request stripped of the tunnel headers).
+	cw.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	if proto := tunnel.UpgradeRequested(r); proto != "" {
 		if tunnel.RelayStateOf(r.Context()) != nil && a.cfg.BackendProxy == "" {
 			h.serveDirectUpgrade(cw, r, a, proto)
@@ -86,13 +89,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	// The proxy strips the tunnel headers from the request it passes to
-	// its error handler: keep the request id for the log.
 	if rs := tunnel.RelayStateOf(r.Context()); rs != nil && a.cfg.BackendProxy == "" {
 		h.serveDirect(cw, r, a, rs)
 		return
 	}
-	cw.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	a.proxy.ServeHTTP(cw, r)
 }
 
@@ -245,7 +245,6 @@ func stripTunnelHeaders(h http.Header) {
 
 // serveUpgrade carries an upgraded connection (WebSocket) to the backend.
 func (h *handler) serveUpgrade(w *countingWriter, r *http.Request, a *app, proto string) {
-	w.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	out := r.Clone(r.Context())
 	out.URL = a.target.JoinPath(r.URL.Path)
 	out.URL.RawQuery = r.URL.RawQuery

@@ -3,7 +3,6 @@ package connector
 import (
 	"context"
 	"errors"
-	"github.com/sallyport/sallyport/internal/tunnel"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // DefaultMetricsListen is where the connector serves /metrics, /healthz
@@ -106,10 +106,10 @@ func (a *appMetrics) instrument(w http.ResponseWriter, r *http.Request) *countin
 	return &countingWriter{ResponseWriter: w, app: a, start: time.Now(), ctx: r.Context()}
 }
 
-// StatusClientClosed is the code counted for a request whose client went
+// statusClientClosed is the code counted for a request whose client went
 // away (the cloud cancelled it) before any response was written: nginx's
 // 499, so that it is neither a success nor the backend's failure.
-const StatusClientClosed = 499
+const statusClientClosed = 499
 
 // done records the request as served.
 func (w *countingWriter) done() {
@@ -117,7 +117,7 @@ func (w *countingWriter) done() {
 	if w.code == 0 {
 		w.code = http.StatusOK // what net/http sends for a handler that wrote nothing
 		if w.ctx.Err() != nil {
-			w.code = StatusClientClosed
+			w.code = statusClientClosed
 		}
 	}
 	w.app.served(w.code)
