@@ -116,8 +116,9 @@ func serveRelay(st *Stream, h http.Handler) {
 		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
 		return
 	}
+	upgrade := om.Kind == RelayKindUpgrade
 	var rw *relayIO
-	if om.Kind == RelayKindUpgrade {
+	if upgrade {
 		rw = newUpgradeIO(st)
 	} else {
 		rw = relayIOs.get(st)
@@ -135,7 +136,6 @@ func serveRelay(st *Stream, h http.Handler) {
 			}
 			return
 		}
-		upgrade := om.Kind == RelayKindUpgrade
 		if upgrade {
 			if state.Upgrade = UpgradeProtocol(req.Header); state.Upgrade == "" || (req.Body != nil && req.Body != http.NoBody) {
 				st.CloseWithCode(ResetProtocol, "an upgrade stream carries one upgrade request without a body")
