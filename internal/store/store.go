@@ -1,6 +1,6 @@
 // Package store owns the cloud service's persistent state: tenants, users,
-// API tokens, registration tokens, connector groups, connectors, revocations
-// and applications.
+// API tokens, registration tokens, connector groups, connectors, revocations,
+// applications and the domains tenants claim.
 //
 // The Store interface is the only way the cloud reaches its data, so that a
 // PostgreSQL backend can be added beside the SQLite one without touching
@@ -178,6 +178,22 @@ type Application struct {
 	UpdatedAt    time.Time
 }
 
+// Domain is a DNS domain a tenant claims for publishing applications
+// under it. It is pending until verified (VerifiedAt non-zero); a domain is
+// verified by at most one tenant across the cloud, while several tenants
+// may hold pending claims of it.
+type Domain struct {
+	TenantID   string
+	Domain     string // lower-case, no trailing dot
+	Token      string // the random value of the TXT record that proves it
+	CreatedAt  time.Time
+	VerifiedAt time.Time // zero: pending
+	VerifiedBy string    // "dns" or "operator"; "" while pending
+}
+
+// Verified reports whether the claim is proven.
+func (d Domain) Verified() bool { return !d.VerifiedAt.IsZero() }
+
 // Release is a connector build published at the cloud: the signed
 // manifest (its exact bytes and signature) with the fields callers filter
 // on. Releases are global: the cloud's operator publishes them for every
@@ -329,4 +345,24 @@ type Store interface {
 	HaltUpdate(ctx context.Context, h UpdateHalt) error
 	// UpdateHaltOf returns the halt of version in the group, or ErrNotFound.
 	UpdateHaltOf(ctx context.Context, tenantID, groupID, version string) (UpdateHalt, error)
+
+	// CreateDomain stores a tenant's claim of a domain (pending, or already
+	// verified when d.VerifiedAt is set). The tenant's claim of the same
+	// domain, or a verified claim of it by another tenant when d is
+	// verified, is ErrConflict.
+	CreateDomain(ctx context.Context, d Domain) error
+	// DomainOf returns the tenant's claim of domain, or ErrNotFound.
+	DomainOf(ctx context.Context, tenantID, domain string) (Domain, error)
+	// ListDomains returns the tenant's claims, ordered by domain.
+	ListDomains(ctx context.Context, tenantID string) ([]Domain, error)
+	// VerifiedDomain returns the verified claim of exactly domain, whatever
+	// its tenant, or ErrNotFound.
+	VerifiedDomain(ctx context.Context, domain string) (Domain, error)
+	// VerifyDomain marks the tenant's claim verified at at by how ("dns" or
+	// "operator"); a claim already verified keeps its first verification.
+	// No claim is ErrNotFound; another tenant's verified claim of the same
+	// domain is ErrConflict.
+	VerifyDomain(ctx context.Context, tenantID, domain, how string, at time.Time) (Domain, error)
+	// DeleteDomain removes the tenant's claim, or returns ErrNotFound.
+	DeleteDomain(ctx context.Context, tenantID, domain string) error
 }

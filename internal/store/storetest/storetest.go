@@ -1,8 +1,9 @@
 // Package storetest owns the conformance suite every store.Store
 // implementation must pass: round-trips of every field, the ErrConflict and
 // ErrNotFound contracts, tenant isolation, revocation on connector deletion,
-// token expiry, registration tokens (never used more often than they allow,
-// even by racing callers), zero and non-UTC times, and concurrent use.
+// token expiry, domain claims (verified by one tenant at most, even by
+// racing callers), registration tokens (never used more often than they
+// allow, even by racing callers), zero and non-UTC times, and concurrent use.
 //
 // An implementation's test calls Run with a function opening a new, empty
 // store.
@@ -55,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateTurns", testUpdateTurns},
 		{"UpdateTurnRace", testUpdateTurnRace},
 		{"UpdateHalts", testUpdateHalts},
+		{"Domains", testDomains},
+		{"DomainVerifiedOnce", testDomainVerifiedOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
