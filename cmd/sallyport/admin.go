@@ -14,7 +14,7 @@ import (
 func newAdminCmd() *cobra.Command {
 	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
-	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd())
+	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd())
 	return c
 }
 
@@ -159,11 +159,11 @@ func newAppCmd() *cobra.Command {
 	cf := create.Flags()
 	cf.StringVar(&in.InternalURL, "internal-url", "", "URL of the application as the connector's machine reaches it")
 	cf.StringVar(&in.Group, "group", "", "connector group that serves it (default 'Default')")
-	cf.StringVar(&in.ExternalHost, "external-host", "", "external host name (default NAME-TENANTLABEL.CLOUDNAME)")
+	cf.StringVar(&in.ExternalHost, "external-host", "", "external host name: one ending in -TENANTLABEL.CLOUDNAME, or under a domain the tenant proved ('admin domain add'); default NAME-TENANTLABEL.CLOUDNAME")
 	cf.StringVar(&in.Timeout, "timeout", "default", "backend application timeout: default (85 s) or long (180 s)")
 	cf.StringVar(&in.BackendProxy, "backend-proxy", "", "forward proxy the connector sends this application's requests through, http://HOST:PORT")
 	cf.BoolVar(&in.Affinity, "affinity", false, "session affinity: keep each browser on one connector of the group (cookie)")
-	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: issued by the cloud CA)")
+	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: the cloud's certificate, which covers only the default names NAME-TENANTLABEL.CLOUDNAME)")
 	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
 	create.MarkFlagRequired("internal-url")
 

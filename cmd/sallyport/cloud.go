@@ -58,6 +58,7 @@ func newCloudInitCmd() *cobra.Command {
 	f.StringVar(&o.Name, "name", "", "DNS name of the cloud, e.g. sallyport.example.com")
 	f.StringVar(&o.Tenant, "tenant", "", "domain of the first tenant, e.g. contoso.com")
 	f.StringVar(&o.Admin, "admin", "", "first Global Administrator, USER@DOMAIN of the tenant")
+	f.StringVar(&o.Label, "label", "", "the tenant's label in default host names NAME-LABEL.CLOUDNAME (default: the domain's first label)")
 	f.StringVar(&pwFile, "admin-password-file", "", "file holding the administrator's password (default: generate and print one)")
 	f.StringVar(&o.ReleasePublicKeyFile, "release-public-key", "", "public half of a release key kept offline (from 'cloud release keygen'); default: create a release key in the data directory")
 	for _, n := range []string{"data-dir", "name", "tenant", "admin"} {
@@ -110,6 +111,7 @@ func newCloudServeCmd() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", ":443", "TLS address for connectors, the admin API and applications")
 	f.StringVar(&cfg.EdgeCertFile, "edge-cert", "", "PEM certificate chain the edge presents for the hosts it covers (e.g. *.NAME)")
 	f.StringVar(&cfg.EdgeKeyFile, "edge-key", "", "PEM key of --edge-cert")
+	f.StringVar(&cfg.DNSResolver, "dns-resolver", "", "HOST:PORT of the DNS server that tenants' domain proofs (TXT records) are looked up at (default: the system's resolver)")
 	f.DurationVar(&cfg.InactiveAfter, "inactive-after", 2*time.Minute, "a connector without heartbeat for this long is shown inactive")
 	f.DurationVar(&cfg.RemoveInactiveAfter, "remove-inactive-after", 240*time.Hour, "remove (and revoke) connectors inactive for this long")
 	f.DurationVar(&cfg.FailoverTimeout, "failover-timeout", 3*time.Second, "a tunnel that stops answering for this long is taken out of rotation")
@@ -135,7 +137,7 @@ func newCloudServeCmd() *cobra.Command {
 
 func newCloudTenantCmd() *cobra.Command {
 	c := group("tenant", "Operator commands on tenants (run on the cloud machine)")
-	var dataDir, tenant, admin, pwFile string
+	var dataDir, tenant, label, admin, pwFile string
 	add := &cobra.Command{
 		Use:   "add",
 		Short: "Add a tenant with its Default group and a Global Administrator (safe while serve runs)",
@@ -156,7 +158,7 @@ func newCloudTenantCmd() *cobra.Command {
 					return err
 				}
 			}
-			res, err := cloud.AddTenant(cmd.Context(), st, tenant, admin, pw)
+			res, err := cloud.AddTenant(cmd.Context(), st, tenant, label, admin, pw)
 			if err != nil {
 				return err
 			}
@@ -171,10 +173,11 @@ func newCloudTenantCmd() *cobra.Command {
 	f.StringVar(&dataDir, "data-dir", "", "the cloud's data directory")
 	f.StringVar(&tenant, "tenant", "", "domain of the new tenant, e.g. fabrikam.com")
 	f.StringVar(&admin, "admin", "", "its first Global Administrator, USER@DOMAIN")
+	f.StringVar(&label, "label", "", "the tenant's label in default host names NAME-LABEL.CLOUDNAME, unique in the cloud (default: the domain's first label)")
 	f.StringVar(&pwFile, "admin-password-file", "", "file holding the administrator's password (default: generate and print one)")
 	for _, n := range []string{"data-dir", "tenant", "admin"} {
 		add.MarkFlagRequired(n)
 	}
-	c.AddCommand(add)
+	c.AddCommand(add, newCloudTenantDomainCmd())
 	return c
 }

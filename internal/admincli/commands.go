@@ -119,6 +119,9 @@ func (c *Client) CreateApp(ctx context.Context, o Output, in api.CreateAppReques
 	}
 	return o.Emit(a, func(tw *tabwriter.Writer) {
 		fmt.Fprintf(tw, "Published '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+		if a.Note != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
+		}
 	})
 }
 
@@ -130,6 +133,9 @@ func (c *Client) UpdateApp(ctx context.Context, o Output, name string, in api.Up
 	}
 	return o.Emit(a, func(tw *tabwriter.Writer) {
 		fmt.Fprintf(tw, "Updated '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+		if a.Note != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
+		}
 	})
 }
 

@@ -139,6 +139,26 @@ type App struct {
 	CustomCert   bool      `json:"custom_certificate"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// Note, in answers to create and update, says what the administrator
+	// still has to do (e.g. give a certificate for a custom domain).
+	Note string `json:"note,omitempty"`
+}
+
+// Domain is a domain the tenant claims for publishing applications under
+// it: GET/POST /api/v1/domains.
+type Domain struct {
+	Domain     string    `json:"domain"`
+	Status     string    `json:"status"`                // "pending" or "verified"
+	VerifiedBy string    `json:"verified_by,omitempty"` // "dns" or "operator"
+	TXTName    string    `json:"txt_name"`              // _sallyport.DOMAIN
+	TXTValue   string    `json:"txt_value"`             // sallyport-verify=TOKEN
+	CreatedAt  time.Time `json:"created_at"`
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+}
+
+// CreateDomainRequest is POST /api/v1/domains.
+type CreateDomainRequest struct {
+	Domain string `json:"domain"`
 }
 
 // CreateAppRequest is POST /api/v1/apps.

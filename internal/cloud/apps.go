@@ -62,6 +62,7 @@ func CheckInternalURL(raw string) (*url.URL, error) {
 type appRequest struct {
 	app   store.Application
 	group store.Group
+	note  string // what the administrator still has to do
 }
 
 func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.CreateAppRequest) (*appRequest, error) {
@@ -90,6 +91,12 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	if host == s.settings.Name {
 		return nil, problem.Newf(http.StatusBadRequest, "bad_external_host", "choose another host name",
 			"The external host %s is the cloud's own name, which serves the admin API", host)
+	}
+	kind, err := checkHostOwned(ctx, s.store, s.settings.Name, t, host)
+	if err != nil {
+		s.events.Warning(2406, fmt.Sprintf("Publishing '%s' of %s at %s was refused: %v", truncate(in.Name, 80), t.Domain, host, err),
+			"app", truncate(in.Name, 80), "tenant", t.Domain, "external_host", host)
+		return nil, err
 	}
 	if ih, _ := edge.NormalizeHost(iu.Host); ih == host || ih == s.settings.Name {
 		return nil, problem.Newf(http.StatusBadRequest, "request_loop",
@@ -123,12 +130,31 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 			return nil, err
 		}
 	}
+	note := ""
+	if kind == hostProven && in.CertPEM == "" && !s.edgeCertCovers(host) {
+		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file (ACME comes in a later version)", host)
+	}
 	now := s.now().UTC()
-	return &appRequest{group: g, app: store.Application{
+	return &appRequest{group: g, note: note, app: store.Application{
 		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
 		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, CreatedAt: now, UpdatedAt: now,
 	}}, nil
+}
+
+// edgeCertCovers reports whether the configured edge certificate covers host.
+func (s *Server) edgeCertCovers(host string) bool {
+	if s.edgeCert == nil {
+		return false
+	}
+	leaf := s.edgeCert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(s.edgeCert.Certificate[0]); err != nil {
+			return false
+		}
+	}
+	return leaf.VerifyHostname(host) == nil
 }
 
 func checkEdgeCert(certPEM, keyPEM, host string) error {
@@ -166,7 +192,9 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	s.events.Info(2200, fmt.Sprintf("Application '%s' of %s was published at %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, p.User.Name),
 		"app", ar.app.Name, "tenant", p.Tenant.Domain, "internal_url", ar.app.InternalURL)
-	writeJSON(w, http.StatusCreated, s.apiApp(ar.app, ar.group.Name))
+	out := s.apiApp(ar.app, ar.group.Name)
+	out.Note = ar.note
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 
@@ -271,7 +299,9 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.apiApp(ar.app, ar.group.Name))
+	out := s.apiApp(ar.app, ar.group.Name)
+	out.Note = ar.note
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

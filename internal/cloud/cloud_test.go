@@ -29,7 +29,7 @@ func newTestServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if _, err := AddTenant(ctx, s.store, "fabrikam.com", "admin@fabrikam.com", testPassword); err != nil {
+	if _, err := AddTenant(ctx, s.store, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -61,6 +61,9 @@ type InitOptions struct {
 	DataDir       string
 	Name          string // the cloud's DNS name, e.g. sallyport.example.com
 	Tenant        string // first tenant's domain
+	// Label is the first tenant's label in default host names
+	// (APP-LABEL.NAME); "" for the domain's first label.
+	Label string
 	Admin         string // first Global Administrator, USER@DOMAIN
 	AdminPassword string // "" to generate one
 	// ReleasePublicKeyFile, when set, is the public half of a release key
@@ -101,7 +104,11 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 			undoInit(o.DataDir, created)
 		}
 	}()
-	ca, err := pki.NewCA("Sallyport cloud CA "+name, 10*365*24*time.Hour)
+	// The cloud CA may only sign names equal to or under the cloud's name
+	// (X.509 name constraints): it issues nothing else, and even a bug
+	// cannot make it mint a certificate for someone else's domain that
+	// those who trust it accept.
+	ca, err := pki.NewCA("Sallyport cloud CA "+name, 10*365*24*time.Hour, name)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +143,7 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 		return nil, err
 	}
 	defer st.Close()
-	res, err := AddTenant(ctx, st, o.Tenant, o.Admin, o.AdminPassword)
+	res, err := AddTenant(ctx, st, o.Tenant, o.Label, o.Admin, o.AdminPassword)
 	if err != nil {
 		return nil, err
 	}
@@ -215,8 +222,10 @@ func OpenStore(dataDir string, s Settings) (store.Store, error) {
 }
 
 // AddTenant creates a tenant with its connector CA, Default group and a
-// Global Administrator. It is safe while the cloud serves.
-func AddTenant(ctx context.Context, st store.Store, domain, admin, password string) (*InitResult, error) {
+// Global Administrator. label is the tenant's label in default host names
+// ("" for the domain's first label); one that clashes with another
+// tenant's is refused (see checkLabel). It is safe while the cloud serves.
+func AddTenant(ctx context.Context, st store.Store, domain, label, admin, password string) (*InitResult, error) {
 	domain, ok := edge.NormalizeHost(domain)
 	if !ok || !strings.Contains(domain, ".") || !edge.ValidDNSName(domain) {
 		return nil, problem.Newf(400, "bad_domain", "give the organisation's DNS domain, for example --tenant contoso.com",
@@ -227,6 +236,10 @@ func AddTenant(ctx context.Context, st store.Store, domain, admin, password stri
 		return nil, problem.Newf(400, "bad_admin",
 			fmt.Sprintf("give an administrator of that domain, for example --admin admin@%s", domain),
 			"The administrator %q is not a user name of the tenant's domain %s", admin, domain)
+	}
+	label, err := checkLabel(ctx, st, domain, label)
+	if err != nil {
+		return nil, err
 	}
 	res := &InitResult{}
 	if password == "" {
@@ -249,10 +262,6 @@ func AddTenant(ctx context.Context, st store.Store, domain, admin, password stri
 		return nil, err
 	}
 	now := time.Now().UTC()
-	label, err := tenantLabel(ctx, st, domain)
-	if err != nil {
-		return nil, err
-	}
 	t := store.Tenant{ID: NewID("t"), Domain: domain, Label: label, CreatedAt: now}
 	g := store.Group{ID: NewID("g"), TenantID: t.ID, Name: DefaultGroup, CreatedAt: now}
 	u := store.User{ID: NewID("u"), TenantID: t.ID, Name: admin, Role: store.RoleGlobalAdmin, PasswordHash: hash, CreatedAt: now}
@@ -320,22 +329,4 @@ func splitUser(u string) (name, domain string, ok bool) {
 		return "", "", false
 	}
 	return name, domain, true
-}
-
-// tenantLabel picks the label used in default external hosts: the
-// domain's first label ("contoso"), or, when another tenant has it
-// already, the whole domain with dots as hyphens ("contoso-org"), so two
-// tenants never compete for the same default host names.
-func tenantLabel(ctx context.Context, st store.Store, domain string) (string, error) {
-	label := strings.SplitN(domain, ".", 2)[0]
-	ts, err := st.ListTenants(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, t := range ts {
-		if t.Label == label {
-			return strings.ReplaceAll(domain, ".", "-"), nil
-		}
-	}
-	return label, nil
 }

@@ -78,7 +78,11 @@ type Config struct {
 	// AccessLogSample, above 1, logs one in that many ordinary answers
 	// (every failure is logged).
 	AccessLogSample int
-	Tunnel          tunnel.ClientConfig
+	// DNSResolver, when set, is the HOST:PORT of the DNS server that the
+	// TXT records proving tenants' domains are looked up at (default: the
+	// system's resolver).
+	DNSResolver string
+	Tunnel      tunnel.ClientConfig
 	Logger          *slog.Logger
 	Now             func() time.Time
 }
@@ -102,6 +106,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AccessLogSample < 0 {
 		return problem.Newf(400, "bad_config", "give 1 to log every request, or N to log one in N", "The access log sample rate %d is negative", c.AccessLogSample)
+	}
+	if c.DNSResolver != "" {
+		if _, port, err := net.SplitHostPort(c.DNSResolver); err != nil || port == "" {
+			return problem.Newf(400, "bad_config", "give it as HOST:PORT, for example --dns-resolver 10.0.0.2:53",
+				"The DNS resolver %q is not a HOST:PORT address", c.DNSResolver)
+		}
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -151,7 +161,7 @@ type Server struct {
 	ca       *pki.CA
 	server   *tls.Certificate // for the cloud's name and *.name
 	edgeCert *tls.Certificate // optional, configured
-	onDemand sync.Map         // host → *tls.Certificate issued by the cloud CA
+	resolver txtResolver      // where domain proofs are looked up
 
 	routes    atomic.Pointer[routeTable]
 	refreshMu sync.Mutex
@@ -190,7 +200,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, server: srvCert, authLimit: newLimiter(5, 30)}
+	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, server: srvCert, authLimit: newLimiter(5, 30), resolver: txtResolver{addr: cfg.DNSResolver}}
 	if cfg.EdgeCertFile != "" {
 		c, err := tls.LoadX509KeyPair(cfg.EdgeCertFile, cfg.EdgeKeyFile)
 		if err != nil {
@@ -329,6 +339,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// write straight through it.
 	go func() { errc <- hs.Serve(tls.NewListener(tunnel.NewBatchListener(ln), tlsCfg)) }()
 	s.events.Info(2000, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
+	if err := s.warnUnownedHosts(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("checking the applications' external hosts failed", "error", err.Error())
+	}
 	select {
 	case err := <-errc:
 		s.registry.closeAll()
@@ -481,7 +494,12 @@ func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	}, nil
 }
 
-// certificateFor chooses the edge certificate for a server name.
+// certificateFor chooses the edge certificate for a server name: an
+// application's own certificate, the configured edge certificate if it
+// covers the name, else the server certificate (the cloud's name and
+// *.NAME). The cloud CA never issues a certificate for any other name: a
+// name nobody gave a certificate for gets a name mismatch, never a
+// certificate for it.
 func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	host, ok := edge.NormalizeHost(hello.ServerName)
 	if !ok {
@@ -490,26 +508,11 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if host == s.settings.Name {
 		return s.server, nil // what connectors and admin clients pin
 	}
-	t := s.routes.Load()
-	if c := t.certs[host]; c != nil {
+	if c := s.routes.Load().certs[host]; c != nil {
 		return c, nil
 	}
 	if s.edgeCert != nil && hello.SupportsCertificate(s.edgeCert) == nil {
 		return s.edgeCert, nil
-	}
-	if hello.SupportsCertificate(s.server) == nil {
-		return s.server, nil
-	}
-	if _, ok := t.byHost[host]; ok {
-		if c, ok := s.onDemand.Load(host); ok {
-			return c.(*tls.Certificate), nil
-		}
-		c, err := s.ca.IssueServer([]string{host}, 90*24*time.Hour)
-		if err != nil {
-			return nil, err
-		}
-		s.onDemand.Store(host, c)
-		return c, nil
 	}
 	return s.server, nil
 }

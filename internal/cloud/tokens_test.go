@@ -51,7 +51,7 @@ func newTokenServer(t *testing.T) (*Server, *clock, *lockedBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if _, err := AddTenant(ctx, s.store, "fabrikam.com", "admin@fabrikam.com", testPassword); err != nil {
+	if _, err := AddTenant(ctx, s.store, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	return s, clk, logs

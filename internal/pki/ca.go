@@ -26,7 +26,12 @@ type CA struct {
 // Organization "Sallyport". It is valid from one hour ago (to tolerate clock
 // skew) until validity from now, may only sign end-entity certificates
 // (MaxPathLen 0) and has a random 128-bit serial and a SubjectKeyId.
-func NewCA(commonName string, validity time.Duration) (*CA, error) {
+//
+// With permittedDNS, the certificate carries critical X.509 name
+// constraints: the CA may only sign DNS names equal to or under those
+// domains, and no IP address at all, so a verifier that trusts it rejects
+// any other name even if the CA's key were made to sign one.
+func NewCA(commonName string, validity time.Duration, permittedDNS ...string) (*CA, error) {
 	if strings.TrimSpace(commonName) == "" {
 		return nil, errors.New("the CA common name is empty")
 	}
@@ -52,6 +57,14 @@ func NewCA(commonName string, validity time.Duration) (*CA, error) {
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		SubjectKeyId:          skid,
+	}
+	if len(permittedDNS) > 0 {
+		tmpl.PermittedDNSDomainsCritical = true
+		tmpl.PermittedDNSDomains = permittedDNS
+		tmpl.ExcludedIPRanges = []*net.IPNet{
+			{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+			{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+		}
 	}
 	der, err := x509.CreateCertificate(nil, tmpl, tmpl, key.Public(), key)
 	if err != nil {
