@@ -58,12 +58,12 @@ const DefaultConnectorCertLifetime = 90 * 24 * time.Hour
 
 // InitOptions are the inputs of Init.
 type InitOptions struct {
-	DataDir       string
-	Name          string // the cloud's DNS name, e.g. sallyport.example.com
-	Tenant        string // first tenant's domain
+	DataDir string
+	Name    string // the cloud's DNS name, e.g. sallyport.example.com
+	Tenant  string // first tenant's domain
 	// Label is the first tenant's label in default host names
 	// (APP-LABEL.NAME); "" for the domain's first label.
-	Label string
+	Label         string
 	Admin         string // first Global Administrator, USER@DOMAIN
 	AdminPassword string // "" to generate one
 	// ReleasePublicKeyFile, when set, is the public half of a release key

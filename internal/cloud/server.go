@@ -83,8 +83,8 @@ type Config struct {
 	// system's resolver).
 	DNSResolver string
 	Tunnel      tunnel.ClientConfig
-	Logger          *slog.Logger
-	Now             func() time.Time
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Validate fills defaults.
