@@ -89,6 +89,7 @@ func TestAdminWorkflow(t *testing.T) {
 		if web != want || !strings.HasPrefix(web.ID, "a_") {
 			t.Errorf("app create --json = %+v, want %+v", web, want)
 		}
+		admin.ok(t, "", "cloud", "tenant", "domain", "add", "--data-dir", c.dataDir, "--tenant", contoso, "--domain", "contoso.example")
 		intra := c.publish(t, admin, "intra", "http://intranet.corp.example:8080/", "--group", "Branch-1", "--timeout", "long", "--external-host", "intra.contoso.example")
 		if intra.Group != "Branch-1" || intra.Timeout != "long" || intra.ExternalHost != "intra.contoso.example" {
 			t.Errorf("app create intra = %+v", intra)

@@ -237,6 +237,10 @@ func AddTenant(ctx context.Context, st store.Store, domain, label, admin, passwo
 			fmt.Sprintf("give an administrator of that domain, for example --admin admin@%s", domain),
 			"The administrator %q is not a user name of the tenant's domain %s", admin, domain)
 	}
+	if _, err := st.TenantByDomain(ctx, domain); err == nil {
+		return nil, problem.Newf(409, "tenant_exists", "choose another domain, or manage the existing tenant with 'sallyport admin'",
+			"A tenant for %s already exists", domain)
+	}
 	label, err := checkLabel(ctx, st, domain, label)
 	if err != nil {
 		return nil, err

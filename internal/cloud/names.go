@@ -161,6 +161,15 @@ func checkHostOwned(ctx context.Context, st store.Store, cloudName string, t sto
 	if etld1, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil {
 		claim = etld1
 	}
+	if ds, err := st.ListDomains(ctx, t.ID); err == nil {
+		for _, d := range ds {
+			if !d.Verified() && underDomain(host, d.Domain) {
+				return 0, problem.Newf(http.StatusForbidden, "host_not_owned",
+					fmt.Sprintf("create its TXT record %s with the value %s and run 'sallyport admin domain verify %s'", TXTName(d.Domain), TXTValue(d.Token), d.Domain),
+					"The external host %s is under %s, which %s has claimed but not proven yet", host, d.Domain, t.Domain)
+			}
+		}
+	}
 	return 0, problem.Newf(http.StatusForbidden, "host_not_owned",
 		fmt.Sprintf("prove the domain first with 'sallyport admin domain add %s' (then 'admin domain verify'), or %s", claim, defaultStep),
 		"The external host %s is not under a domain %s has proven", host, t.Domain)
