@@ -124,6 +124,18 @@ func provenOwner(ctx context.Context, st store.Store, name string) (store.Domain
 	return store.Domain{}, store.ErrNotFound
 }
 
+// isDefaultName reports whether host is one of label's default names:
+// X-LABEL.CLOUDNAME, X a non-empty run of letters, digits and hyphens,
+// exactly one level under the cloud's name (what *.CLOUDNAME covers).
+func isDefaultName(host, cloudName, label string) bool {
+	rest, ok := strings.CutSuffix(host, "."+cloudName)
+	if !ok || strings.Contains(rest, ".") {
+		return false
+	}
+	x, own := strings.CutSuffix(rest, "-"+label)
+	return own && x != ""
+}
+
 // hostKind is how a tenant owns an external host.
 type hostKind int
 
@@ -139,9 +151,8 @@ const (
 // refused with host_not_owned.
 func checkHostOwned(ctx context.Context, st store.Store, cloudName string, t store.Tenant, host string) (hostKind, error) {
 	defaultStep := fmt.Sprintf("use a name ending in -%s.%s (leave --external-host out for NAME-%s.%s)", t.Label, cloudName, t.Label, cloudName)
-	if rest, ok := strings.CutSuffix(host, "."+cloudName); ok {
-		x, own := strings.CutSuffix(rest, "-"+t.Label)
-		if own && x != "" && !strings.Contains(rest, ".") {
+	if strings.HasSuffix(host, "."+cloudName) {
+		if isDefaultName(host, cloudName, t.Label) {
 			return hostDefault, nil
 		}
 		return 0, problem.Newf(http.StatusForbidden, "host_not_owned", defaultStep,
