@@ -48,6 +48,10 @@ func startTXTServer(t *testing.T) *txtServer {
 		if !ok {
 			m.Rcode = dns.RcodeNameError
 		}
+		if strings.HasPrefix(q.Name, "tcp-only.") && w.RemoteAddr().Network() == "udp" {
+			m.Truncated = true // answer only over TCP
+			vals = nil
+		}
 		if q.Qtype == dns.TypeTXT {
 			for _, v := range vals {
 				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
@@ -509,5 +513,33 @@ func TestInitCANameConstrained(t *testing.T) {
 	}
 	if _, err := s.server.Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "web-contoso.sallyport.test"}); err != nil {
 		t.Fatalf("the server certificate does not verify: %v", err)
+	}
+}
+
+// TestLookupTXT: a truncated UDP answer is asked again over TCP, and at
+// most 4 KiB of TXT data is considered.
+func TestLookupTXT(t *testing.T) {
+	z := startTXTServer(t)
+	r := txtResolver{addr: z.addr}
+	ctx := context.Background()
+	z.set("tcp-only.example", "sallyport-verify=over-tcp")
+	if vals, err := r.LookupTXT(ctx, "tcp-only.example"); err != nil || len(vals) != 1 || vals[0] != "sallyport-verify=over-tcp" {
+		t.Errorf("over TCP: %q, %v", vals, err)
+	}
+	var many []string
+	for i := range 40 {
+		many = append(many, strings.Repeat(string(rune('a'+i%26)), 200))
+	}
+	z.set("tcp-only.many.example", many...)
+	vals, err := r.LookupTXT(ctx, "tcp-only.many.example")
+	n := 0
+	for _, v := range vals {
+		n += len(v)
+	}
+	if err != nil || n > maxTXTBytes || len(vals) != maxTXTBytes/200 {
+		t.Errorf("40 values of 200 bytes: kept %d values, %d bytes (%v)", len(vals), n, err)
+	}
+	if _, err := r.LookupTXT(ctx, "absent.example"); err != errNoTXT {
+		t.Errorf("absent name: %v", err)
 	}
 }
