@@ -464,6 +464,11 @@ func TestOperatorDomains(t *testing.T) {
 	if err := DeleteTenantDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "fabrikam.example"); problemCode(err) != "no_domain" {
 		t.Errorf("delete twice: %v", err)
 	}
+	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, EventsFile), eventlog.Filter{IDs: []int{2402, 2403}})
+	if err != nil || len(evs) != 3 || evs[0].Message != "The operator vouched for the domain contoso.example of contoso.com" ||
+		evs[2].Message != "The operator deleted the domain fabrikam.example of fabrikam.com" {
+		t.Errorf("operator events = %+v (%v)", evs, err)
+	}
 }
 
 // bareStore is an empty store with no tenant.
