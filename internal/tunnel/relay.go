@@ -648,21 +648,15 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	}
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", proto)
+	// The connector's RESET may arrive while the request is still being
+	// written (an older connector refuses the stream's kind at once), so
+	// both the write and the read classify a reset.
 	if _, err := WriteRequest(rb.bw, out, nil); err != nil {
-		return fail(err)
+		return fail(upgradeOpenError(err))
 	}
 	resp, err := ReadFinalResponse(rb.br, out)
 	if err != nil {
-		var se *StreamError
-		if errors.As(err, &se) {
-			switch se.Code {
-			case ResetUnsupported:
-				err = fmt.Errorf("%w: %w", ErrNotSent, errNoRelayUpgrade)
-			case ResetRefused:
-				err = fmt.Errorf("%w: %w", ErrNotSent, err)
-			}
-		}
-		return fail(err)
+		return fail(upgradeOpenError(err))
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// Not switched: an ordinary answer, and the stream ends with it.
@@ -841,4 +835,20 @@ func (b *relayBody) release() {
 		b.stop()
 		b.rc.close()
 	})
+}
+
+// upgradeOpenError classifies a failure to open an upgrade relay stream: a
+// RESET for an unsupported kind means an older connector (the upgrade goes
+// on stream 0 instead), a refused stream was never sent.
+func upgradeOpenError(err error) error {
+	var se *StreamError
+	if errors.As(err, &se) {
+		switch se.Code {
+		case ResetUnsupported:
+			return fmt.Errorf("%w: %w", ErrNotSent, errNoRelayUpgrade)
+		case ResetRefused:
+			return fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+	}
+	return err
 }
