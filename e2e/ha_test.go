@@ -1141,7 +1141,13 @@ func TestHAGroups(t *testing.T) {
 		if o.status != http.StatusBadGateway || o.code != "no_connector" {
 			t.Errorf("application %s: %s; want 502 no_connector", app.Name, o.describe(o.start))
 		}
-		mustContain(t, "no_connector page", o.body, "No active connector in group '"+group+"' of contoso.com can serve application '"+app.Name+"'")
+		// The page is public; the administrator's story of the request names the group.
+		m := requestIDRe.FindStringSubmatch(o.body)
+		if m == nil {
+			t.Fatalf("no request id on the page %q", o.body)
+		}
+		story := c.requestStory(t, c.admin, m[1])
+		mustContain(t, "no_connector story", story.Message, "No active connector in group '"+group+"' of contoso.com can serve application '"+app.Name+"'")
 	}
 	// groups maps each group to its connector and application counts.
 	groups := func() map[string][2]int {
