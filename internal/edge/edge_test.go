@@ -276,6 +276,21 @@ func TestPublicPages(t *testing.T) {
 			t.Errorf("PublicProblem(%s) = %+v", code, p)
 		}
 	}
+	// The Public pages table of errors.md is publicPages, row for row.
+	table := sec[strings.Index(sec, "### Public pages"):]
+	rows := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| (\\d+) \\| ([^|]+) \\| ([^|]+) \\|$").FindAllStringSubmatch(table, -1)
+	documented := map[string]bool{}
+	for _, m := range rows {
+		documented[m[1]] = true
+		if pg := publicPages[m[1]]; pg.Message != m[3] || pg.Step != m[4] {
+			t.Errorf("errors.md's public page of %s is %q; %q, the edge's %q; %q", m[1], m[3], m[4], pg.Message, pg.Step)
+		}
+	}
+	for code := range publicPages {
+		if !documented[code] {
+			t.Errorf("the public page of %s is not in errors.md's Public pages table", code)
+		}
+	}
 	if p := PublicProblem(problem.New(418, "a_new_code", "The internal application 'web' at http://intranet:8080/ failed", "")); p.Status != 418 || strings.Contains(p.Error(), "intranet") || p.Message == "" {
 		t.Errorf("PublicProblem of an unknown code = %+v", p)
 	}
