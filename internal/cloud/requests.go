@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/edge"
@@ -23,6 +24,22 @@ type failedRequest struct {
 	time time.Time
 	f    edge.Failure
 	app  edge.App // a copy: the route table moves on
+}
+
+// maxKeptPath and maxKeptHost bound what the index keeps of a request's
+// path and Host header.
+const maxKeptPath, maxKeptHost = 512, 260
+
+// clip shortens s to at most n bytes (on a rune boundary), marked with "…".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return strings.Clone(s[:i]) + "…"
 }
 
 // requestIndex keeps the last failed requests of each tenant by request
@@ -70,6 +87,9 @@ func (x *requestIndex) record(f *edge.Failure, now time.Time) {
 	}
 	fr := &failedRequest{time: now, f: *f, app: *f.App}
 	fr.f.App = &fr.app
+	// What the client sent is bounded: a flood of refusals with 8 KiB
+	// URLs must not make the index large.
+	fr.f.Path, fr.f.Host, fr.f.Method = clip(f.Path, maxKeptPath), clip(f.Host, maxKeptHost), clip(f.Method, 32)
 	t.byID[f.RequestID] = fr
 }
 
