@@ -242,7 +242,11 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 		fmt.Fprintf(tw, "\nRecent errors (%d):\n", len(d.RecentErrors))
 		for i := len(d.RecentErrors) - 1; i >= 0 && i >= len(d.RecentErrors)-5; i-- {
 			e := d.RecentErrors[i]
-			fmt.Fprintf(tw, "  %s\t%d %s\trequest id %s\n  \t%s\n", when(e.Time), e.Status, e.Code, e.RequestID, e.Message)
+			by := ""
+			if e.Connector != "" {
+				by = " · connector " + e.Connector
+			}
+			fmt.Fprintf(tw, "  %s\t%d %s\trequest id %s%s\n  \t%s\n", when(e.Time), e.Status, e.Code, e.RequestID, by, e.Message)
 		}
 		fmt.Fprintln(tw)
 		if len(d.Findings) == 0 {
