@@ -168,6 +168,9 @@ func TestPublicErrorPages(t *testing.T) {
 		if strings.Contains(body, refusedURL) {
 			t.Errorf("detailed errors turned off, the page still names the internal URL:\n%s", body)
 		}
+		dev := c.publish(t, c.admin, "dev", refusedURL, "--group", "Secret Net", "--detailed-errors")
+		resp, body := fetchPage(t, c, dev.ExternalHost, "h1", "application/json")
+		mustContain(t, "detailed JSON page of an app created with --detailed-errors", body, refusedURL, resp.Header.Get("Sallyport-Request-Id"))
 	})
 }
 
