@@ -1055,7 +1055,12 @@ func TestHASaturation(t *testing.T) {
 	if n, err := strconv.Atoi(o.retryAfter); err != nil || n < 1 {
 		t.Errorf("503 Retry-After = %q, want a number of seconds", o.retryAfter)
 	}
-	mustContain(t, "503 page", o.body, "group 'HA' of contoso.com", "limit of 2 concurrent requests", "--connector-limit")
+	mustContain(t, "503 page", o.body, "The application is busy", "(error connectors_saturated")
+	if m := requestIDRe.FindStringSubmatch(o.body); m == nil {
+		t.Errorf("no request id on the 503 page %q", o.body)
+	} else {
+		mustContain(t, "the 503's story", f.c.requestStory(t, f.c.admin, m[1]).Message, "group 'HA' of contoso.com", "limit of 2 concurrent requests", "--connector-limit")
+	}
 	cs := haConnectors(t, f.c)
 	if x := cs[cn.st.id]; x.InFlight != 2 {
 		t.Errorf("connector list shows %d requests in flight on the saturated connector, want 2", x.InFlight)
