@@ -20,6 +20,7 @@ import (
 // 127.0.0.1, reached only by connectors.
 //
 //	/page        JSON: what the backend saw (path, host, X-Forwarded-*, Sallyport-* headers)
+//	/headers     JSON: every request header the backend got, by name
 //	/download?n= N bytes of the pattern stream, generated on the fly
 //	/upload      hashes the request body while reading it; JSON {len, sha256}
 //	/echo        streams the request body back while reading it (full duplex)
@@ -68,6 +69,10 @@ func newBackend(t *testing.T) *backend {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(info)
+	})
+	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(r.Header) // every header as the backend got it
 	})
 	mux.HandleFunc("/download", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)

@@ -74,7 +74,7 @@ func TestConnectorDelete(t *testing.T) {
 	}
 	c.waitConnector(t, c.admin, st2.id, nil, func(x *apiConnector) bool { return x != nil && x.Tunnels == 0 })
 	resp, body := c.get(t, web.ExternalHost, "/page")
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "No active connector in group 'Default'") {
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "(error no_connector") {
 		t.Errorf("web with no connector running: %d %s", resp.StatusCode, body)
 	}
 

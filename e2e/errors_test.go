@@ -36,7 +36,8 @@ func TestEdgeErrors(t *testing.T) {
 		if resp.StatusCode != http.StatusGatewayTimeout {
 			t.Fatalf("slow backend: %d %s", resp.StatusCode, body)
 		}
-		checkErrorPage(t, resp, body, "backend_timeout",
+		rid := checkErrorPage(t, resp, body, "backend_timeout", "The application did not answer in time")
+		mustContain(t, "the request's story", c.requestStory(t, c.admin, rid).Message,
 			"The internal application 'slow' at "+b.url+" did not answer within 2s (backend application timeout 'default')",
 			"sallyport admin app update slow --timeout long")
 		if took < 2*time.Second || took > 30*time.Second {
@@ -59,7 +60,7 @@ func TestEdgeErrors(t *testing.T) {
 		if resp.StatusCode != http.StatusGatewayTimeout || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 			t.Fatalf("slow backend, browser: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
-		mustContain(t, "504 HTML page", body, "<h1>504 Gateway Timeout</h1>", "did not answer within 2s", "What to do:", "--timeout long")
+		mustContain(t, "504 HTML page", body, "<h1>504 Gateway Timeout</h1>", "did not answer in time", "What to do:", "backend_timeout")
 	})
 
 	t.Run("502 when the group has no connector", func(t *testing.T) {
@@ -68,7 +69,8 @@ func TestEdgeErrors(t *testing.T) {
 		if resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("app of an empty group: %d %s", resp.StatusCode, body)
 		}
-		checkErrorPage(t, resp, body, "no_connector",
+		rid := checkErrorPage(t, resp, body, "no_connector", "The application cannot be reached right now")
+		mustContain(t, "the request's story", c.requestStory(t, c.admin, rid).Message,
 			"No active connector in group 'Empty' of contoso.com can serve application 'lonely'",
 			"install a connector and assign it to this group")
 	})
@@ -79,11 +81,11 @@ func TestEdgeErrors(t *testing.T) {
 		if resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("refused backend: %d %s", resp.StatusCode, body)
 		}
-		checkErrorPage(t, resp, body, "backend_refused",
+		rid := checkErrorPage(t, resp, body, "backend_refused", "The application is not accepting connections")
+		mustContain(t, "the request's story", c.requestStory(t, c.admin, rid).Message,
 			"The internal application 'refused' at http://127.0.0.1:"+closedPort+"/ refused the connection",
 			"listening on 127.0.0.1:"+closedPort)
 		// The page's request id leads to the failure in both logs.
-		rid := resp.Header.Get("Sallyport-Request-Id")
 		logged := regexp.MustCompile(`backend_refused.*request_id=` + rid + `|request_id=` + rid + `.*backend_refused`)
 		for _, p := range []*proc{c.serve, conn} {
 			if _, ok := p.waitOutput(logged, 10*time.Second); !ok {
@@ -98,7 +100,8 @@ func TestEdgeErrors(t *testing.T) {
 		if resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("unresolvable backend: %d %s", resp.StatusCode, body)
 		}
-		checkErrorPage(t, resp, body, "backend_dns",
+		rid := checkErrorPage(t, resp, body, "backend_dns", "its internal address is not known")
+		mustContain(t, "the request's story", c.requestStory(t, c.admin, rid).Message,
 			"The internal host 'does-not-exist.invalid' of application 'dns' does not resolve",
 			"DNS server or hosts file")
 	})
@@ -110,7 +113,7 @@ func TestEdgeErrors(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("unknown host: %d %s", resp.StatusCode, body)
 		}
-		checkErrorPage(t, resp, body, "no_application", "No application is published at", host, "sallyport admin app list")
+		checkErrorPage(t, resp, body, "no_application", "No application is published at this address", "check the address")
 	})
 
 	t.Run("the backend still answers", func(t *testing.T) {
@@ -132,8 +135,9 @@ func TestEdgeErrors(t *testing.T) {
 var requestIDRe = regexp.MustCompile(`request id ([0-9a-f]{24})`)
 
 // checkErrorPage checks a plain-text edge error page: its code, its
-// sentences, and the request id that is also in the response header.
-func checkErrorPage(t *testing.T, resp *http.Response, body, code string, want ...string) {
+// sentences, and the request id that is also in the response header; it
+// returns the request id.
+func checkErrorPage(t *testing.T, resp *http.Response, body, code string, want ...string) string {
 	t.Helper()
 	mustContain(t, "error page", body, append([]string{"(error " + code}, want...)...)
 	if got := resp.Header.Get("Sallyport-Error"); got != code {
@@ -151,4 +155,5 @@ func checkErrorPage(t *testing.T, resp *http.Response, body, code string, want .
 			t.Errorf("error page shows internal detail %q:\n%s", bad, body)
 		}
 	}
+	return resp.Header.Get("Sallyport-Request-Id")
 }

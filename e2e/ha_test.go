@@ -1055,7 +1055,12 @@ func TestHASaturation(t *testing.T) {
 	if n, err := strconv.Atoi(o.retryAfter); err != nil || n < 1 {
 		t.Errorf("503 Retry-After = %q, want a number of seconds", o.retryAfter)
 	}
-	mustContain(t, "503 page", o.body, "group 'HA' of contoso.com", "limit of 2 concurrent requests", "--connector-limit")
+	mustContain(t, "503 page", o.body, "The application is busy", "(error connectors_saturated")
+	if m := requestIDRe.FindStringSubmatch(o.body); m == nil {
+		t.Errorf("no request id on the 503 page %q", o.body)
+	} else {
+		mustContain(t, "the 503's story", f.c.requestStory(t, f.c.admin, m[1]).Message, "group 'HA' of contoso.com", "limit of 2 concurrent requests", "--connector-limit")
+	}
 	cs := haConnectors(t, f.c)
 	if x := cs[cn.st.id]; x.InFlight != 2 {
 		t.Errorf("connector list shows %d requests in flight on the saturated connector, want 2", x.InFlight)
@@ -1141,7 +1146,13 @@ func TestHAGroups(t *testing.T) {
 		if o.status != http.StatusBadGateway || o.code != "no_connector" {
 			t.Errorf("application %s: %s; want 502 no_connector", app.Name, o.describe(o.start))
 		}
-		mustContain(t, "no_connector page", o.body, "No active connector in group '"+group+"' of contoso.com can serve application '"+app.Name+"'")
+		// The page is public; the administrator's story of the request names the group.
+		m := requestIDRe.FindStringSubmatch(o.body)
+		if m == nil {
+			t.Fatalf("no request id on the page %q", o.body)
+		}
+		story := c.requestStory(t, c.admin, m[1])
+		mustContain(t, "no_connector story", story.Message, "No active connector in group '"+group+"' of contoso.com can serve application '"+app.Name+"'")
 	}
 	// groups maps each group to its connector and application counts.
 	groups := func() map[string][2]int {

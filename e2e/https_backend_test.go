@@ -54,6 +54,7 @@ func TestHTTPSBackend(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("backend with an untrusted certificate: %d %s", resp.StatusCode, body)
 	}
-	checkErrorPage(t, resp, body, "backend_tls", "The TLS handshake with the internal application 'secure'",
+	rid := checkErrorPage(t, resp, body, "backend_tls", "The secure connection to the application failed")
+	mustContain(t, "the request's story", c.requestStory(t, c.admin, rid).Message, "The TLS handshake with the internal application 'secure'",
 		"add the CA that signed it to the machine's trust store")
 }

@@ -246,7 +246,7 @@ func TestProxy(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("temp after delete: %d %s", resp.StatusCode, body)
 		}
-		mustContain(t, "404 page", body, "No application is published at", tmp.ExternalHost)
+		mustContain(t, "404 page", body, "No application is published at this address", "(error no_application")
 		var list []apiApp
 		c.admin.okJSON(t, &list, "admin", "app", "list", "--json")
 		if len(list) != 1 || list[0].Name != "web" {

@@ -145,7 +145,9 @@ func TestRegister(t *testing.T) {
 		if resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("contoso's app with only fabrikam's connector running: %d %s", resp.StatusCode, body)
 		}
-		mustContain(t, "502 page", body, "No active connector in group 'Default' of contoso.com can serve application 'web'")
+		mustContain(t, "502 page", body, "(error no_connector")
+		story := c.requestStory(t, c.admin, resp.Header.Get("Sallyport-Request-Id"))
+		mustContain(t, "the request's story", story.Message, "No active connector in group 'Default' of contoso.com can serve application 'web'")
 	})
 }
 

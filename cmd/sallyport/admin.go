@@ -14,7 +14,7 @@ import (
 func newAdminCmd() *cobra.Command {
 	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
-	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd())
+	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd())
 	return c
 }
 
@@ -164,6 +164,7 @@ func newAppCmd() *cobra.Command {
 	cf.StringVar(&in.BackendProxy, "backend-proxy", "", "forward proxy the connector sends this application's requests through, http://HOST:PORT")
 	cf.BoolVar(&in.Affinity, "affinity", false, "session affinity: keep each browser on one connector of the group (cookie)")
 	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: the cloud's certificate, which covers only the default names NAME-TENANTLABEL.CLOUDNAME)")
+	cf.BoolVar(&in.DetailedErrors, "detailed-errors", false, "error pages show the internal detail (internal URL, connector) to anyone, for the app's developers")
 	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
 	create.MarkFlagRequired("internal-url")
 
@@ -171,6 +172,7 @@ func newAppCmd() *cobra.Command {
 	var upURL, upGroup, upTimeout string
 	var upAffinity bool
 	var upBackendProxy string
+	var upDetailed bool
 	update := &cobra.Command{
 		Use: "update NAME", Short: "Change an application's internal URL, group or timeout", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
@@ -189,6 +191,9 @@ func newAppCmd() *cobra.Command {
 			if cmd.Flags().Changed("backend-proxy") {
 				up.BackendProxy = &upBackendProxy
 			}
+			if cmd.Flags().Changed("detailed-errors") {
+				up.DetailedErrors = &upDetailed
+			}
 			return c.UpdateApp(cmd.Context(), output(cmd), args[0], up)
 		}),
 	}
@@ -197,6 +202,7 @@ func newAppCmd() *cobra.Command {
 	update.Flags().StringVar(&upTimeout, "timeout", "", "default (85 s) or long (180 s)")
 	update.Flags().StringVar(&upBackendProxy, "backend-proxy", "", "forward proxy for the backend, http://HOST:PORT ('' to remove)")
 	update.Flags().BoolVar(&upAffinity, "affinity", false, "session affinity on (--affinity) or off (--affinity=false)")
+	update.Flags().BoolVar(&upDetailed, "detailed-errors", false, "detailed error pages on (--detailed-errors) or off (--detailed-errors=false)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List applications", Args: cobra.NoArgs,
@@ -310,5 +316,17 @@ The token is printed once and only its hash is kept. It allows one registration 
 		}),
 	}
 	c.AddCommand(create, list, revoke)
+	return c
+}
+
+func newRequestCmd() *cobra.Command {
+	c := group("request", "Look into requests the edge answered with an error page")
+	show := &cobra.Command{
+		Use: "show REQUEST-ID", Short: "Print the whole story of one failed request (the id on its error page)", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.ShowRequest(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	c.AddCommand(show)
 	return c
 }

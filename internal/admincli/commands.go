@@ -163,6 +163,7 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 		rows := [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"External URL", a.ExternalURL}, {"Internal URL", a.InternalURL},
 			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
 			{"Session affinity", fmt.Sprint(a.Affinity)}, {"Backend proxy", dash(a.BackendProxy)},
+			{"Detailed error pages", fmt.Sprint(a.DetailedErrors)},
 			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
@@ -247,7 +248,11 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 		fmt.Fprintf(tw, "\nRecent errors (%d):\n", len(d.RecentErrors))
 		for i := len(d.RecentErrors) - 1; i >= 0 && i >= len(d.RecentErrors)-5; i-- {
 			e := d.RecentErrors[i]
-			fmt.Fprintf(tw, "  %s\t%d %s\trequest id %s\n  \t%s\n", when(e.Time), e.Status, e.Code, e.RequestID, e.Message)
+			by := ""
+			if e.Connector != "" {
+				by = " · connector " + e.Connector
+			}
+			fmt.Fprintf(tw, "  %s\t%d %s\trequest id %s%s\n  \t%s\n", when(e.Time), e.Status, e.Code, e.RequestID, by, e.Message)
 		}
 		fmt.Fprintln(tw)
 		if len(d.Findings) == 0 {
@@ -265,4 +270,42 @@ func tunnelsText(x api.Connector) string {
 		return fmt.Sprint(x.Tunnels)
 	}
 	return fmt.Sprintf("%d (protocol version %d)", x.Tunnels, x.TunnelProtocol)
+}
+
+// ShowRequest prints the story of one failed request.
+func (c *Client) ShowRequest(ctx context.Context, o Output, id string) error {
+	var st api.RequestStory
+	if err := c.Do(ctx, http.MethodGet, "/requests/"+url.PathEscape(id), nil, &st); err != nil {
+		return err
+	}
+	return o.Emit(st, func(tw *tabwriter.Writer) {
+		var tried []string
+		for _, x := range st.Connectors {
+			s := x.ID
+			if x.Hostname != "" {
+				s += " (" + x.Hostname + ")"
+			}
+			if x.Answered {
+				s += ", answered"
+			}
+			tried = append(tried, s)
+		}
+		source := "the edge"
+		if st.Source == "connector" {
+			source = "the connector"
+		}
+		page := "the public sentence"
+		if st.DetailedPage {
+			page = "the detailed sentence (--detailed-errors)"
+		}
+		rows := [][2]string{{"Request id", st.RequestID}, {"Time", st.Time.Local().Format("2006-01-02 15:04:05 MST")},
+			{"Application", st.App}, {"Group", st.Group}, {"External host", st.ExternalHost}, {"Internal URL", st.InternalURL},
+			{"Request", st.Method + " " + st.Host + st.Path}, {"Client", dash(st.Client)},
+			{"Edge", st.Edge + "."}, {"Connectors tried", dash(strings.Join(tried, "; "))},
+			{"Status", fmt.Sprintf("%d %s", st.Status, http.StatusText(st.Status))}, {"Code", st.Code},
+			{"Message (from " + source + ")", st.Message}, {"Error page showed", page + ": " + st.PublicMessage}}
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+		}
+	})
 }

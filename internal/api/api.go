@@ -126,19 +126,22 @@ type MoveConnectorRequest struct {
 
 // App is an application as the API shows it (never with its key).
 type App struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Group        string    `json:"group"`
-	ExternalHost string    `json:"external_host"`
-	ExternalURL  string    `json:"external_url"`
-	InternalURL  string    `json:"internal_url"`
-	Timeout      string    `json:"timeout"`
-	PreAuth      string    `json:"preauth"`
-	Affinity     bool      `json:"session_affinity"`
-	BackendProxy string    `json:"backend_proxy,omitempty"`
-	CustomCert   bool      `json:"custom_certificate"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Group        string `json:"group"`
+	ExternalHost string `json:"external_host"`
+	ExternalURL  string `json:"external_url"`
+	InternalURL  string `json:"internal_url"`
+	Timeout      string `json:"timeout"`
+	PreAuth      string `json:"preauth"`
+	Affinity     bool   `json:"session_affinity"`
+	BackendProxy string `json:"backend_proxy,omitempty"`
+	// DetailedErrors: the app's error pages show the internal detail
+	// (internal URL, connector) to anyone, for its developers.
+	DetailedErrors bool      `json:"detailed_errors"`
+	CustomCert     bool      `json:"custom_certificate"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 	// Note, in answers to create and update, says what the administrator
 	// still has to do (e.g. give a certificate for a custom domain).
 	Note string `json:"note,omitempty"`
@@ -163,25 +166,27 @@ type CreateDomainRequest struct {
 
 // CreateAppRequest is POST /api/v1/apps.
 type CreateAppRequest struct {
-	Name         string `json:"name"`
-	InternalURL  string `json:"internal_url"`
-	Group        string `json:"group,omitempty"`         // default "Default"
-	ExternalHost string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
-	Timeout      string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
-	PreAuth      string `json:"preauth,omitempty"`       // "passthrough"
-	Affinity     bool   `json:"session_affinity,omitempty"`
-	BackendProxy string `json:"backend_proxy,omitempty"` // forward proxy between connector and backend, http://HOST:PORT
-	CertPEM      string `json:"cert_pem,omitempty"`      // optional edge certificate chain
-	KeyPEM       string `json:"key_pem,omitempty"`       // and its key
+	Name           string `json:"name"`
+	InternalURL    string `json:"internal_url"`
+	Group          string `json:"group,omitempty"`         // default "Default"
+	ExternalHost   string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
+	Timeout        string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
+	PreAuth        string `json:"preauth,omitempty"`       // "passthrough"
+	Affinity       bool   `json:"session_affinity,omitempty"`
+	BackendProxy   string `json:"backend_proxy,omitempty"`   // forward proxy between connector and backend, http://HOST:PORT
+	DetailedErrors bool   `json:"detailed_errors,omitempty"` // error pages show the internal detail to anyone
+	CertPEM        string `json:"cert_pem,omitempty"`        // optional edge certificate chain
+	KeyPEM         string `json:"key_pem,omitempty"`         // and its key
 }
 
 // UpdateAppRequest is PATCH /api/v1/apps/{name}; absent fields stay.
 type UpdateAppRequest struct {
-	InternalURL  *string `json:"internal_url,omitempty"`
-	Group        *string `json:"group,omitempty"`
-	Timeout      *string `json:"timeout,omitempty"`
-	Affinity     *bool   `json:"session_affinity,omitempty"`
-	BackendProxy *string `json:"backend_proxy,omitempty"` // "" removes it
+	InternalURL    *string `json:"internal_url,omitempty"`
+	Group          *string `json:"group,omitempty"`
+	Timeout        *string `json:"timeout,omitempty"`
+	Affinity       *bool   `json:"session_affinity,omitempty"`
+	BackendProxy   *string `json:"backend_proxy,omitempty"` // "" removes it
+	DetailedErrors *bool   `json:"detailed_errors,omitempty"`
 }
 
 // AppDiagnosis is GET /api/v1/apps/{name}/diagnose: what the cloud knows
@@ -195,13 +200,52 @@ type AppDiagnosis struct {
 	Findings []string `json:"findings"`
 }
 
-// EdgeError is one failed request, as its error page told the user.
+// EdgeError is one failed request, with the detailed sentence (what the
+// public error page showed is in its request's RequestStory).
 type EdgeError struct {
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"request_id"`
 	Status    int       `json:"status"`
 	Code      string    `json:"code"`
 	Message   string    `json:"message"`
+	Connector string    `json:"connector,omitempty"` // the connector that answered, if one did
+}
+
+// RequestStory is GET /api/v1/requests/{id}: the whole story of one
+// request the edge answered with an error page, from both ends. Only the
+// request's own tenant sees it.
+type RequestStory struct {
+	RequestID    string    `json:"request_id"`
+	Time         time.Time `json:"time"`
+	App          string    `json:"app"`
+	Group        string    `json:"group"`
+	ExternalHost string    `json:"external_host"`
+	InternalURL  string    `json:"internal_url"`
+	Method       string    `json:"method"`
+	Host         string    `json:"host"` // as the client sent it
+	Path         string    `json:"path"`
+	Client       string    `json:"client"` // the client's IP address
+	// Edge says in a sentence what the edge did with the request.
+	Edge string `json:"edge"`
+	// Connectors are those the request was offered to, in order.
+	Connectors []RequestConnector `json:"connectors"`
+	Status     int                `json:"status"`
+	Code       string             `json:"code"`
+	// Source is who described the failure: "connector" (its own account,
+	// from the connector's machine) or "edge".
+	Source  string `json:"source"`
+	Message string `json:"message"` // the detailed sentence
+	Step    string `json:"step,omitempty"`
+	// PublicMessage is what the error page told the client.
+	PublicMessage string `json:"public_message"`
+	DetailedPage  bool   `json:"detailed_page"` // the page showed Message (--detailed-errors)
+}
+
+// RequestConnector is a connector a request was offered to.
+type RequestConnector struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname,omitempty"` // "" when the connector no longer exists
+	Answered bool   `json:"answered"`
 }
 
 // Connector is a connector as the API shows it.

@@ -138,7 +138,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	return &appRequest{group: g, note: note, app: store.Application{
 		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
-		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, CreatedAt: now, UpdatedAt: now,
+		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, CreatedAt: now, UpdatedAt: now,
 	}}, nil
 }
 
@@ -205,7 +205,7 @@ func (s *Server) apiApp(a store.Application, group string) api.App {
 	}
 	return api.App{
 		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
-		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, CustomCert: len(a.CertPEM) > 0,
+		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, CustomCert: len(a.CertPEM) > 0,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
@@ -267,7 +267,7 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
-		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy}
+		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors}
 	names, err := s.groupNames(r.Context(), p.Tenant.ID)
 	if err != nil {
 		return err
@@ -287,6 +287,9 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	if in.BackendProxy != nil {
 		req.BackendProxy = *in.BackendProxy
+	}
+	if in.DetailedErrors != nil {
+		req.DetailedErrors = *in.DetailedErrors
 	}
 	ar, err := s.checkAppRequest(r.Context(), p.Tenant, req)
 	if err != nil {

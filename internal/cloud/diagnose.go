@@ -9,7 +9,6 @@ import (
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/edge"
-	"github.com/sallyport/sallyport/internal/problem"
 )
 
 // recentErrorsKept is how many failed requests are kept per application.
@@ -22,13 +21,14 @@ type errorLog struct {
 	byApp map[string][]api.EdgeError // newest last
 }
 
-func (l *errorLog) record(app *edge.App, requestID string, p *problem.Problem, now time.Time) {
+func (l *errorLog) record(f *edge.Failure, now time.Time) {
+	app, p := f.App, f.Problem
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.byApp == nil {
 		l.byApp = map[string][]api.EdgeError{}
 	}
-	es := append(l.byApp[app.ID], api.EdgeError{Time: now, RequestID: requestID, Status: p.Status, Code: p.Code, Message: p.Error()})
+	es := append(l.byApp[app.ID], api.EdgeError{Time: now, RequestID: f.RequestID, Status: p.Status, Code: p.Code, Message: p.Error(), Connector: f.Connector})
 	if len(es) > recentErrorsKept {
 		es = es[len(es)-recentErrorsKept:]
 	}
@@ -82,7 +82,8 @@ func (s *Server) handleDiagnoseApp(w http.ResponseWriter, r *http.Request, p *pr
 	}
 	if n := len(d.RecentErrors); n > 0 {
 		last := d.RecentErrors[n-1]
-		d.Findings = append(d.Findings, fmt.Sprintf("The last failed request (%s, request id %s) said: %s", last.Time.Format(time.RFC3339), last.RequestID, strings.TrimSuffix(last.Message, ".")))
+		d.Findings = append(d.Findings, fmt.Sprintf("The last failed request (%s, request id %s) said: %s (its whole story: 'sallyport admin request show %s')",
+			last.Time.Format(time.RFC3339), last.RequestID, strings.TrimSuffix(last.Message, "."), last.RequestID))
 	}
 	writeJSON(w, http.StatusOK, d)
 	return nil

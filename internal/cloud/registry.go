@@ -306,6 +306,7 @@ func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, 
 			return nil, noConnector(app)
 		}
 		tried = append(tried, lt.conn.ID)
+		edge.TriedConnector(req.Context(), lt.conn.ID)
 		resp, err := r.send(lt, req)
 		if err == nil {
 			resp.Header.Set(tunnel.HeaderConnector, lt.conn.ID)

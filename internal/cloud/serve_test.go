@@ -114,7 +114,7 @@ func startInProcess(t *testing.T, backendURL string) *inProcess {
 // the connector leaves no goroutine behind.
 func TestServeInProcess(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "internal "+r.Header.Get("X-Forwarded-Host"))
+		io.WriteString(w, "internal "+r.Header.Get("X-Forwarded-Host")) // normalised: no port
 	}))
 	defer backend.Close()
 	env := startInProcess(t, backend.URL)
@@ -125,7 +125,7 @@ func TestServeInProcess(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	u, _ := url.Parse(env.appURL)
-	if want := "internal " + u.Host; resp.StatusCode != 200 || string(body) != want {
+	if want := "internal " + u.Hostname(); resp.StatusCode != 200 || string(body) != want {
 		t.Fatalf("got %d %q, want %q", resp.StatusCode, body, want)
 	}
 	env.stopCloud()

@@ -174,7 +174,9 @@ type Server struct {
 	wg           sync.WaitGroup // goroutines the server owns
 	edgeInFlight atomic.Int64   // edge requests being served, for a graceful stop
 	metrics      *metrics
-	appErrors    errorLog // recent failed requests per application
+	appErrors    errorLog     // recent failed requests per application
+	requests     requestIndex // failed requests by request id, per tenant
+	failureLogs  throttle     // event 2700: one per application and code per second
 	events       *eventlog.Log
 	releasePub   ed25519.PublicKey // the release key connectors pin
 	access       *accesslog.Logger // nil without --access-log
@@ -240,9 +242,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.routes.Store(t)
 	s.edge = edge.New(edge.Config{Routes: s, Dispatcher: s.registry, Logger: s.log, TimeoutOverride: cfg.BackendTimeoutOverride, Limits: cfg.EdgeLimits,
-		OnError: func(app *edge.App, requestID string, p *problem.Problem) {
-			s.appErrors.record(app, requestID, p, s.now().UTC())
-		}})
+		OnError: s.onEdgeError})
 	s.api = s.apiHandler()
 	return s, nil
 }

@@ -250,7 +250,7 @@ func (h *handler) copyResponse(w *countingWriter, ctx context.Context, resp *htt
 	stop := context.AfterFunc(ctx, expire(b.conn))
 	hdr := w.Header()
 	for k, v := range resp.Header {
-		if !strings.HasPrefix(k, tunnel.HeaderPrefix) { // a backend cannot speak for the connector
+		if !tunnel.IsProtocolHeader(k) { // a backend cannot speak for the connector
 			hdr[k] = v
 		}
 	}

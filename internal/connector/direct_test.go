@@ -358,6 +358,7 @@ func TestDirectRequestRewrite(t *testing.T) {
 		seen <- seenRequest{host: r.Host, uri: r.RequestURI, header: r.Header.Clone(), body: string(body)}
 		w.Header().Set("Sallyport-Foo", "from the backend")
 		w.Header().Set(tunnel.HeaderError, "forged")
+		w.Header()["Sallyport_error"] = []string{"forged, as CGI reads it"}
 		w.Header().Set("Connection", "X-Hop")
 		w.Header().Set("X-Hop", "hop-by-hop")
 		w.Header().Set("X-Kept", "yes")
@@ -398,6 +399,7 @@ func TestDirectRequestRewrite(t *testing.T) {
 			req := env.req(t, ctx, tc.method, tc.app, tc.path, body)
 			req.Header["User-Agent"] = nil // as a client that sent none: no User-Agent line at all
 			req.Header.Set("Sallyport-Foo", "tunnel header")
+			req.Header["Sallyport_app"] = []string{"a_forged"} // read as Sallyport-App by CGI and WSGI
 			req.Header.Set("X-Forwarded-For", "203.0.113.7")
 			req.Header.Set("X-Forwarded-Host", "web.example")
 			req.Header.Set("X-Forwarded-Proto", "https")
@@ -416,7 +418,7 @@ func TestDirectRequestRewrite(t *testing.T) {
 				t.Errorf("the backend got Host %q, want the internal host %q", s.host, internalHost)
 			}
 			for k := range s.header {
-				if strings.HasPrefix(k, tunnel.HeaderPrefix) {
+				if tunnel.IsProtocolHeader(k) {
 					t.Errorf("the backend got the tunnel header %s: %q", k, s.header[k])
 				}
 			}
@@ -437,7 +439,7 @@ func TestDirectRequestRewrite(t *testing.T) {
 				t.Errorf("the backend got the body %q, want %q", s.body, tc.body)
 			}
 			for k := range resp.Header {
-				if strings.HasPrefix(k, tunnel.HeaderPrefix) {
+				if tunnel.IsProtocolHeader(k) {
 					t.Errorf("the client got the backend's %s: %q", k, resp.Header[k])
 				}
 			}

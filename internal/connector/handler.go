@@ -235,13 +235,10 @@ func copyForwarded(out, in http.Header) {
 	}
 }
 
-func stripTunnelHeaders(h http.Header) {
-	for k := range h {
-		if strings.HasPrefix(k, tunnel.HeaderPrefix) {
-			delete(h, k)
-		}
-	}
-}
+// stripTunnelHeaders removes the protocol's headers, in any case and with
+// '_' for '-' (a backend behind CGI or WSGI reads 'Sallyport_App' as
+// 'Sallyport-App').
+func stripTunnelHeaders(h http.Header) { tunnel.StripProtocolHeaders(h) }
 
 // serveUpgrade carries an upgraded connection (WebSocket) to the backend.
 func (h *handler) serveUpgrade(w *countingWriter, r *http.Request, a *app, proto string) {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -37,6 +38,9 @@ type App struct {
 	// Affinity keeps a browser on the same connector (cookie) while that
 	// connector stays usable.
 	Affinity bool
+	// DetailedErrors shows the detailed problem on error pages (for the
+	// application's developers) instead of the public sentence.
+	DetailedErrors bool
 }
 
 // Routes finds the application published at a normalised host.
@@ -62,9 +66,31 @@ type Config struct {
 	// Limits bound request sizes and rates; zero fields take the defaults
 	// of DefaultLimits.
 	Limits Limits
-	// OnError, if set, is told of every request that fails with a
-	// Sallyport error page (before the page is written), for diagnosis.
-	OnError func(app *App, requestID string, p *problem.Problem)
+	// OnError, if set, is told of every request for an application that
+	// fails with a Sallyport error page (before the page is written), with
+	// the detailed problem, for diagnosis.
+	OnError func(f *Failure)
+}
+
+// Failure is a request for an application that the edge answered with an
+// error page: the whole story an administrator needs, internal detail
+// included. The page itself showed Public unless the application has
+// DetailedErrors.
+type Failure struct {
+	App        *App
+	RequestID  string
+	Method     string
+	Host       string // as the client sent it
+	Path       string
+	Client     string   // the client's IP address
+	Connectors []string // the connectors the request was offered to, in order
+	Connector  string   // the connector that answered, when it made the error
+	Refused    bool     // turned away by the edge's limits, never sent
+	// FromConnector: Problem is the connector's own account of the failure
+	// (a response it made itself), not the edge's.
+	FromConnector bool
+	Problem       *problem.Problem
+	Public        *problem.Problem
 }
 
 // Handler serves application hosts.
@@ -85,6 +111,8 @@ type reqInfo struct {
 	preferred string              // connector named by the affinity cookie
 	w         http.ResponseWriter // for an upgrade (see upgrade)
 	upgrade   string              // the protocol the client asked to switch to
+	tried     []string            // connectors the request was offered to (TriedConnector)
+	connErr   bool                // the connector made the error response
 }
 
 // New returns a Handler.
@@ -132,10 +160,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 	o.App, o.RequestID = app, rid
 	w.Header().Set(tunnel.HeaderRequestID, rid)
 	if !ok {
+		// The same page whatever the host: it tells nobody whether a
+		// tenant or an application exists.
 		o.Error = "no_application"
-		WritePage(w, r, problem.Newf(http.StatusNotFound, o.Error,
-			"check the address; an administrator can list published applications with 'sallyport admin app list'",
-			"No application is published at %s", hostForMessage(r.Host)), rid)
+		WritePage(w, r, PublicProblem(&problem.Problem{Code: o.Error, Status: http.StatusNotFound}), rid)
 		return
 	}
 	if p := h.checkSize(r); p != nil {
@@ -169,27 +197,42 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, o *Outcome, p *problem.Problem) {
 	o.Error = p.Code
 	h.logRefusal(o.App, o.RequestID, p)
+	h.fail(w, r, o, nil, p, true)
+}
+
+// fail tells OnError of a failed request and answers with its page.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, o *Outcome, ri *reqInfo, p *problem.Problem, refused bool) {
+	pub := shown(o.App, p)
 	if h.cfg.OnError != nil {
-		h.cfg.OnError(o.App, o.RequestID, p)
+		f := &Failure{App: o.App, RequestID: o.RequestID, Method: r.Method, Host: r.Host, Path: r.URL.EscapedPath(),
+			Connector: o.Connector, Refused: refused, Problem: p, Public: pub}
+		if ri != nil {
+			f.Connectors, f.FromConnector = ri.tried, ri.connErr
+		}
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			f.Client = ip
+		}
+		h.cfg.OnError(f)
 	}
-	WritePage(w, r, p, o.RequestID)
+	WritePage(w, r, pub, o.RequestID)
+}
+
+// TriedConnector records that the request of ctx was offered to connector
+// id (the dispatcher calls it for each attempt), for the failure's story.
+func TriedConnector(ctx context.Context, id string) {
+	if ri, ok := ctx.Value(ctxKey{}).(*reqInfo); ok {
+		ri.tried = append(ri.tried, id)
+	}
 }
 
 func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqInfo) }
 
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	ri := info(pr.In)
-	for k := range pr.Out.Header {
-		if strings.HasPrefix(k, tunnel.HeaderPrefix) {
-			delete(pr.Out.Header, k)
-		}
-	}
-	pr.SetXForwarded()
+	forwardHeaders(pr.Out.Header, pr.In.RemoteAddr, pr.In.Host, ri.App.ID, ri.RequestID)
 	pr.Out.URL.Scheme = "https"
 	pr.Out.URL.Host = ri.App.ExternalHost
 	pr.Out.Host = pr.In.Host
-	pr.Out.Header.Set(tunnel.HeaderApp, ri.App.ID)
-	pr.Out.Header.Set(tunnel.HeaderRequestID, ri.RequestID)
 }
 
 var errTimeout = errors.New("backend application timeout")
@@ -249,17 +292,14 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 				HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}).String())
 		}
 	}
-	for k := range resp.Header {
-		if strings.HasPrefix(k, tunnel.HeaderPrefix) {
-			delete(resp.Header, k)
-		}
-	}
+	tunnel.StripProtocolHeaders(resp.Header)
 	if code == "" {
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			return h.upgrade(ri, resp)
 		}
 		return nil
 	}
+	ri.connErr = true
 	var eb tunnel.ErrorBody
 	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb)
 	resp.Body.Close()
@@ -294,10 +334,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		attrs = append(attrs, "error", p.Err.Error())
 	}
 	h.log.Warn("edge request failed", attrs...)
-	if h.cfg.OnError != nil {
-		h.cfg.OnError(ri.App, ri.RequestID, p)
-	}
-	WritePage(w, r, p, ri.RequestID)
+	h.fail(w, r, ri.Outcome, ri, p, false)
 }
 
 // errUpgraded ends ReverseProxy's handling of a request whose upgraded
@@ -375,13 +412,6 @@ func newRequestID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func hostForMessage(h string) string {
-	if len(h) > 100 {
-		h = h[:100] + "…"
-	}
-	return fmt.Sprintf("%q", h)
 }
 
 type preferredKey struct{}

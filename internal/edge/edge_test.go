@@ -3,10 +3,13 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +129,14 @@ func TestForwardedHeadersAndStripping(t *testing.T) {
 	}
 }
 
+// internalWords are the internal names of testApp that no public page may
+// carry: the internal host and port, the group, the tenant, the connector.
+var internalWords = []string{"intranet", "8080", "Default", "contoso", "c_7", "vm-01"}
+
+// TestErrorPages: each failure gets its status and code; the public page
+// (HTML, JSON or text) says the code's fixed sentence and the request id
+// and nothing internal, while OnError — and a page of an application with
+// detailed errors — gets the detailed problem.
 func TestErrorPages(t *testing.T) {
 	noConn := problem.New(502, "no_connector", "No active connector in group 'Default' of contoso.com can serve application 'web'", "install a connector")
 	tests := []struct {
@@ -135,47 +146,153 @@ func TestErrorPages(t *testing.T) {
 		override time.Duration
 		status   int
 		code     string
-		contains []string
+		contains []string // in the detailed problem
 	}{
-		{"unknown host", "nope.sallyport.test", nil, 0, 404, "no_application", []string{"No application is published at", "nope.sallyport.test"}},
+		{"unknown host", "nope.sallyport.test", nil, 0, 404, "no_application", nil},
 		{"no connector", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) { return nil, noConn }, 0,
 			502, "no_connector", []string{"No active connector in group 'Default' of contoso.com"}},
-		{"connector lost", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) { return nil, io.ErrUnexpectedEOF }, 0,
-			502, "connector_lost", []string{"broke before it answered", "admin connector list"}},
+		{"connector lost", testApp.ExternalHost, func(_ *App, r *http.Request) (*http.Response, error) {
+			TriedConnector(r.Context(), "c_7")
+			return nil, io.ErrUnexpectedEOF
+		}, 0, 502, "connector_lost", []string{"broke before it answered", "group 'Default' of contoso.com", "admin connector list"}},
 		{"backend slow", testApp.ExternalHost, func(_ *App, r *http.Request) (*http.Response, error) {
 			<-r.Context().Done()
 			return nil, r.Context().Err()
-		}, 50 * time.Millisecond, 504, "backend_timeout", []string{"did not answer within 50ms", "--timeout long"}},
-		{"connector-made error", testApp.ExternalHost, func(*App, *http.Request) (*http.Response, error) {
+		}, 50 * time.Millisecond, 504, "backend_timeout", []string{"did not answer within 50ms", "http://intranet:8080/", "--timeout long"}},
+		{"connector-made error", testApp.ExternalHost, func(_ *App, r *http.Request) (*http.Response, error) {
+			TriedConnector(r.Context(), "c_7")
 			var eb tunnel.ErrorBody
-			eb.Error.Code, eb.Error.Message, eb.Error.Step = "backend_refused", "The internal application 'web' at http://intranet:8080/ refused the connection", "check that it runs"
+			eb.Error.Code, eb.Error.Message, eb.Error.Step = "backend_refused", "The internal application 'web' at http://intranet:8080/ refused the connection from connector vm-01", "check that it runs"
 			js, _ := json.Marshal(eb)
-			return &http.Response{StatusCode: 502, Header: http.Header{tunnel.HeaderError: {"backend_refused"}}, Body: io.NopCloser(strings.NewReader(string(js)))}, nil
-		}, 0, 502, "backend_refused", []string{"refused the connection", "check that it runs"}},
+			return &http.Response{StatusCode: 502, Header: http.Header{tunnel.HeaderError: {"backend_refused"}, tunnel.HeaderConnector: {"c_7"}},
+				Body: io.NopCloser(strings.NewReader(string(js)))}, nil
+		}, 0, 502, "backend_refused", []string{"refused the connection from connector vm-01", "check that it runs"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, accept := range []string{"text/html", "*/*"} {
-				req := httptest.NewRequest("GET", "https://"+tt.host+"/", nil)
-				req.Header.Set("Accept", accept)
-				rec := serve(t, tt.d, tt.override, req)
-				if rec.Code != tt.status {
-					t.Errorf("status = %d, want %d", rec.Code, tt.status)
-				}
-				if got := rec.Header().Get(tunnel.HeaderError); got != tt.code {
-					t.Errorf("error code = %q, want %q", got, tt.code)
-				}
-				body := html.UnescapeString(rec.Body.String())
-				for _, s := range tt.contains {
-					if !strings.Contains(body, s) {
-						t.Errorf("Accept %s: body %q lacks %q", accept, body, s)
+			for _, app := range []*App{testApp, detailed(testApp)} {
+				for _, accept := range []string{"text/html", "application/json", "*/*"} {
+					var f *Failure
+					h := New(Config{Routes: routes{app.ExternalHost: app}, Dispatcher: tt.d, TimeoutOverride: tt.override,
+						OnError: func(x *Failure) { f = x }})
+					req := httptest.NewRequest("GET", "https://"+tt.host+"/", nil)
+					req.RemoteAddr = "203.0.113.9:5555"
+					req.Header.Set("Accept", accept)
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					what := fmt.Sprintf("detailed %v, Accept %s", app.DetailedErrors, accept)
+					if rec.Code != tt.status {
+						t.Errorf("%s: status = %d, want %d", what, rec.Code, tt.status)
 					}
-				}
-				if accept == "text/html" && !strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
-					t.Errorf("browser got %q", rec.Header().Get("Content-Type"))
+					if got := rec.Header().Get(tunnel.HeaderError); got != tt.code {
+						t.Errorf("%s: error code = %q, want %q", what, got, tt.code)
+					}
+					for k := range rec.Header() {
+						if k != tunnel.HeaderError && k != tunnel.HeaderRequestID && tunnel.IsProtocolHeader(k) {
+							t.Errorf("%s: the client got the protocol header %s", what, k)
+						}
+					}
+					body := html.UnescapeString(rec.Body.String())
+					rid := rec.Header().Get(tunnel.HeaderRequestID)
+					pub := publicPages[tt.code]
+					mustHave := []string{tt.code, rid}
+					if app.DetailedErrors && tt.code != "no_application" {
+						mustHave = append(mustHave, tt.contains...)
+					} else {
+						mustHave = append(mustHave, pub.Message, pub.Step)
+						for _, w := range internalWords {
+							if strings.Contains(body, w) {
+								t.Errorf("%s: the public page names %q: %s", what, w, body)
+							}
+						}
+					}
+					for _, s := range mustHave {
+						if !strings.Contains(body, s) {
+							t.Errorf("%s: body %q lacks %q", what, body, s)
+						}
+					}
+					switch accept {
+					case "text/html":
+						if !strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
+							t.Errorf("browser got %q", rec.Header().Get("Content-Type"))
+						}
+					case "application/json":
+						var pb PageBody
+						if err := json.Unmarshal(rec.Body.Bytes(), &pb); err != nil || pb.Error.Code != tt.code || pb.Error.RequestID != rid || pb.Error.Status != tt.status {
+							t.Errorf("JSON page %s: %+v, %v", rec.Body, pb, err)
+						}
+					}
+					if tt.code == "no_application" {
+						if f != nil {
+							t.Errorf("OnError told of a request for no application")
+						}
+						continue
+					}
+					if f == nil || f.RequestID != rid || f.App.ID != app.ID || f.Client != "203.0.113.9" || f.Problem.Code != tt.code {
+						t.Fatalf("%s: OnError got %+v", what, f)
+					}
+					for _, s := range tt.contains {
+						if !strings.Contains(f.Problem.Error(), s) {
+							t.Errorf("%s: the detailed problem %q lacks %q", what, f.Problem.Error(), s)
+						}
+					}
 				}
 			}
 		})
+	}
+}
+
+// TestPublicPages: every code the edge can answer with has a public
+// sentence and step naming nothing internal — every code of the edge's
+// tables in docs/errors.md, so a new code cannot go out without one.
+func TestPublicPages(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/errors.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := string(doc)
+	sec = sec[strings.Index(sec, "## Edge and serving"):]
+	sec = sec[:strings.Index(sec, "\n## Admin API")]
+	codes := map[string]bool{"internal": true}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\|").FindAllStringSubmatch(sec, -1) {
+		codes[m[1]] = true
+	}
+	if len(codes) < 15 {
+		t.Fatalf("found only %d codes in the edge section of docs/errors.md: %v", len(codes), codes)
+	}
+	for code := range codes {
+		pg, ok := publicPages[code]
+		if !ok || pg.Message == "" || pg.Step == "" {
+			t.Errorf("the edge code %s has no public sentence and step", code)
+			continue
+		}
+		for _, s := range []string{pg.Message, pg.Step} {
+			if strings.Contains(s, " '") || strings.ContainsAny(s, "\"%") || strings.Contains(s, "://") || strings.HasSuffix(s, ".") {
+				t.Errorf("%s: public text %q: quotes a name, is a format, or ends with a period", code, s)
+			}
+		}
+		p := PublicProblem(problem.Newf(502, code, "step", "at %s", "http://intranet:8080/"))
+		if p.Code != code || strings.Contains(p.Error(), "intranet") {
+			t.Errorf("PublicProblem(%s) = %+v", code, p)
+		}
+	}
+	// The Public pages table of errors.md is publicPages, row for row.
+	table := sec[strings.Index(sec, "### Public pages"):]
+	rows := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| (\\d+) \\| ([^|]+) \\| ([^|]+) \\|$").FindAllStringSubmatch(table, -1)
+	documented := map[string]bool{}
+	for _, m := range rows {
+		documented[m[1]] = true
+		if pg := publicPages[m[1]]; pg.Message != m[3] || pg.Step != m[4] {
+			t.Errorf("errors.md's public page of %s is %q; %q, the edge's %q; %q", m[1], m[3], m[4], pg.Message, pg.Step)
+		}
+	}
+	for code := range publicPages {
+		if !documented[code] {
+			t.Errorf("the public page of %s is not in errors.md's Public pages table", code)
+		}
+	}
+	if p := PublicProblem(problem.New(418, "a_new_code", "The internal application 'web' at http://intranet:8080/ failed", "")); p.Status != 418 || strings.Contains(p.Error(), "intranet") || p.Message == "" {
+		t.Errorf("PublicProblem of an unknown code = %+v", p)
 	}
 }
 

@@ -41,7 +41,9 @@ func (c *stoppedClock) now() time.Time { return c.t }
 // limits l, on a stopped clock, logging to logs (when not nil).
 func limitedEdge(l Limits, logs io.Writer) (*Handler, *stoppedClock) {
 	cfg := Config{
-		Routes:     routes{testApp.ExternalHost: testApp, otherApp.ExternalHost: otherApp, foreignApp.ExternalHost: foreignApp},
+		// Detailed pages: these tests check the refusals' own sentences
+		// (public pages: TestPublicPages).
+		Routes:     routes{testApp.ExternalHost: detailed(testApp), otherApp.ExternalHost: detailed(otherApp), foreignApp.ExternalHost: detailed(foreignApp)},
 		Dispatcher: answerOK,
 		Limits:     l,
 	}
@@ -52,6 +54,13 @@ func limitedEdge(l Limits, logs io.Writer) (*Handler, *stoppedClock) {
 	c := &stoppedClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	h.now = c.now
 	return h, c
+}
+
+// detailed returns a copy of app with detailed error pages.
+func detailed(app *App) *App {
+	c := *app
+	c.DetailedErrors = true
+	return &c
 }
 
 func get(h *Handler, host string) *httptest.ResponseRecorder {

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -21,8 +22,21 @@ h1{font-size:1.4rem}code{background:#f3f3f3;padding:.1rem .3rem}.id{color:#777;f
 </body></html>
 `))
 
-// WritePage answers with an error page for p: HTML for browsers, plain
-// text otherwise. Both say what failed, why, what to do, and carry the
+// PageBody is the error page for clients that accept JSON (API clients):
+// the shape of the admin API's errors, with the request id.
+type PageBody struct {
+	Error struct {
+		Code      string `json:"code"`
+		Status    int    `json:"status"`
+		Message   string `json:"message"` // the sentence: message; step.
+		Step      string `json:"step,omitempty"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
+// WritePage answers with an error page for p: HTML for browsers, JSON for
+// clients that accept it, plain text otherwise. p is shown as it is: the
+// caller chooses the public or the detailed problem (PublicProblem). Both say what failed, why, what to do, and carry the
 // request id found in the cloud's and the connector's logs.
 func WritePage(w http.ResponseWriter, r *http.Request, p *problem.Problem, requestID string) {
 	h := w.Header()
@@ -42,6 +56,14 @@ func WritePage(w http.ResponseWriter, r *http.Request, p *problem.Problem, reque
 			"Status": p.Status, "StatusText": http.StatusText(p.Status), "Message": p.Message,
 			"Step": p.Step, "Code": p.Code, "RequestID": requestID,
 		})
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		var b PageBody
+		b.Error.Code, b.Error.Status, b.Error.Message, b.Error.Step, b.Error.RequestID = p.Code, p.Status, p.Error(), p.Step, requestID
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(p.Status)
+		json.NewEncoder(w).Encode(b)
 		return
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -56,6 +56,7 @@ var Catalog = []Def{
 	{2405, LevelWarning, "domains", "A tenant's claim of a domain was refused"},
 	{2406, LevelWarning, "domains", "Publishing an application was refused: its external host is not the tenant's"},
 	{2410, LevelWarning, "domains", "An application is published at a host its tenant does not own (made by an older version)"},
+	{2700, LevelWarning, "edge", "A request to an application failed"},
 	// Updater (3000–3099)
 	{3000, LevelInformation, "update", "The updater started"},
 	{3001, LevelInformation, "update", "Update check: no newer release to install"},

@@ -174,8 +174,11 @@ type Application struct {
 	KeyPEM       []byte // its key; secret
 	Affinity     bool   // session affinity: keep a browser on one connector
 	BackendProxy string // forward proxy URL the connector uses for this backend ("" for none)
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// DetailedErrors shows the detailed error pages (internal URL, the
+	// connector's account of a failure) to anyone, for the app's developers.
+	DetailedErrors bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Domain is a DNS domain a tenant claims for publishing applications
@@ -316,7 +319,7 @@ type Store interface {
 	ListAllApps(ctx context.Context) ([]Application, error)
 	// UpdateApp replaces the mutable fields (GroupID, ExternalHost,
 	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, Affinity, BackendProxy,
-	// UpdatedAt) of the
+	// DetailedErrors, UpdatedAt) of the
 	// application with a.TenantID and a.ID.
 	UpdateApp(ctx context.Context, a Application) error
 	DeleteApp(ctx context.Context, tenantID, name string) error
