@@ -48,6 +48,7 @@ var Catalog = []Def{
 	{2301, LevelInformation, "update", "A connector got its group's update turn"},
 	{2302, LevelInformation, "update", "A connector ended its update turn"},
 	{2303, LevelWarning, "update", "A release was rolled back on a connector: its automatic rollout in the group is halted"},
+	{2304, LevelWarning, "update", "A connector's report of a rolled-back release was refused: it does not hold the turn, or the version is not published"},
 	// Updater (3000–3099)
 	{3000, LevelInformation, "update", "The updater started"},
 	{3001, LevelInformation, "update", "Update check: no newer release to install"},
