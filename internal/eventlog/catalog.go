@@ -49,6 +49,9 @@ var Catalog = []Def{
 	{2302, LevelInformation, "update", "A connector ended its update turn"},
 	{2303, LevelWarning, "update", "A release was rolled back on a connector: its automatic rollout in the group is halted"},
 	{2304, LevelWarning, "update", "A connector's report of a rolled-back release was refused: it does not hold the turn, or the version is not published"},
+	{2600, LevelWarning, "sign-in", "Sign-ins from one address failed too often: its attempts back off"},
+	{2601, LevelWarning, "sign-in", "Sign-ins as one user name failed too often: attempts from failing addresses back off"},
+	{2602, LevelWarning, "sign-in", "Sign-in attempts were refused because the password hashing queue was full"},
 	// Updater (3000–3099)
 	{3000, LevelInformation, "update", "The updater started"},
 	{3001, LevelInformation, "update", "Update check: no newer release to install"},
