@@ -66,9 +66,12 @@ var Catalog = []Def{
 	{3010, LevelError, "update", "Replacing or restoring the binary failed"},
 	{3011, LevelWarning, "update", "The update check failed; it is retried at the next check"},
 	{3012, LevelWarning, "update", "Another updater is running on this machine"},
-	{3013, LevelInformation, "update", "The cloud's release key was pinned"},
+	{3013, LevelInformation, "update", "The cloud's release key was pinned (earlier updaters; no longer logged)"},
 	{3014, LevelInformation, "update", "The updater stopped"},
 	{3015, LevelWarning, "update", "A release is halted in the group (rolled back on another connector): it is not installed automatically"},
+	{3016, LevelInformation, "update", "The release key given with --release-key was pinned in the updater's directory"},
+	{3017, LevelWarning, "update", "The updater has no pinned release key, so it installs nothing"},
+	{3018, LevelWarning, "update", "The release key in trust.json is not the pinned one: the updater keeps the pinned key"},
 }
 
 // Lookup returns the documented event with this id.
