@@ -41,7 +41,9 @@ func (s *Server) hashPasswordFor(ctx context.Context, src, p string) (hash strin
 // token (the connector joins the token's tenant and group).
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if err := s.register(w, r); err != nil {
-		if p, ok := problem.As(err); ok && p.Status < 500 {
+		// 429s are not logged one by one (a flood would fill the log):
+		// events 2600-2602 tell of the backoffs and the full queue.
+		if p, ok := problem.As(err); ok && p.Status < 500 && p.Status != http.StatusTooManyRequests {
 			s.events.Warning(2101, "A connector registration was refused: "+p.Error(), "address", r.RemoteAddr, "code", p.Code)
 		}
 		s.writeError(w, r, err)

@@ -128,7 +128,7 @@ func (g *signinGuard) admit(src string) error {
 	g.sources.with(src, now, func(e *sourceEntry) {
 		if until := e.fail.until; now.Before(until) {
 			err = rateLimited(until.Sub(now), "Too many failed sign-ins from this address",
-				"; each further failure doubles the wait, up to "+g.lim.BackoffMax.String())
+				"; each further failure doubles the wait, up to "+waitText(g.lim.BackoffMax))
 			return
 		}
 		tokens := e.tokensAt(now, g.lim)
@@ -181,11 +181,11 @@ func (g *signinGuard) failed(src, account string) {
 	}
 	if srcStarted {
 		ev.Warning(2600, fmt.Sprintf("Sign-ins from %s failed more than %d times in a row: its next attempts wait %s, doubling with each further failure up to %s",
-			src, g.lim.SourceFree, srcWait, g.lim.BackoffMax), "source", src, "wait", srcWait.String())
+			src, g.lim.SourceFree, waitText(srcWait), waitText(g.lim.BackoffMax)), "source", src, "wait", srcWait.String())
 	}
 	if accStarted {
 		ev.Warning(2601, fmt.Sprintf("Sign-ins as %s failed more than %d times in a row: its next attempts from addresses that have been failing wait %s, doubling with each further failure up to %s",
-			truncate(account, 80), g.lim.AccountFree, accWait, g.lim.BackoffMax), "user", truncate(account, 80), "source", src, "wait", accWait.String())
+			truncate(account, 80), g.lim.AccountFree, waitText(accWait), waitText(g.lim.BackoffMax)), "user", truncate(account, 80), "source", src, "wait", accWait.String())
 	}
 }
 
@@ -226,6 +226,14 @@ func (g *signinGuard) logBusy(src string) {
 		ev.Warning(2602, fmt.Sprintf("%d sign-in or registration attempt(s) were refused at once because the password hashing queue was full (the last from %s)", n, src),
 			"source", src, "refused", strconv.Itoa(n))
 	}
+}
+
+// waitText writes whole minutes as "1 min", else like 4s.
+func waitText(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
 }
 
 // accountKey is the table key of an account name (bounded in length).
