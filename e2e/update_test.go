@@ -236,6 +236,15 @@ func TestUpdateRollout(t *testing.T) {
 	if !strings.Contains(c.initOut, "Release key ed25519:") {
 		t.Errorf("cloud init does not name the release key:\n%s", c.initOut)
 	}
+	// The administrator's copy of the cloud's release key, which root
+	// gives the updaters (--release-key): they never take it from
+	// trust.json.
+	releaseKey := filepath.Join(t.TempDir(), "release.pub")
+	raw0, err := os.ReadFile(filepath.Join(c.dataDir, "release.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, releaseKey, string(raw0), 0o644)
 	b := newHABackend(t)
 	site := newRunner(t, "site")
 	c.admin.ok(t, "", "admin", "group", "create", "Updates")
@@ -277,7 +286,7 @@ func TestUpdateRollout(t *testing.T) {
 	var updaters []*proc
 	for i, s := range conns {
 		updaters = append(updaters, site.start(t, fmt.Sprintf("updater %d", i+1), "connector", "updater", "--dir", s.st.dir, "--binary", s.bin,
-			"--restart", "signal", "--interval", "1s", "--ready-timeout", "8s"))
+			"--restart", "signal", "--interval", "1s", "--ready-timeout", "8s", "--release-key", releaseKey))
 	}
 	for _, s := range conns {
 		waitEvent(t, site, s.st.dir, 3002, "Release 1.1.0 is available but is not a major release", readyTimeout)
@@ -409,7 +418,8 @@ func TestUpdateRollout(t *testing.T) {
 
 	// trust.json is writable by the connector's user: a release key put
 	// there (the new one, which signed 2.3.0) does not change what the
-	// updater trusts — it pinned its own copy at its first check.
+	// updater trusts — only root pins it ('connector install', or
+	// --release-key), in the updater's own directory.
 	if _, err := os.Stat(filepath.Join(s.st.dir+"-updater", "release.pub")); err != nil {
 		t.Fatalf("the updater pinned no release key in its own directory: %v", err)
 	}
@@ -427,10 +437,11 @@ func TestUpdateRollout(t *testing.T) {
 	trust["release_key"] = block
 	js, _ := json.MarshalIndent(trust, "", "  ")
 	writeFile(t, trustPath, string(js), 0o644)
-	res = site.refused(t, "", append([]string{"connector", "update", "--apply"}, upd...), "is not the one the updater pinned", "so no release is installed")
+	res = site.refused(t, "", append([]string{"connector", "update", "--apply"}, upd...), "signature does not verify with the pinned release key")
 	if after := fileDigest(t, s.bin); after != before {
 		t.Errorf("the refused update changed %s", s.bin)
 	}
+	waitEvent(t, site, s.st.dir, 3018, "is not the one the updater pinned", readyTimeout)
 }
 
 // TestUpdateThroughProxy: the updater reaches the cloud through the
@@ -457,6 +468,11 @@ func TestUpdateThroughProxy(t *testing.T) {
 	writeFile(t, bin, string(raw), 0o755)
 	before := strings.Count(tp.logText(), "CONNECT 127.0.0.1:"+c.port)
 	upd := []string{"--dir", dir, "--binary", bin, "--restart", "signal"}
+	// Without a pin from root the updater installs nothing: it does not
+	// adopt the key of trust.json.
+	site.refused(t, "", append([]string{"connector", "update", "--check"}, upd...), "The updater has no pinned release key", "run 'sallyport connector install' again as root")
+	waitEvent(t, site, dir, 3017, "has no pinned release key", readyTimeout)
+	upd = append(upd, "--release-key", filepath.Join(c.dataDir, "release.pub"))
 	res := site.ok(t, "", append([]string{"connector", "update", "--check"}, upd...)...)
 	mustContain(t, "update --check", res.stdout, "Installed: 1.0.0", "Available: 2.0.0 (major: installed automatically)")
 	res = site.ok(t, "", append([]string{"connector", "update", "--apply"}, upd...)...)

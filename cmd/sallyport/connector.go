@@ -167,7 +167,7 @@ func newStatusCmd() *cobra.Command {
 			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir))
 			if t.ReleaseKey != "" {
 				if k, err := release.ParsePublicKey([]byte(t.ReleaseKey)); err == nil {
-					fmt.Fprintf(out, "Release key:  %s (updates are checked against it)\n", release.KeyID(k))
+					fmt.Fprintf(out, "Release key:  %s (the cloud's, from the registration; the updater checks updates against the key root pinned for it)\n", release.KeyID(k))
 				}
 			}
 			return st.CheckValidity(time.Now())

@@ -31,6 +31,7 @@ Running it again updates the installation. See docs/install.md.`,
 	f.StringVar(&o.User, "user", def.User, "the account the connector runs as (Linux: a system user, created if missing)")
 	f.StringVar(&o.Binary, "binary", def.Binary, "where to install the sallyport binary the services run")
 	f.BoolVar(&o.NoUpdater, "no-updater", false, "do not install the updater service")
+	f.StringVar(&o.ReleaseKeyFile, "release-key", "", "the cloud's release public key (its release.pub) for the updater to pin (default: the key of the connector's registration, if registered)")
 	f.BoolVar(&noStart, "no-start", false, "do not start the services, even if the connector is registered")
 	f.StringVar(&o.Root, "root", "", "write every file under this directory and run no system command (packaging and tests)")
 	f.MarkHidden("root")

@@ -29,6 +29,7 @@ func (f *updaterFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.cfg.Restart, "restart", "", "how to restart the connector: systemd:UNIT, windows:SERVICE or signal (SIGTERM to its pid; its supervisor restarts it) (default: the installed service, else signal)")
 	fs.DurationVar(&f.cfg.ReadyTimeout, "ready-timeout", updater.DefaultReadyTimeout, "how long the new version has to report ready before it is rolled back")
 	fs.StringVar(&f.cfg.ProxyURL, "proxy", "", "outbound proxy to the cloud (default: 'connector proxy set', else HTTPS_PROXY)")
+	fs.StringVar(&f.cfg.ReleaseKeyFile, "release-key", "", "the cloud's release public key (its release.pub) to trust: pinned in the updater's directory in place of the key 'connector install' pinned (default: that pin)")
 }
 
 // open fills the defaults and makes the updater.

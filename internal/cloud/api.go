@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/sallyport/sallyport/internal/api"
@@ -90,6 +91,10 @@ func roleTitle(r store.Role) string {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var re *retryError
+	if errors.As(err, &re) {
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(re.after)))
+	}
 	p := problem.Public(err)
 	if p.Status >= 500 {
 		s.log.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "error", err.Error())
@@ -99,7 +104,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func writeProblem(w http.ResponseWriter, p *problem.Problem) {
 	w.Header().Set("Content-Type", "application/json")
-	if p.Status == http.StatusTooManyRequests {
+	if p.Status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	w.WriteHeader(p.Status)
@@ -130,8 +135,9 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if !s.authLimit.allow(r) {
-		s.writeError(w, r, errRateLimited)
+	src := sourceOf(r.RemoteAddr)
+	if err := s.signin.admit(src); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	var in api.LoginRequest
@@ -139,7 +145,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, t, err := s.checkPassword(r.Context(), in.User, in.Password)
+	u, t, err := s.checkPassword(r.Context(), src, in.User, in.Password)
 	if err != nil {
 		s.log.Info("sign-in failed", "user", truncate(in.User, 80), "address", r.RemoteAddr)
 		s.writeError(w, r, err)
@@ -196,7 +202,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	if err := CheckPassword(in.Password); err != nil {
 		return err
 	}
-	hash, err := hashPassword(r.Context(), in.Password)
+	hash, err := s.hashPasswordFor(r.Context(), sourceOf(r.RemoteAddr), in.Password)
 	if err != nil {
 		return err
 	}

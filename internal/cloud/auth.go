@@ -7,14 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/alexedwards/argon2id"
-	"golang.org/x/time/rate"
 
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -38,65 +36,56 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-// hashSlots bounds the password hashes computed at once: each argon2id
-// hash takes 64 MiB, so a burst of sign-ins must queue, not grow memory.
-var hashSlots = make(chan struct{}, 2)
-
-// withHashSlot runs f when a hashing slot is free, or fails with ctx.
-func withHashSlot(ctx context.Context, f func()) error {
-	select {
-	case hashSlots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-hashSlots }()
-	f()
-	return nil
-}
-
-// comparePassword checks a password against an argon2id hash, within a slot.
-func comparePassword(ctx context.Context, password, hash string) bool {
+// comparePassword checks a password against an argon2id hash, in a
+// hashing slot of the sign-in guard.
+func (s *Server) comparePassword(ctx context.Context, src, password, hash string) (bool, error) {
 	ok := false
-	withHashSlot(ctx, func() {
+	err := s.signin.hash(ctx, src, func() {
 		m, err := argon2id.ComparePasswordAndHash(password, hash)
 		ok = err == nil && m
 	})
-	return ok
+	return ok, err
 }
 
 var errBadCredentials = problem.New(http.StatusUnauthorized, "bad_credentials",
 	"The user name or password is wrong",
-	"check both and try again; the user name is the full name@domain")
+	"check both and try again; the user name is the full name@domain of your organisation, for example admin@contoso.com")
 
-// checkPassword authenticates a user by name and password.
-func (s *Server) checkPassword(ctx context.Context, name, password string) (store.User, store.Tenant, error) {
+// checkPassword authenticates a user by name and password for a request
+// from source src (sourceOf). An unknown user, a domain no tenant owns and
+// a wrong password get the same answer at the same cost (a full hash), so
+// that neither users nor tenants can be enumerated; all three count as
+// failures for the source and the name.
+func (s *Server) checkPassword(ctx context.Context, src, name, password string) (store.User, store.Tenant, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
-	_, domain, ok := splitUser(name)
-	if !ok {
+	if _, _, ok := splitUser(name); !ok {
 		return store.User{}, store.Tenant{}, problem.Newf(http.StatusBadRequest, "bad_user_name",
 			"give the full user name, for example admin@contoso.com",
 			"%q is not a user name of the form name@domain", truncate(name, 80))
 	}
-	u, err := s.store.UserByName(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		comparePassword(ctx, password, dummyHash())
-		if _, terr := s.store.TenantByDomain(ctx, domain); errors.Is(terr, store.ErrNotFound) {
-			return store.User{}, store.Tenant{}, problem.Newf(http.StatusUnauthorized, "no_tenant",
-				"sign in with a user of your organisation's own domain, for example admin@contoso.com for the tenant contoso.com",
-				"No tenant owns the domain %s of user %s", domain, name)
-		}
-		return store.User{}, store.Tenant{}, errBadCredentials
-	}
-	if err != nil {
+	if err := s.signin.checkAccount(src, name); err != nil {
 		return store.User{}, store.Tenant{}, err
 	}
-	if !comparePassword(ctx, password, u.PasswordHash) {
+	u, err := s.store.UserByName(ctx, name)
+	hash := u.PasswordHash
+	if errors.Is(err, store.ErrNotFound) {
+		hash = dummyHash()
+	} else if err != nil {
+		return store.User{}, store.Tenant{}, err
+	}
+	ok, herr := s.comparePassword(ctx, src, password, hash)
+	if herr != nil {
+		return store.User{}, store.Tenant{}, herr
+	}
+	if err != nil || !ok {
+		s.signin.failed(src, name)
 		return store.User{}, store.Tenant{}, errBadCredentials
 	}
 	t, err := s.store.TenantByID(ctx, u.TenantID)
 	if err != nil {
 		return store.User{}, store.Tenant{}, err
 	}
+	s.signin.succeeded(name)
 	return u, t, nil
 }
 
@@ -144,46 +133,6 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	}
 	return &principal{User: u, Tenant: ten}, nil
 }
-
-// limiter rate-limits sign-in and registration attempts per client address.
-type limiter struct {
-	mu      sync.Mutex
-	perSec  rate.Limit
-	burst   int
-	clients map[string]*rate.Limiter
-	swept   time.Time
-}
-
-func newLimiter(perSec float64, burst int) *limiter {
-	return &limiter{perSec: rate.Limit(perSec), burst: burst, clients: map[string]*rate.Limiter{}}
-}
-
-func (l *limiter) allow(r *http.Request) bool {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if time.Since(l.swept) > time.Minute || len(l.clients) > 100000 {
-		for k, v := range l.clients {
-			if v.Tokens() >= float64(l.burst) {
-				delete(l.clients, k)
-			}
-		}
-		l.swept = time.Now()
-	}
-	lim, ok := l.clients[ip]
-	if !ok {
-		lim = rate.NewLimiter(l.perSec, l.burst)
-		l.clients[ip] = lim
-	}
-	return lim.Allow()
-}
-
-var errRateLimited = problem.New(http.StatusTooManyRequests, "rate_limited",
-	"Too many sign-in or registration attempts from this address",
-	"wait a moment and try again")
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -165,18 +166,35 @@ func TestAPIRolesAndTenantIsolation(t *testing.T) {
 	}
 }
 
+// TestLoginFailures: a wrong password, an unknown user and a domain no
+// tenant owns get the very same answer (status, headers, body), at sign-in
+// and at registration, so that neither users nor tenants can be told
+// apart from outside.
 func TestLoginFailures(t *testing.T) {
 	s := newTestServer(t)
 	tests := []struct{ user, pw, code string }{
 		{"admin@contoso.com", "wrong password!", "bad_credentials"},
 		{"nobody@contoso.com", testPassword, "bad_credentials"},
-		{"admin@unknown.example", testPassword, "no_tenant"},
+		{"admin@unknown.example", testPassword, "bad_credentials"},
 		{"not-a-user-name", testPassword, "bad_user_name"},
 	}
-	for _, tt := range tests {
-		_, eb := call(t, s, "POST", "/login", "", api.LoginRequest{User: tt.user, Password: tt.pw})
-		if eb.Error.Code != tt.code {
-			t.Errorf("login %s: code %q (%s), want %q", tt.user, eb.Error.Code, eb.Error.Message, tt.code)
+	for _, path := range []string{"/login", "/connectors/register"} {
+		answers := map[string]bool{}
+		for _, tt := range tests {
+			var body any = api.LoginRequest{User: tt.user, Password: tt.pw}
+			if path != "/login" {
+				body = api.RegisterRequest{User: tt.user, Password: tt.pw, CSR: "x", Tenant: "contoso.com"}
+			}
+			rec, eb := call(t, s, "POST", path, "", body)
+			if eb.Error.Code != tt.code {
+				t.Errorf("%s %s: code %q (%s), want %q", path, tt.user, eb.Error.Code, eb.Error.Message, tt.code)
+			}
+			if tt.code == "bad_credentials" {
+				answers[fmt.Sprintf("%d %v %s", rec.Code, rec.Header(), rec.Body.String())] = true
+			}
+		}
+		if len(answers) != 1 {
+			t.Errorf("%s: a wrong password, an unknown user and an unknown tenant got %d different answers, want 1:\n%v", path, len(answers), answers)
 		}
 	}
 }

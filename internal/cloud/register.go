@@ -17,9 +17,19 @@ import (
 	"github.com/sallyport/sallyport/internal/store"
 )
 
-// hashPassword makes an argon2id hash, within a hashing slot.
+// hashPassword makes an argon2id hash (for the cloud's offline commands,
+// which run one at a time).
 func hashPassword(ctx context.Context, p string) (hash string, err error) {
-	if serr := withHashSlot(ctx, func() { hash, err = argon2id.CreateHash(p, argon2id.DefaultParams) }); serr != nil {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return argon2id.CreateHash(p, argon2id.DefaultParams)
+}
+
+// hashPasswordFor makes an argon2id hash for a request from source src,
+// in a hashing slot of the sign-in guard.
+func (s *Server) hashPasswordFor(ctx context.Context, src, p string) (hash string, err error) {
+	if serr := s.signin.hash(ctx, src, func() { hash, err = argon2id.CreateHash(p, argon2id.DefaultParams) }); serr != nil {
 		return "", serr
 	}
 	return hash, err
@@ -31,7 +41,9 @@ func hashPassword(ctx context.Context, p string) (hash string, err error) {
 // token (the connector joins the token's tenant and group).
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if err := s.register(w, r); err != nil {
-		if p, ok := problem.As(err); ok && p.Status < 500 {
+		// 429s are not logged one by one (a flood would fill the log):
+		// events 2600-2602 tell of the backoffs and the full queue.
+		if p, ok := problem.As(err); ok && p.Status < 500 && p.Status != http.StatusTooManyRequests {
 			s.events.Warning(2101, "A connector registration was refused: "+p.Error(), "address", r.RemoteAddr, "code", p.Code)
 		}
 		s.writeError(w, r, err)
@@ -50,8 +62,9 @@ type registrant struct {
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
-	if !s.authLimit.allow(r) {
-		return errRateLimited
+	src := sourceOf(r.RemoteAddr)
+	if err := s.signin.admit(src); err != nil {
+		return err
 	}
 	var in api.RegisterRequest
 	if err := decodeBody(r, &in); err != nil {
@@ -63,7 +76,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if in.Token != "" {
 		a, err = s.tokenRegistrant(ctx, &in)
 	} else {
-		a, err = s.passwordRegistrant(ctx, &in)
+		a, err = s.passwordRegistrant(ctx, src, &in)
 	}
 	if err != nil {
 		return err
@@ -152,13 +165,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 
 // passwordRegistrant authorises a registration by a user's name and
 // password: at least Application Administrator of the home tenant.
-func (s *Server) passwordRegistrant(ctx context.Context, in *api.RegisterRequest) (registrant, error) {
-	u, t, err := s.checkPassword(ctx, in.User, in.Password)
+func (s *Server) passwordRegistrant(ctx context.Context, src string, in *api.RegisterRequest) (registrant, error) {
+	u, t, err := s.checkPassword(ctx, src, in.User, in.Password)
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Code == "bad_credentials" {
 			return registrant{}, problem.New(http.StatusUnauthorized, "bad_credentials",
 				"Connector registration failed: the user name or password is wrong",
-				"check both and run register again; the user name is the full name@domain")
+				"check both and run register again; the user name is the full name@domain of your organisation, for example admin@contoso.com")
 		}
 		return registrant{}, err
 	}

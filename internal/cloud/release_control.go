@@ -155,6 +155,14 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 			return
 		}
 		groupName := s.groupNameOf(ctx, rec)
+		if err := s.mayHalt(ctx, rec, pv.String(), groupName); err != nil {
+			if p, ok := problem.As(err); ok && p.Status < 500 {
+				s.events.Warning(2304, fmt.Sprintf("Connector %s (%s) of group '%s' reported release %s rolled back, and the report was refused: %s",
+					rec.ID, dashIfEmpty(rec.Hostname), groupName, pv, p.Error()), "connector", rec.ID, "group", groupName, "version", pv.String(), "code", p.Code)
+			}
+			s.writeError(w, r, err)
+			return
+		}
 		if err := s.store.HaltUpdate(ctx, store.UpdateHalt{TenantID: rec.TenantID, GroupID: rec.GroupID, Version: pv.String(), ConnectorID: rec.ID, HaltedAt: s.now().UTC()}); err != nil {
 			s.writeError(w, r, err)
 			return
@@ -171,6 +179,36 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 		s.events.Info(2302, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, dashIfEmpty(rec.Hostname)), "connector", rec.ID)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// mayHalt reports whether connector rec may halt the rollout of version
+// in its group: only the holder of the group's update turn for that very
+// version (a turn past its lease that nobody took since still counts: the
+// rollback's readiness wait may outlast it), and only for a release the
+// cloud publishes. Otherwise any connector of a group could stop a
+// release for all the others, or halt versions not yet published.
+func (s *Server) mayHalt(ctx context.Context, rec store.Connector, version, groupName string) error {
+	t, err := s.store.UpdateTurnOf(ctx, rec.TenantID, rec.GroupID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err != nil || t.ConnectorID != rec.ID || t.Version != version {
+		return problem.Newf(http.StatusForbidden, "not_turn_holder",
+			"only the connector that took the group's update turn for a release and rolled it back halts it; to stop a rollout, withdraw the release with 'sallyport cloud release delete'",
+			"Connector %s does not hold the update turn of group '%s' for version %s, so it cannot halt that release", rec.ID, groupName, version)
+	}
+	rs, err := s.store.ListReleases(ctx, "", "")
+	if err != nil {
+		return err
+	}
+	for _, x := range rs {
+		if x.Version == version {
+			return nil
+		}
+	}
+	return problem.Newf(http.StatusNotFound, "release_unknown",
+		"check the versions with 'sallyport cloud release list'",
+		"Version %s is not a release this cloud publishes, so its rollout cannot be halted", version)
 }
 
 // groupNameOf names the connector's group for messages (its id when the

@@ -373,6 +373,87 @@ func TestControlUpdateTurn(t *testing.T) {
 	}
 }
 
+// TestControlUpdateHalt: only the connector holding its group's update
+// turn for a version may halt that version's rollout, and only for a
+// version the cloud publishes; any other report is refused and logged.
+func TestControlUpdateHalt(t *testing.T) {
+	c := startReleaseCloud(t)
+	c.createGroup(t, "Updates")
+	a := c.register(t, "Updates", "hostA")
+	b := c.register(t, "Updates", "hostB")
+	c.storeRelease(t, "2.0.0", "linux", "amd64", c.clk.Now())
+	ctx := context.Background()
+	take := func(st *connector.State, v string) error {
+		return connector.ControlCall(ctx, st, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: v}, &tunnel.UpdateTurn{})
+	}
+	halt := func(st *connector.State, v string) error {
+		return connector.ControlCall(ctx, st, c.dial, http.MethodDelete, tunnel.ControlUpdateTurn+"?rolled_back="+v, nil, nil)
+	}
+	halted := func(v string) bool {
+		_, err := c.srv.Store().UpdateHaltOf(ctx, a.Trust.TenantID, groupOf(t, c, a), v)
+		return err == nil
+	}
+	steps := []struct {
+		name   string
+		do     func() error
+		status int
+		code   string
+		halted map[string]bool // versions halted after the step
+	}{
+		{name: "A takes the turn for 2.0.0", do: func() error { return take(a, "2.0.0") }},
+		{name: "B, not holding the turn, halts 2.0.0", do: func() error { return halt(b, "2.0.0") },
+			status: 403, code: "not_turn_holder", halted: map[string]bool{"2.0.0": false}},
+		{name: "A halts a version it holds no turn for", do: func() error { return halt(a, "2.1.0") },
+			status: 403, code: "not_turn_holder", halted: map[string]bool{"2.1.0": false, "2.0.0": false}},
+		{name: "A ends its turn", do: func() error {
+			return connector.ControlCall(ctx, a, c.dial, http.MethodDelete, tunnel.ControlUpdateTurn, nil, nil)
+		}},
+		{name: "A, its turn ended, halts 2.0.0", do: func() error { return halt(a, "2.0.0") },
+			status: 403, code: "not_turn_holder", halted: map[string]bool{"2.0.0": false}},
+		{name: "B takes the turn for 9.9.9, never published", do: func() error { return take(b, "9.9.9") }},
+		{name: "B halts 9.9.9", do: func() error { return halt(b, "9.9.9") },
+			status: 404, code: "release_unknown", halted: map[string]bool{"9.9.9": false}},
+		{name: "B takes the turn for 2.0.0", do: func() error { return take(b, "2.0.0") }},
+		{name: "B rolled 2.0.0 back and halts it", do: func() error { return halt(b, "2.0.0") }, halted: map[string]bool{"2.0.0": true}},
+		{name: "A's updater no longer installs 2.0.0", do: func() error { return take(a, "2.0.0") }, status: 409, code: "release_halted"},
+	}
+	for _, s := range steps {
+		err := s.do()
+		if s.code != "" {
+			wantControlProblem(t, s.name, err, s.status, s.code)
+		} else if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		for v, want := range s.halted {
+			if got := halted(v); got != want {
+				t.Errorf("%s: %s halted = %v, want %v", s.name, v, got, want)
+			}
+		}
+	}
+	evs, err := eventlog.Read(filepath.Join(c.dir, EventsFile), eventlog.Filter{IDs: []int{2304}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 4 {
+		t.Errorf("%d refused halts were logged as event 2304, want 4: %+v", len(evs), evs)
+	}
+	for _, e := range evs {
+		if !strings.Contains(e.Message, "the report was refused") {
+			t.Errorf("event 2304 says %q", e.Message)
+		}
+	}
+}
+
+// groupOf returns the id of the connector's group.
+func groupOf(t *testing.T, c *releaseCloud, st *connector.State) string {
+	t.Helper()
+	rec, err := c.srv.Store().ConnectorByID(context.Background(), st.Trust.TenantID, st.Trust.ConnectorID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec.GroupID
+}
+
 // TestControlReleaseNeedsConnector: the update calls are served only to an
 // accepted connector.
 func TestControlReleaseNeedsConnector(t *testing.T) {

@@ -168,8 +168,8 @@ type Server struct {
 	registry  *registry
 	edge      *edge.Handler
 	api       http.Handler
-	authLimit *limiter
-	caCache   sync.Map // tenant id → *pki.CA
+	signin    *signinGuard // sign-in and registration limits (signin.go)
+	caCache   sync.Map     // tenant id → *pki.CA
 
 	wg           sync.WaitGroup // goroutines the server owns
 	edgeInFlight atomic.Int64   // edge requests being served, for a graceful stop
@@ -202,7 +202,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, server: srvCert, authLimit: newLimiter(5, 30), resolver: txtResolver{addr: cfg.DNSResolver}}
+	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, server: srvCert, resolver: txtResolver{addr: cfg.DNSResolver}}
+	s.signin = newSigninGuard(defaultSigninLimits, s.now, func() *eventlog.Log { return s.events })
 	if cfg.EdgeCertFile != "" {
 		c, err := tls.LoadX509KeyPair(cfg.EdgeCertFile, cfg.EdgeKeyFile)
 		if err != nil {

@@ -22,7 +22,7 @@ const UpdaterWindow = 24 * time.Hour
 
 // updaterProblems are the updater events that explain a connector left on
 // an old version.
-var updaterProblems = map[int]bool{3004: true, 3005: true, 3009: true, 3010: true, 3011: true, 3012: true, 3015: true}
+var updaterProblems = map[int]bool{3004: true, 3005: true, 3009: true, 3010: true, 3011: true, 3012: true, 3015: true, 3017: true, 3018: true}
 
 // checkUpdater answers the seed's "why is my connector still using an
 // older version": is an updater service running for this connector, and

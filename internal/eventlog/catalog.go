@@ -48,6 +48,7 @@ var Catalog = []Def{
 	{2301, LevelInformation, "update", "A connector got its group's update turn"},
 	{2302, LevelInformation, "update", "A connector ended its update turn"},
 	{2303, LevelWarning, "update", "A release was rolled back on a connector: its automatic rollout in the group is halted"},
+	{2304, LevelWarning, "update", "A connector's report of a rolled-back release was refused: it does not hold the turn, or the version is not published"},
 	{2400, LevelInformation, "domains", "A tenant claimed a domain (pending its DNS proof)"},
 	{2401, LevelInformation, "domains", "A tenant proved a domain by its DNS TXT record"},
 	{2402, LevelInformation, "domains", "The operator vouched for a tenant's domain"},
@@ -56,6 +57,9 @@ var Catalog = []Def{
 	{2405, LevelWarning, "domains", "A tenant's claim of a domain was refused"},
 	{2406, LevelWarning, "domains", "Publishing an application was refused: its external host is not the tenant's"},
 	{2410, LevelWarning, "domains", "An application is published at a host its tenant does not own (made by an older version)"},
+	{2600, LevelWarning, "sign-in", "Sign-ins from one address failed too often: its attempts back off"},
+	{2601, LevelWarning, "sign-in", "Sign-ins as one user name failed too often: attempts from failing addresses back off"},
+	{2602, LevelWarning, "sign-in", "Sign-in attempts were refused because the password hashing queue was full"},
 	{2700, LevelWarning, "edge", "A request to an application failed"},
 	// Updater (3000–3099)
 	{3000, LevelInformation, "update", "The updater started"},
@@ -71,9 +75,12 @@ var Catalog = []Def{
 	{3010, LevelError, "update", "Replacing or restoring the binary failed"},
 	{3011, LevelWarning, "update", "The update check failed; it is retried at the next check"},
 	{3012, LevelWarning, "update", "Another updater is running on this machine"},
-	{3013, LevelInformation, "update", "The cloud's release key was pinned"},
+	{3013, LevelInformation, "update", "The cloud's release key was pinned (earlier updaters; no longer logged)"},
 	{3014, LevelInformation, "update", "The updater stopped"},
 	{3015, LevelWarning, "update", "A release is halted in the group (rolled back on another connector): it is not installed automatically"},
+	{3016, LevelInformation, "update", "The release key given with --release-key was pinned in the updater's directory"},
+	{3017, LevelWarning, "update", "The updater has no pinned release key, so it installs nothing"},
+	{3018, LevelWarning, "update", "The release key in trust.json is not the pinned one: the updater keeps the pinned key"},
 }
 
 // Lookup returns the documented event with this id.

@@ -5,6 +5,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/release"
 )
 
 // fakeExecutable makes install copy a small file instead of the test binary.
@@ -307,4 +309,76 @@ func TestPrepareStateDirOwnership(t *testing.T) {
 		}
 	}
 	wantMode(t, dir, 0o700)
+}
+
+// TestInstallPinsReleaseKey: install (root) pins the release key for the
+// updater in the updater's own directory: the key of the registration as
+// it is now, or the one --release-key names; running it again after the
+// cloud's key changed replaces the pin (the administrator's rotation).
+func TestInstallPinsReleaseKey(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(t.TempDir(), "sallyport")
+	writeExe(t, src, "#!/bin/sh\n")
+	fakeExecutable(t, src)
+	ctx := context.Background()
+	state := filepath.Join(root, "var/lib/sallyport/connector")
+	pin := filepath.Join(root, "var/lib/sallyport/connector-updater", ReleaseKeyPinFile)
+	key := func() ed25519.PublicKey {
+		priv, err := release.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return priv.Public().(ed25519.PublicKey)
+	}
+	register := func(k ed25519.PublicKey) {
+		os.MkdirAll(state, 0o700)
+		js, _ := json.Marshal(map[string]string{"connector_id": "c_1", "release_key": release.EncodePublicKey(k)})
+		if err := os.WriteFile(filepath.Join(state, "trust.json"), js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k1, k2, k3 := key(), key(), key()
+	k3File := filepath.Join(t.TempDir(), "release.pub")
+	pem3, _ := release.MarshalPublicKey(k3)
+	os.WriteFile(k3File, pem3, 0o644)
+	steps := []struct {
+		name   string
+		before func()
+		o      Options
+		want   ed25519.PublicKey // nil: no pin
+		says   string
+	}{
+		{name: "not registered: nothing to pin", o: Options{Root: root}},
+		{name: "registered: the registration's key", before: func() { register(k1) }, o: Options{Root: root}, want: k1, says: "Pinned the release key " + release.KeyID(k1)},
+		{name: "again: kept", o: Options{Root: root}, want: k1, says: "Kept the release key " + release.KeyID(k1)},
+		{name: "registered again with a new cloud key: replaced", before: func() { register(k2) }, o: Options{Root: root}, want: k2,
+			says: "It replaced the release key " + release.KeyID(k1)},
+		{name: "--release-key", o: Options{Root: root, ReleaseKeyFile: k3File}, want: k3, says: "(from " + k3File + ")"},
+	}
+	for _, st := range steps {
+		if st.before != nil {
+			st.before()
+		}
+		var out bytes.Buffer
+		if err := Install(ctx, st.o, &out); err != nil {
+			t.Fatalf("%s: Install: %v\n%s", st.name, err, out.String())
+		}
+		raw, err := os.ReadFile(pin)
+		switch {
+		case st.want == nil && err == nil:
+			t.Errorf("%s: a key was pinned", st.name)
+		case st.want != nil:
+			k, perr := release.ParsePublicKey(raw)
+			if err != nil || perr != nil || !k.Equal(st.want) {
+				t.Errorf("%s: the pin holds %q (%v), want %s", st.name, raw, err, release.KeyID(st.want))
+			}
+			wantMode(t, pin, 0o644)
+		}
+		if !strings.Contains(out.String(), st.says) {
+			t.Errorf("%s: install printed\n%s\nwant %q", st.name, out.String(), st.says)
+		}
+	}
+	if err := Install(ctx, Options{Root: root, ReleaseKeyFile: filepath.Join(root, "missing.pub")}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("install with a missing --release-key: %v", err)
+	}
 }

@@ -73,8 +73,12 @@ func Install(ctx context.Context, o Options, out io.Writer) error {
 	if err := prepareStateDir(stateDir, uid, gid, o, out); err != nil {
 		return err
 	}
+	pinned := ""
 	if o.Updater() {
 		if err := prepareUpdaterDir(o.root(o.UpdaterDir()), o.Root == "", out); err != nil {
+			return err
+		}
+		if pinned, err = PinReleaseKey(o.root(o.UpdaterDir()), stateDir, o.ReleaseKeyFile, out); err != nil {
 			return err
 		}
 	}
@@ -119,6 +123,9 @@ func Install(ctx context.Context, o Options, out io.Writer) error {
 		return nil
 	}
 	nextSteps(o, names, registered, out)
+	if o.Updater() && pinned == "" {
+		unpinnedStep(o, registered, out)
+	}
 	return nil
 }
 

@@ -90,6 +90,11 @@ func Install(ctx context.Context, o Options, out io.Writer) error {
 				return err
 			}
 			stepf(out, "Gave the updater's directory %s to SYSTEM and Administrators only.", upd)
+			if pinned, err := PinReleaseKey(upd, stateDir, o.ReleaseKeyFile, out); err != nil {
+				return err
+			} else if pinned == "" {
+				defer unpinnedStep(o, exists(filepath.Join(stateDir, registeredFile)), out)
+			}
 		}
 		if !o.Updater() {
 			if err := deleteService(ctx, m, WindowsUpdater, out); err != nil {

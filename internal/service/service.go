@@ -71,6 +71,10 @@ type Options struct {
 	// Start starts the services at the end of install, if the connector is
 	// registered (StateDir holds trust.json).
 	Start bool
+	// ReleaseKeyFile is the cloud's release public key for the updater to
+	// pin (--release-key); default: the key of the connector's
+	// registration (trust.json), read now, as root.
+	ReleaseKeyFile string
 }
 
 // Updater reports whether the updater service is part of the installation.

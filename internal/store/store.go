@@ -343,6 +343,9 @@ type Store interface {
 	// ReleaseUpdateTurn ends the connector's turn in its group; a turn it
 	// does not hold is ErrNotFound.
 	ReleaseUpdateTurn(ctx context.Context, tenantID, groupID, connectorID string) error
+	// UpdateTurnOf returns the group's update turn (expired or not), or
+	// ErrNotFound when none was taken or it was ended.
+	UpdateTurnOf(ctx context.Context, tenantID, groupID string) (UpdateTurn, error)
 	// HaltUpdate records a release rolled back in a group; the first halt
 	// of a version is kept.
 	HaltUpdate(ctx context.Context, h UpdateHalt) error

@@ -19,7 +19,9 @@ const (
 	// another connector of the group holds the turn, or, unless the
 	// request is manual, when the release was rolled back in the group);
 	// DELETE ends it (?rolled_back=VERSION: the update was rolled back,
-	// which halts that release in the group).
+	// which halts that release in the group; only the holder of the
+	// group's turn for that version may, and only for a published
+	// version: 403 not_turn_holder, 404 release_unknown otherwise).
 	ControlUpdateTurn = "/v1/update-turn"
 )
 

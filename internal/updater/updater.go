@@ -43,7 +43,7 @@ import (
 // may write — nothing the root updater acts on may come from there.
 const (
 	EventsFile  = "events.jsonl"
-	PinFile     = "release.pub" // the release key the updater pinned
+	PinFile     = service.ReleaseKeyPinFile // the release key the updater trusts
 	StateFile   = "state.json"
 	ServiceLock = "service.lock" // held by the updater service while it runs
 	UpdateLock  = "update.lock"  // held by whoever is updating
@@ -79,8 +79,12 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// ProxyURL overrides the connector's proxy settings ("" to use them).
 	ProxyURL string
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// ReleaseKeyFile is the release public key to trust (--release-key),
+	// pinned in UpdaterDir in place of any other; "" to use the pin
+	// 'connector install' made.
+	ReleaseKeyFile string
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Updater updates one connector installation.
@@ -172,62 +176,67 @@ func (u *Updater) open(ctx context.Context) (*session, error) {
 	s.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return (&cloudlink.Dialer{Proxy: st.Target.Proxy}).DialContext(ctx, network, addr)
 	}
-	if s.key, err = u.pinnedKey(ctx, st, s.dial); err != nil {
+	if s.key, err = u.pinnedKey(st); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// pinnedKey returns the release key the updater trusts. It is kept in the
-// updater's own directory: trust.json is writable by the connector's user,
-// and a key taken from there at each check would let that user choose the
-// builds the privileged updater installs. The first check pins the key
-// trust.json got at registration (or, for a connector registered before
-// releases existed, the cloud's, over the mutually authenticated control
-// connection); later, a different key in trust.json is refused.
-func (u *Updater) pinnedKey(ctx context.Context, st *connector.State, dial connector.Dialer) (ed25519.PublicKey, error) {
+// pinnedKey returns the release key the updater trusts: the one pinned
+// in its own directory by a step root runs ('connector install', or this
+// updater's --release-key FILE, which replaces the pin). trust.json is
+// writable by the connector's user, so the updater never adopts its key,
+// nor one the cloud offers: without a pin it installs nothing. A key in
+// trust.json other than the pinned one is reported, not followed.
+func (u *Updater) pinnedKey(st *connector.State) (ed25519.PublicKey, error) {
 	pinPath := filepath.Join(u.cfg.UpdaterDir, PinFile)
-	trusted := st.Trust.ReleaseKey
-	raw, err := os.ReadFile(pinPath)
-	if err == nil {
-		key, perr := release.ParsePublicKey(raw)
-		if perr != nil {
-			return nil, problem.Newf(400, "release_key", fmt.Sprintf("delete %s to pin the key of the connector's registration again", pinPath),
-				"The updater's release key pin %s is damaged (%v)", pinPath, perr)
+	if f := u.cfg.ReleaseKeyFile; f != "" {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return nil, problem.Newf(400, "release_key", "give the cloud's release public key (release.pub in the cloud's data directory)",
+				"The release key %s cannot be read (%v)", f, err)
 		}
-		if trusted != "" {
-			if tk, terr := release.ParsePublicKey([]byte(trusted)); terr != nil || !tk.Equal(key) {
-				return nil, problem.Newf(400, "release_key_changed",
-					fmt.Sprintf("if the connector was registered again with a cloud whose release key changed, delete %s as root to pin the new key", pinPath),
-					"The release key in %s (%s) is not the one the updater pinned (%s), so no release is installed", filepath.Join(u.cfg.Dir, connector.TrustFile), keyIDOf(trusted), release.KeyID(key))
+		key, err := release.ParsePublicKey(raw)
+		if err != nil {
+			return nil, problem.Newf(400, "release_key", "give the cloud's release public key (release.pub in the cloud's data directory)",
+				"The release key %s is not usable (%v)", f, err)
+		}
+		if old, err := os.ReadFile(pinPath); err == nil {
+			if ok, perr := release.ParsePublicKey(old); perr == nil && ok.Equal(key) {
+				return key, nil
 			}
 		}
-		return key, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater's release key pin %s cannot be read (%v)", pinPath, err)
-	}
-	source := "the connector's registration"
-	if trusted == "" {
-		var rk tunnel.ReleaseKey
-		if err := connector.ControlCall(ctx, st, dial, http.MethodGet, tunnel.ControlReleaseKey, nil, &rk); err != nil {
+		pem, err := release.MarshalPublicKey(key)
+		if err != nil {
 			return nil, err
 		}
-		trusted, source = rk.Key, "the cloud (the connector was registered before releases existed)"
+		if err := pki.WriteFileAtomic(pinPath, pem, 0o644); err != nil {
+			return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater cannot write its release key pin %s (%v)", pinPath, err)
+		}
+		u.events.Info(3016, fmt.Sprintf("The release key %s from %s (--release-key) was pinned in %s", release.KeyID(key), f, pinPath), "key_id", release.KeyID(key), "file", f)
+		return key, nil
 	}
-	key, err := release.ParsePublicKey([]byte(trusted))
+	raw, err := os.ReadFile(pinPath)
+	if errors.Is(err, os.ErrNotExist) {
+		msg := fmt.Sprintf("The updater has no pinned release key (%s), so it installs nothing", pinPath)
+		u.events.Warning(3017, msg, "pin", pinPath)
+		return nil, problem.New(400, "release_key_unpinned", msg,
+			"run 'sallyport connector install' again as root (it pins the key of the connector's registration), or give the cloud's release.pub with --release-key FILE")
+	}
 	if err != nil {
-		return nil, problem.Newf(400, "release_key", fmt.Sprintf("register the connector again: sallyport connector register --dir %s ...", u.cfg.Dir),
-			"The release key in %s is damaged (%v)", filepath.Join(u.cfg.Dir, connector.TrustFile), err)
+		return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater's release key pin %s cannot be read (%v)", pinPath, err)
 	}
-	pem, err := release.MarshalPublicKey(key)
+	key, err := release.ParsePublicKey(raw)
 	if err != nil {
-		return nil, err
+		return nil, problem.Newf(400, "release_key", "run 'sallyport connector install' again as root, or give --release-key FILE, to pin the key again",
+			"The updater's release key pin %s is damaged (%v)", pinPath, err)
 	}
-	if err := pki.WriteFileAtomic(pinPath, pem, 0o600); err != nil {
-		return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater cannot write its release key pin %s (%v)", pinPath, err)
+	if tk := st.Trust.ReleaseKey; tk != "" {
+		if k, err := release.ParsePublicKey([]byte(tk)); err != nil || !k.Equal(key) {
+			u.events.Warning(3018, fmt.Sprintf("The release key in %s (%s) is not the one the updater pinned (%s): the updater keeps trusting %s; if the cloud's key changed on purpose, run 'sallyport connector install' again as root",
+				filepath.Join(u.cfg.Dir, connector.TrustFile), keyIDOf(tk), release.KeyID(key), release.KeyID(key)), "pinned", release.KeyID(key), "trust_json", keyIDOf(tk))
+		}
 	}
-	u.events.Info(3013, fmt.Sprintf("The release key %s from %s was pinned in %s", release.KeyID(key), source, pinPath), "key_id", release.KeyID(key))
 	return key, nil
 }
 

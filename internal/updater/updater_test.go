@@ -1,7 +1,9 @@
 package updater
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
 )
 
@@ -756,5 +759,93 @@ func TestRestartBySignal(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys() == nil || !strings.Contains(ee.Error(), "terminated") {
 		t.Errorf("the connector process ended with %v, want SIGTERM", err)
+	}
+}
+
+// TestPinnedKey: the updater trusts only the release key a root step
+// pinned in its own directory ('connector install', or --release-key);
+// a key in trust.json (writable by the connector's user) is never
+// adopted, nor does it replace the pin: a release signed with it is
+// refused.
+func TestPinnedKey(t *testing.T) {
+	newKey := func() (ed25519.PublicKey, ed25519.PrivateKey, []byte) {
+		priv, err := release.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := priv.Public().(ed25519.PublicKey)
+		pem, err := release.MarshalPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pub, priv, pem
+	}
+	root, _, rootPEM := newKey()        // pinned by root
+	user, userPriv, userPEM := newKey() // put in trust.json by the connector's user
+	signedByUser, err := release.Sign(release.Manifest{Format: release.Format, Version: "9.0.0", OS: "linux", Arch: "amd64",
+		SHA256: strings.Repeat("ab", 32), Size: 1, PublishedAt: time.Now().UTC().Truncate(time.Second)}, userPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		pin     []byte // the pin file before ("" none)
+		flag    []byte // --release-key's file ("" none)
+		trust   string // trust.json's release key
+		want    ed25519.PublicKey
+		code    string // the refusal, if any
+		pinned  []byte // the pin file after
+		eventID int
+	}{
+		{name: "no pin: trust.json's key is not adopted", trust: release.EncodePublicKey(user),
+			code: "release_key_unpinned", eventID: 3017},
+		{name: "pinned: a different key in trust.json changes nothing", pin: rootPEM, trust: release.EncodePublicKey(user),
+			want: root, pinned: rootPEM, eventID: 3018},
+		{name: "pinned, trust.json agrees", pin: rootPEM, trust: release.EncodePublicKey(root), want: root, pinned: rootPEM},
+		{name: "--release-key pins its key", flag: rootPEM, trust: release.EncodePublicKey(user), want: root, pinned: rootPEM, eventID: 3016},
+		{name: "--release-key replaces the pin (rotation by root)", pin: userPEM, flag: rootPEM, want: root, pinned: rootPEM, eventID: 3016},
+		{name: "damaged pin", pin: []byte("junk"), code: "release_key", pinned: []byte("junk")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{UpdaterDir: filepath.Join(t.TempDir(), "updater")}
+			if tt.flag != nil {
+				cfg.ReleaseKeyFile = filepath.Join(t.TempDir(), "release.pub")
+				os.WriteFile(cfg.ReleaseKeyFile, tt.flag, 0o644)
+			}
+			u := newTestUpdater(t, "", cfg)
+			pinPath := filepath.Join(cfg.UpdaterDir, PinFile)
+			if tt.pin != nil {
+				os.WriteFile(pinPath, tt.pin, 0o644)
+			}
+			st := &connector.State{Trust: connector.Trust{ReleaseKey: tt.trust}}
+			key, err := u.pinnedKey(st)
+			if tt.code != "" {
+				wantProblem(t, tt.name, err, tt.code)
+			} else if err != nil {
+				t.Fatal(err)
+			} else if !key.Equal(tt.want) {
+				t.Errorf("trusts %s, want %s", release.KeyID(key), release.KeyID(tt.want))
+			}
+			if key != nil {
+				if _, err := release.Verify(signedByUser, key); err == nil {
+					t.Errorf("a release signed with trust.json's key verified with the key the updater trusts")
+				}
+			}
+			got, err := os.ReadFile(pinPath)
+			if tt.pinned == nil && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a pin was written: %q, %v", got, err)
+			}
+			if tt.pinned != nil && !bytes.Equal(got, tt.pinned) {
+				t.Errorf("the pin holds %q, want %q", got, tt.pinned)
+			}
+			evs, err := eventlog.Read(filepath.Join(cfg.UpdaterDir, EventsFile), eventlog.Filter{IDs: []int{3016, 3017, 3018}})
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if (tt.eventID == 0) != (len(evs) == 0) || (tt.eventID != 0 && evs[0].ID != tt.eventID) {
+				t.Errorf("events %+v, want id %d", evs, tt.eventID)
+			}
+		})
 	}
 }

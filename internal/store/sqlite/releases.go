@@ -92,6 +92,12 @@ func (s *Store) ReleaseUpdateTurn(ctx context.Context, tenantID, groupID, connec
 		`DELETE FROM update_turns WHERE tenant_id = ? AND group_id = ? AND connector_id = ?`, tenantID, groupID, connectorID)
 }
 
+// UpdateTurnOf returns the group's update turn.
+func (s *Store) UpdateTurnOf(ctx context.Context, tenantID, groupID string) (store.UpdateTurn, error) {
+	return getOne(ctx, s.db, scanTurn, "update turn",
+		`SELECT `+turnCols+` FROM update_turns WHERE tenant_id = ? AND group_id = ?`, tenantID, groupID)
+}
+
 // HaltUpdate records a release rolled back in a group (the first halt of
 // a version is kept).
 func (s *Store) HaltUpdate(ctx context.Context, h store.UpdateHalt) error {

@@ -70,6 +70,10 @@ func testUpdateTurns(t *testing.T, s store.Store) {
 	// The holder extends its turn.
 	t1b := turn(a, a.Group.ID, "c1", 12, 30)
 	equal(t, "TakeUpdateTurn(extend)", get(t, func() (store.UpdateTurn, error) { return s.TakeUpdateTurn(ctx, t1b, at(12)) }), t1b)
+	equal(t, "UpdateTurnOf(held)", get(t, func() (store.UpdateTurn, error) { return s.UpdateTurnOf(ctx, a.Tenant.ID, a.Group.ID) }), t1b)
+	if _, err := s.UpdateTurnOf(ctx, b.Tenant.ID, a.Group.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateTurnOf(other tenant's group) = %v, want ErrNotFound", err)
+	}
 	// A group of another tenant is not found.
 	if _, err := s.TakeUpdateTurn(ctx, turn(a, b.Group.ID, "c1", 12, 30), at(12)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("TakeUpdateTurn(other tenant's group) = %v, want ErrNotFound", err)
@@ -85,6 +89,9 @@ func testUpdateTurns(t *testing.T, s store.Store) {
 	t2 := turn(a, a.Group.ID, "c2", 31, 41)
 	equal(t, "TakeUpdateTurn(expired)", get(t, func() (store.UpdateTurn, error) { return s.TakeUpdateTurn(ctx, t2, at(31)) }), t2)
 	must(t, s.ReleaseUpdateTurn(ctx, a.Tenant.ID, a.Group.ID, "c2"))
+	if _, err := s.UpdateTurnOf(ctx, a.Tenant.ID, a.Group.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateTurnOf(released) = %v, want ErrNotFound", err)
+	}
 	t3 := turn(a, a.Group.ID, "c1", 32, 42)
 	equal(t, "TakeUpdateTurn(released)", get(t, func() (store.UpdateTurn, error) { return s.TakeUpdateTurn(ctx, t3, at(32)) }), t3)
 }
