@@ -210,6 +210,9 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		cancel(nil)
+		if tunnel.IsHeadersTooLarge(err) {
+			return nil, headersTooLargeProblem(ri, err)
+		}
 		return nil, err
 	}
 	if resp.Request == nil {
@@ -225,6 +228,15 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	}
 	return resp, nil
+}
+
+// headersTooLargeProblem: the connector's answer had a head over the
+// cloud's limits (tunnel.ResponseLimits.Relayed); a connector holding to
+// its own limits answers backend_headers_too_large itself.
+func headersTooLargeProblem(ri *reqInfo, err error) *problem.Problem {
+	return problem.Newf(http.StatusBadGateway, "backend_headers_too_large",
+		fmt.Sprintf("make application '%s' send smaller response headers (at most 64 KiB of names and values, 256 fields; large or many cookies are the usual cause)", ri.App.Name),
+		"The internal application '%s' answered with response headers larger than the cloud accepts", ri.App.Name).Wrap(err)
 }
 
 func timeoutProblem(ri *reqInfo) *problem.Problem {

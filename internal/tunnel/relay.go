@@ -428,6 +428,7 @@ func (w *relayWriter) finish() error {
 // each). A stream holds its pair for its whole life (the reader may hold
 // the start of the next message) and gives it back to a pool when it ends.
 type relayIO struct {
+	hl *HeadLimiter // under br: bounds a response head (the cloud's end)
 	br *bufio.Reader
 	bw *bufio.Writer
 }
@@ -438,23 +439,27 @@ var relayIOs = &relayIOPool{}
 
 func (p *relayIOPool) get(st *Stream) *relayIO {
 	if rb, ok := p.p.Get().(*relayIO); ok {
-		rb.br.Reset(st)
+		rb.hl.Reset(st)
+		rb.br.Reset(rb.hl)
 		rb.bw.Reset(st)
 		return rb
 	}
-	return &relayIO{br: bufio.NewReaderSize(st, 4<<10), bw: bufio.NewWriterSize(st, 4<<10)}
+	hl := NewHeadLimiter(st)
+	return &relayIO{hl: hl, br: bufio.NewReaderSize(hl, 4<<10), bw: bufio.NewWriterSize(st, 4<<10)}
 }
 
 // newUpgradeIO returns the buffers of an upgrade stream: small (an idle
 // WebSocket holds them for its whole life, and a request or response head
 // of any length still reads through them), and not from the pool.
 func newUpgradeIO(st *Stream) *relayIO {
-	return &relayIO{br: bufio.NewReaderSize(st, upgradeIOSize), bw: bufio.NewWriterSize(st, upgradeIOSize)}
+	hl := NewHeadLimiter(st)
+	return &relayIO{hl: hl, br: bufio.NewReaderSize(hl, upgradeIOSize), bw: bufio.NewWriterSize(st, upgradeIOSize)}
 }
 
 const upgradeIOSize = 1 << 10
 
 func (p *relayIOPool) put(rb *relayIO) {
+	rb.hl.Reset(nil)
 	rb.br.Reset(nil)
 	rb.bw.Reset(nil)
 	p.p.Put(rb)
@@ -582,7 +587,7 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 		return nil, err
 	}
 	rc.sending = bodyDone != nil
-	resp, err := ReadFinalResponse(rc.rb.br, req)
+	resp, err := ReadFinalResponse(rc.rb.br, rc.rb.hl, req, c.limits)
 	if err != nil {
 		stop()
 		rc.close()
@@ -651,7 +656,7 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	if _, err := WriteRequest(rb.bw, out, nil); err != nil {
 		return fail(err)
 	}
-	resp, err := ReadFinalResponse(rb.br, out)
+	resp, err := ReadFinalResponse(rb.br, rb.hl, out, c.limits)
 	if err != nil {
 		var se *StreamError
 		if errors.As(err, &se) {
@@ -785,11 +790,24 @@ func WriteRequest(bw *bufio.Writer, req *http.Request, onFail func()) (<-chan er
 }
 
 // ReadFinalResponse reads the final response to req from br, skipping
-// interim (1xx) ones.
-func ReadFinalResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+// interim (1xx) ones. hl, if not nil, is the HeadLimiter br reads through:
+// the heads read, interim ones included, may take at most l.WireBytes()
+// off the wire; the final head must also hold to l. Beyond that the error
+// wraps ErrResponseHeadersTooLarge (and br cannot be used further).
+func ReadFinalResponse(br *bufio.Reader, hl *HeadLimiter, req *http.Request, l ResponseLimits) (*http.Response, error) {
+	if hl != nil {
+		hl.left = l.WireBytes()
+		defer func() { hl.left = -1 }()
+	}
 	for {
 		resp, err := http.ReadResponse(br, req)
 		if err != nil {
+			if errors.Is(err, errHeadBudget) || (hl != nil && hl.left == 0) {
+				return nil, fmt.Errorf("%w: the response head is longer than %d bytes", ErrResponseHeadersTooLarge, l.WireBytes())
+			}
+			return nil, err
+		}
+		if err := CheckResponseHeader(resp.Header, l); err != nil {
 			return nil, err
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
