@@ -123,6 +123,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			OS:            runtime.GOOS,
 			Arch:          runtime.GOARCH,
 			ConfigVersion: h.apps.Load().cfg.Version,
+			RelayWindow:   true,
 		})
 	case r.Method == http.MethodPut && r.URL.Path == tunnel.PathConfig:
 		var cfg tunnel.Config

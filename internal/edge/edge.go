@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/problem"
@@ -419,10 +420,39 @@ func WithPreferredConnector(ctx context.Context, id string) context.Context {
 // whose TLS records the cloud sends with one system call (see the cloud's
 // statusRecorder); 256 KiB against 32 KiB cut the edge's CPU per GB
 // downloaded by about a sixth (bench/RESULTS.md). Each response in flight
-// holds one.
-var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}}
+// holds one. At most maxBigBuffers responses hold a large one at once
+// (8 MiB): others copy with 32 KiB, so that the responses of clients that
+// do not read (each holds its buffer while the write waits) cost little
+// (issue 14).
+var copyBuffers = &bufferPool{
+	big:   sync.Pool{New: func() any { b := make([]byte, bigBuffer); return &b }},
+	small: sync.Pool{New: func() any { b := make([]byte, smallBuffer); return &b }},
+}
 
-type bufferPool struct{ p sync.Pool }
+const (
+	bigBuffer     = 256 << 10
+	smallBuffer   = 32 << 10
+	maxBigBuffers = 32
+)
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+type bufferPool struct {
+	big, small sync.Pool
+	bigOut     atomic.Int32 // large buffers handed out
+}
+
+func (b *bufferPool) Get() []byte {
+	if b.bigOut.Add(1) <= maxBigBuffers {
+		return *(b.big.Get().(*[]byte))
+	}
+	b.bigOut.Add(-1)
+	return *(b.small.Get().(*[]byte))
+}
+
+func (b *bufferPool) Put(x []byte) {
+	if cap(x) == bigBuffer {
+		b.bigOut.Add(-1)
+		b.big.Put(&x)
+		return
+	}
+	b.small.Put(&x)
+}

@@ -63,6 +63,28 @@ type Client struct {
 
 	// limits bound the response heads read from the connector.
 	limits ResponseLimits
+	// openWindow is set once the connector said it honours the window of
+	// a relay stream's open message (Hello.RelayWindow).
+	openWindow atomic.Bool
+}
+
+// UseOpenWindows opens relay streams with a small receive window from now
+// on (RelayInitialWindow, growing as they are read): the connector said in
+// its Hello that it honours OpenMessage.Window.
+func (c *Client) UseOpenWindows() { c.openWindow.Store(true) }
+
+type windowBudgetKey struct{}
+
+// WithWindowBudget returns ctx whose requests' relay streams take their
+// window growth from b (the cloud gives each client connection one).
+func WithWindowBudget(ctx context.Context, b *WindowBudget) context.Context {
+	return context.WithValue(ctx, windowBudgetKey{}, b)
+}
+
+// WindowBudgetOf returns the budget of WithWindowBudget, or nil.
+func WindowBudgetOf(ctx context.Context) *WindowBudget {
+	b, _ := ctx.Value(windowBudgetKey{}).(*WindowBudget)
+	return b
 }
 
 // NewClient starts an HTTP/2 client connection on conn. The Client owns

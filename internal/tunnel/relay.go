@@ -37,6 +37,11 @@ const RelayKindUpgrade = "http/1.1-upgrade"
 type OpenMessage struct {
 	Kind string `json:"kind"`
 	App  string `json:"app,omitempty"` // application id (informational: every request names its own)
+	// Window is the cloud's receive window for the stream at its start
+	// (0: the protocol's 4 MiB); the cloud sets it only for a connector
+	// whose Hello says RelayWindow. The window grows with credit (WINDOW
+	// frames) as usual.
+	Window int `json:"window,omitempty"`
 }
 
 // ErrNotSent marks a relay failure that happened before any byte of the
@@ -116,6 +121,7 @@ func serveRelay(st *Stream, h http.Handler) {
 		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
 		return
 	}
+	st.SetSendWindow(om.Window) // nothing was written yet
 	upgrade := om.Kind == RelayKindUpgrade
 	var rw *relayIO
 	if upgrade {
@@ -576,6 +582,7 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 		rc = &relayConn{st: st, rb: relayIOs.get(st), app: app}
 	}
 	ctx := req.Context()
+	rc.st.SetBudget(WindowBudgetOf(ctx))
 	stop := context.AfterFunc(ctx, func() { rc.st.Close() })
 	bodyDone, err := WriteRequest(rc.rb.bw, req, func() { rc.st.Close() }) // the connector waits for the rest of the body
 	if err != nil {
@@ -611,8 +618,12 @@ func (c *Client) openRelay(kind, app string) (*Stream, error) {
 		// Told to drain (GOAWAY), or closed: no new stream (§15.4).
 		return nil, fmt.Errorf("%w: the connection takes no new request", ErrNotSent)
 	}
-	msg, _ := json.Marshal(OpenMessage{Kind: kind, App: app})
-	st, err := c.sess.Open(msg)
+	om := OpenMessage{Kind: kind, App: app}
+	if c.openWindow.Load() {
+		om.Window = RelayInitialWindow
+	}
+	msg, _ := json.Marshal(om)
+	st, err := c.sess.OpenWindow(msg, om.Window)
 	if err != nil {
 		if errors.Is(err, ErrIDsExhausted) {
 			c.retire()
@@ -637,6 +648,7 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	rb := newUpgradeIO(st)
 	rc := &relayConn{st: st, rb: rb, app: app, upgrade: true}
 	ctx := req.Context()
+	st.SetBudget(WindowBudgetOf(ctx))
 	stop := context.AfterFunc(ctx, func() { st.Close() })
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -853,8 +865,13 @@ func (b *relayBody) release() {
 				b.rc.sending = false // its writer is done with the buffers
 			}
 		}
-		if reuse && b.rc.rb.br.Buffered() == 0 && b.c.Available() && b.c.relays.put(b.rc) {
-			return
+		// A stream whose window grew is not kept: the next request may
+		// come from a client that does not read.
+		if reuse && b.rc.rb.br.Buffered() == 0 && !b.rc.st.Grown() && b.c.Available() {
+			b.rc.st.SetBudget(nil)
+			if b.c.relays.put(b.rc) {
+				return
+			}
 		}
 		b.stop()
 		b.rc.close()
