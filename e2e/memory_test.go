@@ -3,13 +3,20 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // rawBackend is a backend written byte by byte: /huge answers with a
@@ -149,5 +156,210 @@ func TestResponseHeaderLimit(t *testing.T) {
 				t.Errorf("no event 1400 with code backend_headers_too_large for request %s; events: %+v", resp.Header.Get("Sallyport-Request-Id"), evs)
 			}
 		})
+	}
+}
+
+// stuckClient is an HTTP/2 client written with the Framer: it announces a
+// stream window of 0, never sends WINDOW_UPDATE, and opens as many
+// downloads as the server allows — a client that makes the cloud hold
+// every response it does not read.
+type stuckClient struct {
+	conn    *tls.Conn
+	fr      *http2.Framer
+	wmu     sync.Mutex
+	max     chan uint32 // the server's SETTINGS_MAX_CONCURRENT_STREAMS, once
+	headers chan uint32 // a stream got its response headers
+	done    chan struct{}
+}
+
+func dialStuck(t *testing.T, c *cloud, host string, headers chan uint32) *stuckClient {
+	t.Helper()
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+c.port, &tls.Config{RootCAs: c.pool, ServerName: host, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+	sc := &stuckClient{conn: conn, fr: http2.NewFramer(conn, conn), max: make(chan uint32, 1), headers: headers, done: make(chan struct{})}
+	t.Cleanup(func() {
+		conn.Close()
+		<-sc.done
+	})
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	go sc.readLoop()
+	return sc
+}
+
+// readLoop answers SETTINGS and PINGs (or the server would close the
+// connection) and reports response headers; DATA is never acknowledged.
+func (sc *stuckClient) readLoop() {
+	defer close(sc.done)
+	sent := false
+	for {
+		f, err := sc.fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				continue
+			}
+			if !sent {
+				v, ok := f.Value(http2.SettingMaxConcurrentStreams)
+				if !ok {
+					v = 100
+				}
+				sc.max <- v
+				sent = true
+			}
+			sc.wmu.Lock()
+			sc.fr.WriteSettingsAck()
+			sc.wmu.Unlock()
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				sc.wmu.Lock()
+				sc.fr.WritePing(true, f.Data)
+				sc.wmu.Unlock()
+			}
+		case *http2.HeadersFrame:
+			sc.headers <- f.StreamID
+		}
+	}
+}
+
+// open starts n downloads of path.
+func (sc *stuckClient) open(t *testing.T, host, path string, n int) {
+	t.Helper()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	sc.wmu.Lock()
+	defer sc.wmu.Unlock()
+	for i := range n {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", host}, {":path", path}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := sc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStuckStreams (issue 14, item 3): 500 downloads from one client that
+// reads none of them (HTTP/2, stream window 0, no WINDOW_UPDATE, as many
+// connections as the cloud's stream limit needs) cost the cloud at most
+// 64 MB, and another client's ordinary requests meanwhile keep their
+// latency (within a generous factor of a baseline measured first).
+func TestStuckStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 500 streams against a real cloud (about 20 s)")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("measures the cloud's RSS in /proc")
+	}
+	t.Parallel()
+	c := startCloud(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<10) // 64 KiB
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			w.Write([]byte("ok"))
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(64<<20))
+		for range 1024 { // 64 MiB: more than any window
+			if _, err := w.Write(big); err != nil {
+				return
+			}
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(ln)
+	t.Cleanup(func() { backend.Close() })
+	site := newRunner(t, "site")
+	st := c.mustRegister(t, site, filepath.Join(site.dir, "connector"), contosoAdmin, contosoPW)
+	app := c.publish(t, c.admin, "downloads", "http://"+ln.Addr().String())
+	c.runConnector(t, c.admin, st)
+
+	// The other user's request, and its latency before the flood.
+	other := func() time.Duration {
+		start := time.Now()
+		resp, body := c.get(t, app.ExternalHost, "/ok")
+		if resp.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("GET /ok: %s %q", resp.Status, body)
+		}
+		return time.Since(start)
+	}
+	median := func(n int) time.Duration {
+		ds := make([]time.Duration, n)
+		for i := range ds {
+			ds[i] = other()
+		}
+		slices.Sort(ds)
+		return ds[n/2]
+	}
+	median(5) // warm up
+	baseline := median(9)
+
+	pid := c.serve.pid()
+	before := procStatus(t, pid, "VmRSS")
+	if !resetHWM(pid) {
+		t.Skip("cannot reset the peak RSS (/proc/PID/clear_refs)")
+	}
+	const total = 500
+	opened := 0
+	var clients []*stuckClient
+	headers := make(chan uint32, total)
+	for opened < total {
+		sc := dialStuck(t, c, app.ExternalHost, headers)
+		var limit uint32
+		select {
+		case limit = <-sc.max:
+		case <-time.After(readyTimeout):
+			t.Fatal("the cloud sent no SETTINGS")
+		}
+		n := min(int(limit), total-opened)
+		sc.open(t, app.ExternalHost, "/big", n)
+		opened += n
+		clients = append(clients, sc)
+	}
+	// Every stream has its response headers: its body is on its way, as
+	// far as the windows let it.
+	deadline := time.After(2 * readyTimeout)
+	for got := 0; got < total; got++ {
+		select {
+		case <-headers:
+		case <-deadline:
+			t.Fatalf("%d of %d streams got their response headers", got, total)
+		}
+	}
+	// The other user's requests during the flood.
+	during := median(9)
+	// The windows fill: wait until the peak stops growing (1 s steady).
+	var peak int64
+	steadySince := time.Now()
+	eventually(readyTimeout, func() bool {
+		if hwm := procStatus(t, pid, "VmHWM"); hwm > peak {
+			peak, steadySince = hwm, time.Now()
+		}
+		return time.Since(steadySince) > time.Second
+	})
+	growth := peak - before
+	t.Logf("%d stuck streams over %d connections: cloud RSS %d MB before, peak %d MB (+%d MB, %d KB per stream); other user's request: %s before, %s during (median of 9)",
+		total, len(clients), before>>20, peak>>20, growth>>20, growth/total>>10, baseline.Round(time.Microsecond), during.Round(time.Microsecond))
+	if growth > 64<<20 {
+		t.Errorf("%d stuck streams took the cloud from %d MB to %d MB RSS (+%d MB), want at most +64 MB", total, before>>20, peak>>20, growth>>20)
+	}
+	if during > 20*baseline {
+		t.Errorf("another user's request took %s during the flood, against %s before (more than 20 times)", during, baseline)
 	}
 }
