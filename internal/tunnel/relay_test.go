@@ -882,3 +882,57 @@ func TestRelayIDsExhausted(t *testing.T) {
 		t.Fatal("the retired connection did not close")
 	}
 }
+
+// TestRelayOpenWindow: with a connector that honours the open message's
+// window (Hello.RelayWindow), relay streams start at 16 KiB, a large
+// download grows its window within the request's budget and gives it back
+// when it ends, and a stream whose window grew is not kept for the next
+// request (which may come from a client that does not read).
+func TestRelayOpenWindow(t *testing.T) {
+	checkLeaks(t)
+	big := randBytes(8<<20, 7)
+	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(big)
+			return
+		}
+		io.WriteString(w, smallBody)
+	}), ServerConfig{})
+	env.c.UseOpenWindows()
+	const budget = 1 << 20
+	b := NewWindowBudget(budget, nil)
+	ctx, cancel := context.WithTimeout(WithWindowBudget(context.Background(), b), testWait)
+	defer cancel()
+	for range 2 {
+		if _, body := env.do(t, relayReq(t, ctx, "GET", "/small", nil)); string(body) != smallBody {
+			t.Fatalf("GET /small = %q", body)
+		}
+	}
+	if n := env.streams.n(); n != 1 {
+		t.Errorf("%d relay streams for two small requests, want 1 (kept between them)", n)
+	}
+	resp, err := env.c.RoundTrip(relayReq(t, ctx, "GET", "/big", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(big)-1) // all but the last byte: the response has not ended
+	if _, err := io.ReadFull(resp.Body, got); err != nil {
+		t.Fatal(err)
+	}
+	if b.Left() == budget {
+		t.Error("the download's window did not grow (its budget is untouched)")
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, "GET /big", append(got, rest...), big)
+	resp.Body.Close()
+	if b.Left() != budget {
+		t.Errorf("the budget has %d bytes left after the download ended, want %d", b.Left(), budget)
+	}
+	env.get(t, "/small", smallBody)
+	if n := env.streams.n(); n != 2 {
+		t.Errorf("%d relay streams after the download and another request on the stream it used, want 2 (the grown stream is not kept)", n)
+	}
+}
