@@ -582,14 +582,13 @@ type Stream struct {
 	unacked int // bytes read but not yet returned to the sender's window
 	window  int // what the receiver allows: the limit of len(buf)-r
 	sendWin int64
-	// Auto-tuning of the receive window (maxWindow > 0): it doubles, up
-	// to maxWindow, each time the reader has read a whole window and
-	// emptied the buffer (the window, not the reader, held the stream
-	// back); budget, if set, pays for what it grew beyond its start.
+	// Auto-tuning of the receive window (maxWindow > 0, see autoTune);
+	// budget, if set, pays for what it grew beyond its start.
 	maxWindow  int
 	initWindow int
-	readRun    int // bytes read since the window last grew
-	grown      int // bytes of window taken from budget
+	readRun    int  // bytes read since the window last grew
+	starved    bool // the reader waited for data after reading some
+	grown      int  // bytes of window taken from budget
 	budget     *WindowBudget
 	rfin       bool // the peer sent FIN
 	wfin       bool // this end sent FIN
@@ -789,6 +788,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, nil
 		}
+		if st.readRun > 0 {
+			st.starved = true
+		}
 		dl := st.rdl
 		st.mu.Unlock()
 		if err := waitWake(st.rwake, dl); err != nil {
@@ -798,13 +800,18 @@ func (st *Stream) Read(p []byte) (int, error) {
 }
 
 // autoTune grows the window after the reader read n bytes (st.mu held)
-// and returns the credit the growth adds.
+// and returns the credit the growth adds: fourfold, once the reader has
+// read a whole window since the last growth, emptied the buffer, and
+// waited for data meanwhile (it is faster than the window lets the sender
+// be). A reader that stopped — a response whose client does not read —
+// never waits, so its stream keeps its window.
 func (st *Stream) autoTune(n int) int {
 	st.readRun += n
-	if st.unread > 0 || st.readRun < st.window || st.window >= st.maxWindow || st.err != nil {
+	if st.unread > 0 || !st.starved || st.readRun < st.window || st.window >= st.maxWindow || st.err != nil {
 		return 0
 	}
-	add := st.budget.take(min(st.window, st.maxWindow-st.window))
+	add := st.budget.take(min(3*st.window, st.maxWindow-st.window))
+	st.starved = false
 	st.window += add
 	st.grown += add
 	st.readRun = 0

@@ -1162,11 +1162,13 @@ func TestMuxWindowAutoTune(t *testing.T) {
 	tests := []struct {
 		name    string
 		read    bool
+		first   bool // read the first window, then stop
 		budget  func() *WindowBudget
 		maxWin  int // the most the window may reach
 		wantWin int // the window it must reach (0: not checked)
 	}{
 		{name: "a reader that does not read", read: false, maxWin: RelayInitialWindow},
+		{name: "a reader that reads the first window, then stops", first: true, maxWin: RelayInitialWindow},
 		{name: "a reader that keeps up", read: true, maxWin: relayWindow, wantWin: relayWindow},
 		{name: "a small budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(64<<10, nil) }, maxWin: RelayInitialWindow + 64<<10, wantWin: RelayInitialWindow + 64<<10},
 		{name: "a small parent budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(8<<20, NewWindowBudget(48<<10, nil)) }, maxWin: RelayInitialWindow + 48<<10, wantWin: RelayInitialWindow + 48<<10},
@@ -1200,7 +1202,17 @@ func TestMuxWindowAutoTune(t *testing.T) {
 				return ost.window
 			}
 			if !tc.read {
-				waitUntil(t, "the first window is full", func() bool { return unreadOf(ost) == RelayInitialWindow && sendWinOf(ast) == 0 })
+				full := func() bool { return unreadOf(ost) == RelayInitialWindow && sendWinOf(ast) == 0 }
+				waitUntil(t, "the first window is full", full)
+				if tc.first {
+					if _, err := io.ReadFull(ost, make([]byte, RelayInitialWindow)); err != nil {
+						t.Fatal(err)
+					}
+					waitUntil(t, "the window is full again", full)
+				}
+				if w := windowOf(); w != RelayInitialWindow {
+					t.Errorf("the window of a stream nobody reads grew to %d", w)
+				}
 				ost.mu.Lock()
 				held := len(ost.q) * smallChunkSize
 				for _, c := range ost.q {
