@@ -288,6 +288,15 @@ func TestStuckStreams(t *testing.T) {
 	site := newRunner(t, "site")
 	st := c.mustRegister(t, site, filepath.Join(site.dir, "connector"), contosoAdmin, contosoPW)
 	app := c.publish(t, c.admin, "downloads", "http://"+ln.Addr().String())
+	// A fresh cloud process on the same port: the password sign-in's
+	// 64 MiB of argon2 memory, freed but resident, would otherwise hide
+	// what the streams cost (the heap reuses it before RSS grows).
+	c.serve.stop()
+	p := c.admin.start(t, "cloud serve", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+c.port)
+	if !c.waitServing(p) || p.exited() {
+		t.Fatalf("cloud serve did not come up again on port %s:\n%s", c.port, tail(p.out.String(), 40))
+	}
+	c.serve = p
 	c.runConnector(t, c.admin, st)
 
 	// The other user's request, and its latency before the flood.

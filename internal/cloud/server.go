@@ -310,7 +310,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			},
 		},
 	}
-	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
+	// Per client connection: 250 streams, and at most 1 MiB of uploads
+	// received and not yet read (x/net's defaults, stated); downloads are
+	// bounded by the relay windows (tunnel.ClientConnWindowBudget).
+	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250,
+		MaxUploadBufferPerConnection: 1 << 20, MaxUploadBufferPerStream: 1 << 20}); err != nil {
 		return err
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.tlsConfigFor}
