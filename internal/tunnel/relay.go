@@ -665,10 +665,11 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	}
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", proto)
-	if _, err := WriteRequest(rb.bw, out, nil); err != nil {
-		return fail(err)
+	_, err = WriteRequest(rb.bw, out, nil) // a refusal may come before the request is written
+	var resp *http.Response
+	if err == nil {
+		resp, err = ReadFinalResponse(rb.br, rb.hl, out, c.limits)
 	}
-	resp, err := ReadFinalResponse(rb.br, rb.hl, out, c.limits)
 	if err != nil {
 		var se *StreamError
 		if errors.As(err, &se) {
