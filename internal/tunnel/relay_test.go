@@ -936,3 +936,63 @@ func TestRelayOpenWindow(t *testing.T) {
 		t.Errorf("%d relay streams after the download and another request on the stream it used, want 2 (the grown stream is not kept)", n)
 	}
 }
+
+// TestRelayResponseHeaderLimit: the cloud refuses a connector's response
+// head over its limits (tunnel.ResponseLimits.Relayed) on each path a
+// response comes back by — a relayed request, an upgrade stream, HTTP/2
+// on stream 0 — and the tunnel goes on serving.
+func TestRelayResponseHeaderLimit(t *testing.T) {
+	checkLeaks(t)
+	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("head") {
+		case "fields":
+			for i := range 300 {
+				w.Header().Set(fmt.Sprintf("X-F%d", i), "v")
+			}
+		case "bytes":
+			w.Header().Set("X-Big", strings.Repeat("b", 100<<10))
+		}
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, smallBody)
+	}), ServerConfig{})
+	tests := []struct {
+		name, head string
+		req        func(ctx context.Context, path string) *http.Request
+	}{
+		{"relayed, too many fields", "fields", func(ctx context.Context, path string) *http.Request { return relayReq(t, ctx, "GET", path, nil) }},
+		{"relayed, too many bytes", "bytes", func(ctx context.Context, path string) *http.Request { return relayReq(t, ctx, "GET", path, nil) }},
+		{"upgrade, too many fields", "fields", func(ctx context.Context, path string) *http.Request {
+			r := upgradeReq(t, ctx)
+			r.URL.RawQuery = path[len("/?"):]
+			return r
+		}},
+		{"upgrade, too many bytes", "bytes", func(ctx context.Context, path string) *http.Request {
+			r := upgradeReq(t, ctx)
+			r.URL.RawQuery = path[len("/?"):]
+			return r
+		}},
+		{"stream 0, too many fields", "fields", func(ctx context.Context, path string) *http.Request {
+			r := relayReq(t, ctx, "POST", path, strings.NewReader("x"))
+			r.Header.Set("Content-Type", "application/grpc") // not relayed: HTTP/2 on stream 0
+			return r
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			resp, err := env.c.RoundTrip(tc.req(ctx, "/?head="+tc.head))
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("answer %d with %d header fields, want an error", resp.StatusCode, len(resp.Header))
+			}
+			if !errors.Is(err, ErrResponseHeadersTooLarge) {
+				t.Errorf("err = %v, want ErrResponseHeadersTooLarge", err)
+			}
+			if n := env.c.InFlight(); n != 0 {
+				t.Errorf("InFlight = %d after the refusal", n)
+			}
+			env.get(t, "/small", smallBody)
+		})
+	}
+}
