@@ -322,6 +322,8 @@ func (r *registry) RoundTrip(app *edge.App, req *http.Request) (*http.Response, 
 		case body != nil && body.touched():
 			return nil, err // some of the body went to the failed attempt
 		case errors.Is(err, errConfigPush) || tunnel.NotSent(err):
+		case tunnel.IsHeadersTooLarge(err):
+			return nil, err // the backend's answer, not the connector's failure
 		case idempotentRetry:
 			idempotentRetry = false
 		default:

@@ -290,13 +290,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Tunnels outlive ctx until the requests in flight are done.
 	tctx, stopTunnels := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopTunnels()
+	relayBudget := tunnel.NewWindowBudget(tunnel.TotalWindowBudget, nil)
 	hs := &http.Server{
 		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          log.New(slogWriter{s.log}, "", 0),
-		ConnContext:       withBatchConn,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			// What the relay streams of one client connection may hold
+			// beyond their first window (issue 14).
+			ctx = tunnel.WithWindowBudget(ctx, tunnel.NewWindowBudget(tunnel.ClientConnWindowBudget, relayBudget))
+			return withBatchConn(ctx, c)
+		},
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
 			tunnel.ALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
 				s.wg.Add(1)
@@ -315,7 +321,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			},
 		},
 	}
-	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
+	// Per client connection: 250 streams, and at most 1 MiB of uploads
+	// received and not yet read (x/net's defaults, stated); downloads are
+	// bounded by the relay windows (tunnel.ClientConnWindowBudget).
+	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250,
+		MaxUploadBufferPerConnection: 1 << 20, MaxUploadBufferPerStream: 1 << 20}); err != nil {
 		return err
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.tlsConfigFor}

@@ -48,6 +48,9 @@ func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
 		s.log.Warn("connector did not answer its hello", "connector", rec.ID, "address", addr, "error", err.Error())
 		return
 	}
+	if hello.RelayWindow {
+		client.UseOpenWindows() // small relay windows that grow as they are read (issue 14)
+	}
 	now := s.now()
 	if err := s.store.UpdateConnectorSeen(ctx, rec.TenantID, rec.ID, now, addr, hello.Hostname, hello.Version); err != nil {
 		s.log.Warn("recording connector failed", "connector", rec.ID, "error", err.Error())

@@ -30,6 +30,7 @@ import (
 type backendConn struct {
 	app      *app
 	conn     net.Conn
+	hl       *tunnel.HeadLimiter // under br: bounds the response heads
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
@@ -43,13 +44,15 @@ type backendConn struct {
 const backendIdleReuse = 2 * time.Second
 
 var backendBufs = sync.Pool{New: func() any {
-	return &backendConn{br: bufio.NewReaderSize(nil, 4<<10), bw: bufio.NewWriterSize(nil, 4<<10)}
+	hl := tunnel.NewHeadLimiter(nil)
+	return &backendConn{hl: hl, br: bufio.NewReaderSize(hl, 4<<10), bw: bufio.NewWriterSize(nil, 4<<10)}
 }}
 
 // Close closes the connection and gives its buffers back; the relay
 // stream's state calls it when the stream ends.
 func (b *backendConn) Close() error {
 	b.conn.Close()
+	b.hl.Reset(nil)
 	b.br.Reset(nil)
 	b.bw.Reset(nil)
 	b.app, b.conn = nil, nil
@@ -68,7 +71,8 @@ func (h *handler) dialBackend(ctx context.Context, a *app) (*backendConn, error)
 	}
 	b := backendBufs.Get().(*backendConn)
 	b.app, b.conn = a, conn
-	b.br.Reset(conn)
+	b.hl.Reset(conn)
+	b.br.Reset(b.hl)
 	b.bw.Reset(conn)
 	return b, nil
 }
@@ -203,7 +207,7 @@ func (h *handler) send(ctx context.Context, out *http.Request, b *backendConn) (
 	if bodyErr, err = tunnel.WriteRequest(b.bw, out, nil); err != nil {
 		return nil, err
 	}
-	if resp, err = tunnel.ReadFinalResponse(b.br, out); err != nil {
+	if resp, err = tunnel.ReadFinalResponse(b.br, b.hl, out, respLimits); err != nil {
 		if bodyErr != nil {
 			b.conn.Close() // ends the body writer too
 			<-bodyErr
@@ -355,11 +359,12 @@ func (h *handler) serveDirectUpgrade(w *countingWriter, r *http.Request, a *app,
 		return
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() }) // until the answer
-	uc := &upgradeConn{Conn: conn, br: bufio.NewReaderSize(conn, upgradeBufSize)}
+	hl := tunnel.NewHeadLimiter(conn)
+	uc := &upgradeConn{Conn: conn, br: bufio.NewReaderSize(hl, upgradeBufSize)}
 	_, err = tunnel.WriteRequest(bufio.NewWriterSize(conn, upgradeBufSize), out, nil)
 	var resp *http.Response
 	if err == nil {
-		resp, err = tunnel.ReadFinalResponse(uc.br, out)
+		resp, err = tunnel.ReadFinalResponse(uc.br, hl, out, respLimits)
 	}
 	if !stop() || err != nil {
 		conn.Close()

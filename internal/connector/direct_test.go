@@ -1152,7 +1152,8 @@ func cancelledAsHeadersArrive(t *testing.T) {
 	// Deadlines are ignored: the body's writer is busy reading the body
 	// (as from a slow client), not stopped by the cancellation's deadline.
 	conn := noDeadlineConn{connEnd}
-	b := &backendConn{app: a, conn: conn, br: bufio.NewReader(io.MultiReader(early, conn)), bw: bufio.NewWriter(conn)}
+	hl := tunnel.NewHeadLimiter(io.MultiReader(early, conn))
+	b := &backendConn{app: a, conn: conn, hl: hl, br: bufio.NewReader(hl), bw: bufio.NewWriter(conn)}
 	body := &heldBody{release: connClosed}
 	out, err := http.NewRequestWithContext(ctx, "POST", "http://127.0.0.1:1/upload", body)
 	if err != nil {

@@ -22,6 +22,11 @@ import (
 	"github.com/sallyport/sallyport/internal/version"
 )
 
+// respLimits bound the response heads the connector reads from backends
+// (64 KiB of names and values, 256 fields): beyond them the user gets
+// 502 backend_headers_too_large and event 1400 is logged.
+var respLimits = tunnel.DefaultResponseLimits
+
 // handler serves the cloud's streams: control messages and proxied requests.
 type handler struct {
 	c         *Connector
@@ -58,6 +63,9 @@ func newHandler(c *Connector) *handler {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
+		// The head of a backend's response is bounded (issue 14); the
+		// field count is checked by the proxy's ModifyResponse.
+		MaxResponseHeaderBytes: respLimits.WireBytes(),
 	}
 	h.apps.Store(&appTable{byID: map[string]*app{}})
 	return h
@@ -115,6 +123,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			OS:            runtime.GOOS,
 			Arch:          runtime.GOARCH,
 			ConfigVersion: h.apps.Load().cfg.Version,
+			RelayWindow:   true,
 		})
 	case r.Method == http.MethodPut && r.URL.Path == tunnel.PathConfig:
 		var cfg tunnel.Config
@@ -205,7 +214,7 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 		FlushInterval: 0, // streams (unknown length, server-sent events) are flushed at once; see the edge
 		ModifyResponse: func(resp *http.Response) error {
 			stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
-			return nil
+			return tunnel.CheckResponseHeader(resp.Header, respLimits)
 		},
 		BufferPool: bufPool,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -252,6 +261,11 @@ func (h *handler) serveUpgrade(w *countingWriter, r *http.Request, a *app, proto
 	stripTunnelHeaders(out.Header)
 	tunnel.PrepareUpgrade(out.Header, proto)
 	resp, err := a.rt.RoundTrip(out)
+	if err == nil {
+		if err = tunnel.CheckResponseHeader(resp.Header, respLimits); err != nil {
+			resp.Body.Close()
+		}
+	}
 	if err != nil {
 		if r.Context().Err() == nil {
 			h.backendFailed(w, a, err)
@@ -284,6 +298,10 @@ func (h *handler) backendProblem(a *app, err error) *problem.Problem {
 	where := fmt.Sprintf("connector %s", h.c.cfg.Hostname)
 	var dnsErr *net.DNSError
 	switch {
+	case tunnel.IsHeadersTooLarge(err):
+		return problem.Newf(http.StatusBadGateway, "backend_headers_too_large",
+			fmt.Sprintf("make application '%s' send smaller response headers (at most %d KiB of names and values, %d fields; large or many cookies are the usual cause)", a.cfg.Name, respLimits.MaxHeaderBytes>>10, respLimits.MaxHeaderCount),
+			"The internal application '%s' at %s answered with response headers larger than the connector accepts, on %s", a.cfg.Name, a.cfg.InternalURL, where).Wrap(err)
 	case errors.As(err, &dnsErr):
 		return problem.Newf(http.StatusBadGateway, "backend_dns",
 			fmt.Sprintf("check the internal URL of application '%s' and that the connector's machine resolves %s (DNS server or hosts file)", a.cfg.Name, host),

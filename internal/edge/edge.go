@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/problem"
@@ -253,6 +254,9 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		cancel(nil)
+		if tunnel.IsHeadersTooLarge(err) {
+			return nil, headersTooLargeProblem(ri, err)
+		}
 		return nil, err
 	}
 	if resp.Request == nil {
@@ -268,6 +272,15 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	}
 	return resp, nil
+}
+
+// headersTooLargeProblem: the connector's answer had a head over the
+// cloud's limits (tunnel.ResponseLimits.Relayed); a connector holding to
+// its own limits answers backend_headers_too_large itself.
+func headersTooLargeProblem(ri *reqInfo, err error) *problem.Problem {
+	return problem.Newf(http.StatusBadGateway, "backend_headers_too_large",
+		fmt.Sprintf("make application '%s' send smaller response headers (at most 64 KiB of names and values, 256 fields; large or many cookies are the usual cause)", ri.App.Name),
+		"The internal application '%s' answered with response headers larger than the cloud accepts", ri.App.Name).Wrap(err)
 }
 
 func timeoutProblem(ri *reqInfo) *problem.Problem {
@@ -437,10 +450,39 @@ func WithPreferredConnector(ctx context.Context, id string) context.Context {
 // whose TLS records the cloud sends with one system call (see the cloud's
 // statusRecorder); 256 KiB against 32 KiB cut the edge's CPU per GB
 // downloaded by about a sixth (bench/RESULTS.md). Each response in flight
-// holds one.
-var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}}
+// holds one. At most maxBigBuffers responses hold a large one at once
+// (8 MiB): others copy with 32 KiB, so that the responses of clients that
+// do not read (each holds its buffer while the write waits) cost little
+// (issue 14).
+var copyBuffers = &bufferPool{
+	big:   sync.Pool{New: func() any { b := make([]byte, bigBuffer); return &b }},
+	small: sync.Pool{New: func() any { b := make([]byte, smallBuffer); return &b }},
+}
 
-type bufferPool struct{ p sync.Pool }
+const (
+	bigBuffer     = 256 << 10
+	smallBuffer   = 32 << 10
+	maxBigBuffers = 32
+)
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+type bufferPool struct {
+	big, small sync.Pool
+	bigOut     atomic.Int32 // large buffers handed out
+}
+
+func (b *bufferPool) Get() []byte {
+	if b.bigOut.Add(1) <= maxBigBuffers {
+		return *(b.big.Get().(*[]byte))
+	}
+	b.bigOut.Add(-1)
+	return *(b.small.Get().(*[]byte))
+}
+
+func (b *bufferPool) Put(x []byte) {
+	if cap(x) == bigBuffer {
+		b.bigOut.Add(-1)
+		b.big.Put(&x)
+		return
+	}
+	b.small.Put(&x)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,11 @@ type ClientConfig struct {
 	// PingTimeout is how long a PING may go unanswered before the
 	// connection is closed. Default 5s.
 	PingTimeout time.Duration
+	// ResponseLimits are the limits connectors apply to their backends'
+	// response heads (default DefaultResponseLimits); the cloud takes
+	// their Relayed() limits from a connector, so that even a connector
+	// that does not hold to them costs the cloud no more.
+	ResponseLimits ResponseLimits
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -54,6 +60,31 @@ type Client struct {
 	// idle relay streams for requests.
 	sess   *Session
 	relays relays
+
+	// limits bound the response heads read from the connector.
+	limits ResponseLimits
+	// openWindow is set once the connector said it honours the window of
+	// a relay stream's open message (Hello.RelayWindow).
+	openWindow atomic.Bool
+}
+
+// UseOpenWindows opens relay streams with a small receive window from now
+// on (RelayInitialWindow, growing as they are read): the connector said in
+// its Hello that it honours OpenMessage.Window.
+func (c *Client) UseOpenWindows() { c.openWindow.Store(true) }
+
+type windowBudgetKey struct{}
+
+// WithWindowBudget returns ctx whose requests' relay streams take their
+// window growth from b (the cloud gives each client connection one).
+func WithWindowBudget(ctx context.Context, b *WindowBudget) context.Context {
+	return context.WithValue(ctx, windowBudgetKey{}, b)
+}
+
+// WindowBudgetOf returns the budget of WithWindowBudget, or nil.
+func WindowBudgetOf(ctx context.Context) *WindowBudget {
+	b, _ := ctx.Value(windowBudgetKey{}).(*WindowBudget)
+	return b
 }
 
 // NewClient starts an HTTP/2 client connection on conn. The Client owns
@@ -65,7 +96,7 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 		ReadIdleTimeout:    cfg.PingInterval,
 		PingTimeout:        cfg.PingTimeout,
 		MaxReadFrameSize:   maxFrameSize,
-		MaxHeaderListSize:  maxHeaderListBytes,
+		MaxHeaderListSize:  cfg.ResponseLimits.Relayed().HeaderListSize(),
 		DisableCompression: true, // a proxy passes encodings through untouched
 		// No HPACK dynamic table for requests: every request carries a
 		// new request id, which would be inserted and evict an older
@@ -74,7 +105,7 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 		MaxEncoderHeaderTableSize: 1,
 	}
 	EnableBatching(conn)
-	c := &Client{}
+	c := &Client{limits: cfg.ResponseLimits.Relayed()}
 	// The transport tells its pool when a connection must not be used any
 	// more (GOAWAY received, read loop ended); this pool only listens.
 	t.ConnPool = deadNotifier{c}
@@ -196,7 +227,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else if app := req.Header.Get(HeaderApp); c.sess != nil && app != "" && relayable(req) {
 		resp, err = c.roundTripRelay(req, app)
 	} else {
-		resp, err = c.cc.RoundTrip(req)
+		resp, err = c.roundTripH2(req)
 	}
 	if err != nil {
 		c.inFlight.Add(-1)
@@ -214,6 +245,24 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// roundTripH2 sends req as an HTTP/2 stream (stream 0 on version 2): the
+// response head is bounded by the HTTP/2 header list size the cloud
+// announced, and must hold to c.limits.
+func (c *Client) roundTripH2(req *http.Request) (*http.Response, error) {
+	resp, err := c.cc.RoundTrip(req)
+	if err != nil {
+		if IsHeadersTooLarge(err) && !errors.Is(err, ErrResponseHeadersTooLarge) {
+			err = fmt.Errorf("%w: %w", ErrResponseHeadersTooLarge, err)
+		}
+		return nil, err
+	}
+	if err := CheckResponseHeader(resp.Header, c.limits); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
 func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Response, error) {
 	pr, pw := io.Pipe()
 	// The stream outlives req's context once switched (see RoundTrip):
@@ -226,7 +275,7 @@ func (c *Client) roundTripUpgrade(req *http.Request, proto string) (*http.Respon
 	out.Header.Set(HeaderUpgrade, proto)
 	out.Body = pr
 	out.ContentLength = -1
-	resp, err := c.cc.RoundTrip(out)
+	resp, err := c.roundTripH2(out)
 	if err != nil {
 		stop()
 		cancel()

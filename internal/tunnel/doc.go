@@ -100,6 +100,9 @@ type Hello struct {
 	Arch        string `json:"arch"`
 	// ConfigVersion is the version of the configuration it holds ("" if none).
 	ConfigVersion string `json:"config_version"`
+	// RelayWindow: the connector honours the window of a relay stream's
+	// open message (OpenMessage.Window, docs/protocol.md §15.2).
+	RelayWindow bool `json:"relay_window,omitempty"`
 }
 
 // Config is what the cloud tells a connector on PathConfig: its group and

@@ -103,6 +103,21 @@ const (
 	// control bounds it further.
 	relayWindow   = streamWindow
 	stream0Window = connWindow
+
+	// RelayInitialWindow is the receive window the cloud opens a relay
+	// stream with when the connector honours the open message's window
+	// (OpenMessage.Window): small, so that a stream whose client does not
+	// read holds little at the cloud; it grows while the stream is read
+	// (Stream.autoTune), up to relayWindow.
+	RelayInitialWindow = 16 << 10
+
+	// ClientConnWindowBudget bounds how far the relay windows of the
+	// requests of one client connection grow altogether beyond their first
+	// windows, at the cloud; TotalWindowBudget bounds it for all client
+	// connections together. A stream that meets a spent budget keeps its
+	// window (slower, never stopped).
+	ClientConnWindowBudget = 8 << 20
+	TotalWindowBudget      = 512 << 20
 )
 
 // Reset codes.
@@ -205,7 +220,13 @@ func (s *Session) shutdown(err error) {
 // Open opens a stream whose open message is msg (at most 4 KiB). It does
 // not wait for the peer: bytes may be written at once, and a refusal
 // arrives as a StreamError on Read.
-func (s *Session) Open(msg []byte) (*Stream, error) {
+func (s *Session) Open(msg []byte) (*Stream, error) { return s.OpenWindow(msg, 0) }
+
+// OpenWindow is Open with a receive window of window bytes (0: the
+// protocol's 4 MiB), which grows while the stream is read, up to 4 MiB:
+// the peer must have been told in msg (OpenMessage.Window), or it would
+// send more than the window allows.
+func (s *Session) OpenWindow(msg []byte, window int) (*Stream, error) {
 	if !s.opener {
 		return nil, errors.New("tunnel: only the cloud opens streams")
 	}
@@ -229,6 +250,9 @@ func (s *Session) Open(msg []byte) (*Stream, error) {
 	}
 	s.nextID += 2
 	st := newStream(s, id, relayWindow)
+	if window > 0 && window < relayWindow {
+		st.window, st.initWindow, st.maxWindow = window, window, relayWindow
+	}
 	s.streams[id] = st
 	s.mu.Unlock()
 	err := s.writeFrameLocked(frameOpen, 0, id, msg)
@@ -551,18 +575,26 @@ type Stream struct {
 	id   uint32
 	open []byte // the open message, at the accepting end
 
-	mu       sync.Mutex
-	q        [][]byte // received, unread: q[0][qr:], q[1], …; pooled chunks
-	qr       int
-	unread   int // bytes in q not read yet
-	unacked  int // bytes read but not yet returned to the sender's window
-	window   int // what the receiver allows: the limit of len(buf)-r
-	sendWin  int64
-	rfin     bool // the peer sent FIN
-	wfin     bool // this end sent FIN
-	err      error
-	removed  bool
-	rdl, wdl time.Time
+	mu      sync.Mutex
+	q       [][]byte // received, unread: q[0][qr:], q[1], …; pooled chunks
+	qr      int
+	unread  int // bytes in q not read yet
+	unacked int // bytes read but not yet returned to the sender's window
+	window  int // what the receiver allows: the limit of len(buf)-r
+	sendWin int64
+	// Auto-tuning of the receive window (maxWindow > 0, see autoTune);
+	// budget, if set, pays for what it grew beyond its start.
+	maxWindow  int
+	initWindow int
+	readRun    int  // bytes read since the window last grew
+	starved    bool // the reader waited for data after reading some
+	grown      int  // bytes of window taken from budget
+	budget     *WindowBudget
+	rfin       bool // the peer sent FIN
+	wfin       bool // this end sent FIN
+	err        error
+	removed    bool
+	rdl, wdl   time.Time
 
 	rwake chan struct{} // data, FIN, error or deadline for the reader
 	wwake chan struct{} // window, error or deadline for the writer
@@ -641,7 +673,7 @@ func (st *Stream) deliver(p []byte, fin bool) bool {
 				continue
 			}
 		}
-		st.q = append(st.q, getChunk())
+		st.q = append(st.q, getChunk(st.window))
 	}
 	if fin {
 		st.rfin = true
@@ -676,7 +708,10 @@ func (st *Stream) fail(err error) {
 	if st.cancel != nil {
 		st.cancel()
 	}
+	b, grown := st.budget, st.grown
+	st.budget, st.grown = nil, 0
 	st.mu.Unlock()
+	b.give(grown)
 	wake(st.rwake)
 	wake(st.wwake)
 }
@@ -725,8 +760,11 @@ func (st *Stream) Read(p []byte) (int, error) {
 			}
 			st.unacked += n
 			var credit int
+			if st.maxWindow > 0 {
+				credit += st.autoTune(n)
+			}
 			if st.unacked >= st.window/4 || (st.unread == 0 && st.unacked >= 16<<10) {
-				credit, st.unacked = st.unacked, 0
+				credit, st.unacked = credit+st.unacked, 0
 			}
 			open := st.err == nil && !st.rfin
 			st.mu.Unlock()
@@ -750,6 +788,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, nil
 		}
+		if st.readRun > 0 {
+			st.starved = true
+		}
 		dl := st.rdl
 		st.mu.Unlock()
 		if err := waitWake(st.rwake, dl); err != nil {
@@ -758,18 +799,144 @@ func (st *Stream) Read(p []byte) (int, error) {
 	}
 }
 
+// autoTune grows the window after the reader read n bytes (st.mu held)
+// and returns the credit the growth adds: fourfold, once the reader has
+// read a whole window since the last growth, emptied the buffer, and
+// waited for data meanwhile (it is faster than the window lets the sender
+// be). A reader that stopped — a response whose client does not read —
+// never waits, so its stream keeps its window.
+func (st *Stream) autoTune(n int) int {
+	st.readRun += n
+	if st.unread > 0 || !st.starved || st.readRun < st.window || st.window >= st.maxWindow || st.err != nil {
+		return 0
+	}
+	add := st.budget.take(min(3*st.window, st.maxWindow-st.window))
+	st.starved = false
+	st.window += add
+	st.grown += add
+	st.readRun = 0
+	return add
+}
+
+// SetBudget makes budget pay for the stream's window growth from now on,
+// and gives what the previous budget paid back to it (nil: growth is not
+// bounded by a budget).
+func (st *Stream) SetBudget(b *WindowBudget) {
+	st.mu.Lock()
+	old, grown := st.budget, st.grown
+	st.budget = b
+	if old != b {
+		st.grown = 0
+	}
+	st.mu.Unlock()
+	if old != b {
+		old.give(grown)
+	}
+}
+
+// Grown reports whether the stream's receive window grew beyond the one it
+// was opened with.
+func (st *Stream) Grown() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.maxWindow > 0 && st.window > st.initWindow
+}
+
+// SetSendWindow sets the window the peer opened the stream with (the
+// acceptor, from the open message), before anything was written.
+func (st *Stream) SetSendWindow(n int) {
+	if n <= 0 || n >= relayWindow {
+		return
+	}
+	st.mu.Lock()
+	st.sendWin -= int64(relayWindow - n)
+	st.mu.Unlock()
+}
+
+// A WindowBudget bounds how far the receive windows of the streams it pays
+// for may grow altogether: the cloud gives one to each client connection
+// (with a parent shared by all), so that the streams of a client that
+// stops reading hold no more than it at the cloud. The nil budget is
+// unbounded.
+type WindowBudget struct {
+	left   atomic.Int64
+	parent *WindowBudget
+}
+
+// NewWindowBudget returns a budget of n bytes, each also taken from parent
+// (if not nil).
+func NewWindowBudget(n int64, parent *WindowBudget) *WindowBudget {
+	b := &WindowBudget{parent: parent}
+	b.left.Store(n)
+	return b
+}
+
+// take takes up to n bytes (what is left, if less) and returns how many
+// it took.
+func (b *WindowBudget) take(n int) int {
+	if b == nil || n <= 0 {
+		return n
+	}
+	for {
+		left := b.left.Load()
+		k := min(int64(n), left)
+		if k <= 0 {
+			return 0
+		}
+		if b.left.CompareAndSwap(left, left-k) {
+			if b.parent != nil {
+				got := int64(b.parent.take(int(k)))
+				if got < k {
+					b.left.Add(k - got)
+				}
+				k = got
+			}
+			return int(k)
+		}
+	}
+}
+
+// give returns n bytes taken earlier.
+func (b *WindowBudget) give(n int) {
+	if b == nil || n <= 0 {
+		return
+	}
+	b.left.Add(int64(n))
+	b.parent.give(n)
+}
+
+// Left is what is left of the budget.
+func (b *WindowBudget) Left() int64 { return b.left.Load() }
+
 // Received bytes wait in chunks of one frame's size, from a pool: a busy
 // stream holds at most its window (plus one chunk), an idle one nothing.
-const chunkSize = muxMaxFrame
+// A stream with a small window (a relay stream at the cloud before it
+// grew) takes small chunks, so that a stream nobody reads holds little.
+const (
+	chunkSize      = muxMaxFrame
+	smallChunkSize = RelayInitialWindow
+)
 
-var chunks = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+var (
+	chunks      = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+	smallChunks = sync.Pool{New: func() any { b := make([]byte, 0, smallChunkSize); return &b }}
+)
 
-func getChunk() []byte { return (*chunks.Get().(*[]byte))[:0] }
+func getChunk(window int) []byte {
+	if window <= smallChunkSize {
+		return (*smallChunks.Get().(*[]byte))[:0]
+	}
+	return (*chunks.Get().(*[]byte))[:0]
+}
 
 func putChunk(c []byte) {
-	if cap(c) == chunkSize {
+	switch cap(c) {
+	case chunkSize:
 		c = c[:0]
 		chunks.Put(&c)
+	case smallChunkSize:
+		c = c[:0]
+		smallChunks.Put(&c)
 	}
 }
 

@@ -1151,3 +1151,116 @@ func TestMuxPingTimeout(t *testing.T) {
 		t.Fatalf("session ended: %v", s.Err())
 	}
 }
+
+// TestMuxWindowAutoTune: a stream opened with a small window (the cloud's
+// relay streams, issue 14) holds at most that window for a reader that
+// does not read, grows to the protocol's 4 MiB while the reader keeps up,
+// and grows no further than its budget allows, which it gives back when
+// it ends.
+func TestMuxWindowAutoTune(t *testing.T) {
+	const total = 8 << 20
+	tests := []struct {
+		name    string
+		read    bool
+		first   bool // read the first window, then stop
+		budget  func() *WindowBudget
+		maxWin  int // the most the window may reach
+		wantWin int // the window it must reach (0: not checked)
+	}{
+		{name: "a reader that does not read", read: false, maxWin: RelayInitialWindow},
+		{name: "a reader that reads the first window, then stops", first: true, maxWin: RelayInitialWindow},
+		{name: "a reader that keeps up", read: true, maxWin: relayWindow, wantWin: relayWindow},
+		{name: "a small budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(64<<10, nil) }, maxWin: RelayInitialWindow + 64<<10, wantWin: RelayInitialWindow + 64<<10},
+		{name: "a small parent budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(8<<20, NewWindowBudget(48<<10, nil)) }, maxWin: RelayInitialWindow + 48<<10, wantWin: RelayInitialWindow + 48<<10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			o, a := sessionPair(t, muxTransports[0].pair, SessionConfig{}, SessionConfig{})
+			ost, err := o.OpenWindow([]byte("small window"), RelayInitialWindow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b *WindowBudget
+			if tc.budget != nil {
+				b = tc.budget()
+				ost.SetBudget(b)
+			}
+			ast := acceptStream(t, a)
+			ast.SetSendWindow(RelayInitialWindow)
+			dl := time.Now().Add(testWait)
+			ost.SetDeadline(dl)
+			ast.SetDeadline(dl)
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := ast.Write(make([]byte, total))
+				wrote <- err
+			}()
+			windowOf := func() int {
+				ost.mu.Lock()
+				defer ost.mu.Unlock()
+				return ost.window
+			}
+			if !tc.read {
+				full := func() bool { return unreadOf(ost) == RelayInitialWindow && sendWinOf(ast) == 0 }
+				waitUntil(t, "the first window is full", full)
+				if tc.first {
+					if _, err := io.ReadFull(ost, make([]byte, RelayInitialWindow)); err != nil {
+						t.Fatal(err)
+					}
+					waitUntil(t, "the window is full again", full)
+				}
+				if w := windowOf(); w != RelayInitialWindow {
+					t.Errorf("the window of a stream nobody reads grew to %d", w)
+				}
+				ost.mu.Lock()
+				held := len(ost.q) * smallChunkSize
+				for _, c := range ost.q {
+					if cap(c) != smallChunkSize {
+						t.Errorf("a stream with a %d-byte window holds a chunk of %d bytes", RelayInitialWindow, cap(c))
+					}
+				}
+				ost.mu.Unlock()
+				if held > RelayInitialWindow {
+					t.Errorf("the stream holds %d bytes of buffers for a window of %d", held, RelayInitialWindow)
+				}
+				ost.Close()
+				ast.Close()
+				<-wrote
+				return
+			}
+			buf := make([]byte, 32<<10)
+			maxWin := 0
+			for read := 0; read < total; {
+				n, err := ost.Read(buf)
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", read, err)
+				}
+				read += n
+				maxWin = max(maxWin, windowOf())
+			}
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("window reached %d bytes", maxWin)
+			if maxWin > tc.maxWin || (tc.wantWin > 0 && maxWin < tc.wantWin) {
+				t.Errorf("the window reached %d bytes, want %d (at most %d)", maxWin, tc.wantWin, tc.maxWin)
+			}
+			if !ost.Grown() {
+				t.Error("Grown() = false after the window grew")
+			}
+			ost.Close()
+			// What the window took from its budgets is given back.
+			fresh := tc.budget
+			for p, q := b, (*WindowBudget)(nil); p != nil; p = p.parent {
+				if q == nil && fresh != nil {
+					q = fresh()
+				}
+				if p.Left() != q.Left() {
+					t.Errorf("a budget has %d bytes left after the stream ended, want %d", p.Left(), q.Left())
+				}
+				q = q.parent
+			}
+		})
+	}
+}

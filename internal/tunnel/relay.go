@@ -37,6 +37,11 @@ const RelayKindUpgrade = "http/1.1-upgrade"
 type OpenMessage struct {
 	Kind string `json:"kind"`
 	App  string `json:"app,omitempty"` // application id (informational: every request names its own)
+	// Window is the cloud's receive window for the stream at its start
+	// (0: the protocol's 4 MiB); the cloud sets it only for a connector
+	// whose Hello says RelayWindow. The window grows with credit (WINDOW
+	// frames) as usual.
+	Window int `json:"window,omitempty"`
 }
 
 // ErrNotSent marks a relay failure that happened before any byte of the
@@ -116,6 +121,7 @@ func serveRelay(st *Stream, h http.Handler) {
 		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
 		return
 	}
+	st.SetSendWindow(om.Window) // nothing was written yet
 	upgrade := om.Kind == RelayKindUpgrade
 	var rw *relayIO
 	if upgrade {
@@ -428,6 +434,7 @@ func (w *relayWriter) finish() error {
 // each). A stream holds its pair for its whole life (the reader may hold
 // the start of the next message) and gives it back to a pool when it ends.
 type relayIO struct {
+	hl *HeadLimiter // under br: bounds a response head (the cloud's end)
 	br *bufio.Reader
 	bw *bufio.Writer
 }
@@ -438,23 +445,27 @@ var relayIOs = &relayIOPool{}
 
 func (p *relayIOPool) get(st *Stream) *relayIO {
 	if rb, ok := p.p.Get().(*relayIO); ok {
-		rb.br.Reset(st)
+		rb.hl.Reset(st)
+		rb.br.Reset(rb.hl)
 		rb.bw.Reset(st)
 		return rb
 	}
-	return &relayIO{br: bufio.NewReaderSize(st, 4<<10), bw: bufio.NewWriterSize(st, 4<<10)}
+	hl := NewHeadLimiter(st)
+	return &relayIO{hl: hl, br: bufio.NewReaderSize(hl, 4<<10), bw: bufio.NewWriterSize(st, 4<<10)}
 }
 
 // newUpgradeIO returns the buffers of an upgrade stream: small (an idle
 // WebSocket holds them for its whole life, and a request or response head
 // of any length still reads through them), and not from the pool.
 func newUpgradeIO(st *Stream) *relayIO {
-	return &relayIO{br: bufio.NewReaderSize(st, upgradeIOSize), bw: bufio.NewWriterSize(st, upgradeIOSize)}
+	hl := NewHeadLimiter(st)
+	return &relayIO{hl: hl, br: bufio.NewReaderSize(hl, upgradeIOSize), bw: bufio.NewWriterSize(st, upgradeIOSize)}
 }
 
 const upgradeIOSize = 1 << 10
 
 func (p *relayIOPool) put(rb *relayIO) {
+	rb.hl.Reset(nil)
 	rb.br.Reset(nil)
 	rb.bw.Reset(nil)
 	p.p.Put(rb)
@@ -571,6 +582,7 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 		rc = &relayConn{st: st, rb: relayIOs.get(st), app: app}
 	}
 	ctx := req.Context()
+	rc.st.SetBudget(WindowBudgetOf(ctx))
 	stop := context.AfterFunc(ctx, func() { rc.st.Close() })
 	bodyDone, err := WriteRequest(rc.rb.bw, req, func() { rc.st.Close() }) // the connector waits for the rest of the body
 	if err != nil {
@@ -582,7 +594,7 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 		return nil, err
 	}
 	rc.sending = bodyDone != nil
-	resp, err := ReadFinalResponse(rc.rb.br, req)
+	resp, err := ReadFinalResponse(rc.rb.br, rc.rb.hl, req, c.limits)
 	if err != nil {
 		stop()
 		rc.close()
@@ -606,8 +618,12 @@ func (c *Client) openRelay(kind, app string) (*Stream, error) {
 		// Told to drain (GOAWAY), or closed: no new stream (§15.4).
 		return nil, fmt.Errorf("%w: the connection takes no new request", ErrNotSent)
 	}
-	msg, _ := json.Marshal(OpenMessage{Kind: kind, App: app})
-	st, err := c.sess.Open(msg)
+	om := OpenMessage{Kind: kind, App: app}
+	if c.openWindow.Load() {
+		om.Window = RelayInitialWindow
+	}
+	msg, _ := json.Marshal(om)
+	st, err := c.sess.OpenWindow(msg, om.Window)
 	if err != nil {
 		if errors.Is(err, ErrIDsExhausted) {
 			c.retire()
@@ -632,6 +648,7 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	rb := newUpgradeIO(st)
 	rc := &relayConn{st: st, rb: rb, app: app, upgrade: true}
 	ctx := req.Context()
+	st.SetBudget(WindowBudgetOf(ctx))
 	stop := context.AfterFunc(ctx, func() { st.Close() })
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -648,13 +665,11 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	}
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", proto)
-	// The connector's RESET may arrive while the request is still being
-	// written (an older connector refuses the stream's kind at once), so
-	// both the write and the read classify a reset.
-	if _, err := WriteRequest(rb.bw, out, nil); err != nil {
-		return fail(upgradeOpenError(err))
+	_, err = WriteRequest(rb.bw, out, nil) // a refusal may come before the request is written
+	var resp *http.Response
+	if err == nil {
+		resp, err = ReadFinalResponse(rb.br, rb.hl, out, c.limits)
 	}
-	resp, err := ReadFinalResponse(rb.br, out)
 	if err != nil {
 		return fail(upgradeOpenError(err))
 	}
@@ -779,11 +794,24 @@ func WriteRequest(bw *bufio.Writer, req *http.Request, onFail func()) (<-chan er
 }
 
 // ReadFinalResponse reads the final response to req from br, skipping
-// interim (1xx) ones.
-func ReadFinalResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+// interim (1xx) ones. hl, if not nil, is the HeadLimiter br reads through:
+// the heads read, interim ones included, may take at most l.WireBytes()
+// off the wire; the final head must also hold to l. Beyond that the error
+// wraps ErrResponseHeadersTooLarge (and br cannot be used further).
+func ReadFinalResponse(br *bufio.Reader, hl *HeadLimiter, req *http.Request, l ResponseLimits) (*http.Response, error) {
+	if hl != nil {
+		hl.left = l.WireBytes()
+		defer func() { hl.left = -1 }()
+	}
 	for {
 		resp, err := http.ReadResponse(br, req)
 		if err != nil {
+			if errors.Is(err, errHeadBudget) || (hl != nil && hl.left == 0) {
+				return nil, fmt.Errorf("%w: the response head is longer than %d bytes", ErrResponseHeadersTooLarge, l.WireBytes())
+			}
+			return nil, err
+		}
+		if err := CheckResponseHeader(resp.Header, l); err != nil {
 			return nil, err
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
@@ -829,8 +857,13 @@ func (b *relayBody) release() {
 				b.rc.sending = false // its writer is done with the buffers
 			}
 		}
-		if reuse && b.rc.rb.br.Buffered() == 0 && b.c.Available() && b.c.relays.put(b.rc) {
-			return
+		// A stream whose window grew is not kept: the next request may
+		// come from a client that does not read.
+		if reuse && b.rc.rb.br.Buffered() == 0 && !b.rc.st.Grown() && b.c.Available() {
+			b.rc.st.SetBudget(nil)
+			if b.c.relays.put(b.rc) {
+				return
+			}
 		}
 		b.stop()
 		b.rc.close()

@@ -882,3 +882,117 @@ func TestRelayIDsExhausted(t *testing.T) {
 		t.Fatal("the retired connection did not close")
 	}
 }
+
+// TestRelayOpenWindow: with a connector that honours the open message's
+// window (Hello.RelayWindow), relay streams start at 16 KiB, a large
+// download grows its window within the request's budget and gives it back
+// when it ends, and a stream whose window grew is not kept for the next
+// request (which may come from a client that does not read).
+func TestRelayOpenWindow(t *testing.T) {
+	checkLeaks(t)
+	big := randBytes(8<<20, 7)
+	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(big)
+			return
+		}
+		io.WriteString(w, smallBody)
+	}), ServerConfig{})
+	env.c.UseOpenWindows()
+	const budget = 1 << 20
+	b := NewWindowBudget(budget, nil)
+	ctx, cancel := context.WithTimeout(WithWindowBudget(context.Background(), b), testWait)
+	defer cancel()
+	for range 2 {
+		if _, body := env.do(t, relayReq(t, ctx, "GET", "/small", nil)); string(body) != smallBody {
+			t.Fatalf("GET /small = %q", body)
+		}
+	}
+	if n := env.streams.n(); n != 1 {
+		t.Errorf("%d relay streams for two small requests, want 1 (kept between them)", n)
+	}
+	resp, err := env.c.RoundTrip(relayReq(t, ctx, "GET", "/big", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(big)-1) // all but the last byte: the response has not ended
+	if _, err := io.ReadFull(resp.Body, got); err != nil {
+		t.Fatal(err)
+	}
+	if b.Left() == budget {
+		t.Error("the download's window did not grow (its budget is untouched)")
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, "GET /big", append(got, rest...), big)
+	resp.Body.Close()
+	if b.Left() != budget {
+		t.Errorf("the budget has %d bytes left after the download ended, want %d", b.Left(), budget)
+	}
+	env.get(t, "/small", smallBody)
+	if n := env.streams.n(); n != 2 {
+		t.Errorf("%d relay streams after the download and another request on the stream it used, want 2 (the grown stream is not kept)", n)
+	}
+}
+
+// TestRelayResponseHeaderLimit: the cloud refuses a connector's response
+// head over its limits (tunnel.ResponseLimits.Relayed) on each path a
+// response comes back by — a relayed request, an upgrade stream, HTTP/2
+// on stream 0 — and the tunnel goes on serving.
+func TestRelayResponseHeaderLimit(t *testing.T) {
+	checkLeaks(t)
+	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("head") {
+		case "fields":
+			for i := range 300 {
+				w.Header().Set(fmt.Sprintf("X-F%d", i), "v")
+			}
+		case "bytes":
+			w.Header().Set("X-Big", strings.Repeat("b", 100<<10))
+		}
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, smallBody)
+	}), ServerConfig{})
+	tests := []struct {
+		name, head string
+		req        func(ctx context.Context, path string) *http.Request
+	}{
+		{"relayed, too many fields", "fields", func(ctx context.Context, path string) *http.Request { return relayReq(t, ctx, "GET", path, nil) }},
+		{"relayed, too many bytes", "bytes", func(ctx context.Context, path string) *http.Request { return relayReq(t, ctx, "GET", path, nil) }},
+		{"upgrade, too many fields", "fields", func(ctx context.Context, path string) *http.Request {
+			r := upgradeReq(t, ctx)
+			r.URL.RawQuery = path[len("/?"):]
+			return r
+		}},
+		{"upgrade, too many bytes", "bytes", func(ctx context.Context, path string) *http.Request {
+			r := upgradeReq(t, ctx)
+			r.URL.RawQuery = path[len("/?"):]
+			return r
+		}},
+		{"stream 0, too many fields", "fields", func(ctx context.Context, path string) *http.Request {
+			r := relayReq(t, ctx, "POST", path, strings.NewReader("x"))
+			r.Header.Set("Content-Type", "application/grpc") // not relayed: HTTP/2 on stream 0
+			return r
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			resp, err := env.c.RoundTrip(tc.req(ctx, "/?head="+tc.head))
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("answer %d with %d header fields, want an error", resp.StatusCode, len(resp.Header))
+			}
+			if !errors.Is(err, ErrResponseHeadersTooLarge) {
+				t.Errorf("err = %v, want ErrResponseHeadersTooLarge", err)
+			}
+			if n := env.c.InFlight(); n != 0 {
+				t.Errorf("InFlight = %d after the refusal", n)
+			}
+			env.get(t, "/small", smallBody)
+		})
+	}
+}
