@@ -42,6 +42,8 @@ var Catalog = []Def{
 	{2104, LevelInformation, "trust", "A connector inactive for too long was removed and its certificate revoked"},
 	{2105, LevelInformation, "trust", "A connector's certificate was renewed"},
 	{2106, LevelInformation, "configuration", "A connector was moved to another group"},
+	{2107, LevelWarning, "trust", "A connector's tunnel was closed: its certificate expired, was revoked or replaced, or the connector no longer exists"},
+	{2108, LevelWarning, "tunnel", "A connector's tunnel was refused: the connector already holds the most tunnels allowed"},
 	{2200, LevelInformation, "configuration", "An application was published"},
 	{2201, LevelInformation, "configuration", "An application was deleted"},
 	{2300, LevelInformation, "update", "A connector release was published"},
