@@ -23,12 +23,12 @@ import (
 // registry holds the live tunnel connections of every connected connector
 // and picks one for each request.
 type registry struct {
-	log     *slog.Logger
-	limit   int64 // most concurrent requests per connector
+	log   *slog.Logger
+	limit int64 // most concurrent requests per connector
 	// maxTunnels is the most tunnels one connector may hold (0: no limit).
 	maxTunnels int
-	routes  func() *routeTable
-	refresh func(context.Context) error // reloads routes from the store
+	routes     func() *routeTable
+	refresh    func(context.Context) error // reloads routes from the store
 
 	mu         sync.Mutex
 	connectors map[string]*liveConnector // by connector id
@@ -93,9 +93,9 @@ type liveTunnel struct {
 	c        *tunnel.Client
 	serial   string    // of the certificate the connector presented
 	notAfter time.Time // and its expiry
-	conn   *liveConnector
-	pushMu sync.Mutex
-	pushed string // config version the connector acknowledged
+	conn     *liveConnector
+	pushMu   sync.Mutex
+	pushed   string // config version the connector acknowledged
 }
 
 func newRegistry(log *slog.Logger, limit int, routes func() *routeTable, refresh func(context.Context) error) *registry {
