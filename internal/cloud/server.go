@@ -218,7 +218,7 @@ func New(cfg Config) (*Server, error) {
 	if s.releasePub, err = LoadReleaseKey(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(cfg.DataDir, settings)
+	st, wrapped, err := openStore(cfg.DataDir, settings, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +227,10 @@ func New(cfg Config) (*Server, error) {
 	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
 		st.Close()
 		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
+	}
+	if wrapped > 0 {
+		s.events.Info(2800, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, KEKFile)),
+			"keys", fmt.Sprint(wrapped))
 	}
 	if cfg.AccessLog != "" {
 		if s.access, err = accesslog.Open(accesslog.Options{Path: cfg.AccessLog, Sample: cfg.AccessLogSample,

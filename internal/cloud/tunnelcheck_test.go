@@ -21,6 +21,7 @@ type liveCloud struct {
 	dir  string
 	id   string // the connector's id
 	cdir string // its state directory
+	addr string // where the cloud listens
 	ran  chan error
 }
 
@@ -53,7 +54,7 @@ func startLiveCloud(t *testing.T, cfg Config, connections, want int) *liveCloud 
 			t.Errorf("Serve = %v", err)
 		}
 	})
-	lc := &liveCloud{srv: s, dir: dir, cdir: filepath.Join(t.TempDir(), "connector"), ran: make(chan error, 1)}
+	lc := &liveCloud{srv: s, dir: dir, cdir: filepath.Join(t.TempDir(), "connector"), addr: ln.Addr().String(), ran: make(chan error, 1)}
 	cloudURL := "https://sallyport.localhost:" + itoa(ln.Addr().(*net.TCPAddr).Port)
 	if _, err := connector.Register(ctx, connector.RegisterOptions{CloudURL: cloudURL, Dir: lc.cdir, User: "admin@contoso.com",
 		Password: testPassword, CAFile: filepath.Join(dir, CACertFile), Hostname: "host1", Version: "test"}); err != nil {

@@ -50,6 +50,7 @@ var Catalog = []Def{
 	{2301, LevelInformation, "update", "A connector got its group's update turn"},
 	{2302, LevelInformation, "update", "A connector ended its update turn"},
 	{2303, LevelWarning, "update", "A release was rolled back on a connector: its automatic rollout in the group is halted"},
+	{2800, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
 	// Updater (3000–3099)
 	{3000, LevelInformation, "update", "The updater started"},
 	{3001, LevelInformation, "update", "Update check: no newer release to install"},
