@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -50,6 +51,7 @@ func newCloudInitCmd() *cobra.Command {
 			fmt.Fprintf(out, "Cloud CA fingerprint: %s\n", res.CAFingerprint)
 			fmt.Fprintf(out, "Connectors and admin clients pin it with --ca-file %s or --ca-fingerprint %s\n", res.CACertPath, res.CAFingerprint)
 			fmt.Fprintf(out, "Release key %s (connectors pin it at registration; publish builds with 'sallyport cloud release publish')\n", res.ReleaseKeyID)
+			fmt.Fprintf(out, "Key-encryption key: %s (back it up apart from the store; every instance sharing the store needs it)\n", filepath.Join(o.DataDir, cloud.KEKFile))
 			return nil
 		},
 	}
