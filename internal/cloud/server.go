@@ -184,6 +184,7 @@ type Server struct {
 	events       *eventlog.Log
 	releasePub   ed25519.PublicKey // the release key connectors pin
 	access       *accesslog.Logger // nil without --access-log
+	tunnelChecks atomic.Int64      // passes of checkTunnels, for tests
 }
 
 // New opens the data directory and prepares a server.

@@ -114,9 +114,10 @@ func waitFor(d time.Duration, cond func() bool) bool {
 
 // TestTunnelsClosedOnCertificateChange: a live tunnel is closed within one
 // check interval when its certificate is revoked in the store by someone
-// else than this server (another instance, an operator command), replaced
-// by a renewal completed elsewhere, or expired. Before, only a deletion
-// through this process (or of the whole connector) closed live tunnels.
+// else than this server (another instance, an operator command), or
+// expired; one replaced by a renewal completed elsewhere is retired shortly
+// before its certificate expires. Before, only a deletion through this
+// process (or of the whole connector) closed live tunnels.
 func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -135,7 +136,7 @@ func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "was revoked"},
-		{"certificate replaced by another instance", func(t *testing.T, lc *liveCloud, _ *clock) {
+		{"certificate replaced by another instance", func(t *testing.T, lc *liveCloud, clk *clock) {
 			// A renewal completed through another instance: the store's
 			// current serial is another, the previous one cleared.
 			rec := lc.record(t)
@@ -147,7 +148,15 @@ func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 			if err := other.UpdateConnectorCert(context.Background(), rec.TenantID, rec.ID, "0badc0ffee", rec.CertThumbprint, rec.CertNotAfter, ""); err != nil {
 				t.Fatal(err)
 			}
-		}, "was replaced"},
+			// Not revoked: the tunnels keep serving for now (a renewal's
+			// older tunnels must not race with the connector's switch)...
+			lc.waitChecks(t, 3)
+			if n := lc.tunnels(); n != 2 {
+				t.Fatalf("%d tunnels right after the replacement, want both kept", n)
+			}
+			// ...until shortly before the old certificate expires.
+			clk.Advance(rec.CertNotAfter.Sub(clk.Now()) - 200*time.Millisecond)
+		}, "replaced by a newer one, expires on"},
 		{"certificate expired", func(t *testing.T, lc *liveCloud, clk *clock) {
 			clk.Advance(91 * 24 * time.Hour) // connector certificates live 90 days
 		}, "expired on"},
@@ -171,6 +180,15 @@ func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 				t.Errorf("event 2107 = %q, want the connector id and %q", m, tc.want)
 			}
 		})
+	}
+}
+
+// waitChecks waits until the cloud has checked its tunnels n more times.
+func (lc *liveCloud) waitChecks(t *testing.T, n int64) {
+	t.Helper()
+	want := lc.srv.tunnelChecks.Load() + n
+	if !waitFor(15*time.Second, func() bool { return lc.srv.tunnelChecks.Load() >= want }) {
+		t.Fatalf("the cloud did not check its tunnels %d times", n)
 	}
 }
 
