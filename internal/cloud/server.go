@@ -68,9 +68,9 @@ type Config struct {
 	// connector certificates from the settings file (default 90 days).
 	ConnectorCertLifetime time.Duration
 	// TunnelCheckInterval is how often every live tunnel's certificate is
-	// checked against the clock and the store: expired, revoked or replaced
-	// (by another instance or an operator command) closes the tunnel.
-	// Default 10s.
+	// checked against the clock and the store: expired or revoked (also by
+	// another instance or an operator command) closes the tunnel; replaced
+	// by a renewal retires it shortly before it expires. Default 10s.
 	TunnelCheckInterval time.Duration
 	// MaxTunnelsPerConnector is the most tunnel connections one connector
 	// may hold; beyond it a new one is refused (too_many_tunnels, retried
