@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -50,6 +51,7 @@ func newCloudInitCmd() *cobra.Command {
 			fmt.Fprintf(out, "Cloud CA fingerprint: %s\n", res.CAFingerprint)
 			fmt.Fprintf(out, "Connectors and admin clients pin it with --ca-file %s or --ca-fingerprint %s\n", res.CACertPath, res.CAFingerprint)
 			fmt.Fprintf(out, "Release key %s (connectors pin it at registration; publish builds with 'sallyport cloud release publish')\n", res.ReleaseKeyID)
+			fmt.Fprintf(out, "Key-encryption key: %s (back it up apart from the store; every instance sharing the store needs it)\n", filepath.Join(o.DataDir, cloud.KEKFile))
 			return nil
 		},
 	}
@@ -121,6 +123,8 @@ func newCloudServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish before the tunnels close")
 	f.DurationVar(&cfg.ConnectorCertLifetime, "connector-cert-lifetime", 0, "lifetime of new connector certificates (default from cloud.json: 2160h, 90 days)")
 	f.IntVar(&cfg.ConnectorLimit, "connector-limit", 1000, "most requests one connector serves at once; beyond it, other connectors or 503")
+	f.DurationVar(&cfg.TunnelCheckInterval, "tunnel-check-interval", 10*time.Second, "how often live tunnels are checked for an expired, revoked or replaced certificate (and closed)")
+	f.IntVar(&cfg.MaxTunnelsPerConnector, "max-tunnels-per-connector", 20, "most tunnel connections one connector may hold; beyond it, refused (too_many_tunnels) and retried by the connector")
 	lim, def := &cfg.EdgeLimits, edge.DefaultLimits
 	f.IntVar(&lim.MaxHeaderCount, "max-header-count", def.MaxHeaderCount, "most request header fields the edge accepts (more: 431)")
 	f.IntVar(&lim.MaxHeaderBytes, "max-header-bytes", def.MaxHeaderBytes, fmt.Sprintf("most bytes of request header names and values the edge accepts, at most %d (more: 431)", edge.MaxHeaderBytesCeiling))

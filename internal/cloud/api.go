@@ -54,6 +54,11 @@ func (s *Server) apiHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		// The cloud's own name is only ever served over TLS (the one port has
+		// no plain HTTP): browsers that open the admin API remember it. Only
+		// this name, not its subdomains: those are applications' hosts, and
+		// their headers are the applications' own.
+		w.Header().Set("Strict-Transport-Security", "max-age=63072000")
 		mux.ServeHTTP(w, r)
 	})
 }

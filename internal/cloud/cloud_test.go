@@ -87,7 +87,7 @@ func TestInitRefusesExistingDir(t *testing.T) {
 
 func TestInitFileModes(t *testing.T) {
 	s := newTestServer(t)
-	for _, f := range []string{CAKeyFile, SettingsFile, StoreFile} {
+	for _, f := range []string{CAKeyFile, SettingsFile, StoreFile, KEKFile} {
 		fi, err := os.Stat(filepath.Join(s.cfg.DataDir, f))
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,8 +204,34 @@ func LoadSettings(dataDir string) (Settings, error) {
 	return s, nil
 }
 
-// OpenStore opens the store a data directory's settings name.
+// OpenStore opens the store a data directory's settings name, with its
+// key-encryption key (KEKFile): keys are wrapped on their way into the
+// store and unwrapped on their way out. A data directory older than the
+// key gets one, and its plaintext keys are wrapped in place.
 func OpenStore(dataDir string, s Settings) (store.Store, error) {
+	st, n, err := openStore(dataDir, s, slog.Default())
+	if n > 0 {
+		slog.Default().Info("the store's keys were wrapped with the new key-encryption key", "keys", n, "file", filepath.Join(dataDir, KEKFile))
+	}
+	return st, err
+}
+
+// openStore is OpenStore, saying how many plaintext keys it wrapped.
+func openStore(dataDir string, s Settings, log *slog.Logger) (store.Store, int, error) {
+	st, err := openRawStore(dataDir, s)
+	if err != nil {
+		return nil, 0, err
+	}
+	k, n, err := openKEK(context.Background(), dataDir, st)
+	if err != nil {
+		st.Close()
+		return nil, 0, err
+	}
+	return &kekStore{Store: st, kek: k, log: log}, n, nil
+}
+
+// openRawStore opens the store itself: keys as stored.
+func openRawStore(dataDir string, s Settings) (store.Store, error) {
 	dsn := s.Store
 	switch {
 	case dsn == "" || dsn == "sqlite:":

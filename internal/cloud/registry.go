@@ -23,10 +23,12 @@ import (
 // registry holds the live tunnel connections of every connected connector
 // and picks one for each request.
 type registry struct {
-	log     *slog.Logger
-	limit   int64 // most concurrent requests per connector
-	routes  func() *routeTable
-	refresh func(context.Context) error // reloads routes from the store
+	log   *slog.Logger
+	limit int64 // most concurrent requests per connector
+	// maxTunnels is the most tunnels one connector may hold (0: no limit).
+	maxTunnels int
+	routes     func() *routeTable
+	refresh    func(context.Context) error // reloads routes from the store
 
 	mu         sync.Mutex
 	connectors map[string]*liveConnector // by connector id
@@ -88,10 +90,12 @@ func (lc *liveConnector) reserve(limit int64) bool {
 
 // liveTunnel is one tunnel connection.
 type liveTunnel struct {
-	c      *tunnel.Client
-	conn   *liveConnector
-	pushMu sync.Mutex
-	pushed string // config version the connector acknowledged
+	c        *tunnel.Client
+	serial   string    // of the certificate the connector presented
+	notAfter time.Time // and its expiry
+	conn     *liveConnector
+	pushMu   sync.Mutex
+	pushed   string // config version the connector acknowledged
 }
 
 func newRegistry(log *slog.Logger, limit int, routes func() *routeTable, refresh func(context.Context) error) *registry {
@@ -100,11 +104,15 @@ func newRegistry(log *slog.Logger, limit int, routes func() *routeTable, refresh
 	return r
 }
 
-// add registers a tunnel of a connector.
-func (r *registry) add(lt *liveTunnel, id, tenantID, groupID, addr string, hello tunnel.Hello) {
+// add registers a tunnel of a connector. It returns false, adding
+// nothing, when the connector already holds maxTunnels tunnels.
+func (r *registry) add(lt *liveTunnel, id, tenantID, groupID, addr string, hello tunnel.Hello) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	lc := r.connectors[id]
+	if lc != nil && r.maxTunnels > 0 && len(lc.tunnels) >= r.maxTunnels {
+		return false
+	}
 	if lc == nil {
 		lc = &liveConnector{ID: id, TenantID: tenantID}
 		r.connectors[id] = lc
@@ -114,6 +122,7 @@ func (r *registry) add(lt *liveTunnel, id, tenantID, groupID, addr string, hello
 	lc.tunnels = append(lc.tunnels, lt)
 	lt.conn = lc
 	r.rebuild()
+	return true
 }
 
 // remove forgets a tunnel.
@@ -487,6 +496,17 @@ func (r *registry) live() []struct{ ID, TenantID string } {
 	out := make([]struct{ ID, TenantID string }, 0, len(r.connectors))
 	for _, lc := range r.connectors {
 		out = append(out, struct{ ID, TenantID string }{lc.ID, lc.TenantID})
+	}
+	return out
+}
+
+// liveTunnels returns the live connectors with their tunnels (a snapshot).
+func (r *registry) liveTunnels() []candidate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]candidate, 0, len(r.connectors))
+	for _, lc := range r.connectors {
+		out = append(out, candidate{lc: lc, tunnels: slices.Clone(lc.tunnels)})
 	}
 	return out
 }

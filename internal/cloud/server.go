@@ -67,6 +67,16 @@ type Config struct {
 	// ConnectorCertLifetime, when set, replaces the lifetime of new
 	// connector certificates from the settings file (default 90 days).
 	ConnectorCertLifetime time.Duration
+	// TunnelCheckInterval is how often every live tunnel's certificate is
+	// checked against the clock and the store: expired or revoked (also by
+	// another instance or an operator command) closes the tunnel; replaced
+	// by a renewal retires it shortly before it expires. Default 10s.
+	TunnelCheckInterval time.Duration
+	// MaxTunnelsPerConnector is the most tunnel connections one connector
+	// may hold; beyond it a new one is refused (too_many_tunnels, retried
+	// by the connector). Default 20: a connector's 16 at most, plus room
+	// for reconnections that overlap the old connection's close.
+	MaxTunnelsPerConnector int
 	// ConnectorLimit is the most requests one connector serves at once;
 	// beyond it requests go to other connectors, or get 503. Default 1000.
 	ConnectorLimit int
@@ -118,6 +128,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectorLimit <= 0 {
 		c.ConnectorLimit = 1000
+	}
+	if c.TunnelCheckInterval <= 0 {
+		c.TunnelCheckInterval = 10 * time.Second
+	}
+	if c.MaxTunnelsPerConnector <= 0 {
+		c.MaxTunnelsPerConnector = 20
 	}
 	if c.InactiveAfter <= 0 {
 		c.InactiveAfter = 2 * time.Minute
@@ -180,6 +196,7 @@ type Server struct {
 	events       *eventlog.Log
 	releasePub   ed25519.PublicKey // the release key connectors pin
 	access       *accesslog.Logger // nil without --access-log
+	tunnelChecks atomic.Int64      // passes of checkTunnels, for tests
 }
 
 // New opens the data directory and prepares a server.
@@ -215,7 +232,7 @@ func New(cfg Config) (*Server, error) {
 	if s.releasePub, err = LoadReleaseKey(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(cfg.DataDir, settings)
+	st, wrapped, err := openStore(cfg.DataDir, settings, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +241,10 @@ func New(cfg Config) (*Server, error) {
 	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
 		st.Close()
 		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
+	}
+	if wrapped > 0 {
+		s.events.Info(2800, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, KEKFile)),
+			"keys", fmt.Sprint(wrapped))
 	}
 	if cfg.AccessLog != "" {
 		if s.access, err = accesslog.Open(accesslog.Options{Path: cfg.AccessLog, Sample: cfg.AccessLogSample,
@@ -236,6 +257,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.registry = newRegistry(s.log, cfg.ConnectorLimit, s.routesNow, s.refreshRoutes)
+	s.registry.maxTunnels = cfg.MaxTunnelsPerConnector
 	t, err := s.loadRoutes(context.Background())
 	if err != nil {
 		s.Close()
@@ -328,7 +350,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxUploadBufferPerConnection: 1 << 20, MaxUploadBufferPerStream: 1 << 20}); err != nil {
 		return err
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.tlsConfigFor}
+	tlsCfg := tlsProfile(&tls.Config{GetConfigForClient: s.tlsConfigFor})
 	if s.cfg.MetricsListen != "" {
 		mln, err := s.listenMetrics()
 		if err != nil {
@@ -413,11 +435,15 @@ func (s *Server) ReopenAccessLog() error {
 func (s *Server) maintain(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RefreshInterval)
 	defer t.Stop()
+	check := time.NewTicker(s.cfg.TunnelCheckInterval)
+	defer check.Stop()
 	var lastSweep time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-check.C:
+			s.checkTunnels(ctx)
 		case <-t.C:
 			if err := s.refreshRoutes(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reloading applications from the store failed", "error", err.Error())
@@ -491,18 +517,30 @@ func humanDuration(d time.Duration) string {
 // explained to the connector); everybody else gets the edge's.
 func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	if slices.Contains(hello.SupportedProtos, tunnel.ALPN) || slices.Contains(hello.SupportedProtos, tunnel.ALPN2) || slices.Contains(hello.SupportedProtos, tunnel.ControlALPN) {
-		return &tls.Config{
-			MinVersion:   tls.VersionTLS12,
+		return tlsProfile(&tls.Config{
 			Certificates: []tls.Certificate{*s.server},
 			ClientAuth:   tls.RequireAnyClientCert,
 			NextProtos:   []string{tunnel.ALPN2, tunnel.ALPN, tunnel.ControlALPN}, // version 2 when offered
-		}, nil
+		}), nil
 	}
-	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
+	return tlsProfile(&tls.Config{
 		GetCertificate: s.certificateFor,
 		NextProtos:     []string{"h2", "http/1.1"},
-	}, nil
+	}), nil
+}
+
+// tlsProfile sets what every TLS configuration of the cloud's port shares
+// (edge, admin API, tunnels, control): TLS 1.2 or later (1.3 whenever the
+// client has it), only forward-secret AEAD suites on 1.2 (pki.CipherSuites),
+// and no session tickets: Go's tickets live 7 days under keys rotated only
+// daily, so a stolen ticket key would open a week of recorded sessions;
+// without them every connection makes a full handshake, whose cost is small
+// next to a connection's life here (tunnels and HTTP/2 connections last).
+func tlsProfile(c *tls.Config) *tls.Config {
+	c.MinVersion = pki.MinTLSVersion
+	c.CipherSuites = pki.CipherSuites()
+	c.SessionTicketsDisabled = true
+	return c
 }
 
 // certificateFor chooses the edge certificate for a server name: an

@@ -55,8 +55,14 @@ func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
 	if err := s.store.UpdateConnectorSeen(ctx, rec.TenantID, rec.ID, now, addr, hello.Hostname, hello.Version); err != nil {
 		s.log.Warn("recording connector failed", "connector", rec.ID, "error", err.Error())
 	}
-	lt := &liveTunnel{c: client}
-	s.registry.add(lt, rec.ID, rec.TenantID, rec.GroupID, addr, hello)
+	leaf := conn.ConnectionState().PeerCertificates[0] // identify found one
+	lt := &liveTunnel{c: client, serial: pki.SerialHex(leaf), notAfter: leaf.NotAfter}
+	if !s.registry.add(lt, rec.ID, rec.TenantID, rec.GroupID, addr, hello) {
+		p := tooManyTunnels(rec.ID, s.cfg.MaxTunnelsPerConnector)
+		s.events.Warning(2108, "A connector's tunnel was refused: "+p.Error(), "connector", rec.ID, "tenant", rec.TenantID, "address", addr, "code", p.Code)
+		refuse(ctx, client, p)
+		return
+	}
 	defer s.registry.remove(lt)
 	if err := s.registry.ensureConfig(ctx, lt); err != nil {
 		s.log.Warn("sending configuration to connector failed", "connector", rec.ID, "error", err.Error())
@@ -171,6 +177,15 @@ func (s *Server) identify(ctx context.Context, chain []*x509.Certificate) (store
 		return store.Connector{}, unknown("it has been replaced by a newer certificate")
 	}
 	return rec, nil
+}
+
+// tooManyTunnels is the refusal of a tunnel beyond a connector's limit.
+// It is not final: the connector retries with backoff, and gets in when
+// one of its tunnels closes.
+func tooManyTunnels(id string, limit int) *problem.Problem {
+	return problem.Newf(http.StatusTooManyRequests, "too_many_tunnels",
+		"the connector retries by itself; if this lasts, check that no other connector runs from a copy of its state directory",
+		"Connector %s already holds %d tunnel connections to the cloud, the most it may", id, limit)
 }
 
 func (s *Server) tenantCA(ctx context.Context, tenantID string) (*pki.CA, error) {

@@ -107,9 +107,10 @@ func TLSConfig(host string, ca *x509.Certificate, alpn ...string) *tls.Config {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		ServerName: host,
-		NextProtos: alpn,
+		MinVersion:   pki.MinTLSVersion,
+		CipherSuites: pki.CipherSuites(), // the cloud's own profile: forward-secret AEAD only
+		ServerName:   host,
+		NextProtos:   alpn,
 		// Verification is done in VerifyConnection, which can say why it failed.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {

@@ -13,13 +13,13 @@ import (
 )
 
 // tlsServer serves TLS handshakes with cert on loopback until the test ends.
-func tlsServer(t *testing.T, cert *tls.Certificate, maxVersion uint16) Target {
+func tlsServer(t *testing.T, cert *tls.Certificate, maxVersion uint16, suites ...uint16) Target {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS10, MaxVersion: maxVersion}
+	cfg := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS10, MaxVersion: maxVersion, CipherSuites: suites}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -96,6 +96,33 @@ func TestPinnedTLS(t *testing.T) {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("%q lacks %q", err.Error(), s)
 				}
+			}
+		})
+	}
+}
+
+// TestClientTLSProfile: the connector and the admin client propose the
+// cloud's own TLS 1.2 suites only (pki.CipherSuites): a server offering
+// only CBC suites is refused, one offering an AEAD suite is not.
+func TestClientTLSProfile(t *testing.T) {
+	cloudCA, _ := pki.NewCA("Sallyport cloud CA", time.Hour)
+	good, _ := cloudCA.IssueServer([]string{"cloud.localhost"}, time.Hour)
+	tests := []struct {
+		name  string
+		suite uint16
+		ok    bool
+	}{
+		{"ECDHE-ECDSA-AES128-GCM", tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		{"ECDHE-ECDSA-CHACHA20", tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true},
+		{"ECDHE-ECDSA-AES128-CBC-SHA", tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{"ECDHE-ECDSA-AES256-CBC-SHA", tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := tlsServer(t, good, tls.VersionTLS12, tt.suite)
+			err := handshake(t, tg, TLSConfig(tg.Host, cloudCA.Cert))
+			if (err == nil) != tt.ok {
+				t.Fatalf("handshake with a TLS 1.2 server offering only %s: %v, want ok=%v", tt.name, err, tt.ok)
 			}
 		})
 	}

@@ -42,6 +42,8 @@ var Catalog = []Def{
 	{2104, LevelInformation, "trust", "A connector inactive for too long was removed and its certificate revoked"},
 	{2105, LevelInformation, "trust", "A connector's certificate was renewed"},
 	{2106, LevelInformation, "configuration", "A connector was moved to another group"},
+	{2107, LevelWarning, "trust", "A connector's tunnel was closed: its certificate expired, was revoked or replaced, or the connector no longer exists"},
+	{2108, LevelWarning, "tunnel", "A connector's tunnel was refused: the connector already holds the most tunnels allowed"},
 	{2200, LevelInformation, "configuration", "An application was published"},
 	{2201, LevelInformation, "configuration", "An application was deleted"},
 	{2300, LevelInformation, "update", "A connector release was published"},
@@ -61,6 +63,7 @@ var Catalog = []Def{
 	{2601, LevelWarning, "sign-in", "Sign-ins as one user name failed too often: attempts from failing addresses back off"},
 	{2602, LevelWarning, "sign-in", "Sign-in attempts were refused because the password hashing queue was full"},
 	{2700, LevelWarning, "edge", "A request to an application failed"},
+	{2800, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
 	// Updater (3000–3099)
 	{3000, LevelInformation, "update", "The updater started"},
 	{3001, LevelInformation, "update", "Update check: no newer release to install"},

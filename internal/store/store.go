@@ -248,6 +248,9 @@ type Store interface {
 	TenantByDomain(ctx context.Context, domain string) (Tenant, error)
 	ListTenants(ctx context.Context) ([]Tenant, error)
 	TenantCA(ctx context.Context, tenantID string) (TenantCA, error)
+	// SetTenantCAKey replaces the stored key of a tenant's CA (the same key,
+	// wrapped or unwrapped by the caller), or returns ErrNotFound.
+	SetTenantCAKey(ctx context.Context, tenantID string, keyPEM []byte) error
 
 	CreateUser(ctx context.Context, u User) error
 	// UserByName finds a user by its full name across all tenants (sign-in).

@@ -762,6 +762,10 @@ func (c *Client) retire() {
 	}()
 }
 
+// Retire takes the connection out of service gently: no new request, and
+// closed once the requests in flight have ended (at most retireWait).
+func (c *Client) Retire() { c.retire() }
+
 // retireWait bounds how long a retired connection waits for its requests.
 const retireWait = 5 * time.Minute
 

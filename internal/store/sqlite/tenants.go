@@ -67,3 +67,9 @@ func (s *Store) TenantCA(ctx context.Context, tenantID string) (store.TenantCA, 
 	return getOne(ctx, s.db, scan, "tenant CA",
 		`SELECT tenant_id, cert_pem, key_pem FROM tenant_cas WHERE tenant_id = ?`, tenantID)
 }
+
+// SetTenantCAKey replaces the stored key of tenantID's CA.
+func (s *Store) SetTenantCAKey(ctx context.Context, tenantID string, keyPEM []byte) error {
+	return execOne(ctx, s.db, "update tenant CA key",
+		`UPDATE tenant_cas SET key_pem = ? WHERE tenant_id = ?`, keyPEM, tenantID)
+}

@@ -20,6 +20,14 @@ func testTenants(t *testing.T, s store.Store) {
 	equal(t, "admin", get(t, func() (store.User, error) { return s.UserByID(ctx, a.Tenant.ID, a.Admin.ID) }), a.Admin)
 	equal(t, "ListTenants", get(t, func() ([]store.Tenant, error) { return s.ListTenants(ctx) }),
 		[]store.Tenant{a.Tenant, b.Tenant})
+
+	// SetTenantCAKey replaces only that tenant's key.
+	must(t, s.SetTenantCAKey(ctx, a.Tenant.ID, []byte("wrapped key")))
+	wantCA := a.CA
+	wantCA.KeyPEM = []byte("wrapped key")
+	equal(t, "TenantCA after SetTenantCAKey", get(t, func() (store.TenantCA, error) { return s.TenantCA(ctx, a.Tenant.ID) }), wantCA)
+	equal(t, "other tenant's CA", get(t, func() (store.TenantCA, error) { return s.TenantCA(ctx, b.Tenant.ID) }), b.CA)
+	wantErr(t, "SetTenantCAKey of no tenant", s.SetTenantCAKey(ctx, "t_none", []byte("x")), store.ErrNotFound)
 }
 
 // testTenantAtomicity checks that a CreateTenant failing on its last
