@@ -86,7 +86,7 @@ func TestStoreKeysWrapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := AddTenant(ctx, other, "fabrikam.com", "admin@fabrikam.com", testPassword); err != nil {
+	if _, err := AddTenant(ctx, other, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	other.Close()

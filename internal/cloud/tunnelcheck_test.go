@@ -85,7 +85,7 @@ func (lc *liveCloud) tunnels() int {
 // waitTunnels waits until the cloud holds exactly n tunnels of the connector.
 func (lc *liveCloud) waitTunnels(t *testing.T, n int, what string) {
 	t.Helper()
-	if !waitFor(15*time.Second, func() bool { return lc.tunnels() == n }) {
+	if !waitUntil(15*time.Second, func() bool { return lc.tunnels() == n }) {
 		t.Fatalf("waiting for %s: the cloud holds %d tunnels of the connector, want %d", what, lc.tunnels(), n)
 	}
 }
@@ -100,8 +100,8 @@ func (lc *liveCloud) events(t *testing.T, id int) []eventlog.Event {
 	return evs
 }
 
-// waitFor polls cond until it holds or d has passed.
-func waitFor(d time.Duration, cond func() bool) bool {
+// waitUntil polls cond until it holds or d has passed.
+func waitUntil(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -187,7 +187,7 @@ func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 func (lc *liveCloud) waitChecks(t *testing.T, n int64) {
 	t.Helper()
 	want := lc.srv.tunnelChecks.Load() + n
-	if !waitFor(15*time.Second, func() bool { return lc.srv.tunnelChecks.Load() >= want }) {
+	if !waitUntil(15*time.Second, func() bool { return lc.srv.tunnelChecks.Load() >= want }) {
 		t.Fatalf("the cloud did not check its tunnels %d times", n)
 	}
 }
@@ -213,7 +213,7 @@ func (lc *liveCloud) record(t *testing.T) store.Connector {
 // does not take as final (it keeps running and retrying).
 func TestTunnelLimitPerConnector(t *testing.T) {
 	lc := startLiveCloud(t, Config{MaxTunnelsPerConnector: 2}, 3, 2)
-	if !waitFor(15*time.Second, func() bool { return len(lc.events(t, 2108)) > 0 }) {
+	if !waitUntil(15*time.Second, func() bool { return len(lc.events(t, 2108)) > 0 }) {
 		t.Fatalf("no event 2108 for the third tunnel; the cloud holds %d tunnels", lc.tunnels())
 	}
 	if n := lc.tunnels(); n != 2 {
@@ -224,7 +224,7 @@ func TestTunnelLimitPerConnector(t *testing.T) {
 	}
 	// The connector was told, and retries: its refusal event names the code,
 	// and its Run goes on.
-	if !waitFor(15*time.Second, func() bool {
+	if !waitUntil(15*time.Second, func() bool {
 		evs, _ := eventlog.Read(filepath.Join(lc.cdir, connector.EventsFile), eventlog.Filter{IDs: []int{1102}})
 		for _, ev := range evs {
 			if ev.Fields["code"] == "too_many_tunnels" {
