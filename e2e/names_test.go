@@ -2,75 +2,12 @@ package e2e
 
 import (
 	"crypto/tls"
-	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/miekg/dns"
+	"github.com/sallyport/sallyport/internal/dnstest"
 )
-
-// dnsServer is a real DNS server on 127.0.0.1 (UDP and TCP) serving the
-// TXT records the test sets; other names are NXDOMAIN.
-type dnsServer struct {
-	addr    string
-	mu      sync.Mutex
-	records map[string][]string
-}
-
-func (z *dnsServer) setTXT(name string, values ...string) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.records[dns.Fqdn(strings.ToLower(name))] = values
-}
-
-func startDNS(t *testing.T) *dnsServer {
-	t.Helper()
-	z := &dnsServer{records: map[string][]string{}}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		q := r.Question[0]
-		z.mu.Lock()
-		vals, ok := z.records[strings.ToLower(q.Name)]
-		z.mu.Unlock()
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-		}
-		for _, v := range vals {
-			if q.Qtype == dns.TypeTXT {
-				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
-			}
-		}
-		w.WriteMsg(m)
-	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Skipf("the TCP port of the DNS server's UDP port is taken: %v", err)
-	}
-	z.addr = pc.LocalAddr().String()
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.ActivateAndServe()
-		}()
-		<-started
-		t.Cleanup(func() {
-			srv.Shutdown()
-			<-done
-		})
-	}
-	return z
-}
 
 // TestHostNamesAreOwned reproduces issue 14 item 1 with the real binary:
 // contoso's administrator cannot publish fabrikam's default name, a name
@@ -78,8 +15,8 @@ func startDNS(t *testing.T) *dnsServer {
 // a certificate for a name it was not given one for; domains are proven
 // by a DNS TXT record served by a real DNS server; labels are unique.
 func TestHostNamesAreOwned(t *testing.T) {
-	z := startDNS(t)
-	c := startCloud(t, "--dns-resolver", z.addr)
+	z := dnstest.Start(t)
+	c := startCloud(t, "--dns-resolver", z.Addr())
 	admin := c.admin
 
 	const fabAdmin, fabPW = "admin@fabrikam.com", "fabrikam-admin-password"
@@ -141,9 +78,9 @@ func TestHostNamesAreOwned(t *testing.T) {
 		admin.refused(t, "", []string{"admin", "domain", "verify", domain}, "No TXT record _sallyport."+domain+" was found", d.TXTValue)
 		admin.refused(t, "", []string{"admin", "app", "create", "hr", "--internal-url", "http://hr.corp/", "--external-host", "hr." + domain},
 			"is under "+domain+", which contoso.com has claimed but not proven yet", "sallyport admin domain verify "+domain)
-		z.setTXT("_sallyport."+domain, "sallyport-verify=something-else")
+		z.SetTXT("_sallyport."+domain, "sallyport-verify=something-else")
 		admin.refused(t, "", []string{"admin", "domain", "verify", domain}, `holds "sallyport-verify=something-else" instead of the expected `+d.TXTValue)
-		z.setTXT("_sallyport."+domain, d.TXTValue)
+		z.SetTXT("_sallyport."+domain, d.TXTValue)
 		res := admin.ok(t, "", "admin", "domain", "verify", domain)
 		mustContain(t, "domain verify", res.stdout, domain+" is proven (dns)")
 		res = admin.ok(t, "", "admin", "app", "create", "hr", "--internal-url", "http://hr.corp/", "--external-host", "hr."+domain)

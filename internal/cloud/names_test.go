@@ -8,91 +8,24 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/dnstest"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/store/sqlite"
 )
 
-// txtServer is a real DNS server on 127.0.0.1 (UDP and TCP) serving the
-// TXT records of records; other names are NXDOMAIN.
-type txtServer struct {
-	addr    string
-	mu      sync.Mutex
-	records map[string][]string // fqdn (lower case) → values
-}
-
-func (z *txtServer) set(name string, values ...string) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.records[dns.Fqdn(strings.ToLower(name))] = values
-}
-
-func startTXTServer(t *testing.T) *txtServer {
-	t.Helper()
-	z := &txtServer{records: map[string][]string{}}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		q := r.Question[0]
-		z.mu.Lock()
-		vals, ok := z.records[strings.ToLower(q.Name)]
-		z.mu.Unlock()
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-		}
-		if strings.HasPrefix(q.Name, "tcp-only.") && w.RemoteAddr().Network() == "udp" {
-			m.Truncated = true // answer only over TCP
-			vals = nil
-		}
-		if q.Qtype == dns.TypeTXT {
-			for _, v := range vals {
-				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
-			}
-		}
-		w.WriteMsg(m)
-	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Skipf("the TCP port of the DNS server's UDP port is taken: %v", err)
-	}
-	z.addr = pc.LocalAddr().String()
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.ActivateAndServe()
-		}()
-		<-started
-		t.Cleanup(func() {
-			srv.Shutdown()
-			<-done
-		})
-	}
-	return z
-}
-
 // newDNSTestServer is newTestServer whose domain proofs go to a real DNS
 // server of the test.
-func newDNSTestServer(t *testing.T) (*Server, *txtServer) {
+func newDNSTestServer(t *testing.T) (*Server, *dnstest.Server) {
 	t.Helper()
-	z := startTXTServer(t)
+	z := dnstest.Start(t)
 	s := newTestServer(t)
-	s.resolver = txtResolver{addr: z.addr}
+	s.resolver = txtResolver{addr: z.Addr()}
 	return s, z
 }
 
@@ -367,13 +300,13 @@ func TestDomainProof(t *testing.T) {
 		!strings.HasPrefix(eb.Error.Message, "No TXT record _sallyport.apps.contoso.com was found, so apps.contoso.com is not proven;") || !strings.Contains(eb.Error.Step, d.TXTValue) {
 		t.Errorf("verify without record: %d %s %q / %q", code, eb.Error.Code, eb.Error.Message, eb.Error.Step)
 	}
-	z.set("_sallyport.apps.contoso.com", "sallyport-verify=wrong", "v=spf1 -all")
+	z.SetTXT("_sallyport.apps.contoso.com", "sallyport-verify=wrong", "v=spf1 -all")
 	if code, eb := verify(contoso, "apps.contoso.com"); code != 409 || eb.Error.Code != "domain_txt_mismatch" ||
 		!strings.Contains(eb.Error.Message, `holds "sallyport-verify=wrong", "v=spf1 -all" instead of the expected `+d.TXTValue) {
 		t.Errorf("verify with another value: %d %s %q", code, eb.Error.Code, eb.Error.Message)
 	}
 	// Only the owner's token proves it: the squatter's record is not there.
-	z.set("_sallyport.apps.contoso.com", "v=spf1 -all", d.TXTValue)
+	z.SetTXT("_sallyport.apps.contoso.com", "v=spf1 -all", d.TXTValue)
 	if code, eb := verify(fabrikam, "apps.contoso.com"); code != 409 || eb.Error.Code != "domain_txt_mismatch" {
 		t.Errorf("squatter verify: %d %s", code, eb.Error.Code)
 	}
@@ -524,10 +457,10 @@ func TestInitCANameConstrained(t *testing.T) {
 // TestLookupTXT: a truncated UDP answer is asked again over TCP, and at
 // most 4 KiB of TXT data is considered.
 func TestLookupTXT(t *testing.T) {
-	z := startTXTServer(t)
-	r := txtResolver{addr: z.addr}
+	z := dnstest.Start(t)
+	r := txtResolver{addr: z.Addr()}
 	ctx := context.Background()
-	z.set("tcp-only.example", "sallyport-verify=over-tcp")
+	z.SetTXT("tcp-only.example", "sallyport-verify=over-tcp")
 	if vals, err := r.LookupTXT(ctx, "tcp-only.example"); err != nil || len(vals) != 1 || vals[0] != "sallyport-verify=over-tcp" {
 		t.Errorf("over TCP: %q, %v", vals, err)
 	}
@@ -535,7 +468,7 @@ func TestLookupTXT(t *testing.T) {
 	for i := range 40 {
 		many = append(many, strings.Repeat(string(rune('a'+i%26)), 200))
 	}
-	z.set("tcp-only.many.example", many...)
+	z.SetTXT("tcp-only.many.example", many...)
 	vals, err := r.LookupTXT(ctx, "tcp-only.many.example")
 	n := 0
 	for _, v := range vals {

@@ -117,44 +117,12 @@ func (s *Server) onEdgeError(f *edge.Failure) {
 	if f.Refused {
 		return // logged by the edge (edge request refused), at most once per second
 	}
-	if n, ok := s.failureLogs.allow(f.App.ID + " " + f.Problem.Code); ok {
+	if n, ok := s.failureLogs.Allow(f.App.ID + " " + f.Problem.Code); ok {
 		s.events.Warning(2700, fmt.Sprintf("A request to application '%s' failed: %s", f.App.Name, f.Problem.Error()),
 			"request_id", f.RequestID, "app", f.App.Name, "tenant", f.App.Tenant, "group", f.App.Group,
 			"connector", strings.Join(f.Connectors, ","), "internal_url", f.App.InternalURL,
 			"client", f.Client, "code", f.Problem.Code, "status", fmt.Sprint(f.Problem.Status), "suppressed", fmt.Sprint(n))
 	}
-}
-
-// throttle lets one event per key through per second and counts those it
-// held back.
-type throttle struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	held map[string]int
-}
-
-func (t *throttle) allow(key string) (int, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.last == nil {
-		t.last, t.held = map[string]time.Time{}, map[string]int{}
-	}
-	now := time.Now()
-	if now.Sub(t.last[key]) < time.Second {
-		t.held[key]++
-		return 0, false
-	}
-	n := t.held[key]
-	t.last[key], t.held[key] = now, 0
-	if len(t.last) > 10000 { // keys of deleted applications
-		for k, at := range t.last {
-			if now.Sub(at) > time.Minute {
-				delete(t.last, k)
-				delete(t.held, k)
-			}
-		}
-	}
-	return n, true
 }
 
 // handleShowRequest is GET /requests/{id}: the story of one failed

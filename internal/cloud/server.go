@@ -190,9 +190,9 @@ type Server struct {
 	wg           sync.WaitGroup // goroutines the server owns
 	edgeInFlight atomic.Int64   // edge requests being served, for a graceful stop
 	metrics      *metrics
-	appErrors    errorLog     // recent failed requests per application
-	requests     requestIndex // failed requests by request id, per tenant
-	failureLogs  throttle     // event 2700: one per application and code per second
+	appErrors    errorLog          // recent failed requests per application
+	requests     requestIndex      // failed requests by request id, per tenant
+	failureLogs  eventlog.Throttle // event 2700: one per application and code per second
 	events       *eventlog.Log
 	releasePub   ed25519.PublicKey // the release key connectors pin
 	access       *accesslog.Logger // nil without --access-log

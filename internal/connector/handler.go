@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
@@ -35,7 +36,7 @@ type handler struct {
 	proxied   map[string]*http.Transport // by backend proxy URL; guarded by mu
 	mu        sync.Mutex                 // serialises config updates
 
-	backendLogs throttle // at most one backend failure event per app per second
+	backendLogs eventlog.Throttle // at most one backend failure event per app per second
 }
 
 type appTable struct {
@@ -231,7 +232,7 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 // logBackendFailure records a failed backend request (at most one event
 // per application per second; the next says how many were suppressed).
 func (h *handler) logBackendFailure(a *app, requestID string, p *problem.Problem) {
-	if n, ok := h.backendLogs.allow(a.cfg.ID); ok {
+	if n, ok := h.backendLogs.Allow(a.cfg.ID); ok {
 		h.c.events.Warning(1400, p.Error(), "app", a.cfg.Name, "request_id", requestID, "code", p.Code, "suppressed", fmt.Sprint(n))
 	}
 }
