@@ -32,9 +32,12 @@ const CRLPath = "/pki/cloud-ca.crl"
 const (
 	// serverCertLifetime is how long the cloud's own server certificate
 	// (NAME, *.NAME) is valid; it is re-issued (new key) once less than
-	// serverCertRenewBefore remains.
-	serverCertLifetime    = 30 * 24 * time.Hour
-	serverCertRenewBefore = 20 * 24 * time.Hour
+	// serverCertRenewBefore remains: every 4 weeks, so a key lives in
+	// memory at most 28 days (then the CRL lists its certificate), while
+	// the certificate in service always has more than the 60 days below
+	// which TLS scanners (testssl.sh) flag an expiry as near.
+	serverCertLifetime    = 90 * 24 * time.Hour
+	serverCertRenewBefore = 62 * 24 * time.Hour
 	// crlLifetime is a CRL's nextUpdate after its thisUpdate; it is
 	// re-signed once less than crlResignBefore remains.
 	crlLifetime     = 7 * 24 * time.Hour
@@ -100,7 +103,7 @@ func (s *Server) startServerCerts() error {
 		return problem.Newf(400, "data_dir", "check the data directory's permissions", "The data directory's %s cannot be read (%v)", ServerCertsFile, err)
 	default:
 		if err := json.Unmarshal(data, &s.certs.state); err != nil || s.certs.state.CRLNumber < 0 {
-			return problem.Newf(400, "data_dir", "restore it from a backup, or remove it (the certificates it retired are then no longer listed in the CRL, and expire within 30 days)",
+			return problem.Newf(400, "data_dir", "restore it from a backup, or remove it (the certificates it retired are then no longer listed in the CRL, and expire within 90 days)",
 				"The record of the cloud's server certificates %s is damaged", s.certs.path)
 		}
 	}

@@ -83,13 +83,13 @@ func listed(crl *x509.RevocationList, serial *big.Int) bool {
 	})
 }
 
-// TestServerCertRotation: the cloud's own server certificate lives 30
-// days and carries the CRL's address; once less than 20 days remain (an
-// injected clock) the running server re-issues it with a new key, new
+// TestServerCertRotation: the cloud's own server certificate lives 90
+// days and carries the CRL's address; once less than 62 days remain (after
+// 4 weeks, on an injected clock) the running server re-issues it with a new key, new
 // handshakes get the new one, the CRL (served without authentication over
 // real TLS, signed by the cloud CA) lists the previous serial with a
 // higher number, and the connector keeps its tunnels and reconnects
-// through the new certificate. Before that, at 9 days, the CRL (valid 7
+// through the new certificate. Before that, at 27 days, the CRL (valid 7
 // days) was re-signed with a higher number. Before, the certificate lived 365 days and no CRL existed.
 func TestServerCertRotation(t *testing.T) {
 	clk := &clock{now: time.Now()} // moves only when the test says (connector certificates are issued on it)
@@ -98,8 +98,8 @@ func TestServerCertRotation(t *testing.T) {
 	ca := cloudCA(t, lc.dir)
 
 	first, crl1 := fetchCRL(t, lc.addr, name, ca)
-	if life := first.NotAfter.Sub(first.NotBefore); life > 30*24*time.Hour+2*time.Hour || life < 30*24*time.Hour {
-		t.Errorf("the server certificate lives %s, want 30 days", life)
+	if life := first.NotAfter.Sub(first.NotBefore); life > 90*24*time.Hour+2*time.Hour || life < 90*24*time.Hour {
+		t.Errorf("the server certificate lives %s, want 90 days", life)
 	}
 	if want := []string{"https://" + name + CRLPath}; !slices.Equal(first.CRLDistributionPoints, want) {
 		t.Errorf("CRLDistributionPoints = %v, want %v", first.CRLDistributionPoints, want)
@@ -116,8 +116,8 @@ func TestServerCertRotation(t *testing.T) {
 		advance  time.Duration
 		reissued bool
 	}{
-		{"9 days: more than 20 days remain", 9 * 24 * time.Hour, false},
-		{"10 days and a minute: less than 20 days remain", 24*time.Hour + time.Minute, true},
+		{"27 days: more than 62 days remain", 27 * 24 * time.Hour, false},
+		{"28 days and a minute: less than 62 days remain", 24*time.Hour + time.Minute, true},
 	}
 	cur, curCRL := first, crl1
 	for _, st := range steps {
@@ -166,7 +166,7 @@ func TestServerCertRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca := cloudCA(t, dir)
-	later := time.Now().Add(31 * 24 * time.Hour) // every certificate so far has expired
+	later := time.Now().Add(91 * 24 * time.Hour) // every certificate so far has expired
 	runs := []struct {
 		name       string
 		now        func() time.Time
