@@ -56,7 +56,14 @@ func TestTestssl(t *testing.T) {
 	// a second scan would double a run that already takes over a minute.
 	findings := runTestssl(t, bin, c, cloudName, []string{"-p", "-s", "-f", "-S", "-h", "-U"})
 	bad := 0
+	crlURL := "https://" + cloudName + ":" + c.port + "/pki/cloud-ca.crl"
+	sawDP := false
 	for _, f := range findings {
+		switch f.ID {
+		case "cert_crlDistributionPoints", "cert_revocation":
+			t.Logf("%s: %s %q", f.ID, f.Severity, f.Finding)
+			sawDP = sawDP || f.ID == "cert_crlDistributionPoints" && strings.Contains(f.Finding, crlURL)
+		}
 		switch f.Severity {
 		case "LOW", "MEDIUM", "HIGH", "CRITICAL":
 		default:
@@ -64,6 +71,9 @@ func TestTestssl(t *testing.T) {
 		}
 		bad++
 		t.Errorf("testssl.sh %s: %s %s: %s", cloudName, f.Severity, f.ID, f.Finding)
+	}
+	if !sawDP {
+		t.Errorf("testssl.sh did not see the CRL distribution point %s in the server certificate", crlURL)
 	}
 	if len(findings) < 50 {
 		t.Fatalf("testssl.sh reported only %d findings: it did not really scan:\n%+v", len(findings), findings)
