@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
 )
 
 // cloudCA reads the cloud CA certificate of a data directory.
@@ -214,5 +215,27 @@ func TestServerCertRestart(t *testing.T) {
 				t.Errorf("%s has mode %v, want 0600", ServerCertsFile, fi.Mode().Perm())
 			}
 		})
+	}
+}
+
+// TestServerCertRecordDamaged: a damaged server-certs.json stops the
+// start with a sentence that names the file and the way out, rather than
+// silently unlisting the certificates it retired.
+func TestServerCertRecordDamaged(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cloud")
+	if _, err := Init(context.Background(), InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ServerCertsFile), []byte(`{"crl_number": "x"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0"})
+	if err == nil {
+		s.Close()
+		t.Fatal("New started with a damaged server-certs.json")
+	}
+	p, ok := problem.As(err)
+	if !ok || p.Code != "data_dir" || !strings.Contains(p.Message, ServerCertsFile) || !strings.Contains(p.Step, "remove it") {
+		t.Errorf("New = %v, want data_dir naming %s", err, ServerCertsFile)
 	}
 }
