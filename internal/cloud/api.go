@@ -46,6 +46,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+p+"/tokens", s.authed(false, s.handleListRegistrationTokens))
 	mux.HandleFunc("POST "+p+"/tokens", s.authed(true, s.handleCreateRegistrationToken))
 	mux.HandleFunc("DELETE "+p+"/tokens/{id}", s.authed(true, s.handleRevokeRegistrationToken))
+	mux.HandleFunc("GET "+CRLPath, s.handleCRL)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem.Newf(http.StatusNotFound, "not_found", "see docs/api.md for the routes of the admin API",

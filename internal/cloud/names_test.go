@@ -192,7 +192,7 @@ func TestNoOnDemandCertificates(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		leaf, _ := x509.ParseCertificate(c.Certificate[0])
-		if c != s.server {
+		if c != s.serverCert() {
 			t.Errorf("%s: got a certificate for %v, want the server certificate", name, leaf.DNSNames)
 		}
 		if name == "accounts.google.com" && leaf.VerifyHostname(name) == nil {
@@ -449,7 +449,7 @@ func TestInitCANameConstrained(t *testing.T) {
 	if _, err := forged.Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "accounts.google.com"}); err == nil {
 		t.Fatal("a certificate for accounts.google.com from the cloud CA verifies")
 	}
-	if _, err := s.server.Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "web-contoso.sallyport.test"}); err != nil {
+	if _, err := s.serverCert().Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "web-contoso.sallyport.test"}); err != nil {
 		t.Fatalf("the server certificate does not verify: %v", err)
 	}
 }

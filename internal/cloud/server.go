@@ -175,7 +175,7 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	ca       *pki.CA
-	server   *tls.Certificate // for the cloud's name and *.name
+	certs    *serverCerts     // the server certificate for the cloud's name and *.name, and the CRL (servercert.go)
 	edgeCert *tls.Certificate // optional, configured
 	resolver txtResolver      // where domain proofs are looked up
 
@@ -215,11 +215,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srvCert, err := ca.IssueServer([]string{settings.Name, "*." + settings.Name}, 365*24*time.Hour)
-	if err != nil {
+	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, resolver: txtResolver{addr: cfg.DNSResolver}}
+	if err := s.startServerCerts(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, server: srvCert, resolver: txtResolver{addr: cfg.DNSResolver}}
 	s.signin = newSigninGuard(defaultSigninLimits, s.now, func() *eventlog.Log { return s.events })
 	if cfg.EdgeCertFile != "" {
 		c, err := tls.LoadX509KeyPair(cfg.EdgeCertFile, cfg.EdgeKeyFile)
@@ -430,8 +429,9 @@ func (s *Server) ReopenAccessLog() error {
 	return s.access.Reopen()
 }
 
-// maintain refreshes the route table periodically and removes connectors
-// inactive for too long.
+// maintain refreshes the route table periodically, removes connectors
+// inactive for too long, checks the live tunnels, and re-issues the
+// server certificate and re-signs the CRL when due (servercert.go).
 func (s *Server) maintain(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RefreshInterval)
 	defer t.Stop()
@@ -444,6 +444,7 @@ func (s *Server) maintain(ctx context.Context) {
 			return
 		case <-check.C:
 			s.checkTunnels(ctx)
+			s.maintainServerCert()
 		case <-t.C:
 			if err := s.refreshRoutes(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reloading applications from the store failed", "error", err.Error())
@@ -518,7 +519,7 @@ func humanDuration(d time.Duration) string {
 func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	if slices.Contains(hello.SupportedProtos, tunnel.ALPN) || slices.Contains(hello.SupportedProtos, tunnel.ALPN2) || slices.Contains(hello.SupportedProtos, tunnel.ControlALPN) {
 		return tlsProfile(&tls.Config{
-			Certificates: []tls.Certificate{*s.server},
+			Certificates: []tls.Certificate{*s.serverCert()},
 			ClientAuth:   tls.RequireAnyClientCert,
 			NextProtos:   []string{tunnel.ALPN2, tunnel.ALPN, tunnel.ControlALPN}, // version 2 when offered
 		}), nil
@@ -552,10 +553,10 @@ func tlsProfile(c *tls.Config) *tls.Config {
 func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	host, ok := edge.NormalizeHost(hello.ServerName)
 	if !ok {
-		return s.server, nil
+		return s.serverCert(), nil
 	}
 	if host == s.settings.Name {
-		return s.server, nil // what connectors and admin clients pin
+		return s.serverCert(), nil // what connectors and admin clients pin
 	}
 	if c := s.routes.Load().certs[host]; c != nil {
 		return c, nil
@@ -563,7 +564,7 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if s.edgeCert != nil && hello.SupportsCertificate(s.edgeCert) == nil {
 		return s.edgeCert, nil
 	}
-	return s.server, nil
+	return s.serverCert(), nil
 }
 
 // route sends a request to the admin API (cloud's own name) or the edge.

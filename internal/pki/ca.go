@@ -127,8 +127,8 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 // "*.sallyport.test", or IP literals, which go into IPAddresses. It is valid
 // from one hour ago until validity from now, but never past the CA's own
 // NotAfter. The returned certificate chain is [leaf DER, CA DER], with Leaf
-// set.
-func (ca *CA) IssueServer(hosts []string, validity time.Duration) (*tls.Certificate, error) {
+// set. Options add to the certificate (DistributionPoint).
+func (ca *CA) IssueServer(hosts []string, validity time.Duration, opts ...ServerOption) (*tls.Certificate, error) {
 	if ca == nil || ca.Cert == nil || ca.Key == nil {
 		return nil, errors.New("the CA is not loaded")
 	}
@@ -172,6 +172,9 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration) (*tls.Certific
 		IPAddresses:           ips,
 		SubjectKeyId:          skid,
 	}
+	for _, o := range opts {
+		o(tmpl)
+	}
 	der, err := x509.CreateCertificate(nil, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("creating the server certificate: %w", err)
@@ -185,6 +188,16 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration) (*tls.Certific
 		PrivateKey:  key,
 		Leaf:        leaf,
 	}, nil
+}
+
+// ServerOption adds to a server certificate that IssueServer makes.
+type ServerOption func(*x509.Certificate)
+
+// DistributionPoint puts url (where the CA publishes its CRL, see
+// CreateCRL) into the certificate's CRL distribution points, so that a
+// client can learn whether the certificate was revoked.
+func DistributionPoint(url string) ServerOption {
+	return func(c *x509.Certificate) { c.CRLDistributionPoints = append(c.CRLDistributionPoints, url) }
 }
 
 // checkServerHost accepts a DNS name, optionally with a "*." wildcard as its
