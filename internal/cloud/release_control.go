@@ -111,15 +111,7 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 	groupName := s.groupNameOf(ctx, rec)
 	now := s.now().UTC()
 	if !in.Manual {
-		h, err := s.store.UpdateHaltOf(ctx, rec.TenantID, rec.GroupID, in.Version)
-		if err == nil {
-			writeProblem(w, problem.Newf(http.StatusConflict, "release_halted",
-				"publish a fixed release under a new version, or install this one on a connector by hand with 'sallyport connector update --apply'",
-				"Release %s was rolled back on connector %s of group '%s' at %s, so the group's updaters do not install it automatically",
-				in.Version, h.ConnectorID, groupName, h.HaltedAt.Format(time.RFC3339)))
-			return
-		}
-		if !errors.Is(err, store.ErrNotFound) {
+		if err := s.notHalted(ctx, rec, in.Version, groupName); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -140,6 +132,19 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if !in.Manual {
+		// The turn's last holder halts the release and then ends its turn;
+		// a halt written between the check above and this take is seen
+		// now (the turn it freed came after it), so a release rolled back
+		// on one connector is never handed to the next.
+		if err := s.notHalted(ctx, rec, in.Version, groupName); err != nil {
+			if rerr := s.store.ReleaseUpdateTurn(ctx, rec.TenantID, rec.GroupID, rec.ID); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+				s.log.Warn("giving back an update turn for a halted release failed", "connector", rec.ID, "error", rerr.Error())
+			}
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	s.events.Info(2301, fmt.Sprintf("Connector %s (%s) of group '%s' got the update turn to install %s", rec.ID, dashIfEmpty(rec.Hostname), groupName, in.Version),
 		"connector", rec.ID, "group", groupName, "version", in.Version)
@@ -179,6 +184,22 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 		s.events.Info(2302, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, dashIfEmpty(rec.Hostname)), "connector", rec.ID)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// notHalted answers release_halted when version was rolled back in the
+// connector's group, so its updaters do not install it automatically.
+func (s *Server) notHalted(ctx context.Context, rec store.Connector, version, groupName string) error {
+	h, err := s.store.UpdateHaltOf(ctx, rec.TenantID, rec.GroupID, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return problem.Newf(http.StatusConflict, "release_halted",
+		"publish a fixed release under a new version, or install this one on a connector by hand with 'sallyport connector update --apply'",
+		"Release %s was rolled back on connector %s of group '%s' at %s, so the group's updaters do not install it automatically",
+		version, h.ConnectorID, groupName, h.HaltedAt.Format(time.RFC3339))
 }
 
 // mayHalt reports whether connector rec may halt the rollout of version

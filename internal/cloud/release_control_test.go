@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,12 +43,22 @@ type releaseCloud struct {
 
 func startReleaseCloud(t *testing.T) *releaseCloud {
 	t.Helper()
+	return startReleaseCloudWith(t, nil)
+}
+
+// startReleaseCloudWith is startReleaseCloud whose server's store is
+// wrap(store), set before the server starts.
+func startReleaseCloudWith(t *testing.T, wrap func(store.Store) store.Store) *releaseCloud {
+	t.Helper()
 	ctx := context.Background()
 	dir := initDataDirNamed(t, "sallyport.localhost")
 	clk := &clock{now: time.Now().UTC()}
 	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		s.store = wrap(s.store)
 	}
 	ln, err := s.Listen()
 	if err != nil {
@@ -469,5 +480,54 @@ func TestControlReleaseNeedsConnector(t *testing.T) {
 		if !errors.As(err, &p) || p.Status != 401 {
 			t.Errorf("GET %s by a removed connector: %v, want a 401 problem", path, err)
 		}
+	}
+}
+
+// interleavedStore runs before, once, just before the next TakeUpdateTurn:
+// what another request did between the halt check and the take.
+type interleavedStore struct {
+	store.Store
+	before atomic.Pointer[func()]
+}
+
+func (s *interleavedStore) TakeUpdateTurn(ctx context.Context, t store.UpdateTurn, now time.Time) (store.UpdateTurn, error) {
+	if f := s.before.Swap(nil); f != nil {
+		(*f)()
+	}
+	return s.Store.TakeUpdateTurn(ctx, t, now)
+}
+
+// TestControlTurnAfterHalt: a connector that asks for the turn while the
+// holder rolls the release back and halts it (its check for a halt seeing
+// none, its take seeing the turn freed) is refused the turn: the release
+// is not handed to the next connector (TestUpdateRollout saw the second
+// connector install a halted release once).
+func TestControlTurnAfterHalt(t *testing.T) {
+	is := &interleavedStore{}
+	c := startReleaseCloudWith(t, func(st store.Store) store.Store { is.Store = st; return is })
+	c.createGroup(t, "Updates")
+	a := c.register(t, "Updates", "hostA")
+	b := c.register(t, "Updates", "hostB")
+	c.storeRelease(t, "2.0.0", "linux", "amd64", c.clk.Now())
+	ctx := context.Background()
+	if err := connector.ControlCall(ctx, a, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: "2.0.0"}, &tunnel.UpdateTurn{}); err != nil {
+		t.Fatal(err)
+	}
+	group := groupOf(t, c, a)
+	orig := is.Store
+	interleave := func() {
+		// A's rollback report: the halt, then the end of its turn.
+		if err := orig.HaltUpdate(ctx, store.UpdateHalt{TenantID: a.Trust.TenantID, GroupID: group, Version: "2.0.0", ConnectorID: a.Trust.ConnectorID, HaltedAt: c.clk.Now()}); err != nil {
+			t.Error(err)
+		}
+		if err := orig.ReleaseUpdateTurn(ctx, a.Trust.TenantID, group, a.Trust.ConnectorID); err != nil {
+			t.Error(err)
+		}
+	}
+	is.before.Store(&interleave)
+	err := connector.ControlCall(ctx, b, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: "2.0.0"}, &tunnel.UpdateTurn{})
+	wantControlProblem(t, "B asks for the turn while A halts 2.0.0", err, 409, "release_halted")
+	if tu, err := orig.UpdateTurnOf(ctx, a.Trust.TenantID, group); err == nil && tu.ConnectorID == b.Trust.ConnectorID {
+		t.Errorf("B holds the turn for a halted release: %+v", tu)
 	}
 }
