@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,18 +325,24 @@ func TestSigninFairUnderFlood(t *testing.T) {
 			baseline := signIn()
 
 			flood := startFlood(t, c, "127.0.0.1", 40)
-			var flooded time.Duration
 			var each []time.Duration
 			for range 3 {
-				d := signIn()
-				each = append(each, d.Round(time.Millisecond))
-				flooded = max(flooded, d)
+				each = append(each, signIn().Round(time.Millisecond))
 			}
 			res := flood.stop(t)
 			t.Logf("valid sign-in from 127.0.0.2: %s alone, %v (3 tries) while 127.0.0.1 floods with %d concurrent wrong passwords from another process; the flood got %v",
 				baseline.Round(time.Millisecond), each, floodConns, res.Codes)
-			if flooded > 2*time.Second {
-				t.Errorf("the valid sign-in took %s during the flood, want at most 2s (alone: %s)", flooded, baseline)
+			// The target is 2 s on an idle machine (a sign-in alone
+			// takes about 0.1 s there). When the machine is busy with other
+			// tests, every hash is slower: the bound is then six sign-ins
+			// measured alone in this same run — a flood that queued the
+			// victim behind its own hashes (8.4 s before the fix) still
+			// exceeds it many times over. The median of three tries keeps
+			// one scheduling hiccup from deciding.
+			slices.Sort(each)
+			flooded, bound := each[1], max(2*time.Second, 6*baseline)
+			if flooded > bound {
+				t.Errorf("the valid sign-in took %s (median of 3) during the flood, want at most %s (2 s, or six sign-ins alone: %s)", flooded, bound, baseline)
 			}
 			if res.Codes[tt.floodCode] == 0 {
 				t.Errorf("the flood got no %s", tt.floodCode)
