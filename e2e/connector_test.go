@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -83,4 +85,33 @@ func TestConnectorDelete(t *testing.T) {
 	if code, ok := c.serve.waitExit(20 * time.Second); !ok || code != 0 {
 		t.Errorf("cloud serve after SIGTERM: exited=%v code=%d\n%s", ok, code, tail(c.serve.out.String(), 20))
 	}
+}
+
+// TestOneRunPerStateDir: a second 'connector run' on a state directory in
+// use refuses with one sentence naming the first's pid (issue 20, defect
+// 3: both used to run, and the cloud counted double tunnels). A pid file
+// left by a killed connector blocks nothing: the lock is the truth.
+func TestOneRunPerStateDir(t *testing.T) {
+	t.Parallel()
+	c := startCloud(t)
+	site := newRunner(t, "site")
+	st := c.mustRegister(t, site, filepath.Join(site.dir, "connector"), contosoAdmin, contosoPW)
+	first := c.runConnector(t, c.admin, st, "--metrics-listen", "")
+
+	site.refused(t, "", []string{"connector", "run", "--dir", st.dir, "--metrics-listen", ""},
+		"A connector already runs on the state directory "+st.dir, fmt.Sprintf("(process %d)", first.pid()), "--dir")
+	if first.exited() {
+		t.Fatalf("the first connector stopped:\n%s", tail(first.out.String(), 20))
+	}
+
+	// Killed, it leaves its pid file; the next one starts all the same.
+	first.signal(syscall.SIGKILL)
+	if _, ok := first.waitExit(20 * time.Second); !ok {
+		t.Fatal("the first connector did not die of SIGKILL")
+	}
+	if _, err := os.Stat(filepath.Join(st.dir, "run.pid")); err != nil {
+		t.Fatalf("a killed connector should leave its pid file behind for this test: %v", err)
+	}
+	second := c.runConnector(t, c.admin, st, "--metrics-listen", "")
+	c.waitConnector(t, c.admin, st.id, second, func(x *apiConnector) bool { return x != nil && x.Tunnels == 2 })
 }

@@ -66,7 +66,11 @@ func newRegisterCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Registered connector %s in tenant %s, group '%s'.\n", tr.ConnectorID, tr.Tenant, tr.Group)
 			fmt.Fprintf(cmd.OutOrStdout(), "Certificate thumbprint %s, valid until %s.\n", tr.Thumbprint, tr.ExpiresAt.Format(time.RFC3339))
-			fmt.Fprintf(cmd.OutOrStdout(), "State in %s. Start it with: sallyport connector run --dir %s\n", o.Dir, o.Dir)
+			if pid, running := connector.Running(o.Dir); running {
+				fmt.Fprintf(cmd.OutOrStdout(), "State in %s. The connector running on it (process %d) takes the new certificate at its next connection.\n", o.Dir, pid)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "State in %s. Start it with: sallyport connector run --dir %s\n", o.Dir, o.Dir)
+			}
 			return nil
 		},
 	}
@@ -121,6 +125,11 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			lock, err := connector.LockRun(cfg.Dir)
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
 			return service.RunService(cmd.Context(), "SallyportConnector", c.Run)
 		},
 	}
@@ -227,6 +236,9 @@ func newRenewCmd() *cobra.Command {
 				"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			fmt.Fprintf(cmd.OutOrStdout(), "Renewed the certificate of connector %s: thumbprint %s, valid until %s.\n",
 				next.Trust.ConnectorID, next.Trust.Thumbprint, next.Trust.ExpiresAt.Format(time.RFC3339))
+			if pid, running := connector.Running(dir); running {
+				fmt.Fprintf(cmd.OutOrStdout(), "The connector running on %s (process %d) takes it at its next connection.\n", dir, pid)
+			}
 			return nil
 		},
 	}
