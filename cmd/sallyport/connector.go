@@ -53,6 +53,9 @@ func newRegisterCmd() *cobra.Command {
 				}
 				o.Password = pw
 			}
+			if err := connector.CheckStateDir(o.Dir); err != nil {
+				return err // before anything reads the directory or asks the cloud
+			}
 			p, err := connector.EffectiveProxy(o.Dir, proxyURL)
 			if err != nil {
 				return err
