@@ -48,6 +48,14 @@ func TestConnectorDelete(t *testing.T) {
 	if !refusal.MatchString(p1.out.String()) {
 		t.Errorf("the deleted connector does not say it was revoked or no longer exists:\n%s", tail(p1.out.String(), 20))
 	}
+	// Its status says why it stopped and what to do, with the --dir given
+	// (issue 20, defect 12: it used to say "start it with connector run").
+	status := site.ok(t, "", "connector", "status", "--dir", st1.dir).stdout
+	mustContain(t, "status of the deleted connector", status, "stopped for good, the cloud refused it: This connector's certificate was revoked",
+		"register this machine again with 'sallyport connector register --cloud "+c.url+" --dir "+st1.dir+"'")
+	if strings.Contains(status, "connector run") {
+		t.Errorf("the status of the deleted connector suggests starting it:\n%s", status)
+	}
 
 	// The group's other connector keeps serving; the deleted one is gone.
 	c.waitConnector(t, c.admin, st1.id, p2, func(x *apiConnector) bool { return x == nil })
@@ -75,6 +83,8 @@ func TestConnectorDelete(t *testing.T) {
 		t.Errorf("connector after SIGTERM: exited=%v code=%d\n%s", ok, code, tail(p2.out.String(), 20))
 	}
 	c.waitConnector(t, c.admin, st2.id, nil, func(x *apiConnector) bool { return x != nil && x.Tunnels == 0 })
+	mustContain(t, "status of the stopped connector", site.ok(t, "", "connector", "status", "--dir", st2.dir).stdout,
+		"not running (start it with 'sallyport connector run --dir "+st2.dir+"')")
 	resp, body := c.get(t, web.ExternalHost, "/page")
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "(error no_connector") {
 		t.Errorf("web with no connector running: %d %s", resp.StatusCode, body)

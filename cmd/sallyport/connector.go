@@ -176,7 +176,7 @@ func newStatusCmd() *cobra.Command {
 			fmt.Fprintf(out, "Connector:    %s\nTenant:       %s (%s)\nGroup:        %s\nCloud:        %s\nThumbprint:   %s\nKey:          %s\nIssued:       %s (from %s)\nExpires:      %s (%d days left)\n",
 				t.ConnectorID, t.Tenant, t.TenantID, t.Group, t.CloudURL, t.Thumbprint, t.KeyLocation,
 				t.IssuedAt.Format(time.RFC3339), t.Source, t.ExpiresAt.Format(time.RFC3339), days)
-			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir))
+			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir, t))
 			if t.ReleaseKey != "" {
 				if k, err := release.ParsePublicKey([]byte(t.ReleaseKey)); err == nil {
 					fmt.Fprintf(out, "Release key:  %s (the cloud's, from the registration; the updater checks updates against the key root pinned for it)\n", release.KeyID(k))
@@ -190,12 +190,16 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-// connectionState describes what the running connector last reported.
-func connectionState(dir string) string {
+// connectionState describes what the running connector last reported;
+// its hints name the state directory given.
+func connectionState(dir string, t connector.Trust) string {
 	rs, fresh := connector.ReadRunStatus(dir, time.Now())
 	switch {
+	case !fresh && rs.Refusal != "" && rs.Serial == t.Serial:
+		return fmt.Sprintf("stopped for good, the cloud refused it: %s; register this machine again with 'sallyport connector register --cloud %s --dir %s' if it should serve again",
+			rs.Refusal, t.CloudURL, dir)
 	case !fresh:
-		return "not running (start it with 'sallyport connector run')"
+		return fmt.Sprintf("not running (start it with 'sallyport connector run --dir %s')", dir)
 	case rs.TunnelsUp > 0:
 		proto := ""
 		if rs.TunnelProtocol > 0 {
