@@ -114,6 +114,10 @@ func TestOneRunPerStateDir(t *testing.T) {
 		t.Fatalf("the first connector stopped:\n%s", tail(first.out.String(), 20))
 	}
 
+	// A renewal by hand stays allowed, and says which process takes it.
+	mustContain(t, "renew while the connector runs", site.ok(t, "", "connector", "renew", "--dir", st.dir, "--force").stdout,
+		fmt.Sprintf("The connector running on %s (process %d) takes it at its next connection.", st.dir, first.pid()))
+
 	// Killed, it leaves its pid file; the next one starts all the same.
 	first.signal(syscall.SIGKILL)
 	if _, ok := first.waitExit(20 * time.Second); !ok {
