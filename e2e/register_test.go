@@ -187,3 +187,36 @@ func checkStateDir(t *testing.T, dir, password string) {
 		}
 	}
 }
+
+// TestRegisterChecksLocalStateFirst: a state directory that cannot be
+// created is refused before the cloud is asked (issue 20, defect 1: the
+// cloud used to register a connector that no machine held).
+func TestRegisterChecksLocalStateFirst(t *testing.T) {
+	t.Parallel()
+	c := startCloud(t)
+	site := newRunner(t, "site")
+	file := filepath.Join(site.dir, "a-file")
+	writeFile(t, file, "not a directory\n", 0o644)
+	dangling := filepath.Join(site.dir, "dangling")
+	if err := os.Symlink(filepath.Join(site.dir, "missing", "connector"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{
+		filepath.Join(file, "connector"), // under a regular file
+		dangling,                         // a link to a directory that is not there (reading it finds nothing, creating it fails)
+	} {
+		_, res := c.register(t, site, dir, contosoAdmin, contosoPW)
+		checkRefusal(t, res, "Connector registration failed before contacting the cloud: the state directory "+dir+" cannot be created", "--dir")
+		if cs := c.connectors(t, c.admin); len(cs) != 0 {
+			t.Errorf("the cloud lists connectors after a registration into %s refused on this machine: %+v", dir, cs)
+		}
+		if ev := c.admin.ok(t, "", "cloud", "events", "--data-dir", c.dataDir).stdout; strings.Contains(ev, "2100") {
+			t.Errorf("the cloud recorded event 2100 for a registration into %s refused on this machine:\n%s", dir, ev)
+		}
+	}
+	// The same check sees event 2100 once a registration does succeed.
+	c.mustRegister(t, site, filepath.Join(site.dir, "connector"), contosoAdmin, contosoPW)
+	if ev := c.admin.ok(t, "", "cloud", "events", "--data-dir", c.dataDir).stdout; !strings.Contains(ev, "2100") {
+		t.Errorf("no event 2100 in the cloud's events after a registration:\n%s", ev)
+	}
+}

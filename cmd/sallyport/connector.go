@@ -53,6 +53,9 @@ func newRegisterCmd() *cobra.Command {
 				}
 				o.Password = pw
 			}
+			if err := connector.CheckStateDir(o.Dir); err != nil {
+				return err // before anything reads the directory or asks the cloud
+			}
 			p, err := connector.EffectiveProxy(o.Dir, proxyURL)
 			if err != nil {
 				return err
@@ -66,7 +69,11 @@ func newRegisterCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Registered connector %s in tenant %s, group '%s'.\n", tr.ConnectorID, tr.Tenant, tr.Group)
 			fmt.Fprintf(cmd.OutOrStdout(), "Certificate thumbprint %s, valid until %s.\n", tr.Thumbprint, tr.ExpiresAt.Format(time.RFC3339))
-			fmt.Fprintf(cmd.OutOrStdout(), "State in %s. Start it with: sallyport connector run --dir %s\n", o.Dir, o.Dir)
+			if pid, running := connector.Running(o.Dir); running {
+				fmt.Fprintf(cmd.OutOrStdout(), "State in %s. The connector running on it (process %d) takes the new certificate at its next connection.\n", o.Dir, pid)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "State in %s. Start it with: sallyport connector run --dir %s\n", o.Dir, o.Dir)
+			}
 			return nil
 		},
 	}
@@ -121,6 +128,11 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			lock, err := connector.LockRun(cfg.Dir)
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
 			return service.RunService(cmd.Context(), "SallyportConnector", c.Run)
 		},
 	}
@@ -164,7 +176,7 @@ func newStatusCmd() *cobra.Command {
 			fmt.Fprintf(out, "Connector:    %s\nTenant:       %s (%s)\nGroup:        %s\nCloud:        %s\nThumbprint:   %s\nKey:          %s\nIssued:       %s (from %s)\nExpires:      %s (%d days left)\n",
 				t.ConnectorID, t.Tenant, t.TenantID, t.Group, t.CloudURL, t.Thumbprint, t.KeyLocation,
 				t.IssuedAt.Format(time.RFC3339), t.Source, t.ExpiresAt.Format(time.RFC3339), days)
-			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir))
+			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir, t))
 			if t.ReleaseKey != "" {
 				if k, err := release.ParsePublicKey([]byte(t.ReleaseKey)); err == nil {
 					fmt.Fprintf(out, "Release key:  %s (the cloud's, from the registration; the updater checks updates against the key root pinned for it)\n", release.KeyID(k))
@@ -178,12 +190,16 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-// connectionState describes what the running connector last reported.
-func connectionState(dir string) string {
+// connectionState describes what the running connector last reported;
+// its hints name the state directory given.
+func connectionState(dir string, t connector.Trust) string {
 	rs, fresh := connector.ReadRunStatus(dir, time.Now())
 	switch {
+	case !fresh && rs.Refusal != "" && rs.Serial == t.Serial:
+		return fmt.Sprintf("stopped for good, the cloud refused it: %s; register this machine again with 'sallyport connector register --cloud %s --dir %s' if it should serve again",
+			rs.Refusal, t.CloudURL, dir)
 	case !fresh:
-		return "not running (start it with 'sallyport connector run')"
+		return fmt.Sprintf("not running (start it with 'sallyport connector run --dir %s')", dir)
 	case rs.TunnelsUp > 0:
 		proto := ""
 		if rs.TunnelProtocol > 0 {
@@ -227,6 +243,9 @@ func newRenewCmd() *cobra.Command {
 				"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			fmt.Fprintf(cmd.OutOrStdout(), "Renewed the certificate of connector %s: thumbprint %s, valid until %s.\n",
 				next.Trust.ConnectorID, next.Trust.Thumbprint, next.Trust.ExpiresAt.Format(time.RFC3339))
+			if pid, running := connector.Running(dir); running {
+				fmt.Fprintf(cmd.OutOrStdout(), "The connector running on %s (process %d) takes it at its next connection.\n", dir, pid)
+			}
 			return nil
 		},
 	}

@@ -404,3 +404,47 @@ func TestRenewalFailureEvent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestUnreachableEventAfterDrop: once a tunnel drops and the cloud is
+// gone, the first failed reconnection is event 1203 (issue 20, defect 9:
+// it used to wait for the tenth, counting the drop as a failure).
+func TestUnreachableEventAfterDrop(t *testing.T) {
+	cloud := newFakeCloud(t)
+	dir := t.TempDir()
+	writeTestState(t, dir, cloud, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	var c *Connector
+	t.Run("cloud up", func(st *testing.T) { // its cleanup stops the cloud, and the tunnels drop
+		cloud.start(st)
+		c, _ = runConnector(t, dir)
+		for range 2 {
+			do(st, nextTunnel(st, cloud), "GET", tunnel.PathHello, nil, nil)
+		}
+		waitFor(st, func() bool { return c.TunnelsUp() == 2 })
+	})
+	var first *eventlog.Event
+	waitFor(t, func() bool {
+		evs, _ := eventlog.Read(filepath.Join(dir, EventsFile), eventlog.Filter{})
+		for i := range evs {
+			if evs[i].ID == 1203 {
+				first = &evs[i]
+				return true
+			}
+		}
+		return false
+	})
+	if first.Fields["attempts"] != "1" {
+		t.Errorf("the first event 1203 after the drop says attempts=%s, want 1: %+v", first.Fields["attempts"], *first)
+	}
+}
+
+// waitFor polls cond until it holds, for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

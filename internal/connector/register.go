@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +114,13 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 			"Connector registration failed: no credentials were given",
 			"give --user and the password (--password-stdin, or type it when asked), or --token with a registration token")
 	}
+	// Everything that can fail on this machine is checked before the
+	// cloud is asked: a registration the cloud made for a directory that
+	// cannot hold it would leave a stray connector there (issue 20).
+	if err := CheckStateDir(o.Dir); err != nil {
+		return nil, err
+	}
+	log.Info("the state directory is writable", "dir", o.Dir)
 	log.Info("pinning the cloud CA", "url", target.URL)
 	ca, err := cloudlink.PinnedCA(ctx, target, o.CAFile, o.CAFingerprint, "sallyport connector register")
 	if err != nil {
@@ -161,8 +169,58 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 		ReleaseKey:    resp.ReleaseKey,
 	}
 	if err := writeState(o.Dir, &tr, keyPEM, []byte(resp.Certificate), pki.EncodeCertPEM(ca.Raw)); err != nil {
-		return nil, err
+		return nil, undoRegistration(ctx, client, target, o, req.PreviousConnectorID, resp.ConnectorID, log, err)
 	}
 	removeUnusedPairs(o.Dir, tr)
 	return &tr, nil
+}
+
+// CheckStateDir makes sure dir exists (created 0700) and that a file can
+// be written in it, the way writeState writes the key.
+func CheckStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return problem.Newf(400, "state_unwritable",
+			"run register as a user who may create that directory, or choose another with --dir",
+			"Connector registration failed before contacting the cloud: the state directory %s cannot be created (%v)", dir, err)
+	}
+	probe := filepath.Join(dir, ".register-probe")
+	if err := pki.WriteFileAtomic(probe, []byte("probe\n"), 0o600); err != nil {
+		return problem.Newf(400, "state_unwritable",
+			"run register as a user who may write that directory, or choose another with --dir",
+			"Connector registration failed before contacting the cloud: the state directory %s cannot be written (%v)", dir, err)
+	}
+	os.Remove(probe)
+	return nil
+}
+
+// undoRegistration deletes at the cloud a connector registered for a
+// state directory that then could not be written, through the channel the
+// registration used: the administrator's user and password. A
+// registration token cannot delete connectors, and a re-registration that
+// kept the machine's identity is not undone (the connector existed
+// before): the error then names the connector for an administrator.
+func undoRegistration(ctx context.Context, client *http.Client, target cloudlink.Target, o RegisterOptions, previousID, id string, log *slog.Logger, cause error) error {
+	p := *problem.Public(cause)
+	undone := false
+	if id != previousID && o.User != "" && o.Password != "" {
+		var login api.LoginResponse
+		err := cloudlink.PostJSON(ctx, client, target, api.Prefix+"/login", &api.LoginRequest{User: o.User, Password: o.Password}, &login)
+		if err == nil {
+			err = cloudlink.DoJSON(ctx, client, target, http.MethodDelete, api.Prefix+"/connectors/"+id, login.Token, nil, nil)
+		}
+		if err != nil {
+			log.Error("the connector registered at the cloud could not be deleted again", "connector_id", id, "error", problem.Public(err).Error())
+		} else {
+			log.Info("the connector registered at the cloud was deleted again", "connector_id", id)
+			undone = true
+		}
+	}
+	if undone {
+		p.Message += fmt.Sprintf(", so the connector %s the cloud had registered was deleted again", id)
+		return &p
+	}
+	log.Error("a connector stays registered at the cloud without a state directory", "connector_id", id)
+	p.Message += fmt.Sprintf(", and the connector %s the cloud registered meanwhile stays there", id)
+	p.Step = strings.TrimSuffix(p.Step, ".") + fmt.Sprintf("; have an administrator delete it with 'sallyport admin connector delete %s'", id)
+	return &p
 }

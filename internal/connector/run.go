@@ -240,21 +240,27 @@ func (c *Connector) Run(ctx context.Context) error {
 
 // keepTunnel keeps one tunnel connection up, forever.
 func (c *Connector) keepTunnel(ctx context.Context, slot int) {
-	failures := 0
+	// failures sets the backoff and counts a tunnel that closed soon
+	// after it came up; dialFailures counts the failed connection
+	// attempts in a row, for event 1203 at the first and every 10th (a
+	// dropped tunnel must not push the first one to the tenth: issue 20).
+	failures, dialFailures := 0, 0
 	for ctx.Err() == nil {
 		conn, err := c.dial(ctx)
 		if err != nil {
 			failures++
+			dialFailures++
 			if ctx.Err() != nil {
 				return
 			}
 			c.noteError(err)
-			if failures == 1 || failures%10 == 0 {
-				c.connectFailed(err, slot, failures)
+			if dialFailures == 1 || dialFailures%10 == 0 {
+				c.connectFailed(err, slot, dialFailures)
 			}
 			c.wait(ctx, failures)
 			continue
 		}
+		dialFailures = 0
 		started := time.Now()
 		// The tunnel counts as up once the cloud has accepted the
 		// certificate and says hello (a refused one never does).

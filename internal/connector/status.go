@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
 )
 
 // RunStatus is what a running connector writes to status.json in its
@@ -23,6 +24,14 @@ type RunStatus struct {
 	LastError       string    `json:"last_error,omitempty"`
 	ConfigVersion   string    `json:"config_version,omitempty"`
 	Apps            []string  `json:"apps"`
+	// Refusal and RefusalCode are the cloud's refusal that stopped the
+	// connector for good (revoked, deleted, unknown, expired), written
+	// when it stops, so that 'connector status' says why it does not run.
+	Refusal     string `json:"refusal,omitempty"`
+	RefusalCode string `json:"refusal_code,omitempty"`
+	// Serial is the serial of the certificate in use: a refusal concerns
+	// that registration only, not one made after it.
+	Serial string `json:"serial,omitempty"`
 }
 
 // statusEvery is how often status.json is rewritten while running; a file
@@ -66,13 +75,19 @@ func (c *Connector) writeStatus(stopped bool) {
 	tbl := c.handler.apps.Load()
 	c.mu.Lock()
 	rs := RunStatus{PID: os.Getpid(), Version: c.cfg.Version, UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, TunnelProtocol: c.protocol, Connections: c.cfg.Connections,
-		LastConnectedAt: c.lastUp, LastError: c.lastErr, ConfigVersion: tbl.cfg.Version, Apps: []string{}}
+		Serial: c.State().Trust.Serial, LastConnectedAt: c.lastUp, LastError: c.lastErr, ConfigVersion: tbl.cfg.Version, Apps: []string{}}
 	c.mu.Unlock()
 	for _, a := range tbl.cfg.Apps {
 		rs.Apps = append(rs.Apps, a.Name)
 	}
 	if stopped {
 		rs.UpdatedAt, rs.TunnelsUp = time.Time{}, 0
+		c.mu.Lock()
+		if c.refusal != nil {
+			p := problem.Public(c.refusal)
+			rs.Refusal, rs.RefusalCode = p.Message, p.Code
+		}
+		c.mu.Unlock()
 	}
 	js, _ := json.MarshalIndent(rs, "", "  ")
 	if err := pki.WriteFileAtomic(filepath.Join(c.cfg.Dir, StatusFile), append(js, '\n'), 0o644); err != nil {

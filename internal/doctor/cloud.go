@@ -80,7 +80,7 @@ func (r *runner) checkState(_ context.Context, s *Step) {
 		st.Trust.ConnectorID, st.Trust.Tenant, st.Trust.Group, st.Trust.Thumbprint, connector.TrustFile, keyNote, leaf.NotAfter.UTC().Format(timeFormat), days(left))
 	if left < ExpiryWarning {
 		s.set(Warn, found+"; less than "+days(ExpiryWarning)+" left, so renewals have been failing",
-			fmt.Sprintf("run 'sallyport connector renew --dir %s --force' now, and look for event 1101 (renewal failed) with 'sallyport connector events --dir %s'; once it expires the connector stops (event 1000) and must be registered again with 'sallyport connector register'", dir, dir))
+			fmt.Sprintf("run 'sallyport connector renew --dir %s --force' now, and look for event 1101 (renewal failed) with 'sallyport connector events --dir %s'; once it expires the connector stops (event 1000) and must be registered again with 'sallyport connector register --dir %s'", dir, dir, dir))
 		return
 	}
 	s.set(Pass, found, "")
