@@ -52,10 +52,38 @@ func CheckInternalURL(raw string) (*url.URL, error) {
 	if u.Fragment != "" || u.RawQuery != "" {
 		return nil, bad("it must not contain a query or fragment")
 	}
+	if why := badPort(u); why != "" {
+		return nil, bad(why)
+	}
 	if _, ok := edge.NormalizeHost(u.Host); !ok {
 		return nil, bad("its host is not a valid name or address")
 	}
 	return u, nil
+}
+
+// badPort says what is wrong with u's port, or "" when it has none or
+// a usable one: digits only, 1 to 65535 (url.Parse accepts "99999").
+func badPort(u *url.URL) string {
+	p := u.Port()
+	if p == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return "its port is empty (leave the colon out or give a port from 1 to 65535)"
+		}
+		return ""
+	}
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return fmt.Sprintf("its port %q is not a number from 1 to 65535", truncate(p, 20))
+		}
+		if n = n*10 + int(c-'0'); n > 65535 {
+			break
+		}
+	}
+	if n < 1 || n > 65535 {
+		return fmt.Sprintf("its port %s is not from 1 to 65535", truncate(p, 20))
+	}
+	return ""
 }
 
 // appRequest is a checked CreateAppRequest.
@@ -343,6 +371,10 @@ func checkBackendProxy(raw string) (string, error) {
 		return "", bad("only http:// and https:// proxies are supported")
 	case u.Hostname() == "":
 		return "", bad("it has no host")
+	case u.User != nil:
+		return "", bad("it must not contain credentials")
+	case badPort(u) != "":
+		return "", bad(badPort(u))
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 		return "", bad("it must not contain a path or query")
 	}

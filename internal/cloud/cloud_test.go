@@ -13,6 +13,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem"
 )
 
 const testPassword = "correct horse battery"
@@ -214,11 +215,59 @@ func TestCheckInternalURL(t *testing.T) {
 		{"intranet:8080", false},
 		{"http://bad_host/", false},
 		{"http://" + strings.Repeat("a", 3000) + "/", false},
+		// issue 20 item 4: ports, schemes, empty hosts, credentials
+		{"http://intranet:99999/", false},
+		{"http://intranet:65536/", false},
+		{"http://intranet:0/", false},
+		{"http://intranet:65535/", true},
+		{"http://intranet:1/", true},
+		{"http://intranet:/", false},
+		{"http://intranet:8o/", false},
+		{"http://[fd00::1]:70000/", false},
+		{"http://:8080/", false},
+		{"http://@intranet/", false},
+		{"http://user@intranet/", false},
+		{"gopher://intranet/", false},
+		{"HTTP://intranet/", true},
 	}
 	for _, tt := range tests {
 		_, err := CheckInternalURL(tt.in)
 		if (err == nil) != tt.ok {
 			t.Errorf("CheckInternalURL(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+		}
+	}
+}
+
+// TestCheckBackendProxy is issue 20 item 4 for --backend-proxy: the same
+// port, scheme, host and credential rules as the internal URL.
+func TestCheckBackendProxy(t *testing.T) {
+	tests := []struct {
+		in, want string // want: the stored proxy, or "" for a refusal
+	}{
+		{"http://proxy.corp:3128", "http://proxy.corp:3128"},
+		{"https://proxy.corp:3128/", "https://proxy.corp:3128"},
+		{"http://proxy.corp", "http://proxy.corp"},
+		{"http://proxy.corp:99999", ""},
+		{"http://proxy.corp:0", ""},
+		{"http://proxy.corp:", ""},
+		{"http://:3128", ""},
+		{"socks5://proxy.corp:1080", ""},
+		{"http://user:pw@proxy.corp:3128", ""},
+		{"http://user@proxy.corp:3128", ""},
+		{"http://proxy.corp:3128/path", ""},
+	}
+	for _, tt := range tests {
+		got, err := checkBackendProxy(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("checkBackendProxy(%q) = %q, want a refusal", tt.in, got)
+			} else if p, ok := problem.As(err); !ok || p.Code != "bad_backend_proxy" {
+				t.Errorf("checkBackendProxy(%q) error = %v, want a bad_backend_proxy problem", tt.in, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("checkBackendProxy(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
