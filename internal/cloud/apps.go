@@ -170,6 +170,32 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	}}, nil
 }
 
+// appConflict says why a refused a: its name is taken in the tenant, or its
+// external host is published by another application, named when it is
+// the tenant's own and never named when it is another tenant's.
+func (s *Server) appConflict(ctx context.Context, t store.Tenant, a store.Application) error {
+	if _, err := s.store.AppByName(ctx, t.ID, a.Name); err == nil {
+		return problem.Newf(http.StatusConflict, "app_exists", "choose another name, or change the existing one with 'sallyport admin app update "+a.Name+"'",
+			"An application named '%s' already exists", a.Name)
+	}
+	all, err := s.store.ListAllApps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.ExternalHost != a.ExternalHost {
+			continue
+		}
+		if o.TenantID == t.ID {
+			return problem.Newf(http.StatusConflict, "app_exists", "choose another external host, or stop publishing '"+o.Name+"' first ('sallyport admin app delete "+o.Name+"')",
+				"The external host %s is already used by the application '%s'", a.ExternalHost, o.Name)
+		}
+		break
+	}
+	return problem.Newf(http.StatusConflict, "app_exists", "choose another external host",
+		"The external host %s is already used by another tenant's application", a.ExternalHost)
+}
+
 // edgeCertCovers reports whether the configured edge certificate covers host.
 func (s *Server) edgeCertCovers(host string) bool {
 	if s.edgeCert == nil {
@@ -210,8 +236,7 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	if err := s.store.CreateApp(r.Context(), ar.app); errors.Is(err, store.ErrConflict) {
-		return problem.Newf(http.StatusConflict, "app_exists", "choose another name or external host",
-			"An application named '%s' or published at %s already exists", ar.app.Name, ar.app.ExternalHost)
+		return s.appConflict(r.Context(), p.Tenant, ar.app)
 	} else if err != nil {
 		return err
 	}

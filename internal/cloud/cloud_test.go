@@ -14,6 +14,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store"
 )
 
 const testPassword = "correct horse battery"
@@ -234,6 +235,39 @@ func TestCheckInternalURL(t *testing.T) {
 		_, err := CheckInternalURL(tt.in)
 		if (err == nil) != tt.ok {
 			t.Errorf("CheckInternalURL(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+		}
+	}
+}
+
+// TestAppHostTaken is issue 20 item 14: a refused app create names the
+// application that already has the external host when it is the caller's
+// own, and never names another tenant's.
+func TestAppHostTaken(t *testing.T) {
+	s := newTestServer(t)
+	contoso := login(t, s, "admin@contoso.com", testPassword)
+	fabrikam := tenantOf(t, s, "fabrikam.com")
+	if rec, eb := call(t, s, "POST", "/apps", contoso, api.CreateAppRequest{Name: "payroll", InternalURL: "http://i.corp/", ExternalHost: "pay-contoso.sallyport.test"}); rec.Code != 201 {
+		t.Fatalf("create payroll: %d %s", rec.Code, eb.Error.Message)
+	}
+	// Another tenant's application at a host contoso may publish (as after a domain changed hands).
+	g, err := s.store.ListGroups(context.Background(), fabrikam.ID)
+	if err != nil || len(g) == 0 {
+		t.Fatalf("fabrikam's groups: %v %v", g, err)
+	}
+	if err := s.store.CreateApp(context.Background(), store.Application{ID: NewID("a"), TenantID: fabrikam.ID, Name: "secretapp", GroupID: g[0].ID,
+		ExternalHost: "old-contoso.sallyport.test", InternalURL: "http://x/", Timeout: "default", PreAuth: "passthrough"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, host, want, notWant string
+	}{
+		{"payroll", "", "An application named 'payroll' already exists", "pay-contoso"},
+		{"wages", "pay-contoso.sallyport.test", "The external host pay-contoso.sallyport.test is already used by the application 'payroll'", "'wages'"},
+		{"wages", "old-contoso.sallyport.test", "The external host old-contoso.sallyport.test is already used by another tenant's application", "secretapp"},
+	} {
+		rec, eb := call(t, s, "POST", "/apps", contoso, api.CreateAppRequest{Name: tc.name, InternalURL: "http://i.corp/", ExternalHost: tc.host})
+		if rec.Code != 409 || eb.Error.Code != "app_exists" || !strings.HasPrefix(eb.Error.Message, tc.want) || strings.Contains(eb.Error.Message+eb.Error.Step, tc.notWant) {
+			t.Errorf("create %s at %q = %d %s %q (step %q), want 409 app_exists %q without %q", tc.name, tc.host, rec.Code, eb.Error.Code, eb.Error.Message, eb.Error.Step, tc.want, tc.notWant)
 		}
 	}
 }
