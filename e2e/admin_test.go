@@ -95,7 +95,10 @@ func TestAdminWorkflow(t *testing.T) {
 			t.Errorf("app create intra = %+v", intra)
 		}
 		res := admin.ok(t, "", "admin", "app", "create", "docs", "--internal-url", "http://docs.corp.example/")
-		mustContain(t, "app create output", res.stdout, "Published 'docs': https://docs-contoso.sallyport.localhost:"+c.port+"/ → http://docs.corp.example/ (group 'Default', timeout default).")
+		mustContain(t, "app create output", res.stdout, "Published 'docs': https://docs-contoso.sallyport.localhost:"+c.port+"/ → http://docs.corp.example/ (group 'Default', timeout default).",
+			// issue 20 item 15: a group without a connector is said, with what to do
+			"Note: The group 'Default' has no connector yet, so requests will get an error page until one joins it: "+
+				"create a registration token with 'sallyport admin token create --group Default', then 'sallyport connector register' with that token")
 
 		var list []apiApp
 		admin.okJSON(t, &list, "admin", "app", "list", "--json")

@@ -162,6 +162,15 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	if kind == hostProven && in.CertPEM == "" && !s.edgeCertCovers(host) {
 		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file (ACME comes in a later version)", host)
 	}
+	gnote, err := s.groupConnectorNote(ctx, t, g)
+	if err != nil {
+		return nil, err
+	}
+	if gnote != "" && note != "" {
+		note += ". " + gnote
+	} else if gnote != "" {
+		note = gnote
+	}
 	now := s.now().UTC()
 	return &appRequest{group: g, note: note, app: store.Application{
 		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
@@ -194,6 +203,41 @@ func (s *Server) appConflict(ctx context.Context, t store.Tenant, a store.Applic
 	}
 	return problem.Newf(http.StatusConflict, "app_exists", "choose another external host",
 		"The external host %s is already used by another tenant's application", a.ExternalHost)
+}
+
+// groupConnectorNote says, when g has no active connector, that requests
+// to its applications will fail until one connects and how to get one;
+// "" when one is active.
+func (s *Server) groupConnectorNote(ctx context.Context, t store.Tenant, g store.Group) (string, error) {
+	cs, err := s.store.ListConnectors(ctx, t.ID)
+	if err != nil {
+		return "", err
+	}
+	n := 0
+	for _, c := range cs {
+		if c.GroupID != g.ID {
+			continue
+		}
+		if s.connectorStatus(c) == "active" {
+			return "", nil
+		}
+		n++
+	}
+	register := "'sallyport admin token create --group " + shellWord(g.Name) + "', then 'sallyport connector register' with that token on a machine that reaches the application"
+	if n == 0 {
+		return fmt.Sprintf("The group '%s' has no connector yet, so requests will get an error page until one joins it: create a registration token with %s", g.Name, register), nil
+	}
+	return fmt.Sprintf("None of the %d connectors of the group '%s' is active, so requests will get an error page until one connects: start one with 'sallyport connector run' on its machine, or create a registration token with %s", n, g.Name, register), nil
+}
+
+// shellWord quotes w for a POSIX shell when it is not a plain word.
+func shellWord(w string) string {
+	for _, c := range w {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
+			return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return w
 }
 
 // edgeCertCovers reports whether the configured edge certificate covers host.

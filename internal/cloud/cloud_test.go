@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/pki"
@@ -269,6 +270,61 @@ func TestAppHostTaken(t *testing.T) {
 		if rec.Code != 409 || eb.Error.Code != "app_exists" || !strings.HasPrefix(eb.Error.Message, tc.want) || strings.Contains(eb.Error.Message+eb.Error.Step, tc.notWant) {
 			t.Errorf("create %s at %q = %d %s %q (step %q), want 409 app_exists %q without %q", tc.name, tc.host, rec.Code, eb.Error.Code, eb.Error.Message, eb.Error.Step, tc.want, tc.notWant)
 		}
+	}
+}
+
+// TestAppNoteGroupWithoutConnector is issue 20 item 15: publishing to a
+// group with no connector, or none active, answers with a note saying
+// that requests will fail and how to get a connector into the group.
+func TestAppNoteGroupWithoutConnector(t *testing.T) {
+	s := newTestServer(t)
+	ctx := context.Background()
+	tok := login(t, s, "admin@contoso.com", testPassword)
+	ten := tenantOf(t, s, "contoso.com")
+	if rec, eb := call(t, s, "POST", "/groups", tok, api.CreateGroupRequest{Name: "Branch Office"}); rec.Code != 201 {
+		t.Fatalf("create group: %d %s", rec.Code, eb.Error.Message)
+	}
+	branch, err := s.store.GroupByName(ctx, ten.ID, "Branch Office")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := s.store.GroupByName(ctx, ten.ID, DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(name, group string) string {
+		t.Helper()
+		rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: name, InternalURL: "http://i.corp/", Group: group})
+		if rec.Code != 201 {
+			t.Fatalf("publish %s: %d %s", name, rec.Code, eb.Error.Message)
+		}
+		var a api.App
+		json.Unmarshal(rec.Body.Bytes(), &a)
+		return a.Note
+	}
+	if note := publish("a1", "Branch Office"); !strings.Contains(note, "The group 'Branch Office' has no connector yet, so requests will get an error page") ||
+		!strings.Contains(note, "sallyport admin token create --group 'Branch Office'") || !strings.Contains(note, "sallyport connector register") {
+		t.Errorf("empty group: note %q", note)
+	}
+	never := store.Connector{ID: "c_never", TenantID: ten.ID, GroupID: branch.ID, Hostname: "h1", CertSerial: "01", CreatedAt: time.Now()}
+	seen := store.Connector{ID: "c_seen", TenantID: ten.ID, GroupID: def.ID, Hostname: "h2", CertSerial: "02", CreatedAt: time.Now(), LastSeenAt: time.Now()}
+	for _, c := range []store.Connector{never, seen} {
+		if err := s.store.CreateConnector(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if note := publish("a2", "Branch Office"); !strings.Contains(note, "None of the 1 connectors of the group 'Branch Office' is active") ||
+		!strings.Contains(note, "sallyport connector run") {
+		t.Errorf("group of inactive connectors: note %q", note)
+	}
+	if note := publish("a3", ""); note != "" {
+		t.Errorf("group with an active connector: note %q, want none", note)
+	}
+	// Moving an application to the empty group says it too.
+	g := "Branch Office"
+	rec, _ := call(t, s, "PATCH", "/apps/a3", tok, api.UpdateAppRequest{Group: &g})
+	if !strings.Contains(rec.Body.String(), "None of the 1 connectors of the group") {
+		t.Errorf("update into the group: %s", rec.Body.String())
 	}
 }
 
