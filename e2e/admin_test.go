@@ -63,6 +63,11 @@ func TestAdminWorkflow(t *testing.T) {
 		mustContain(t, "group create output", res.stdout, "Created connector group 'Branch-1'.")
 		admin.refused(t, "", []string{"admin", "group", "create", "Branch-1"}, "The group 'Branch-1' already exists in contoso.com")
 		admin.refused(t, "", []string{"admin", "group", "create", "no/slash"}, "is not a valid group name")
+		// issue 20 item 7: the rule broken is said; case does not make a new group
+		admin.refused(t, "", []string{"admin", "group", "create", " lead"}, `" lead" is not a valid group name: it starts or ends with a space`)
+		admin.refused(t, "", []string{"admin", "group", "create", "default"}, "The group 'default' already exists in contoso.com as 'Default'")
+		admin.refused(t, "long-enough-password\n", []string{"admin", "user", "create", "bob smith@contoso.com", "--password-stdin"},
+			`"bob smith@contoso.com" is not a valid user name: spaces are not allowed`)
 		var gs []struct {
 			Name       string `json:"name"`
 			Connectors int    `json:"connectors"`
