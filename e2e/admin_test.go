@@ -63,6 +63,11 @@ func TestAdminWorkflow(t *testing.T) {
 		mustContain(t, "group create output", res.stdout, "Created connector group 'Branch-1'.")
 		admin.refused(t, "", []string{"admin", "group", "create", "Branch-1"}, "The group 'Branch-1' already exists in contoso.com")
 		admin.refused(t, "", []string{"admin", "group", "create", "no/slash"}, "is not a valid group name")
+		// issue 20 item 7: the rule broken is said; case does not make a new group
+		admin.refused(t, "", []string{"admin", "group", "create", " lead"}, `" lead" is not a valid group name: it starts or ends with a space`)
+		admin.refused(t, "", []string{"admin", "group", "create", "default"}, "The group 'default' already exists in contoso.com as 'Default'")
+		admin.refused(t, "long-enough-password\n", []string{"admin", "user", "create", "bob smith@contoso.com", "--password-stdin"},
+			`"bob smith@contoso.com" is not a valid user name: spaces are not allowed`)
 		var gs []struct {
 			Name       string `json:"name"`
 			Connectors int    `json:"connectors"`
@@ -95,7 +100,10 @@ func TestAdminWorkflow(t *testing.T) {
 			t.Errorf("app create intra = %+v", intra)
 		}
 		res := admin.ok(t, "", "admin", "app", "create", "docs", "--internal-url", "http://docs.corp.example/")
-		mustContain(t, "app create output", res.stdout, "Published 'docs': https://docs-contoso.sallyport.localhost:"+c.port+"/ → http://docs.corp.example/ (group 'Default', timeout default).")
+		mustContain(t, "app create output", res.stdout, "Published 'docs': https://docs-contoso.sallyport.localhost:"+c.port+"/ → http://docs.corp.example/ (group 'Default', timeout default).",
+			// issue 20 item 15: a group without a connector is said, with what to do
+			"Note: The group 'Default' has no connector yet, so requests will get an error page until one joins it: "+
+				"create a registration token with 'sallyport admin token create --group Default', then 'sallyport connector register' with that token")
 
 		var list []apiApp
 		admin.okJSON(t, &list, "admin", "app", "list", "--json")

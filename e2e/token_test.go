@@ -50,12 +50,22 @@ func TestRegistrationTokens(t *testing.T) {
 		t.Fatalf("token create output:\n%s", res)
 	}
 	id, token := m[1], tm[1]
-	mustContain(t, "token create output", res.stdout, "shown only now",
-		"sallyport connector register --cloud "+c.url+" --ca-fingerprint "+c.fingerprint+" --token "+token)
+	// issue 20 item 13: the printed command reads the token from a file,
+	// never from the command line.
+	printed := "sallyport connector register --cloud " + c.url + " --ca-fingerprint " + c.fingerprint + " --token-file sallyport-token"
+	mustContain(t, "token create output", res.stdout, "shown only now", "cat > sallyport-token", printed)
+	if strings.Contains(res.stdout, "--token "+token) || strings.Count(res.stdout, token) != 1 {
+		t.Errorf("token create prints the token more than once or on a command line:\n%s", res.stdout)
+	}
 
-	// Register with the token alone, then serve.
+	// Register with the token alone, as printed, then serve.
 	dir := filepath.Join(site.dir, "connector1")
-	res = site.ok(t, "", registerArgs(dir, token)...)
+	if err := os.WriteFile(filepath.Join(site.dir, "sallyport-token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Fields(strings.TrimPrefix(printed, "sallyport "))
+	args[len(args)-1] = filepath.Join(site.dir, "sallyport-token")
+	res = site.ok(t, "", append(args, "--dir", dir)...)
 	rm := registeredRe.FindStringSubmatch(res.stdout)
 	if rm == nil || rm[2] != contoso || rm[3] != "Branch" {
 		t.Fatalf("registration with a token:\n%s", res)

@@ -282,7 +282,7 @@ func newTokenCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a registration token for a connector group (shown once)",
-		Long: `Create a registration token: 'sallyport connector register --token TOKEN' then registers a
+		Long: `Create a registration token: 'sallyport connector register --token-file FILE' then registers a
 connector in the token's group without any user name or password (unattended installs).
 The token is printed once and only its hash is kept. It allows one registration and lives
 24 hours unless --uses and --expires say otherwise (at most 30 days).`,

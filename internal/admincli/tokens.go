@@ -52,11 +52,19 @@ func (c *Client) CreateToken(ctx context.Context, o Output, in api.CreateRegistr
 			t.ID, t.Group, c.p.Tenant, when(t.ExpiresAt), lifetime(t.ExpiresAt.Sub(t.CreatedAt)), registrations(t.MaxUses))
 		fmt.Fprintln(tw, "The token is shown only now; keep it like a password:")
 		fmt.Fprintln(tw, t.Token)
-		fmt.Fprintln(tw, "Register a connector with it (no password needed):")
-		fmt.Fprintf(tw, "  sallyport connector register --cloud %s --ca-fingerprint %s --token %s\n",
-			c.p.CloudURL, pki.Fingerprint(c.ca), t.Token)
+		// The command names a file, not the token: a token on a command
+		// line is seen by every user of the machine (ps) and kept in the
+		// shell's history (docs/cli.md, connector register).
+		fmt.Fprintln(tw, "Register a connector with it (no password needed): on the connector's machine, save the token in a file only you can read")
+		fmt.Fprintf(tw, "(for example: umask 077; cat > %s, paste the token, press Enter and Ctrl-D), then run:\n", TokenFileName)
+		fmt.Fprintf(tw, "  sallyport connector register --cloud %s --ca-fingerprint %s --token-file %s\n",
+			c.p.CloudURL, pki.Fingerprint(c.ca), TokenFileName)
 	})
 }
+
+// TokenFileName is the file the printed register command reads the
+// registration token from.
+const TokenFileName = "sallyport-token"
 
 // lifetime writes d in whole days (from 2 days), hours or minutes when it
 // is one: "7 days", "24 hours", "90 minutes".

@@ -195,11 +195,9 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	name := strings.ToLower(strings.TrimSpace(in.Name))
-	if _, d, ok := splitUser(name); !ok || d != p.Tenant.Domain {
-		return problem.Newf(http.StatusBadRequest, "bad_user_name",
-			fmt.Sprintf("give a user of this tenant's domain, for example someone@%s", p.Tenant.Domain),
-			"%q is not a user name of the domain %s", truncate(in.Name, 80), p.Tenant.Domain)
+	name, err := checkUserName("bad_user_name", in.Name, p.Tenant.Domain)
+	if err != nil {
+		return err
 	}
 	role := store.Role(in.Role)
 	if !role.Valid() {
@@ -263,14 +261,13 @@ func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, p *pr
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	name := strings.TrimSpace(in.Name)
-	if !validGroupName(name) {
-		return problem.Newf(http.StatusBadRequest, "bad_group_name", "use 1 to 64 letters, digits, spaces, '.', '_' or '-'",
-			"%q is not a valid group name", truncate(in.Name, 80))
+	name, err := checkGroupName(in.Name)
+	if err != nil {
+		return err
 	}
 	g := store.Group{ID: NewID("g"), TenantID: p.Tenant.ID, Name: name, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateGroup(r.Context(), g); errors.Is(err, store.ErrConflict) {
-		return problem.Newf(http.StatusConflict, "group_exists", "choose another name", "The group '%s' already exists in %s", name, p.Tenant.Domain)
+		return s.groupExists(r.Context(), p.Tenant, name)
 	} else if err != nil {
 		return err
 	}
@@ -279,18 +276,6 @@ func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, p *pr
 	}
 	writeJSON(w, http.StatusCreated, api.Group{ID: g.ID, Name: g.Name, CreatedAt: g.CreatedAt})
 	return nil
-}
-
-func validGroupName(n string) bool {
-	if n == "" || len(n) > 64 {
-		return false
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(" ._-", c)) {
-			return false
-		}
-	}
-	return true
 }
 
 // groupByName finds a group of the caller's tenant, with a clear error.

@@ -52,10 +52,38 @@ func CheckInternalURL(raw string) (*url.URL, error) {
 	if u.Fragment != "" || u.RawQuery != "" {
 		return nil, bad("it must not contain a query or fragment")
 	}
+	if why := badPort(u); why != "" {
+		return nil, bad(why)
+	}
 	if _, ok := edge.NormalizeHost(u.Host); !ok {
 		return nil, bad("its host is not a valid name or address")
 	}
 	return u, nil
+}
+
+// badPort says what is wrong with u's port, or "" when it has none or
+// a usable one: digits only, 1 to 65535 (url.Parse accepts "99999").
+func badPort(u *url.URL) string {
+	p := u.Port()
+	if p == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return "its port is empty (leave the colon out or give a port from 1 to 65535)"
+		}
+		return ""
+	}
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return fmt.Sprintf("its port %q is not a number from 1 to 65535", truncate(p, 20))
+		}
+		if n = n*10 + int(c-'0'); n > 65535 {
+			break
+		}
+	}
+	if n < 1 || n > 65535 {
+		return fmt.Sprintf("its port %s is not from 1 to 65535", truncate(p, 20))
+	}
+	return ""
 }
 
 // appRequest is a checked CreateAppRequest.
@@ -134,12 +162,82 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	if kind == hostProven && in.CertPEM == "" && !s.edgeCertCovers(host) {
 		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file (ACME comes in a later version)", host)
 	}
+	gnote, err := s.groupConnectorNote(ctx, t, g)
+	if err != nil {
+		return nil, err
+	}
+	if gnote != "" && note != "" {
+		note += ". " + gnote
+	} else if gnote != "" {
+		note = gnote
+	}
 	now := s.now().UTC()
 	return &appRequest{group: g, note: note, app: store.Application{
 		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
 		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, CreatedAt: now, UpdatedAt: now,
 	}}, nil
+}
+
+// appConflict says why a refused a: its name is taken in the tenant, or its
+// external host is published by another application, named when it is
+// the tenant's own and never named when it is another tenant's.
+func (s *Server) appConflict(ctx context.Context, t store.Tenant, a store.Application) error {
+	if _, err := s.store.AppByName(ctx, t.ID, a.Name); err == nil {
+		return problem.Newf(http.StatusConflict, "app_exists", "choose another name, or change the existing one with 'sallyport admin app update "+a.Name+"'",
+			"An application named '%s' already exists", a.Name)
+	}
+	all, err := s.store.ListAllApps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.ExternalHost != a.ExternalHost {
+			continue
+		}
+		if o.TenantID == t.ID {
+			return problem.Newf(http.StatusConflict, "app_exists", "choose another external host, or stop publishing '"+o.Name+"' first ('sallyport admin app delete "+o.Name+"')",
+				"The external host %s is already used by the application '%s'", a.ExternalHost, o.Name)
+		}
+		break
+	}
+	return problem.Newf(http.StatusConflict, "app_exists", "choose another external host",
+		"The external host %s is already used by another tenant's application", a.ExternalHost)
+}
+
+// groupConnectorNote says, when g has no active connector, that requests
+// to its applications will fail until one connects and how to get one;
+// "" when one is active.
+func (s *Server) groupConnectorNote(ctx context.Context, t store.Tenant, g store.Group) (string, error) {
+	cs, err := s.store.ListConnectors(ctx, t.ID)
+	if err != nil {
+		return "", err
+	}
+	n := 0
+	for _, c := range cs {
+		if c.GroupID != g.ID {
+			continue
+		}
+		if s.connectorStatus(c) == "active" {
+			return "", nil
+		}
+		n++
+	}
+	register := "'sallyport admin token create --group " + shellWord(g.Name) + "', then 'sallyport connector register' with that token on a machine that reaches the application"
+	if n == 0 {
+		return fmt.Sprintf("The group '%s' has no connector yet, so requests will get an error page until one joins it: create a registration token with %s", g.Name, register), nil
+	}
+	return fmt.Sprintf("None of the %d connectors of the group '%s' is active, so requests will get an error page until one connects: start one with 'sallyport connector run' on its machine, or create a registration token with %s", n, g.Name, register), nil
+}
+
+// shellWord quotes w for a POSIX shell when it is not a plain word.
+func shellWord(w string) string {
+	for _, c := range w {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
+			return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return w
 }
 
 // edgeCertCovers reports whether the configured edge certificate covers host.
@@ -182,8 +280,7 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	if err := s.store.CreateApp(r.Context(), ar.app); errors.Is(err, store.ErrConflict) {
-		return problem.Newf(http.StatusConflict, "app_exists", "choose another name or external host",
-			"An application named '%s' or published at %s already exists", ar.app.Name, ar.app.ExternalHost)
+		return s.appConflict(r.Context(), p.Tenant, ar.app)
 	} else if err != nil {
 		return err
 	}
@@ -343,6 +440,10 @@ func checkBackendProxy(raw string) (string, error) {
 		return "", bad("only http:// and https:// proxies are supported")
 	case u.Hostname() == "":
 		return "", bad("it has no host")
+	case u.User != nil:
+		return "", bad("it must not contain credentials")
+	case badPort(u) != "":
+		return "", bad(badPort(u))
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 		return "", bad("it must not contain a path or query")
 	}

@@ -57,11 +57,9 @@ var errBadCredentials = problem.New(http.StatusUnauthorized, "bad_credentials",
 // that neither users nor tenants can be enumerated; all three count as
 // failures for the source and the name.
 func (s *Server) checkPassword(ctx context.Context, src, name, password string) (store.User, store.Tenant, error) {
-	name = strings.ToLower(strings.TrimSpace(name))
-	if _, _, ok := splitUser(name); !ok {
-		return store.User{}, store.Tenant{}, problem.Newf(http.StatusBadRequest, "bad_user_name",
-			"give the full user name, for example admin@contoso.com",
-			"%q is not a user name of the form name@domain", truncate(name, 80))
+	name, err := checkUserName("bad_user_name", name, "")
+	if err != nil {
+		return store.User{}, store.Tenant{}, err
 	}
 	if err := s.signin.checkAccount(src, name); err != nil {
 		return store.User{}, store.Tenant{}, err

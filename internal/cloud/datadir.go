@@ -258,8 +258,11 @@ func AddTenant(ctx context.Context, st store.Store, domain, label, admin, passwo
 		return nil, problem.Newf(400, "bad_domain", "give the organisation's DNS domain, for example --tenant contoso.com",
 			"The tenant domain %q is not a valid domain name", domain)
 	}
-	admin = strings.ToLower(strings.TrimSpace(admin))
-	if _, d, ok := splitUser(admin); !ok || d != domain {
+	admin, err := checkUserName("bad_admin", admin, "")
+	if err != nil {
+		return nil, err
+	}
+	if _, d, _ := splitUser(admin); d != domain {
 		return nil, problem.Newf(400, "bad_admin",
 			fmt.Sprintf("give an administrator of that domain, for example --admin admin@%s", domain),
 			"The administrator %q is not a user name of the tenant's domain %s", admin, domain)
@@ -268,7 +271,7 @@ func AddTenant(ctx context.Context, st store.Store, domain, label, admin, passwo
 		return nil, problem.Newf(409, "tenant_exists", "choose another domain, or manage the existing tenant with 'sallyport admin'",
 			"A tenant for %s already exists", domain)
 	}
-	label, err := checkLabel(ctx, st, domain, label)
+	label, err = checkLabel(ctx, st, domain, label)
 	if err != nil {
 		return nil, err
 	}
@@ -342,22 +345,4 @@ func NewID(kind string) string {
 	b := make([]byte, 10)
 	rand.Read(b)
 	return fmt.Sprintf("%s_%x", kind, b)
-}
-
-// splitUser splits "name@domain".
-func splitUser(u string) (name, domain string, ok bool) {
-	i := strings.LastIndexByte(u, '@')
-	if i <= 0 || i == len(u)-1 || len(u) > 320 {
-		return "", "", false
-	}
-	name, domain = u[:i], u[i+1:]
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("._+-", c)) {
-			return "", "", false
-		}
-	}
-	if !edge.ValidDNSName(domain) {
-		return "", "", false
-	}
-	return name, domain, true
 }

@@ -12,6 +12,15 @@ import (
 	"github.com/sallyport/sallyport/internal/store"
 )
 
+// groupExists refuses name, which another group of t has in some case.
+func (s *Server) groupExists(ctx context.Context, t store.Tenant, name string) error {
+	if g, err := s.store.GroupByName(ctx, t.ID, name); err == nil && g.Name != name {
+		return problem.Newf(http.StatusConflict, "group_exists", "choose another name; group names are compared without regard to case",
+			"The group '%s' already exists in %s as '%s'", name, t.Domain, g.Name)
+	}
+	return problem.Newf(http.StatusConflict, "group_exists", "choose another name", "The group '%s' already exists in %s", name, t.Domain)
+}
+
 // handleUpdateGroup renames a group (PATCH /groups/{name}).
 func (s *Server) handleUpdateGroup(w http.ResponseWriter, r *http.Request, p *principal) error {
 	g, err := s.groupByName(r.Context(), p.Tenant, r.PathValue("name"))
@@ -22,17 +31,16 @@ func (s *Server) handleUpdateGroup(w http.ResponseWriter, r *http.Request, p *pr
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	name := strings.TrimSpace(in.Name)
-	if !validGroupName(name) {
-		return problem.Newf(http.StatusBadRequest, "bad_group_name", "use 1 to 64 letters, digits, spaces, '.', '_' or '-'",
-			"%q is not a valid group name", truncate(in.Name, 80))
+	name, err := checkGroupName(in.Name)
+	if err != nil {
+		return err
 	}
 	if g.Name == DefaultGroup {
 		return problem.New(http.StatusConflict, "default_group", "The group 'Default' cannot be renamed, because new connectors join it",
 			"create another group with 'sallyport admin group create' instead")
 	}
 	if err := s.store.RenameGroup(r.Context(), p.Tenant.ID, g.ID, name); errors.Is(err, store.ErrConflict) {
-		return problem.Newf(http.StatusConflict, "group_exists", "choose another name", "The group '%s' already exists in %s", name, p.Tenant.Domain)
+		return s.groupExists(r.Context(), p.Tenant, name)
 	} else if err != nil {
 		return err
 	}

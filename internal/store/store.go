@@ -15,7 +15,10 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Sentinel errors callers test with errors.Is.
@@ -129,6 +132,13 @@ type Group struct {
 	TenantID  string
 	Name      string
 	CreatedAt time.Time
+}
+
+// GroupKey is what makes two group names the same: equal after Unicode
+// NFC normalisation and lower-casing ('Zürich', 'ZÜRICH' and 'zu\u0308rich'
+// name one group). A tenant's group names are unique by their keys.
+func GroupKey(name string) string {
+	return strings.ToLower(norm.NFC.String(name))
 }
 
 // Connector is a registered connector.
@@ -288,7 +298,8 @@ type Store interface {
 	GroupByID(ctx context.Context, tenantID, id string) (Group, error)
 	GroupByName(ctx context.Context, tenantID, name string) (Group, error)
 	ListGroups(ctx context.Context, tenantID string) ([]Group, error)
-	// RenameGroup renames a group; a name already used in the tenant is ErrConflict.
+	// RenameGroup renames a group; a name already used in the tenant (by
+	// GroupKey) is ErrConflict. CreateGroup and GroupByName also compare by GroupKey.
 	RenameGroup(ctx context.Context, tenantID, id, name string) error
 	// DeleteGroup deletes a group, and its registration tokens; one still
 	// used by a connector or an application is ErrConflict (callers check

@@ -21,12 +21,12 @@ func scanGroup(r scanner) (store.Group, error) {
 
 func insertGroup(ctx context.Context, q querier, g store.Group) error {
 	return exec(ctx, q, "create group",
-		`INSERT INTO connector_groups (`+groupCols+`) VALUES (?, ?, ?, ?)`,
-		g.ID, g.TenantID, g.Name, nanos(g.CreatedAt))
+		`INSERT INTO connector_groups (`+groupCols+`, name_key) VALUES (?, ?, ?, ?, ?)`,
+		g.ID, g.TenantID, g.Name, nanos(g.CreatedAt), store.GroupKey(g.Name))
 }
 
-// CreateGroup inserts g; a name already used in its tenant is
-// store.ErrConflict.
+// CreateGroup inserts g; a name already used in its tenant, in any case
+// (store.GroupKey), is store.ErrConflict.
 func (s *Store) CreateGroup(ctx context.Context, g store.Group) error {
 	return insertGroup(ctx, s.db, g)
 }
@@ -37,10 +37,12 @@ func (s *Store) GroupByID(ctx context.Context, tenantID, id string) (store.Group
 		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? AND id = ?`, tenantID, id)
 }
 
-// GroupByName returns the group of tenantID named name.
+// GroupByName returns the group of tenantID named name in any case
+// (store.GroupKey), the exact spelling first.
 func (s *Store) GroupByName(ctx context.Context, tenantID, name string) (store.Group, error) {
 	return getOne(ctx, s.db, scanGroup, "group by name",
-		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? AND name = ?`, tenantID, name)
+		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? AND (name = ? OR name_key = ?)
+		 ORDER BY name = ? DESC LIMIT 1`, tenantID, name, store.GroupKey(name), name)
 }
 
 // ListGroups returns the groups of tenantID, ordered by name.
@@ -49,10 +51,11 @@ func (s *Store) ListGroups(ctx context.Context, tenantID string) ([]store.Group,
 		`SELECT `+groupCols+` FROM connector_groups WHERE tenant_id = ? ORDER BY name`, tenantID)
 }
 
-// RenameGroup renames the group id of tenantID.
+// RenameGroup renames the group id of tenantID; a name another group of
+// the tenant has, in any case, is store.ErrConflict.
 func (s *Store) RenameGroup(ctx context.Context, tenantID, id, name string) error {
 	return execOne(ctx, s.db, "rename group",
-		`UPDATE connector_groups SET name = ? WHERE tenant_id = ? AND id = ?`, name, tenantID, id)
+		`UPDATE connector_groups SET name = ?, name_key = ? WHERE tenant_id = ? AND id = ?`, name, store.GroupKey(name), tenantID, id)
 }
 
 // DeleteGroup deletes the group id of tenantID; a group still referenced

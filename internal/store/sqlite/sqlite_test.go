@@ -323,3 +323,43 @@ func TestMigrationMergedOutOfOrder(t *testing.T) {
 		t.Fatalf("after the late migration: TenantByID = %+v, %v", got, err)
 	}
 }
+
+// TestGroupNameKeyMigration is issue 20 item 7's migration 0011: groups
+// whose names differ only by case, made before names were compared without
+// regard to case, do not stop the migration, keep their names and stay
+// reachable by their exact names; new ones in any case are refused.
+func TestGroupNameKeyMigration(t *testing.T) {
+	path := tempPath(t)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := seedTenant(t, s, "alpha")
+	for _, q := range []string{
+		`DROP INDEX connector_groups_name_key`,
+		`ALTER TABLE connector_groups DROP COLUMN name_key`,
+		`DELETE FROM schema_migrations WHERE version = 11`,
+		`INSERT INTO connector_groups (id, tenant_id, name, created_at) VALUES ('g1', '` + tn.ID + `', 'branch', 1), ('g2', '` + tn.ID + `', 'BRANCH', 2), ('g3', '` + tn.ID + `', 'Branch', 3), ('g4', '` + tn.ID + `', 'default', 4)`,
+	} {
+		if _, err := s.db.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openT(t, path)
+	if _, ok := migrationRows(t, s2)[11]; !ok {
+		t.Fatal("migration 0011 was not applied")
+	}
+	for name, id := range map[string]string{"branch": "g1", "BRANCH": "g2", "Branch": "g3", "bRaNcH": "g1", "default": "g4"} {
+		if g, err := s2.GroupByName(t.Context(), tn.ID, name); err != nil || g.ID != id || (name != "bRaNcH" && g.Name != name) {
+			t.Errorf("GroupByName(%q) = %+v, %v; want %s", name, g, err, id)
+		}
+	}
+	err = s2.CreateGroup(t.Context(), store.Group{ID: "g5", TenantID: tn.ID, Name: "BrAnCh", CreatedAt: time.Now()})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("CreateGroup of a name taken in another case after the migration: %v, want ErrConflict", err)
+	}
+}

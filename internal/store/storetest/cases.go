@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sallyport/sallyport/internal/store"
@@ -46,6 +47,15 @@ func testConflicts(t *testing.T, s store.Store) {
 	dupToken.ID = "tok-2"
 	dupGroup := w.Group
 	dupGroup.ID = "group-branch-2"
+	caseGroup := w.Group // the same name in another case (store.GroupKey)
+	caseGroup.ID, caseGroup.Name = "group-branch-3", strings.ToUpper(w.Group.Name)
+	zurich := store.Group{ID: "group-zurich", TenantID: w.Group.TenantID, Name: "Zürich", CreatedAt: w.Group.CreatedAt}
+	must(t, s.CreateGroup(ctx, zurich))
+	if g, err := s.GroupByName(ctx, zurich.TenantID, "zu\u0308rich"); err != nil || g.ID != zurich.ID {
+		t.Errorf("GroupByName in another case and Unicode form = %+v, %v; want %s", g, err, zurich.ID)
+	}
+	zurichNFD := zurich
+	zurichNFD.ID, zurichNFD.Name = "group-zurich-2", "ZU\u0308RICH"
 	dupAppName := newApp(w.A, "wiki")
 	dupAppName.ID, dupAppName.ExternalHost = "app-wiki-2", "other.sallyport.example"
 	dupHost := newApp(w.B, "intranet")
@@ -64,6 +74,11 @@ func testConflicts(t *testing.T, s store.Store) {
 		}},
 		{"token hash", func() error { return s.CreateAPIToken(ctx, dupToken) }},
 		{"group name in tenant", func() error { return s.CreateGroup(ctx, dupGroup) }},
+		{"group name in tenant in another case", func() error { return s.CreateGroup(ctx, caseGroup) }},
+		{"group name in another case and Unicode form", func() error { return s.CreateGroup(ctx, zurichNFD) }},
+		{"RenameGroup to another group's name in another case", func() error {
+			return s.RenameGroup(ctx, zurich.TenantID, zurich.ID, strings.ToLower(w.Group.Name))
+		}},
 		{"connector id", func() error { return s.CreateConnector(ctx, w.Conn) }},
 		{"app name in tenant", func() error { return s.CreateApp(ctx, dupAppName) }},
 		{"external host across tenants", func() error { return s.CreateApp(ctx, dupHost) }},
