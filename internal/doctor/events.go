@@ -23,7 +23,7 @@ const (
 
 func (r *runner) checkEvents(_ context.Context, s *Step) {
 	path := filepath.Join(r.o.Dir, connector.EventsFile)
-	s.Checked = fmt.Sprintf("error events of the last hour in the event log %s (like the seed's Get-EventLog -EntryType Error)", path)
+	s.Checked = fmt.Sprintf("error events of the last hour in the event log %s", path)
 	since := r.o.Now().Add(-EventsWindow)
 	evs, err := eventlog.Read(path, eventlog.Filter{MinLevel: eventlog.LevelError, Since: since})
 	switch {
