@@ -1037,3 +1037,72 @@ func TestProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsReplaced: an error that a later success replaced (a failed
+// registration, then a registration) no longer warns; one that nothing
+// replaced, or that came after the success, still does (issue 20, defect
+// 11).
+func TestEventsReplaced(t *testing.T) {
+	t.Parallel()
+	type ev struct {
+		id    int
+		level eventlog.Level
+	}
+	errEv := func(id int) ev { return ev{id, eventlog.LevelError} }
+	info := func(id int) ev { return ev{id, eventlog.LevelInformation} }
+	tests := []struct {
+		name     string
+		events   []ev
+		status   string
+		found    []string
+		notFound []string
+	}{
+		{"failed registration, then registered", []ev{errEv(1002), info(1001)}, doctor.Pass,
+			[]string{"no error event in the last hour that a later success did not replace (1 replaced)"}, nil},
+		{"registered, then a failed registration", []ev{info(1001), errEv(1002)}, doctor.Warn,
+			[]string{"1 error event in the last hour", "1002 at "}, nil},
+		{"failed registration twice, then registered", []ev{errEv(1002), errEv(1002), info(1001)}, doctor.Pass,
+			[]string{"(2 replaced)"}, nil},
+		{"cloud unreachable, then a tunnel up", []ev{errEv(1203), info(1201)}, doctor.Pass, []string{"(1 replaced)"}, nil},
+		{"cloud unreachable, then only a registration", []ev{errEv(1203), info(1001)}, doctor.Warn,
+			[]string{"1 error event in the last hour", "1203 at "}, nil},
+		{"expired, then renewed; refused configuration stays", []ev{errEv(1000), info(1100), errEv(1301)}, doctor.Warn,
+			[]string{"1 error event in the last hour", "1301 at "}, []string{"1000 at "}},
+		{"refused configuration, then one taken", []ev{errEv(1301), info(1300)}, doctor.Pass, []string{"(1 replaced)"}, nil},
+		{"no errors", []ev{info(1200), info(1201)}, doctor.Pass, []string{"no error event in the last hour"}, []string{"replaced"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, connector.EventsFile), Source: "connector"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range tt.events {
+				if err := l.Write(e.id, e.level, "event "+strconv.Itoa(e.id), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.Close()
+			rep := doctor.Run(context.Background(), doctor.Options{Dir: dir})
+			s, ok := findStep(rep, "events")
+			if !ok {
+				t.Fatal("no events step")
+			}
+			if s.Status != tt.status {
+				t.Errorf("status %s, want %s: %+v", s.Status, tt.status, s)
+			}
+			for _, w := range tt.found {
+				if !strings.Contains(s.Found, w) {
+					t.Errorf("found %q, want it to say %q", s.Found, w)
+				}
+			}
+			for _, w := range tt.notFound {
+				if strings.Contains(s.Found, w) {
+					t.Errorf("found %q, want it not to say %q", s.Found, w)
+				}
+			}
+		})
+	}
+}
