@@ -2,6 +2,8 @@ package connector
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -114,8 +116,10 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 			"give --user and the password (--password-stdin, or type it when asked), or --token with a registration token")
 	}
 	log.Info("pinning the cloud CA", "url", target.URL)
-	ca, err := cloudlink.PinnedCA(ctx, target, o.CAFile, o.CAFingerprint, "sallyport connector register")
-	if err != nil {
+	ca := pinnedOnDisk(o.Dir, target.URL)
+	if ca != nil && o.CAFile == "" && o.CAFingerprint == "" {
+		log.Info("reusing the cloud CA pinned in the state directory", "file", filepath.Join(o.Dir, CloudCAFile))
+	} else if ca, err = cloudlink.PinnedCA(ctx, target, o.CAFile, o.CAFingerprint, "sallyport connector register"); err != nil {
 		return nil, err
 	}
 	log.Info("cloud CA pinned", "fingerprint", pki.Fingerprint(ca), "subject", ca.Subject.String())
@@ -165,4 +169,28 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 	}
 	removeUnusedPairs(o.Dir, tr)
 	return &tr, nil
+}
+
+// pinnedOnDisk returns the cloud CA that an earlier registration with the
+// cloud at url pinned in dir, or nil. Registering again with the same
+// cloud reuses it: only a first contact needs --ca-file or
+// --ca-fingerprint (issue 20, defect 2).
+func pinnedOnDisk(dir, url string) *x509.Certificate {
+	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
+	if err != nil {
+		return nil
+	}
+	var tr Trust
+	if json.Unmarshal(raw, &tr) != nil || tr.CloudURL != url {
+		return nil
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, CloudCAFile))
+	if err != nil {
+		return nil
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		return nil
+	}
+	return ca
 }
