@@ -25,6 +25,10 @@ func TestDemo(t *testing.T) {
 	t.Parallel()
 	r := newRunner(t, "demo")
 	p := r.start(t, "demo", "demo", "--listen", "127.0.0.1:0")
+	// Its steps show as they happen, before it is ready (issue 20, defect 8).
+	if _, ok := p.waitOutput(regexp.MustCompile(`(?m)^• Creating the demo cloud `), 60*time.Second); !ok {
+		t.Fatalf("the demo did not say it is creating its cloud:\n%s", tail(p.out.String(), 30))
+	}
 	m, ok := p.waitOutput(regexp.MustCompile(`(?m)^  (curl .*)\n`), 60*time.Second)
 	if !ok {
 		t.Fatalf("the demo printed no curl line:\n%s", tail(p.out.String(), 30))
@@ -100,9 +104,32 @@ func TestDemo(t *testing.T) {
 		mustContain(t, "curl output", string(got), demoPage)
 	})
 
+	t.Run("the steps as they happened", func(t *testing.T) {
+		ready := strings.Index(out, "Sallyport demo is running.")
+		for _, s := range []string{"• Creating the demo cloud", "• Starting the cloud on", "• Registering connector 1 of 2", "• Registering connector 2 of 2",
+			"• Publishing the internal application", "• Waiting for the connectors' tunnels"} {
+			if i := strings.Index(out, s); i < 0 || i > ready {
+				t.Errorf("the demo did not say %q before it was ready:\n%s", s, out)
+			}
+		}
+	})
+
 	t.Run("the printed admin instructions", func(t *testing.T) {
-		mustContain(t, "demo output", out, "sallyport admin login --cloud "+cloudURL+" --user "+admin+" --ca-file "+caFile+" --password-stdin")
-		r.ok(t, password+"\n", "admin", "login", "--cloud", cloudURL, "--user", admin, "--ca-file", caFile, "--password-stdin")
+		// The binary is not on PATH: the demo prints its absolute path, and
+		// the printed line works as printed.
+		m := regexp.MustCompile(`(?m)^  (\S+) admin login --cloud (\S+) --user (\S+) --ca-file (\S+) --password-stdin$`).FindStringSubmatch(out)
+		if m == nil || m[1] != binary || m[2] != cloudURL || m[3] != admin || m[4] != caFile {
+			t.Fatalf("the demo's admin login line %q, want it to start with the binary %s:\n%s", m, binary, out)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "sh", "-c", strings.TrimPrefix(m[0], "  "))
+		cmd.Env = r.env()
+		cmd.Stdin = strings.NewReader(password + "\n")
+		if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), "Signed in to "+cloudURL) {
+			t.Fatalf("%s: %v\n%s", m[0], err, got)
+		}
+		mustContain(t, "demo output", out, binary+" admin connector list")
 		var cs []apiConnector
 		r.okJSON(t, &cs, "admin", "connector", "list", "--json")
 		active := 0

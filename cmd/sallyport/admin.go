@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,15 @@ func newLoginCmd() *cobra.Command {
 			p, path, err := admincli.Login(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if output(cmd).JSON {
+				return printJSON(cmd, struct {
+					Cloud     string    `json:"cloud"`
+					User      string    `json:"user"`
+					Tenant    string    `json:"tenant"`
+					ExpiresAt time.Time `json:"expires_at"`
+					Profile   string    `json:"profile"`
+				}{p.CloudURL, p.User, p.Tenant, p.ExpiresAt, path})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Signed in to %s as %s (tenant %s) until %s; profile saved in %s.\n",
 				p.CloudURL, p.User, p.Tenant, p.ExpiresAt.Local().Format("2006-01-02 15:04"), path)

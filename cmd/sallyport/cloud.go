@@ -23,6 +23,7 @@ func newCloudCmd() *cobra.Command {
 func newCloudInitCmd() *cobra.Command {
 	var o cloud.InitOptions
 	var pwFile string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new cloud: data directory, CAs, first tenant and its Global Administrator",
@@ -40,6 +41,20 @@ func newCloudInitCmd() *cobra.Command {
 			res, err := cloud.Init(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return printJSON(cmd, struct {
+					Name          string `json:"name"`
+					DataDir       string `json:"data_dir"`
+					Tenant        string `json:"tenant"`
+					Admin         string `json:"admin"`
+					AdminPassword string `json:"admin_password,omitempty"`
+					CAFile        string `json:"ca_file"`
+					CAFingerprint string `json:"ca_fingerprint"`
+					ReleaseKeyID  string `json:"release_key_id"`
+					KEKFile       string `json:"kek_file"`
+				}{o.Name, o.DataDir, o.Tenant, o.Admin, map[bool]string{true: res.AdminPassword}[res.GeneratedPassword],
+					res.CACertPath, res.CAFingerprint, res.ReleaseKeyID, filepath.Join(o.DataDir, cloud.KEKFile)})
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Created the cloud %s in %s.\n", o.Name, o.DataDir)
@@ -62,6 +77,7 @@ func newCloudInitCmd() *cobra.Command {
 	f.StringVar(&o.Admin, "admin", "", "first Global Administrator, USER@DOMAIN of the tenant")
 	f.StringVar(&o.Label, "label", "", "the tenant's label in default host names NAME-LABEL.CLOUDNAME (default: the domain's first label)")
 	f.StringVar(&pwFile, "admin-password-file", "", "file holding the administrator's password (default: generate and print one)")
+	f.BoolVar(&asJSON, "json", false, "print JSON (the generated password, if any, is its admin_password)")
 	f.StringVar(&o.ReleasePublicKeyFile, "release-public-key", "", "public half of a release key kept offline (from 'cloud release keygen'); default: create a release key in the data directory")
 	for _, n := range []string{"data-dir", "name", "tenant", "admin"} {
 		cmd.MarkFlagRequired(n)

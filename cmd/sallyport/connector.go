@@ -29,6 +29,7 @@ func newRegisterCmd() *cobra.Command {
 	var o connector.RegisterOptions
 	var pwStdin bool
 	var tokenFile, proxyURL string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "register",
 		Short: "Register this machine's connector with the cloud (the private key never leaves it)",
@@ -67,6 +68,16 @@ func newRegisterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd, struct {
+					ConnectorID string    `json:"connector_id"`
+					Tenant      string    `json:"tenant"`
+					Group       string    `json:"group"`
+					Thumbprint  string    `json:"thumbprint"`
+					ExpiresAt   time.Time `json:"expires_at"`
+					Dir         string    `json:"dir"`
+				}{tr.ConnectorID, tr.Tenant, tr.Group, tr.Thumbprint, tr.ExpiresAt, o.Dir})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Registered connector %s in tenant %s, group '%s'.\n", tr.ConnectorID, tr.Tenant, tr.Group)
 			fmt.Fprintf(cmd.OutOrStdout(), "Certificate thumbprint %s, valid until %s.\n", tr.Thumbprint, tr.ExpiresAt.Format(time.RFC3339))
 			if pid, running := connector.Running(o.Dir); running {
@@ -85,6 +96,7 @@ func newRegisterCmd() *cobra.Command {
 	f.StringVar(&o.Token, "token", "", "a registration token instead of a user and password (visible in the process list: prefer --token-file or SALLYPORT_REGISTRATION_TOKEN)")
 	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&tokenFile, "token-file", "", "file holding a registration token on its first line")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&o.Group, "group", "", "connector group to join (default 'Default')")
 	f.StringVar(&o.Tenant, "tenant", "", "the tenant (domain) to register into; refused unless it is the user's home tenant")
 	f.StringVar(&o.CAFile, "ca-file", "", "the cloud's CA certificate (cloud-ca.pem) to pin")

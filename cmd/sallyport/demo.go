@@ -15,6 +15,7 @@ func newDemoCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Logger = quietLogger(cmd)
 			o.Out = cmd.OutOrStdout()
+			o.Command = demo.SelfCommand()
 			return demo.Run(cmd.Context(), o)
 		},
 	}

@@ -35,7 +35,9 @@ func quietLogger(cmd *cobra.Command) *slog.Logger {
 // readPassword gets a password: one line from standard input with
 // --password-stdin, else typed at the terminal without echo.
 func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, error) {
-	if fromStdin {
+	// --password-stdin on a terminal (someone typing, not a pipe) is read
+	// like the prompt: without echo, after the prompt (issue 20, defect 8).
+	if fromStdin && !(cmd.InOrStdin() == os.Stdin && stdinIsTerminal()) {
 		r := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096))
 		line, err := r.ReadString('\n')
 		if err != nil && line == "" {
@@ -43,18 +45,23 @@ func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, er
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
+	if !stdinIsTerminal() {
 		return "", problem.New(400, "no_password", "No password was given and standard input is not a terminal to ask for one", "use --password-stdin and pipe the password in")
 	}
 	fmt.Fprint(cmd.ErrOrStderr(), prompt)
-	b, err := term.ReadPassword(fd)
+	b, err := readNoEcho()
 	fmt.Fprintln(cmd.ErrOrStderr())
 	if err != nil {
 		return "", problem.Newf(400, "no_password", "run the command again", "Reading the password failed (%v)", err)
 	}
 	return string(b), nil
 }
+
+// stdinIsTerminal and readNoEcho are the terminal, replaced in tests.
+var (
+	stdinIsTerminal = func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
+	readNoEcho      = func() ([]byte, error) { return term.ReadPassword(int(os.Stdin.Fd())) }
+)
 
 // readSecretFile reads a password or token file (its first line).
 func readSecretFile(path string) (string, error) {

@@ -131,9 +131,11 @@ func Login(ctx context.Context, o LoginOptions) (*Profile, string, error) {
 	if t.Proxy, err = cloudlink.ProxyFromEnvironment(); err != nil {
 		return nil, "", err
 	}
-	ca, err := cloudlink.PinnedCA(ctx, t, o.CAFile, o.CAFingerprint, "sallyport admin login")
-	if err != nil {
-		return nil, "", err
+	ca := savedCA(t.URL)
+	if ca == nil || o.CAFile != "" || o.CAFingerprint != "" {
+		if ca, err = cloudlink.PinnedCA(ctx, t, o.CAFile, o.CAFingerprint, "sallyport admin login"); err != nil {
+			return nil, "", err
+		}
 	}
 	hc := cloudlink.HTTPClient(t, ca)
 	defer hc.CloseIdleConnections()
@@ -144,4 +146,28 @@ func Login(ctx context.Context, o LoginOptions) (*Profile, string, error) {
 	p := &Profile{CloudURL: t.URL, CAPEM: string(pki.EncodeCertPEM(ca.Raw)), Token: resp.Token, User: resp.User, Tenant: resp.Tenant, ExpiresAt: resp.ExpiresAt}
 	path, err := p.Save()
 	return p, path, err
+}
+
+// savedCA returns the cloud CA pinned in the saved profile when the
+// profile is for the cloud at url, or nil. Signing in again (an expired
+// token) reuses it: only a first contact needs --ca-file or
+// --ca-fingerprint (issue 20, defect 2).
+func savedCA(url string) *x509.Certificate {
+	path, err := ProfilePath()
+	if err != nil {
+		return nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var p Profile
+	if json.Unmarshal(raw, &p) != nil || p.CloudURL != url {
+		return nil
+	}
+	ca, err := pki.ParseCertPEM([]byte(p.CAPEM))
+	if err != nil {
+		return nil
+	}
+	return ca
 }

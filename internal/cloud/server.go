@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -298,11 +299,33 @@ func (s *Server) now() time.Time { return s.cfg.Now() }
 func (s *Server) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		return nil, problem.Newf(400, "listen",
-			"stop the program using that port, or choose another address with --listen (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
-			"The cloud cannot listen on %s (%v)", s.cfg.Listen, errors.Unwrap(err))
+		return nil, listenProblem(s.cfg.Listen, err)
 	}
 	return ln, nil
+}
+
+// listenProblem says why the cloud cannot listen on addr, by the kind of
+// error (issue 20, defect 5: "--listen 18445" was told to stop the program
+// using the port).
+func listenProblem(addr string, err error) *problem.Problem {
+	var addrErr *net.AddrError
+	var dnsErr *net.DNSError
+	var step string
+	switch {
+	case errors.As(err, &addrErr):
+		step = "give --listen as HOST:PORT or :PORT, for example :18443 (all addresses) or 127.0.0.1:18443"
+	case errors.As(err, &dnsErr):
+		step = "give --listen an address of this machine, or a name that resolves to one, as HOST:PORT"
+	case errors.Is(err, syscall.EADDRINUSE):
+		step = "stop the program using that port, or choose another address with --listen"
+	case errors.Is(err, syscall.EACCES):
+		step = "choose a port from 1024 up with --listen, or run with root or CAP_NET_BIND_SERVICE"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		step = "give --listen an address of this machine (see 'ip address'), or :PORT for all of them"
+	default:
+		step = "choose another address with --listen"
+	}
+	return problem.Newf(400, "listen", step, "The cloud cannot listen on %s (%v)", addr, errors.Unwrap(err)).Wrap(err)
 }
 
 // Serve serves on ln until ctx is done, then stops: tunnels are closed and

@@ -76,7 +76,7 @@ func TestPinnedTLS(t *testing.T) {
 	}{
 		{"pinned CA", good, 0, "", nil},
 		{"TLS inspection", mitm, 0, "tls_inspection", []string{"TLS inspection detected", "issued by 'Corp Inspection CA'", "exclude cloud.localhost:"}},
-		{"wrong name", otherName, 0, "cloud_unreachable", []string{"does not verify"}},
+		{"wrong name", otherName, 0, "cloud_name_mismatch", []string{"not valid for the name cloud.localhost: it holds only elsewhere.localhost"}},
 		{"TLS 1.1 only", good, tls.VersionTLS11, "tls_version", []string{"offers only TLS 1.1", "older than the TLS 1.2"}},
 	}
 	for _, tt := range tests {

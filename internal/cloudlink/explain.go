@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -32,7 +33,15 @@ func Explain(err error, t Target) error {
 	var dnsErr *net.DNSError
 	var alert tls.AlertError
 	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var record tls.RecordHeaderError
 	switch {
+	case errors.As(err, &hostErr):
+		return explainHostname(hostErr, t).Wrap(err)
+	case errors.As(err, &record) || errors.Is(err, http.ErrSchemeMismatch):
+		return problem.Newf(502, "not_tls",
+			fmt.Sprintf("check the port in %s: give the port 'sallyport cloud serve' listens on (its --listen), which speaks HTTPS", t.URL),
+			"The server at %s answered without TLS (a plain-HTTP port, or another service): it is not the Sallyport cloud's HTTPS port", t.Addr).Wrap(err)
 	case errors.As(err, &pe):
 		return explainProxy(pe, t)
 	case errors.As(err, &clock):
@@ -77,6 +86,33 @@ func Explain(err error, t Target) error {
 	}
 	return problem.Newf(502, "cloud_unreachable", fw,
 		"Unable to connect to the service at %s (%v)", t.URL, err).Wrap(err)
+}
+
+// explainHostname: the cloud's certificate, from the pinned CA, is not
+// for the name or address in the cloud's URL — typically --cloud
+// https://127.0.0.1:PORT while the certificate holds only names.
+func explainHostname(e x509.HostnameError, t Target) *problem.Problem {
+	var names []string
+	if e.Certificate != nil {
+		names = append(names, e.Certificate.DNSNames...)
+		for _, ip := range e.Certificate.IPAddresses {
+			names = append(names, ip.String())
+		}
+	}
+	holds := "no name"
+	step := "give the cloud a certificate for the name in its URL"
+	if len(names) > 0 {
+		holds = strings.Join(names, ", ")
+		_, port, _ := net.SplitHostPort(t.Addr)
+		step = fmt.Sprintf("use a name the certificate holds in the cloud's URL, e.g. https://%s, and make that name lead to the cloud from this machine (DNS or the hosts file)",
+			net.JoinHostPort(names[0], port))
+	}
+	what := "name"
+	if net.ParseIP(t.Host) != nil {
+		what = "IP address"
+	}
+	return problem.Newf(495, "cloud_name_mismatch", step,
+		"The cloud's certificate at %s is not valid for the %s %s: it holds only %s", t.URL, what, t.Host, holds)
 }
 
 func isTimeout(err error) bool {

@@ -2,6 +2,8 @@ package connector
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -122,8 +124,10 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 	}
 	log.Info("the state directory is writable", "dir", o.Dir)
 	log.Info("pinning the cloud CA", "url", target.URL)
-	ca, err := cloudlink.PinnedCA(ctx, target, o.CAFile, o.CAFingerprint, "sallyport connector register")
-	if err != nil {
+	ca := pinnedOnDisk(o.Dir, target.URL)
+	if ca != nil && o.CAFile == "" && o.CAFingerprint == "" {
+		log.Info("reusing the cloud CA pinned in the state directory", "file", filepath.Join(o.Dir, CloudCAFile))
+	} else if ca, err = cloudlink.PinnedCA(ctx, target, o.CAFile, o.CAFingerprint, "sallyport connector register"); err != nil {
 		return nil, err
 	}
 	log.Info("cloud CA pinned", "fingerprint", pki.Fingerprint(ca), "subject", ca.Subject.String())
@@ -223,4 +227,28 @@ func undoRegistration(ctx context.Context, client *http.Client, target cloudlink
 	p.Message += fmt.Sprintf(", and the connector %s the cloud registered meanwhile stays there", id)
 	p.Step = strings.TrimSuffix(p.Step, ".") + fmt.Sprintf("; have an administrator delete it with 'sallyport admin connector delete %s'", id)
 	return &p
+}
+
+// pinnedOnDisk returns the cloud CA that an earlier registration with the
+// cloud at url pinned in dir, or nil. Registering again with the same
+// cloud reuses it: only a first contact needs --ca-file or
+// --ca-fingerprint (issue 20, defect 2).
+func pinnedOnDisk(dir, url string) *x509.Certificate {
+	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
+	if err != nil {
+		return nil
+	}
+	var tr Trust
+	if json.Unmarshal(raw, &tr) != nil || tr.CloudURL != url {
+		return nil
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, CloudCAFile))
+	if err != nil {
+		return nil
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		return nil
+	}
+	return ca
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,12 +39,15 @@ type Options struct {
 	Out    io.Writer
 	// Ready, if set, receives the summary once everything answers.
 	Ready func(Summary)
+	// Command is how a user on this machine runs this sallyport, as the
+	// printed commands say it (SelfCommand); default "sallyport".
+	Command string
 }
 
 // Summary is what the demo prints.
 type Summary struct {
 	Dir, CloudURL, ExternalURL, CAFile, Admin, Password, Curl string
-	Port                                                      string
+	Port, Command                                             string
 }
 
 const (
@@ -60,6 +64,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:8443"
 	}
+	if o.Command == "" {
+		o.Command = "sallyport"
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	step := func(format string, args ...any) { fmt.Fprintf(o.Out, "• "+format+"\n", args...) }
 	dir := o.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "sallyport-demo-"); err != nil {
@@ -73,6 +84,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return problem.Newf(409, "demo_dir", "give a new directory with --dir, or none for a temporary one",
 			"The demo directory %s already holds a demo cloud", dir)
 	}
+	step("Creating the demo cloud %s in %s", cloudName, cloudDir)
 	if _, err := cloud.Init(ctx, cloud.InitOptions{DataDir: cloudDir, Name: cloudName, Tenant: tenant, Admin: admin, AdminPassword: password}); err != nil {
 		return err
 	}
@@ -93,6 +105,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	defer srv.Close()
+	step("Starting the cloud on %s (port %s)", ln.Addr(), port)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -111,6 +124,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	var conns []*connector.Connector
 	for i := 1; i <= 2; i++ {
 		cdir := filepath.Join(dir, fmt.Sprintf("connector%d", i))
+		step("Registering connector %d of 2 (state in %s) and starting it", i, cdir)
 		if _, err := connector.Register(ctx, connector.RegisterOptions{
 			CloudURL: cloudURL, Dir: cdir, User: admin, Password: password, CAFile: caFile,
 			Hostname: fmt.Sprintf("demo-connector-%d", i), Version: version.Version,
@@ -132,14 +146,17 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}()
 	}
+	step("Publishing the internal application %s as 'web'", app.URL)
 	extURL, err := publish(ctx, cloudURL, caFile, password, app.URL)
 	if err != nil {
 		return err
 	}
 	sum := Summary{
 		Dir: dir, CloudURL: cloudURL, ExternalURL: extURL, CAFile: caFile, Admin: admin, Password: password, Port: port,
-		Curl: fmt.Sprintf("curl -sS --cacert %s --resolve web-contoso.%s:%s:127.0.0.1 %s", shellQuote(caFile), cloudName, port, extURL),
+		Command: o.Command,
+		Curl:    fmt.Sprintf("curl -sS --cacert %s --resolve web-contoso.%s:%s:127.0.0.1 %s", shellQuote(caFile), cloudName, port, extURL),
 	}
+	step("Waiting for the connectors' tunnels and the application to answer")
 	if err := waitServing(ctx, conns, extURL, caFile); err != nil {
 		return err
 	}
@@ -240,11 +257,55 @@ Try it (paste into a shell on this machine):
 
 Manage it:
 
-  sallyport admin login --cloud %s --user %s --ca-file %s --password-stdin
-  sallyport admin connector list
+  %s admin login --cloud %s --user %s --ca-file %s --password-stdin
+  %s admin connector list
 
 Press Ctrl-C to stop.
-`, s.CloudURL, s.Dir, tenant, s.Admin, s.Password, s.ExternalURL, s.Curl, s.CloudURL, s.Admin, shellQuote(s.CAFile))
+`, s.CloudURL, s.Dir, tenant, s.Admin, s.Password, s.ExternalURL, s.Curl, s.Command, s.CloudURL, s.Admin, shellQuote(s.CAFile), s.Command)
+}
+
+// SelfCommand is how a user on this machine runs the sallyport that is
+// running, so that printed commands work as printed (issue 20, defect 8):
+// "go run ./cmd/sallyport" for a binary that 'go run' built in its build
+// cache, "sallyport" when that name on PATH is this binary, else the
+// binary's absolute path.
+func SelfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "sallyport"
+	}
+	onPath, _ := exec.LookPath("sallyport")
+	return commandFor(exe, onPath, os.TempDir(), os.Getenv("GOTMPDIR"))
+}
+
+// commandFor is SelfCommand's decision, given the running binary exe, the
+// sallyport found on PATH ("" for none) and the directories 'go run'
+// builds in.
+func commandFor(exe, onPath string, tmpDirs ...string) string {
+	exe = resolve(exe)
+	for _, tmp := range tmpDirs {
+		if tmp == "" {
+			continue
+		}
+		rel, err := filepath.Rel(resolve(tmp), exe)
+		if err == nil && strings.HasPrefix(rel, "go-build") && !strings.HasPrefix(rel, "..") {
+			return "go run ./cmd/sallyport"
+		}
+	}
+	if onPath != "" && resolve(onPath) == exe {
+		return "sallyport"
+	}
+	return shellQuote(exe)
+}
+
+func resolve(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }
 
 func shellQuote(s string) string {

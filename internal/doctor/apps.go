@@ -31,7 +31,7 @@ const appsTitle = "Applications of the connector group, from this machine"
 // Options.App), checked in parallel, in name order.
 func (r *runner) checkApps() {
 	if r.status == nil {
-		r.do("apps", appsTitle, "7-9", r.needStatus, nil)
+		r.do("apps", appsTitle, r.needStatus, nil)
 		return
 	}
 	apps := slices.Clone(r.status.Apps)
@@ -39,7 +39,7 @@ func (r *runner) checkApps() {
 	if r.o.App != "" {
 		i := slices.IndexFunc(apps, func(a tunnel.AppConfig) bool { return strings.EqualFold(a.Name, r.o.App) })
 		if i < 0 {
-			r.do("app "+r.o.App, fmt.Sprintf("Application '%s'", r.o.App), "7-9", nil, r.unknownApp)
+			r.do("app "+r.o.App, fmt.Sprintf("Application '%s'", r.o.App), nil, r.unknownApp)
 			return
 		}
 		apps = apps[i : i+1]
@@ -53,7 +53,7 @@ func (r *runner) checkApps() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			steps[i] = r.runStep("app "+a.Name, fmt.Sprintf("Application '%s' from this machine", a.Name), "7-9", nil,
+			steps[i] = r.runStep("app "+a.Name, fmt.Sprintf("Application '%s' from this machine", a.Name), nil,
 				func(ctx context.Context, s *Step) { r.checkApp(ctx, s, a) })
 		}()
 	}
@@ -83,7 +83,7 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	if a.Timeout > 0 && a.Timeout <= limit {
 		limit, byApp = a.Timeout, true
 	}
-	s.Checked = fmt.Sprintf("on this machine, as the connector would: the host of %s resolves, and not back to the cloud (%s); GET %s loads (waiting at most %s); its response time against the application's backend timeout %s (seed steps 7 to 9)",
+	s.Checked = fmt.Sprintf("on this machine, as the connector would: the host of %s resolves, and not back to the cloud (%s); GET %s loads (waiting at most %s); its response time against the application's backend timeout %s",
 		a.InternalURL, r.target.Addr, a.InternalURL, round(limit), timeoutDesc(a.Timeout, tname))
 	var bproxy *url.URL
 	if a.BackendProxy != "" {
@@ -93,7 +93,7 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 				fmt.Sprintf("give it as http://HOST:PORT: 'sallyport admin app update %s --backend-proxy URL'", a.Name))
 			return
 		}
-		s.Checked = fmt.Sprintf("on this machine, as the connector would, through the application's backend proxy %s: GET %s loads (waiting at most %s), and not from the cloud (%s); its response time against the application's backend timeout %s (seed steps 7 to 9)",
+		s.Checked = fmt.Sprintf("on this machine, as the connector would, through the application's backend proxy %s: GET %s loads (waiting at most %s), and not from the cloud (%s); its response time against the application's backend timeout %s",
 			a.BackendProxy, a.InternalURL, round(limit), r.target.Addr, timeoutDesc(a.Timeout, tname))
 	}
 	u, err := url.Parse(a.InternalURL)
@@ -110,7 +110,7 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	var f findings
 	defer f.to(s)
 
-	// (a) the internal host resolves on this machine (seed steps 7–8);
+	// (a) the internal host resolves on this machine ;
 	// through a backend proxy, the proxy resolves it.
 	ips, err := r.resolveApp(ctx, host)
 	if err != nil && bproxy != nil {
@@ -126,7 +126,7 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 			why = "no answer within " + round(r.o.StepTimeout).String()
 		}
 		f.add(Fail, fmt.Sprintf("The internal host '%s' of application '%s' does not resolve on this machine (%s)", host, a.Name, why),
-			fmt.Sprintf("check the internal URL of application '%s' and that this machine resolves %s (DNS server or hosts file; seed step 8: internal network connectivity)", a.Name, host))
+			fmt.Sprintf("check the internal URL of application '%s' and that this machine resolves %s (DNS server or hosts file)", a.Name, host))
 		return
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
@@ -142,7 +142,7 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 		return // never load the cloud as if it were the application
 	}
 
-	// (c) the internal URL loads from this machine (seed step 7).
+	// (c) the internal URL loads from this machine .
 	res := load(ctx, a.InternalURL, host, ips, bproxy, limit)
 	if res.err != nil {
 		f.add(loadFailed(a, tname, hostport, res, limit, byApp))
@@ -174,7 +174,7 @@ func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 		f.add(Pass, fmt.Sprintf("GET %s%s answered %s in %s%s", a.InternalURL, through, res.status, round(res.took), within), "")
 	}
 
-	// (d) the response time against the application's timeout (seed step 9).
+	// (d) the response time against the application's timeout .
 	if slow {
 		f.add(Warn, fmt.Sprintf("it answered in %s, more than half of its backend timeout of %s", round(res.took), timeoutDesc(a.Timeout, tname)),
 			slowAdvice(a.Name, tname))
@@ -192,13 +192,13 @@ func timeoutDesc(d time.Duration, name string) string {
 	return fmt.Sprintf("%s ('%s')", d, name)
 }
 
-// slowAdvice is seed step 9: lengthen the backend timeout, unless it is
+// slowAdvice: lengthen the backend timeout, unless it is
 // already the long one.
 func slowAdvice(app, timeoutName string) string {
 	if timeoutName == "long" {
 		return "its timeout is already 'long' (180 s), the longest there is: make the application answer faster"
 	}
-	return fmt.Sprintf("lengthen its timeout with 'sallyport admin app update %s --timeout long' (180 s instead of 85 s; seed step 9), or make the application answer faster", app)
+	return fmt.Sprintf("lengthen its timeout with 'sallyport admin app update %s --timeout long' (180 s instead of 85 s), or make the application answer faster", app)
 }
 
 func (r *runner) resolveApp(ctx context.Context, host string) ([]netip.Addr, error) {
@@ -384,13 +384,13 @@ func loadFailed(a tunnel.AppConfig, tname, hostport string, res loadResult, limi
 			fmt.Sprintf("check the internal URL of application '%s' and that this machine resolves %s (DNS server or hosts file)", a.Name, dnsErr.Name)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Fail, fmt.Sprintf("The internal application '%s' at %s refused the connection from this machine", a.Name, a.InternalURL),
-			fmt.Sprintf("check that the application is running and listening on %s, and that no firewall blocks this machine (seed step 8: internal network connectivity)", hostport)
+			fmt.Sprintf("check that the application is running and listening on %s, and that no firewall blocks this machine", hostport)
 	case isTimeout(err) && !res.connected && a.BackendProxy != "":
 		return Fail, fmt.Sprintf("The backend proxy %s of application '%s' did not accept a connection from this machine within %s", a.BackendProxy, a.Name, round(limit)),
 			fmt.Sprintf("check the network path from this machine to the backend proxy (routing, firewall), or change it with 'sallyport admin app update %s --backend-proxy URL'", a.Name)
 	case isTimeout(err) && !res.connected:
 		return Fail, fmt.Sprintf("The internal application '%s' at %s did not accept a connection from this machine within %s", a.Name, a.InternalURL, round(limit)),
-			fmt.Sprintf("check the network path from this machine to %s (routing, firewall; seed step 8)", hostport)
+			fmt.Sprintf("check the network path from this machine to %s (routing, firewall)", hostport)
 	case isTimeout(err) && byApp:
 		return Fail, fmt.Sprintf("The internal application '%s' at %s did not answer within its backend timeout of %s: users get a gateway timeout", a.Name, a.InternalURL, timeoutDesc(a.Timeout, tname)),
 			slowAdvice(a.Name, tname)

@@ -189,7 +189,7 @@ func (r *runner) checkDNS(ctx context.Context, s *Step) {
 			return
 		}
 		s.set(Fail, fmt.Sprintf("The cloud's name %s does not resolve on this machine (%s)", t.Host, why),
-			fmt.Sprintf("check the cloud's name (cloud_url in %s) and this machine's DNS servers or hosts file; the connector must reach %s (seed step 4: configure the domains and ports)",
+			fmt.Sprintf("check the cloud's name (cloud_url in %s) and this machine's DNS servers or hosts file; the connector must reach %s",
 				filepath.Join(r.o.Dir, connector.TrustFile), t.Addr))
 		return
 	}
@@ -214,39 +214,39 @@ func parseIPs(addrs []string) []netip.Addr {
 // proxy (HTTP CONNECT). Each has its own TCP step; the TLS and later steps
 // use the one the connector uses (used), once its TCP step passed.
 type cloudPath struct {
-	id, title, seed string
-	needs           []string // steps the path depends on ("dns" for the direct path)
-	via             string   // how it reaches the cloud, for messages
-	used            bool     // the connector reaches the cloud this way
-	dial            func(ctx context.Context, network, addr string) (net.Conn, error)
+	id, title string
+	needs     []string // steps the path depends on ("dns" for the direct path)
+	via       string   // how it reaches the cloud, for messages
+	used      bool     // the connector reaches the cloud this way
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// paths lists the ways to the cloud to check: directly (the seed's
-// telnet test) and, when a proxy applies to the cloud's host, through it
-// (seed steps 5 and 6), which is then the way the connector uses. Through
+// paths lists the ways to the cloud to check: directly (a port test
+// like telnet's) and, when a proxy applies to the cloud's host, through it
+// which is then the way the connector uses. Through
 // the proxy, the cloud's name is resolved by the proxy: that path does not
 // depend on the dns step.
 func (r *runner) paths() []cloudPath {
-	direct := cloudPath{id: "tcp", title: "TCP connection to the cloud port", seed: "3", needs: []string{"dns"}, via: "directly", used: r.proxy == nil, dial: r.o.Dial}
+	direct := cloudPath{id: "tcp", title: "TCP connection to the cloud port", needs: []string{"dns"}, via: "directly", used: r.proxy == nil, dial: r.o.Dial}
 	if r.proxy == nil {
 		return []cloudPath{direct}
 	}
-	proxied := cloudPath{id: "tcp-proxy", title: "TCP connection to the cloud through the proxy", seed: "5-6", via: "through " + r.viaProxy(), used: true,
+	proxied := cloudPath{id: "tcp-proxy", title: "TCP connection to the cloud through the proxy", via: "through " + r.viaProxy(), used: true,
 		dial: (&cloudlink.Dialer{Proxy: r.proxy}).DialContext}
 	return []cloudPath{direct, proxied}
 }
 
 func (r *runner) checkTCP(ctx context.Context, s *Step, p cloudPath) {
 	t := r.target
-	s.Checked = fmt.Sprintf("a TCP connection from this machine to %s, %s (the seed's telnet port test)", t.Addr, p.via)
+	s.Checked = fmt.Sprintf("a TCP connection from this machine to %s, %s", t.Addr, p.via)
 	if p.id == "tcp-proxy" {
-		s.Checked = fmt.Sprintf("an HTTP CONNECT tunnel to %s %s, the way the connector reaches the cloud (seed steps 5 and 6: the connector uses the site's proxy)", t.Addr, p.via)
+		s.Checked = fmt.Sprintf("an HTTP CONNECT tunnel to %s %s, the way the connector reaches the cloud (the connector uses the site's proxy)", t.Addr, p.via)
 	}
 	start := time.Now()
 	conn, err := p.dial(ctx, "tcp", t.Addr)
 	took := time.Since(start)
 	if err != nil {
-		fw := fmt.Sprintf("allow outbound TCP from this machine to %s in the firewall, and check that the cloud service is running (seed steps 3 and 4)", t.Addr)
+		fw := fmt.Sprintf("allow outbound TCP from this machine to %s in the firewall, and check that the cloud service is running", t.Addr)
 		var pe *cloudlink.ProxyError
 		msg, step := "", ""
 		switch {
@@ -262,7 +262,7 @@ func (r *runner) checkTCP(ctx context.Context, s *Step, p cloudPath) {
 			// Direct, while the connector goes through the proxy.
 			s.set(Pass, fmt.Sprintf("no direct connection (%s), which is fine: the connector reaches the cloud through %s", strings.TrimSuffix(msg, "."), r.viaProxy()), "")
 		case r.proxy == nil:
-			s.set(Fail, msg, step+"; if this network reaches the internet only through a proxy, configure it with 'sallyport connector proxy set URL' (seed steps 5 and 6)")
+			s.set(Fail, msg, step+"; if this network reaches the internet only through a proxy, configure it with 'sallyport connector proxy set URL'")
 		default:
 			if d := r.find("tcp"); d != nil && strings.HasPrefix(d.Found, "connected") {
 				step += fmt.Sprintf("; this machine also reaches the cloud directly, so 'sallyport connector proxy clear --dir %s' (and unsetting HTTPS_PROXY) is another way", r.o.Dir)
@@ -497,7 +497,7 @@ func (r *runner) blameClock(abs time.Duration, dir string) {
 
 func (r *runner) checkGroup(_ context.Context, s *Step) {
 	st := r.status
-	s.Checked = fmt.Sprintf("the connector group of this connector at the cloud and the applications assigned to it (seed steps 1 and 2)")
+	s.Checked = fmt.Sprintf("the connector group of this connector at the cloud and the applications assigned to it")
 	if len(st.Apps) == 0 {
 		s.set(Warn, fmt.Sprintf("the connector group '%s' of %s has no application: this connector serves nothing", st.Group, st.Tenant),
 			fmt.Sprintf("assign an application to the group: 'sallyport admin app create NAME --internal-url URL --group %s', or move one with 'sallyport admin app update NAME --group %s'", shellQuote(st.Group), shellQuote(st.Group)))

@@ -1,4 +1,4 @@
-// Package doctor walks the seed's troubleshooting flowchart automatically:
+// Package doctor walks the connector troubleshooting steps automatically:
 // what an administrator of the reference system does by hand with telnet,
 // a browser, the certificate store and the event viewer, run from the
 // connector's machine, one step after the other, each saying what it
@@ -11,8 +11,7 @@
 // (registration), the clock against the cloud's (clock), the connector
 // group and its applications (group), each application's internal URL
 // from this machine ("app NAME") and the event log's errors of the last
-// hour (events). docs/doctor.md documents each step, the seed step it
-// automates and the JSON format of a Report.
+// hour (events). docs/doctor.md documents each step and the JSON format of a Report.
 //
 // Every step has its own timeout (Options.StepTimeout) and a step that
 // depends on one that failed is skipped with the reason, so a run finishes

@@ -45,15 +45,10 @@ type Step struct {
 	ID    string `json:"id"`
 	Title string `json:"title"`
 	// Status is "pass", "warn", "fail" or "skip".
-	Status  string `json:"status"`
-	Checked string `json:"checked"` // what was checked
-	Found   string `json:"found"`   // what was found (for "skip": why it was not checked)
-	Advice  string `json:"advice"`  // the recommended step; empty when there is nothing to do
-	// Seed is the step of the seed's troubleshooting flowchart this step
-	// automates ("3"), or the seed's section for checks outside the
-	// flowchart ("client-certificate", "tls", "connector-errors"); empty
-	// when the seed has no counterpart.
-	Seed       string `json:"seed"`
+	Status     string `json:"status"`
+	Checked    string `json:"checked"` // what was checked
+	Found      string `json:"found"`   // what was found (for "skip": why it was not checked)
+	Advice     string `json:"advice"`  // the recommended step; empty when there is nothing to do
 	DurationMS int64  `json:"duration_ms"`
 }
 
@@ -141,30 +136,30 @@ func Run(ctx context.Context, o Options) Report {
 	r.rep.Started = o.Now().UTC()
 	r.rep.Steps = []Step{}
 
-	r.do("state", "Trust certificate and state directory", "client-certificate", nil, r.checkState)
-	r.do("dns", "Name resolution of the cloud", "4", r.needTarget, r.checkDNS)
+	r.do("state", "Trust certificate and state directory", nil, r.checkState)
+	r.do("dns", "Name resolution of the cloud", r.needTarget, r.checkDNS)
 	for _, p := range r.paths() {
-		r.do(p.id, p.title, p.seed, r.needs(p.needs...), func(ctx context.Context, s *Step) { r.checkTCP(ctx, s, p) })
+		r.do(p.id, p.title, r.needs(p.needs...), func(ctx context.Context, s *Step) { r.checkTCP(ctx, s, p) })
 	}
-	r.do("tls", "TLS handshake with the cloud", "tls", r.needPath, r.checkTLS)
-	r.do("registration", "Registration at the cloud", "2", r.needRegistration, r.checkRegistration)
-	r.do("clock", "This machine's clock against the cloud's", "", r.needStatus, r.checkClock)
-	r.do("group", "Connector group and its applications", "1-2", r.needStatus, r.checkGroup)
+	r.do("tls", "TLS handshake with the cloud", r.needPath, r.checkTLS)
+	r.do("registration", "Registration at the cloud", r.needRegistration, r.checkRegistration)
+	r.do("clock", "This machine's clock against the cloud's", r.needStatus, r.checkClock)
+	r.do("group", "Connector group and its applications", r.needStatus, r.checkGroup)
 	r.checkApps()
-	r.do("events", "Event log errors of the last hour", "connector-errors", nil, r.checkEvents)
-	r.do("updater", "The updater: service and recent problems", "auto-upgrade", nil, r.checkUpdater)
+	r.do("events", "Event log errors of the last hour", nil, r.checkEvents)
+	r.do("updater", "The updater: service and recent problems", nil, r.checkUpdater)
 
 	r.rep.Verdict = verdict(r.rep.Steps)
 	return r.rep
 }
 
 // do runs one step with its own timeout, unless skip gives a reason not to.
-func (r *runner) do(id, title, seed string, skip func() string, check func(ctx context.Context, s *Step)) {
-	r.rep.Steps = append(r.rep.Steps, r.runStep(id, title, seed, skip, check))
+func (r *runner) do(id, title string, skip func() string, check func(ctx context.Context, s *Step)) {
+	r.rep.Steps = append(r.rep.Steps, r.runStep(id, title, skip, check))
 }
 
-func (r *runner) runStep(id, title, seed string, skip func() string, check func(ctx context.Context, s *Step)) Step {
-	s := Step{ID: id, Title: title, Seed: seed}
+func (r *runner) runStep(id, title string, skip func() string, check func(ctx context.Context, s *Step)) Step {
+	s := Step{ID: id, Title: title}
 	start := time.Now()
 	why := ""
 	if r.ctx.Err() != nil {

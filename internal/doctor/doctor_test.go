@@ -678,7 +678,7 @@ func TestApps(t *testing.T) {
 			}
 			checkSteps(t, rep, []expect{{"app " + tt.app, tt.status, tt.found, tt.advice}}, nil)
 			s, _ := findStep(rep, "app "+tt.app)
-			if s.Seed != "7-9" || s.DurationMS < 0 {
+			if s.DurationMS < 0 {
 				t.Errorf("step %+v", s)
 			}
 		})
@@ -771,11 +771,11 @@ var sample = doctor.Report{
 	Connector: "c_1", Cloud: "https://sallyport.example.com", Verdict: doctor.Failed,
 	Started: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC),
 	Steps: []doctor.Step{
-		{ID: "tcp", Title: "TCP connection to the cloud port", Status: doctor.Pass, Checked: "a TCP connection", Found: "connected", Seed: "3", DurationMS: 1},
-		{ID: "tls", Title: "TLS handshake with the cloud", Status: doctor.Fail, Checked: "a handshake", Found: "TLS inspection detected", Advice: "exclude it", Seed: "tls", DurationMS: 2},
+		{ID: "tcp", Title: "TCP connection to the cloud port", Status: doctor.Pass, Checked: "a TCP connection", Found: "connected", DurationMS: 1},
+		{ID: "tls", Title: "TLS handshake with the cloud", Status: doctor.Fail, Checked: "a handshake", Found: "TLS inspection detected", Advice: "exclude it", DurationMS: 2},
 		{ID: "clock", Title: "This machine's clock against the cloud's", Status: doctor.Warn, Checked: "the clock", Found: "40s ahead", Advice: "NTP"},
-		{ID: "app web", Title: "Application 'web' from this machine", Status: doctor.Fail, Checked: "GET", Found: "refused", Advice: "start it", Seed: "7-9"},
-		{ID: "group", Title: "Connector group and its applications", Status: doctor.Skip, Found: "Not checked because the tls step failed", Seed: "1-2"},
+		{ID: "app web", Title: "Application 'web' from this machine", Status: doctor.Fail, Checked: "GET", Found: "refused", Advice: "start it"},
+		{ID: "group", Title: "Connector group and its applications", Status: doctor.Skip, Found: "Not checked because the tls step failed"},
 	},
 }
 
@@ -801,7 +801,7 @@ func TestJSON(t *testing.T) {
 	}
 	step := raw["steps"].([]any)[1].(map[string]any)
 	want := map[string]any{"id": "tls", "title": "TLS handshake with the cloud", "status": "fail", "checked": "a handshake",
-		"found": "TLS inspection detected", "advice": "exclude it", "seed": "tls", "duration_ms": float64(2)}
+		"found": "TLS inspection detected", "advice": "exclude it", "duration_ms": float64(2)}
 	if len(step) != len(want) {
 		t.Errorf("step fields %v, want %v", step, want)
 	}
@@ -1018,7 +1018,7 @@ func TestProxy(t *testing.T) {
 		{"no proxy, direct blocked", "", func(t *testing.T, e *env, p *connectProxy) func(*doctor.Options) {
 			return func(o *doctor.Options) { o.Dial = refusingDial }
 		}, []expect{
-			{"tcp", doctor.Fail, []string{"was refused"}, []string{"firewall", "sallyport connector proxy set URL", "seed steps 5 and 6"}},
+			{"tcp", doctor.Fail, []string{"was refused"}, []string{"firewall", "sallyport connector proxy set URL"}},
 		}, []string{"tls", "registration"}, false},
 	}
 	for _, tt := range tests {
@@ -1033,6 +1033,75 @@ func TestProxy(t *testing.T) {
 			}
 			if !tt.tunnels && tt.mode == "" && p.tunnels.Load() != 0 {
 				t.Errorf("the unused proxy carried %d tunnels", p.tunnels.Load())
+			}
+		})
+	}
+}
+
+// TestEventsReplaced: an error that a later success replaced (a failed
+// registration, then a registration) no longer warns; one that nothing
+// replaced, or that came after the success, still does (issue 20, defect
+// 11).
+func TestEventsReplaced(t *testing.T) {
+	t.Parallel()
+	type ev struct {
+		id    int
+		level eventlog.Level
+	}
+	errEv := func(id int) ev { return ev{id, eventlog.LevelError} }
+	info := func(id int) ev { return ev{id, eventlog.LevelInformation} }
+	tests := []struct {
+		name     string
+		events   []ev
+		status   string
+		found    []string
+		notFound []string
+	}{
+		{"failed registration, then registered", []ev{errEv(1002), info(1001)}, doctor.Pass,
+			[]string{"no error event in the last hour that a later success did not replace (1 replaced)"}, nil},
+		{"registered, then a failed registration", []ev{info(1001), errEv(1002)}, doctor.Warn,
+			[]string{"1 error event in the last hour", "1002 at "}, nil},
+		{"failed registration twice, then registered", []ev{errEv(1002), errEv(1002), info(1001)}, doctor.Pass,
+			[]string{"(2 replaced)"}, nil},
+		{"cloud unreachable, then a tunnel up", []ev{errEv(1203), info(1201)}, doctor.Pass, []string{"(1 replaced)"}, nil},
+		{"cloud unreachable, then only a registration", []ev{errEv(1203), info(1001)}, doctor.Warn,
+			[]string{"1 error event in the last hour", "1203 at "}, nil},
+		{"expired, then renewed; refused configuration stays", []ev{errEv(1000), info(1100), errEv(1301)}, doctor.Warn,
+			[]string{"1 error event in the last hour", "1301 at "}, []string{"1000 at "}},
+		{"refused configuration, then one taken", []ev{errEv(1301), info(1300)}, doctor.Pass, []string{"(1 replaced)"}, nil},
+		{"no errors", []ev{info(1200), info(1201)}, doctor.Pass, []string{"no error event in the last hour"}, []string{"replaced"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, connector.EventsFile), Source: "connector"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range tt.events {
+				if err := l.Write(e.id, e.level, "event "+strconv.Itoa(e.id), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.Close()
+			rep := doctor.Run(context.Background(), doctor.Options{Dir: dir})
+			s, ok := findStep(rep, "events")
+			if !ok {
+				t.Fatal("no events step")
+			}
+			if s.Status != tt.status {
+				t.Errorf("status %s, want %s: %+v", s.Status, tt.status, s)
+			}
+			for _, w := range tt.found {
+				if !strings.Contains(s.Found, w) {
+					t.Errorf("found %q, want it to say %q", s.Found, w)
+				}
+			}
+			for _, w := range tt.notFound {
+				if strings.Contains(s.Found, w) {
+					t.Errorf("found %q, want it not to say %q", s.Found, w)
+				}
 			}
 		})
 	}

@@ -21,11 +21,46 @@ const (
 	EventsShown  = 3
 )
 
+// clearedBy lists, for an error event, the later successes that replace
+// it: a failed registration followed by a registration, an unreachable
+// cloud followed by a tunnel that came up. An error so replaced no longer
+// needs attention, and the events step does not warn about it (issue 20,
+// defect 11: a failed registration warned for an hour after the next
+// attempt succeeded).
+var clearedBy = map[int][]int{
+	1000: {1001, 1100},       // trust expired: registered again, or renewed
+	1002: {1001},             // registration failed: registered
+	1102: {1001, 1100, 1201}, // certificate refused: registered, renewed, or a tunnel is up with it
+	1103: {1001, 1100, 1201}, // certificate not valid yet: the same
+	1104: {1201},             // TLS inspection: a tunnel is up
+	1203: {1201, 1300},       // cloud unreachable: a tunnel is up, or a configuration arrived
+	1301: {1300},             // configuration refused: a configuration was taken
+}
+
+// openErrors returns the error events of evs (oldest first) that no later
+// event in clearedBy replaced.
+func openErrors(evs []eventlog.Event) []eventlog.Event {
+	var open []eventlog.Event
+	for i, ev := range evs {
+		if ev.Level != eventlog.LevelError {
+			continue
+		}
+		cleared := slices.ContainsFunc(evs[i+1:], func(later eventlog.Event) bool {
+			return slices.Contains(clearedBy[ev.ID], later.ID)
+		})
+		if !cleared {
+			open = append(open, ev)
+		}
+	}
+	return open
+}
+
 func (r *runner) checkEvents(_ context.Context, s *Step) {
 	path := filepath.Join(r.o.Dir, connector.EventsFile)
-	s.Checked = fmt.Sprintf("error events of the last hour in the event log %s (like the seed's Get-EventLog -EntryType Error)", path)
+	s.Checked = fmt.Sprintf("error events of the last hour in the event log %s that no later success replaced (a registration, a renewal, a tunnel up, a configuration taken)", path)
 	since := r.o.Now().Add(-EventsWindow)
-	evs, err := eventlog.Read(path, eventlog.Filter{MinLevel: eventlog.LevelError, Since: since})
+	all, err := eventlog.Read(path, eventlog.Filter{Since: since})
+	evs := openErrors(all)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.set(Pass, "there is no event log yet: the connector has not run or registered with this state directory", "")
@@ -35,7 +70,11 @@ func (r *runner) checkEvents(_ context.Context, s *Step) {
 			"run the doctor as the connector's user, or give the right --dir")
 		return
 	case len(evs) == 0:
-		s.set(Pass, "no error event in the last hour", "")
+		found := "no error event in the last hour"
+		if n := countLevel(all, eventlog.LevelError); n > 0 {
+			found = fmt.Sprintf("no error event in the last hour that a later success did not replace (%d replaced)", n)
+		}
+		s.set(Pass, found, "")
 		return
 	}
 	newest := slices.Clone(evs)
@@ -60,4 +99,14 @@ func (r *runner) checkEvents(_ context.Context, s *Step) {
 		advice = fmt.Sprintf("event 1000: the trust certificate expired; register the connector again with 'sallyport connector register --dir %s'; ", r.o.Dir) + advice
 	}
 	s.set(Warn, fmt.Sprintf("%d %s in the last hour; newest first: %s", len(evs), noun, strings.Join(lines, " | ")), advice)
+}
+
+func countLevel(evs []eventlog.Event, l eventlog.Level) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Level == l {
+			n++
+		}
+	}
+	return n
 }

@@ -24,7 +24,7 @@ const UpdaterWindow = 24 * time.Hour
 // an old version.
 var updaterProblems = map[int]bool{3004: true, 3005: true, 3009: true, 3010: true, 3011: true, 3012: true, 3015: true, 3017: true, 3018: true}
 
-// checkUpdater answers the seed's "why is my connector still using an
+// checkUpdater answers "why is my connector still using an
 // older version": is an updater service running for this connector, and
 // did it record problems?
 func (r *runner) checkUpdater(_ context.Context, s *Step) {

@@ -14,7 +14,7 @@ import (
 	"github.com/sallyport/sallyport/internal/updater"
 )
 
-// TestUpdater: the seed's "why is my connector still on an older version":
+// TestUpdater: "why is my connector still on an older version":
 // no updater set up is not checked; a stopped service warns; a running one
 // passes with its last check; problems of the last day warn, newest first.
 func TestUpdater(t *testing.T) {
