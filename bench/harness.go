@@ -459,11 +459,13 @@ func startSallyport(ctx context.Context, h *harness, backendAddr string, o sally
 // cloudServeArgs are the flags of 'cloud serve' besides the data
 // directory and the address. The edge's rate limits (default 5000
 // requests/s per application) and the per-connector concurrency limit
-// (default 1000) are raised: the bench measures the proxy, not its
-// limiters, and opens thousands of WebSockets through one connector.
+// (default 1000) are raised, and so is the cap of connections per client
+// address (default 1024): the bench measures the proxy, not its limiters,
+// and opens thousands of WebSockets from one address through one connector.
 var cloudServeArgs = []string{
 	"--app-rate", "10000000", "--tenant-rate", "10000000",
 	"--connector-limit", "1000000",
+	"--max-conns-per-source", "1000000",
 	"--shutdown-grace", "1s",
 }
 

@@ -74,12 +74,13 @@ func labelled(role string, f func(ctx context.Context)) (stop func()) {
 
 func (p *inProcess) startCloud(_ context.Context, dataDir, listen string) error {
 	srv, err := cloud.New(cloud.Config{
-		DataDir:        dataDir,
-		Listen:         listen,
-		ConnectorLimit: 1000000,
-		ShutdownGrace:  time.Second,
-		EdgeLimits:     edge.Limits{AppRate: 1e7, TenantRate: 1e7},
-		Logger:         p.logger("cloud"),
+		DataDir:           dataDir,
+		Listen:            listen,
+		ConnectorLimit:    1000000,
+		MaxConnsPerSource: 1000000,
+		ShutdownGrace:     time.Second,
+		EdgeLimits:        edge.Limits{AppRate: 1e7, TenantRate: 1e7},
+		Logger:            p.logger("cloud"),
 	})
 	if err != nil {
 		return err

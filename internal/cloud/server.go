@@ -78,6 +78,12 @@ type Config struct {
 	// by the connector). Default 20: a connector's 16 at most, plus room
 	// for reconnections that overlap the old connection's close.
 	MaxTunnelsPerConnector int
+	// MaxConnsPerSource is the most connections one source (an IPv4
+	// address or an IPv6 /64) holds open at once on the cloud's port;
+	// beyond it a new one is closed before its handshake. Default 1024:
+	// room for many connectors behind one NAT address (16 tunnels each at
+	// most) and for browsers behind a shared proxy.
+	MaxConnsPerSource int
 	// ConnectorLimit is the most requests one connector serves at once;
 	// beyond it requests go to other connectors, or get 503. Default 1000.
 	ConnectorLimit int
@@ -135,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTunnelsPerConnector <= 0 {
 		c.MaxTunnelsPerConnector = 20
+	}
+	if c.MaxConnsPerSource <= 0 {
+		c.MaxConnsPerSource = 1024
 	}
 	if c.InactiveAfter <= 0 {
 		c.InactiveAfter = 2 * time.Minute
@@ -195,9 +204,10 @@ type Server struct {
 	requests     requestIndex      // failed requests by request id, per tenant
 	failureLogs  eventlog.Throttle // event 2700: one per application and code per second
 	events       *eventlog.Log
-	releasePub   ed25519.PublicKey // the release key connectors pin
-	access       *accesslog.Logger // nil without --access-log
-	tunnelChecks atomic.Int64      // passes of checkTunnels, for tests
+	releasePub   ed25519.PublicKey                   // the release key connectors pin
+	access       *accesslog.Logger                   // nil without --access-log
+	connLimit    atomic.Pointer[sourceLimitListener] // set by Serve
+	tunnelChecks atomic.Int64                        // passes of checkTunnels, for tests
 }
 
 // New opens the data directory and prepares a server.
@@ -392,7 +402,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	// Tunnels batch their writes (tunnel.BatchConn); other connections
 	// write straight through it.
-	go func() { errc <- hs.Serve(tls.NewListener(tunnel.NewBatchListener(ln), tlsCfg)) }()
+	go func() { errc <- hs.Serve(tls.NewListener(tunnel.NewBatchListener(s.sourceLimit(ln)), tlsCfg)) }()
 	s.events.Info(2000, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
 	if err := s.warnUnownedHosts(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("checking the applications' external hosts failed", "error", err.Error())
@@ -688,3 +698,11 @@ func (w slogWriter) Write(p []byte) (int, error) {
 
 // String describes the server for logs.
 func (s *Server) String() string { return fmt.Sprintf("cloud %s", s.settings.Name) }
+
+// sourceLimit wraps the cloud's listener with the per-source connection
+// cap (Config.MaxConnsPerSource).
+func (s *Server) sourceLimit(ln net.Listener) net.Listener {
+	l := newSourceLimitListener(ln, s.cfg.MaxConnsPerSource, s.log)
+	s.connLimit.Store(l)
+	return l
+}
