@@ -588,13 +588,16 @@ type Stream struct {
 	initWindow int
 	readRun    int  // bytes read since the window last grew
 	starved    bool // the reader waited for data after reading some
-	grown      int  // bytes of window taken from budget
-	budget     *WindowBudget
-	rfin       bool // the peer sent FIN
-	wfin       bool // this end sent FIN
-	err        error
-	removed    bool
-	rdl, wdl   time.Time
+	// readerWaits, if set (by tests, before the stream is used), is
+	// called each time Read is about to wait for data, without st.mu.
+	readerWaits func()
+	grown       int // bytes of window taken from budget
+	budget      *WindowBudget
+	rfin        bool // the peer sent FIN
+	wfin        bool // this end sent FIN
+	err         error
+	removed     bool
+	rdl, wdl    time.Time
 
 	rwake chan struct{} // data, FIN, error or deadline for the reader
 	wwake chan struct{} // window, error or deadline for the writer
@@ -791,8 +794,11 @@ func (st *Stream) Read(p []byte) (int, error) {
 		if st.readRun > 0 {
 			st.starved = true
 		}
-		dl := st.rdl
+		dl, waits := st.rdl, st.readerWaits
 		st.mu.Unlock()
+		if waits != nil {
+			waits()
+		}
 		if err := waitWake(st.rwake, dl); err != nil {
 			return 0, err
 		}

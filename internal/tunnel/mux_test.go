@@ -1192,10 +1192,44 @@ func TestMuxWindowAutoTune(t *testing.T) {
 			ost.SetDeadline(dl)
 			ast.SetDeadline(dl)
 			wrote := make(chan error, 1)
-			go func() {
-				_, err := ast.Write(make([]byte, total))
-				wrote <- err
-			}()
+			if tc.read {
+				// A reader faster than its window: the sender sends a
+				// small piece each time the reader waits for data, so
+				// the reader empties the stream and waits whatever the
+				// machine's load (a free-running sender on a busy machine
+				// refilled the stream before every Read, and the window
+				// never grew: CI saw it).
+				waiting := make(chan struct{}, 1)
+				ost.mu.Lock()
+				ost.readerWaits = func() {
+					select {
+					case waiting <- struct{}{}:
+					default:
+					}
+				}
+				ost.mu.Unlock()
+				go func() {
+					piece := make([]byte, RelayInitialWindow)
+					for sent := 0; sent < total; sent += len(piece) {
+						select {
+						case <-waiting:
+						case <-time.After(testWait):
+							wrote <- errors.New("the reader never waited for data")
+							return
+						}
+						if _, err := ast.Write(piece); err != nil {
+							wrote <- err
+							return
+						}
+					}
+					wrote <- nil
+				}()
+			} else {
+				go func() {
+					_, err := ast.Write(make([]byte, total))
+					wrote <- err
+				}()
+			}
 			windowOf := func() int {
 				ost.mu.Lock()
 				defer ost.mu.Unlock()
