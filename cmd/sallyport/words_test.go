@@ -12,7 +12,7 @@ import (
 
 // unknownWords are words of the project's own history that users have
 // never met: user-facing text must not say them (issue 20, defect 10:
-// "the seed's telnet port test", "seed step 8").
+// the doctor named a step of the document the product came from).
 var unknownWords = []string{"seed"}
 
 // TestNoUnknownWords scans what a user reads — every command's help

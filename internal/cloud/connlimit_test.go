@@ -1,7 +1,6 @@
 package cloud
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"testing"
@@ -15,25 +14,7 @@ import (
 // back.
 func TestConnsPerSource(t *testing.T) {
 	dir := initDataDirNamed(t, "sallyport.localhost")
-	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", MaxConnsPerSource: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := s.Listen()
-	if err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-		s.Close()
-	})
+	s, ln := serveTestCloud(t, Config{DataDir: dir, Listen: "127.0.0.1:0", MaxConnsPerSource: 3}, nil)
 	addr := ln.Addr().String()
 	// handshake opens a TLS connection from the loopback address from and
 	// reports whether the cloud served it.

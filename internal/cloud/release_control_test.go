@@ -50,30 +50,12 @@ func startReleaseCloud(t *testing.T) *releaseCloud {
 // wrap(store), set before the server starts.
 func startReleaseCloudWith(t *testing.T, wrap func(store.Store) store.Store) *releaseCloud {
 	t.Helper()
-	ctx := context.Background()
 	dir := initDataDirNamed(t, "sallyport.localhost")
 	clk := &clock{now: time.Now().UTC()}
-	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if wrap != nil {
-		s.store = wrap(s.store)
-	}
-	ln, err := s.Listen()
-	if err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(sctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Serve = %v", err)
+	s, ln := serveTestCloud(t, Config{DataDir: dir, Listen: "127.0.0.1:0", Now: clk.Now}, func(s *Server) {
+		if wrap != nil {
+			s.store = wrap(s.store)
 		}
-		s.Close()
 	})
 	pub, err := LoadReleaseKey(dir)
 	if err != nil {
@@ -530,4 +512,33 @@ func TestControlTurnAfterHalt(t *testing.T) {
 	if tu, err := orig.UpdateTurnOf(ctx, a.Trust.TenantID, group); err == nil && tu.ConnectorID == b.Trust.ConnectorID {
 		t.Errorf("B holds the turn for a halted release: %+v", tu)
 	}
+}
+
+// serveTestCloud starts New(cfg) on cfg.Listen, after prepare (if any)
+// has adjusted the server, and stops it when the test ends.
+func serveTestCloud(t *testing.T, cfg Config, prepare func(*Server)) (*Server, net.Listener) {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(s)
+	}
+	ln, err := s.Listen()
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+		s.Close()
+	})
+	return s, ln
 }

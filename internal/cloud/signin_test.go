@@ -228,25 +228,8 @@ type signinCloud struct {
 func startSigninCloud(t *testing.T, lim signinLimits) *signinCloud {
 	t.Helper()
 	dir := initDataDirNamed(t, "sallyport.localhost")
-	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.signin = newSigninGuard(lim, s.now, func() *eventlog.Log { return s.events })
-	ln, err := s.Listen()
-	if err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-		s.Close()
+	_, ln := serveTestCloud(t, Config{DataDir: dir, Listen: "127.0.0.1:0"}, func(s *Server) {
+		s.signin = newSigninGuard(lim, s.now, func() *eventlog.Log { return s.events })
 	})
 	pemCA, err := os.ReadFile(filepath.Join(dir, CACertFile))
 	if err != nil {
