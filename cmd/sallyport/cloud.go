@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/internal/cloud"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/edge"
 )
 
@@ -21,7 +22,7 @@ func newCloudCmd() *cobra.Command {
 }
 
 func newCloudInitCmd() *cobra.Command {
-	var o cloud.InitOptions
+	var o datadir.InitOptions
 	var pwFile string
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -38,7 +39,7 @@ func newCloudInitCmd() *cobra.Command {
 				}
 				o.AdminPassword = pw
 			}
-			res, err := cloud.Init(cmd.Context(), o)
+			res, err := datadir.Init(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -54,7 +55,7 @@ func newCloudInitCmd() *cobra.Command {
 					ReleaseKeyID  string `json:"release_key_id"`
 					KEKFile       string `json:"kek_file"`
 				}{o.Name, o.DataDir, o.Tenant, o.Admin, map[bool]string{true: res.AdminPassword}[res.GeneratedPassword],
-					res.CACertPath, res.CAFingerprint, res.ReleaseKeyID, filepath.Join(o.DataDir, cloud.KEKFile)})
+					res.CACertPath, res.CAFingerprint, res.ReleaseKeyID, filepath.Join(o.DataDir, datadir.KEKFile)})
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Created the cloud %s in %s.\n", o.Name, o.DataDir)
@@ -66,7 +67,7 @@ func newCloudInitCmd() *cobra.Command {
 			fmt.Fprintf(out, "Cloud CA fingerprint: %s\n", res.CAFingerprint)
 			fmt.Fprintf(out, "Connectors and admin clients pin it with --ca-file %s or --ca-fingerprint %s\n", res.CACertPath, res.CAFingerprint)
 			fmt.Fprintf(out, "Release key %s (connectors pin it at registration; publish builds with 'sallyport cloud release publish')\n", res.ReleaseKeyID)
-			fmt.Fprintf(out, "Key-encryption key: %s (back it up apart from the store; every instance sharing the store needs it)\n", filepath.Join(o.DataDir, cloud.KEKFile))
+			fmt.Fprintf(out, "Key-encryption key: %s (back it up apart from the store; every instance sharing the store needs it)\n", filepath.Join(o.DataDir, datadir.KEKFile))
 			return nil
 		},
 	}
@@ -164,11 +165,11 @@ func newCloudTenantCmd() *cobra.Command {
 		Short: "Add a tenant with its Default group and a Global Administrator (safe while serve runs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			settings, err := cloud.LoadSettings(dataDir)
+			settings, err := datadir.LoadSettings(dataDir)
 			if err != nil {
 				return err
 			}
-			st, err := cloud.OpenStore(dataDir, settings)
+			st, err := datadir.OpenStore(dataDir, settings)
 			if err != nil {
 				return err
 			}
@@ -179,7 +180,7 @@ func newCloudTenantCmd() *cobra.Command {
 					return err
 				}
 			}
-			res, err := cloud.AddTenant(cmd.Context(), st, tenant, label, admin, pw)
+			res, err := datadir.AddTenant(cmd.Context(), st, tenant, label, admin, pw)
 			if err != nil {
 				return err
 			}

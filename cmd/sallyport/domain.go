@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/internal/admincli"
-	"github.com/sallyport/sallyport/internal/cloud"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/store"
 )
 
@@ -54,11 +54,11 @@ func newCloudTenantDomainCmd() *cobra.Command {
 	var asJSON bool
 	withStore := func(f func(cmd *cobra.Command, st store.Store) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
-			settings, err := cloud.LoadSettings(dataDir)
+			settings, err := datadir.LoadSettings(dataDir)
 			if err != nil {
 				return err
 			}
-			st, err := cloud.OpenStore(dataDir, settings)
+			st, err := datadir.OpenStore(dataDir, settings)
 			if err != nil {
 				return err
 			}
@@ -70,7 +70,7 @@ func newCloudTenantDomainCmd() *cobra.Command {
 		Use: "add", Short: "Vouch for a tenant's domain: proven at once, without a DNS record (safe while serve runs)", Args: cobra.NoArgs,
 		Example: "  sallyport cloud tenant domain add --data-dir /var/lib/sallyport/cloud --tenant contoso.com --domain apps.contoso.com",
 		RunE: withStore(func(cmd *cobra.Command, st store.Store) error {
-			d, err := cloud.VouchDomain(cmd.Context(), dataDir, st, tenant, domain)
+			d, err := datadir.VouchDomain(cmd.Context(), dataDir, st, tenant, domain)
 			if err != nil {
 				return err
 			}
@@ -81,7 +81,7 @@ func newCloudTenantDomainCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List a tenant's domains", Args: cobra.NoArgs,
 		RunE: withStore(func(cmd *cobra.Command, st store.Store) error {
-			ds, err := cloud.TenantDomains(cmd.Context(), st, tenant)
+			ds, err := datadir.TenantDomains(cmd.Context(), st, tenant)
 			if err != nil {
 				return err
 			}
@@ -120,7 +120,7 @@ func newCloudTenantDomainCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete", Short: "Remove a tenant's domain no application is published under", Args: cobra.NoArgs,
 		RunE: withStore(func(cmd *cobra.Command, st store.Store) error {
-			if err := cloud.DeleteTenantDomain(cmd.Context(), dataDir, st, tenant, domain); err != nil {
+			if err := datadir.DeleteTenantDomain(cmd.Context(), dataDir, st, tenant, domain); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Removed the domain %s of %s.\n", domain, tenant)

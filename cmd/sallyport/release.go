@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sallyport/sallyport/internal/cloud"
+	"github.com/sallyport/sallyport/internal/datadir"
 )
 
 func newCloudReleaseCmd() *cobra.Command {
@@ -18,7 +18,7 @@ func newCloudReleaseCmd() *cobra.Command {
 }
 
 func newReleasePublishCmd() *cobra.Command {
-	var o cloud.PublishOptions
+	var o datadir.PublishOptions
 	cmd := &cobra.Command{
 		Use:   "publish",
 		Short: "Store a build and its manifest signed with the cloud's release key",
@@ -26,7 +26,7 @@ func newReleasePublishCmd() *cobra.Command {
   sallyport cloud release publish --data-dir D --file sallyport.exe --version 2.0.1 --key /secure/release.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := cloud.Publish(cmd.Context(), o)
+			res, err := datadir.Publish(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -67,7 +67,7 @@ func newReleaseListCmd() *cobra.Command {
 		Short: "List the published releases, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ms, err := cloud.ListReleases(cmd.Context(), dataDir)
+			ms, err := datadir.ListReleases(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}
@@ -106,7 +106,7 @@ func newReleaseDeleteCmd() *cobra.Command {
 		Short: "Withdraw a release: updaters no longer see it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cloud.DeleteRelease(cmd.Context(), dataDir, v, goos, goarch); err != nil {
+			if err := datadir.DeleteRelease(cmd.Context(), dataDir, v, goos, goarch); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Withdrew release %s for %s/%s.\n", v, goos, goarch)
@@ -132,7 +132,7 @@ func newReleaseKeygenCmd() *cobra.Command {
   sallyport cloud init ... --release-public-key /secure/release.key.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := cloud.KeyGen(out)
+			id, err := datadir.KeyGen(out)
 			if err != nil {
 				return err
 			}

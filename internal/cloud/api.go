@@ -13,6 +13,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // apiHandler routes the admin API and registration endpoint.
@@ -159,7 +160,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, hash := newToken()
 	now := s.now().UTC()
-	at := store.APIToken{ID: NewID("k"), UserID: u.ID, TenantID: u.TenantID, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(TokenLifetime)}
+	at := store.APIToken{ID: tenancy.NewID("k"), UserID: u.ID, TenantID: u.TenantID, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(TokenLifetime)}
 	if err := s.store.CreateAPIToken(r.Context(), at); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -195,7 +196,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	name, err := checkUserName("bad_user_name", in.Name, p.Tenant.Domain)
+	name, err := tenancy.CheckUserName("bad_user_name", in.Name, p.Tenant.Domain)
 	if err != nil {
 		return err
 	}
@@ -203,14 +204,14 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	if !role.Valid() {
 		return problem.Newf(http.StatusBadRequest, "bad_role", "use global-admin, app-admin or user", "%q is not a role", truncate(in.Role, 40))
 	}
-	if err := CheckPassword(in.Password); err != nil {
+	if err := tenancy.CheckPassword(in.Password); err != nil {
 		return err
 	}
 	hash, err := s.hashPasswordFor(r.Context(), sourceOf(r.RemoteAddr), in.Password)
 	if err != nil {
 		return err
 	}
-	u := store.User{ID: NewID("u"), TenantID: p.Tenant.ID, Name: name, Role: role, PasswordHash: hash, CreatedAt: s.now().UTC()}
+	u := store.User{ID: tenancy.NewID("u"), TenantID: p.Tenant.ID, Name: name, Role: role, PasswordHash: hash, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(r.Context(), u); errors.Is(err, store.ErrConflict) {
 		return problem.Newf(http.StatusConflict, "user_exists", "choose another name", "The user %s already exists", name)
 	} else if err != nil {
@@ -261,11 +262,11 @@ func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, p *pr
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	name, err := checkGroupName(in.Name)
+	name, err := tenancy.CheckGroupName(in.Name)
 	if err != nil {
 		return err
 	}
-	g := store.Group{ID: NewID("g"), TenantID: p.Tenant.ID, Name: name, CreatedAt: s.now().UTC()}
+	g := store.Group{ID: tenancy.NewID("g"), TenantID: p.Tenant.ID, Name: name, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateGroup(r.Context(), g); errors.Is(err, store.ErrConflict) {
 		return s.groupExists(r.Context(), p.Tenant, name)
 	} else if err != nil {
@@ -281,7 +282,7 @@ func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, p *pr
 // groupByName finds a group of the caller's tenant, with a clear error.
 func (s *Server) groupByName(ctx context.Context, t store.Tenant, name string) (store.Group, error) {
 	if name == "" {
-		name = DefaultGroup
+		name = tenancy.DefaultGroup
 	}
 	g, err := s.store.GroupByName(ctx, t.ID, name)
 	if errors.Is(err, store.ErrNotFound) {

@@ -14,6 +14,7 @@ import (
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // MaxInternalURLLength bounds internal URLs.
@@ -120,7 +121,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 		return nil, problem.Newf(http.StatusBadRequest, "bad_external_host", "choose another host name",
 			"The external host %s is the cloud's own name, which serves the admin API", host)
 	}
-	kind, err := checkHostOwned(ctx, s.store, s.settings.Name, t, host)
+	kind, err := tenancy.CheckHostOwned(ctx, s.store, s.settings.Name, t, host)
 	if err != nil {
 		s.events.Warning(2406, fmt.Sprintf("Publishing '%s' of %s at %s was refused: %v", truncate(in.Name, 80), t.Domain, host, err),
 			"app", truncate(in.Name, 80), "tenant", t.Domain, "external_host", host)
@@ -159,7 +160,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 		}
 	}
 	note := ""
-	if kind == hostProven && in.CertPEM == "" && !s.edgeCertCovers(host) {
+	if kind == tenancy.HostProven && in.CertPEM == "" && !s.edgeCertCovers(host) {
 		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file (ACME comes in a later version)", host)
 	}
 	gnote, err := s.groupConnectorNote(ctx, t, g)
@@ -173,7 +174,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	}
 	now := s.now().UTC()
 	return &appRequest{group: g, note: note, app: store.Application{
-		ID: NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
+		ID: tenancy.NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
 		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, CreatedAt: now, UpdatedAt: now,
 	}}, nil

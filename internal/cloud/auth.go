@@ -16,6 +16,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // TokenLifetime is how long an admin API token lives.
@@ -57,7 +58,7 @@ var errBadCredentials = problem.New(http.StatusUnauthorized, "bad_credentials",
 // that neither users nor tenants can be enumerated; all three count as
 // failures for the source and the name.
 func (s *Server) checkPassword(ctx context.Context, src, name, password string) (store.User, store.Tenant, error) {
-	name, err := checkUserName("bad_user_name", name, "")
+	name, err := tenancy.CheckUserName("bad_user_name", name, "")
 	if err != nil {
 		return store.User{}, store.Tenant{}, err
 	}

@@ -6,16 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 const testPassword = "correct horse battery"
@@ -25,7 +26,7 @@ func newTestServer(t testing.TB) *Server {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
-	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0"})
@@ -33,7 +34,7 @@ func newTestServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if _, err := AddTenant(ctx, s.store, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
+	if _, err := datadir.AddTenant(ctx, s.store, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -74,31 +75,6 @@ func login(t testing.TB, s *Server, user, pw string) string {
 	var lr api.LoginResponse
 	json.Unmarshal(rec.Body.Bytes(), &lr)
 	return lr.Token
-}
-
-func TestInitRefusesExistingDir(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o600)
-	_, err := Init(context.Background(), InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com"})
-	if err == nil || !strings.Contains(err.Error(), "never overwrites") {
-		t.Fatalf("err = %v", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "keep")); string(b) != "x" {
-		t.Error("init touched an existing file")
-	}
-}
-
-func TestInitFileModes(t *testing.T) {
-	s := newTestServer(t)
-	for _, f := range []string{CAKeyFile, SettingsFile, StoreFile, KEKFile} {
-		fi, err := os.Stat(filepath.Join(s.cfg.DataDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s mode = %o, want 600", f, fi.Mode().Perm())
-		}
-	}
 }
 
 func TestAPIRolesAndTenantIsolation(t *testing.T) {
@@ -255,7 +231,7 @@ func TestAppHostTaken(t *testing.T) {
 	if err != nil || len(g) == 0 {
 		t.Fatalf("fabrikam's groups: %v %v", g, err)
 	}
-	if err := s.store.CreateApp(context.Background(), store.Application{ID: NewID("a"), TenantID: fabrikam.ID, Name: "secretapp", GroupID: g[0].ID,
+	if err := s.store.CreateApp(context.Background(), store.Application{ID: tenancy.NewID("a"), TenantID: fabrikam.ID, Name: "secretapp", GroupID: g[0].ID,
 		ExternalHost: "old-contoso.sallyport.test", InternalURL: "http://x/", Timeout: "default", PreAuth: "passthrough"}); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +264,7 @@ func TestAppNoteGroupWithoutConnector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := s.store.GroupByName(ctx, ten.ID, DefaultGroup)
+	def, err := s.store.GroupByName(ctx, ten.ID, tenancy.DefaultGroup)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,24 +13,18 @@ import (
 
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // Domain proof by DNS: the tenant creates a TXT record named
-// _sallyport.DOMAIN with the value sallyport-verify=TOKEN.
+// _sallyport.DOMAIN with the value sallyport-verify=TOKEN (tenancy.TXTName,
+// tenancy.TXTValue).
 const (
-	txtPrefix      = "_sallyport."
-	txtValuePrefix = "sallyport-verify="
 	// dnsTimeout bounds one TXT look-up (both transports together).
 	dnsTimeout = 5 * time.Second
 	// maxTXTBytes is how much TXT data of an answer is considered.
 	maxTXTBytes = 4096
 )
-
-// TXTName is the name of the record that proves domain.
-func TXTName(domain string) string { return txtPrefix + domain }
-
-// TXTValue is the value the record must hold.
-func TXTValue(token string) string { return txtValuePrefix + token }
 
 var (
 	errNoTXT          = errors.New("no TXT record")
@@ -113,7 +107,7 @@ func boundTXT(vals []string) ([]string, error) {
 // does not prove d: no record, a record with another value (the expected
 // one is shown), or a resolver that cannot be reached.
 func proveByDNS(ctx context.Context, r txtResolver, d store.Domain) error {
-	name, want := TXTName(d.Domain), TXTValue(d.Token)
+	name, want := tenancy.TXTName(d.Domain), tenancy.TXTValue(d.Token)
 	step := fmt.Sprintf("create a TXT record %s with the value %s at the domain's DNS host, wait until it is served, and run 'sallyport admin domain verify %s' again", name, want, d.Domain)
 	vals, err := r.LookupTXT(ctx, name)
 	switch {

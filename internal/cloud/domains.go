@@ -2,78 +2,23 @@ package cloud
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
-	"sort"
-	"strings"
-	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
-	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
-// newDomainToken returns the random value of a domain's TXT record.
-func newDomainToken() string {
-	b := make([]byte, 20)
-	rand.Read(b)
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
-// checkClaimable normalises raw and checks that tenant t may claim it: not
-// a public suffix, not the cloud's name or under it, and neither it nor a
-// domain above it proven by another tenant. owner, when true, lets the
-// message name the other tenant (only the operator sees it).
-func checkClaimable(ctx context.Context, st store.Store, cloudName string, t store.Tenant, raw string, operator bool) (string, error) {
-	d, err := NormalizeDomain(raw)
-	if err != nil {
-		return "", err
-	}
-	if isPublicSuffix(d) {
-		return "", problem.Newf(http.StatusBadRequest, "domain_public_suffix", "claim a domain registered under it, for example contoso."+d,
-			"%s is a public suffix, under which anybody can register names, so no tenant can own it", d)
-	}
-	if underDomain(d, cloudName) {
-		return "", problem.Newf(http.StatusBadRequest, "domain_cloud_name", fmt.Sprintf("publish under your default names (NAME-%s.%s) instead", t.Label, cloudName),
-			"%s is the cloud's own name or under it, where every tenant has its default names", d)
-	}
-	v, err := provenOwner(ctx, st, d)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", err
-	}
-	if err == nil && v.TenantID != t.ID {
-		who := "another tenant"
-		if operator {
-			if o, err := st.TenantByID(ctx, v.TenantID); err == nil {
-				who = "the tenant " + o.Domain
-			}
-		}
-		step := "if your organisation owns it, ask the cloud's operator to sort it out"
-		if v.Domain == d {
-			return "", problem.Newf(http.StatusConflict, "domain_taken", step, "%s is proven by %s", d, who)
-		}
-		return "", problem.Newf(http.StatusConflict, "domain_taken", step, "%s is under %s, which is proven by %s", d, v.Domain, who)
-	}
-	return d, nil
-}
-
 func (s *Server) apiDomain(d store.Domain) api.Domain {
-	out := api.Domain{Domain: d.Domain, Status: "pending", VerifiedBy: d.VerifiedBy, TXTName: TXTName(d.Domain), TXTValue: TXTValue(d.Token),
+	out := api.Domain{Domain: d.Domain, Status: "pending", VerifiedBy: d.VerifiedBy, TXTName: tenancy.TXTName(d.Domain), TXTValue: tenancy.TXTValue(d.Token),
 		CreatedAt: d.CreatedAt, VerifiedAt: d.VerifiedAt}
 	if d.Verified() {
 		out.Status = "verified"
 	}
 	return out
-}
-
-func noDomain(t store.Tenant, d string) error {
-	return problem.Newf(http.StatusNotFound, "no_domain", fmt.Sprintf("claim it first with 'sallyport admin domain add %s', or list the claims with 'sallyport admin domain list'", d),
-		"%s has not claimed the domain %s", t.Domain, d)
 }
 
 func (s *Server) handleListDomains(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -95,12 +40,12 @@ func (s *Server) handleCreateDomain(w http.ResponseWriter, r *http.Request, p *p
 		return err
 	}
 	ctx := r.Context()
-	d, err := checkClaimable(ctx, s.store, s.settings.Name, p.Tenant, in.Domain, false)
+	d, err := tenancy.CheckClaimable(ctx, s.store, s.settings.Name, p.Tenant, in.Domain, false)
 	if err != nil {
 		s.refusedDomain(p, in.Domain, err)
 		return err
 	}
-	claim := store.Domain{TenantID: p.Tenant.ID, Domain: d, Token: newDomainToken(), CreatedAt: s.now().UTC()}
+	claim := store.Domain{TenantID: p.Tenant.ID, Domain: d, Token: tenancy.NewDomainToken(), CreatedAt: s.now().UTC()}
 	if err := s.store.CreateDomain(ctx, claim); errors.Is(err, store.ErrConflict) {
 		return problem.Newf(http.StatusConflict, "domain_exists", fmt.Sprintf("see its TXT record with 'sallyport admin domain list', and prove it with 'sallyport admin domain verify %s'", d),
 			"%s has already claimed %s", p.Tenant.Domain, d)
@@ -125,18 +70,18 @@ func (s *Server) refusedDomain(p *principal, domain string, err error) {
 
 func (s *Server) handleVerifyDomain(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ctx := r.Context()
-	d, err := NormalizeDomain(r.PathValue("domain"))
+	d, err := tenancy.NormalizeDomain(r.PathValue("domain"))
 	if err != nil {
 		return err
 	}
 	claim, err := s.store.DomainOf(ctx, p.Tenant.ID, d)
 	if errors.Is(err, store.ErrNotFound) {
-		return noDomain(p.Tenant, d)
+		return tenancy.NoDomain(p.Tenant, d)
 	} else if err != nil {
 		return err
 	}
 	if !claim.Verified() {
-		if _, err := checkClaimable(ctx, s.store, s.settings.Name, p.Tenant, d, false); err != nil {
+		if _, err := tenancy.CheckClaimable(ctx, s.store, s.settings.Name, p.Tenant, d, false); err != nil {
 			s.events.Warning(2404, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
 			return err
 		}
@@ -161,126 +106,16 @@ func (s *Server) handleVerifyDomain(w http.ResponseWriter, r *http.Request, p *p
 
 func (s *Server) handleDeleteDomain(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ctx := r.Context()
-	d, err := NormalizeDomain(r.PathValue("domain"))
+	d, err := tenancy.NormalizeDomain(r.PathValue("domain"))
 	if err != nil {
 		return err
 	}
-	if err := deleteDomain(ctx, s.store, p.Tenant, d); err != nil {
+	if err := tenancy.DeleteDomain(ctx, s.store, p.Tenant, d); err != nil {
 		return err
 	}
 	s.events.Info(2403, fmt.Sprintf("%s gave up the domain %s, by %s", p.Tenant.Domain, d, p.User.Name), "tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// deleteDomain removes t's claim of d, refusing while applications are
-// published under it with d as their most specific proven domain.
-func deleteDomain(ctx context.Context, st store.Store, t store.Tenant, d string) error {
-	claim, err := st.DomainOf(ctx, t.ID, d)
-	if errors.Is(err, store.ErrNotFound) {
-		return noDomain(t, d)
-	} else if err != nil {
-		return err
-	}
-	if claim.Verified() {
-		apps, err := st.ListApps(ctx, t.ID)
-		if err != nil {
-			return err
-		}
-		var using []string
-		for _, a := range apps {
-			if !underDomain(a.ExternalHost, d) {
-				continue
-			}
-			if v, err := provenOwner(ctx, st, a.ExternalHost); err == nil && v.Domain == d {
-				using = append(using, "'"+a.Name+"' ("+a.ExternalHost+")")
-			}
-		}
-		if len(using) > 0 {
-			sort.Strings(using)
-			return problem.Newf(http.StatusConflict, "domain_in_use", "delete those applications first with 'sallyport admin app delete NAME'",
-				"The domain %s cannot be deleted while applications are published under it: %s", d, strings.Join(using, ", "))
-		}
-	}
-	return st.DeleteDomain(ctx, t.ID, d)
-}
-
-// tenantByDomain finds a tenant for the operator's commands.
-func tenantByDomain(ctx context.Context, st store.Store, domain string) (store.Tenant, error) {
-	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
-	t, err := st.TenantByDomain(ctx, d)
-	if errors.Is(err, store.ErrNotFound) {
-		return t, problem.Newf(http.StatusNotFound, "no_tenant", "give the tenant's primary domain, as 'cloud tenant add --tenant' was given",
-			"There is no tenant %s in this cloud", truncate(domain, 120))
-	}
-	return t, err
-}
-
-// VouchDomain is the operator vouching for a tenant's domain ('cloud
-// tenant domain add'): the claim is verified at once, by "operator". A
-// pending claim of the tenant becomes verified.
-func VouchDomain(ctx context.Context, dataDir string, st store.Store, tenant, domain string) (store.Domain, error) {
-	settings, err := LoadSettings(dataDir)
-	if err != nil {
-		return store.Domain{}, err
-	}
-	t, err := tenantByDomain(ctx, st, tenant)
-	if err != nil {
-		return store.Domain{}, err
-	}
-	d, err := checkClaimable(ctx, st, settings.Name, t, domain, true)
-	if err != nil {
-		return store.Domain{}, err
-	}
-	now := time.Now().UTC()
-	claim := store.Domain{TenantID: t.ID, Domain: d, Token: newDomainToken(), CreatedAt: now, VerifiedAt: now, VerifiedBy: "operator"}
-	err = st.CreateDomain(ctx, claim)
-	if errors.Is(err, store.ErrConflict) {
-		if claim, err = st.VerifyDomain(ctx, t.ID, d, "operator", now); errors.Is(err, store.ErrConflict) {
-			return claim, problem.Newf(http.StatusConflict, "domain_taken", "delete the other tenant's claim first", "%s is proven by another tenant", d)
-		}
-	}
-	if err != nil {
-		return claim, err
-	}
-	operatorEvent(dataDir, 2402, fmt.Sprintf("The operator vouched for the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
-	return claim, nil
-}
-
-// TenantDomains lists a tenant's claims ('cloud tenant domain list').
-func TenantDomains(ctx context.Context, st store.Store, tenant string) ([]store.Domain, error) {
-	t, err := tenantByDomain(ctx, st, tenant)
-	if err != nil {
-		return nil, err
-	}
-	return st.ListDomains(ctx, t.ID)
-}
-
-// DeleteTenantDomain removes a tenant's claim ('cloud tenant domain
-// delete'), refused while applications are published under it.
-func DeleteTenantDomain(ctx context.Context, dataDir string, st store.Store, tenant, domain string) error {
-	t, err := tenantByDomain(ctx, st, tenant)
-	if err != nil {
-		return err
-	}
-	d, err := NormalizeDomain(domain)
-	if err != nil {
-		return err
-	}
-	if err := deleteDomain(ctx, st, t, d); err != nil {
-		return err
-	}
-	operatorEvent(dataDir, 2403, fmt.Sprintf("The operator deleted the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
-	return nil
-}
-
-// operatorEvent writes an event of an operator command to the data
-// directory's event log (best effort: the change is made either way).
-func operatorEvent(dataDir string, id int, msg string, kv ...string) {
-	if ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dataDir, EventsFile), Source: "cloud"}); err == nil {
-		ev.Info(id, msg, kv...)
-		ev.Close()
-	}
 }
 
 // warnUnownedHosts writes event 2410 for each application published on a
@@ -300,7 +135,7 @@ func (s *Server) warnUnownedHosts(ctx context.Context) error {
 			}
 			tenants[a.TenantID] = t
 		}
-		if _, err := checkHostOwned(ctx, s.store, s.settings.Name, t, a.ExternalHost); err != nil {
+		if _, err := tenancy.CheckHostOwned(ctx, s.store, s.settings.Name, t, a.ExternalHost); err != nil {
 			var p *problem.Problem
 			if !errors.As(err, &p) {
 				return err

@@ -10,6 +10,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // groupExists refuses name, which another group of t has in some case.
@@ -31,11 +32,11 @@ func (s *Server) handleUpdateGroup(w http.ResponseWriter, r *http.Request, p *pr
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	name, err := checkGroupName(in.Name)
+	name, err := tenancy.CheckGroupName(in.Name)
 	if err != nil {
 		return err
 	}
-	if g.Name == DefaultGroup {
+	if g.Name == tenancy.DefaultGroup {
 		return problem.New(http.StatusConflict, "default_group", "The group 'Default' cannot be renamed, because new connectors join it",
 			"create another group with 'sallyport admin group create' instead")
 	}
@@ -59,7 +60,7 @@ func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request, p *pr
 	if err != nil {
 		return err
 	}
-	if g.Name == DefaultGroup {
+	if g.Name == tenancy.DefaultGroup {
 		return problem.New(http.StatusConflict, "default_group", "The group 'Default' cannot be deleted, because new connectors join it",
 			"leave it empty if you do not use it")
 	}

@@ -14,15 +14,17 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store/sqlite"
 )
 
 // rawDB opens the data directory's SQLite file directly, as someone with
 // a copy of the database (and not of the data directory) would.
 func rawDB(t *testing.T, dir string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, StoreFile)+"?_pragma=busy_timeout(5000)")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, datadir.StoreFile)+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,15 +80,15 @@ func keyDER(t *testing.T, keyPEM []byte) []byte {
 func TestStoreKeysWrapped(t *testing.T) {
 	lc := startLiveCloud(t, Config{}, 1, 1) // registration signed with the unwrapped tenant CA
 	s, ctx := lc.srv, context.Background()
-	if fi, err := os.Stat(filepath.Join(lc.dir, KEKFile)); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("%s after init: %v, %v; want a 0600 file", KEKFile, fi, err)
+	if fi, err := os.Stat(filepath.Join(lc.dir, datadir.KEKFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s after init: %v, %v; want a 0600 file", datadir.KEKFile, fi, err)
 	}
 	// 'cloud tenant add' opens the store on its own.
-	other, err := OpenStore(lc.dir, s.settings)
+	other, err := datadir.OpenStore(lc.dir, s.settings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := AddTenant(ctx, other, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
+	if _, err := datadir.AddTenant(ctx, other, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	other.Close()
@@ -135,11 +137,11 @@ func TestStoreKeysWrapped(t *testing.T) {
 		t.Fatalf("key columns %v, want 2 tenant CAs and 1 application", len(cols))
 	}
 	for k, v := range cols {
-		if !strings.HasPrefix(string(v), kekPrefix) {
+		if !strings.HasPrefix(string(v), wrappedPrefix) {
 			t.Errorf("%s is stored as %.40q, not wrapped", k, v)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(lc.dir, StoreFile+"*")) // the database, its WAL and shared memory
+	files, _ := filepath.Glob(filepath.Join(lc.dir, datadir.StoreFile+"*")) // the database, its WAL and shared memory
 	if len(files) == 0 {
 		t.Fatal("no database file")
 	}
@@ -197,12 +199,12 @@ func TestWrappedKeyBoundToRow(t *testing.T) {
 func TestKEKOldDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
-	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	// Make it an old data directory: keys in plaintext, no KEK file.
-	settings, _ := LoadSettings(dir)
-	st, err := OpenStore(dir, settings)
+	settings, _ := datadir.LoadSettings(dir)
+	st, err := datadir.OpenStore(dir, settings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,13 +213,13 @@ func TestKEKOldDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := openRawStore(dir, settings)
+	raw, _ := sqlite.Open(filepath.Join(dir, datadir.StoreFile)) // the store itself, without the key-encryption key
 	if err := raw.SetTenantCAKey(ctx, ten.ID, ca.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
 	st.Close()
-	if err := os.Remove(filepath.Join(dir, KEKFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, datadir.KEKFile)); err != nil {
 		t.Fatal(err)
 	}
 	if v := storedKeys(t, dir)["tenant-ca:"+ten.ID]; !bytes.Contains(v, []byte("PRIVATE KEY")) {
@@ -228,7 +230,7 @@ func TestKEKOldDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := storedKeys(t, dir)["tenant-ca:"+ten.ID]; !strings.HasPrefix(string(v), kekPrefix) {
+	if v := storedKeys(t, dir)["tenant-ca:"+ten.ID]; !strings.HasPrefix(string(v), wrappedPrefix) {
 		t.Errorf("after serve the key is stored as %.40q, not wrapped", v)
 	}
 	if got, err := s.store.TenantCA(ctx, ten.ID); err != nil || !bytes.Equal(got.KeyPEM, ca.KeyPEM) {
@@ -236,8 +238,8 @@ func TestKEKOldDataDir(t *testing.T) {
 	}
 	s.Close()
 	evs := (&liveCloud{dir: dir}).events(t, 2800)
-	if len(evs) != 1 || !strings.Contains(evs[0].Message, KEKFile) {
-		t.Errorf("events 2800: %+v, want one naming %s", evs, KEKFile)
+	if len(evs) != 1 || !strings.Contains(evs[0].Message, datadir.KEKFile) {
+		t.Errorf("events 2800: %+v, want one naming %s", evs, datadir.KEKFile)
 	}
 	// Again: nothing left to wrap, no second event.
 	s, err = New(Config{DataDir: dir, Listen: "127.0.0.1:0"})
@@ -250,7 +252,7 @@ func TestKEKOldDataDir(t *testing.T) {
 	}
 
 	// The KEK file lost, wrapped keys in the store: a clear refusal.
-	if err := os.Remove(filepath.Join(dir, KEKFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, datadir.KEKFile)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = New(Config{DataDir: dir, Listen: "127.0.0.1:0"})
@@ -258,65 +260,11 @@ func TestKEKOldDataDir(t *testing.T) {
 	if !ok || p.Code != "kek_missing" || !strings.Contains(p.Error(), "restore") || strings.Contains(p.Error(), "\n") {
 		t.Fatalf("New without the KEK file = %v, want kek_missing saying to restore it", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, KEKFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, datadir.KEKFile)); err == nil {
 		t.Error("a new KEK file was made while wrapped keys exist")
 	}
 }
 
-// TestKEKWrap: a wrapped key unwraps only with its key-encryption key and
-// for its own row; a damaged value is refused; a plaintext value (a data
-// directory not migrated yet) passes through; nothing is wrapped twice.
-func TestKEKWrap(t *testing.T) {
-	k1, _ := newKEK(bytes.Repeat([]byte{1}, 32))
-	k2, _ := newKEK(bytes.Repeat([]byte{2}, 32))
-	plain := []byte("-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n")
-	w := k1.wrap(plain, tenantCAPurpose("t_a"))
-	if !isWrapped(w) || bytes.Contains(w, []byte("secret")) {
-		t.Fatalf("wrapped value %q", w)
-	}
-	if again := k1.wrap(w, tenantCAPurpose("t_a")); !bytes.Equal(again, w) {
-		t.Error("a wrapped value was wrapped again")
-	}
-	if w2 := k1.wrap(plain, tenantCAPurpose("t_a")); bytes.Equal(w2, w) {
-		t.Error("two wraps of one key are equal: the nonce is not random")
-	}
-	damaged := append([]byte(nil), w...)
-	damaged[len(damaged)-3] ^= 'A' ^ 'B'
-	tests := []struct {
-		name    string
-		k       *kek
-		stored  []byte
-		purpose string
-		want    []byte // nil: an error
-	}{
-		{"own row", k1, w, tenantCAPurpose("t_a"), plain},
-		{"another tenant's row", k1, w, tenantCAPurpose("t_b"), nil},
-		{"an application's row", k1, w, appCertPurpose("t_a", "a_1"), nil},
-		{"another KEK", k2, w, tenantCAPurpose("t_a"), nil},
-		{"damaged", k1, damaged, tenantCAPurpose("t_a"), nil},
-		{"truncated", k1, []byte(kekPrefix + "AAAA"), tenantCAPurpose("t_a"), nil},
-		{"not base64", k1, []byte(kekPrefix + "!!"), tenantCAPurpose("t_a"), nil},
-		{"plaintext of an old data directory", k1, plain, tenantCAPurpose("t_a"), plain},
-		{"empty (no custom certificate)", k1, nil, appCertPurpose("t_a", "a_1"), nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.k.unwrap(tc.stored, tc.purpose)
-			switch {
-			case tc.want == nil && len(tc.stored) == 0:
-				if err != nil || len(got) != 0 {
-					t.Errorf("unwrap(empty) = %q, %v", got, err)
-				}
-			case tc.want == nil:
-				if err == nil {
-					t.Errorf("unwrap = %q, want an error", got)
-				}
-			case err != nil || !bytes.Equal(got, tc.want):
-				t.Errorf("unwrap = %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-	if _, err := newKEK(make([]byte, 16)); err == nil {
-		t.Error("a 16-byte KEK was accepted")
-	}
-}
+// wrappedPrefix marks a wrapped key in the store (datadir's format,
+// checked from outside).
+const wrappedPrefix = "sallyport-kek-v1:"

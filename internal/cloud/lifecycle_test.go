@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // clock is an injectable clock for tests.
@@ -36,7 +38,7 @@ func TestConnectorLifecycle(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
-	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Now: clk.Now})
@@ -46,7 +48,7 @@ func TestConnectorLifecycle(t *testing.T) {
 	defer s.Close()
 	tok := login(t, s, "admin@contoso.com", testPassword)
 	ten, _ := s.store.TenantByDomain(ctx, "contoso.com")
-	g, _ := s.store.GroupByName(ctx, ten.ID, DefaultGroup)
+	g, _ := s.store.GroupByName(ctx, ten.ID, tenancy.DefaultGroup)
 	seen := store.Connector{ID: "c_seen", TenantID: ten.ID, GroupID: g.ID, Hostname: "h1", CertSerial: "01",
 		CreatedAt: clk.Now().Add(-time.Hour), LastSeenAt: clk.Now()}
 	never := store.Connector{ID: "c_never", TenantID: ten.ID, GroupID: g.ID, Hostname: "h2", CertSerial: "02",

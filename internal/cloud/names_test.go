@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/dnstest"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/store/sqlite"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // newDNSTestServer is newTestServer whose domain proofs go to a real DNS
@@ -40,7 +42,7 @@ func tenantOf(t *testing.T, s *Server, domain string) store.Tenant {
 
 func vouch(t *testing.T, s *Server, tenant, domain string) {
 	t.Helper()
-	if _, err := VouchDomain(context.Background(), s.cfg.DataDir, s.store, tenant, domain); err != nil {
+	if _, err := datadir.VouchDomain(context.Background(), s.cfg.DataDir, s.store, tenant, domain); err != nil {
 		t.Fatalf("vouch %s for %s: %v", domain, tenant, err)
 	}
 }
@@ -125,7 +127,7 @@ func TestHostOwnership(t *testing.T) {
 	if !strings.HasPrefix(eb.Error.Message, "The external host intranet.fabrikam.com is under fabrikam.com, which another tenant has proven;") {
 		t.Errorf("another tenant's domain: %q", eb.Error.Message)
 	}
-	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, EventsFile), eventlog.Filter{IDs: []int{2406}})
+	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2406}})
 	if err != nil || len(evs) == 0 {
 		t.Errorf("no event 2406 for refused hosts (%v)", err)
 	}
@@ -138,7 +140,7 @@ func TestHostOwnershipOnUpdate(t *testing.T) {
 	s := newTestServer(t)
 	ctx := context.Background()
 	ten := tenantOf(t, s, "contoso.com")
-	g, _ := s.store.GroupByName(ctx, ten.ID, DefaultGroup)
+	g, _ := s.store.GroupByName(ctx, ten.ID, tenancy.DefaultGroup)
 	now := time.Now().UTC()
 	for _, a := range []store.Application{
 		{ID: "a_legacy", TenantID: ten.ID, Name: "legacy", GroupID: g.ID, ExternalHost: "accounts.google.com", InternalURL: "http://i.corp/", Timeout: "default", PreAuth: "passthrough", CreatedAt: now, UpdatedAt: now},
@@ -159,7 +161,7 @@ func TestHostOwnershipOnUpdate(t *testing.T) {
 	if err := s.warnUnownedHosts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, EventsFile), eventlog.Filter{IDs: []int{2410}})
+	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2410}})
 	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Message, "'legacy' of contoso.com is published at accounts.google.com") ||
 		!strings.Contains(evs[0].Message, "sallyport admin domain add") {
 		t.Fatalf("events 2410 = %+v (%v)", evs, err)
@@ -176,7 +178,7 @@ func TestNoOnDemandCertificates(t *testing.T) {
 	s := newTestServer(t)
 	ctx := context.Background()
 	ten := tenantOf(t, s, "contoso.com")
-	g, _ := s.store.GroupByName(ctx, ten.ID, DefaultGroup)
+	g, _ := s.store.GroupByName(ctx, ten.ID, tenancy.DefaultGroup)
 	now := time.Now().UTC()
 	if err := s.store.CreateApp(ctx, store.Application{ID: "a_g", TenantID: ten.ID, Name: "g", GroupID: g.ID, ExternalHost: "accounts.google.com",
 		InternalURL: "http://i.corp/", Timeout: "default", PreAuth: "passthrough", CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -228,11 +230,11 @@ func TestLabels(t *testing.T) {
 			s := newTestServerBare(t)
 			for _, e := range tc.existing {
 				d, l, _ := strings.Cut(e, "=")
-				if _, err := AddTenant(ctx, s.store, d, l, "admin@"+d, testPassword); err != nil {
+				if _, err := datadir.AddTenant(ctx, s.store, d, l, "admin@"+d, testPassword); err != nil {
 					t.Fatal(err)
 				}
 			}
-			_, err := AddTenant(ctx, s.store, tc.domain, tc.label, "admin@"+strings.ToLower(tc.domain), testPassword)
+			_, err := datadir.AddTenant(ctx, s.store, tc.domain, tc.label, "admin@"+strings.ToLower(tc.domain), testPassword)
 			if strings.HasPrefix(tc.want, "bad_") || strings.HasPrefix(tc.want, "label_") {
 				if err == nil || !strings.Contains(problemCode(err), tc.want) || !strings.Contains(err.Error(), tc.sentence) {
 					t.Fatalf("AddTenant = %v, want %s %q", err, tc.want, tc.sentence)
@@ -343,7 +345,7 @@ func TestDomainProof(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"status":"pending"`) {
 		t.Errorf("list: %d %s", rec.Code, rec.Body.String())
 	}
-	evs, _ := eventlog.Read(filepath.Join(s.cfg.DataDir, EventsFile), eventlog.Filter{IDs: []int{2400, 2401, 2403, 2404, 2405}})
+	evs, _ := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2400, 2401, 2403, 2404, 2405}})
 	seen := map[int]bool{}
 	for _, e := range evs {
 		seen[e.ID] = true
@@ -376,28 +378,28 @@ func TestOperatorDomains(t *testing.T) {
 	s := newTestServer(t)
 	ctx := context.Background()
 	vouch(t, s, "contoso.com", "contoso.example")
-	_, err := VouchDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "www.contoso.example")
+	_, err := datadir.VouchDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "www.contoso.example")
 	if err == nil || err.Error() != "www.contoso.example is under contoso.example, which is proven by the tenant contoso.com; if your organisation owns it, ask the cloud's operator to sort it out." {
 		t.Errorf("vouch under another tenant's domain: %v", err)
 	}
-	if _, err := VouchDomain(ctx, s.cfg.DataDir, s.store, "nobody.com", "x.example"); problemCode(err) != "no_tenant" {
+	if _, err := datadir.VouchDomain(ctx, s.cfg.DataDir, s.store, "nobody.com", "x.example"); problemCode(err) != "no_tenant" {
 		t.Errorf("vouch for an unknown tenant: %v", err)
 	}
 	// A pending claim of the tenant becomes verified.
 	tok := login(t, s, "admin@fabrikam.com", testPassword)
 	call(t, s, "POST", "/domains", tok, api.CreateDomainRequest{Domain: "fabrikam.example"})
 	vouch(t, s, "fabrikam.com", "fabrikam.example")
-	ds, err := TenantDomains(ctx, s.store, "fabrikam.com")
+	ds, err := datadir.TenantDomains(ctx, s.store, "fabrikam.com")
 	if err != nil || len(ds) != 1 || !ds[0].Verified() || ds[0].VerifiedBy != "operator" {
 		t.Fatalf("domains = %+v (%v)", ds, err)
 	}
-	if err := DeleteTenantDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "fabrikam.example"); err != nil {
+	if err := datadir.DeleteTenantDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "fabrikam.example"); err != nil {
 		t.Fatal(err)
 	}
-	if err := DeleteTenantDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "fabrikam.example"); problemCode(err) != "no_domain" {
+	if err := datadir.DeleteTenantDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "fabrikam.example"); problemCode(err) != "no_domain" {
 		t.Errorf("delete twice: %v", err)
 	}
-	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, EventsFile), eventlog.Filter{IDs: []int{2402, 2403}})
+	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2402, 2403}})
 	if err != nil || len(evs) != 3 || evs[0].Message != "The operator vouched for the domain contoso.example of contoso.com" ||
 		evs[2].Message != "The operator deleted the domain fabrikam.example of fabrikam.com" {
 		t.Errorf("operator events = %+v (%v)", evs, err)

@@ -15,16 +15,8 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
-
-// hashPassword makes an argon2id hash (for the cloud's offline commands,
-// which run one at a time).
-func hashPassword(ctx context.Context, p string) (hash string, err error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	return argon2id.CreateHash(p, argon2id.DefaultParams)
-}
 
 // hashPasswordFor makes an argon2id hash for a request from source src,
 // in a hashing slot of the sign-in guard.
@@ -98,7 +90,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now().UTC()
-	rec := store.Connector{ID: NewID("c"), TenantID: t.ID, GroupID: g.ID, CreatedAt: now}
+	rec := store.Connector{ID: tenancy.NewID("c"), TenantID: t.ID, GroupID: g.ID, CreatedAt: now}
 	reused := false
 	if in.PreviousConnectorID != "" {
 		// With a token, only an identity of the token's own group is

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
@@ -81,7 +82,7 @@ func (s *Server) handleReleaseBinary(w http.ResponseWriter, r *http.Request, rec
 		s.writeError(w, r, err)
 		return
 	}
-	f, err := os.Open(filepath.Join(s.cfg.DataDir, ReleasesDir, "sha256-"+x.SHA256))
+	f, err := os.Open(filepath.Join(s.cfg.DataDir, datadir.ReleasesDir, "sha256-"+x.SHA256))
 	if err != nil {
 		s.log.Error("release binary missing", "version", x.Version, "error", err.Error())
 		writeProblem(w, problem.Newf(http.StatusInternalServerError, "release_missing", "ask the cloud's operator to publish the release again",

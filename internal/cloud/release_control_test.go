@@ -21,10 +21,12 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -57,11 +59,11 @@ func startReleaseCloudWith(t *testing.T, wrap func(store.Store) store.Store) *re
 			s.store = wrap(s.store)
 		}
 	})
-	pub, err := LoadReleaseKey(dir)
+	pub, err := datadir.LoadReleaseKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &releaseCloud{dir: dir, srv: s, clk: clk, pub: pub, key: keyOf(t, filepath.Join(dir, ReleaseKeyFile)),
+	return &releaseCloud{dir: dir, srv: s, clk: clk, pub: pub, key: keyOf(t, filepath.Join(dir, datadir.ReleaseKeyFile)),
 		url: "https://sallyport.localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), tok: login(t, s, "admin@contoso.com", testPassword),
 		dial: cloudlink.DialContext}
 }
@@ -69,7 +71,7 @@ func startReleaseCloudWith(t *testing.T, wrap func(store.Store) store.Store) *re
 func initDataDirNamed(t *testing.T, name string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cloud")
-	if _, err := Init(context.Background(), InitOptions{DataDir: dir, Name: name, Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(context.Background(), datadir.InitOptions{DataDir: dir, Name: name, Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -87,7 +89,7 @@ func (c *releaseCloud) register(t *testing.T, group, hostname string) *connector
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "connector-"+hostname)
 	if _, err := connector.Register(context.Background(), connector.RegisterOptions{CloudURL: c.url, Dir: dir, User: "admin@contoso.com",
-		Password: testPassword, CAFile: filepath.Join(c.dir, CACertFile), Group: group, Hostname: hostname, Version: "1.0.0"}); err != nil {
+		Password: testPassword, CAFile: filepath.Join(c.dir, datadir.CACertFile), Group: group, Hostname: hostname, Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := connector.LoadState(dir)
@@ -215,7 +217,7 @@ func TestControlReleaseBinary(t *testing.T) {
 	ctx := context.Background()
 	content := "#!/bin/sh\necho " + strings.Repeat("release ", 4096) + "\n"
 	file := writeTestFile(t, filepath.Join(t.TempDir(), "sallyport"), content, 0o755)
-	res, err := Publish(ctx, PublishOptions{DataDir: c.dir, File: file, Version: "2.0.0", OS: "linux", Arch: "amd64"})
+	res, err := datadir.Publish(ctx, datadir.PublishOptions{DataDir: c.dir, File: file, Version: "2.0.0", OS: "linux", Arch: "amd64"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,18 +254,18 @@ func TestControlReleaseBinary(t *testing.T) {
 		})
 	}
 	// A withdrawn release is no longer handed out.
-	if err := DeleteRelease(ctx, c.dir, "2.0.0", "linux", "amd64"); err != nil {
+	if err := datadir.DeleteRelease(ctx, c.dir, "2.0.0", "linux", "amd64"); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = get("sha256=" + digest)
 	wantControlProblem(t, "download of a withdrawn release", err, 404, "release_not_found")
 
 	// A release whose binary was lost says so.
-	res, err = Publish(ctx, PublishOptions{DataDir: c.dir, File: file, Version: "2.0.1", OS: "linux", Arch: "amd64"})
+	res, err = datadir.Publish(ctx, datadir.PublishOptions{DataDir: c.dir, File: file, Version: "2.0.1", OS: "linux", Arch: "amd64"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(c.dir, ReleasesDir, "sha256-"+res.Manifest.SHA256)); err != nil {
+	if err := os.Remove(filepath.Join(c.dir, datadir.ReleasesDir, "sha256-"+res.Manifest.SHA256)); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = get("sha256=" + res.Manifest.SHA256)
@@ -305,7 +307,7 @@ func TestControlUpdateTurn(t *testing.T) {
 		{name: "A takes it again", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(a, "2.0.0") }, group: "Updates"},
 		{name: "B of the same group waits", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(b, "2.0.0") },
 			status: 409, code: "update_turn_busy", subs: busyBy(a, "hostA", "2.0.0")},
-		{name: "another group is not held up", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(other, "2.0.0") }, group: DefaultGroup},
+		{name: "another group is not held up", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(other, "2.0.0") }, group: tenancy.DefaultGroup},
 		{name: "B cannot end A's turn", do: func(t *testing.T) (tunnel.UpdateTurn, error) { end(t, b); return take(b, "2.0.0") },
 			status: 409, code: "update_turn_busy", subs: busyBy(a, "hostA", "2.0.0")},
 		{name: "bad version", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(b, "latest") },
@@ -342,7 +344,7 @@ func TestControlUpdateTurn(t *testing.T) {
 	end(t, a) // ending a turn not held is fine
 
 	// The cloud's event log names who got and ended the turn.
-	evs, err := eventlog.Read(filepath.Join(c.dir, EventsFile), eventlog.Filter{IDs: []int{2301, 2302}})
+	evs, err := eventlog.Read(filepath.Join(c.dir, datadir.EventsFile), eventlog.Filter{IDs: []int{2301, 2302}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +425,7 @@ func TestControlUpdateHalt(t *testing.T) {
 			}
 		}
 	}
-	evs, err := eventlog.Read(filepath.Join(c.dir, EventsFile), eventlog.Filter{IDs: []int{2304}})
+	evs, err := eventlog.Read(filepath.Join(c.dir, datadir.EventsFile), eventlog.Filter{IDs: []int{2304}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,4 +543,45 @@ func serveTestCloud(t *testing.T, cfg Config, prepare func(*Server)) (*Server, n
 		s.Close()
 	})
 	return s, ln
+}
+
+// wantProblem fails unless err is a *problem.Problem with code (and, when
+// given, a message containing each of subs).
+func wantProblem(t *testing.T, what string, err error, code string, subs ...string) *problem.Problem {
+	t.Helper()
+	var p *problem.Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("%s: error %v (%T), want a problem with code %q", what, err, err, code)
+	}
+	if p.Code != code {
+		t.Fatalf("%s: code %q (%s), want %q", what, p.Code, p.Error(), code)
+	}
+	for _, s := range subs {
+		if !strings.Contains(p.Error(), s) {
+			t.Errorf("%s: %q does not mention %q", what, p.Error(), s)
+		}
+	}
+	return p
+}
+
+func writeTestFile(t *testing.T, path, content string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// keyOf reads a release private key file.
+func keyOf(t *testing.T, path string) ed25519.PrivateKey {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := release.ParsePrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

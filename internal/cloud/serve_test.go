@@ -19,6 +19,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 )
 
@@ -41,7 +42,7 @@ func startInProcess(t *testing.T, backendURL string) *inProcess {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
-	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", ShutdownGrace: 10 * time.Second})
@@ -62,7 +63,7 @@ func startInProcess(t *testing.T, backendURL string) *inProcess {
 	cdir := filepath.Join(t.TempDir(), "connector")
 	cloudURL := "https://sallyport.localhost:" + itoa(port)
 	if _, err := connector.Register(ctx, connector.RegisterOptions{CloudURL: cloudURL, Dir: cdir, User: "admin@contoso.com",
-		Password: testPassword, CAFile: filepath.Join(dir, CACertFile), Hostname: "host1", Version: "test"}); err != nil {
+		Password: testPassword, CAFile: filepath.Join(dir, datadir.CACertFile), Hostname: "host1", Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := connector.New(connector.Config{Dir: cdir})
@@ -84,7 +85,7 @@ func startInProcess(t *testing.T, backendURL string) *inProcess {
 	if rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: backendURL}); rec.Code != 201 {
 		t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
 	}
-	caPEM, _ := os.ReadFile(filepath.Join(dir, CACertFile))
+	caPEM, _ := os.ReadFile(filepath.Join(dir, datadir.CACertFile))
 	ca, _ := pki.ParseCertPEM(caPEM)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/sallyport/sallyport/internal/accesslog"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
@@ -181,7 +182,7 @@ func (c *Config) Validate() error {
 // Server is a cloud service instance.
 type Server struct {
 	cfg      Config
-	settings Settings
+	settings datadir.Settings
 	log      *slog.Logger
 	store    store.Store
 	ca       *pki.CA
@@ -215,12 +216,12 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	settings, err := LoadSettings(cfg.DataDir)
+	settings, err := datadir.LoadSettings(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.ConnectorCertLifetime > 0 {
-		settings.ConnectorCertLifetime = Duration(cfg.ConnectorCertLifetime)
+		settings.ConnectorCertLifetime = datadir.Duration(cfg.ConnectorCertLifetime)
 	}
 	ca, err := loadCloudCA(cfg.DataDir)
 	if err != nil {
@@ -239,21 +240,21 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.edgeCert = &c
 	}
-	if s.releasePub, err = LoadReleaseKey(cfg.DataDir); err != nil {
+	if s.releasePub, err = datadir.LoadReleaseKey(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	st, wrapped, err := openStore(cfg.DataDir, settings, s.log)
+	st, wrapped, err := datadir.OpenStoreCount(cfg.DataDir, settings, s.log)
 	if err != nil {
 		return nil, err
 	}
 	s.store = st
 	s.metrics = newMetrics(s)
-	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
+	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, datadir.EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
 		st.Close()
 		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
 	}
 	if wrapped > 0 {
-		s.events.Info(2800, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, KEKFile)),
+		s.events.Info(2800, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, datadir.KEKFile)),
 			"keys", fmt.Sprint(wrapped))
 	}
 	if cfg.AccessLog != "" {
@@ -281,8 +282,8 @@ func New(cfg Config) (*Server, error) {
 }
 
 func loadCloudCA(dir string) (*pki.CA, error) {
-	certPEM, err1 := os.ReadFile(filepath.Join(dir, CACertFile))
-	keyPEM, err2 := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	certPEM, err1 := os.ReadFile(filepath.Join(dir, datadir.CACertFile))
+	keyPEM, err2 := os.ReadFile(filepath.Join(dir, datadir.CAKeyFile))
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, problem.Newf(400, "data_dir", "restore the data directory from a backup, or run 'sallyport cloud init' for a new cloud",
 			"The cloud CA in %s cannot be read (%v)", dir, err)
@@ -438,9 +439,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.events.Info(2001, "The cloud service stopped")
 	return nil
 }
-
-// EventsFile is the cloud's event log in its data directory.
-const EventsFile = "events.jsonl"
 
 // Close releases the store and the event log.
 func (s *Server) Close() error {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 )
@@ -23,7 +24,7 @@ import (
 // cloudCA reads the cloud CA certificate of a data directory.
 func cloudCA(t *testing.T, dir string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, CACertFile))
+	data, err := os.ReadFile(filepath.Join(dir, datadir.CACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestServerCertRotation(t *testing.T) {
 // their expiry leave the list.
 func TestServerCertRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cloud")
-	if _, err := Init(context.Background(), InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(context.Background(), datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	ca := cloudCA(t, dir)
@@ -223,7 +224,7 @@ func TestServerCertRestart(t *testing.T) {
 // silently unlisting the certificates it retired.
 func TestServerCertRecordDamaged(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cloud")
-	if _, err := Init(context.Background(), InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(context.Background(), datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, ServerCertsFile), []byte(`{"crl_number": "x"`), 0o600); err != nil {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 )
 
@@ -231,7 +232,7 @@ func startSigninCloud(t *testing.T, lim signinLimits) *signinCloud {
 	_, ln := serveTestCloud(t, Config{DataDir: dir, Listen: "127.0.0.1:0"}, func(s *Server) {
 		s.signin = newSigninGuard(lim, s.now, func() *eventlog.Log { return s.events })
 	})
-	pemCA, err := os.ReadFile(filepath.Join(dir, CACertFile))
+	pemCA, err := os.ReadFile(filepath.Join(dir, datadir.CACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
@@ -21,7 +22,7 @@ import (
 func TestTLSProfile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
-	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0"})

@@ -13,6 +13,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // Registration tokens let a connector register without an administrator's
@@ -116,7 +117,7 @@ func (s *Server) handleCreateRegistrationToken(w http.ResponseWriter, r *http.Re
 	secret, hash := newRegistrationToken()
 	now := s.now().UTC()
 	t := store.RegistrationToken{
-		ID: NewID("r"), TenantID: p.Tenant.ID, GroupID: g.ID, Hash: hash, CreatedBy: p.User.Name,
+		ID: tenancy.NewID("r"), TenantID: p.Tenant.ID, GroupID: g.ID, Hash: hash, CreatedBy: p.User.Name,
 		CreatedAt: now, ExpiresAt: now.Add(time.Duration(lifetime) * time.Second), MaxUses: maxUses,
 	}
 	if err := s.store.CreateRegistrationToken(ctx, t); errors.Is(err, store.ErrNotFound) {

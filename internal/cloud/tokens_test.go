@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 )
 
@@ -42,7 +43,7 @@ func newTokenServer(t *testing.T) (*Server, *clock, *lockedBuffer) {
 	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
-	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
@@ -51,7 +52,7 @@ func newTokenServer(t *testing.T) (*Server, *clock, *lockedBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if _, err := AddTenant(ctx, s.store, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
+	if _, err := datadir.AddTenant(ctx, s.store, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	return s, clk, logs
@@ -238,8 +239,8 @@ func TestRegistrationToken(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(strings.Join(files, " "), StoreFile) {
-		t.Errorf("the store file %s is not in %v", StoreFile, files)
+	if !strings.Contains(strings.Join(files, " "), datadir.StoreFile) {
+		t.Errorf("the store file %s is not in %v", datadir.StoreFile, files)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/store"
 )
@@ -32,7 +33,7 @@ func startLiveCloud(t *testing.T, cfg Config, connections, want int) *liveCloud 
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
-	if _, err := Init(ctx, InitOptions{DataDir: dir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
@@ -57,7 +58,7 @@ func startLiveCloud(t *testing.T, cfg Config, connections, want int) *liveCloud 
 	lc := &liveCloud{srv: s, dir: dir, cdir: filepath.Join(t.TempDir(), "connector"), addr: ln.Addr().String(), ran: make(chan error, 1)}
 	cloudURL := "https://sallyport.localhost:" + itoa(ln.Addr().(*net.TCPAddr).Port)
 	if _, err := connector.Register(ctx, connector.RegisterOptions{CloudURL: cloudURL, Dir: lc.cdir, User: "admin@contoso.com",
-		Password: testPassword, CAFile: filepath.Join(dir, CACertFile), Hostname: "host1", Version: "test"}); err != nil {
+		Password: testPassword, CAFile: filepath.Join(dir, datadir.CACertFile), Hostname: "host1", Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := connector.New(connector.Config{Dir: lc.cdir, Connections: connections})
@@ -93,7 +94,7 @@ func (lc *liveCloud) waitTunnels(t *testing.T, n int, what string) {
 // events reads the cloud's events with the given id.
 func (lc *liveCloud) events(t *testing.T, id int) []eventlog.Event {
 	t.Helper()
-	evs, err := eventlog.Read(filepath.Join(lc.dir, EventsFile), eventlog.Filter{IDs: []int{id}})
+	evs, err := eventlog.Read(filepath.Join(lc.dir, datadir.EventsFile), eventlog.Filter{IDs: []int{id}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 	}{
 		{"serial revoked directly in the store", func(t *testing.T, lc *liveCloud, _ *clock) {
 			rec := lc.record(t)
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(lc.dir, StoreFile)+"?_pragma=busy_timeout(5000)")
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(lc.dir, datadir.StoreFile)+"?_pragma=busy_timeout(5000)")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +141,7 @@ func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 			// A renewal completed through another instance: the store's
 			// current serial is another, the previous one cleared.
 			rec := lc.record(t)
-			other, err := OpenStore(lc.dir, lc.srv.settings)
+			other, err := datadir.OpenStore(lc.dir, lc.srv.settings)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/sallyport/sallyport/internal/cloud"
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 )
@@ -26,7 +27,7 @@ func realCloud(t *testing.T) (dataDir, connDir string, srv *cloud.Server) {
 	t.Helper()
 	ctx := context.Background()
 	dataDir = filepath.Join(t.TempDir(), "cloud")
-	if _, err := cloud.Init(ctx, cloud.InitOptions{DataDir: dataDir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: password}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dataDir, Name: "sallyport.localhost", Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: password}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := cloud.New(cloud.Config{DataDir: dataDir, Listen: "127.0.0.1:0"})
@@ -44,7 +45,7 @@ func realCloud(t *testing.T) (dataDir, connDir string, srv *cloud.Server) {
 	connDir = filepath.Join(t.TempDir(), "connector")
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	if _, err := connector.Register(ctx, connector.RegisterOptions{CloudURL: "https://sallyport.localhost:" + port, Dir: connDir,
-		User: "admin@contoso.com", Password: password, CAFile: filepath.Join(dataDir, cloud.CACertFile), Hostname: "h", Version: "test"}); err != nil {
+		User: "admin@contoso.com", Password: password, CAFile: filepath.Join(dataDir, datadir.CACertFile), Hostname: "h", Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	return dataDir, connDir, s

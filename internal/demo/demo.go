@@ -26,8 +26,10 @@ import (
 	"github.com/sallyport/sallyport/internal/cloud"
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tenancy"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
@@ -79,13 +81,13 @@ func Run(ctx context.Context, o Options) (err error) {
 		defer os.RemoveAll(dir)
 	}
 	cloudDir := filepath.Join(dir, "cloud")
-	password := cloud.GeneratePassword()
-	if _, err := os.Stat(filepath.Join(cloudDir, cloud.SettingsFile)); err == nil {
+	password := tenancy.GeneratePassword()
+	if _, err := os.Stat(filepath.Join(cloudDir, datadir.SettingsFile)); err == nil {
 		return problem.Newf(409, "demo_dir", "give a new directory with --dir, or none for a temporary one",
 			"The demo directory %s already holds a demo cloud", dir)
 	}
 	step("Creating the demo cloud %s in %s", cloudName, cloudDir)
-	if _, err := cloud.Init(ctx, cloud.InitOptions{DataDir: cloudDir, Name: cloudName, Tenant: tenant, Admin: admin, AdminPassword: password}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: cloudDir, Name: cloudName, Tenant: tenant, Admin: admin, AdminPassword: password}); err != nil {
 		return err
 	}
 	app, err := startInternalApp()
@@ -120,7 +122,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 
 	cloudURL := "https://" + cloudName + ":" + port
-	caFile := filepath.Join(cloudDir, cloud.CACertFile)
+	caFile := filepath.Join(cloudDir, datadir.CACertFile)
 	var conns []*connector.Connector
 	for i := 1; i <= 2; i++ {
 		cdir := filepath.Join(dir, fmt.Sprintf("connector%d", i))

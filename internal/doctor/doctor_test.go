@@ -28,6 +28,7 @@ import (
 	"github.com/sallyport/sallyport/internal/cloud"
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/doctor"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
@@ -61,7 +62,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, dataDir: filepath.Join(t.TempDir(), "cloud"), dir: filepath.Join(t.TempDir(), "connector")}
-	if _, err := cloud.Init(ctx, cloud.InitOptions{DataDir: e.dataDir, Name: cloudName, Tenant: "contoso.com", Admin: admin, AdminPassword: password}); err != nil {
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: e.dataDir, Name: cloudName, Tenant: "contoso.com", Admin: admin, AdminPassword: password}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := cloud.New(cloud.Config{DataDir: e.dataDir, Listen: "127.0.0.1:0"})
@@ -84,7 +85,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	tr, err := connector.Register(ctx, connector.RegisterOptions{CloudURL: e.target.URL, Dir: e.dir, User: admin, Password: password,
-		CAFile: filepath.Join(e.dataDir, cloud.CACertFile), Hostname: "h", Version: "test"})
+		CAFile: filepath.Join(e.dataDir, datadir.CACertFile), Hostname: "h", Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +103,8 @@ func newEnv(t *testing.T) *env {
 // cloudCA loads the cloud's CA with its key (to issue test certificates).
 func (e *env) cloudCA() *pki.CA {
 	e.t.Helper()
-	certPEM, err1 := os.ReadFile(filepath.Join(e.dataDir, cloud.CACertFile))
-	keyPEM, err2 := os.ReadFile(filepath.Join(e.dataDir, cloud.CAKeyFile))
+	certPEM, err1 := os.ReadFile(filepath.Join(e.dataDir, datadir.CACertFile))
+	keyPEM, err2 := os.ReadFile(filepath.Join(e.dataDir, datadir.CAKeyFile))
 	if err1 != nil || err2 != nil {
 		e.t.Fatal(err1, err2)
 	}

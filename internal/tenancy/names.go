@@ -1,7 +1,8 @@
-package cloud
+package tenancy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -32,11 +33,11 @@ func labelsClash(a, b string) bool {
 	return a == b || strings.HasSuffix(a, "-"+b) || strings.HasSuffix(b, "-"+a)
 }
 
-// checkLabel returns the tenant label to use for domain: label, or by
+// CheckLabel returns the tenant label to use for domain: label, or by
 // default the domain's first label. One that clashes with another
 // tenant's label is refused, naming that tenant (only the operator runs
 // this), so a default name belongs to at most one tenant.
-func checkLabel(ctx context.Context, st store.Store, domain, label string) (string, error) {
+func CheckLabel(ctx context.Context, st store.Store, domain, label string) (string, error) {
 	given := label != ""
 	if !given {
 		label = strings.SplitN(domain, ".", 2)[0]
@@ -95,8 +96,8 @@ func isPublicSuffix(d string) bool {
 	return ps == d
 }
 
-// underDomain reports whether host is domain or a name under it.
-func underDomain(host, domain string) bool {
+// UnderDomain reports whether host is domain or a name under it.
+func UnderDomain(host, domain string) bool {
 	return host == domain || strings.HasSuffix(host, "."+domain)
 }
 
@@ -111,10 +112,10 @@ func parents(name string) []string {
 	return out
 }
 
-// provenOwner returns the verified claim that governs name: the most
+// ProvenOwner returns the verified claim that governs name: the most
 // specific verified domain equal to or above it, whatever its tenant, or
 // ErrNotFound.
-func provenOwner(ctx context.Context, st store.Store, name string) (store.Domain, error) {
+func ProvenOwner(ctx context.Context, st store.Store, name string) (store.Domain, error) {
 	for _, d := range parents(name) {
 		v, err := st.VerifiedDomain(ctx, d)
 		if err == nil || !errors.Is(err, store.ErrNotFound) {
@@ -124,10 +125,10 @@ func provenOwner(ctx context.Context, st store.Store, name string) (store.Domain
 	return store.Domain{}, store.ErrNotFound
 }
 
-// isDefaultName reports whether host is one of label's default names:
+// IsDefaultName reports whether host is one of label's default names:
 // X-LABEL.CLOUDNAME, X a non-empty run of letters, digits and hyphens,
 // exactly one level under the cloud's name (what *.CLOUDNAME covers).
-func isDefaultName(host, cloudName, label string) bool {
+func IsDefaultName(host, cloudName, label string) bool {
 	rest, ok := strings.CutSuffix(host, "."+cloudName)
 	if !ok || strings.Contains(rest, ".") {
 		return false
@@ -136,32 +137,32 @@ func isDefaultName(host, cloudName, label string) bool {
 	return own && x != ""
 }
 
-// hostKind is how a tenant owns an external host.
-type hostKind int
+// HostKind is how a tenant owns an external host.
+type HostKind int
 
 const (
-	hostDefault hostKind = iota // X-LABEL.CLOUDNAME, covered by the server certificate
-	hostProven                  // under a domain the tenant has proven
+	HostDefault HostKind = iota // X-LABEL.CLOUDNAME, covered by the server certificate
+	HostProven                  // under a domain the tenant has proven
 )
 
-// checkHostOwned applies the host ownership rule: a tenant may publish
+// CheckHostOwned applies the host ownership rule: a tenant may publish
 // X-LABEL.CLOUDNAME with its own label (one level under the cloud's name),
 // or a name equal to or under a domain it has proven (the most specific
 // proven domain above the name must be its own). Everything else is
 // refused with host_not_owned.
-func checkHostOwned(ctx context.Context, st store.Store, cloudName string, t store.Tenant, host string) (hostKind, error) {
+func CheckHostOwned(ctx context.Context, st store.Store, cloudName string, t store.Tenant, host string) (HostKind, error) {
 	defaultStep := fmt.Sprintf("use a name ending in -%s.%s (leave --external-host out for NAME-%s.%s)", t.Label, cloudName, t.Label, cloudName)
 	if strings.HasSuffix(host, "."+cloudName) {
-		if isDefaultName(host, cloudName, t.Label) {
-			return hostDefault, nil
+		if IsDefaultName(host, cloudName, t.Label) {
+			return HostDefault, nil
 		}
 		return 0, problem.Newf(http.StatusForbidden, "host_not_owned", defaultStep,
 			"The external host %s is under the cloud's name but is not one of %s's default names, which end in -%s.%s", host, t.Domain, t.Label, cloudName)
 	}
-	d, err := provenOwner(ctx, st, host)
+	d, err := ProvenOwner(ctx, st, host)
 	switch {
 	case err == nil && d.TenantID == t.ID:
-		return hostProven, nil
+		return HostProven, nil
 	case err == nil:
 		return 0, problem.Newf(http.StatusForbidden, "host_not_owned", "choose a name under a domain your tenant has proven ('sallyport admin domain list'), or "+defaultStep,
 			"The external host %s is under %s, which another tenant has proven", host, d.Domain)
@@ -174,7 +175,7 @@ func checkHostOwned(ctx context.Context, st store.Store, cloudName string, t sto
 	}
 	if ds, err := st.ListDomains(ctx, t.ID); err == nil {
 		for _, d := range ds {
-			if !d.Verified() && underDomain(host, d.Domain) {
+			if !d.Verified() && UnderDomain(host, d.Domain) {
 				return 0, problem.Newf(http.StatusForbidden, "host_not_owned",
 					fmt.Sprintf("create its TXT record %s with the value %s and run 'sallyport admin domain verify %s'", TXTName(d.Domain), TXTValue(d.Token), d.Domain),
 					"The external host %s is under %s, which %s has claimed but not proven yet", host, d.Domain, t.Domain)
@@ -184,4 +185,22 @@ func checkHostOwned(ctx context.Context, st store.Store, cloudName string, t sto
 	return 0, problem.Newf(http.StatusForbidden, "host_not_owned",
 		fmt.Sprintf("prove the domain first with 'sallyport admin domain add %s' (then 'admin domain verify'), or %s", claim, defaultStep),
 		"The external host %s is not under a domain %s has proven", host, t.Domain)
+}
+
+// DefaultGroup is the group every tenant has and new connectors join.
+const DefaultGroup = "Default"
+
+// NewID returns a random id with a kind prefix, e.g. "c_3f9a...".
+func NewID(kind string) string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return fmt.Sprintf("%s_%x", kind, b)
+}
+
+// truncate shortens s to n bytes for a message, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

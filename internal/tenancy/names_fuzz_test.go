@@ -1,4 +1,4 @@
-package cloud
+package tenancy
 
 import (
 	"strings"
@@ -22,7 +22,7 @@ func FuzzNameRules(f *testing.F) {
 	const cloudName = "sallyport.test"
 	f.Fuzz(func(t *testing.T, l1, l2, host string) {
 		if ValidLabel(l1) && ValidLabel(l2) && !labelsClash(l1, l2) {
-			if h, ok := edge.NormalizeHost(host); ok && isDefaultName(h, cloudName, l1) && isDefaultName(h, cloudName, l2) {
+			if h, ok := edge.NormalizeHost(host); ok && IsDefaultName(h, cloudName, l1) && IsDefaultName(h, cloudName, l2) {
 				t.Fatalf("%s is a default name of both %q and %q, which do not clash", h, l1, l2)
 			}
 		}
@@ -40,7 +40,7 @@ func FuzzNameRules(f *testing.F) {
 			t.Fatalf("NormalizeDomain(%q) = %q, which the edge routes as %q", host, d, h)
 		}
 		for _, p := range parents(d) {
-			if !underDomain(d, p) || !strings.Contains(p, ".") {
+			if !UnderDomain(d, p) || !strings.Contains(p, ".") {
 				t.Fatalf("parents(%q) gave %q", d, p)
 			}
 		}

@@ -1,4 +1,4 @@
-package cloud
+package tenancy
 
 import (
 	"fmt"
@@ -54,9 +54,9 @@ func normalizeUser(u string) (name, local, domain, why string) {
 	return name, local, domain, ""
 }
 
-// splitUser splits a valid user name "name@domain" (see normalizeUser;
+// SplitUser splits a valid user name "name@domain" (see normalizeUser;
 // u must already be normalised).
-func splitUser(u string) (name, domain string, ok bool) {
+func SplitUser(u string) (name, domain string, ok bool) {
 	n, local, domain, why := normalizeUser(u)
 	if why != "" || n != u {
 		return "", "", false
@@ -64,9 +64,9 @@ func splitUser(u string) (name, domain string, ok bool) {
 	return local, domain, true
 }
 
-// checkUserName normalises a user name of the tenant domain, or refuses it
+// CheckUserName normalises a user name of the tenant domain, or refuses it
 // with code and the rule it breaks.
-func checkUserName(code, raw, domain string) (string, error) {
+func CheckUserName(code, raw, domain string) (string, error) {
 	name, _, d, why := normalizeUser(raw)
 	if why == "" && domain != "" && d != domain {
 		return "", problem.Newf(http.StatusBadRequest, code,
@@ -79,9 +79,9 @@ func checkUserName(code, raw, domain string) (string, error) {
 	return name, nil
 }
 
-// checkGroupName returns a group name in NFC, or refuses it with the rule
+// CheckGroupName returns a group name in NFC, or refuses it with the rule
 // it breaks. Names are compared by store.GroupKey (case-insensitively).
-func checkGroupName(raw string) (string, error) {
+func CheckGroupName(raw string) (string, error) {
 	name := norm.NFC.String(raw)
 	why := ""
 	switch n := utf8.RuneCountInString(name); {

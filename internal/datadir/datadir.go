@@ -1,8 +1,7 @@
-package cloud
+package datadir
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/store/sqlite"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // Files of the data directory.
@@ -209,15 +209,16 @@ func LoadSettings(dataDir string) (Settings, error) {
 // store and unwrapped on their way out. A data directory older than the
 // key gets one, and its plaintext keys are wrapped in place.
 func OpenStore(dataDir string, s Settings) (store.Store, error) {
-	st, n, err := openStore(dataDir, s, slog.Default())
+	st, n, err := OpenStoreCount(dataDir, s, slog.Default())
 	if n > 0 {
 		slog.Default().Info("the store's keys were wrapped with the new key-encryption key", "keys", n, "file", filepath.Join(dataDir, KEKFile))
 	}
 	return st, err
 }
 
-// openStore is OpenStore, saying how many plaintext keys it wrapped.
-func openStore(dataDir string, s Settings, log *slog.Logger) (store.Store, int, error) {
+// OpenStoreCount is OpenStore, logging to log and saying how many
+// plaintext keys it wrapped (the server writes an event of them).
+func OpenStoreCount(dataDir string, s Settings, log *slog.Logger) (store.Store, int, error) {
 	st, err := openRawStore(dataDir, s)
 	if err != nil {
 		return nil, 0, err
@@ -251,18 +252,18 @@ func openRawStore(dataDir string, s Settings) (store.Store, error) {
 // AddTenant creates a tenant with its connector CA, Default group and a
 // Global Administrator. label is the tenant's label in default host names
 // ("" for the domain's first label); one that clashes with another
-// tenant's is refused (see checkLabel). It is safe while the cloud serves.
+// tenant's is refused (see tenancy.CheckLabel). It is safe while the cloud serves.
 func AddTenant(ctx context.Context, st store.Store, domain, label, admin, password string) (*InitResult, error) {
 	domain, ok := edge.NormalizeHost(domain)
 	if !ok || !strings.Contains(domain, ".") || !edge.ValidDNSName(domain) {
 		return nil, problem.Newf(400, "bad_domain", "give the organisation's DNS domain, for example --tenant contoso.com",
 			"The tenant domain %q is not a valid domain name", domain)
 	}
-	admin, err := checkUserName("bad_admin", admin, "")
+	admin, err := tenancy.CheckUserName("bad_admin", admin, "")
 	if err != nil {
 		return nil, err
 	}
-	if _, d, _ := splitUser(admin); d != domain {
+	if _, d, _ := tenancy.SplitUser(admin); d != domain {
 		return nil, problem.Newf(400, "bad_admin",
 			fmt.Sprintf("give an administrator of that domain, for example --admin admin@%s", domain),
 			"The administrator %q is not a user name of the tenant's domain %s", admin, domain)
@@ -271,19 +272,19 @@ func AddTenant(ctx context.Context, st store.Store, domain, label, admin, passwo
 		return nil, problem.Newf(409, "tenant_exists", "choose another domain, or manage the existing tenant with 'sallyport admin'",
 			"A tenant for %s already exists", domain)
 	}
-	label, err = checkLabel(ctx, st, domain, label)
+	label, err = tenancy.CheckLabel(ctx, st, domain, label)
 	if err != nil {
 		return nil, err
 	}
 	res := &InitResult{}
 	if password == "" {
-		password = GeneratePassword()
+		password = tenancy.GeneratePassword()
 		res.AdminPassword = password
 		res.GeneratedPassword = true
-	} else if err := CheckPassword(password); err != nil {
+	} else if err := tenancy.CheckPassword(password); err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(ctx, password)
+	hash, err := tenancy.HashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}
@@ -296,9 +297,9 @@ func AddTenant(ctx context.Context, st store.Store, domain, label, admin, passwo
 		return nil, err
 	}
 	now := time.Now().UTC()
-	t := store.Tenant{ID: NewID("t"), Domain: domain, Label: label, CreatedAt: now}
-	g := store.Group{ID: NewID("g"), TenantID: t.ID, Name: DefaultGroup, CreatedAt: now}
-	u := store.User{ID: NewID("u"), TenantID: t.ID, Name: admin, Role: store.RoleGlobalAdmin, PasswordHash: hash, CreatedAt: now}
+	t := store.Tenant{ID: tenancy.NewID("t"), Domain: domain, Label: label, CreatedAt: now}
+	g := store.Group{ID: tenancy.NewID("g"), TenantID: t.ID, Name: tenancy.DefaultGroup, CreatedAt: now}
+	u := store.User{ID: tenancy.NewID("u"), TenantID: t.ID, Name: admin, Role: store.RoleGlobalAdmin, PasswordHash: hash, CreatedAt: now}
 	err = st.CreateTenant(ctx, t, store.TenantCA{TenantID: t.ID, CertPEM: ca.CertPEM, KeyPEM: keyPEM}, g, u)
 	if errors.Is(err, store.ErrConflict) {
 		return nil, problem.Newf(409, "tenant_exists", "choose another domain, or manage the existing tenant with 'sallyport admin'",
@@ -311,38 +312,21 @@ func AddTenant(ctx context.Context, st store.Store, domain, label, admin, passwo
 	return res, nil
 }
 
-// DefaultGroup is the group every tenant has and new connectors join.
-const DefaultGroup = "Default"
+// EventsFile is the cloud's event log in its data directory.
+const EventsFile = "events.jsonl"
 
-// MinPasswordLength is the shortest password accepted.
-const MinPasswordLength = 12
-
-// CheckPassword enforces the password policy.
-func CheckPassword(p string) error {
-	if len(p) < MinPasswordLength {
-		return problem.Newf(400, "weak_password", fmt.Sprintf("choose a password of at least %d characters", MinPasswordLength),
-			"The password is too short (%d characters)", len(p))
+// truncate shortens s to n bytes for a message, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
 	}
-	if len(p) > 1024 {
-		return problem.New(400, "weak_password", "The password is longer than 1024 characters", "choose a shorter one")
-	}
-	return nil
+	return s
 }
 
-// GeneratePassword returns a random 24-character password.
-func GeneratePassword() string {
-	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 24)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
+// dashIfEmpty is s, or "-" for nothing (in event text).
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
 	}
-	return string(b)
-}
-
-// NewID returns a random id with a kind prefix, e.g. "c_3f9a...".
-func NewID(kind string) string {
-	b := make([]byte, 10)
-	rand.Read(b)
-	return fmt.Sprintf("%s_%x", kind, b)
+	return s
 }
