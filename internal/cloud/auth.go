@@ -14,6 +14,7 @@ import (
 
 	"github.com/alexedwards/argon2id"
 
+	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
@@ -133,9 +134,35 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	return &principal{User: u, Tenant: ten}, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	src := sourceOf(r.RemoteAddr)
+	if err := s.signin.admit(src); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	return s
+	var in api.LoginRequest
+	if err := decodeBody(r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, t, err := s.checkPassword(r.Context(), src, in.User, in.Password)
+	if err != nil {
+		s.log.Info("sign-in failed", "user", truncate(in.User, 80), "address", r.RemoteAddr)
+		s.writeError(w, r, err)
+		return
+	}
+	tok, hash := newToken()
+	now := s.now().UTC()
+	at := store.APIToken{ID: tenancy.NewID("k"), UserID: u.ID, TenantID: u.TenantID, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(TokenLifetime)}
+	if err := s.store.CreateAPIToken(r.Context(), at); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.store.DeleteExpiredAPITokens(r.Context(), now)
+	writeJSON(w, http.StatusOK, api.LoginResponse{Token: tok, ExpiresAt: at.ExpiresAt, User: u.Name, Tenant: t.Domain, Role: string(u.Role)})
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, p *principal) error {
+	writeJSON(w, http.StatusOK, api.Me{User: p.User.Name, Tenant: p.Tenant.Domain, TenantID: p.Tenant.ID, Role: string(p.User.Role)})
+	return nil
 }

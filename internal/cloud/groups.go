@@ -129,39 +129,85 @@ func listSome(names []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
 }
 
-func dashIfEmpty(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// handleMoveConnector assigns a connector to another group without
-// registering it again (POST /connectors/{id}/move).
-func (s *Server) handleMoveConnector(w http.ResponseWriter, r *http.Request, p *principal) error {
+func (s *Server) handleListGroups(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ctx := r.Context()
-	c, err := s.connectorByID(ctx, p.Tenant, r.PathValue("id"))
+	gs, err := s.store.ListGroups(ctx, p.Tenant.ID)
 	if err != nil {
 		return err
 	}
-	var in api.MoveConnectorRequest
+	cs, err := s.store.ListConnectors(ctx, p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	apps, err := s.store.ListApps(ctx, p.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]api.Group, 0, len(gs))
+	for _, g := range gs {
+		ag := api.Group{ID: g.ID, Name: g.Name, CreatedAt: g.CreatedAt}
+		for _, c := range cs {
+			if c.GroupID == g.ID {
+				ag.Connectors++
+				if s.connectorStatus(c) == "active" {
+					ag.ActiveConnectors++
+				}
+			}
+		}
+		for _, a := range apps {
+			if a.GroupID == g.ID {
+				ag.Apps++
+			}
+		}
+		out = append(out, ag)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var in api.CreateGroupRequest
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	g, err := s.groupByName(ctx, p.Tenant, in.Group)
+	name, err := tenancy.CheckGroupName(in.Name)
 	if err != nil {
 		return err
 	}
-	if err := s.store.MoveConnector(ctx, p.Tenant.ID, c.ID, g.ID); err != nil {
+	g := store.Group{ID: tenancy.NewID("g"), TenantID: p.Tenant.ID, Name: name, CreatedAt: s.now().UTC()}
+	if err := s.store.CreateGroup(r.Context(), g); errors.Is(err, store.ErrConflict) {
+		return s.groupExists(r.Context(), p.Tenant, name)
+	} else if err != nil {
 		return err
 	}
-	c.GroupID = g.ID
-	s.registry.setGroup(c.ID, g.ID, s.routesNow())
-	s.events.Info(2106, fmt.Sprintf("Connector %s was moved to group '%s' by %s", c.ID, g.Name, p.User.Name), "connector", c.ID, "tenant", p.Tenant.Domain)
-	names, err := s.groupNames(ctx, p.Tenant.ID)
-	if err != nil {
+	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.apiConnector(c, names))
+	writeJSON(w, http.StatusCreated, api.Group{ID: g.ID, Name: g.Name, CreatedAt: g.CreatedAt})
 	return nil
+}
+
+// groupByName finds a group of the caller's tenant, with a clear error.
+func (s *Server) groupByName(ctx context.Context, t store.Tenant, name string) (store.Group, error) {
+	if name == "" {
+		name = tenancy.DefaultGroup
+	}
+	g, err := s.store.GroupByName(ctx, t.ID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return g, problem.Newf(http.StatusNotFound, "no_group", "list the groups with 'sallyport admin group list', or create it with 'sallyport admin group create'",
+			"There is no connector group '%s' in %s", truncate(name, 80), t.Domain)
+	}
+	return g, err
+}
+
+func (s *Server) groupNames(ctx context.Context, tenantID string) (map[string]string, error) {
+	gs, err := s.store.ListGroups(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(gs))
+	for _, g := range gs {
+		m[g.ID] = g.Name
+	}
+	return m, nil
 }

@@ -1,7 +1,6 @@
 package cloud
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sallyport/sallyport/internal/problem"
-	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // metrics are the cloud's Prometheus metrics.
@@ -101,64 +99,6 @@ func (c *connectorCollector) Collect(ch chan<- prometheus.Metric) {
 	for st, n := range counts {
 		ch <- prometheus.MustNewConstMetric(connectorsDesc, prometheus.GaugeValue, float64(n), st)
 	}
-}
-
-// statusClientClosed is the code counted for an edge request whose client
-// went away before any answer: nginx's 499.
-const statusClientClosed = 499
-
-// statusRecorder captures the status an edge handler wrote. On an
-// HTTP/1.1 connection it also sends each large write's TLS records
-// together (corked: one system call instead of one per 16 KiB record).
-type statusRecorder struct {
-	http.ResponseWriter
-	code  int
-	start time.Time
-	took  time.Duration
-	bc    *tunnel.BatchConn // the connection under TLS, HTTP/1.x only
-	// written counts the response body bytes (for the access log).
-	written int64
-}
-
-// corkAbove is the size of a write above which it is corked: more than one
-// TLS record.
-const corkAbove = 16 << 10
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code, w.took = code, time.Since(w.start)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.bc != nil && len(p) > corkAbove {
-		w.bc.Cork()
-		n, err := w.ResponseWriter.Write(p)
-		if uerr := w.bc.Uncork(); err == nil && uerr != nil {
-			err = uerr
-		}
-		w.written += int64(n)
-		return n, err
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.written += int64(n)
-	return n, err
-}
-
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Hijack takes over the connection, which the edge does only to carry an
-// upgraded connection (after writing its 101 itself): counted as 101.
-func (w *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil && w.code == 0 {
-		w.code, w.took = http.StatusSwitchingProtocols, time.Since(w.start)
-	}
-	return c, brw, err
 }
 
 // serveMetrics serves /metrics, /healthz and /ready on ln until ctx is done.

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alexedwards/argon2id"
-
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
@@ -17,15 +15,6 @@ import (
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
-
-// hashPasswordFor makes an argon2id hash for a request from source src,
-// in a hashing slot of the sign-in guard.
-func (s *Server) hashPasswordFor(ctx context.Context, src, p string) (hash string, err error) {
-	if serr := s.signin.hash(ctx, src, func() { hash, err = argon2id.CreateHash(p, argon2id.DefaultParams) }); serr != nil {
-		return "", serr
-	}
-	return hash, err
-}
 
 // handleRegister signs a connector certificate. The request is authorised
 // either by a user who is at least an Application Administrator of their

@@ -1,0 +1,82 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/store"
+)
+
+// maintain refreshes the route table periodically, removes connectors
+// inactive for too long, checks the live tunnels, and re-issues the
+// server certificate and re-signs the CRL when due (servercert.go).
+func (s *Server) maintain(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RefreshInterval)
+	defer t.Stop()
+	check := time.NewTicker(s.cfg.TunnelCheckInterval)
+	defer check.Stop()
+	var lastSweep time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-check.C:
+			s.checkTunnels(ctx)
+			s.maintainServerCert()
+		case <-t.C:
+			if err := s.refreshRoutes(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reloading applications from the store failed", "error", err.Error())
+			}
+			s.dropRevoked(ctx)
+			if time.Since(lastSweep) >= time.Minute {
+				lastSweep = time.Now()
+				if _, err := s.SweepInactive(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("removing inactive connectors failed", "error", err.Error())
+				}
+			}
+		}
+	}
+}
+
+// dropRevoked closes the tunnels of live connectors that were deleted or
+// revoked elsewhere (another cloud instance, an operator command), so a
+// revocation takes effect everywhere within one refresh interval.
+func (s *Server) dropRevoked(ctx context.Context) {
+	for _, lc := range s.registry.live() {
+		_, err := s.store.ConnectorByID(ctx, lc.TenantID, lc.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			s.log.Info("closing the tunnels of a connector that no longer exists", "connector", lc.ID, "tenant", lc.TenantID)
+			s.registry.disconnect(lc.ID)
+		}
+	}
+}
+
+// SweepInactive removes the connectors not seen for RemoveInactiveAfter
+// (never connected ones count from their registration) and revokes their
+// certificates. It returns how many it removed.
+func (s *Server) SweepInactive(ctx context.Context) (int, error) {
+	now := s.now().UTC()
+	cs, err := s.store.ListInactiveConnectors(ctx, now.Add(-s.cfg.RemoveInactiveAfter))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cs {
+		if _, live := s.registry.info(c.ID); live {
+			continue // connected right now: its last-seen time is about to move
+		}
+		reason := fmt.Sprintf("removed after %s of inactivity", humanDuration(s.cfg.RemoveInactiveAfter))
+		if err := s.store.DeleteConnector(ctx, c.TenantID, c.ID, reason, now); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			return n, err
+		}
+		n++
+		s.events.Info(2104, fmt.Sprintf("Connector %s (%s) was %s, and its certificate revoked", c.ID, c.Hostname, reason),
+			"connector", c.ID, "tenant", c.TenantID, "last_seen", c.LastSeenAt.Format(time.RFC3339))
+	}
+	return n, nil
+}
