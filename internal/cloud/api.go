@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 )
@@ -376,7 +377,7 @@ func (s *Server) handleDeleteConnector(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	s.registry.disconnect(c.ID)
-	s.events.Info(2103, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, dashIfEmpty(c.Hostname), p.User.Name),
+	s.events.Event(eventlog.ConnectorDeleted, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, dashIfEmpty(c.Hostname), p.User.Name),
 		"connector", c.ID, "tenant", p.Tenant.Domain, "by", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

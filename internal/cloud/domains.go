@@ -107,7 +107,7 @@ func (s *Server) handleCreateDomain(w http.ResponseWriter, r *http.Request, p *p
 	} else if err != nil {
 		return err
 	}
-	s.events.Info(2400, fmt.Sprintf("%s claimed the domain %s (pending its DNS proof), by %s", p.Tenant.Domain, d, p.User.Name),
+	s.events.Event(eventlog.DomainClaimed, fmt.Sprintf("%s claimed the domain %s (pending its DNS proof), by %s", p.Tenant.Domain, d, p.User.Name),
 		"tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
 	writeJSON(w, http.StatusCreated, s.apiDomain(claim))
 	return nil
@@ -119,7 +119,7 @@ func (s *Server) refusedDomain(p *principal, domain string, err error) {
 	if !errors.As(err, &pr) {
 		return
 	}
-	s.events.Warning(2405, fmt.Sprintf("A claim of the domain %s by %s was refused: %s", truncate(domain, 120), p.Tenant.Domain, pr.Error()),
+	s.events.Event(eventlog.DomainClaimRefused, fmt.Sprintf("A claim of the domain %s by %s was refused: %s", truncate(domain, 120), p.Tenant.Domain, pr.Error()),
 		"tenant", p.Tenant.Domain, "domain", truncate(domain, 120), "code", pr.Code, "user", p.User.Name)
 }
 
@@ -137,22 +137,22 @@ func (s *Server) handleVerifyDomain(w http.ResponseWriter, r *http.Request, p *p
 	}
 	if !claim.Verified() {
 		if _, err := checkClaimable(ctx, s.store, s.settings.Name, p.Tenant, d, false); err != nil {
-			s.events.Warning(2404, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
+			s.events.Event(eventlog.DomainProofFailed, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
 			return err
 		}
 		if err := proveByDNS(ctx, s.resolver, claim); err != nil {
-			s.events.Warning(2404, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
+			s.events.Event(eventlog.DomainProofFailed, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
 			return err
 		}
 		claim, err = s.store.VerifyDomain(ctx, p.Tenant.ID, d, "dns", s.now().UTC())
 		if errors.Is(err, store.ErrConflict) {
 			err = problem.Newf(http.StatusConflict, "domain_taken", "if your organisation owns it, ask the cloud's operator to sort it out", "%s is proven by another tenant", d)
-			s.events.Warning(2404, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
+			s.events.Event(eventlog.DomainProofFailed, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
 			return err
 		} else if err != nil {
 			return err
 		}
-		s.events.Info(2401, fmt.Sprintf("%s proved the domain %s by its DNS TXT record, by %s", p.Tenant.Domain, d, p.User.Name),
+		s.events.Event(eventlog.DomainProven, fmt.Sprintf("%s proved the domain %s by its DNS TXT record, by %s", p.Tenant.Domain, d, p.User.Name),
 			"tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
 	}
 	writeJSON(w, http.StatusOK, s.apiDomain(claim))
@@ -168,7 +168,7 @@ func (s *Server) handleDeleteDomain(w http.ResponseWriter, r *http.Request, p *p
 	if err := deleteDomain(ctx, s.store, p.Tenant, d); err != nil {
 		return err
 	}
-	s.events.Info(2403, fmt.Sprintf("%s gave up the domain %s, by %s", p.Tenant.Domain, d, p.User.Name), "tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
+	s.events.Event(eventlog.DomainDeleted, fmt.Sprintf("%s gave up the domain %s, by %s", p.Tenant.Domain, d, p.User.Name), "tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -243,7 +243,7 @@ func VouchDomain(ctx context.Context, dataDir string, st store.Store, tenant, do
 	if err != nil {
 		return claim, err
 	}
-	operatorEvent(dataDir, 2402, fmt.Sprintf("The operator vouched for the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
+	operatorEvent(dataDir, eventlog.DomainVouched, fmt.Sprintf("The operator vouched for the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
 	return claim, nil
 }
 
@@ -270,15 +270,15 @@ func DeleteTenantDomain(ctx context.Context, dataDir string, st store.Store, ten
 	if err := deleteDomain(ctx, st, t, d); err != nil {
 		return err
 	}
-	operatorEvent(dataDir, 2403, fmt.Sprintf("The operator deleted the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
+	operatorEvent(dataDir, eventlog.DomainDeleted, fmt.Sprintf("The operator deleted the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
 	return nil
 }
 
 // operatorEvent writes an event of an operator command to the data
 // directory's event log (best effort: the change is made either way).
-func operatorEvent(dataDir string, id int, msg string, kv ...string) {
+func operatorEvent(dataDir string, id eventlog.ID, msg string, kv ...string) {
 	if ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dataDir, EventsFile), Source: "cloud"}); err == nil {
-		ev.Info(id, msg, kv...)
+		ev.Event(id, msg, kv...)
 		ev.Close()
 	}
 }
@@ -305,7 +305,7 @@ func (s *Server) warnUnownedHosts(ctx context.Context) error {
 			if !errors.As(err, &p) {
 				return err
 			}
-			s.events.Warning(2410, fmt.Sprintf("The application '%s' of %s is published at %s, which its tenant does not own: %s. It keeps working, but an administrator should publish it again under a default name or a proven domain ('sallyport admin domain add'), or the operator vouches for the domain ('sallyport cloud tenant domain add')",
+			s.events.Event(eventlog.AppHostNotOwned, fmt.Sprintf("The application '%s' of %s is published at %s, which its tenant does not own: %s. It keeps working, but an administrator should publish it again under a default name or a proven domain ('sallyport admin domain add'), or the operator vouches for the domain ('sallyport cloud tenant domain add')",
 				a.Name, t.Domain, a.ExternalHost, p.Error()), "app", a.Name, "tenant", t.Domain, "external_host", a.ExternalHost)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 )
@@ -156,7 +157,7 @@ func (s *Server) handleMoveConnector(w http.ResponseWriter, r *http.Request, p *
 	}
 	c.GroupID = g.ID
 	s.registry.setGroup(c.ID, g.ID, s.routesNow())
-	s.events.Info(2106, fmt.Sprintf("Connector %s was moved to group '%s' by %s", c.ID, g.Name, p.User.Name), "connector", c.ID, "tenant", p.Tenant.Domain)
+	s.events.Event(eventlog.ConnectorMoved, fmt.Sprintf("Connector %s was moved to group '%s' by %s", c.ID, g.Name, p.User.Name), "connector", c.ID, "tenant", p.Tenant.Domain)
 	names, err := s.groupNames(ctx, p.Tenant.ID)
 	if err != nil {
 		return err

@@ -253,7 +253,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
 	}
 	if wrapped > 0 {
-		s.events.Info(2800, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, KEKFile)),
+		s.events.Event(eventlog.StoreKeysWrapped, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, KEKFile)),
 			"keys", fmt.Sprint(wrapped))
 	}
 	if cfg.AccessLog != "" {
@@ -403,7 +403,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Tunnels batch their writes (tunnel.BatchConn); other connections
 	// write straight through it.
 	go func() { errc <- hs.Serve(tls.NewListener(tunnel.NewBatchListener(s.sourceLimit(ln)), tlsCfg)) }()
-	s.events.Info(2000, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
+	s.events.Event(eventlog.CloudStarted, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
 	if err := s.warnUnownedHosts(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("checking the applications' external hosts failed", "error", err.Error())
 	}
@@ -435,7 +435,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-errc
 	s.wg.Wait()
 	s.registry.wait()
-	s.events.Info(2001, "The cloud service stopped")
+	s.events.Event(eventlog.CloudStopped, "The cloud service stopped")
 	return nil
 }
 
@@ -528,7 +528,7 @@ func (s *Server) SweepInactive(ctx context.Context) (int, error) {
 			return n, err
 		}
 		n++
-		s.events.Info(2104, fmt.Sprintf("Connector %s (%s) was %s, and its certificate revoked", c.ID, c.Hostname, reason),
+		s.events.Event(eventlog.ConnectorRemovedInactive, fmt.Sprintf("Connector %s (%s) was %s, and its certificate revoked", c.ID, c.Hostname, reason),
 			"connector", c.ID, "tenant", c.TenantID, "last_seen", c.LastSeenAt.Format(time.RFC3339))
 	}
 	return n, nil
