@@ -19,7 +19,8 @@ import (
 )
 
 // planned are packages the package map names that other branches of
-// issue 20 create (tunnel/mux, h2, statedir, datadir, neterr, config). The
+// issue 20 create (tunnel/mux, h2, statedir, datadir, tenancy, neterr,
+// config). The
 // map check accepts them while they are absent. Empty this list once they
 // are all merged: from then on a mapped package that does not exist fails.
 var planned = []string{
@@ -28,6 +29,7 @@ var planned = []string{
 	"internal/h2",
 	"internal/neterr",
 	"internal/statedir",
+	"internal/tenancy",
 	"internal/tunnel/mux",
 }
 
@@ -37,7 +39,7 @@ var (
 	siteSide = []string{"internal/connector", "internal/cloudlink", "internal/admincli", "internal/diag",
 		"internal/statedir", "internal/updater", "internal/doctor", "internal/service"}
 	// cloudSide is the cloud service and its data.
-	cloudSide = []string{"internal/cloud", "internal/edge", "internal/store", "internal/store/sqlite", "internal/datadir"}
+	cloudSide = []string{"internal/cloud", "internal/edge", "internal/store", "internal/store/sqlite", "internal/datadir", "internal/tenancy"}
 )
 
 // rule is one wall. The rule is about pkg; it is skipped (and says so)
@@ -68,9 +70,10 @@ func rules() []rule {
 	}
 	leaf := func(p, why string) rule { return rule{pkg: p, onlySet: true, why: why} }
 	rs = append(rs,
-		rule{pkg: "internal/tunnel", needs: []string{"internal/tunnel/mux"}, only: []string{"internal/tunnel/mux"}, onlySet: true,
-			why: "tunnel is the wire protocol: it knows neither side and no other package of ours (the update messages live in release), so it is tested and reused alone; its only import of ours is its own multiplexer"},
+		rule{pkg: "internal/tunnel", needs: []string{"internal/tunnel/mux", "internal/h2"}, only: []string{"internal/tunnel/mux", "internal/h2"}, onlySet: true,
+			why: "tunnel is the wire protocol: it knows neither side and no other package of ours (the update messages live in release), so it is tested and reused alone; it imports only its own multiplexer and the HTTP/2 wrapper"},
 		leaf("internal/tunnel/mux", "the session multiplexer is framing and flow control only, below everything else"),
+		leaf("internal/h2", "the one wrapper of x/net/http2 sits below tunnel, cloud and connector"),
 		leaf("internal/eventlog", "the event log owns the file format and the catalog; it does not decide when events are written, so it imports nothing of ours"),
 		leaf("internal/problem", "every package reports failures through problem: it must import none of them"),
 		leaf("internal/api", "the JSON shapes of the admin API are shared by server and clients: no logic, no imports of ours"),
@@ -78,6 +81,10 @@ func rules() []rule {
 		leaf("internal/pki", "keys and certificates: no network, store or CLI, no package of ours"),
 		leaf("internal/release", "the signed manifest and its choice of version: no network, store or files beyond what callers give"),
 		leaf("internal/store", "the Store interface and its records: implementations depend on it, not the other way"),
+		rule{pkg: "internal/datadir", notReach: []string{"internal/cloud"},
+			why: "the offline data-directory operations run without the server: they must not link the live cloud service"},
+		rule{pkg: "internal/tenancy", notReach: []string{"internal/cloud", "internal/datadir"},
+			why: "the name, domain and password rules are applied by both the API (cloud) and the offline commands (datadir): they sit below both"},
 		leaf("internal/dnstest", "a test DNS server: it must not pull the product into tests that use it"),
 		rule{pkg: "internal/store/sqlite", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
 		rule{pkg: "internal/store/storetest", only: []string{"internal/store"}, onlySet: true, why: "the conformance tests run against the interface only"},
