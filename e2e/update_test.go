@@ -166,7 +166,7 @@ func waitEvent(t *testing.T, r *runner, dir string, id int, s string, d time.Dur
 }
 
 // updateWindows are the [start, end] times of each update an updater
-// made to version v (events 3003 to 3008/3009).
+// made to version v (events 3003 to 3008/3009/3030).
 func updateWindows(evs []event, v string) [][2]time.Time {
 	var out [][2]time.Time
 	var start time.Time
@@ -174,7 +174,7 @@ func updateWindows(evs []event, v string) [][2]time.Time {
 		switch {
 		case e.ID == 3003 && e.Fields["to"] == v:
 			start = e.Time
-		case (e.ID == 3008 || e.ID == 3009) && e.Fields["to"] == v && !start.IsZero():
+		case (e.ID == 3008 || e.ID == 3009 || e.ID == 3030) && e.Fields["to"] == v && !start.IsZero():
 			out = append(out, [2]time.Time{start, e.Time})
 			start = time.Time{}
 		}
@@ -477,6 +477,8 @@ func TestUpdateThroughProxy(t *testing.T) {
 	mustContain(t, "update --check", res.stdout, "Installed: 1.0.0", "Available: 2.0.0 (major: installed automatically)")
 	res = site.ok(t, "", append([]string{"connector", "update", "--apply"}, upd...)...)
 	mustContain(t, "update --apply", res.stdout, "Version 2.0.0 is installed; the connector was not running, so it starts with it next time")
+	// Not checked, so not "completed" (3008): its own warning.
+	waitEvent(t, site, dir, 3030, "the connector was not running", readyTimeout)
 	if got, want := fileDigest(t, bin), fileDigest(t, v200); got != want {
 		t.Errorf("%s is not the 2.0.0 build after --apply", bin)
 	}

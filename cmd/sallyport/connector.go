@@ -248,10 +248,10 @@ func newRenewCmd() *cobra.Command {
 			defer ev.Close()
 			next, err := connector.Renew(cmd.Context(), st, (&cloudlink.Dialer{Proxy: st.Target.Proxy}).DialContext)
 			if err != nil {
-				ev.Warning(1101, "Certificate renewal failed; the connector keeps its current certificate: "+problem.Public(err).Error())
+				ev.Event(eventlog.CertRenewalFailed, "Certificate renewal failed; the connector keeps its current certificate: "+problem.Public(err).Error())
 				return err
 			}
-			ev.Info(1100, "The connector's certificate was renewed by 'sallyport connector renew', valid until "+next.Trust.ExpiresAt.Format(time.RFC3339),
+			ev.Event(eventlog.CertRenewed, "The connector's certificate was renewed by 'sallyport connector renew', valid until "+next.Trust.ExpiresAt.Format(time.RFC3339),
 				"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			fmt.Fprintf(cmd.OutOrStdout(), "Renewed the certificate of connector %s: thumbprint %s, valid until %s.\n",
 				next.Trust.ConnectorID, next.Trust.Thumbprint, next.Trust.ExpiresAt.Format(time.RFC3339))

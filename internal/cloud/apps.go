@@ -12,6 +12,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
@@ -123,7 +124,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	}
 	kind, err := tenancy.CheckHostOwned(ctx, s.store, s.settings.Name, t, host)
 	if err != nil {
-		s.events.Warning(2406, fmt.Sprintf("Publishing '%s' of %s at %s was refused: %v", truncate(in.Name, 80), t.Domain, host, err),
+		s.events.Event(eventlog.AppHostRefused, fmt.Sprintf("Publishing '%s' of %s at %s was refused: %v", truncate(in.Name, 80), t.Domain, host, err),
 			"app", truncate(in.Name, 80), "tenant", t.Domain, "external_host", host)
 		return nil, err
 	}
@@ -288,7 +289,7 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	s.events.Info(2200, fmt.Sprintf("Application '%s' of %s was published at %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, p.User.Name),
+	s.events.Event(eventlog.AppPublished, fmt.Sprintf("Application '%s' of %s was published at %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, p.User.Name),
 		"app", ar.app.Name, "tenant", p.Tenant.Domain, "internal_url", ar.app.InternalURL)
 	out := s.apiApp(ar.app, ar.group.Name)
 	out.Note = ar.note
@@ -417,7 +418,7 @@ func (s *Server) handleDeleteApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	s.events.Info(2201, fmt.Sprintf("Application '%s' of %s was deleted by %s", a.Name, p.Tenant.Domain, p.User.Name), "app", a.Name, "tenant", p.Tenant.Domain)
+	s.events.Event(eventlog.AppDeleted, fmt.Sprintf("Application '%s' of %s was deleted by %s", a.Name, p.Tenant.Domain, p.User.Name), "app", a.Name, "tenant", p.Tenant.Domain)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

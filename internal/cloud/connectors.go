@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"net/http"
 
 	"github.com/sallyport/sallyport/internal/api"
@@ -84,7 +85,7 @@ func (s *Server) handleDeleteConnector(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	s.registry.disconnect(c.ID)
-	s.events.Info(2103, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, dashIfEmpty(c.Hostname), p.User.Name),
+	s.events.Event(eventlog.ConnectorDeleted, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, dashIfEmpty(c.Hostname), p.User.Name),
 		"connector", c.ID, "tenant", p.Tenant.Domain, "by", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -111,7 +112,7 @@ func (s *Server) handleMoveConnector(w http.ResponseWriter, r *http.Request, p *
 	}
 	c.GroupID = g.ID
 	s.registry.setGroup(c.ID, g.ID, s.routesNow())
-	s.events.Info(2106, fmt.Sprintf("Connector %s was moved to group '%s' by %s", c.ID, g.Name, p.User.Name), "connector", c.ID, "tenant", p.Tenant.Domain)
+	s.events.Event(eventlog.ConnectorMoved, fmt.Sprintf("Connector %s was moved to group '%s' by %s", c.ID, g.Name, p.User.Name), "connector", c.ID, "tenant", p.Tenant.Domain)
 	names, err := s.groupNames(ctx, p.Tenant.ID)
 	if err != nil {
 		return err

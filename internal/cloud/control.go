@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -86,7 +87,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, rec store.C
 		s.writeError(w, r, err)
 		return
 	}
-	s.events.Info(2105, fmt.Sprintf("The certificate of connector %s was renewed, valid until %s", rec.ID, cert.NotAfter.UTC().Format(time.RFC3339)),
+	s.events.Event(eventlog.ConnectorCertRenewed, fmt.Sprintf("The certificate of connector %s was renewed, valid until %s", rec.ID, cert.NotAfter.UTC().Format(time.RFC3339)),
 		"connector", rec.ID, "tenant", rec.TenantID, "serial", pki.SerialHex(cert))
 	writeJSON(w, http.StatusOK, tunnel.RenewResponse{Certificate: string(certPEM), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter})
 }

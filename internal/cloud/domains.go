@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"net/http"
 
 	"github.com/sallyport/sallyport/internal/api"
@@ -52,7 +53,7 @@ func (s *Server) handleCreateDomain(w http.ResponseWriter, r *http.Request, p *p
 	} else if err != nil {
 		return err
 	}
-	s.events.Info(2400, fmt.Sprintf("%s claimed the domain %s (pending its DNS proof), by %s", p.Tenant.Domain, d, p.User.Name),
+	s.events.Event(eventlog.DomainClaimed, fmt.Sprintf("%s claimed the domain %s (pending its DNS proof), by %s", p.Tenant.Domain, d, p.User.Name),
 		"tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
 	writeJSON(w, http.StatusCreated, s.apiDomain(claim))
 	return nil
@@ -64,7 +65,7 @@ func (s *Server) refusedDomain(p *principal, domain string, err error) {
 	if !errors.As(err, &pr) {
 		return
 	}
-	s.events.Warning(2405, fmt.Sprintf("A claim of the domain %s by %s was refused: %s", truncate(domain, 120), p.Tenant.Domain, pr.Error()),
+	s.events.Event(eventlog.DomainClaimRefused, fmt.Sprintf("A claim of the domain %s by %s was refused: %s", truncate(domain, 120), p.Tenant.Domain, pr.Error()),
 		"tenant", p.Tenant.Domain, "domain", truncate(domain, 120), "code", pr.Code, "user", p.User.Name)
 }
 
@@ -82,22 +83,22 @@ func (s *Server) handleVerifyDomain(w http.ResponseWriter, r *http.Request, p *p
 	}
 	if !claim.Verified() {
 		if _, err := tenancy.CheckClaimable(ctx, s.store, s.settings.Name, p.Tenant, d, false); err != nil {
-			s.events.Warning(2404, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
+			s.events.Event(eventlog.DomainProofFailed, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
 			return err
 		}
 		if err := proveByDNS(ctx, s.resolver, claim); err != nil {
-			s.events.Warning(2404, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
+			s.events.Event(eventlog.DomainProofFailed, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
 			return err
 		}
 		claim, err = s.store.VerifyDomain(ctx, p.Tenant.ID, d, "dns", s.now().UTC())
 		if errors.Is(err, store.ErrConflict) {
 			err = problem.Newf(http.StatusConflict, "domain_taken", "if your organisation owns it, ask the cloud's operator to sort it out", "%s is proven by another tenant", d)
-			s.events.Warning(2404, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
+			s.events.Event(eventlog.DomainProofFailed, fmt.Sprintf("The proof of %s by %s failed: %v", d, p.Tenant.Domain, err), "tenant", p.Tenant.Domain, "domain", d)
 			return err
 		} else if err != nil {
 			return err
 		}
-		s.events.Info(2401, fmt.Sprintf("%s proved the domain %s by its DNS TXT record, by %s", p.Tenant.Domain, d, p.User.Name),
+		s.events.Event(eventlog.DomainProven, fmt.Sprintf("%s proved the domain %s by its DNS TXT record, by %s", p.Tenant.Domain, d, p.User.Name),
 			"tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
 	}
 	writeJSON(w, http.StatusOK, s.apiDomain(claim))
@@ -113,7 +114,7 @@ func (s *Server) handleDeleteDomain(w http.ResponseWriter, r *http.Request, p *p
 	if err := tenancy.DeleteDomain(ctx, s.store, p.Tenant, d); err != nil {
 		return err
 	}
-	s.events.Info(2403, fmt.Sprintf("%s gave up the domain %s, by %s", p.Tenant.Domain, d, p.User.Name), "tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
+	s.events.Event(eventlog.DomainDeleted, fmt.Sprintf("%s gave up the domain %s, by %s", p.Tenant.Domain, d, p.User.Name), "tenant", p.Tenant.Domain, "domain", d, "user", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -140,7 +141,7 @@ func (s *Server) warnUnownedHosts(ctx context.Context) error {
 			if !errors.As(err, &p) {
 				return err
 			}
-			s.events.Warning(2410, fmt.Sprintf("The application '%s' of %s is published at %s, which its tenant does not own: %s. It keeps working, but an administrator should publish it again under a default name or a proven domain ('sallyport admin domain add'), or the operator vouches for the domain ('sallyport cloud tenant domain add')",
+			s.events.Event(eventlog.AppHostNotOwned, fmt.Sprintf("The application '%s' of %s is published at %s, which its tenant does not own: %s. It keeps working, but an administrator should publish it again under a default name or a proven domain ('sallyport admin domain add'), or the operator vouches for the domain ('sallyport cloud tenant domain add')",
 				a.Name, t.Domain, a.ExternalHost, p.Error()), "app", a.Name, "tenant", t.Domain, "external_host", a.ExternalHost)
 		}
 	}

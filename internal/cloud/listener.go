@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"log"
 	"log/slog"
 	"net"
@@ -117,7 +118,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Tunnels batch their writes (tunnel.BatchConn); other connections
 	// write straight through it.
 	go func() { errc <- hs.Serve(tls.NewListener(tunnel.NewBatchListener(s.sourceLimit(ln)), tlsCfg)) }()
-	s.events.Info(2000, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
+	s.events.Event(eventlog.CloudStarted, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
 	if err := s.warnUnownedHosts(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("checking the applications' external hosts failed", "error", err.Error())
 	}
@@ -149,7 +150,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-errc
 	s.wg.Wait()
 	s.registry.wait()
-	s.events.Info(2001, "The cloud service stopped")
+	s.events.Event(eventlog.CloudStopped, "The cloud service stopped")
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/store"
@@ -75,7 +76,7 @@ func (s *Server) SweepInactive(ctx context.Context) (int, error) {
 			return n, err
 		}
 		n++
-		s.events.Info(2104, fmt.Sprintf("Connector %s (%s) was %s, and its certificate revoked", c.ID, c.Hostname, reason),
+		s.events.Event(eventlog.ConnectorRemovedInactive, fmt.Sprintf("Connector %s (%s) was %s, and its certificate revoked", c.ID, c.Hostname, reason),
 			"connector", c.ID, "tenant", c.TenantID, "last_seen", c.LastSeenAt.Format(time.RFC3339))
 	}
 	return n, nil

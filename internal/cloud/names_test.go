@@ -127,7 +127,7 @@ func TestHostOwnership(t *testing.T) {
 	if !strings.HasPrefix(eb.Error.Message, "The external host intranet.fabrikam.com is under fabrikam.com, which another tenant has proven;") {
 		t.Errorf("another tenant's domain: %q", eb.Error.Message)
 	}
-	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2406}})
+	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{2406}})
 	if err != nil || len(evs) == 0 {
 		t.Errorf("no event 2406 for refused hosts (%v)", err)
 	}
@@ -161,7 +161,7 @@ func TestHostOwnershipOnUpdate(t *testing.T) {
 	if err := s.warnUnownedHosts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2410}})
+	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{2410}})
 	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Message, "'legacy' of contoso.com is published at accounts.google.com") ||
 		!strings.Contains(evs[0].Message, "sallyport admin domain add") {
 		t.Fatalf("events 2410 = %+v (%v)", evs, err)
@@ -345,12 +345,12 @@ func TestDomainProof(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"status":"pending"`) {
 		t.Errorf("list: %d %s", rec.Code, rec.Body.String())
 	}
-	evs, _ := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2400, 2401, 2403, 2404, 2405}})
-	seen := map[int]bool{}
+	evs, _ := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{2400, 2401, 2403, 2404, 2405}})
+	seen := map[eventlog.ID]bool{}
 	for _, e := range evs {
 		seen[e.ID] = true
 	}
-	for _, id := range []int{2400, 2401, 2403, 2404, 2405} {
+	for _, id := range []eventlog.ID{2400, 2401, 2403, 2404, 2405} {
 		if !seen[id] {
 			t.Errorf("no event %d", id)
 		}
@@ -399,7 +399,7 @@ func TestOperatorDomains(t *testing.T) {
 	if err := datadir.DeleteTenantDomain(ctx, s.cfg.DataDir, s.store, "fabrikam.com", "fabrikam.example"); problemCode(err) != "no_domain" {
 		t.Errorf("delete twice: %v", err)
 	}
-	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []int{2402, 2403}})
+	evs, err := eventlog.Read(filepath.Join(s.cfg.DataDir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{2402, 2403}})
 	if err != nil || len(evs) != 3 || evs[0].Message != "The operator vouched for the domain contoso.example of contoso.com" ||
 		evs[2].Message != "The operator deleted the domain fabrikam.example of fabrikam.com" {
 		t.Errorf("operator events = %+v (%v)", evs, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
@@ -25,7 +26,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		// 429s are not logged one by one (a flood would fill the log):
 		// events 2600-2602 tell of the backoffs and the full queue.
 		if p, ok := problem.As(err); ok && p.Status < 500 && p.Status != http.StatusTooManyRequests {
-			s.events.Warning(2101, "A connector registration was refused: "+p.Error(), "address", r.RemoteAddr, "code", p.Code)
+			s.events.Event(eventlog.RegistrationRefused, "A connector registration was refused: "+p.Error(), "address", r.RemoteAddr, "code", p.Code)
 		}
 		s.writeError(w, r, err)
 	}
@@ -135,7 +136,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	for _, x := range attrs {
 		kv = append(kv, fmt.Sprint(x))
 	}
-	s.events.Info(2100, fmt.Sprintf("Connector %s (%s) was registered in %s, group '%s', by %s", rec.ID, dashIfEmpty(rec.Hostname), t.Domain, groupName, a.user), kv...)
+	s.events.Event(eventlog.ConnectorRegistered, fmt.Sprintf("Connector %s (%s) was registered in %s, group '%s', by %s", rec.ID, dashIfEmpty(rec.Hostname), t.Domain, groupName, a.user), kv...)
 	writeJSON(w, http.StatusCreated, api.RegisterResponse{
 		ConnectorID: rec.ID, TenantID: t.ID, Tenant: t.Domain, Group: groupName,
 		Certificate: string(pki.EncodeCertPEM(der)), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Reused: reused,

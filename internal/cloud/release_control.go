@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"io"
 	"net/http"
 	"os"
@@ -147,7 +148,7 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 			return
 		}
 	}
-	s.events.Info(2301, fmt.Sprintf("Connector %s (%s) of group '%s' got the update turn to install %s", rec.ID, dashIfEmpty(rec.Hostname), groupName, in.Version),
+	s.events.Event(eventlog.UpdateTurnGiven, fmt.Sprintf("Connector %s (%s) of group '%s' got the update turn to install %s", rec.ID, dashIfEmpty(rec.Hostname), groupName, in.Version),
 		"connector", rec.ID, "group", groupName, "version", in.Version)
 	writeJSON(w, http.StatusOK, tunnel.UpdateTurn{Group: groupName, ExpiresAt: t.ExpiresAt})
 }
@@ -163,7 +164,7 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 		groupName := s.groupNameOf(ctx, rec)
 		if err := s.mayHalt(ctx, rec, pv.String(), groupName); err != nil {
 			if p, ok := problem.As(err); ok && p.Status < 500 {
-				s.events.Warning(2304, fmt.Sprintf("Connector %s (%s) of group '%s' reported release %s rolled back, and the report was refused: %s",
+				s.events.Event(eventlog.RollbackReportRefused, fmt.Sprintf("Connector %s (%s) of group '%s' reported release %s rolled back, and the report was refused: %s",
 					rec.ID, dashIfEmpty(rec.Hostname), groupName, pv, p.Error()), "connector", rec.ID, "group", groupName, "version", pv.String(), "code", p.Code)
 			}
 			s.writeError(w, r, err)
@@ -173,7 +174,7 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 			s.writeError(w, r, err)
 			return
 		}
-		s.events.Warning(2303, fmt.Sprintf("Release %s was rolled back on connector %s (%s): its automatic rollout in group '%s' is halted", pv, rec.ID, dashIfEmpty(rec.Hostname), groupName),
+		s.events.Event(eventlog.ReleaseHalted, fmt.Sprintf("Release %s was rolled back on connector %s (%s): its automatic rollout in group '%s' is halted", pv, rec.ID, dashIfEmpty(rec.Hostname), groupName),
 			"connector", rec.ID, "group", groupName, "version", pv.String())
 	}
 	err := s.store.ReleaseUpdateTurn(ctx, rec.TenantID, rec.GroupID, rec.ID)
@@ -182,7 +183,7 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 		return
 	}
 	if err == nil {
-		s.events.Info(2302, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, dashIfEmpty(rec.Hostname)), "connector", rec.ID)
+		s.events.Event(eventlog.UpdateTurnEnded, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, dashIfEmpty(rec.Hostname)), "connector", rec.ID)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }

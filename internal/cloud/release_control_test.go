@@ -344,7 +344,7 @@ func TestControlUpdateTurn(t *testing.T) {
 	end(t, a) // ending a turn not held is fine
 
 	// The cloud's event log names who got and ended the turn.
-	evs, err := eventlog.Read(filepath.Join(c.dir, datadir.EventsFile), eventlog.Filter{IDs: []int{2301, 2302}})
+	evs, err := eventlog.Read(filepath.Join(c.dir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{2301, 2302}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestControlUpdateHalt(t *testing.T) {
 			}
 		}
 	}
-	evs, err := eventlog.Read(filepath.Join(c.dir, datadir.EventsFile), eventlog.Filter{IDs: []int{2304}})
+	evs, err := eventlog.Read(filepath.Join(c.dir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{2304}})
 	if err != nil {
 		t.Fatal(err)
 	}

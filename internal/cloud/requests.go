@@ -10,6 +10,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 )
 
@@ -118,7 +119,7 @@ func (s *Server) onEdgeError(f *edge.Failure) {
 		return // logged by the edge (edge request refused), at most once per second
 	}
 	if n, ok := s.failureLogs.Allow(f.App.ID + " " + f.Problem.Code); ok {
-		s.events.Warning(2700, fmt.Sprintf("A request to application '%s' failed: %s", f.App.Name, f.Problem.Error()),
+		s.events.Event(eventlog.EdgeRequestFailed, fmt.Sprintf("A request to application '%s' failed: %s", f.App.Name, f.Problem.Error()),
 			"request_id", f.RequestID, "app", f.App.Name, "tenant", f.App.Tenant, "group", f.App.Group,
 			"connector", strings.Join(f.Connectors, ","), "internal_url", f.App.InternalURL,
 			"client", f.Client, "code", f.Problem.Code, "status", fmt.Sprint(f.Problem.Status), "suppressed", fmt.Sprint(n))

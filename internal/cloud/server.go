@@ -247,7 +247,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
 	}
 	if wrapped > 0 {
-		s.events.Info(2800, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, datadir.KEKFile)),
+		s.events.Event(eventlog.StoreKeysWrapped, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, datadir.KEKFile)),
 			"keys", fmt.Sprint(wrapped))
 	}
 	if cfg.AccessLog != "" {

@@ -180,11 +180,11 @@ func (g *signinGuard) failed(src, account string) {
 		return
 	}
 	if srcStarted {
-		ev.Warning(2600, fmt.Sprintf("Sign-ins from %s failed more than %d times in a row: its next attempts wait %s, doubling with each further failure up to %s",
+		ev.Event(eventlog.SignInSourceBackoff, fmt.Sprintf("Sign-ins from %s failed more than %d times in a row: its next attempts wait %s, doubling with each further failure up to %s",
 			src, g.lim.SourceFree, waitText(srcWait), waitText(g.lim.BackoffMax)), "source", src, "wait", srcWait.String())
 	}
 	if accStarted {
-		ev.Warning(2601, fmt.Sprintf("Sign-ins as %s failed more than %d times in a row: its next attempts from addresses that have been failing wait %s, doubling with each further failure up to %s",
+		ev.Event(eventlog.SignInUserBackoff, fmt.Sprintf("Sign-ins as %s failed more than %d times in a row: its next attempts from addresses that have been failing wait %s, doubling with each further failure up to %s",
 			truncate(account, 80), g.lim.AccountFree, waitText(accWait), waitText(g.lim.BackoffMax)), "user", truncate(account, 80), "source", src, "wait", accWait.String())
 	}
 }
@@ -223,7 +223,7 @@ func (g *signinGuard) logBusy(src string) {
 	g.busyLogged, g.busyCount = now, 0
 	g.busyMu.Unlock()
 	if ev := g.events(); ev != nil {
-		ev.Warning(2602, fmt.Sprintf("%d sign-in or registration attempt(s) were refused at once because the password hashing queue was full (the last from %s)", n, src),
+		ev.Event(eventlog.SignInQueueFull, fmt.Sprintf("%d sign-in or registration attempt(s) were refused at once because the password hashing queue was full (the last from %s)", n, src),
 			"source", src, "refused", strconv.Itoa(n))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/store"
 )
 
@@ -77,7 +78,7 @@ func (s *Server) checkTunnels(ctx context.Context) {
 			if reason == "" || (gently && !lt.c.Available()) { // nothing to do, or retiring already
 				continue
 			}
-			s.events.Warning(2107, fmt.Sprintf("A tunnel of connector %s was closed: %s", lc.ID, reason),
+			s.events.Event(eventlog.TunnelClosedUntrusted, fmt.Sprintf("A tunnel of connector %s was closed: %s", lc.ID, reason),
 				"connector", lc.ID, "tenant", lc.TenantID, "serial", lt.serial)
 			if gently {
 				lt.c.Retire()

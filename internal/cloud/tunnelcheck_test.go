@@ -92,9 +92,9 @@ func (lc *liveCloud) waitTunnels(t *testing.T, n int, what string) {
 }
 
 // events reads the cloud's events with the given id.
-func (lc *liveCloud) events(t *testing.T, id int) []eventlog.Event {
+func (lc *liveCloud) events(t *testing.T, id eventlog.ID) []eventlog.Event {
 	t.Helper()
-	evs, err := eventlog.Read(filepath.Join(lc.dir, datadir.EventsFile), eventlog.Filter{IDs: []int{id}})
+	evs, err := eventlog.Read(filepath.Join(lc.dir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{id}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestTunnelLimitPerConnector(t *testing.T) {
 	// The connector was told, and retries: its refusal event names the code,
 	// and its Run goes on.
 	if !waitUntil(15*time.Second, func() bool {
-		evs, _ := eventlog.Read(filepath.Join(lc.cdir, connector.EventsFile), eventlog.Filter{IDs: []int{1102}})
+		evs, _ := eventlog.Read(filepath.Join(lc.cdir, connector.EventsFile), eventlog.Filter{IDs: []eventlog.ID{1102}})
 		for _, ev := range evs {
 			if ev.Fields["code"] == "too_many_tunnels" {
 				return true

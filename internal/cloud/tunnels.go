@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -34,7 +35,7 @@ func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
 
 	rec, err := s.identify(ctx, conn.ConnectionState().PeerCertificates)
 	if p, ok := problem.As(err); ok {
-		s.events.Warning(2102, "A connector's connection was refused: "+p.Error(), "address", addr, "code", p.Code)
+		s.events.Event(eventlog.ConnectorCertRefused, "A connector's connection was refused: "+p.Error(), "address", addr, "code", p.Code)
 		refuse(ctx, client, p)
 		return
 	}
@@ -59,7 +60,7 @@ func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
 	lt := &liveTunnel{c: client, serial: pki.SerialHex(leaf), notAfter: leaf.NotAfter}
 	if !s.registry.add(lt, rec.ID, rec.TenantID, rec.GroupID, addr, hello) {
 		p := tooManyTunnels(rec.ID, s.cfg.MaxTunnelsPerConnector)
-		s.events.Warning(2108, "A connector's tunnel was refused: "+p.Error(), "connector", rec.ID, "tenant", rec.TenantID, "address", addr, "code", p.Code)
+		s.events.Event(eventlog.TunnelRefusedLimit, "A connector's tunnel was refused: "+p.Error(), "connector", rec.ID, "tenant", rec.TenantID, "address", addr, "code", p.Code)
 		refuse(ctx, client, p)
 		return
 	}

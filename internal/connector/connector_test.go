@@ -346,13 +346,13 @@ func keyFileIn(t *testing.T, dir string) string {
 }
 
 // readEvents returns the ids in the connector's event log.
-func readEventIDs(t *testing.T, dir string) map[int]bool {
+func readEventIDs(t *testing.T, dir string) map[eventlog.ID]bool {
 	t.Helper()
 	evs, err := eventlog.Read(filepath.Join(dir, EventsFile), eventlog.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[int]bool{}
+	ids := map[eventlog.ID]bool{}
 	for _, e := range evs {
 		ids[e.ID] = true
 	}

@@ -248,7 +248,7 @@ func (env *directEnv) get(t *testing.T, app, path, want string) {
 }
 
 // events returns the connector's events with id.
-func (env *directEnv) events(t *testing.T, id int) []eventlog.Event {
+func (env *directEnv) events(t *testing.T, id eventlog.ID) []eventlog.Event {
 	t.Helper()
 	evs, err := eventlog.Read(filepath.Join(env.dir, EventsFile), eventlog.Filter{})
 	if err != nil {

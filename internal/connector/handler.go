@@ -133,7 +133,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := h.setConfig(cfg); err != nil {
-			h.c.events.Error(1301, "The connector refused a configuration from the cloud: "+err.Error())
+			h.c.events.Event(eventlog.ConfigRefused, "The connector refused a configuration from the cloud: "+err.Error())
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -143,9 +143,9 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&eb)
 		p := &problem.Problem{Status: 401, Code: eb.Error.Code, Message: eb.Error.Message, Step: eb.Error.Step, Err: errRefused}
 		if p.Code == "trust_expired" {
-			h.c.events.Error(1000, ExpiredMessage)
+			h.c.events.Event(eventlog.TrustExpired, ExpiredMessage)
 		}
-		h.c.events.Error(1102, "The cloud refused this connector: "+p.Error(), "code", p.Code)
+		h.c.events.Event(eventlog.CertRefused, "The cloud refused this connector: "+p.Error(), "code", p.Code)
 		w.WriteHeader(http.StatusNoContent)
 		if permanentRefusal[p.Code] {
 			h.c.refuse(p) // takes effect when the cloud closes this connection
@@ -185,7 +185,7 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 	}
 	h.apps.Store(t)
 	h.c.noteGroup(cfg.Group)
-	h.c.events.Info(1300, fmt.Sprintf("The connector received its configuration: group '%s', %d application(s)", cfg.Group, len(cfg.Apps)),
+	h.c.events.Event(eventlog.ConfigReceived, fmt.Sprintf("The connector received its configuration: group '%s', %d application(s)", cfg.Group, len(cfg.Apps)),
 		"group", cfg.Group, "version", cfg.Version)
 	return nil
 }
@@ -233,7 +233,7 @@ func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
 // per application per second; the next says how many were suppressed).
 func (h *handler) logBackendFailure(a *app, requestID string, p *problem.Problem) {
 	if n, ok := h.backendLogs.Allow(a.cfg.ID); ok {
-		h.c.events.Warning(1400, p.Error(), "app", a.cfg.Name, "request_id", requestID, "code", p.Code, "suppressed", fmt.Sprint(n))
+		h.c.events.Event(eventlog.BackendRequestFailed, p.Error(), "app", a.cfg.Name, "request_id", requestID, "code", p.Code, "suppressed", fmt.Sprint(n))
 	}
 }
 

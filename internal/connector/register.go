@@ -61,7 +61,7 @@ func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
 		if !strings.HasPrefix(msg, "Connector registration failed") {
 			msg = "Connector registration failed: " + msg
 		}
-		ev.Error(1002, msg, "code", p.Code, "cloud", o.CloudURL)
+		ev.Event(eventlog.RegistrationFailed, msg, "code", p.Code, "cloud", o.CloudURL)
 		q := *p
 		if logPath != "" {
 			q.Step = strings.TrimSuffix(q.Step, ".") + "; every step is in the registration log " + logPath
@@ -69,7 +69,7 @@ func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
 		return nil, &q
 	}
 	log.Info("registration succeeded", "connector_id", tr.ConnectorID, "tenant", tr.Tenant, "group", tr.Group, "thumbprint", tr.Thumbprint)
-	ev.Info(1001, fmt.Sprintf("The connector was registered with the cloud %s: connector %s in tenant %s, group '%s'", tr.CloudURL, tr.ConnectorID, tr.Tenant, tr.Group),
+	ev.Event(eventlog.Registered, fmt.Sprintf("The connector was registered with the cloud %s: connector %s in tenant %s, group '%s'", tr.CloudURL, tr.ConnectorID, tr.Tenant, tr.Group),
 		"thumbprint", tr.Thumbprint)
 	return tr, nil
 }

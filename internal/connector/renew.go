@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/tunnel"
@@ -96,11 +97,11 @@ func (c *Connector) renewLoop(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				c.events.Warning(1101, "Certificate renewal failed; the connector keeps its current certificate and tries again later: "+problem.Public(err).Error(),
+				c.events.Event(eventlog.CertRenewalFailed, "Certificate renewal failed; the connector keeps its current certificate and tries again later: "+problem.Public(err).Error(),
 					"expires_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
 			} else {
 				c.st.Store(c.adopt(next))
-				c.events.Info(1100, "The connector's certificate was renewed, valid until "+next.Trust.ExpiresAt.Format(time.RFC3339),
+				c.events.Event(eventlog.CertRenewed, "The connector's certificate was renewed, valid until "+next.Trust.ExpiresAt.Format(time.RFC3339),
 					"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			}
 		}

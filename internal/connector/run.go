@@ -177,9 +177,9 @@ func (c *Connector) Run(ctx context.Context) error {
 		if p, ok := problem.As(err); ok {
 			switch p.Code {
 			case "trust_expired":
-				c.events.Error(1000, ExpiredMessage, "expired_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
+				c.events.Event(eventlog.TrustExpired, ExpiredMessage, "expired_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
 			case "clock_skew":
-				c.events.Error(1103, p.Error())
+				c.events.Event(eventlog.CertNotYetValid, p.Error())
 			}
 		}
 		return err
@@ -225,14 +225,14 @@ func (c *Connector) Run(ctx context.Context) error {
 		defer wg.Done()
 		c.statusLoop(ctx)
 	}()
-	c.events.Info(1200, fmt.Sprintf("The connector started: %d tunnel connection(s) to %s", c.cfg.Connections, st.Target.URL),
+	c.events.Event(eventlog.ConnectorStarted, fmt.Sprintf("The connector started: %d tunnel connection(s) to %s", c.cfg.Connections, st.Target.URL),
 		"group", st.Trust.Group, "version", c.cfg.Version)
 	<-ctx.Done()
 	if c.TunnelsUp() > 0 && c.cfg.Tunnel.DrainTimeout > 0 {
-		c.events.Info(1204, fmt.Sprintf("The connector is draining: no new requests, requests in flight have up to %s to finish", c.cfg.Tunnel.DrainTimeout))
+		c.events.Event(eventlog.ConnectorDraining, fmt.Sprintf("The connector is draining: no new requests, requests in flight have up to %s to finish", c.cfg.Tunnel.DrainTimeout))
 	}
 	wg.Wait()
-	c.events.Info(1205, "The connector stopped")
+	c.events.Event(eventlog.ConnectorStopped, "The connector stopped")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.refusal
@@ -275,7 +275,7 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 				c.mu.Lock()
 				c.protocol = protocol
 				c.mu.Unlock()
-				c.events.Info(1201, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures),
+				c.events.Event(eventlog.TunnelUp, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures),
 					"protocol", fmt.Sprint(protocol))
 			}
 			c.handler.ServeHTTP(w, r)
@@ -300,7 +300,7 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			msg += fmt.Sprintf("; it goes through the proxy %s: if this repeats after quiet periods, the proxy cuts idle tunnels, so raise its idle timeout above a minute (the connector pings every %s)",
 				p, c.cfg.Tunnel.PingInterval)
 		}
-		c.events.Warning(1202, msg, "tunnel", fmt.Sprint(slot), "lasted", time.Since(started).Round(time.Second).String())
+		c.events.Event(eventlog.TunnelClosed, msg, "tunnel", fmt.Sprint(slot), "lasted", time.Since(started).Round(time.Second).String())
 		c.metrics.reconnects.Inc()
 		c.wait(ctx, failures)
 	}
@@ -434,11 +434,11 @@ func (c *Connector) connectFailed(err error, slot, failures int) {
 	p := problem.Public(err)
 	switch p.Code {
 	case "tls_inspection":
-		c.events.Error(1104, p.Error(), "tunnel", fmt.Sprint(slot))
+		c.events.Event(eventlog.TLSInspected, p.Error(), "tunnel", fmt.Sprint(slot))
 	case "clock_skew":
-		c.events.Error(1103, p.Error(), "tunnel", fmt.Sprint(slot))
+		c.events.Event(eventlog.CertNotYetValid, p.Error(), "tunnel", fmt.Sprint(slot))
 	default:
-		c.events.Error(1203, "The connector failed to download its configuration: "+p.Error(),
+		c.events.Event(eventlog.CloudUnreachable, "The connector failed to download its configuration: "+p.Error(),
 			"tunnel", fmt.Sprint(slot), "attempts", fmt.Sprint(failures), "code", p.Code)
 	}
 }

@@ -53,7 +53,7 @@ func VouchDomain(ctx context.Context, dataDir string, st store.Store, tenant, do
 	if err != nil {
 		return claim, err
 	}
-	operatorEvent(dataDir, 2402, fmt.Sprintf("The operator vouched for the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
+	operatorEvent(dataDir, eventlog.DomainVouched, fmt.Sprintf("The operator vouched for the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
 	return claim, nil
 }
 
@@ -80,15 +80,15 @@ func DeleteTenantDomain(ctx context.Context, dataDir string, st store.Store, ten
 	if err := tenancy.DeleteDomain(ctx, st, t, d); err != nil {
 		return err
 	}
-	operatorEvent(dataDir, 2403, fmt.Sprintf("The operator deleted the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
+	operatorEvent(dataDir, eventlog.DomainDeleted, fmt.Sprintf("The operator deleted the domain %s of %s", d, t.Domain), "tenant", t.Domain, "domain", d)
 	return nil
 }
 
 // operatorEvent writes an event of an operator command to the data
 // directory's event log (best effort: the change is made either way).
-func operatorEvent(dataDir string, id int, msg string, kv ...string) {
+func operatorEvent(dataDir string, id eventlog.ID, msg string, kv ...string) {
 	if ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dataDir, EventsFile), Source: "cloud"}); err == nil {
-		ev.Info(id, msg, kv...)
+		ev.Event(id, msg, kv...)
 		ev.Close()
 	}
 }

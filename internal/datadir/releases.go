@@ -270,7 +270,7 @@ func Publish(ctx context.Context, o PublishOptions) (*PublishResult, error) {
 		if m.Major {
 			kind = "major (installed automatically)"
 		}
-		ev.Info(2300, fmt.Sprintf("Release %s for %s/%s was published, %s", m.Version, m.OS, m.Arch, kind), "version", m.Version, "sha256", digest, "key_id", signed.KeyID)
+		ev.Event(eventlog.ReleasePublished, fmt.Sprintf("Release %s for %s/%s was published, %s", m.Version, m.OS, m.Arch, kind), "version", m.Version, "sha256", digest, "key_id", signed.KeyID)
 		ev.Close()
 	}
 	res.Manifest, res.KeyID = m, signed.KeyID

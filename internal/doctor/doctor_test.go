@@ -733,15 +733,15 @@ func TestEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old.Error(1203, "An old failure")
+	old.Event(eventlog.CloudUnreachable, "An old failure")
 	old.Close()
 	l, err := eventlog.Open(eventlog.Config{Path: path, Source: "connector"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Error(1000, connector.ExpiredMessage)
-	l.Warning(1202, "A tunnel connection to the cloud closed; reconnecting")
-	l.Error(1203, "The connector failed to download its configuration: the cloud is down")
+	l.Event(eventlog.TrustExpired, connector.ExpiredMessage)
+	l.Event(eventlog.TunnelClosed, "A tunnel connection to the cloud closed; reconnecting")
+	l.Event(eventlog.CloudUnreachable, "The connector failed to download its configuration: the cloud is down")
 	l.Close()
 	rep := doctor.Run(context.Background(), doctor.Options{Dir: dir})
 	checkSteps(t, rep, []expect{
@@ -1045,12 +1045,18 @@ func TestProxy(t *testing.T) {
 // 11).
 func TestEventsReplaced(t *testing.T) {
 	t.Parallel()
-	type ev struct {
-		id    int
-		level eventlog.Level
+	// Each event is written at its catalog level: errEv and info only say
+	// which the test expects.
+	type ev = eventlog.ID
+	level := func(want eventlog.Level) func(ev) ev {
+		return func(id ev) ev {
+			if d, _ := eventlog.Lookup(id); d.Level != want {
+				t.Fatalf("event %d is %q in the catalog, not %q: pick another for this case", id, d.Level, want)
+			}
+			return id
+		}
 	}
-	errEv := func(id int) ev { return ev{id, eventlog.LevelError} }
-	info := func(id int) ev { return ev{id, eventlog.LevelInformation} }
+	errEv, info := level(eventlog.LevelError), level(eventlog.LevelInformation)
 	tests := []struct {
 		name     string
 		events   []ev
@@ -1081,9 +1087,7 @@ func TestEventsReplaced(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range tt.events {
-				if err := l.Write(e.id, e.level, "event "+strconv.Itoa(e.id), nil); err != nil {
-					t.Fatal(err)
-				}
+				l.Event(e, "event "+strconv.Itoa(int(e)))
 			}
 			l.Close()
 			rep := doctor.Run(context.Background(), doctor.Options{Dir: dir})

@@ -27,14 +27,14 @@ const (
 // needs attention, and the events step does not warn about it (issue 20,
 // defect 11: a failed registration warned for an hour after the next
 // attempt succeeded).
-var clearedBy = map[int][]int{
-	1000: {1001, 1100},       // trust expired: registered again, or renewed
-	1002: {1001},             // registration failed: registered
-	1102: {1001, 1100, 1201}, // certificate refused: registered, renewed, or a tunnel is up with it
-	1103: {1001, 1100, 1201}, // certificate not valid yet: the same
-	1104: {1201},             // TLS inspection: a tunnel is up
-	1203: {1201, 1300},       // cloud unreachable: a tunnel is up, or a configuration arrived
-	1301: {1300},             // configuration refused: a configuration was taken
+var clearedBy = map[eventlog.ID][]eventlog.ID{
+	eventlog.TrustExpired:       {eventlog.Registered, eventlog.CertRenewed},
+	eventlog.RegistrationFailed: {eventlog.Registered},
+	eventlog.CertRefused:        {eventlog.Registered, eventlog.CertRenewed, eventlog.TunnelUp}, // a tunnel up means the certificate is taken
+	eventlog.CertNotYetValid:    {eventlog.Registered, eventlog.CertRenewed, eventlog.TunnelUp},
+	eventlog.TLSInspected:       {eventlog.TunnelUp},
+	eventlog.CloudUnreachable:   {eventlog.TunnelUp, eventlog.ConfigReceived},
+	eventlog.ConfigRefused:      {eventlog.ConfigReceived},
 }
 
 // openErrors returns the error events of evs (oldest first) that no later
@@ -83,7 +83,7 @@ func (r *runner) checkEvents(_ context.Context, s *Step) {
 		newest = newest[:EventsShown]
 	}
 	var lines []string
-	ids := map[int]bool{}
+	ids := map[eventlog.ID]bool{}
 	for _, ev := range evs {
 		ids[ev.ID] = true
 	}
@@ -95,7 +95,7 @@ func (r *runner) checkEvents(_ context.Context, s *Step) {
 		noun = "error event"
 	}
 	advice := fmt.Sprintf("read them with 'sallyport connector events --dir %s --level error --since 1h' (docs/events.md explains each id)", r.o.Dir)
-	if ids[1000] {
+	if ids[eventlog.TrustExpired] {
 		advice = fmt.Sprintf("event 1000: the trust certificate expired; register the connector again with 'sallyport connector register --dir %s'; ", r.o.Dir) + advice
 	}
 	s.set(Warn, fmt.Sprintf("%d %s in the last hour; newest first: %s", len(evs), noun, strings.Join(lines, " | ")), advice)

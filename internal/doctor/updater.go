@@ -22,7 +22,11 @@ const UpdaterWindow = 24 * time.Hour
 
 // updaterProblems are the updater events that explain a connector left on
 // an old version.
-var updaterProblems = map[int]bool{3004: true, 3005: true, 3009: true, 3010: true, 3011: true, 3012: true, 3015: true, 3017: true, 3018: true}
+var updaterProblems = map[eventlog.ID]bool{
+	eventlog.ReleaseSignatureRefused: true, eventlog.ReleaseBinaryRefused: true, eventlog.UpdateRolledBack: true,
+	eventlog.BinarySwapFailed: true, eventlog.UpdateCheckFailed: true, eventlog.UpdaterAlreadyRunning: true,
+	eventlog.ReleaseHaltedInGroup: true, eventlog.ReleaseKeyMissing: true, eventlog.ReleaseKeyMismatch: true,
+}
 
 // checkUpdater answers "why is my connector still using an
 // older version": is an updater service running for this connector, and
@@ -51,7 +55,7 @@ func (r *runner) checkUpdater(_ context.Context, s *Step) {
 		if updaterProblems[ev.ID] {
 			problems = append(problems, ev)
 		}
-		if ev.ID == 3001 || ev.ID == 3008 || ev.ID == 3002 {
+		if ev.ID == eventlog.UpdateNothingNewer || ev.ID == eventlog.UpdateAvailable || ev.ID == eventlog.UpdateCompleted || ev.ID == eventlog.UpdateInstalledNotRunning {
 			last = &evs[i]
 		}
 	}

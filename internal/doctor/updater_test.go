@@ -28,15 +28,15 @@ func TestUpdater(t *testing.T) {
 		{"stopped, nothing recorded", false, nil,
 			expect{"updater", doctor.Warn, []string{"The updater service is not running", "major releases are not installed automatically"}, []string{"systemctl start sallyport-updater", "update --apply"}}},
 		{"running, up to date", true, func(l *eventlog.Log) {
-			l.Info(3001, "Version 2.0.0 is installed and no newer major release is available")
+			l.Event(eventlog.UpdateNothingNewer, "Version 2.0.0 is installed and no newer major release is available")
 		}, expect{"updater", doctor.Pass, []string{"The updater service runs (process " + strconv.Itoa(os.Getpid()) + ")", "its last check, at ", "no newer major release"}, nil}},
 		{"running, a rollback", true, func(l *eventlog.Log) {
-			l.Info(3003, "Updating the connector from 2.0.0 to 3.0.0")
-			l.Error(3009, "Version 3.0.0 did not come up (no tunnel), so the connector was rolled back to 2.0.0")
-			l.Warning(3011, "The update check failed and is retried at the next check: the cloud is down")
+			l.Event(eventlog.UpdateStarted, "Updating the connector from 2.0.0 to 3.0.0")
+			l.Event(eventlog.UpdateRolledBack, "Version 3.0.0 did not come up (no tunnel), so the connector was rolled back to 2.0.0")
+			l.Event(eventlog.UpdateCheckFailed, "The update check failed and is retried at the next check: the cloud is down")
 		}, expect{"updater", doctor.Warn, []string{"2 problem(s) in the last 24 hours, newest first: 3011 at ", "the cloud is down | 3009 at "}, []string{"sallyport connector update events --dir"}}},
 		{"stopped, a refused release", false, func(l *eventlog.Log) {
-			l.Error(3004, "A release offered by the cloud was refused: bad signature")
+			l.Event(eventlog.ReleaseSignatureRefused, "A release offered by the cloud was refused: bad signature")
 		}, expect{"updater", doctor.Warn, []string{"The updater service is not running", "1 problem(s)", "3004 at "}, []string{"start the updater service", "update events"}}},
 	}
 	for _, tt := range tests {

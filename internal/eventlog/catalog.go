@@ -1,9 +1,114 @@
 package eventlog
 
-// Def documents one event id: the docs list Catalog, and code that writes
-// an event uses an id from it.
+// ID is a documented event id. Each has a named constant below and an
+// entry in Catalog that gives its level: Log.Event writes an id at that
+// level, so a call site cannot write an event at another one. The ranges
+// are documented in docs/events.md: 1000–1999 the connector, 2000–2999 the
+// cloud, 3000–3099 the updater.
+type ID int
+
+// The event ids, by area. A constant's name says what happened; its
+// number is the contract with users (docs/events.md) and never changes.
+const (
+	// Connector: registration and trust (1000–1199)
+	TrustExpired       ID = 1000 // Connector re-registration failed: the connector trust certificate expired
+	Registered         ID = 1001 // The connector was registered with the cloud
+	RegistrationFailed ID = 1002 // Connector registration failed
+	CertRenewed        ID = 1100 // The connector's certificate was renewed
+	CertRenewalFailed  ID = 1101 // Certificate renewal failed; the current certificate is kept and renewal is retried
+	CertRefused        ID = 1102 // The cloud refused this connector's certificate
+	CertNotYetValid    ID = 1103 // The connector's certificate is not valid yet: the clock is behind
+	TLSInspected       ID = 1104 // TLS inspection detected between the connector and the cloud
+
+	// Connector: connectivity (1200–1299)
+	ConnectorStarted  ID = 1200 // The connector started
+	TunnelUp          ID = 1201 // A tunnel connection to the cloud is up
+	TunnelClosed      ID = 1202 // A tunnel connection to the cloud closed; reconnecting
+	CloudUnreachable  ID = 1203 // The connector failed to download its configuration: the cloud cannot be reached
+	ConnectorDraining ID = 1204 // The connector is draining: no new requests, requests in flight finish
+	ConnectorStopped  ID = 1205 // The connector stopped
+
+	// Connector: configuration (1300–1399)
+	ConfigReceived ID = 1300 // The connector received its configuration
+	ConfigRefused  ID = 1301 // The connector refused a configuration from the cloud
+
+	// Connector: backend (1400–1499)
+	BackendRequestFailed ID = 1400 // A request to an internal application failed
+
+	// Cloud: the service (2000–2099)
+	CloudStarted ID = 2000 // The cloud service started
+	CloudStopped ID = 2001 // The cloud service stopped
+
+	// Cloud: connectors, their trust and tunnels (2100–2199)
+	ConnectorRegistered      ID = 2100 // A connector was registered
+	RegistrationRefused      ID = 2101 // A connector registration was refused
+	ConnectorCertRefused     ID = 2102 // A connector's connection was refused: its certificate is expired, revoked, replaced or unknown
+	ConnectorDeleted         ID = 2103 // A connector was deleted and its certificate revoked
+	ConnectorRemovedInactive ID = 2104 // A connector inactive for too long was removed and its certificate revoked
+	ConnectorCertRenewed     ID = 2105 // A connector's certificate was renewed
+	ConnectorMoved           ID = 2106 // A connector was moved to another group
+	TunnelClosedUntrusted    ID = 2107 // A connector's tunnel was closed: its certificate expired, was revoked or replaced, or the connector no longer exists
+	TunnelRefusedLimit       ID = 2108 // A connector's tunnel was refused: the connector already holds the most tunnels allowed
+
+	// Cloud: applications (2200–2299)
+	AppPublished ID = 2200 // An application was published
+	AppDeleted   ID = 2201 // An application was deleted
+
+	// Cloud: releases and update turns (2300–2399)
+	ReleasePublished      ID = 2300 // A connector release was published
+	UpdateTurnGiven       ID = 2301 // A connector got its group's update turn
+	UpdateTurnEnded       ID = 2302 // A connector ended its update turn
+	ReleaseHalted         ID = 2303 // A release was rolled back on a connector: its automatic rollout in the group is halted
+	RollbackReportRefused ID = 2304 // A connector's report of a rolled-back release was refused: it does not hold the turn, or the version is not published
+
+	// Cloud: domains (2400–2499)
+	DomainClaimed      ID = 2400 // A tenant claimed a domain (pending its DNS proof)
+	DomainProven       ID = 2401 // A tenant proved a domain by its DNS TXT record
+	DomainVouched      ID = 2402 // The operator vouched for a tenant's domain
+	DomainDeleted      ID = 2403 // A tenant's domain was deleted
+	DomainProofFailed  ID = 2404 // A domain's proof failed
+	DomainClaimRefused ID = 2405 // A tenant's claim of a domain was refused
+	AppHostRefused     ID = 2406 // Publishing an application was refused: its external host is not the tenant's
+	AppHostNotOwned    ID = 2410 // An application is published at a host its tenant does not own (made by an older version)
+
+	// Cloud: sign-in (2600–2699)
+	SignInSourceBackoff ID = 2600 // Sign-ins from one address failed too often: its attempts back off
+	SignInUserBackoff   ID = 2601 // Sign-ins as one user name failed too often: attempts from failing addresses back off
+	SignInQueueFull     ID = 2602 // Sign-in attempts were refused because the password hashing queue was full
+
+	// Cloud: the edge (2700–2799)
+	EdgeRequestFailed ID = 2700 // A request to an application failed
+
+	// Cloud: keys (2800–2899)
+	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
+
+	// Updater (3000–3099)
+	UpdaterStarted            ID = 3000 // The updater started
+	UpdateNothingNewer        ID = 3001 // Update check: no newer release to install
+	UpdateAvailable           ID = 3002 // A newer release is available but is installed only on request (not a major release)
+	UpdateStarted             ID = 3003 // An update started: the release is being downloaded
+	ReleaseSignatureRefused   ID = 3004 // A release was refused: its manifest's signature does not verify with the pinned release key
+	ReleaseBinaryRefused      ID = 3005 // A release was refused: the downloaded binary does not match its signed manifest, or does not run
+	UpdateTurnWaiting         ID = 3006 // Waiting for the group's update turn: another connector of the group is updating
+	BinaryReplaced            ID = 3007 // The binary was replaced; the connector is restarting
+	UpdateCompleted           ID = 3008 // The update completed: the connector is ready with the new version
+	UpdateRolledBack          ID = 3009 // The new version did not come up and was rolled back
+	BinarySwapFailed          ID = 3010 // Replacing or restoring the binary failed
+	UpdateCheckFailed         ID = 3011 // The update check failed; it is retried at the next check
+	UpdaterAlreadyRunning     ID = 3012 // Another updater is running on this machine
+	ReleaseKeyPinnedFromTrust ID = 3013 // The cloud's release key was pinned (earlier updaters; no longer logged)
+	UpdaterStopped            ID = 3014 // The updater stopped
+	ReleaseHaltedInGroup      ID = 3015 // A release is halted in the group (rolled back on another connector): it is not installed automatically
+	ReleaseKeyPinned          ID = 3016 // The release key given with --release-key was pinned in the updater's directory
+	ReleaseKeyMissing         ID = 3017 // The updater has no pinned release key, so it installs nothing
+	ReleaseKeyMismatch        ID = 3018 // The release key in trust.json is not the pinned one: the updater keeps the pinned key
+	UpdateInstalledNotRunning ID = 3030 // The binary was replaced while the connector was not running: the new version starts with the connector and was not checked
+)
+
+// Def documents one event id: the docs list Catalog, and Log.Event takes
+// the level from it.
 type Def struct {
-	ID      int
+	ID      ID
 	Level   Level
 	Area    string // what the event is about: "trust", "tunnel", ...
 	Summary string // the message, without per-event detail
@@ -11,87 +116,100 @@ type Def struct {
 
 // Catalog lists every documented event id, in id order.
 var Catalog = []Def{
-	// Connector: trust (1000–1099 registration and trust)
-	{1000, LevelError, "trust", "Connector re-registration failed: the connector trust certificate expired"},
-	{1001, LevelInformation, "registration", "The connector was registered with the cloud"},
-	{1002, LevelError, "registration", "Connector registration failed"},
-	{1100, LevelInformation, "trust", "The connector's certificate was renewed"},
-	{1101, LevelWarning, "trust", "Certificate renewal failed; the current certificate is kept and renewal is retried"},
-	{1102, LevelError, "trust", "The cloud refused this connector's certificate"},
-	{1103, LevelError, "trust", "The connector's certificate is not valid yet: the clock is behind"},
-	{1104, LevelError, "trust", "TLS inspection detected between the connector and the cloud"},
-	// Connector: connectivity
-	{1200, LevelInformation, "connectivity", "The connector started"},
-	{1201, LevelInformation, "connectivity", "A tunnel connection to the cloud is up"},
-	{1202, LevelWarning, "connectivity", "A tunnel connection to the cloud closed; reconnecting"},
-	{1203, LevelError, "connectivity", "The connector failed to download its configuration: the cloud cannot be reached"},
-	{1204, LevelInformation, "connectivity", "The connector is draining: no new requests, requests in flight finish"},
-	{1205, LevelInformation, "connectivity", "The connector stopped"},
-	// Connector: configuration
-	{1300, LevelInformation, "configuration", "The connector received its configuration"},
-	{1301, LevelError, "configuration", "The connector refused a configuration from the cloud"},
-	// Connector: backend
-	{1400, LevelWarning, "backend", "A request to an internal application failed"},
-	// Cloud (2000–2999)
-	{2000, LevelInformation, "cloud", "The cloud service started"},
-	{2001, LevelInformation, "cloud", "The cloud service stopped"},
-	{2100, LevelInformation, "registration", "A connector was registered"},
-	{2101, LevelWarning, "registration", "A connector registration was refused"},
-	{2102, LevelWarning, "trust", "A connector's connection was refused: its certificate is expired, revoked, replaced or unknown"},
-	{2103, LevelInformation, "trust", "A connector was deleted and its certificate revoked"},
-	{2104, LevelInformation, "trust", "A connector inactive for too long was removed and its certificate revoked"},
-	{2105, LevelInformation, "trust", "A connector's certificate was renewed"},
-	{2106, LevelInformation, "configuration", "A connector was moved to another group"},
-	{2107, LevelWarning, "trust", "A connector's tunnel was closed: its certificate expired, was revoked or replaced, or the connector no longer exists"},
-	{2108, LevelWarning, "tunnel", "A connector's tunnel was refused: the connector already holds the most tunnels allowed"},
-	{2200, LevelInformation, "configuration", "An application was published"},
-	{2201, LevelInformation, "configuration", "An application was deleted"},
-	{2300, LevelInformation, "update", "A connector release was published"},
-	{2301, LevelInformation, "update", "A connector got its group's update turn"},
-	{2302, LevelInformation, "update", "A connector ended its update turn"},
-	{2303, LevelWarning, "update", "A release was rolled back on a connector: its automatic rollout in the group is halted"},
-	{2304, LevelWarning, "update", "A connector's report of a rolled-back release was refused: it does not hold the turn, or the version is not published"},
-	{2400, LevelInformation, "domains", "A tenant claimed a domain (pending its DNS proof)"},
-	{2401, LevelInformation, "domains", "A tenant proved a domain by its DNS TXT record"},
-	{2402, LevelInformation, "domains", "The operator vouched for a tenant's domain"},
-	{2403, LevelInformation, "domains", "A tenant's domain was deleted"},
-	{2404, LevelWarning, "domains", "A domain's proof failed"},
-	{2405, LevelWarning, "domains", "A tenant's claim of a domain was refused"},
-	{2406, LevelWarning, "domains", "Publishing an application was refused: its external host is not the tenant's"},
-	{2410, LevelWarning, "domains", "An application is published at a host its tenant does not own (made by an older version)"},
-	{2600, LevelWarning, "sign-in", "Sign-ins from one address failed too often: its attempts back off"},
-	{2601, LevelWarning, "sign-in", "Sign-ins as one user name failed too often: attempts from failing addresses back off"},
-	{2602, LevelWarning, "sign-in", "Sign-in attempts were refused because the password hashing queue was full"},
-	{2700, LevelWarning, "edge", "A request to an application failed"},
-	{2800, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
+	// Connector: registration and trust (1000–1199)
+	{TrustExpired, LevelError, "trust", "Connector re-registration failed: the connector trust certificate expired"},
+	{Registered, LevelInformation, "registration", "The connector was registered with the cloud"},
+	{RegistrationFailed, LevelError, "registration", "Connector registration failed"},
+	{CertRenewed, LevelInformation, "trust", "The connector's certificate was renewed"},
+	{CertRenewalFailed, LevelWarning, "trust", "Certificate renewal failed; the current certificate is kept and renewal is retried"},
+	{CertRefused, LevelError, "trust", "The cloud refused this connector's certificate"},
+	{CertNotYetValid, LevelError, "trust", "The connector's certificate is not valid yet: the clock is behind"},
+	{TLSInspected, LevelError, "trust", "TLS inspection detected between the connector and the cloud"},
+	// Connector: connectivity (1200–1299)
+	{ConnectorStarted, LevelInformation, "connectivity", "The connector started"},
+	{TunnelUp, LevelInformation, "connectivity", "A tunnel connection to the cloud is up"},
+	{TunnelClosed, LevelWarning, "connectivity", "A tunnel connection to the cloud closed; reconnecting"},
+	{CloudUnreachable, LevelError, "connectivity", "The connector failed to download its configuration: the cloud cannot be reached"},
+	{ConnectorDraining, LevelInformation, "connectivity", "The connector is draining: no new requests, requests in flight finish"},
+	{ConnectorStopped, LevelInformation, "connectivity", "The connector stopped"},
+	// Connector: configuration (1300–1399)
+	{ConfigReceived, LevelInformation, "configuration", "The connector received its configuration"},
+	{ConfigRefused, LevelError, "configuration", "The connector refused a configuration from the cloud"},
+	// Connector: backend (1400–1499)
+	{BackendRequestFailed, LevelWarning, "backend", "A request to an internal application failed"},
+	// Cloud: the service (2000–2099)
+	{CloudStarted, LevelInformation, "cloud", "The cloud service started"},
+	{CloudStopped, LevelInformation, "cloud", "The cloud service stopped"},
+	// Cloud: connectors, their trust and tunnels (2100–2199)
+	{ConnectorRegistered, LevelInformation, "registration", "A connector was registered"},
+	{RegistrationRefused, LevelWarning, "registration", "A connector registration was refused"},
+	{ConnectorCertRefused, LevelWarning, "trust", "A connector's connection was refused: its certificate is expired, revoked, replaced or unknown"},
+	{ConnectorDeleted, LevelInformation, "trust", "A connector was deleted and its certificate revoked"},
+	{ConnectorRemovedInactive, LevelInformation, "trust", "A connector inactive for too long was removed and its certificate revoked"},
+	{ConnectorCertRenewed, LevelInformation, "trust", "A connector's certificate was renewed"},
+	{ConnectorMoved, LevelInformation, "configuration", "A connector was moved to another group"},
+	{TunnelClosedUntrusted, LevelWarning, "trust", "A connector's tunnel was closed: its certificate expired, was revoked or replaced, or the connector no longer exists"},
+	{TunnelRefusedLimit, LevelWarning, "tunnel", "A connector's tunnel was refused: the connector already holds the most tunnels allowed"},
+	// Cloud: applications (2200–2299)
+	{AppPublished, LevelInformation, "configuration", "An application was published"},
+	{AppDeleted, LevelInformation, "configuration", "An application was deleted"},
+	// Cloud: releases and update turns (2300–2399)
+	{ReleasePublished, LevelInformation, "update", "A connector release was published"},
+	{UpdateTurnGiven, LevelInformation, "update", "A connector got its group's update turn"},
+	{UpdateTurnEnded, LevelInformation, "update", "A connector ended its update turn"},
+	{ReleaseHalted, LevelWarning, "update", "A release was rolled back on a connector: its automatic rollout in the group is halted"},
+	{RollbackReportRefused, LevelWarning, "update", "A connector's report of a rolled-back release was refused: it does not hold the turn, or the version is not published"},
+	// Cloud: domains (2400–2499)
+	{DomainClaimed, LevelInformation, "domains", "A tenant claimed a domain (pending its DNS proof)"},
+	{DomainProven, LevelInformation, "domains", "A tenant proved a domain by its DNS TXT record"},
+	{DomainVouched, LevelInformation, "domains", "The operator vouched for a tenant's domain"},
+	{DomainDeleted, LevelInformation, "domains", "A tenant's domain was deleted"},
+	{DomainProofFailed, LevelWarning, "domains", "A domain's proof failed"},
+	{DomainClaimRefused, LevelWarning, "domains", "A tenant's claim of a domain was refused"},
+	{AppHostRefused, LevelWarning, "domains", "Publishing an application was refused: its external host is not the tenant's"},
+	{AppHostNotOwned, LevelWarning, "domains", "An application is published at a host its tenant does not own (made by an older version)"},
+	// Cloud: sign-in (2600–2699)
+	{SignInSourceBackoff, LevelWarning, "sign-in", "Sign-ins from one address failed too often: its attempts back off"},
+	{SignInUserBackoff, LevelWarning, "sign-in", "Sign-ins as one user name failed too often: attempts from failing addresses back off"},
+	{SignInQueueFull, LevelWarning, "sign-in", "Sign-in attempts were refused because the password hashing queue was full"},
+	// Cloud: the edge (2700–2799)
+	{EdgeRequestFailed, LevelWarning, "edge", "A request to an application failed"},
+	// Cloud: keys (2800–2899)
+	{StoreKeysWrapped, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
 	// Updater (3000–3099)
-	{3000, LevelInformation, "update", "The updater started"},
-	{3001, LevelInformation, "update", "Update check: no newer release to install"},
-	{3002, LevelInformation, "update", "A newer release is available but is installed only on request (not a major release)"},
-	{3003, LevelInformation, "update", "An update started: the release is being downloaded"},
-	{3004, LevelError, "update", "A release was refused: its manifest's signature does not verify with the pinned release key"},
-	{3005, LevelError, "update", "A release was refused: the downloaded binary does not match its signed manifest, or does not run"},
-	{3006, LevelInformation, "update", "Waiting for the group's update turn: another connector of the group is updating"},
-	{3007, LevelInformation, "update", "The binary was replaced; the connector is restarting"},
-	{3008, LevelInformation, "update", "The update completed: the connector is ready with the new version"},
-	{3009, LevelError, "update", "The new version did not come up and was rolled back"},
-	{3010, LevelError, "update", "Replacing or restoring the binary failed"},
-	{3011, LevelWarning, "update", "The update check failed; it is retried at the next check"},
-	{3012, LevelWarning, "update", "Another updater is running on this machine"},
-	{3013, LevelInformation, "update", "The cloud's release key was pinned (earlier updaters; no longer logged)"},
-	{3014, LevelInformation, "update", "The updater stopped"},
-	{3015, LevelWarning, "update", "A release is halted in the group (rolled back on another connector): it is not installed automatically"},
-	{3016, LevelInformation, "update", "The release key given with --release-key was pinned in the updater's directory"},
-	{3017, LevelWarning, "update", "The updater has no pinned release key, so it installs nothing"},
-	{3018, LevelWarning, "update", "The release key in trust.json is not the pinned one: the updater keeps the pinned key"},
+	{UpdaterStarted, LevelInformation, "update", "The updater started"},
+	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},
+	{UpdateAvailable, LevelInformation, "update", "A newer release is available but is installed only on request (not a major release)"},
+	{UpdateStarted, LevelInformation, "update", "An update started: the release is being downloaded"},
+	{ReleaseSignatureRefused, LevelError, "update", "A release was refused: its manifest's signature does not verify with the pinned release key"},
+	{ReleaseBinaryRefused, LevelError, "update", "A release was refused: the downloaded binary does not match its signed manifest, or does not run"},
+	{UpdateTurnWaiting, LevelInformation, "update", "Waiting for the group's update turn: another connector of the group is updating"},
+	{BinaryReplaced, LevelInformation, "update", "The binary was replaced; the connector is restarting"},
+	{UpdateCompleted, LevelInformation, "update", "The update completed: the connector is ready with the new version"},
+	{UpdateRolledBack, LevelError, "update", "The new version did not come up and was rolled back"},
+	{BinarySwapFailed, LevelError, "update", "Replacing or restoring the binary failed"},
+	{UpdateCheckFailed, LevelWarning, "update", "The update check failed; it is retried at the next check"},
+	{UpdaterAlreadyRunning, LevelWarning, "update", "Another updater is running on this machine"},
+	{ReleaseKeyPinnedFromTrust, LevelInformation, "update", "The cloud's release key was pinned (earlier updaters; no longer logged)"},
+	{UpdaterStopped, LevelInformation, "update", "The updater stopped"},
+	{ReleaseHaltedInGroup, LevelWarning, "update", "A release is halted in the group (rolled back on another connector): it is not installed automatically"},
+	{ReleaseKeyPinned, LevelInformation, "update", "The release key given with --release-key was pinned in the updater's directory"},
+	{ReleaseKeyMissing, LevelWarning, "update", "The updater has no pinned release key, so it installs nothing"},
+	{ReleaseKeyMismatch, LevelWarning, "update", "The release key in trust.json is not the pinned one: the updater keeps the pinned key"},
+	{UpdateInstalledNotRunning, LevelWarning, "update", "The binary was replaced while the connector was not running: the new version starts with the connector and was not checked"},
 }
 
-// Lookup returns the documented event with this id.
-func Lookup(id int) (Def, bool) {
+// byID indexes Catalog for Lookup, which every write calls.
+var byID = func() map[ID]Def {
+	m := make(map[ID]Def, len(Catalog))
 	for _, d := range Catalog {
-		if d.ID == id {
-			return d, true
-		}
+		m[d.ID] = d
 	}
-	return Def{}, false
+	return m
+}()
+
+// Lookup returns the documented event with this id.
+func Lookup(id ID) (Def, bool) {
+	d, ok := byID[id]
+	return d, ok
 }

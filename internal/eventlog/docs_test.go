@@ -23,7 +23,7 @@ func TestDocsListEveryEvent(t *testing.T) {
 	for _, line := range strings.Split(doc, "\n") {
 		var id int
 		if _, err := fmt.Sscanf(line, "| %d |", &id); err == nil {
-			if _, ok := Lookup(id); !ok {
+			if _, ok := Lookup(ID(id)); !ok {
 				t.Errorf("docs/events.md documents event %d, which the catalog does not have", id)
 			}
 		}

@@ -49,7 +49,7 @@ const (
 // three above.
 var ErrInvalidLevel = errors.New("invalid event level")
 
-// ErrClosed is returned by Write after Close.
+// ErrClosed is returned by a write after Close.
 var ErrClosed = errors.New("eventlog: log is closed")
 
 // ParseLevel reads a level as a user types it: "error", "warning" or "warn",
@@ -91,7 +91,7 @@ func (l Level) slogLevel() slog.Level {
 
 // Event is one entry of the log, and one line of the file.
 type Event struct {
-	ID      int               `json:"id"`
+	ID      ID                `json:"id"`
 	Level   Level             `json:"level"`
 	Source  string            `json:"source"` // "connector", "cloud", "updater", "registration", ...
 	Time    time.Time         `json:"time"`   // written in UTC
@@ -106,7 +106,7 @@ const (
 	// DefaultKeep is Config.Keep when left zero.
 	DefaultKeep = 5
 	// MaxLineBytes is the longest line Read accepts, newline excluded.
-	// Write shortens an event that would encode longer (see Log.Write).
+	// Log.Event shortens an event that would encode longer (see Log.write).
 	MaxLineBytes = 64 << 10
 	// maxSourceBytes bounds Config.Source so a shortened event always fits.
 	maxSourceBytes = 64
@@ -132,8 +132,8 @@ type Config struct {
 	Source string
 	// Logger, if not nil, receives every event at the matching slog level
 	// (error, warn, info) with the id as attribute "event_id" and each field
-	// as an attribute; it also receives failures of the Error, Warning and
-	// Info helpers and of rotation.
+	// as an attribute; it also receives failures of Log.Event and of
+	// rotation.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -206,12 +206,12 @@ func (l *Log) openLocked() error {
 	return nil
 }
 
-// Write appends one event, stamped with the Log's source and clock, as one
-// JSON line, and passes it to the Logger. Any id is accepted; documented ids
-// are in Catalog. An event whose line would exceed MaxLineBytes is shortened:
+// write appends one event, stamped with the Log's source and clock, as one
+// JSON line, and passes it to the Logger. Event calls it with the level of
+// the id's Catalog entry; tests call it with any id and level. An event whose line would exceed MaxLineBytes is shortened:
 // its message is cut to 8 KiB and its fields are replaced by
-// truncated=true, so readers never lose it. Write does not fsync.
-func (l *Log) Write(id int, level Level, message string, fields map[string]string) error {
+// truncated=true, so readers never lose it. write does not fsync.
+func (l *Log) write(id ID, level Level, message string, fields map[string]string) error {
 	if l == nil {
 		return ErrClosed
 	}
@@ -223,7 +223,7 @@ func (l *Log) Write(id int, level Level, message string, fields map[string]strin
 	return err
 }
 
-func (l *Log) append(id int, level Level, message string, fields map[string]string) (Event, error) {
+func (l *Log) append(id ID, level Level, message string, fields map[string]string) (Event, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Stamping under the lock keeps the file in time order.
@@ -328,7 +328,7 @@ func (l *Log) emit(ev Event) {
 		return
 	}
 	attrs := make([]slog.Attr, 0, 1+len(ev.Fields))
-	attrs = append(attrs, slog.Int("event_id", ev.ID))
+	attrs = append(attrs, slog.Int("event_id", int(ev.ID)))
 	keys := make([]string, 0, len(ev.Fields))
 	for k := range ev.Fields {
 		keys = append(keys, k)
@@ -340,22 +340,22 @@ func (l *Log) emit(ev Event) {
 	l.cfg.Logger.LogAttrs(context.Background(), ev.Level.slogLevel(), ev.Message, attrs...)
 }
 
-// Error writes an error event; kv are field key/value pairs. A failure to
-// write is reported to the Logger, never returned. Safe on a nil *Log.
-func (l *Log) Error(id int, message string, kv ...string) { l.record(id, LevelError, message, kv) }
-
-// Warning writes a warning event, like Error.
-func (l *Log) Warning(id int, message string, kv ...string) { l.record(id, LevelWarning, message, kv) }
-
-// Info writes an information event, like Error.
-func (l *Log) Info(id int, message string, kv ...string) { l.record(id, LevelInformation, message, kv) }
-
-func (l *Log) record(id int, level Level, message string, kv []string) {
+// Event writes event id at the level Catalog gives it; kv are field
+// key/value pairs. A failure to write is reported to the Logger, never
+// returned. Safe on a nil *Log. An id missing from Catalog (only a
+// conversion can make one) is written as an error, and the Logger is told.
+func (l *Log) Event(id ID, message string, kv ...string) {
 	if l == nil {
 		return
 	}
-	if err := l.Write(id, level, message, fieldsOf(kv)); err != nil && l.cfg.Logger != nil {
-		l.cfg.Logger.Error("eventlog: could not record event", "event_id", id, "err", err)
+	level := LevelError
+	if d, ok := Lookup(id); ok {
+		level = d.Level
+	} else if l.cfg.Logger != nil {
+		l.cfg.Logger.Error("eventlog: event id is not in the catalog", "event_id", int(id))
+	}
+	if err := l.write(id, level, message, fieldsOf(kv)); err != nil && l.cfg.Logger != nil {
+		l.cfg.Logger.Error("eventlog: could not record event", "event_id", int(id), "err", err)
 	}
 }
 

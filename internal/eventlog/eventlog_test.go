@@ -27,7 +27,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		{ID: 7, Level: LevelInformation, Message: ""},
 	}
 	for i := range want {
-		mustWrite(t, l, want[i].ID, want[i].Level, want[i].Message, want[i].Fields)
+		mustWrite(t, l, ID(want[i].ID), want[i].Level, want[i].Message, want[i].Fields)
 		want[i].Source = "cloud"
 		want[i].Time = t0.Add(time.Duration(i) * time.Second)
 	}
@@ -55,8 +55,8 @@ func TestWriteReadRoundTrip(t *testing.T) {
 func TestWriteRejectsInvalidLevel(t *testing.T) {
 	l, path := openLog(t, Config{})
 	for _, level := range []Level{"", "fatal", "Error", "warn"} {
-		if err := l.Write(1, level, "x", nil); !errors.Is(err, ErrInvalidLevel) {
-			t.Errorf("Write(level %q) = %v, want ErrInvalidLevel", level, err)
+		if err := l.write(1, level, "x", nil); !errors.Is(err, ErrInvalidLevel) {
+			t.Errorf("write(level %q) = %v, want ErrInvalidLevel", level, err)
 		}
 	}
 	if raw, _ := os.ReadFile(path); len(raw) != 0 {
@@ -66,7 +66,7 @@ func TestWriteRejectsInvalidLevel(t *testing.T) {
 
 func TestWriteAcceptsUnknownIDs(t *testing.T) {
 	l, path := openLog(t, Config{})
-	for _, id := range []int{0, -1, 999999} {
+	for _, id := range []ID{0, -1, 999999} {
 		if _, ok := Lookup(id); ok {
 			t.Fatalf("id %d is documented; pick another", id)
 		}
@@ -87,17 +87,17 @@ func TestWriteAfterClose(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := l.Write(2, LevelInformation, "after", nil); !errors.Is(err, ErrClosed) {
-		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	if err := l.write(2, LevelInformation, "after", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Close = %v, want ErrClosed", err)
 	}
-	l.Error(3, "helper after close")
+	l.Event(TrustExpired, "helper after close")
 	if got := messages(mustRead(t, path, Filter{})); !slices.Equal(got, []string{"before"}) {
 		t.Errorf("file holds %q, want only the event before Close", got)
 	}
 	// The helper's failure is reported, not swallowed.
 	var reported bool
 	for _, r := range logs.all() {
-		if r.Message == "eventlog: could not record event" && attrs(r)["event_id"] == "3" {
+		if r.Message == "eventlog: could not record event" && attrs(r)["event_id"] == "1000" {
 			reported = true
 		}
 	}
@@ -108,11 +108,10 @@ func TestWriteAfterClose(t *testing.T) {
 
 func TestNilLogHelpers(t *testing.T) {
 	var l *Log
-	l.Error(1, "x")
-	l.Warning(1, "x")
-	l.Info(1, "x")
-	if err := l.Write(1, LevelError, "x", nil); !errors.Is(err, ErrClosed) {
-		t.Errorf("nil Log Write = %v, want ErrClosed", err)
+	l.Event(TrustExpired, "x")
+	l.Event(ConnectorStarted, "x")
+	if err := l.write(1, LevelError, "x", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("nil Log write = %v, want ErrClosed", err)
 	}
 }
 
@@ -239,7 +238,7 @@ func TestEventLargerThanMaxBytesGetsItsOwnFile(t *testing.T) {
 	}
 	for suffix, wantID := range map[string]int{".2": 1, ".1": 2, "": 3} {
 		evs := mustRead(t, path+suffix, Filter{})
-		if len(evs) == 0 || evs[len(evs)-1].ID != wantID {
+		if len(evs) == 0 || int(evs[len(evs)-1].ID) != wantID {
 			t.Errorf("%s ends with %+v, want event %d alone", suffix, evs, wantID)
 		}
 	}
@@ -306,7 +305,9 @@ func TestConcurrentWritersProduceWholeLines(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				// Lengths vary so writes straddle rotation points differently.
-				l.Info(w*1000+i, strings.Repeat("x", (w*31+i*17)%300), "writer", fmt.Sprint(w))
+				if err := l.write(ID(w*1000+i), LevelInformation, strings.Repeat("x", (w*31+i*17)%300), map[string]string{"writer": fmt.Sprint(w)}); err != nil {
+					t.Errorf("write: %v", err)
+				}
 			}
 		})
 	}
@@ -325,7 +326,7 @@ func TestConcurrentWritersProduceWholeLines(t *testing.T) {
 	next := make(map[string]int)
 	for _, ev := range res.Events {
 		w := ev.Fields["writer"]
-		if want := mustAtoi(t, w)*1000 + next[w]; ev.ID != want {
+		if want := mustAtoi(t, w)*1000 + next[w]; int(ev.ID) != want {
 			t.Fatalf("writer %s: event %d out of order, want %d", w, ev.ID, want)
 		}
 		next[w]++
@@ -367,11 +368,11 @@ func mustAtoi(t *testing.T, s string) int {
 func TestLoggerReceivesEvents(t *testing.T) {
 	var logs capture
 	l, _ := openLog(t, Config{Logger: slog.New(&logs)})
-	l.Error(1000, "trust expired", "connector_id", "c-1")
-	l.Warning(2000, "slow backend", "app", "wiki", "latency", "90s")
-	l.Info(3000, "started")
-	l.Info(3001, "odd pairs", "key", "value", "lonely")
-	mustWrite(t, l, 3002, LevelWarning, "via Write", map[string]string{"k": "v"})
+	l.Event(TrustExpired, "trust expired", "connector_id", "c-1")
+	l.Event(TunnelClosed, "tunnel closed", "app", "wiki", "latency", "90s")
+	l.Event(UpdaterStarted, "started")
+	l.Event(UpdateNothingNewer, "odd pairs", "key", "value", "lonely")
+	mustWrite(t, l, 3002, LevelWarning, "via write", map[string]string{"k": "v"})
 
 	want := []struct {
 		level slog.Level
@@ -379,10 +380,10 @@ func TestLoggerReceivesEvents(t *testing.T) {
 		attrs map[string]string
 	}{
 		{slog.LevelError, "trust expired", map[string]string{"event_id": "1000", "connector_id": "c-1"}},
-		{slog.LevelWarn, "slow backend", map[string]string{"event_id": "2000", "app": "wiki", "latency": "90s"}},
+		{slog.LevelWarn, "tunnel closed", map[string]string{"event_id": "1202", "app": "wiki", "latency": "90s"}},
 		{slog.LevelInfo, "started", map[string]string{"event_id": "3000"}},
 		{slog.LevelInfo, "odd pairs", map[string]string{"event_id": "3001", "key": "value", "!BADKEY": "lonely"}},
-		{slog.LevelWarn, "via Write", map[string]string{"event_id": "3002", "k": "v"}},
+		{slog.LevelWarn, "via write", map[string]string{"event_id": "3002", "k": "v"}},
 	}
 	got := logs.all()
 	if len(got) != len(want) {

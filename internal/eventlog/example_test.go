@@ -28,8 +28,8 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	log.Info(3000, "Connector started", "version", "1.0.0")
-	log.Error(1000, "Connector re-registration failed: the connector trust certificate expired. "+
+	log.Event(eventlog.ConnectorStarted, "The connector started", "version", "1.0.0")
+	log.Event(eventlog.TrustExpired, "Connector re-registration failed: the connector trust certificate expired. "+
 		"Run 'sallyport connector register' on this machine to register the connector again.",
 		"connector_id", "c-42")
 	log.Close()

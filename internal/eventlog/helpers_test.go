@@ -48,10 +48,10 @@ func openLog(t *testing.T, cfg Config) (*Log, string) {
 	return l, cfg.Path
 }
 
-func mustWrite(t *testing.T, l *Log, id int, level Level, msg string, fields map[string]string) {
+func mustWrite(t *testing.T, l *Log, id ID, level Level, msg string, fields map[string]string) {
 	t.Helper()
-	if err := l.Write(id, level, msg, fields); err != nil {
-		t.Fatalf("Write(%d): %v", id, err)
+	if err := l.write(id, level, msg, fields); err != nil {
+		t.Fatalf("write(%d): %v", id, err)
 	}
 }
 

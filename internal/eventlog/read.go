@@ -23,7 +23,7 @@ type Filter struct {
 	// Since keeps events at or after this time; zero keeps all.
 	Since time.Time
 	// IDs keeps only these event ids; empty keeps all.
-	IDs []int
+	IDs []ID
 	// Source keeps only events of this source; empty keeps all.
 	Source string
 }

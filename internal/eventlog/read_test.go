@@ -29,7 +29,7 @@ func TestReadFilters(t *testing.T) {
 	}
 	l, path := openLog(t, Config{})
 	for i, ev := range fixture {
-		mustWrite(t, l, ev.id, ev.level, fmt.Sprintf("e%d", i+1), nil)
+		mustWrite(t, l, ID(ev.id), ev.level, fmt.Sprintf("e%d", i+1), nil)
 	}
 	l.Close()
 	// Another source writing to the same file (discouraged, but readable).
@@ -52,14 +52,14 @@ func TestReadFilters(t *testing.T) {
 		{"information is all", Filter{MinLevel: LevelInformation}, "e1 e2 e3 e4 e5 e6 e7 e8 u1"},
 		{"since", Filter{Since: at(6)}, "e6 e7 e8 u1"},
 		{"since after everything", Filter{Since: t0.Add(2 * time.Hour)}, ""},
-		{"ids", Filter{IDs: []int{1000, 300}}, "e2 e5 e6"},
-		{"unknown id", Filter{IDs: []int{9}}, ""},
+		{"ids", Filter{IDs: []ID{1000, 300}}, "e2 e5 e6"},
+		{"unknown id", Filter{IDs: []ID{9}}, ""},
 		{"source", Filter{Source: "updater"}, "u1"},
 		// Get-EventLog application -EntryType Error -Newest 1
 		{"newest error", Filter{MinLevel: LevelError, Newest: 1}, "e8"},
 		{"newest 2 warnings", Filter{MinLevel: LevelWarning, Newest: 2}, "e6 e8"},
-		{"ids since", Filter{IDs: []int{1000}, Since: at(3)}, "e5"},
-		{"everything combined", Filter{IDs: []int{100, 1000}, MinLevel: LevelInformation, Since: at(2), Source: "connector", Newest: 2}, "e5 e7"},
+		{"ids since", Filter{IDs: []ID{1000}, Since: at(3)}, "e5"},
+		{"everything combined", Filter{IDs: []ID{100, 1000}, MinLevel: LevelInformation, Since: at(2), Source: "connector", Newest: 2}, "e5 e7"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +159,7 @@ func TestReadCapKeepsNewest(t *testing.T) {
 	l, path := openLog(t, Config{MaxBytes: 1000, Keep: 50})
 	const n = 100
 	for i := 1; i <= n; i++ {
-		mustWrite(t, l, i, LevelInformation, fmt.Sprintf("event %03d", i), nil)
+		mustWrite(t, l, ID(i), LevelInformation, fmt.Sprintf("event %03d", i), nil)
 	}
 	all := mustRead(t, path, Filter{})
 	if len(all) != n {
@@ -178,7 +178,7 @@ func TestReadCapKeepsNewest(t *testing.T) {
 			t.Fatalf("budget %d: newest event missing from %d events", budget, len(res.Events))
 		}
 		for i, ev := range res.Events {
-			if want := n - len(res.Events) + 1 + i; ev.ID != want {
+			if want := n - len(res.Events) + 1 + i; int(ev.ID) != want {
 				t.Fatalf("budget %d: event %d has id %d, want %d (a contiguous newest run)", budget, i, ev.ID, want)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
@@ -137,7 +138,7 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 		return nil, err
 	}
 	for _, why := range chk.Refused {
-		u.events.Error(3004, why)
+		u.events.Event(eventlog.ReleaseSignatureRefused, why)
 	}
 	target := chk.Newest
 	if auto {
@@ -147,7 +148,7 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 	if auto && chk.Newest != nil && (target == nil || chk.Newest.Version != target.Version) {
 		res.Pending = chk.Newest.Version
 		if !slices.Contains(p.Announced, chk.Newest.Version) {
-			u.events.Info(3002, fmt.Sprintf("Release %s is available but is not a major release: it is installed only with 'sallyport connector update --apply'", chk.Newest.Version),
+			u.events.Event(eventlog.UpdateAvailable, fmt.Sprintf("Release %s is available but is not a major release: it is installed only with 'sallyport connector update --apply'", chk.Newest.Version),
 				"version", chk.Newest.Version, "installed", chk.Installed)
 			p.Announced = append(p.Announced, chk.Newest.Version)
 			u.save(p)
@@ -162,7 +163,7 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 		if len(chk.Refused) > 0 {
 			res.Message += fmt.Sprintf(" (%d release(s) refused: see the updater's event log)", len(chk.Refused))
 		}
-		u.events.Info(3001, res.Message, "installed", chk.Installed)
+		u.events.Event(eventlog.UpdateNothingNewer, res.Message, "installed", chk.Installed)
 		return res, nil
 	}
 	return u.install(ctx, s, &p, chk.Installed, *target, !auto)
@@ -176,7 +177,7 @@ func (u *Updater) install(ctx context.Context, s *session, p *persisted, from st
 	var pr *problem.Problem
 	if errors.As(err, &pr) && pr.Code == "update_turn_busy" {
 		res.Outcome, res.Message = TurnBusy, pr.Message
-		u.events.Info(3006, "Waiting for the group's update turn: "+pr.Message, "version", m.Version)
+		u.events.Event(eventlog.UpdateTurnWaiting, "Waiting for the group's update turn: "+pr.Message, "version", m.Version)
 		return res, nil
 	}
 	if errors.As(err, &pr) && pr.Code == "release_halted" {
@@ -185,7 +186,7 @@ func (u *Updater) install(ctx context.Context, s *session, p *persisted, from st
 			p.Skip = append(p.Skip, m.Version)
 			u.save(*p)
 		}
-		u.events.Warning(3015, pr.Message+"; it is not installed automatically here either", "version", m.Version)
+		u.events.Event(eventlog.ReleaseHaltedInGroup, pr.Message+"; it is not installed automatically here either", "version", m.Version)
 		return res, nil
 	}
 	if err != nil {
@@ -198,7 +199,7 @@ func (u *Updater) install(ctx context.Context, s *session, p *persisted, from st
 		}
 		u.endTurn(s, rolledBack)
 	}()
-	u.events.Info(3003, fmt.Sprintf("Updating the connector from %s to %s (group '%s'): downloading %d bytes", from, m.Version, turn.Group, m.Size),
+	u.events.Event(eventlog.UpdateStarted, fmt.Sprintf("Updating the connector from %s to %s (group '%s'): downloading %d bytes", from, m.Version, turn.Group, m.Size),
 		"from", from, "to", m.Version, "sha256", m.SHA256)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	tmp, err := u.download(dctx, s, m)
@@ -225,17 +226,17 @@ func (u *Updater) install(ctx context.Context, s *session, p *persisted, from st
 	if err := swap(tmp, u.cfg.Binary, j.Previous); err != nil {
 		p.Journal = nil
 		u.save(*p)
-		u.events.Error(3010, fmt.Sprintf("Replacing %s failed; version %s stays installed: %v", u.cfg.Binary, from, err))
+		u.events.Event(eventlog.BinarySwapFailed, fmt.Sprintf("Replacing %s failed; version %s stays installed: %v", u.cfg.Binary, from, err))
 		return nil, problem.Newf(500, "swap_failed", "check the permissions of the binary's directory", "Replacing %s failed (%v)", u.cfg.Binary, err)
 	}
-	u.events.Info(3007, fmt.Sprintf("The binary %s now holds version %s (the previous one is kept as %s); restarting the connector (%s)", u.cfg.Binary, m.Version, j.Previous, u.restart),
+	u.events.Event(eventlog.BinaryReplaced, fmt.Sprintf("The binary %s now holds version %s (the previous one is kept as %s); restarting the connector (%s)", u.cfg.Binary, m.Version, j.Previous, u.restart),
 		"from", from, "to", m.Version)
 	if !oldRunning && u.restart.Method == service.MethodSignal {
 		p.Journal = nil
 		u.save(*p)
 		res.Outcome = Updated
 		res.Message = fmt.Sprintf("Version %s is installed; the connector was not running, so it starts with it next time", m.Version)
-		u.events.Warning(3008, res.Message, "from", from, "to", m.Version)
+		u.events.Event(eventlog.UpdateInstalledNotRunning, res.Message, "from", from, "to", m.Version)
 		return res, nil
 	}
 	if err := u.restartConnector(ctx, j.OldPID); err == nil {
@@ -245,7 +246,7 @@ func (u *Updater) install(ctx context.Context, s *session, p *persisted, from st
 			u.save(*p)
 			res.Outcome = Updated
 			res.Message = fmt.Sprintf("The connector was updated from %s to %s and is ready", from, m.Version)
-			u.events.Info(3008, res.Message, "from", from, "to", m.Version)
+			u.events.Event(eventlog.UpdateCompleted, res.Message, "from", from, "to", m.Version)
 			return res, nil
 		}
 		return u.rollback(ctx, p, err)
@@ -260,7 +261,7 @@ func (u *Updater) rollback(ctx context.Context, p *persisted, cause error) (*Res
 	res := &Result{From: j.From, To: j.To}
 	if err := restorePrevious(j.Previous, u.cfg.Binary); err != nil {
 		msg := fmt.Sprintf("Version %s failed (%v) and rolling back to %s failed too: %v; reinstall sallyport %s by hand", j.To, cause, j.From, err, j.From)
-		u.events.Error(3010, msg, "from", j.From, "to", j.To)
+		u.events.Event(eventlog.BinarySwapFailed, msg, "from", j.From, "to", j.To)
 		return nil, problem.New(500, "rollback_failed", msg, "reinstall the previous version by hand")
 	}
 	if !slices.Contains(p.Skip, j.To) {
@@ -281,7 +282,7 @@ func (u *Updater) rollback(ctx context.Context, p *persisted, cause error) (*Res
 	if restartErr != nil {
 		res.Message += fmt.Sprintf(", but version %s is not ready either (%v): look at 'sallyport connector doctor'", j.From, restartErr)
 	}
-	u.events.Error(3009, res.Message, "from", j.From, "to", j.To)
+	u.events.Event(eventlog.UpdateRolledBack, res.Message, "from", j.From, "to", j.To)
 	return res, nil
 }
 
@@ -296,7 +297,7 @@ func (u *Updater) recover(ctx context.Context, p *persisted) {
 	if err := u.waitReady(ctx, j.To, j.OldPID); err == nil {
 		p.Journal = nil
 		u.save(*p)
-		u.events.Info(3008, fmt.Sprintf("An interrupted update to %s was found complete: the connector is ready with it", j.To), "to", j.To)
+		u.events.Event(eventlog.UpdateCompleted, fmt.Sprintf("An interrupted update to %s was found complete: the connector is ready with it", j.To), "to", j.To)
 		return
 	}
 	u.rollback(ctx, p, errors.New("the update was interrupted and the new version is not ready"))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/version"
 )
@@ -26,15 +27,15 @@ func (u *Updater) Run(ctx context.Context) error {
 			"The updater service cannot take its lock %s (%v)", path, err)
 	}
 	if !ok {
-		u.events.Warning(3012, "Another updater service already runs for this connector; this one stops", "lock", path)
+		u.events.Event(eventlog.UpdaterAlreadyRunning, "Another updater service already runs for this connector; this one stops", "lock", path)
 		return problem.Newf(409, "updater_running", "stop the other one first (systemctl stop sallyport-updater), or run a single update with 'sallyport connector update --apply'",
 			"Another updater service already runs for the connector in %s (it holds %s)", u.cfg.Dir, path)
 	}
 	defer l.Unlock()
 	os.WriteFile(path+".pid", []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600)
-	u.events.Info(3000, fmt.Sprintf("The updater %s started: checking every %s for the connector in %s (binary %s, restart by %s)",
+	u.events.Event(eventlog.UpdaterStarted, fmt.Sprintf("The updater %s started: checking every %s for the connector in %s (binary %s, restart by %s)",
 		version.Version, u.cfg.Interval, u.cfg.Dir, u.cfg.Binary, u.restart), "interval", u.cfg.Interval.String())
-	defer u.events.Info(3014, "The updater stopped")
+	defer u.events.Event(eventlog.UpdaterStopped, "The updater stopped")
 	wait := jitter(u.cfg.Interval/10, 1) // the first check comes soon
 	if wait > time.Minute {
 		wait = time.Minute
@@ -53,14 +54,14 @@ func (u *Updater) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			u.events.Warning(3011, "The update check failed and is retried at the next check: "+err.Error())
+			u.events.Event(eventlog.UpdateCheckFailed, "The update check failed and is retried at the next check: "+err.Error())
 		case res.Outcome == TurnBusy || res.Outcome == LockBusy:
 			// Try again soon: the other update takes minutes.
 			if busy := jitter(min(u.cfg.Interval, 30*time.Second), 0.2); busy < wait {
 				wait = busy
 			}
 			if res.Outcome == LockBusy {
-				u.events.Warning(3012, res.Message)
+				u.events.Event(eventlog.UpdaterAlreadyRunning, res.Message)
 			}
 		}
 	}

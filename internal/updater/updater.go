@@ -213,13 +213,13 @@ func (u *Updater) pinnedKey(st *connector.State) (ed25519.PublicKey, error) {
 		if err := pki.WriteFileAtomic(pinPath, pem, 0o644); err != nil {
 			return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater cannot write its release key pin %s (%v)", pinPath, err)
 		}
-		u.events.Info(3016, fmt.Sprintf("The release key %s from %s (--release-key) was pinned in %s", release.KeyID(key), f, pinPath), "key_id", release.KeyID(key), "file", f)
+		u.events.Event(eventlog.ReleaseKeyPinned, fmt.Sprintf("The release key %s from %s (--release-key) was pinned in %s", release.KeyID(key), f, pinPath), "key_id", release.KeyID(key), "file", f)
 		return key, nil
 	}
 	raw, err := os.ReadFile(pinPath)
 	if errors.Is(err, os.ErrNotExist) {
 		msg := fmt.Sprintf("The updater has no pinned release key (%s), so it installs nothing", pinPath)
-		u.events.Warning(3017, msg, "pin", pinPath)
+		u.events.Event(eventlog.ReleaseKeyMissing, msg, "pin", pinPath)
 		return nil, problem.New(400, "release_key_unpinned", msg,
 			"run 'sallyport connector install' again as root (it pins the key of the connector's registration), or give the cloud's release.pub with --release-key FILE")
 	}
@@ -233,7 +233,7 @@ func (u *Updater) pinnedKey(st *connector.State) (ed25519.PublicKey, error) {
 	}
 	if tk := st.Trust.ReleaseKey; tk != "" {
 		if k, err := release.ParsePublicKey([]byte(tk)); err != nil || !k.Equal(key) {
-			u.events.Warning(3018, fmt.Sprintf("The release key in %s (%s) is not the one the updater pinned (%s): the updater keeps trusting %s; if the cloud's key changed on purpose, run 'sallyport connector install' again as root",
+			u.events.Event(eventlog.ReleaseKeyMismatch, fmt.Sprintf("The release key in %s (%s) is not the one the updater pinned (%s): the updater keeps trusting %s; if the cloud's key changed on purpose, run 'sallyport connector install' again as root",
 				filepath.Join(u.cfg.Dir, connector.TrustFile), keyIDOf(tk), release.KeyID(key), release.KeyID(key)), "pinned", release.KeyID(key), "trust_json", keyIDOf(tk))
 		}
 	}
@@ -364,7 +364,7 @@ func (u *Updater) download(ctx context.Context, s *session, m release.Manifest) 
 // refuse records a release whose binary does not match its manifest.
 func (u *Updater) refuse(m release.Manifest, why string) error {
 	msg := fmt.Sprintf("Release %s was refused and nothing was changed: %s", m.Version, why)
-	u.events.Error(3005, msg, "version", m.Version)
+	u.events.Event(eventlog.ReleaseBinaryRefused, msg, "version", m.Version)
 	return problem.Newf(502, "release_tampered", "ask the cloud's operator to publish the release again; the updater keeps the installed version", "%s", msg)
 }
 

@@ -124,7 +124,7 @@ func events(t *testing.T, dir string) []eventlog.Event {
 	return evs
 }
 
-func hasEvent(evs []eventlog.Event, id int, sub string) bool {
+func hasEvent(evs []eventlog.Event, id eventlog.ID, sub string) bool {
 	for _, e := range evs {
 		if e.ID == id && strings.Contains(e.Message, sub) {
 			return true
@@ -133,7 +133,7 @@ func hasEvent(evs []eventlog.Event, id int, sub string) bool {
 	return false
 }
 
-func waitEvent(t *testing.T, dir string, id int, sub string) {
+func waitEvent(t *testing.T, dir string, id eventlog.ID, sub string) {
 	t.Helper()
 	if !eventually(10*time.Second, func() bool { return hasEvent(events(t, dir), id, sub) }) {
 		var lines []string
@@ -670,7 +670,7 @@ func TestRecover(t *testing.T) {
 		journal   bool   // the journal is kept (rollback failed)
 		binary    string // version the binary reports afterwards
 		skip      bool   // the new version is skipped afterwards
-		event     int
+		event     eventlog.ID
 		eventSubs []string
 	}{
 		{name: "swap never happened", installed: "1.0.0", previous: false, binary: "1.0.0"},
@@ -795,7 +795,7 @@ func TestPinnedKey(t *testing.T) {
 		want    ed25519.PublicKey
 		code    string // the refusal, if any
 		pinned  []byte // the pin file after
-		eventID int
+		eventID eventlog.ID
 	}{
 		{name: "no pin: trust.json's key is not adopted", trust: release.EncodePublicKey(user),
 			code: "release_key_unpinned", eventID: 3017},
@@ -839,7 +839,7 @@ func TestPinnedKey(t *testing.T) {
 			if tt.pinned != nil && !bytes.Equal(got, tt.pinned) {
 				t.Errorf("the pin holds %q, want %q", got, tt.pinned)
 			}
-			evs, err := eventlog.Read(filepath.Join(cfg.UpdaterDir, EventsFile), eventlog.Filter{IDs: []int{3016, 3017, 3018}})
+			evs, err := eventlog.Read(filepath.Join(cfg.UpdaterDir, EventsFile), eventlog.Filter{IDs: []eventlog.ID{3016, 3017, 3018}})
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				t.Fatal(err)
 			}
