@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/tunnel/mux"
 	"golang.org/x/net/http2"
 )
 
@@ -58,7 +59,7 @@ type Client struct {
 
 	// Version 2 (ALPN2): the session whose stream 0 carries cc, and the
 	// idle relay streams for requests.
-	sess   *Session
+	sess   *mux.Session
 	relays relays
 
 	// limits bound the response heads read from the connector.
@@ -77,13 +78,13 @@ type windowBudgetKey struct{}
 
 // WithWindowBudget returns ctx whose requests' relay streams take their
 // window growth from b (the cloud gives each client connection one).
-func WithWindowBudget(ctx context.Context, b *WindowBudget) context.Context {
+func WithWindowBudget(ctx context.Context, b *mux.WindowBudget) context.Context {
 	return context.WithValue(ctx, windowBudgetKey{}, b)
 }
 
 // WindowBudgetOf returns the budget of WithWindowBudget, or nil.
-func WindowBudgetOf(ctx context.Context) *WindowBudget {
-	b, _ := ctx.Value(windowBudgetKey{}).(*WindowBudget)
+func WindowBudgetOf(ctx context.Context) *mux.WindowBudget {
+	b, _ := ctx.Value(windowBudgetKey{}).(*mux.WindowBudget)
 	return b
 }
 
@@ -111,7 +112,7 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 	t.ConnPool = deadNotifier{c}
 	h2conn := conn
 	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == ALPN2 {
-		c.sess = NewSession(conn, true, SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout})
+		c.sess = mux.NewSession(conn, true, mux.SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout})
 		h2conn = c.sess.Stream0()
 		t.ReadIdleTimeout = 0 // the session pings
 	}

@@ -16,9 +16,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
 
-// ALPN2 is the TLS application protocol of tunnel version 2: a Session
+// ALPN2 is the TLS application protocol of tunnel version 2: a mux.Session
 // whose stream 0 carries version 1's HTTP/2 connection and whose other
 // streams carry proxied requests as HTTP/1.1 (docs/protocol.md §15). A
 // connector offers both; a cloud that knows version 2 chooses it.
@@ -48,6 +50,29 @@ type OpenMessage struct {
 // request left this end: the request may go to another connector.
 var ErrNotSent = errors.New("the request was not sent")
 
+// RelayInitialWindow is the receive window the cloud opens a relay stream
+// with when the connector honours the open message's window
+// (OpenMessage.Window): small, so that a stream whose client does not read
+// holds little at the cloud; it grows while the stream is read, up to
+// 4 MiB.
+const RelayInitialWindow = mux.SmallWindow
+
+// ClientConnWindowBudget bounds how far the relay windows of the requests
+// of one client connection grow altogether beyond their first windows, at
+// the cloud; TotalWindowBudget bounds it for all client connections
+// together. A stream that meets a spent budget keeps its window (slower,
+// never stopped).
+const (
+	ClientConnWindowBudget = 8 << 20
+	TotalWindowBudget      = 512 << 20
+)
+
+// NewWindowBudget returns a budget of n bytes for relay streams' window
+// growth, each byte also taken from parent (if not nil); see WithWindowBudget.
+func NewWindowBudget(n int64, parent *mux.WindowBudget) *mux.WindowBudget {
+	return mux.NewWindowBudget(n, parent)
+}
+
 // --- the connector's end ---
 
 // ServeSession serves tunnel version 2 on conn: HTTP/2 with h on stream
@@ -59,7 +84,7 @@ var ErrNotSent = errors.New("the request was not sent")
 func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig) {
 	cfg = cfg.withDefaults()
 	EnableBatching(conn)
-	sess := NewSession(conn, false, SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, MaxStreams: int(cfg.MaxConcurrentStreams) * 4})
+	sess := mux.NewSession(conn, false, mux.SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, MaxStreams: int(cfg.MaxConcurrentStreams) * 4})
 	var relays sync.WaitGroup
 	accepting := make(chan struct{})
 	go func() {
@@ -106,19 +131,19 @@ func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg Server
 
 // serveRelay serves the HTTP/1.1 requests of one relay stream with h,
 // one after the other, until the cloud closes the stream.
-func serveRelay(st *Stream, h http.Handler) {
+func serveRelay(st *mux.Stream, h http.Handler) {
 	defer st.Close()
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				log.Printf("tunnel: panic serving a relayed request: %v\n%s", v, debug.Stack())
 			}
-			st.CloseWithCode(ResetCancel, "the handler failed")
+			st.CloseWithCode(mux.ResetCancel, "the handler failed")
 		}
 	}()
 	var om OpenMessage
 	if err := json.Unmarshal(st.OpenMessage(), &om); err != nil || (om.Kind != RelayKindHTTP && om.Kind != RelayKindUpgrade) {
-		st.CloseWithCode(ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
+		st.CloseWithCode(mux.ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
 		return
 	}
 	st.SetSendWindow(om.Window) // nothing was written yet
@@ -138,13 +163,13 @@ func serveRelay(st *Stream, h http.Handler) {
 		req, err := http.ReadRequest(rw.br)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
-				st.CloseWithCode(ResetProtocol, "bad request on the relay stream: "+err.Error())
+				st.CloseWithCode(mux.ResetProtocol, "bad request on the relay stream: "+err.Error())
 			}
 			return
 		}
 		if upgrade {
 			if state.Upgrade = UpgradeProtocol(req.Header); state.Upgrade == "" || (req.Body != nil && req.Body != http.NoBody) {
-				st.CloseWithCode(ResetProtocol, "an upgrade stream carries one upgrade request without a body")
+				st.CloseWithCode(mux.ResetProtocol, "an upgrade stream carries one upgrade request without a body")
 				return
 			}
 		}
@@ -247,7 +272,7 @@ type relayWriter struct {
 	trailers   []string
 	closeAfter bool
 	err        error
-	st         *Stream
+	st         *mux.Stream
 	br         *bufio.Reader // the stream's, for Hijack
 	hijackable bool          // a stream of kind RelayKindUpgrade
 	hijacked   bool
@@ -443,7 +468,7 @@ type relayIOPool struct{ p sync.Pool }
 
 var relayIOs = &relayIOPool{}
 
-func (p *relayIOPool) get(st *Stream) *relayIO {
+func (p *relayIOPool) get(st *mux.Stream) *relayIO {
 	if rb, ok := p.p.Get().(*relayIO); ok {
 		rb.hl.Reset(st)
 		rb.br.Reset(rb.hl)
@@ -457,7 +482,7 @@ func (p *relayIOPool) get(st *Stream) *relayIO {
 // newUpgradeIO returns the buffers of an upgrade stream: small (an idle
 // WebSocket holds them for its whole life, and a request or response head
 // of any length still reads through them), and not from the pool.
-func newUpgradeIO(st *Stream) *relayIO {
+func newUpgradeIO(st *mux.Stream) *relayIO {
 	hl := NewHeadLimiter(st)
 	return &relayIO{hl: hl, br: bufio.NewReaderSize(hl, upgradeIOSize), bw: bufio.NewWriterSize(st, upgradeIOSize)}
 }
@@ -475,7 +500,7 @@ func (p *relayIOPool) put(rb *relayIO) {
 
 // relayConn is one relay stream at the cloud, with its buffers.
 type relayConn struct {
-	st        *Stream
+	st        *mux.Stream
 	rb        *relayIO
 	app       string
 	idleSince time.Time
@@ -515,7 +540,7 @@ func (p *relays) get(app string) *relayConn {
 		rc := l[len(l)-1]
 		l = l[:len(l)-1]
 		p.idle[app] = l
-		if time.Since(rc.idleSince) < relayIdleTimeout && !rc.st.ended() {
+		if time.Since(rc.idleSince) < relayIdleTimeout && !rc.st.Ended() {
 			return rc
 		}
 		go rc.close()
@@ -601,8 +626,8 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		var se *StreamError
-		if errors.As(err, &se) && se.Code == ResetRefused {
+		var se *mux.StreamError
+		if errors.As(err, &se) && se.Code == mux.ResetRefused {
 			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		return nil, err
@@ -613,7 +638,7 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 }
 
 // openRelay opens a relay stream of kind for app.
-func (c *Client) openRelay(kind, app string) (*Stream, error) {
+func (c *Client) openRelay(kind, app string) (*mux.Stream, error) {
 	if !c.Available() {
 		// Told to drain (GOAWAY), or closed: no new stream (§15.4).
 		return nil, fmt.Errorf("%w: the connection takes no new request", ErrNotSent)
@@ -625,7 +650,7 @@ func (c *Client) openRelay(kind, app string) (*Stream, error) {
 	msg, _ := json.Marshal(om)
 	st, err := c.sess.OpenWindow(msg, om.Window)
 	if err != nil {
-		if errors.Is(err, ErrIDsExhausted) {
+		if errors.Is(err, mux.ErrIDsExhausted) {
 			c.retire()
 		}
 		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
@@ -878,12 +903,12 @@ func (b *relayBody) release() {
 // RESET for an unsupported kind means an older connector (the upgrade goes
 // on stream 0 instead), a refused stream was never sent.
 func upgradeOpenError(err error) error {
-	var se *StreamError
+	var se *mux.StreamError
 	if errors.As(err, &se) {
 		switch se.Code {
-		case ResetUnsupported:
+		case mux.ResetUnsupported:
 			return fmt.Errorf("%w: %w", ErrNotSent, errNoRelayUpgrade)
-		case ResetRefused:
+		case mux.ResetRefused:
 			return fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
 
 // relayPKI is one CA and server certificate for every relay test.
@@ -643,9 +644,9 @@ func TestRelayBadOpenMessage(t *testing.T) {
 		}
 		st.SetDeadline(time.Now().Add(testWait))
 		_, err = st.Read(make([]byte, 1))
-		var se *StreamError
-		if !errors.As(err, &se) || se.Code != ResetUnsupported {
-			t.Errorf("open message %q: Read = %v, want a StreamError with ResetUnsupported", msg, err)
+		var se *mux.StreamError
+		if !errors.As(err, &se) || se.Code != mux.ResetUnsupported {
+			t.Errorf("open message %q: Read = %v, want a mux.StreamError with mux.ResetUnsupported", msg, err)
 		}
 		st.Close()
 	}
@@ -863,14 +864,12 @@ func TestRelayIDsExhausted(t *testing.T) {
 	checkLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	env.get(t, "/small", smallBody)
-	env.c.sess.mu.Lock()
-	env.c.sess.nextID = 1<<31 - 1
-	env.c.sess.mu.Unlock()
+	env.c.sess.SkipIDs(1<<31 - 1)
 	env.c.relays.closeAll() // no idle stream to reuse
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	_, err := env.c.RoundTrip(relayReq(t, ctx, "GET", "/small", nil))
-	if !NotSent(err) || !errors.Is(err, ErrIDsExhausted) {
+	if !NotSent(err) || !errors.Is(err, mux.ErrIDsExhausted) {
 		t.Fatalf("RoundTrip = %v, want a not-sent error for exhausted ids", err)
 	}
 	if env.c.Available() {
