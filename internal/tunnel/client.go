@@ -418,3 +418,33 @@ func IsConnectionError(err error) bool {
 	}
 	return true
 }
+
+// retire takes a connection whose session can open no more streams out of
+// service: no new request, and closed once the requests in flight have
+// ended (or after retireWait), so that the connector dials a new one.
+func (c *Client) retire() {
+	if c.unusable.Swap(true) {
+		return
+	}
+	c.relays.closeAll()
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		deadline := time.Now().Add(retireWait)
+		for c.InFlight() > 0 && time.Now().Before(deadline) {
+			select {
+			case <-t.C:
+			case <-c.Done():
+				return
+			}
+		}
+		c.Close()
+	}()
+}
+
+// Retire takes the connection out of service gently: no new request, and
+// closed once the requests in flight have ended (at most retireWait).
+func (c *Client) Retire() { c.retire() }
+
+// retireWait bounds how long a retired connection waits for its requests.
+const retireWait = 5 * time.Minute
