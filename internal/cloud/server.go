@@ -19,11 +19,10 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/sallyport/sallyport/internal/accesslog"
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/h2"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -378,7 +377,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Per client connection: 250 streams, and at most 1 MiB of uploads
 	// received and not yet read (x/net's defaults, stated); downloads are
 	// bounded by the relay windows (tunnel.ClientConnWindowBudget).
-	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250,
+	if err := h2.ConfigureServer(hs, h2.ServerConfig{MaxConcurrentStreams: 250,
 		MaxUploadBufferPerConnection: 1 << 20, MaxUploadBufferPerStream: 1 << 20}); err != nil {
 		return err
 	}
