@@ -27,7 +27,7 @@ var relayPKI = sync.OnceValues(func() (*pki.CA, error) { return pki.NewCA("test 
 
 // tls2Pair is a TLS connection over BatchConns on loopback that chose
 // tunnel version 2 by ALPN, as a connector and a cloud that both offer it.
-func tls2Pair(t *testing.T) (connector, cloud net.Conn) {
+func tls2Pair(t testing.TB) (connector, cloud net.Conn) {
 	t.Helper()
 	ca, err := relayPKI()
 	if err != nil {
@@ -37,7 +37,7 @@ func tls2Pair(t *testing.T) (connector, cloud net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := tcpPair(t)
+	a, b := loopbackPair(t)
 	client := tls.Client(NewBatchConn(a), &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
 	server := tls.Server(NewBatchConn(b), &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
 	errc := make(chan error, 1)
@@ -76,7 +76,7 @@ func (sc *streamCounter) n() int {
 	return len(sc.seen)
 }
 
-func startRelay(t *testing.T, h http.Handler, cfg ServerConfig) *relayEnv {
+func startRelay(t testing.TB, h http.Handler, cfg ServerConfig) *relayEnv {
 	t.Helper()
 	env := &relayEnv{served: make(chan struct{}), streams: &streamCounter{seen: map[context.Context]bool{}}}
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +119,7 @@ func startRelay(t *testing.T, h http.Handler, cfg ServerConfig) *relayEnv {
 
 // relayReq is a request for application a_1 (relayed when the tunnel is
 // version 2), bounded by ctx.
-func relayReq(t *testing.T, ctx context.Context, method, path string, body io.Reader) *http.Request {
+func relayReq(t testing.TB, ctx context.Context, method, path string, body io.Reader) *http.Request {
 	t.Helper()
 	r, err := http.NewRequestWithContext(ctx, method, "https://app.test"+path, body)
 	if err != nil {

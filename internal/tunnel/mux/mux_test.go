@@ -35,8 +35,13 @@ var muxTransports = []struct {
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// tcpPair returns the two ends of a new TCP connection on loopback.
 func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	return loopbackPair(t)
+}
+
+// loopbackPair returns the two ends of a new TCP connection on loopback.
+func loopbackPair(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
