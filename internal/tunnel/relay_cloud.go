@@ -55,7 +55,7 @@ type relayConn struct {
 // close closes the stream. Its buffers go back to the pool unless a
 // goroutine may still be writing the request body with them.
 func (rc *relayConn) close() {
-	rc.st.Close()
+	rc.st.Abort()
 	if rc.rb != nil && !rc.sending && !rc.upgrade {
 		relayIOs.put(rc.rb)
 	}
@@ -148,8 +148,8 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 	}
 	ctx := req.Context()
 	rc.st.SetBudget(WindowBudgetOf(ctx))
-	stop := context.AfterFunc(ctx, func() { rc.st.Close() })
-	bodyDone, err := WriteRequest(rc.rb.bw, req, func() { rc.st.Close() }) // the connector waits for the rest of the body
+	stop := context.AfterFunc(ctx, func() { rc.st.Abort() })
+	bodyDone, err := WriteRequest(rc.rb.bw, req, func() { rc.st.Abort() }) // the connector waits for the rest of the body
 	if err != nil {
 		stop()
 		rc.close()
@@ -214,7 +214,7 @@ func (c *Client) roundTripRelayUpgrade(req *http.Request, app, proto string) (*h
 	rc := &relayConn{st: st, rb: rb, app: app, upgrade: true}
 	ctx := req.Context()
 	st.SetBudget(WindowBudgetOf(ctx))
-	stop := context.AfterFunc(ctx, func() { st.Close() })
+	stop := context.AfterFunc(ctx, func() { st.Abort() })
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		rc.close()
@@ -267,7 +267,7 @@ func (u *relayUpgraded) CloseWrite() error { return u.rc.st.CloseWrite() }
 // Close closes the stream. Its buffers are left to the garbage collector:
 // the other direction's goroutine may still be returning from a read.
 func (u *relayUpgraded) Close() error {
-	u.once.Do(func() { u.rc.st.Close() })
+	u.once.Do(func() { u.rc.st.Abort() })
 	return nil
 }
 

@@ -81,7 +81,7 @@ func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg Server
 // serveRelay serves the HTTP/1.1 requests of one relay stream with h,
 // one after the other, until the cloud closes the stream.
 func serveRelay(st *mux.Stream, h http.Handler) {
-	defer st.Close()
+	defer st.Abort()
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -238,8 +238,14 @@ func (w *relayWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = true
 	w.wrote = true
-	return w.st, bufio.NewReadWriter(w.br, w.bw), nil
+	return abortOnClose{w.st}, bufio.NewReadWriter(w.br, w.bw), nil
 }
+
+// abortOnClose is a hijacked relay stream: the handler's Close ends it
+// for both ends at once (Abort), as the relay's streams end.
+type abortOnClose struct{ *mux.Stream }
+
+func (c abortOnClose) Close() error { return c.Abort() }
 
 func (w *relayWriter) WriteHeader(code int) {
 	if w.wrote || w.err != nil {

@@ -270,7 +270,7 @@ func TestRelayEcho(t *testing.T) {
 					body = opaque{body}
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
 			req := relayReq(t, ctx, "POST", "/echo", body)
 			if tc.unknown {

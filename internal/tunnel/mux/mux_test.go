@@ -502,7 +502,47 @@ func TestMuxCloseWrite(t *testing.T) {
 	}
 }
 
-// TestMuxCloseResets: Close sends a RESET that the peer reads as a
+// TestMuxCloseGraceful: Close is a TCP close: the peer reads what was
+// written, then io.EOF; its own direction, still open, is reset, so its
+// writes fail instead of waiting for a reader that is gone.
+func TestMuxCloseGraceful(t *testing.T) {
+	for _, tr := range muxTransports {
+		for _, byOpener := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/opener=%v", tr.name, byOpener), func(t *testing.T) {
+				checkLeaks(t)
+				o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
+				ost, ast := openStreams(t, o, a, "close")
+				closer, peer := ost, ast
+				if !byOpener {
+					closer, peer = ast, ost
+				}
+				want := randBytes(200<<10, 9)
+				got := readAllAsync(peer)
+				if _, err := closer.Write(want); err != nil {
+					t.Fatal(err)
+				}
+				if err := closer.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				sameBytes(t, "what the peer read before io.EOF", recvWithin(t, "the peer's read to EOF", got), want)
+				recvWithin(t, "the peer's stream to end", peer.Done())
+				var se *StreamError
+				if _, err := peer.Write([]byte("x")); !errors.As(err, &se) || se.Code != ResetCancel {
+					t.Errorf("peer Write after Close = %v, want a *StreamError with ResetCancel", err)
+				}
+				if _, err := closer.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+					t.Errorf("Read on the closed stream = %v, want net.ErrClosed", err)
+				}
+				waitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
+				if err := errors.Join(o.Err(), a.Err()); err != nil {
+					t.Fatalf("Close ended the session: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestMuxCloseResets: Abort sends a RESET that the peer reads as a
 // *StreamError with code ResetCancel; CloseWithCode carries code and text.
 func TestMuxCloseResets(t *testing.T) {
 	long := strings.Repeat("x", 2*maxResetText)
@@ -514,8 +554,8 @@ func TestMuxCloseResets(t *testing.T) {
 		msg         string
 		errContains string
 	}{
-		{"opener Close", true, (*Stream).Close, ResetCancel, "", "code 0"},
-		{"acceptor Close", false, (*Stream).Close, ResetCancel, "", "code 0"},
+		{"opener Abort", true, (*Stream).Abort, ResetCancel, "", "code 0"},
+		{"acceptor Abort", false, (*Stream).Abort, ResetCancel, "", "code 0"},
 		{"CloseWithCode refused", true, func(st *Stream) error { return st.CloseWithCode(ResetRefused, "msg") }, ResetRefused, "msg", "msg"},
 		{"acceptor CloseWithCode", false, func(st *Stream) error { return st.CloseWithCode(ResetUnsupported, "no such kind") }, ResetUnsupported, "no such kind", "no such kind"},
 		{"long message truncated", true, func(st *Stream) error { return st.CloseWithCode(ResetProtocol, long) }, ResetProtocol, long[:maxResetText], "xxx"},

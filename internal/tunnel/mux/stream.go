@@ -11,9 +11,13 @@ import (
 	"time"
 )
 
-// Stream is one byte stream of a Session. It is a net.Conn; Close ends
-// both directions (a RESET if the stream had not ended cleanly), CloseWrite
-// only this end's.
+// Stream is one byte stream of a Session. It is a net.Conn and keeps its
+// contract (x/net/nettest's TestConn checks it): one Read and one Write
+// may run at once with each other and with Close and the deadline
+// setters; a deadline passed fails Reads and Writes with
+// os.ErrDeadlineExceeded, pending ones included; Close unblocks both.
+// Close ends both directions as a TCP close does, CloseWrite only this
+// end's, Abort both at once for both ends.
 type Stream struct {
 	s    *Session
 	id   uint32
@@ -40,6 +44,7 @@ type Stream struct {
 	rfin        bool // the peer sent FIN
 	wfin        bool // this end sent FIN
 	err         error
+	closed      bool // Close or Abort was called here
 	removed     bool
 	rdl, wdl    time.Time
 
@@ -186,6 +191,16 @@ var errDeadline = os.ErrDeadlineExceeded
 func (st *Stream) Read(p []byte) (int, error) {
 	for {
 		st.mu.Lock()
+		if st.closed {
+			st.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		if !st.rdl.IsZero() && !time.Now().Before(st.rdl) {
+			// As on a TCP connection, a deadline passed fails Read even
+			// when bytes are waiting.
+			st.mu.Unlock()
+			return 0, errDeadline
+		}
 		if st.unread > 0 {
 			n := 0
 			for n < len(p) && len(st.q) > 0 {
@@ -307,10 +322,18 @@ func (st *Stream) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		st.mu.Lock()
+		if st.closed {
+			st.mu.Unlock()
+			return written, net.ErrClosed
+		}
 		if st.err != nil {
 			err := st.err
 			st.mu.Unlock()
 			return written, err
+		}
+		if !st.wdl.IsZero() && !time.Now().Before(st.wdl) {
+			st.mu.Unlock()
+			return written, errDeadline
 		}
 		if st.wfin {
 			st.mu.Unlock()
@@ -353,13 +376,47 @@ func (st *Stream) CloseWrite() error {
 	return err
 }
 
-// Close ends the stream: at once, with a RESET to the peer, unless both
-// directions had ended.
+// Close ends the stream as closing a TCP connection does: what was
+// written reaches the peer, then the end of this direction (FIN), so the
+// peer reads it all and then io.EOF; if the peer's direction has not
+// ended, a RESET follows, so that the peer's writes fail instead of
+// waiting for window. Reads and Writes pending here, and later ones, fail
+// with net.ErrClosed. Abort and CloseWithCode end the stream for the peer
+// too, without the FIN.
 func (st *Stream) Close() error {
-	return st.CloseWithCode(ResetCancel, "")
+	if st.id == 0 {
+		return st.CloseWithCode(ResetCancel, "")
+	}
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	fin := !st.wfin && st.err == nil
+	reset := !st.rfin && st.err == nil
+	st.wfin = true
+	st.mu.Unlock()
+	var err error
+	if fin {
+		err = st.s.writeFrame(frameData, flagFin, st.id, nil)
+	}
+	st.fail(net.ErrClosed)
+	st.remove()
+	if reset {
+		if rerr := st.s.reset(st.id, ResetCancel, ""); err == nil {
+			err = rerr
+		}
+	}
+	return err
 }
 
-// CloseWithCode is Close with the RESET's code and message.
+// Abort ends the stream at once, for both ends: a RESET (ResetCancel) to
+// the peer, unless both directions had ended, so that the peer's Reads
+// and Writes fail with a *StreamError; bytes still in flight may be lost.
+func (st *Stream) Abort() error { return st.CloseWithCode(ResetCancel, "") }
+
+// CloseWithCode is Abort with the RESET's code and message.
 func (st *Stream) CloseWithCode(code uint32, msg string) error {
 	if st.id == 0 {
 		// Stream 0 lives as long as its session; closing it ends this
@@ -372,6 +429,7 @@ func (st *Stream) CloseWithCode(code uint32, msg string) error {
 	st.mu.Lock()
 	clean := st.rfin && st.wfin
 	had := st.err
+	st.closed = true
 	st.mu.Unlock()
 	st.fail(net.ErrClosed)
 	st.remove()
