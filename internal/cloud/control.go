@@ -9,9 +9,8 @@ import (
 	"net/http"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/h2"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -45,8 +44,7 @@ func (s *Server) serveControl(ctx context.Context, conn *tls.Conn) {
 			http.NotFound(w, r)
 		}
 	})
-	srv := &http2.Server{MaxConcurrentStreams: 8, IdleTimeout: time.Minute}
-	srv.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: &http.Server{MaxHeaderBytes: 64 << 10}})
+	h2.ServeConn(ctx, conn, h, &http.Server{MaxHeaderBytes: 64 << 10}, h2.ServerConfig{MaxConcurrentStreams: 8, IdleTimeout: time.Minute})
 }
 
 // handleRenew signs a certificate for the connector's new key. The serial

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/sallyport/sallyport/internal/eventlog"
 	"log"
 	"log/slog"
 	"net"
@@ -13,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/http2"
-
+	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/h2"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
@@ -93,7 +92,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Per client connection: 250 streams, and at most 1 MiB of uploads
 	// received and not yet read (x/net's defaults, stated); downloads are
 	// bounded by the relay windows (tunnel.ClientConnWindowBudget).
-	if err := http2.ConfigureServer(hs, &http2.Server{MaxConcurrentStreams: 250,
+	if err := h2.ConfigureServer(hs, h2.ServerConfig{MaxConcurrentStreams: 250,
 		MaxUploadBufferPerConnection: 1 << 20, MaxUploadBufferPerStream: 1 << 20}); err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sallyport/sallyport/internal/eventlog"
 	"io"
 	"net/http"
 	"os"
@@ -15,10 +14,10 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/datadir"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
-	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // UpdateTurnLease is how long a connector keeps its group's update turn
@@ -31,15 +30,15 @@ const UpdateTurnLease = 15 * time.Minute
 // it reports whether the path was one of them.
 func (s *Server) serveReleaseControl(w http.ResponseWriter, r *http.Request, rec store.Connector) bool {
 	switch {
-	case r.Method == http.MethodGet && r.URL.Path == tunnel.ControlReleaseKey:
-		writeJSON(w, http.StatusOK, tunnel.ReleaseKey{Key: release.EncodePublicKey(s.releasePub), KeyID: release.KeyID(s.releasePub)})
-	case r.Method == http.MethodGet && r.URL.Path == tunnel.ControlReleases:
+	case r.Method == http.MethodGet && r.URL.Path == release.PathKey:
+		writeJSON(w, http.StatusOK, release.KeyMessage{Key: release.EncodePublicKey(s.releasePub), KeyID: release.KeyID(s.releasePub)})
+	case r.Method == http.MethodGet && r.URL.Path == release.PathList:
 		s.handleReleases(w, r)
-	case r.Method == http.MethodGet && r.URL.Path == tunnel.ControlReleaseBinary:
+	case r.Method == http.MethodGet && r.URL.Path == release.PathBinary:
 		s.handleReleaseBinary(w, r, rec)
-	case r.Method == http.MethodPost && r.URL.Path == tunnel.ControlUpdateTurn:
+	case r.Method == http.MethodPost && r.URL.Path == release.PathUpdateTurn:
 		s.handleTakeTurn(w, r, rec)
-	case r.Method == http.MethodDelete && r.URL.Path == tunnel.ControlUpdateTurn:
+	case r.Method == http.MethodDelete && r.URL.Path == release.PathUpdateTurn:
 		s.handleEndTurn(w, r, rec)
 	default:
 		return false
@@ -58,9 +57,9 @@ func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := tunnel.Releases{Releases: []release.Signed{}}
+	out := release.List{Releases: []release.Signed{}}
 	for i, x := range rs {
-		if i == tunnel.MaxReleases {
+		if i == release.MaxListed {
 			break
 		}
 		out.Releases = append(out.Releases, release.Signed{Manifest: x.Manifest, Signature: x.Signature, KeyID: x.KeyID})
@@ -100,7 +99,7 @@ func (s *Server) handleReleaseBinary(w http.ResponseWriter, r *http.Request, rec
 }
 
 func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec store.Connector) {
-	var in tunnel.UpdateTurnRequest
+	var in release.TurnRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&in); err != nil {
 		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The update turn request is not valid JSON", "update the connector by hand"))
 		return
@@ -150,7 +149,7 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 	}
 	s.events.Event(eventlog.UpdateTurnGiven, fmt.Sprintf("Connector %s (%s) of group '%s' got the update turn to install %s", rec.ID, dashIfEmpty(rec.Hostname), groupName, in.Version),
 		"connector", rec.ID, "group", groupName, "version", in.Version)
-	writeJSON(w, http.StatusOK, tunnel.UpdateTurn{Group: groupName, ExpiresAt: t.ExpiresAt})
+	writeJSON(w, http.StatusOK, release.Turn{Group: groupName, ExpiresAt: t.ExpiresAt})
 }
 
 func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store.Connector) {

@@ -27,7 +27,6 @@ import (
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
-	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // releaseCloud is a cloud served in this process on loopback, with an
@@ -128,8 +127,8 @@ func wantControlProblem(t *testing.T, what string, err error, status int, code s
 func TestControlReleaseKey(t *testing.T) {
 	c := startReleaseCloud(t)
 	st := c.register(t, "", "host1")
-	var rk tunnel.ReleaseKey
-	if err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, tunnel.ControlReleaseKey, nil, &rk); err != nil {
+	var rk release.KeyMessage
+	if err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, release.PathKey, nil, &rk); err != nil {
 		t.Fatal(err)
 	}
 	if rk.Key != release.EncodePublicKey(c.pub) || rk.KeyID != release.KeyID(c.pub) {
@@ -145,7 +144,7 @@ func TestControlReleases(t *testing.T) {
 	c := startReleaseCloud(t)
 	st := c.register(t, "", "host1")
 	base := c.clk.Now().Add(-100 * time.Hour)
-	n := tunnel.MaxReleases + 3
+	n := release.MaxListed + 3
 	for i := 0; i < n; i++ {
 		c.storeRelease(t, fmt.Sprintf("1.0.%d", i), "linux", "amd64", base.Add(time.Duration(i)*time.Hour))
 	}
@@ -159,7 +158,7 @@ func TestControlReleases(t *testing.T) {
 		status      int
 		code        string
 	}{
-		{name: "capped, newest first", query: "os=linux&arch=amd64", count: tunnel.MaxReleases},
+		{name: "capped, newest first", query: "os=linux&arch=amd64", count: release.MaxListed},
 		{name: "other os", query: "os=windows&arch=amd64", want: []string{"9.0.0"}},
 		{name: "other arch", query: "os=linux&arch=arm64", want: []string{"9.0.0"}},
 		{name: "none", query: "os=darwin&arch=arm64", want: []string{}},
@@ -169,8 +168,8 @@ func TestControlReleases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out tunnel.Releases
-			err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, tunnel.ControlReleases+"?"+tt.query, nil, &out)
+			var out release.List
+			err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, release.PathList+"?"+tt.query, nil, &out)
 			if tt.code != "" {
 				wantControlProblem(t, "releases", err, tt.status, tt.code)
 				return
@@ -223,7 +222,7 @@ func TestControlReleaseBinary(t *testing.T) {
 	}
 	digest := res.Manifest.SHA256
 	get := func(q string) (string, int64, error) {
-		body, n, err := connector.ControlDownload(ctx, st, c.dial, tunnel.ControlReleaseBinary+"?"+q)
+		body, n, err := connector.ControlDownload(ctx, st, c.dial, release.PathBinary+"?"+q)
 		if err != nil {
 			return "", n, err
 		}
@@ -281,14 +280,14 @@ func TestControlUpdateTurn(t *testing.T) {
 	b := c.register(t, "Updates", "hostB")
 	other := c.register(t, "", "hostC")
 	ctx := context.Background()
-	take := func(st *connector.State, v string) (tunnel.UpdateTurn, error) {
-		var turn tunnel.UpdateTurn
-		err := connector.ControlCall(ctx, st, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: v}, &turn)
+	take := func(st *connector.State, v string) (release.Turn, error) {
+		var turn release.Turn
+		err := connector.ControlCall(ctx, st, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: v}, &turn)
 		return turn, err
 	}
 	end := func(t *testing.T, st *connector.State) {
 		t.Helper()
-		if err := connector.ControlCall(ctx, st, c.dial, http.MethodDelete, tunnel.ControlUpdateTurn, nil, nil); err != nil {
+		if err := connector.ControlCall(ctx, st, c.dial, http.MethodDelete, release.PathUpdateTurn, nil, nil); err != nil {
 			t.Fatalf("ending the turn of %s: %v", st.Trust.ConnectorID, err)
 		}
 	}
@@ -297,29 +296,29 @@ func TestControlUpdateTurn(t *testing.T) {
 	}
 	steps := []struct {
 		name   string
-		do     func(t *testing.T) (tunnel.UpdateTurn, error)
+		do     func(t *testing.T) (release.Turn, error)
 		group  string // the granted turn's group; "" when refused
 		status int
 		code   string
 		subs   []string
 	}{
-		{name: "A takes it", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(a, "2.0.0") }, group: "Updates"},
-		{name: "A takes it again", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(a, "2.0.0") }, group: "Updates"},
-		{name: "B of the same group waits", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(b, "2.0.0") },
+		{name: "A takes it", do: func(t *testing.T) (release.Turn, error) { return take(a, "2.0.0") }, group: "Updates"},
+		{name: "A takes it again", do: func(t *testing.T) (release.Turn, error) { return take(a, "2.0.0") }, group: "Updates"},
+		{name: "B of the same group waits", do: func(t *testing.T) (release.Turn, error) { return take(b, "2.0.0") },
 			status: 409, code: "update_turn_busy", subs: busyBy(a, "hostA", "2.0.0")},
-		{name: "another group is not held up", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(other, "2.0.0") }, group: tenancy.DefaultGroup},
-		{name: "B cannot end A's turn", do: func(t *testing.T) (tunnel.UpdateTurn, error) { end(t, b); return take(b, "2.0.0") },
+		{name: "another group is not held up", do: func(t *testing.T) (release.Turn, error) { return take(other, "2.0.0") }, group: tenancy.DefaultGroup},
+		{name: "B cannot end A's turn", do: func(t *testing.T) (release.Turn, error) { end(t, b); return take(b, "2.0.0") },
 			status: 409, code: "update_turn_busy", subs: busyBy(a, "hostA", "2.0.0")},
-		{name: "bad version", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(b, "latest") },
+		{name: "bad version", do: func(t *testing.T) (release.Turn, error) { return take(b, "latest") },
 			status: 400, code: "bad_version"},
-		{name: "not JSON", do: func(t *testing.T) (tunnel.UpdateTurn, error) {
-			var turn tunnel.UpdateTurn
-			return turn, connector.ControlCall(ctx, b, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, "2.0.0", &turn)
+		{name: "not JSON", do: func(t *testing.T) (release.Turn, error) {
+			var turn release.Turn
+			return turn, connector.ControlCall(ctx, b, c.dial, http.MethodPost, release.PathUpdateTurn, "2.0.0", &turn)
 		}, status: 400, code: "bad_request"},
-		{name: "A ends it, B takes it", do: func(t *testing.T) (tunnel.UpdateTurn, error) { end(t, a); return take(b, "2.1.0") }, group: "Updates"},
-		{name: "now A waits", do: func(t *testing.T) (tunnel.UpdateTurn, error) { return take(a, "2.1.0") },
+		{name: "A ends it, B takes it", do: func(t *testing.T) (release.Turn, error) { end(t, a); return take(b, "2.1.0") }, group: "Updates"},
+		{name: "now A waits", do: func(t *testing.T) (release.Turn, error) { return take(a, "2.1.0") },
 			status: 409, code: "update_turn_busy", subs: busyBy(b, "hostB", "2.1.0")},
-		{name: "the lease expires", do: func(t *testing.T) (tunnel.UpdateTurn, error) {
+		{name: "the lease expires", do: func(t *testing.T) (release.Turn, error) {
 			c.clk.Advance(UpdateTurnLease + time.Second)
 			return take(a, "2.1.0")
 		}, group: "Updates"},
@@ -379,10 +378,10 @@ func TestControlUpdateHalt(t *testing.T) {
 	c.storeRelease(t, "2.0.0", "linux", "amd64", c.clk.Now())
 	ctx := context.Background()
 	take := func(st *connector.State, v string) error {
-		return connector.ControlCall(ctx, st, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: v}, &tunnel.UpdateTurn{})
+		return connector.ControlCall(ctx, st, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: v}, &release.Turn{})
 	}
 	halt := func(st *connector.State, v string) error {
-		return connector.ControlCall(ctx, st, c.dial, http.MethodDelete, tunnel.ControlUpdateTurn+"?rolled_back="+v, nil, nil)
+		return connector.ControlCall(ctx, st, c.dial, http.MethodDelete, release.PathUpdateTurn+"?rolled_back="+v, nil, nil)
 	}
 	halted := func(v string) bool {
 		_, err := c.srv.Store().UpdateHaltOf(ctx, a.Trust.TenantID, groupOf(t, c, a), v)
@@ -401,7 +400,7 @@ func TestControlUpdateHalt(t *testing.T) {
 		{name: "A halts a version it holds no turn for", do: func() error { return halt(a, "2.1.0") },
 			status: 403, code: "not_turn_holder", halted: map[string]bool{"2.1.0": false, "2.0.0": false}},
 		{name: "A ends its turn", do: func() error {
-			return connector.ControlCall(ctx, a, c.dial, http.MethodDelete, tunnel.ControlUpdateTurn, nil, nil)
+			return connector.ControlCall(ctx, a, c.dial, http.MethodDelete, release.PathUpdateTurn, nil, nil)
 		}},
 		{name: "A, its turn ended, halts 2.0.0", do: func() error { return halt(a, "2.0.0") },
 			status: 403, code: "not_turn_holder", halted: map[string]bool{"2.0.0": false}},
@@ -458,7 +457,7 @@ func TestControlReleaseNeedsConnector(t *testing.T) {
 	if rec.Code >= 300 {
 		t.Fatalf("removing the connector: %d %s", rec.Code, eb.Error.Message)
 	}
-	for _, path := range []string{tunnel.ControlReleaseKey, tunnel.ControlReleases + "?os=linux&arch=amd64"} {
+	for _, path := range []string{release.PathKey, release.PathList + "?os=linux&arch=amd64"} {
 		err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, path, nil, &struct{}{})
 		var p *problem.Problem
 		if !errors.As(err, &p) || p.Status != 401 {
@@ -494,7 +493,7 @@ func TestControlTurnAfterHalt(t *testing.T) {
 	b := c.register(t, "Updates", "hostB")
 	c.storeRelease(t, "2.0.0", "linux", "amd64", c.clk.Now())
 	ctx := context.Background()
-	if err := connector.ControlCall(ctx, a, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: "2.0.0"}, &tunnel.UpdateTurn{}); err != nil {
+	if err := connector.ControlCall(ctx, a, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: "2.0.0"}, &release.Turn{}); err != nil {
 		t.Fatal(err)
 	}
 	group := groupOf(t, c, a)
@@ -509,7 +508,7 @@ func TestControlTurnAfterHalt(t *testing.T) {
 		}
 	}
 	is.before.Store(&interleave)
-	err := connector.ControlCall(ctx, b, c.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: "2.0.0"}, &tunnel.UpdateTurn{})
+	err := connector.ControlCall(ctx, b, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: "2.0.0"}, &release.Turn{})
 	wantControlProblem(t, "B asks for the turn while A halts 2.0.0", err, 409, "release_halted")
 	if tu, err := orig.UpdateTurnOf(ctx, a.Trust.TenantID, group); err == nil && tu.ConnectorID == b.Trust.ConnectorID {
 		t.Errorf("B holds the turn for a halted release: %+v", tu)

@@ -8,8 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"golang.org/x/net/http2"
-
+	"github.com/sallyport/sallyport/internal/h2"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
@@ -55,7 +54,7 @@ func controlDo(ctx context.Context, st *State, dial Dialer, method, path string,
 	if err != nil {
 		return nil, 0, err
 	}
-	cc, err := (&http2.Transport{}).NewClientConn(conn)
+	cc, err := h2.NewClientConn(conn, h2.ClientConfig{})
 	if err != nil {
 		conn.Close()
 		return nil, 0, err

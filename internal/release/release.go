@@ -7,6 +7,10 @@
 // registration and refuse any manifest it did not sign and any binary whose
 // digest or size differs from the signed manifest. docs/install.md and
 // docs/protocol.md describe the format.
+//
+// The package also holds the update control API's paths and messages
+// (control.go), which the cloud serves and the updater calls: both ends
+// take them from here, beside the manifests they carry.
 package release
 
 import (

@@ -13,7 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/sallyport/sallyport/internal/h2"
+	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
 
 // ClientConfig tunes the cloud's side of a tunnel connection.
@@ -44,7 +45,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 // Client is the cloud's end of one tunnel connection: an HTTP/2 client
 // connection over a connection the connector dialled.
 type Client struct {
-	cc       *http2.ClientConn
+	cc       *h2.ClientConn
 	conn     *watchedConn
 	inFlight atomic.Int64
 	// unusable is set once the connection can take no new request: closed,
@@ -58,7 +59,7 @@ type Client struct {
 
 	// Version 2 (ALPN2): the session whose stream 0 carries cc, and the
 	// idle relay streams for requests.
-	sess   *Session
+	sess   *mux.Session
 	relays relays
 
 	// limits bound the response heads read from the connector.
@@ -77,13 +78,13 @@ type windowBudgetKey struct{}
 
 // WithWindowBudget returns ctx whose requests' relay streams take their
 // window growth from b (the cloud gives each client connection one).
-func WithWindowBudget(ctx context.Context, b *WindowBudget) context.Context {
+func WithWindowBudget(ctx context.Context, b *mux.WindowBudget) context.Context {
 	return context.WithValue(ctx, windowBudgetKey{}, b)
 }
 
 // WindowBudgetOf returns the budget of WithWindowBudget, or nil.
-func WindowBudgetOf(ctx context.Context) *WindowBudget {
-	b, _ := ctx.Value(windowBudgetKey{}).(*WindowBudget)
+func WindowBudgetOf(ctx context.Context) *mux.WindowBudget {
+	b, _ := ctx.Value(windowBudgetKey{}).(*mux.WindowBudget)
 	return b
 }
 
@@ -92,7 +93,8 @@ func WindowBudgetOf(ctx context.Context) *WindowBudget {
 // are batched from now on.
 func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 	cfg = cfg.withDefaults()
-	t := &http2.Transport{
+	c := &Client{limits: cfg.ResponseLimits.Relayed()}
+	h2cfg := h2.ClientConfig{
 		ReadIdleTimeout:    cfg.PingInterval,
 		PingTimeout:        cfg.PingTimeout,
 		MaxReadFrameSize:   maxFrameSize,
@@ -103,20 +105,22 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 		// entry each time (≈ 4 % of the CPU of a small request, in map
 		// hashing and stack growth).
 		MaxEncoderHeaderTableSize: 1,
+		// Told when the connection must not be used any more (GOAWAY
+		// received, read loop ended).
+		OnUnusable: func() {
+			c.unusable.Store(true)
+			c.relays.closeAll() // a draining connector waits for its streams to end
+		},
 	}
 	EnableBatching(conn)
-	c := &Client{limits: cfg.ResponseLimits.Relayed()}
-	// The transport tells its pool when a connection must not be used any
-	// more (GOAWAY received, read loop ended); this pool only listens.
-	t.ConnPool = deadNotifier{c}
 	h2conn := conn
 	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == ALPN2 {
-		c.sess = NewSession(conn, true, SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout})
+		c.sess = mux.NewSession(conn, true, mux.SessionConfig{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout})
 		h2conn = c.sess.Stream0()
-		t.ReadIdleTimeout = 0 // the session pings
+		h2cfg.ReadIdleTimeout = 0 // the session pings
 	}
 	c.conn = &watchedConn{Conn: h2conn, done: make(chan struct{}), closed: &c.unusable}
-	cc, err := t.NewClientConn(c.conn)
+	cc, err := h2.NewClientConn(c.conn, h2cfg)
 	if err != nil {
 		conn.Close()
 		if c.sess != nil {
@@ -126,20 +130,6 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 	}
 	c.cc = cc
 	return c, nil
-}
-
-// deadNotifier is the connection pool of a Client's transport: it is never
-// asked for connections (the Client calls its ClientConn directly), but is
-// told when the connection goes bad.
-type deadNotifier struct{ c *Client }
-
-func (deadNotifier) GetClientConn(*http.Request, string) (*http2.ClientConn, error) {
-	return nil, errors.New("tunnel: no connection pool")
-}
-
-func (d deadNotifier) MarkDead(*http2.ClientConn) {
-	d.c.unusable.Store(true)
-	d.c.relays.closeAll() // a draining connector waits for its streams to end
 }
 
 // Done is closed once the connection is closed, for whatever reason. On
@@ -168,7 +158,7 @@ func (c *Client) Available() bool { return !c.unusable.Load() }
 // being sent, in case it became unusable in a way the transport does not
 // report to its pool.
 func (c *Client) recheck() {
-	if st := c.cc.State(); st.Closed || st.Closing {
+	if c.cc.Closing() {
 		c.unusable.Store(true)
 	}
 }
@@ -393,17 +383,8 @@ func NotSent(err error) bool {
 	if errors.Is(err, ErrNotSent) {
 		return true
 	}
-	var se http2.StreamError
-	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
-		return true
-	}
-	// The errors x/net/http2 itself retries on another connection.
-	msg := err.Error()
-	return strings.Contains(msg, "http2: client conn not usable") ||
-		strings.Contains(msg, "http2: client conn is closed") ||
-		// Closed (e.g. after GOAWAY) before it ever carried a stream.
-		strings.Contains(msg, "http2: client conn could not be established") ||
-		strings.Contains(msg, "http2: Transport received Server's graceful shutdown GOAWAY")
+	// Refused by the connector, or the connection took no new stream.
+	return h2.NotSent(err)
 }
 
 // IsConnectionError reports whether err means the tunnel connection itself
@@ -417,3 +398,33 @@ func IsConnectionError(err error) bool {
 	}
 	return true
 }
+
+// retire takes a connection whose session can open no more streams out of
+// service: no new request, and closed once the requests in flight have
+// ended (or after retireWait), so that the connector dials a new one.
+func (c *Client) retire() {
+	if c.unusable.Swap(true) {
+		return
+	}
+	c.relays.closeAll()
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		deadline := time.Now().Add(retireWait)
+		for c.InFlight() > 0 && time.Now().Before(deadline) {
+			select {
+			case <-t.C:
+			case <-c.Done():
+				return
+			}
+		}
+		c.Close()
+	}()
+}
+
+// Retire takes the connection out of service gently: no new request, and
+// closed once the requests in flight have ended (at most retireWait).
+func (c *Client) Retire() { c.retire() }
+
+// retireWait bounds how long a retired connection waits for its requests.
+const retireWait = 5 * time.Minute

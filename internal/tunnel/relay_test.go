@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
 
 // relayPKI is one CA and server certificate for every relay test.
@@ -26,7 +27,7 @@ var relayPKI = sync.OnceValues(func() (*pki.CA, error) { return pki.NewCA("test 
 
 // tls2Pair is a TLS connection over BatchConns on loopback that chose
 // tunnel version 2 by ALPN, as a connector and a cloud that both offer it.
-func tls2Pair(t *testing.T) (connector, cloud net.Conn) {
+func tls2Pair(t testing.TB) (connector, cloud net.Conn) {
 	t.Helper()
 	ca, err := relayPKI()
 	if err != nil {
@@ -36,7 +37,7 @@ func tls2Pair(t *testing.T) (connector, cloud net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := tcpPair(t)
+	a, b := loopbackPair(t)
 	client := tls.Client(NewBatchConn(a), &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
 	server := tls.Server(NewBatchConn(b), &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
 	errc := make(chan error, 1)
@@ -75,7 +76,7 @@ func (sc *streamCounter) n() int {
 	return len(sc.seen)
 }
 
-func startRelay(t *testing.T, h http.Handler, cfg ServerConfig) *relayEnv {
+func startRelay(t testing.TB, h http.Handler, cfg ServerConfig) *relayEnv {
 	t.Helper()
 	env := &relayEnv{served: make(chan struct{}), streams: &streamCounter{seen: map[context.Context]bool{}}}
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +119,7 @@ func startRelay(t *testing.T, h http.Handler, cfg ServerConfig) *relayEnv {
 
 // relayReq is a request for application a_1 (relayed when the tunnel is
 // version 2), bounded by ctx.
-func relayReq(t *testing.T, ctx context.Context, method, path string, body io.Reader) *http.Request {
+func relayReq(t testing.TB, ctx context.Context, method, path string, body io.Reader) *http.Request {
 	t.Helper()
 	r, err := http.NewRequestWithContext(ctx, method, "https://app.test"+path, body)
 	if err != nil {
@@ -269,7 +270,7 @@ func TestRelayEcho(t *testing.T) {
 					body = opaque{body}
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
 			req := relayReq(t, ctx, "POST", "/echo", body)
 			if tc.unknown {
@@ -643,9 +644,9 @@ func TestRelayBadOpenMessage(t *testing.T) {
 		}
 		st.SetDeadline(time.Now().Add(testWait))
 		_, err = st.Read(make([]byte, 1))
-		var se *StreamError
-		if !errors.As(err, &se) || se.Code != ResetUnsupported {
-			t.Errorf("open message %q: Read = %v, want a StreamError with ResetUnsupported", msg, err)
+		var se *mux.StreamError
+		if !errors.As(err, &se) || se.Code != mux.ResetUnsupported {
+			t.Errorf("open message %q: Read = %v, want a mux.StreamError with mux.ResetUnsupported", msg, err)
 		}
 		st.Close()
 	}
@@ -863,14 +864,12 @@ func TestRelayIDsExhausted(t *testing.T) {
 	checkLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	env.get(t, "/small", smallBody)
-	env.c.sess.mu.Lock()
-	env.c.sess.nextID = 1<<31 - 1
-	env.c.sess.mu.Unlock()
+	env.c.sess.SkipIDs(1<<31 - 1)
 	env.c.relays.closeAll() // no idle stream to reuse
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	_, err := env.c.RoundTrip(relayReq(t, ctx, "GET", "/small", nil))
-	if !NotSent(err) || !errors.Is(err, ErrIDsExhausted) {
+	if !NotSent(err) || !errors.Is(err, mux.ErrIDsExhausted) {
 		t.Fatalf("RoundTrip = %v, want a not-sent error for exhausted ids", err)
 	}
 	if env.c.Available() {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
 
 // upgradeBackend is an in-memory backend of an upgraded connection: the
@@ -229,9 +231,9 @@ func TestRelayUpgradeBadRequest(t *testing.T) {
 		st.SetDeadline(time.Now().Add(testWait))
 		io.WriteString(st, raw)
 		_, err = io.ReadAll(st)
-		var se *StreamError
-		if !errors.As(err, &se) || se.Code != ResetProtocol {
-			t.Errorf("%q: read %v, want a StreamError with ResetProtocol", raw, err)
+		var se *mux.StreamError
+		if !errors.As(err, &se) || se.Code != mux.ResetProtocol {
+			t.Errorf("%q: read %v, want a mux.StreamError with mux.ResetProtocol", raw, err)
 		}
 		st.Close()
 	}
@@ -255,7 +257,7 @@ func TestRelayUpgradeOlderConnector(t *testing.T) {
 	go func() {
 		defer close(served)
 		// ServeSession as it was before upgrade relay streams.
-		sess := NewSession(cconn, false, SessionConfig{})
+		sess := mux.NewSession(cconn, false, mux.SessionConfig{})
 		opened.Go(func() {
 			for {
 				st, err := sess.Accept()
@@ -265,7 +267,7 @@ func TestRelayUpgradeOlderConnector(t *testing.T) {
 				var om OpenMessage
 				json.Unmarshal(st.OpenMessage(), &om)
 				if om.Kind != RelayKindHTTP {
-					st.CloseWithCode(ResetUnsupported, "unknown kind")
+					st.CloseWithCode(mux.ResetUnsupported, "unknown kind")
 					continue
 				}
 				opened.Go(func() { serveRelay(st, b.handler()) })

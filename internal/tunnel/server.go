@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/sallyport/sallyport/internal/h2"
 )
 
 // ServerConfig tunes the connector's side of a tunnel connection.
@@ -68,17 +68,19 @@ func Serve(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig)
 // serveH2 is Serve without the defaults; pings is false on stream 0 of a
 // Session, which has keepalives of its own.
 func serveH2(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfig, pings bool) {
-	srv := &http2.Server{
+	h2cfg := h2.ServerConfig{
 		MaxConcurrentStreams:         cfg.MaxConcurrentStreams,
 		MaxReadFrameSize:             maxFrameSize,
 		MaxUploadBufferPerConnection: connWindow,
 		MaxUploadBufferPerStream:     streamWindow,
 	}
 	if pings {
-		srv.ReadIdleTimeout, srv.PingTimeout = cfg.PingInterval, cfg.PingTimeout
+		h2cfg.ReadIdleTimeout, h2cfg.PingTimeout = cfg.PingInterval, cfg.PingTimeout
 	}
+	srv := h2.NewServer(h2cfg)
 	base := &http.Server{MaxHeaderBytes: maxHeaderListBytes}
-	if err := http2.ConfigureServer(base, srv); err != nil {
+	// base.Shutdown sends GOAWAY on conn.
+	if err := srv.Configure(base); err != nil {
 		conn.Close()
 		return
 	}
@@ -110,11 +112,7 @@ func serveH2(ctx context.Context, conn net.Conn, h http.Handler, cfg ServerConfi
 		conn.Close()
 	}()
 	// Streams outlive ctx while draining; closing the connection ends them.
-	srv.ServeConn(conn, &http2.ServeConnOpts{
-		Context:    context.WithoutCancel(ctx),
-		Handler:    counted,
-		BaseConfig: base,
-	})
+	srv.ServeConn(context.WithoutCancel(ctx), conn, counted, base)
 	close(served)
 	conn.Close()
 	stopper.Wait()

@@ -20,7 +20,6 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
-	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // Outcome says what Apply did.
@@ -172,8 +171,8 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 // install takes the turn, downloads, swaps, restarts and verifies.
 func (u *Updater) install(ctx context.Context, s *session, p *persisted, from string, m release.Manifest, manual bool) (out *Result, _ error) {
 	res := &Result{From: from, To: m.Version}
-	var turn tunnel.UpdateTurn
-	err := connector.ControlCall(ctx, s.st, s.dial, http.MethodPost, tunnel.ControlUpdateTurn, tunnel.UpdateTurnRequest{Version: m.Version, Manual: manual}, &turn)
+	var turn release.Turn
+	err := connector.ControlCall(ctx, s.st, s.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: m.Version, Manual: manual}, &turn)
 	var pr *problem.Problem
 	if errors.As(err, &pr) && pr.Code == "update_turn_busy" {
 		res.Outcome, res.Message = TurnBusy, pr.Message
@@ -308,7 +307,7 @@ func (u *Updater) recover(ctx context.Context, p *persisted) {
 func (u *Updater) endTurn(s *session, rolledBack string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	path := tunnel.ControlUpdateTurn
+	path := release.PathUpdateTurn
 	if rolledBack != "" {
 		path += "?rolled_back=" + url.QueryEscape(rolledBack)
 	}

@@ -34,7 +34,6 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
-	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
@@ -267,9 +266,9 @@ func (u *Updater) check(ctx context.Context, s *session, skip map[string]bool) (
 			"The installed binary %s reports the version %q, which is not a semantic version", u.cfg.Binary, info.Version)
 	}
 	res := &CheckResult{Installed: installed.String(), OS: info.OS, Arch: info.Arch, KeyID: release.KeyID(s.key), Available: []release.Manifest{}}
-	var list tunnel.Releases
+	var list release.List
 	q := url.Values{"os": {info.OS}, "arch": {info.Arch}}
-	if err := connector.ControlCall(ctx, s.st, s.dial, http.MethodGet, tunnel.ControlReleases+"?"+q.Encode(), nil, &list); err != nil {
+	if err := connector.ControlCall(ctx, s.st, s.dial, http.MethodGet, release.PathList+"?"+q.Encode(), nil, &list); err != nil {
 		return nil, err
 	}
 	for _, sr := range list.Releases {
@@ -316,7 +315,7 @@ func BinaryVersion(ctx context.Context, bin string) (version.Info, error) {
 // download fetches m's binary next to the installed one and checks its
 // size and digest; it returns the temporary file's path.
 func (u *Updater) download(ctx context.Context, s *session, m release.Manifest) (string, error) {
-	body, n, err := connector.ControlDownload(ctx, s.st, s.dial, tunnel.ControlReleaseBinary+"?sha256="+m.SHA256)
+	body, n, err := connector.ControlDownload(ctx, s.st, s.dial, release.PathBinary+"?sha256="+m.SHA256)
 	if err != nil {
 		return "", err
 	}

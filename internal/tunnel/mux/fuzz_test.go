@@ -1,4 +1,4 @@
-package tunnel
+package mux
 
 import (
 	"bytes"
@@ -117,7 +117,7 @@ func FuzzReadFrame(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
-		hdr, buf := make([]byte, muxHeaderLen), make([]byte, muxMaxFrame)
+		hdr, buf := make([]byte, headerLen), make([]byte, maxFramePayload)
 		for {
 			before := r.Len()
 			fh, p, err := readFrame(r, hdr, buf)
@@ -125,15 +125,15 @@ func FuzzReadFrame(f *testing.F) {
 				if err == io.EOF && before != 0 {
 					t.Fatalf("io.EOF in the middle of a frame (%d bytes left)", before)
 				}
-				if errors.Is(err, io.ErrUnexpectedEOF) && before >= muxHeaderLen+fh.Length && fh.Length <= muxMaxFrame {
+				if errors.Is(err, io.ErrUnexpectedEOF) && before >= headerLen+fh.Length && fh.Length <= maxFramePayload {
 					t.Fatalf("unexpected EOF with the whole frame there: %+v, %d bytes", fh, before)
 				}
 				return
 			}
-			if fh.Length > muxMaxFrame || len(p) != fh.Length {
+			if fh.Length > maxFramePayload || len(p) != fh.Length {
 				t.Fatalf("frame %+v with a payload of %d bytes accepted", fh, len(p))
 			}
-			if consumed := before - r.Len(); consumed != muxHeaderLen+fh.Length {
+			if consumed := before - r.Len(); consumed != headerLen+fh.Length {
 				t.Fatalf("frame %+v took %d bytes", fh, consumed)
 			}
 			if fh.Stream >= 1<<31 {
@@ -162,9 +162,9 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			// The header is what putHeader writes for it (but for the
 			// reserved bit, which is ignored).
-			var again [muxHeaderLen]byte
+			var again [headerLen]byte
 			putHeader(again[:], fh.Length, fh.Type, fh.Flags, fh.Stream)
-			orig := data[len(data)-before : len(data)-before+muxHeaderLen]
+			orig := data[len(data)-before : len(data)-before+headerLen]
 			if !bytes.Equal(again[:5], orig[:5]) || !bytes.Equal(again[6:], orig[6:]) || again[5] != orig[5]&0x7f {
 				t.Fatalf("header %x parsed as %+v, which writes as %x", orig, fh, again)
 			}

@@ -1,4 +1,4 @@
-package tunnel
+package mux
 
 import (
 	"bytes"
@@ -31,6 +31,41 @@ var muxTransports = []struct {
 }{
 	{"pipe", func(*testing.T) (net.Conn, net.Conn) { return net.Pipe() }},
 	{"tcp", tcpPair},
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	return loopbackPair(t)
+}
+
+// loopbackPair returns the two ends of a new TCP connection on loopback.
+func loopbackPair(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return a, r.c
 }
 
 // checkLeaks fails t if a goroutine started during t outlives it (its
@@ -175,8 +210,8 @@ func recvWithin[T any](t *testing.T, what string, ch <-chan T) T {
 // the frame size) both ways at once on one stream; each side receives
 // every byte, in order.
 func TestMuxOrderedDelivery(t *testing.T) {
-	sizes := []int{0, 1, 2, 3, 100, 4095, 4096, 4097, muxMaxFrame - 1, muxMaxFrame, muxMaxFrame + 1,
-		2*muxMaxFrame + 5, 200 << 10, 1 << 20, 0, 3 << 20, 7, 1}
+	sizes := []int{0, 1, 2, 3, 100, 4095, 4096, 4097, maxFramePayload - 1, maxFramePayload, maxFramePayload + 1,
+		2*maxFramePayload + 5, 200 << 10, 1 << 20, 0, 3 << 20, 7, 1}
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
 			checkLeaks(t)
@@ -329,7 +364,7 @@ func TestMuxConcurrentStreams(t *testing.T) {
 	}
 }
 
-// TestMuxFlowControl: a writer stops once relayWindow bytes are unread at
+// TestMuxFlowControl: a writer stops once streamWindow bytes are unread at
 // the receiver, and goes on once the receiver reads.
 func TestMuxFlowControl(t *testing.T) {
 	for _, tr := range muxTransports {
@@ -337,7 +372,7 @@ func TestMuxFlowControl(t *testing.T) {
 			checkLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			ost, ast := openStreams(t, o, a, "flow")
-			total := relayWindow + 3*muxMaxFrame + 123
+			total := streamWindow + 3*maxFramePayload + 123
 			data := randBytes(total, 7)
 			done := make(chan error, 1)
 			go func() {
@@ -348,7 +383,7 @@ func TestMuxFlowControl(t *testing.T) {
 				done <- err
 			}()
 			waitUntil(t, "the writer used up its window", func() bool {
-				return sendWinOf(ost) == 0 && unreadOf(ast) == relayWindow
+				return sendWinOf(ost) == 0 && unreadOf(ast) == streamWindow
 			})
 			select {
 			case err := <-done:
@@ -358,13 +393,13 @@ func TestMuxFlowControl(t *testing.T) {
 			// Reading a quarter of the window returns that much credit: the
 			// writer, with less than that left, finishes.
 			got := make([]byte, total)
-			if _, err := io.ReadFull(ast, got[:relayWindow/4]); err != nil {
+			if _, err := io.ReadFull(ast, got[:streamWindow/4]); err != nil {
 				t.Fatal(err)
 			}
 			if err := recvWithin(t, "the writer to finish after the reader read", done); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := io.ReadFull(ast, got[relayWindow/4:]); err != nil {
+			if _, err := io.ReadFull(ast, got[streamWindow/4:]); err != nil {
 				t.Fatal(err)
 			}
 			sameBytes(t, "flow-controlled stream", got, data)
@@ -382,7 +417,7 @@ func TestMuxReceiveBufferBounded(t *testing.T) {
 	checkLeaks(t)
 	o, a := sessionPair(t, muxTransports[0].pair, SessionConfig{}, SessionConfig{})
 	ost, ast := openStreams(t, o, a, "slow consumer")
-	const total = 8 * relayWindow
+	const total = 8 * streamWindow
 	const chunk = 64 << 10
 	go func() {
 		buf := make([]byte, 1<<20)
@@ -408,8 +443,8 @@ func TestMuxReceiveBufferBounded(t *testing.T) {
 		ast.mu.Unlock()
 	}
 	t.Logf("largest receive buffer: %d bytes", maxCap)
-	if limit := 2*relayWindow + muxMaxFrame; maxCap > limit {
-		t.Errorf("the receive buffer grew to %d bytes for a window of %d (limit %d): bytes already read are kept until the buffer drains completely", maxCap, relayWindow, limit)
+	if limit := 2*streamWindow + maxFramePayload; maxCap > limit {
+		t.Errorf("the receive buffer grew to %d bytes for a window of %d (limit %d): bytes already read are kept until the buffer drains completely", maxCap, streamWindow, limit)
 	}
 }
 
@@ -467,7 +502,47 @@ func TestMuxCloseWrite(t *testing.T) {
 	}
 }
 
-// TestMuxCloseResets: Close sends a RESET that the peer reads as a
+// TestMuxCloseGraceful: Close is a TCP close: the peer reads what was
+// written, then io.EOF; its own direction, still open, is reset, so its
+// writes fail instead of waiting for a reader that is gone.
+func TestMuxCloseGraceful(t *testing.T) {
+	for _, tr := range muxTransports {
+		for _, byOpener := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/opener=%v", tr.name, byOpener), func(t *testing.T) {
+				checkLeaks(t)
+				o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
+				ost, ast := openStreams(t, o, a, "close")
+				closer, peer := ost, ast
+				if !byOpener {
+					closer, peer = ast, ost
+				}
+				want := randBytes(200<<10, 9)
+				got := readAllAsync(peer)
+				if _, err := closer.Write(want); err != nil {
+					t.Fatal(err)
+				}
+				if err := closer.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				sameBytes(t, "what the peer read before io.EOF", recvWithin(t, "the peer's read to EOF", got), want)
+				recvWithin(t, "the peer's stream to end", peer.Done())
+				var se *StreamError
+				if _, err := peer.Write([]byte("x")); !errors.As(err, &se) || se.Code != ResetCancel {
+					t.Errorf("peer Write after Close = %v, want a *StreamError with ResetCancel", err)
+				}
+				if _, err := closer.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+					t.Errorf("Read on the closed stream = %v, want net.ErrClosed", err)
+				}
+				waitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
+				if err := errors.Join(o.Err(), a.Err()); err != nil {
+					t.Fatalf("Close ended the session: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestMuxCloseResets: Abort sends a RESET that the peer reads as a
 // *StreamError with code ResetCancel; CloseWithCode carries code and text.
 func TestMuxCloseResets(t *testing.T) {
 	long := strings.Repeat("x", 2*maxResetText)
@@ -479,8 +554,8 @@ func TestMuxCloseResets(t *testing.T) {
 		msg         string
 		errContains string
 	}{
-		{"opener Close", true, (*Stream).Close, ResetCancel, "", "code 0"},
-		{"acceptor Close", false, (*Stream).Close, ResetCancel, "", "code 0"},
+		{"opener Abort", true, (*Stream).Abort, ResetCancel, "", "code 0"},
+		{"acceptor Abort", false, (*Stream).Abort, ResetCancel, "", "code 0"},
 		{"CloseWithCode refused", true, func(st *Stream) error { return st.CloseWithCode(ResetRefused, "msg") }, ResetRefused, "msg", "msg"},
 		{"acceptor CloseWithCode", false, func(st *Stream) error { return st.CloseWithCode(ResetUnsupported, "no such kind") }, ResetUnsupported, "no such kind", "no such kind"},
 		{"long message truncated", true, func(st *Stream) error { return st.CloseWithCode(ResetProtocol, long) }, ResetProtocol, long[:maxResetText], "xxx"},
@@ -868,7 +943,7 @@ func newRawPeer(t *testing.T, opener bool, cfg SessionConfig, opts rawOpts) (*Se
 	} else {
 		go func() {
 			defer close(rp.done)
-			hdr, buf := make([]byte, muxHeaderLen), make([]byte, muxMaxFrame)
+			hdr, buf := make([]byte, headerLen), make([]byte, maxFramePayload)
 			for {
 				fh, p, err := readFrame(b, hdr, buf)
 				if err != nil {
@@ -894,9 +969,9 @@ func newRawPeer(t *testing.T, opener bool, cfg SessionConfig, opts rawOpts) (*Se
 }
 
 func frame(typ, flags byte, id uint32, p []byte) []byte {
-	b := make([]byte, muxHeaderLen+len(p))
+	b := make([]byte, headerLen+len(p))
 	putHeader(b, len(p), typ, flags, id)
-	copy(b[muxHeaderLen:], p)
+	copy(b[headerLen:], p)
 	return b
 }
 
@@ -950,8 +1025,8 @@ func (rp *rawPeer) alive(t *testing.T, s *Session, seq uint64) bool {
 func TestMuxProtocolErrors(t *testing.T) {
 	window := func() [][]byte { // exactly a relay window of DATA on stream 1
 		var fs [][]byte
-		for range relayWindow / muxMaxFrame {
-			fs = append(fs, frame(frameData, 0, 1, make([]byte, muxMaxFrame)))
+		for range streamWindow / maxFramePayload {
+			fs = append(fs, frame(frameData, 0, 1, make([]byte, maxFramePayload)))
 		}
 		return fs
 	}
@@ -960,7 +1035,7 @@ func TestMuxProtocolErrors(t *testing.T) {
 		opener bool // the session under test opens streams (the cloud)
 		frames [][]byte
 	}{
-		{"frame over 64 KiB", false, [][]byte{frame(frameData, 0, 0, make([]byte, muxMaxFrame+1))}},
+		{"frame over 64 KiB", false, [][]byte{frame(frameData, 0, 0, make([]byte, maxFramePayload+1))}},
 		{"frame of 16 MiB announced", false, [][]byte{{0xff, 0xff, 0xff, frameData, 0, 0, 0, 0, 0}}},
 		{"unknown frame type", false, [][]byte{frame(5, 0, 0, nil)}},
 		{"unknown frame type 255", true, [][]byte{frame(255, 0, 1, []byte("x"))}},
@@ -984,8 +1059,8 @@ func TestMuxProtocolErrors(t *testing.T) {
 		{"more DATA than the window", false, append(append([][]byte{frame(frameOpen, 0, 1, nil)}, window()...), frame(frameData, 0, 1, []byte{1}))},
 		{"more DATA than stream 0's window", false, func() [][]byte {
 			var fs [][]byte
-			for range stream0Window/muxMaxFrame + 1 {
-				fs = append(fs, frame(frameData, 0, 0, make([]byte, muxMaxFrame)))
+			for range stream0Window/maxFramePayload + 1 {
+				fs = append(fs, frame(frameData, 0, 0, make([]byte, maxFramePayload)))
 			}
 			return fs
 		}()},
@@ -1020,8 +1095,8 @@ func TestMuxWindowExactlyFull(t *testing.T) {
 	checkLeaks(t)
 	s, rp := newRawPeer(t, false, SessionConfig{}, rawOpts{})
 	rp.send(frameOpen, 0, 1, []byte("open"))
-	for range relayWindow / muxMaxFrame {
-		if err := rp.send(frameData, 0, 1, make([]byte, muxMaxFrame)); err != nil {
+	for range streamWindow / maxFramePayload {
+		if err := rp.send(frameData, 0, 1, make([]byte, maxFramePayload)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1030,27 +1105,27 @@ func TestMuxWindowExactlyFull(t *testing.T) {
 	}
 	st := acceptStream(t, s)
 	st.SetDeadline(time.Now().Add(testWait))
-	if _, err := io.ReadFull(st, make([]byte, relayWindow)); err != nil {
+	if _, err := io.ReadFull(st, make([]byte, streamWindow)); err != nil {
 		t.Fatal(err)
 	}
 	var credit int
-	for credit < relayWindow {
+	for credit < streamWindow {
 		f := rp.expectFrame(t, frameWindow)
 		if f.hdr.Stream != 1 {
 			t.Fatalf("WINDOW for stream %d", f.hdr.Stream)
 		}
 		credit += int(binary.BigEndian.Uint32(f.p))
 	}
-	if credit != relayWindow {
-		t.Errorf("credit %d for %d bytes read", credit, relayWindow)
+	if credit != streamWindow {
+		t.Errorf("credit %d for %d bytes read", credit, streamWindow)
 	}
 	// With the credit, another full window is fine.
-	for range relayWindow / muxMaxFrame {
-		rp.send(frameData, 0, 1, make([]byte, muxMaxFrame))
+	for range streamWindow / maxFramePayload {
+		rp.send(frameData, 0, 1, make([]byte, maxFramePayload))
 	}
 	rp.send(frameData, flagFin, 1, nil)
-	if n, err := io.Copy(io.Discard, st); n != relayWindow || err != nil {
-		t.Fatalf("read %d bytes, %v; want %d, nil", n, err, relayWindow)
+	if n, err := io.Copy(io.Discard, st); n != streamWindow || err != nil {
+		t.Fatalf("read %d bytes, %v; want %d, nil", n, err, streamWindow)
 	}
 	if !rp.alive(t, s, 2) {
 		t.Fatalf("session ended: %v", s.Err())
@@ -1167,17 +1242,17 @@ func TestMuxWindowAutoTune(t *testing.T) {
 		maxWin  int // the most the window may reach
 		wantWin int // the window it must reach (0: not checked)
 	}{
-		{name: "a reader that does not read", read: false, maxWin: RelayInitialWindow},
-		{name: "a reader that reads the first window, then stops", first: true, maxWin: RelayInitialWindow},
-		{name: "a reader that keeps up", read: true, maxWin: relayWindow, wantWin: relayWindow},
-		{name: "a small budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(64<<10, nil) }, maxWin: RelayInitialWindow + 64<<10, wantWin: RelayInitialWindow + 64<<10},
-		{name: "a small parent budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(8<<20, NewWindowBudget(48<<10, nil)) }, maxWin: RelayInitialWindow + 48<<10, wantWin: RelayInitialWindow + 48<<10},
+		{name: "a reader that does not read", read: false, maxWin: SmallWindow},
+		{name: "a reader that reads the first window, then stops", first: true, maxWin: SmallWindow},
+		{name: "a reader that keeps up", read: true, maxWin: streamWindow, wantWin: streamWindow},
+		{name: "a small budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(64<<10, nil) }, maxWin: SmallWindow + 64<<10, wantWin: SmallWindow + 64<<10},
+		{name: "a small parent budget", read: true, budget: func() *WindowBudget { return NewWindowBudget(8<<20, NewWindowBudget(48<<10, nil)) }, maxWin: SmallWindow + 48<<10, wantWin: SmallWindow + 48<<10},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
 			o, a := sessionPair(t, muxTransports[0].pair, SessionConfig{}, SessionConfig{})
-			ost, err := o.OpenWindow([]byte("small window"), RelayInitialWindow)
+			ost, err := o.OpenWindow([]byte("small window"), SmallWindow)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1187,7 +1262,7 @@ func TestMuxWindowAutoTune(t *testing.T) {
 				ost.SetBudget(b)
 			}
 			ast := acceptStream(t, a)
-			ast.SetSendWindow(RelayInitialWindow)
+			ast.SetSendWindow(SmallWindow)
 			dl := time.Now().Add(testWait)
 			ost.SetDeadline(dl)
 			ast.SetDeadline(dl)
@@ -1209,7 +1284,7 @@ func TestMuxWindowAutoTune(t *testing.T) {
 				}
 				ost.mu.Unlock()
 				go func() {
-					piece := make([]byte, RelayInitialWindow)
+					piece := make([]byte, SmallWindow)
 					for sent := 0; sent < total; sent += len(piece) {
 						select {
 						case <-waiting:
@@ -1236,27 +1311,27 @@ func TestMuxWindowAutoTune(t *testing.T) {
 				return ost.window
 			}
 			if !tc.read {
-				full := func() bool { return unreadOf(ost) == RelayInitialWindow && sendWinOf(ast) == 0 }
+				full := func() bool { return unreadOf(ost) == SmallWindow && sendWinOf(ast) == 0 }
 				waitUntil(t, "the first window is full", full)
 				if tc.first {
-					if _, err := io.ReadFull(ost, make([]byte, RelayInitialWindow)); err != nil {
+					if _, err := io.ReadFull(ost, make([]byte, SmallWindow)); err != nil {
 						t.Fatal(err)
 					}
 					waitUntil(t, "the window is full again", full)
 				}
-				if w := windowOf(); w != RelayInitialWindow {
+				if w := windowOf(); w != SmallWindow {
 					t.Errorf("the window of a stream nobody reads grew to %d", w)
 				}
 				ost.mu.Lock()
 				held := len(ost.q) * smallChunkSize
 				for _, c := range ost.q {
 					if cap(c) != smallChunkSize {
-						t.Errorf("a stream with a %d-byte window holds a chunk of %d bytes", RelayInitialWindow, cap(c))
+						t.Errorf("a stream with a %d-byte window holds a chunk of %d bytes", SmallWindow, cap(c))
 					}
 				}
 				ost.mu.Unlock()
-				if held > RelayInitialWindow {
-					t.Errorf("the stream holds %d bytes of buffers for a window of %d", held, RelayInitialWindow)
+				if held > SmallWindow {
+					t.Errorf("the stream holds %d bytes of buffers for a window of %d", held, SmallWindow)
 				}
 				ost.Close()
 				ast.Close()

@@ -1,5 +1,19 @@
 package tunnel
 
+// Headers the protocol uses. The cloud removes every header starting with
+// HeaderPrefix from requests it receives from the internet before adding
+// its own, so a client can never forge them.
+const (
+	HeaderPrefix    = "Sallyport-"
+	HeaderApp       = "Sallyport-App"        // application id a proxied request is for
+	HeaderRequestID = "Sallyport-Request-Id" // correlates cloud and connector logs
+	HeaderError     = "Sallyport-Error"      // error code of a response made by the connector itself
+	HeaderUpgrade   = "Sallyport-Upgrade"    // upgrade protocol (e.g. "websocket") of an upgrade stream
+	// HeaderConnector names, inside the cloud only, the connector that
+	// answered (for session affinity); it never crosses the tunnel.
+	HeaderConnector = "Sallyport-Connector"
+)
+
 // IsProtocolHeader reports whether a header named name belongs to the
 // protocol: its name starts with HeaderPrefix in any case, '_' read as
 // '-' (servers that map header names to variables, such as CGI or WSGI,

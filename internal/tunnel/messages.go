@@ -1,0 +1,108 @@
+package tunnel
+
+import "time"
+
+// ALPN is the TLS application protocol a connector offers; the cloud tells
+// connector connections apart from browsers by it.
+const ALPN = "sallyport-connector/1"
+
+// ControlALPN is the TLS application protocol of a connector's control
+// connection: short-lived, authenticated by the same client certificate,
+// with the usual roles (the connector is the HTTP/2 client). It carries
+// what the connector asks of the cloud: certificate renewal and status.
+const ControlALPN = "sallyport-control/1"
+
+// Control API paths served by the cloud on a ControlALPN connection.
+const (
+	ControlRenew  = "/v1/renew"  // POST RenewRequest → RenewResponse
+	ControlStatus = "/v1/status" // GET → Status
+)
+
+// RenewRequest asks for a new certificate for a new key.
+type RenewRequest struct {
+	CSR string `json:"csr"` // PEM
+}
+
+// RenewResponse carries the new certificate.
+type RenewResponse struct {
+	Certificate string    `json:"certificate"` // PEM
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+}
+
+// Status is what the cloud knows of the calling connector.
+type Status struct {
+	ConnectorID string    `json:"connector_id"`
+	TenantID    string    `json:"tenant_id"`
+	Tenant      string    `json:"tenant"`
+	Group       string    `json:"group"`
+	CloudTime   time.Time `json:"cloud_time"`
+	CertSerial  string    `json:"cert_serial"` // serial the cloud holds as current
+	// Status is the connector's status at the cloud: "active" or "inactive".
+	Status string `json:"status"`
+	// Apps are the applications of its group, as its configuration has them.
+	Apps []AppConfig `json:"apps"`
+	// TimeoutNames maps application ids to "default" or "long".
+	TimeoutNames map[string]string `json:"timeout_names,omitempty"`
+}
+
+// Control paths served by the connector to the cloud (no HeaderApp).
+const (
+	PathHello  = "/_sallyport/v1/hello"  // GET: Hello
+	PathConfig = "/_sallyport/v1/config" // PUT: Config
+	PathRefuse = "/_sallyport/v1/refuse" // POST: ErrorBody; the cloud refuses this connector and closes
+)
+
+// Limits on control messages.
+const (
+	MaxControlBody = 4 << 20
+)
+
+// Hello is the connector's answer on PathHello: who and what it is.
+type Hello struct {
+	ConnectorID string `json:"connector_id"`
+	TenantID    string `json:"tenant_id"`
+	Version     string `json:"version"`
+	Hostname    string `json:"hostname"`
+	OS          string `json:"os"`
+	Arch        string `json:"arch"`
+	// ConfigVersion is the version of the configuration it holds ("" if none).
+	ConfigVersion string `json:"config_version"`
+	// RelayWindow: the connector honours the window of a relay stream's
+	// open message (OpenMessage.Window, docs/protocol.md §15.2).
+	RelayWindow bool `json:"relay_window,omitempty"`
+}
+
+// Config is what the cloud tells a connector on PathConfig: its group and
+// the applications it may serve. The connector refuses any request for an
+// application not listed here: it is never an open proxy into the site.
+type Config struct {
+	Version     string      `json:"version"` // opaque; changes whenever the content changes
+	TenantID    string      `json:"tenant_id"`
+	Tenant      string      `json:"tenant"` // primary domain
+	ConnectorID string      `json:"connector_id"`
+	Group       string      `json:"group"`
+	Apps        []AppConfig `json:"apps"`
+}
+
+// AppConfig is one application a connector serves.
+type AppConfig struct {
+	ID           string        `json:"id"`
+	Name         string        `json:"name"`
+	ExternalHost string        `json:"external_host"`
+	InternalURL  string        `json:"internal_url"`
+	Timeout      time.Duration `json:"timeout_ns"`
+	// BackendProxy, when set, is the forward proxy (http://HOST:PORT) the
+	// connector sends this application's backend requests through.
+	BackendProxy string `json:"backend_proxy,omitempty"`
+}
+
+// ErrorBody is the JSON body of a response the connector makes itself
+// (marked with HeaderError).
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Step    string `json:"step,omitempty"`
+	} `json:"error"`
+}
