@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -522,4 +523,66 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// TestDocsAnchors: every link to a heading of docs/*.md or README.md
+// ("#anchor", "file.md#anchor") names a heading that exists (as GitHub
+// makes anchors), so renaming a command's heading cannot leave a link
+// dangling.
+func TestDocsAnchors(t *testing.T) {
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../../README.md")
+	anchors := map[string]map[string]bool{} // file name -> anchors
+	texts := map[string]string{}
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(file)
+		texts[name] = string(raw)
+		anchors[name] = map[string]bool{}
+		inCode := false
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "```") {
+				inCode = !inCode
+			}
+			if !inCode && strings.HasPrefix(line, "#") {
+				anchors[name][slug(strings.TrimLeft(line, "#"))] = true
+			}
+		}
+	}
+	link := regexp.MustCompile(`\]\(([A-Za-z0-9_./-]*)#([^)\s]+)\)`)
+	for name, text := range texts {
+		for _, m := range link.FindAllStringSubmatch(text, -1) {
+			target := name
+			if m[1] != "" {
+				target = filepath.Base(m[1])
+			}
+			as, ok := anchors[target]
+			if !ok {
+				continue // a file outside docs/ (bench/RESULTS.md)
+			}
+			if !as[m[2]] {
+				t.Errorf("%s links to %s#%s, which has no such heading", name, target, m[2])
+			}
+		}
+	}
+}
+
+// slug is GitHub's anchor of a heading.
+func slug(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r > 127 && unicode.IsLetter(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
