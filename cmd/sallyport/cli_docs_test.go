@@ -586,3 +586,70 @@ func slug(heading string) string {
 	}
 	return b.String()
 }
+
+// TestCLIDocsTree: the command tree at the top of docs/cli.md lists every
+// command of the binary, and only those (cobra's own help and completion
+// apart; hidden commands are not listed).
+func TestCLIDocsTree(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	start := strings.Index(doc, "```\nsallyport\n")
+	if start < 0 {
+		t.Fatal("docs/cli.md has no command tree (a code block starting with the line 'sallyport')")
+	}
+	block := doc[start+len("```\n"):]
+	block = block[:strings.Index(block, "```")]
+	documented := map[string]int{}
+	var stack []string
+	for i, line := range strings.Split(block, "\n") {
+		r := []rune(line)
+		at := strings.Index(line, "── ")
+		if at < 0 {
+			continue
+		}
+		depth := (len([]rune(line[:at])) - 1) / 4
+		words := strings.Fields(string(r[len([]rune(line[:at]))+3:]))
+		if len(words) == 0 {
+			continue
+		}
+		stack = append(stack[:min(depth, len(stack))], words[0])
+		if words[0] == "help" || words[0] == "completion" {
+			continue
+		}
+		documented[strings.Join(stack, " ")] = i + 1
+		for _, w := range words[1:] {
+			w = strings.Trim(w, ",")
+			if strings.HasPrefix(w, "(") {
+				break
+			}
+			if w == "|" || w == "" || strings.ContainsAny(w, "[]-") {
+				continue
+			}
+			documented[strings.Join(stack, " ")+" "+w] = i + 1
+		}
+	}
+	inTree := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, s := range c.Commands() {
+			if s.Hidden {
+				continue
+			}
+			path := strings.TrimPrefix(s.CommandPath(), "sallyport ")
+			inTree[path] = true
+			if _, ok := documented[path]; !ok {
+				t.Errorf("docs/cli.md's command tree does not list `%s`: add it", path)
+			}
+			walk(s)
+		}
+	}
+	walk(newRoot())
+	for _, path := range sortedKeys(documented) {
+		if !inTree[path] {
+			t.Errorf("docs/cli.md's command tree (line %d of the block) lists `%s`, which the binary does not have: remove it", documented[path], path)
+		}
+	}
+}
