@@ -221,9 +221,7 @@ func TestCLIDocsFlags(t *testing.T) {
 			}
 			h.body.WriteString(sub.text + "\n" + sub.body.String())
 		}
-		if len(h.flags) > 0 || len(sections[h.cmd]) == 0 {
-			sections[h.cmd] = append(sections[h.cmd], h)
-		}
+		sections[h.cmd] = append(sections[h.cmd], h)
 	}
 
 	var walk func(c *cobra.Command)
