@@ -184,7 +184,7 @@ func newAppCmd() *cobra.Command {
 	var upBackendProxy string
 	var upDetailed bool
 	update := &cobra.Command{
-		Use: "update NAME", Short: "Change an application's internal URL, group or timeout", Args: cobra.ExactArgs(1),
+		Use: "update NAME", Short: "Change an application's internal URL, group, timeout, session affinity, backend proxy or error pages", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
 			if cmd.Flags().Changed("internal-url") {
 				up.InternalURL = &upURL

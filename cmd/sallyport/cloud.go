@@ -137,7 +137,7 @@ func newCloudServeCmd() *cobra.Command {
 	f.StringVar(&cfg.AccessLog, "access-log", "", "append a JSON line for each application request to this file ('-': standard output; default: off); SIGHUP reopens it")
 	f.IntVar(&cfg.AccessLogSample, "access-log-sample", 1, "log one in N ordinary answers (status below 500, no Sallyport error page; 0 or 1: all); failures are always logged")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /ready in plain HTTP, e.g. 127.0.0.1:9464 (default: off)")
-	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish before the tunnels close")
+	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGINT or SIGTERM, how long requests in flight may finish before the tunnels close")
 	f.DurationVar(&cfg.ConnectorCertLifetime, "connector-cert-lifetime", 0, "lifetime of new connector certificates (default from cloud.json: 2160h, 90 days)")
 	f.IntVar(&cfg.ConnectorLimit, "connector-limit", 1000, "most requests one connector serves at once; beyond it, other connectors or 503")
 	f.DurationVar(&cfg.TunnelCheckInterval, "tunnel-check-interval", 10*time.Second, "how often live tunnels are checked for an expired, revoked or replaced certificate (and closed)")

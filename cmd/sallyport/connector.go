@@ -153,7 +153,7 @@ func newRunCmd() *cobra.Command {
 	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
 	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", connector.DefaultMetricsListen, "where to serve /metrics, /healthz and /ready ('' for nowhere; keep it on loopback)")
-	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish (no new ones are taken)")
+	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long requests in flight may finish (no new ones are taken; 0: close at once)")
 	f.IntVar(&cfg.TunnelVersion, "tunnel-version", 2, "tunnel protocol version to offer: 2 (requests relayed as HTTP/1.1 on multiplexed streams; an older cloud answers with 1) or 1 (HTTP/2 only)")
 	f.DurationVar(&cfg.RenewCheckInterval, "renew-check-interval", 6*time.Hour, "how often the certificate's remaining life is checked")
 	f.MarkHidden("renew-check-interval")

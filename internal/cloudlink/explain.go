@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/neterr"
 	"github.com/sallyport/sallyport/internal/problem"
 )
 
@@ -31,14 +29,12 @@ func Explain(err error, t Target) error {
 	var clock *ClockError
 	var pe *ProxyError
 	var dnsErr *net.DNSError
-	var alert tls.AlertError
-	var unknownCA x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
-	var record tls.RecordHeaderError
+	kind := neterr.Classify(err)
 	switch {
-	case errors.As(err, &hostErr):
+	case kind == neterr.CertHostname && errors.As(err, &hostErr):
 		return explainHostname(hostErr, t).Wrap(err)
-	case errors.As(err, &record) || errors.Is(err, http.ErrSchemeMismatch):
+	case kind == neterr.NotTLS:
 		return problem.Newf(502, "not_tls",
 			fmt.Sprintf("check the port in %s: give the port 'sallyport cloud serve' listens on (its --listen), which speaks HTTPS", t.URL),
 			"The server at %s answered without TLS (a plain-HTTP port, or another service): it is not the Sallyport cloud's HTTPS port", t.Addr).Wrap(err)
@@ -48,7 +44,7 @@ func Explain(err error, t Target) error {
 		return problem.Newf(495, "clock_skew",
 			"set this machine's clock right (enable NTP); if the clock is right, the cloud's certificate has expired and its operator must restart it",
 			"The TLS handshake with the cloud failed because of the time: %v", clock).Wrap(err)
-	case strings.Contains(err.Error(), "no application protocol"):
+	case kind == neterr.NoALPN:
 		return problem.Newf(502, "not_sallyport",
 			fmt.Sprintf("check that %s is the Sallyport cloud and that no proxy in between strips TLS ALPN", t.Addr),
 			"The server at %s does not speak the Sallyport connector protocol (it refused the TLS application protocol)", t.Addr).Wrap(err)
@@ -57,30 +53,29 @@ func Explain(err error, t Target) error {
 			fmt.Sprintf("exclude %s from TLS inspection in the proxy or firewall (or check that %s leads to the Sallyport cloud)", t.Addr, insp.Host),
 			"TLS inspection detected between this machine and the cloud: the certificate for %s was issued by '%s', not by the Sallyport cloud CA",
 			insp.Host, insp.Issuer).Wrap(err)
-	case errors.As(err, &dnsErr):
+	case kind == neterr.DNS && errors.As(err, &dnsErr):
 		return problem.Newf(502, "cloud_dns",
 			"check the cloud's name and this machine's DNS servers or hosts file",
 			"Unable to connect to the service at %s: the name %s does not resolve (%s)", t.URL, t.Host, dnsErr.Err).Wrap(err)
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case kind == neterr.Refused:
 		return problem.Newf(502, "cloud_refused", fw,
 			"Unable to connect to the service at %s: the connection to %s was refused", t.URL, t.Addr).Wrap(err)
-	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+	case kind == neterr.Timeout:
 		return problem.Newf(504, "cloud_timeout", fw,
 			"Unable to connect to the service at %s: %s did not answer within %s", t.URL, t.Addr, DialTimeout).Wrap(err)
-	case strings.Contains(err.Error(), "unsupported protocol version") || strings.Contains(err.Error(), "protocol version not supported") || (errors.As(err, &alert) && alert == 70):
+	case kind == neterr.TLSVersion:
 		return problem.Newf(526, "tls_version",
 			fmt.Sprintf("make the server at %s (or the proxy in front of it) accept TLS 1.2 or 1.3", t.Addr),
 			"The TLS handshake with %s failed: the other side offers only a TLS version older than 1.2, which Sallyport refuses", t.Addr).Wrap(err)
-	case errors.As(err, &unknownCA):
+	case kind == neterr.CertUnknownAuthority:
 		return problem.Newf(495, "cloud_untrusted",
 			"pin the cloud CA with --ca-file or --ca-fingerprint",
 			"The cloud's certificate at %s is not trusted", t.URL).Wrap(err)
-	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, errEOF(err)):
+	case kind == neterr.Closed:
 		return problem.Newf(502, "cloud_reset", fw+"; a proxy or firewall may be cutting the connection",
 			"Unable to connect to the service at %s: the connection was closed during the TLS handshake", t.URL).Wrap(err)
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
+	if kind == neterr.Network {
 		return problem.Newf(502, "cloud_network", fw,
 			"Unable to connect to the service at %s because of a networking error (%v)", t.URL, err).Wrap(err)
 	}
@@ -114,21 +109,6 @@ func explainHostname(e x509.HostnameError, t Target) *problem.Problem {
 	return problem.Newf(495, "cloud_name_mismatch", step,
 		"The cloud's certificate at %s is not valid for the %s %s: it holds only %s", t.URL, what, t.Host, holds)
 }
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// errEOF returns a sentinel only when err is an EOF during a handshake.
-func errEOF(err error) error {
-	if strings.HasSuffix(err.Error(), "EOF") {
-		return err
-	}
-	return errSentinelNever
-}
-
-var errSentinelNever = errors.New("never")
 
 // ExplainDial is Explain for a failed connection to t, and when the
 // failure is an old TLS version it finds out which version the other side

@@ -2,6 +2,7 @@ package cloudlink
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,5 +68,39 @@ func TestExplainCauses(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestExplainNoALPN: a TLS server that speaks none of the protocols the
+// connector offers (its alert no_application_protocol, read by type) is
+// not the Sallyport cloud, and the message says so.
+func TestExplainNoALPN(t *testing.T) {
+	cloudCA, _ := pki.NewCA("Sallyport cloud CA", time.Hour)
+	good, _ := cloudCA.IssueServer([]string{"cloud.localhost"}, time.Hour)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		tls.Server(c, &tls.Config{Certificates: []tls.Certificate{*good}, NextProtos: []string{"h2"}}).Handshake()
+	}()
+	defer func() { ln.Close(); <-done }()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	tg, err := ParseURL("https://cloud.localhost:" + port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := TLSConfig(tg.Host, cloudCA.Cert)
+	cfg.NextProtos = []string{"sallyport-connector/2"}
+	err = handshake(t, tg, cfg)
+	if code(err) != "not_sallyport" || !strings.Contains(err.Error(), "does not speak the Sallyport connector protocol") {
+		t.Fatalf("error = %v (code %q), want not_sallyport", err, code(err))
 	}
 }

@@ -46,6 +46,33 @@ var stateFiles = []string{"trust.json", "status.json", "events.jsonl", "events.j
 // bundle is made as root).
 var updaterFiles = []string{"events.jsonl", "events.jsonl.1", "state.json"}
 
+// endpoints are fetched from the running connector's metrics address.
+var endpoints = []struct{ path, name string }{{"/metrics", "metrics.txt"}, {"/debug/goroutines", "goroutines.txt"}, {"/ready", "ready.txt"}}
+
+// The bundle's entries other than the copied files.
+const (
+	versionEntry  = "version.txt"
+	doctorEntry   = "doctor.json"
+	manifestEntry = "MANIFEST.json"
+)
+
+// Entries lists every entry a bundle may hold, in the order Write adds
+// them (docs/cli.md lists the same, checked by a test).
+func Entries() []string {
+	names := []string{versionEntry}
+	for _, f := range stateFiles {
+		names = append(names, "state/"+f)
+	}
+	for _, f := range updaterFiles {
+		names = append(names, "updater/"+f)
+	}
+	names = append(names, doctorEntry)
+	for _, ep := range endpoints {
+		names = append(names, ep.name)
+	}
+	return append(names, manifestEntry)
+}
+
 // Write writes the bundle to w and returns the names of its entries.
 func Write(ctx context.Context, w io.Writer, o Options) ([]string, error) {
 	if o.Now == nil {
@@ -65,7 +92,7 @@ func Write(ctx context.Context, w io.Writer, o Options) ([]string, error) {
 	host, _ := os.Hostname()
 	info := fmt.Sprintf("%s\nhost name: %s\nos/arch: %s/%s\ncpus: %d\ncollected: %s\nstate directory: %s\n",
 		version.String(), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), o.Now().UTC().Format(time.RFC3339), o.Dir)
-	if err := add("version.txt", []byte(info)); err != nil {
+	if err := add(versionEntry, []byte(info)); err != nil {
 		return nil, err
 	}
 	for _, f := range stateFiles {
@@ -94,19 +121,19 @@ func Write(ctx context.Context, w io.Writer, o Options) ([]string, error) {
 		if err != nil {
 			rep = []byte("the doctor could not run: " + err.Error() + "\n")
 		}
-		if err := add("doctor.json", rep); err != nil {
+		if err := add(doctorEntry, rep); err != nil {
 			return nil, err
 		}
 	}
 	if o.MetricsURL != "" {
-		for _, ep := range []struct{ path, name string }{{"/metrics", "metrics.txt"}, {"/debug/goroutines", "goroutines.txt"}, {"/ready", "ready.txt"}} {
+		for _, ep := range endpoints {
 			if err := add(ep.name, fetch(ctx, o.MetricsURL+ep.path)); err != nil {
 				return nil, err
 			}
 		}
 	}
 	manifest, _ := json.MarshalIndent(map[string]any{"files": names, "note": "secrets removed: private keys are never read; tokens and passwords are replaced by [REDACTED]"}, "", "  ")
-	if err := add("MANIFEST.json", manifest); err != nil {
+	if err := add(manifestEntry, manifest); err != nil {
 		return nil, err
 	}
 	return names, zw.Close()

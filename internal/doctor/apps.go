@@ -2,8 +2,6 @@ package doctor
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +13,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
+	"github.com/sallyport/sallyport/internal/neterr"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -374,31 +372,28 @@ func loadFailed(a tunnel.AppConfig, tname, hostport string, res loadResult, limi
 		via = " through the backend proxy " + a.BackendProxy
 	}
 	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var recErr tls.RecordHeaderError
+	kind := neterr.Classify(err)
+	timeout := kind == neterr.Timeout
 	switch {
-	case errors.As(err, &dnsErr):
+	case kind == neterr.DNS && errors.As(err, &dnsErr):
 		return Fail, fmt.Sprintf("The internal host '%s' of application '%s' does not resolve on this machine (%s)", dnsErr.Name, a.Name, dnsErr.Err),
 			fmt.Sprintf("check the internal URL of application '%s' and that this machine resolves %s (DNS server or hosts file)", a.Name, dnsErr.Name)
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case kind == neterr.Refused:
 		return Fail, fmt.Sprintf("The internal application '%s' at %s refused the connection from this machine", a.Name, a.InternalURL),
 			fmt.Sprintf("check that the application is running and listening on %s, and that no firewall blocks this machine", hostport)
-	case isTimeout(err) && !res.connected && a.BackendProxy != "":
+	case timeout && !res.connected && a.BackendProxy != "":
 		return Fail, fmt.Sprintf("The backend proxy %s of application '%s' did not accept a connection from this machine within %s", a.BackendProxy, a.Name, round(limit)),
 			fmt.Sprintf("check the network path from this machine to the backend proxy (routing, firewall), or change it with 'sallyport admin app update %s --backend-proxy URL'", a.Name)
-	case isTimeout(err) && !res.connected:
+	case timeout && !res.connected:
 		return Fail, fmt.Sprintf("The internal application '%s' at %s did not accept a connection from this machine within %s", a.Name, a.InternalURL, round(limit)),
 			fmt.Sprintf("check the network path from this machine to %s (routing, firewall)", hostport)
-	case isTimeout(err) && byApp:
+	case timeout && byApp:
 		return Fail, fmt.Sprintf("The internal application '%s' at %s did not answer within its backend timeout of %s: users get a gateway timeout", a.Name, a.InternalURL, timeoutDesc(a.Timeout, tname)),
 			slowAdvice(a.Name, tname)
-	case isTimeout(err):
+	case timeout:
 		return Warn, fmt.Sprintf("The internal application '%s' at %s did not answer within the doctor's step timeout of %s (its backend timeout is %s)", a.Name, a.InternalURL, round(limit), timeoutDesc(a.Timeout, tname)),
 			fmt.Sprintf("load %s from this machine to see how long it takes, or run the doctor again with a longer --timeout; if it takes more than half of its backend timeout, %s", a.InternalURL, slowAdvice(a.Name, tname))
-	case errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &recErr) ||
-		strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
+	case kind.IsTLS():
 		return Fail, fmt.Sprintf("The TLS handshake with the internal application '%s' at %s failed on this machine (%v)", a.Name, a.InternalURL, err),
 			fmt.Sprintf("check the TLS certificate of %s, or publish the application with an http:// internal URL", hostport)
 	}

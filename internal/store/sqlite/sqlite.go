@@ -80,10 +80,11 @@ func migrateRetrying(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// isBusy reports whether err is SQLite's "database is locked".
+// isBusy reports whether err is SQLite's SQLITE_BUSY ("database is
+// locked"), extended codes (SQLITE_BUSY_SNAPSHOT, ...) included.
 func isBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+	var se *sqlitedrv.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // Close closes the database.
