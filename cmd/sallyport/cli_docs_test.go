@@ -416,7 +416,10 @@ func sallyportWords(line string) []string {
 	words := shellWords(line)
 	at := -1
 	for i, w := range words {
-		if w == "sallyport" || strings.HasSuffix(w, "/sallyport") {
+		// A path to the binary (/usr/bin/sallyport, ./cmd/sallyport), not a
+		// package path in prose or a diagram (cmd/sallyport).
+		isPath := strings.HasSuffix(w, "/sallyport") && (strings.HasPrefix(w, "/") || strings.HasPrefix(w, "./") || strings.HasPrefix(w, "~"))
+		if w == "sallyport" || isPath {
 			if i == 0 || words[i-1] == "$" || words[i-1] == "sudo" || words[i-1] == "|" || words[i-1] == "--" || words[i-1] == "run" {
 				at = i
 				break
