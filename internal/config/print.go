@@ -98,6 +98,9 @@ func tomlValue(s Setting) string {
 	}
 }
 
+// Quote is s as a TOML basic string (for files written by install).
+func Quote(s string) string { return tomlString(s) }
+
 // tomlString is a TOML basic string: '"' and '\\' escaped, control
 // characters as \uXXXX, everything else as is (UTF-8).
 func tomlString(s string) string {
