@@ -73,12 +73,6 @@ func Parse(data []byte, path string) (*Document, error) {
 	return doc, nil
 }
 
-// Keys are the document's keys in the file's order.
-func (d *Document) Keys() []string { return d.order }
-
-// Line is the line of key in the file (0: not there).
-func (d *Document) Line(key string) int { return d.entries[key].line }
-
 func (d *Document) has(key string) bool {
 	_, ok := d.entries[key]
 	return ok

@@ -57,26 +57,6 @@ func (r *Result) Print(w io.Writer) error {
 	return err
 }
 
-// JSONSetting is one line of --print-config --json.
-type JSONSetting struct {
-	Key    string `json:"key"`
-	Value  any    `json:"value"`
-	Source string `json:"source"`
-}
-
-// JSON is the effective settings for --print-config --json.
-func (r *Result) JSON() []JSONSetting {
-	out := make([]JSONSetting, 0, len(r.Settings))
-	for _, s := range r.Settings {
-		var v any = s.Value
-		if s.Secret {
-			v = "(hidden)"
-		}
-		out = append(out, JSONSetting{Key: s.Key, Value: v, Source: r.Source(s)})
-	}
-	return out
-}
-
 // tomlValue writes a setting's value as TOML: numbers and booleans bare,
 // everything else (durations too) a quoted string, lists arrays.
 func tomlValue(s Setting) string {
