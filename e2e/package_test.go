@@ -52,8 +52,9 @@ func dpkgDeb(t *testing.T, args ...string) string {
 }
 
 // TestPackageDeb checks the .deb that packaging/build.sh made: its files,
-// its maintainer scripts and control fields, that its units are exactly
-// what 'connector install' writes, and that its binary runs.
+// its maintainer scripts and control fields, that its units and
+// connector.toml are exactly what 'connector install' writes, that the
+// configuration files are conffiles, and that its binary runs.
 func TestPackageDeb(t *testing.T) {
 	dir := packageDir(t)
 	deb := onePackage(t, dir, "sallyport_*_"+runtime.GOARCH+".deb")
@@ -75,6 +76,8 @@ func TestPackageDeb(t *testing.T) {
 		"/usr/lib/systemd/system/sallyport-updater.service":   "-rw-r--r-- ",
 		"/usr/share/doc/sallyport/README.md":                  "-rw-r--r-- ",
 		"/usr/share/doc/sallyport/install.md":                 "-rw-r--r-- ",
+		"/etc/sallyport/connector.toml":                       "-rw-r--r-- ",
+		"/etc/sallyport/cloud.toml":                           "-rw-r--r-- ",
 	} {
 		got, ok := entries[path]
 		if !ok {
@@ -96,6 +99,14 @@ func TestPackageDeb(t *testing.T) {
 	for _, want := range []string{"Package: sallyport", "Architecture: " + runtime.GOARCH, " postinst ", " prerm ", " postrm "} {
 		if !strings.Contains(info, want) {
 			t.Errorf("dpkg-deb -I lacks %q:\n%s", want, info)
+		}
+	}
+	// The configuration files are conffiles: an upgrade keeps the
+	// administrator's changes.
+	conffiles := dpkgDeb(t, "-I", deb, "conffiles")
+	for _, want := range []string{"/etc/sallyport/connector.toml", "/etc/sallyport/cloud.toml"} {
+		if !strings.Contains(conffiles, want+"\n") {
+			t.Errorf("%s is not a conffile:\n%s", want, conffiles)
 		}
 	}
 	postinst := dpkgDeb(t, "-I", deb, "postinst")
@@ -135,6 +146,9 @@ func TestPackageDeb(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("the package's %s differs from service.Units(); rebuild the packages after go test ./internal/service -run TestPackagedUnits -update", name)
 		}
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "etc/sallyport/connector.toml")); err != nil || !bytes.Equal(got, service.ConnectorConfig(service.Options{})) {
+		t.Errorf("the package's connector.toml differs from service.ConnectorConfig() (%v); rebuild the packages after go test ./internal/service -run TestPackagedConfig -update", err)
 	}
 	out, err := exec.Command(filepath.Join(root, "opt/sallyport/bin/sallyport"), "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "sallyport ") {

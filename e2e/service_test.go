@@ -10,7 +10,8 @@ import (
 
 // TestServiceInstallUnderRoot: 'connector install' and 'uninstall --purge'
 // through the real binary, writing under a temporary root (no systemctl,
-// no useradd): units, binary, state and updater directories, record; then
+// no useradd): units, configuration file, binary, state and updater
+// directories, record; then
 // all of it removed. Without systemd running the machine, a real install
 // is refused with one sentence saying what to do instead.
 func TestServiceInstallUnderRoot(t *testing.T) {
@@ -29,7 +30,12 @@ func TestServiceInstallUnderRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustContain(t, "the connector's unit", string(unit), "User=svc-alice", "NoNewPrivileges=yes", "ProtectSystem=strict",
-		"ReadWritePaths=/var/lib/sallyport/connector\n", "ExecStart=/opt/sallyport/bin/sallyport connector run --dir /var/lib/sallyport/connector")
+		"ReadWritePaths=/var/lib/sallyport/connector\n", "ExecStart=/opt/sallyport/bin/sallyport connector run --config /etc/sallyport/connector.toml\n")
+	cfg, err := os.ReadFile(filepath.Join(root, "etc/sallyport/connector.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "connector.toml", string(cfg), "\ndir = \"/var/lib/sallyport/connector\"\n", "# connections = 2")
 	upd, err := os.ReadFile(filepath.Join(root, "etc/systemd/system/sallyport-updater.service"))
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +47,7 @@ func TestServiceInstallUnderRoot(t *testing.T) {
 		"var/lib/sallyport/connector":                  0o700 | os.ModeDir,
 		"var/lib/sallyport/connector-updater":          0o700 | os.ModeDir,
 		"etc/sallyport/install.json":                   0o644,
+		"etc/sallyport/connector.toml":                 0o640,
 		"etc/systemd/system/sallyport-updater.service": 0o644,
 	} {
 		fi, err := os.Stat(filepath.Join(root, path))
@@ -50,7 +57,7 @@ func TestServiceInstallUnderRoot(t *testing.T) {
 	}
 	res = r.ok(t, "", "connector", "uninstall", "--root", root, "--purge")
 	mustContain(t, "uninstall --purge", res.stdout, "Removed the updater's directory", "Removed the installation record")
-	for _, path := range []string{"opt/sallyport/bin/sallyport", "var/lib/sallyport/connector", "etc/systemd/system/sallyport-connector.service"} {
+	for _, path := range []string{"opt/sallyport/bin/sallyport", "var/lib/sallyport/connector", "etc/systemd/system/sallyport-connector.service", "etc/sallyport/connector.toml"} {
 		if _, err := os.Stat(filepath.Join(root, path)); !os.IsNotExist(err) {
 			t.Errorf("%s is still there after uninstall --purge (%v)", path, err)
 		}

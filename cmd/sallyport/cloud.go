@@ -154,7 +154,7 @@ func newCloudServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.BackendTimeoutOverride, "test-backend-timeout", 0, "test only: replace every application's backend timeout")
 	f.MarkHidden("test-backend-timeout")
 	cmd.MarkFlagRequired("data-dir")
-	return cmd
+	return withConfig(cmd, "cloud", "edge-key")
 }
 
 func newCloudTenantCmd() *cobra.Command {

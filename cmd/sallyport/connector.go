@@ -159,7 +159,7 @@ func newRunCmd() *cobra.Command {
 	f.MarkHidden("renew-check-interval")
 	f.DurationVar(&clockOffset, "test-clock-offset", 0, "test only: shift the connector's clock for certificate decisions")
 	f.MarkHidden("test-clock-offset")
-	return cmd
+	return withConfig(cmd, "connector")
 }
 
 func newStatusCmd() *cobra.Command {

@@ -92,8 +92,13 @@ func TestInstallUninstallUnderRoot(t *testing.T) {
 		}
 		wantMode(t, p, 0o644)
 	}
+	cfgPath := filepath.Join(root, "etc/sallyport/connector.toml")
+	if got, err := os.ReadFile(cfgPath); err != nil || !bytes.Equal(got, ConnectorConfig(Options{})) {
+		t.Errorf("%s does not hold ConnectorConfig() (err %v):\n%s", cfgPath, err, got)
+	}
+	wantMode(t, cfgPath, 0o640)
 	rec := readRecordT(t, root)
-	if rec == nil || !rec.CopiedBinary || rec.CreatedUser || rec.StateDir != "/var/lib/sallyport/connector" || len(rec.Services) != 2 {
+	if rec == nil || !rec.CopiedBinary || rec.CreatedUser || !rec.CreatedConfig || rec.StateDir != "/var/lib/sallyport/connector" || len(rec.Services) != 2 {
 		t.Errorf("install.json = %+v", rec)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -113,6 +118,24 @@ func TestInstallUninstallUnderRoot(t *testing.T) {
 	if _, err := os.Stat(trust); err != nil {
 		t.Errorf("a second install lost the registration: %v", err)
 	}
+
+	// The administrator's settings survive a second install; only dir
+	// follows --dir.
+	edited := strings.Replace(string(ConnectorConfig(Options{})), "# connections = 2", "connections = 4", 1)
+	if err := os.WriteFile(cfgPath, []byte(edited), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(ctx, Options{Root: root, StateDir: "/srv/other"}, &out); err != nil {
+		t.Fatalf("third Install: %v", err)
+	}
+	got, _ := os.ReadFile(cfgPath)
+	if want := strings.Replace(edited, `dir = "/var/lib/sallyport/connector"`, `dir = "/srv/other"`, 1); string(got) != want {
+		t.Errorf("install --dir /srv/other made connector.toml:\n%s\nwant:\n%s", got, want)
+	}
+	if err := Install(ctx, o, &out); err != nil {
+		t.Fatalf("fourth Install: %v", err)
+	}
+	os.RemoveAll(filepath.Join(root, "srv"))
 
 	// Uninstall: units and binary (with the updater's saved previous one)
 	// go, state and record stay.
@@ -135,6 +158,9 @@ func TestInstallUninstallUnderRoot(t *testing.T) {
 	}
 	if rec := readRecordT(t, root); rec == nil || rec.CopiedBinary || len(rec.Services) != 0 {
 		t.Errorf("install.json after uninstall = %+v", rec)
+	}
+	if _, err := os.Stat(cfgPath); err != nil {
+		t.Errorf("uninstall without --purge removed the configuration: %v", err)
 	}
 
 	// Uninstall --purge: the state directory and the record go too.
@@ -168,8 +194,11 @@ func TestInstallCustomOptionsAndNoUpdater(t *testing.T) {
 	}
 	wantGone(t, filepath.Join(root, UnitDir, UpdaterUnit))
 	conn, _ := os.ReadFile(filepath.Join(root, UnitDir, ConnectorUnit))
-	if !strings.Contains(string(conn), "\nUser=svc-sp\n") || !strings.Contains(string(conn), `--dir "/srv/sp state"`) {
+	if !strings.Contains(string(conn), "\nUser=svc-sp\n") || !strings.Contains(string(conn), `ReadWritePaths="/srv/sp state"`) {
 		t.Errorf("connector unit does not use the options:\n%s", conn)
+	}
+	if cfg, _ := os.ReadFile(filepath.Join(root, "etc/sallyport/connector.toml")); !strings.Contains(string(cfg), "\ndir = \"/srv/sp state\"\n") {
+		t.Errorf("connector.toml does not hold the state directory:\n%s", cfg)
 	}
 	// Uninstall with no flags finds the custom paths in the record.
 	if err := Uninstall(ctx, Options{Root: root}, true, &out); err != nil {

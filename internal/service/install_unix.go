@@ -73,6 +73,12 @@ func Install(ctx context.Context, o Options, out io.Writer) error {
 	if err := prepareStateDir(stateDir, uid, gid, o, out); err != nil {
 		return err
 	}
+	createdConfig, err := writeConnectorConfig(o, gid, out)
+	if err != nil {
+		return err
+	}
+	rec.CreatedConfig = rec.CreatedConfig || createdConfig
+
 	pinned := ""
 	if o.Updater() {
 		if err := prepareUpdaterDir(o.root(o.UpdaterDir()), o.Root == "", out); err != nil {
@@ -350,6 +356,9 @@ func Uninstall(ctx context.Context, o Options, purge bool, out io.Writer) error 
 		return nil
 	}
 	if err := purgeStateDir(o, rec, out); err != nil {
+		return err
+	}
+	if err := removeConnectorConfig(o, rec, out); err != nil {
 		return err
 	}
 	if rec != nil && rec.CreatedUser && rec.User == o.User {

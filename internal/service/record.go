@@ -32,6 +32,9 @@ type Record struct {
 	// CopiedBinary: install copied itself to Binary (uninstall removes it).
 	// False when Binary was already in place, for example from a package.
 	CopiedBinary bool `json:"copied_binary"`
+	// CreatedConfig: install created the connector's configuration file
+	// (uninstall --purge removes it). False when a package shipped it.
+	CreatedConfig bool `json:"created_config,omitempty"`
 	// Services are the unit files (Linux) or service names (Windows)
 	// install created and uninstall has not removed yet.
 	Services []string `json:"services"`

@@ -41,7 +41,8 @@ func connectorUnit(o Options) []byte {
 	u.set("Type", "simple")
 	u.set("User", specifierEscape(o.User))
 	u.set("Group", specifierEscape(o.Group))
-	u.set("ExecStart", execLine(o.Binary, "connector", "run", "--dir", o.StateDir))
+	u.comment("Settings (the state directory, connections, metrics...): " + ConnectorConfigPath("linux") + ", see docs/config.md.")
+	u.set("ExecStart", execLine(o.Binary, "connector", "run", "--config", ConnectorConfigPath("linux")))
 	u.set("Restart", "always")
 	u.set("RestartSec", "2")
 	// On SIGTERM the connector drains requests in flight for 30 s.

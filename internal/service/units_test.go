@@ -40,7 +40,7 @@ func TestUnitsDirectives(t *testing.T) {
 		{ConnectorUnit, []string{
 			"User=sallyport",
 			"Group=sallyport",
-			"ExecStart=/opt/sallyport/bin/sallyport connector run --dir /var/lib/sallyport/connector",
+			"ExecStart=/opt/sallyport/bin/sallyport connector run --config /etc/sallyport/connector.toml",
 			"Restart=always",
 			"RestartSec=2",
 			"StartLimitIntervalSec=0",
@@ -117,7 +117,7 @@ func TestUnitsOptions(t *testing.T) {
 		t.Error("NoUpdater: the updater unit was generated anyway")
 	}
 	got := directives(units[ConnectorUnit])
-	for _, w := range []string{"User=svc-connector", "Group=svc", "ExecStart=/usr/local/bin/sallyport connector run --dir /srv/connector", "ReadWritePaths=/srv/connector"} {
+	for _, w := range []string{"User=svc-connector", "Group=svc", "ExecStart=/usr/local/bin/sallyport connector run --config /etc/sallyport/connector.toml", "ReadWritePaths=/srv/connector"} {
 		if !slices.Contains(got, w) {
 			t.Errorf("connector unit lacks %q:\n%s", w, strings.Join(got, "\n"))
 		}
@@ -133,19 +133,19 @@ func TestUnitsQuoting(t *testing.T) {
 		updaterExecArg string // the --binary word in the updater's ExecStart
 	}{
 		{"plain", "/var/lib/sallyport/connector", "/opt/sallyport/bin/sallyport",
-			"/opt/sallyport/bin/sallyport connector run --dir /var/lib/sallyport/connector", "/var/lib/sallyport/connector",
+			"/opt/sallyport/bin/sallyport connector run --config /etc/sallyport/connector.toml", "/var/lib/sallyport/connector",
 			"/opt/sallyport/bin /var/lib/sallyport/connector-updater", "--binary /opt/sallyport/bin/sallyport "},
 		{"spaces", "/srv/my state", "/opt/Sally Port/sallyport",
-			`"/opt/Sally Port/sallyport" connector run --dir "/srv/my state"`, `"/srv/my state"`,
+			`"/opt/Sally Port/sallyport" connector run --config /etc/sallyport/connector.toml`, `"/srv/my state"`,
 			`"/opt/Sally Port" "/srv/my state-updater"`, `--binary "/opt/Sally Port/sallyport" `},
 		{"specifier and variable", "/srv/100%/$HOME", "/opt/sp/sallyport",
-			`/opt/sp/sallyport connector run --dir /srv/100%%/$$HOME`, `/srv/100%%/$HOME`,
+			`/opt/sp/sallyport connector run --config /etc/sallyport/connector.toml`, `/srv/100%%/$HOME`,
 			`/opt/sp /srv/100%%/$HOME-updater`, "--binary /opt/sp/sallyport "},
 		{"dollar in the binary", "/srv/s", "/opt/$x/sallyport", // expanded in arguments only
-			`/opt/$x/sallyport connector run --dir /srv/s`, `/srv/s`,
+			`/opt/$x/sallyport connector run --config /etc/sallyport/connector.toml`, `/srv/s`,
 			`/opt/$x /srv/s-updater`, "--binary /opt/$$x/sallyport "},
 		{"quotes and backslash", `/srv/it's "x"\y`, "/opt/sp/sallyport",
-			`/opt/sp/sallyport connector run --dir "/srv/it's \"x\"\\y"`, `"/srv/it's \"x\"\\y"`,
+			`/opt/sp/sallyport connector run --config /etc/sallyport/connector.toml`, `"/srv/it's \"x\"\\y"`,
 			`/opt/sp "/srv/it's \"x\"\\y-updater"`, "--binary /opt/sp/sallyport "},
 	}
 	for _, tt := range tests {
@@ -242,6 +242,28 @@ func TestUnitsVerify(t *testing.T) {
 				t.Errorf("systemd-analyze verify: %v\n%s", err, strings.Join(ours, "\n"))
 			}
 		})
+	}
+}
+
+// packagedConfig is the connector's configuration file in the packages.
+const packagedConfig = "../../packaging/etc/sallyport/connector.toml"
+
+// TestPackagedConfig keeps the connector.toml shipped in the packages
+// identical to ConnectorConfig() with the default options. Regenerate it
+// with go test ./internal/service -run TestPackagedConfig -update.
+func TestPackagedConfig(t *testing.T) {
+	want := ConnectorConfig(Options{})
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(packagedConfig), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(packagedConfig, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(packagedConfig)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s differs from ConnectorConfig() (%v); run go test ./internal/service -run TestPackagedConfig -update and commit it", packagedConfig, err)
 	}
 }
 
