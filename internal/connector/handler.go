@@ -19,6 +19,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
 )
@@ -143,7 +144,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&eb)
 		p := &problem.Problem{Status: 401, Code: eb.Error.Code, Message: eb.Error.Message, Step: eb.Error.Step, Err: errRefused}
 		if p.Code == "trust_expired" {
-			h.c.events.Error(1000, ExpiredMessage)
+			h.c.events.Error(1000, statedir.ExpiredMessage)
 		}
 		h.c.events.Error(1102, "The cloud refused this connector: "+p.Error(), "code", p.Code)
 		w.WriteHeader(http.StatusNoContent)
