@@ -16,12 +16,13 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
 func newConnectorCmd() *cobra.Command {
 	c := group("connector", "Register and run the connector on a machine inside the private network")
-	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", connector.DefaultDir(), "connector"), newDiagCmd(), newDoctorCmd(), newProxyCmd(), newUpdateCmd(), newUpdaterCmd(), newInstallCmd(), newUninstallCmd())
+	c.AddCommand(newRegisterCmd(), newRunCmd(), newStatusCmd(), newRenewCmd(), newEventsCmd("dir", statedir.DefaultDir(), "connector"), newDiagCmd(), newDoctorCmd(), newProxyCmd(), newUpdateCmd(), newUpdaterCmd(), newInstallCmd(), newUninstallCmd())
 	return c
 }
 
@@ -54,10 +55,10 @@ func newRegisterCmd() *cobra.Command {
 				}
 				o.Password = pw
 			}
-			if err := connector.CheckStateDir(o.Dir); err != nil {
+			if err := statedir.CheckWritable(o.Dir); err != nil {
 				return err // before anything reads the directory or asks the cloud
 			}
-			p, err := connector.EffectiveProxy(o.Dir, proxyURL)
+			p, err := statedir.EffectiveProxy(o.Dir, proxyURL)
 			if err != nil {
 				return err
 			}
@@ -80,7 +81,7 @@ func newRegisterCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Registered connector %s in tenant %s, group '%s'.\n", tr.ConnectorID, tr.Tenant, tr.Group)
 			fmt.Fprintf(cmd.OutOrStdout(), "Certificate thumbprint %s, valid until %s.\n", tr.Thumbprint, tr.ExpiresAt.Format(time.RFC3339))
-			if pid, running := connector.Running(o.Dir); running {
+			if pid, running := statedir.Running(o.Dir); running {
 				fmt.Fprintf(cmd.OutOrStdout(), "State in %s. The connector running on it (process %d) takes the new certificate at its next connection.\n", o.Dir, pid)
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "State in %s. Start it with: sallyport connector run --dir %s\n", o.Dir, o.Dir)
@@ -90,7 +91,7 @@ func newRegisterCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.CloudURL, "cloud", "", "the cloud's URL, https://HOST[:PORT]")
-	f.StringVar(&o.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	f.StringVar(&o.Dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 	f.StringVar(&o.User, "user", "", "an administrator of your tenant, USER@DOMAIN (at least Application Administrator)")
 	f.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
 	f.StringVar(&o.Token, "token", "", "a registration token instead of a user and password (visible in the process list: prefer --token-file or SALLYPORT_REGISTRATION_TOKEN)")
@@ -120,7 +121,7 @@ func newRunCmd() *cobra.Command {
 			cfg.Version = version.Version
 			cfg.MetricsOptional = !cmd.Flags().Changed("metrics-listen")
 			if proxyURL != "" {
-				p, err := connector.EffectiveProxy(cfg.Dir, proxyURL)
+				p, err := statedir.EffectiveProxy(cfg.Dir, proxyURL)
 				if err != nil {
 					return err
 				}
@@ -140,7 +141,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			lock, err := connector.LockRun(cfg.Dir)
+			lock, err := statedir.LockRun(cfg.Dir)
 			if err != nil {
 				return err
 			}
@@ -149,7 +150,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	f.StringVar(&cfg.Dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
 	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", connector.DefaultMetricsListen, "where to serve /metrics, /healthz and /ready ('' for nowhere; keep it on loopback)")
@@ -170,7 +171,7 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the trust settings of this machine's connector",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := connector.LoadState(dir)
+			st, err := statedir.Load(dir)
 			if err != nil {
 				return err
 			}
@@ -197,15 +198,15 @@ func newStatusCmd() *cobra.Command {
 			return st.CheckValidity(time.Now())
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	cmd.Flags().StringVar(&dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
 // connectionState describes what the running connector last reported;
 // its hints name the state directory given.
-func connectionState(dir string, t connector.Trust) string {
-	rs, fresh := connector.ReadRunStatus(dir, time.Now())
+func connectionState(dir string, t statedir.Trust) string {
+	rs, fresh := statedir.ReadRunStatus(dir, time.Now())
 	switch {
 	case !fresh && rs.Refusal != "" && rs.Serial == t.Serial:
 		return fmt.Sprintf("stopped for good, the cloud refused it: %s; register this machine again with 'sallyport connector register --cloud %s --dir %s' if it should serve again",
@@ -233,7 +234,7 @@ func newRenewCmd() *cobra.Command {
 		Short: "Renew the connector's certificate now (the running connector renews by itself when a third of its life remains)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := connector.LoadState(dir)
+			st, err := statedir.Load(dir)
 			if err != nil {
 				return err
 			}
@@ -244,7 +245,7 @@ func newRenewCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "The certificate is valid until %s and is not due for renewal yet; use --force to renew it now.\n", st.Trust.ExpiresAt.Format(time.RFC3339))
 				return nil
 			}
-			ev, _ := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, connector.EventsFile), Source: "connector"})
+			ev, _ := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, statedir.EventsFile), Source: "connector"})
 			defer ev.Close()
 			next, err := connector.Renew(cmd.Context(), st, (&cloudlink.Dialer{Proxy: st.Target.Proxy}).DialContext)
 			if err != nil {
@@ -255,13 +256,13 @@ func newRenewCmd() *cobra.Command {
 				"serial", next.Trust.Serial, "thumbprint", next.Trust.Thumbprint)
 			fmt.Fprintf(cmd.OutOrStdout(), "Renewed the certificate of connector %s: thumbprint %s, valid until %s.\n",
 				next.Trust.ConnectorID, next.Trust.Thumbprint, next.Trust.ExpiresAt.Format(time.RFC3339))
-			if pid, running := connector.Running(dir); running {
+			if pid, running := statedir.Running(dir); running {
 				fmt.Fprintf(cmd.OutOrStdout(), "The connector running on %s (process %d) takes it at its next connection.\n", dir, pid)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	cmd.Flags().StringVar(&dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 	cmd.Flags().BoolVar(&force, "force", false, "renew even if the certificate is not due")
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sallyport/sallyport/internal/diag"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/updater"
 )
 
@@ -27,7 +28,7 @@ func newDiagCmd() *cobra.Command {
 		Short: "Write a diagnostics bundle for support: version, trust settings, doctor report, events, metrics — never a key, token or password",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := os.Stat(filepath.Join(dir, connector.TrustFile)); err != nil {
+			if _, err := os.Stat(filepath.Join(dir, statedir.TrustFile)); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s holds no registration; the bundle will say so\n", dir)
 			}
 			o := diag.Options{Dir: dir, UpdaterDir: updater.DefaultDir(dir), MetricsURL: metrics}
@@ -47,7 +48,7 @@ func newDiagCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	f.StringVar(&dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 	f.StringVar(&out, "out", "", "the zip file to write")
 	f.StringVar(&metrics, "metrics-url", "http://"+connector.DefaultMetricsListen, "the running connector's metrics endpoint ('' to skip)")
 	cmd.MarkFlagRequired("out")

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/doctor"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 // The diagnostics bundle ('connector diag') carries the doctor's report.
@@ -68,7 +68,7 @@ docs/doctor.md describes the steps and the --json format.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	f.StringVar(&o.Dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.App, "app", "", "check only this application of the group")
 	f.DurationVar(&o.StepTimeout, "timeout", doctor.DefaultStepTimeout, "time limit of each step")

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
-	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 func newProxyCmd() *cobra.Command {
@@ -27,16 +27,16 @@ func newProxyCmd() *cobra.Command {
 					return err
 				}
 			}
-			p, err := cloudlink.ParseProxy(args[0], user, pw, noProxy, connector.SettingsFile)
+			p, err := cloudlink.ParseProxy(args[0], user, pw, noProxy, statedir.SettingsFile)
 			if err != nil {
 				return err
 			}
-			s, err := connector.LoadSettings(dir)
+			s, err := statedir.LoadSettings(dir)
 			if err != nil {
 				return err
 			}
-			s.Proxy = &connector.ProxySettings{URL: p.URL.String(), Username: p.Username, Password: p.Password, NoProxy: noProxy}
-			if err := connector.SaveSettings(dir, s); err != nil {
+			s.Proxy = &statedir.ProxySettings{URL: p.URL.String(), Username: p.Username, Password: p.Password, NoProxy: noProxy}
+			if err := statedir.SaveSettings(dir, s); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "The connector in %s reaches the cloud through %s from now on (a running connector applies it at its next connection).\n", dir, p)
@@ -49,7 +49,7 @@ func newProxyCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show", Short: "Show the proxy in use (never its password)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := connector.EffectiveProxy(dir, "")
+			p, err := statedir.EffectiveProxy(dir, "")
 			if err != nil {
 				return err
 			}
@@ -67,12 +67,12 @@ func newProxyCmd() *cobra.Command {
 	clear := &cobra.Command{
 		Use: "clear", Short: "Stop using the saved proxy (HTTPS_PROXY still applies if set)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := connector.LoadSettings(dir)
+			s, err := statedir.LoadSettings(dir)
 			if err != nil {
 				return err
 			}
 			s.Proxy = nil
-			if err := connector.SaveSettings(dir, s); err != nil {
+			if err := statedir.SaveSettings(dir, s); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "The saved proxy is cleared.")
@@ -80,7 +80,7 @@ func newProxyCmd() *cobra.Command {
 		},
 	}
 	for _, sc := range []*cobra.Command{set, show, clear} {
-		sc.Flags().StringVar(&dir, "dir", connector.DefaultDir(), "the connector's state directory")
+		sc.Flags().StringVar(&dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 		c.AddCommand(sc)
 	}
 	return c

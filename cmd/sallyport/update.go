@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/updater"
 )
 
@@ -23,7 +23,7 @@ type updaterFlags struct {
 
 func (f *updaterFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.cfg.Dir, "dir", connector.DefaultDir(), "the connector's state directory")
+	fs.StringVar(&f.cfg.Dir, "dir", statedir.DefaultDir(), "the connector's state directory")
 	fs.StringVar(&f.cfg.UpdaterDir, "updater-dir", "", "the updater's own directory: its event log, state, locks and release key pin; keep it writable by root only (default: DIR-updater beside the state directory)")
 	fs.StringVar(&f.cfg.Binary, "binary", "", "the sallyport binary the connector service runs (default: this one)")
 	fs.StringVar(&f.cfg.Restart, "restart", "", "how to restart the connector: systemd:UNIT, windows:SERVICE or signal (SIGTERM to its pid; its supervisor restarts it) (default: the installed service, else signal)")
@@ -141,7 +141,7 @@ func newUpdateCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&check, "check", false, "show the installed and available versions (the default)")
 	cmd.Flags().BoolVar(&apply, "apply", false, "install the newest release now, major or not")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	events := newEventsCmdIn("dir", connector.DefaultDir(), "updater", func(dir string) string {
+	events := newEventsCmdIn("dir", statedir.DefaultDir(), "updater", func(dir string) string {
 		if eventsUpdaterDir != "" {
 			return eventsUpdaterDir
 		}

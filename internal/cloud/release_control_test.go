@@ -25,6 +25,7 @@ import (
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
@@ -39,7 +40,7 @@ type releaseCloud struct {
 	tok  string // the tenant admin's API token
 	pub  ed25519.PublicKey
 	key  ed25519.PrivateKey
-	dial connector.Dialer
+	dial cloudlink.DialFunc
 }
 
 func startReleaseCloud(t *testing.T) *releaseCloud {
@@ -84,14 +85,14 @@ func (c *releaseCloud) createGroup(t *testing.T, name string) {
 }
 
 // register registers a connector in group ("" for the default group).
-func (c *releaseCloud) register(t *testing.T, group, hostname string) *connector.State {
+func (c *releaseCloud) register(t *testing.T, group, hostname string) *statedir.State {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "connector-"+hostname)
 	if _, err := connector.Register(context.Background(), connector.RegisterOptions{CloudURL: c.url, Dir: dir, User: "admin@contoso.com",
 		Password: testPassword, CAFile: filepath.Join(c.dir, datadir.CACertFile), Group: group, Hostname: hostname, Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := connector.LoadState(dir)
+	st, err := statedir.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestControlReleaseKey(t *testing.T) {
 	c := startReleaseCloud(t)
 	st := c.register(t, "", "host1")
 	var rk release.KeyMessage
-	if err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, release.PathKey, nil, &rk); err != nil {
+	if err := cloudlink.ControlCall(context.Background(), st, c.dial, http.MethodGet, release.PathKey, nil, &rk); err != nil {
 		t.Fatal(err)
 	}
 	if rk.Key != release.EncodePublicKey(c.pub) || rk.KeyID != release.KeyID(c.pub) {
@@ -169,7 +170,7 @@ func TestControlReleases(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out release.List
-			err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, release.PathList+"?"+tt.query, nil, &out)
+			err := cloudlink.ControlCall(context.Background(), st, c.dial, http.MethodGet, release.PathList+"?"+tt.query, nil, &out)
 			if tt.code != "" {
 				wantControlProblem(t, "releases", err, tt.status, tt.code)
 				return
@@ -222,7 +223,7 @@ func TestControlReleaseBinary(t *testing.T) {
 	}
 	digest := res.Manifest.SHA256
 	get := func(q string) (string, int64, error) {
-		body, n, err := connector.ControlDownload(ctx, st, c.dial, release.PathBinary+"?"+q)
+		body, n, err := cloudlink.ControlDownload(ctx, st, c.dial, release.PathBinary+"?"+q)
 		if err != nil {
 			return "", n, err
 		}
@@ -280,18 +281,18 @@ func TestControlUpdateTurn(t *testing.T) {
 	b := c.register(t, "Updates", "hostB")
 	other := c.register(t, "", "hostC")
 	ctx := context.Background()
-	take := func(st *connector.State, v string) (release.Turn, error) {
+	take := func(st *statedir.State, v string) (release.Turn, error) {
 		var turn release.Turn
-		err := connector.ControlCall(ctx, st, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: v}, &turn)
+		err := cloudlink.ControlCall(ctx, st, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: v}, &turn)
 		return turn, err
 	}
-	end := func(t *testing.T, st *connector.State) {
+	end := func(t *testing.T, st *statedir.State) {
 		t.Helper()
-		if err := connector.ControlCall(ctx, st, c.dial, http.MethodDelete, release.PathUpdateTurn, nil, nil); err != nil {
+		if err := cloudlink.ControlCall(ctx, st, c.dial, http.MethodDelete, release.PathUpdateTurn, nil, nil); err != nil {
 			t.Fatalf("ending the turn of %s: %v", st.Trust.ConnectorID, err)
 		}
 	}
-	busyBy := func(holder *connector.State, host, v string) []string {
+	busyBy := func(holder *statedir.State, host, v string) []string {
 		return []string{"Connector " + holder.Trust.ConnectorID + " (" + host + ") of group 'Updates' is updating to " + v, "wait for it to finish"}
 	}
 	steps := []struct {
@@ -313,7 +314,7 @@ func TestControlUpdateTurn(t *testing.T) {
 			status: 400, code: "bad_version"},
 		{name: "not JSON", do: func(t *testing.T) (release.Turn, error) {
 			var turn release.Turn
-			return turn, connector.ControlCall(ctx, b, c.dial, http.MethodPost, release.PathUpdateTurn, "2.0.0", &turn)
+			return turn, cloudlink.ControlCall(ctx, b, c.dial, http.MethodPost, release.PathUpdateTurn, "2.0.0", &turn)
 		}, status: 400, code: "bad_request"},
 		{name: "A ends it, B takes it", do: func(t *testing.T) (release.Turn, error) { end(t, a); return take(b, "2.1.0") }, group: "Updates"},
 		{name: "now A waits", do: func(t *testing.T) (release.Turn, error) { return take(a, "2.1.0") },
@@ -377,11 +378,11 @@ func TestControlUpdateHalt(t *testing.T) {
 	b := c.register(t, "Updates", "hostB")
 	c.storeRelease(t, "2.0.0", "linux", "amd64", c.clk.Now())
 	ctx := context.Background()
-	take := func(st *connector.State, v string) error {
-		return connector.ControlCall(ctx, st, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: v}, &release.Turn{})
+	take := func(st *statedir.State, v string) error {
+		return cloudlink.ControlCall(ctx, st, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: v}, &release.Turn{})
 	}
-	halt := func(st *connector.State, v string) error {
-		return connector.ControlCall(ctx, st, c.dial, http.MethodDelete, release.PathUpdateTurn+"?rolled_back="+v, nil, nil)
+	halt := func(st *statedir.State, v string) error {
+		return cloudlink.ControlCall(ctx, st, c.dial, http.MethodDelete, release.PathUpdateTurn+"?rolled_back="+v, nil, nil)
 	}
 	halted := func(v string) bool {
 		_, err := c.srv.Store().UpdateHaltOf(ctx, a.Trust.TenantID, groupOf(t, c, a), v)
@@ -400,7 +401,7 @@ func TestControlUpdateHalt(t *testing.T) {
 		{name: "A halts a version it holds no turn for", do: func() error { return halt(a, "2.1.0") },
 			status: 403, code: "not_turn_holder", halted: map[string]bool{"2.1.0": false, "2.0.0": false}},
 		{name: "A ends its turn", do: func() error {
-			return connector.ControlCall(ctx, a, c.dial, http.MethodDelete, release.PathUpdateTurn, nil, nil)
+			return cloudlink.ControlCall(ctx, a, c.dial, http.MethodDelete, release.PathUpdateTurn, nil, nil)
 		}},
 		{name: "A, its turn ended, halts 2.0.0", do: func() error { return halt(a, "2.0.0") },
 			status: 403, code: "not_turn_holder", halted: map[string]bool{"2.0.0": false}},
@@ -439,7 +440,7 @@ func TestControlUpdateHalt(t *testing.T) {
 }
 
 // groupOf returns the id of the connector's group.
-func groupOf(t *testing.T, c *releaseCloud, st *connector.State) string {
+func groupOf(t *testing.T, c *releaseCloud, st *statedir.State) string {
 	t.Helper()
 	rec, err := c.srv.Store().ConnectorByID(context.Background(), st.Trust.TenantID, st.Trust.ConnectorID)
 	if err != nil {
@@ -458,7 +459,7 @@ func TestControlReleaseNeedsConnector(t *testing.T) {
 		t.Fatalf("removing the connector: %d %s", rec.Code, eb.Error.Message)
 	}
 	for _, path := range []string{release.PathKey, release.PathList + "?os=linux&arch=amd64"} {
-		err := connector.ControlCall(context.Background(), st, c.dial, http.MethodGet, path, nil, &struct{}{})
+		err := cloudlink.ControlCall(context.Background(), st, c.dial, http.MethodGet, path, nil, &struct{}{})
 		var p *problem.Problem
 		if !errors.As(err, &p) || p.Status != 401 {
 			t.Errorf("GET %s by a removed connector: %v, want a 401 problem", path, err)
@@ -493,7 +494,7 @@ func TestControlTurnAfterHalt(t *testing.T) {
 	b := c.register(t, "Updates", "hostB")
 	c.storeRelease(t, "2.0.0", "linux", "amd64", c.clk.Now())
 	ctx := context.Background()
-	if err := connector.ControlCall(ctx, a, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: "2.0.0"}, &release.Turn{}); err != nil {
+	if err := cloudlink.ControlCall(ctx, a, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: "2.0.0"}, &release.Turn{}); err != nil {
 		t.Fatal(err)
 	}
 	group := groupOf(t, c, a)
@@ -508,7 +509,7 @@ func TestControlTurnAfterHalt(t *testing.T) {
 		}
 	}
 	is.before.Store(&interleave)
-	err := connector.ControlCall(ctx, b, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: "2.0.0"}, &release.Turn{})
+	err := cloudlink.ControlCall(ctx, b, c.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: "2.0.0"}, &release.Turn{})
 	wantControlProblem(t, "B asks for the turn while A halts 2.0.0", err, 409, "release_halted")
 	if tu, err := orig.UpdateTurnOf(ctx, a.Trust.TenantID, group); err == nil && tu.ConnectorID == b.Trust.ConnectorID {
 		t.Errorf("B holds the turn for a halted release: %+v", tu)

@@ -12,6 +12,7 @@ import (
 	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/store"
 )
 
@@ -226,7 +227,7 @@ func TestTunnelLimitPerConnector(t *testing.T) {
 	// The connector was told, and retries: its refusal event names the code,
 	// and its Run goes on.
 	if !waitUntil(15*time.Second, func() bool {
-		evs, _ := eventlog.Read(filepath.Join(lc.cdir, connector.EventsFile), eventlog.Filter{IDs: []eventlog.ID{1102}})
+		evs, _ := eventlog.Read(filepath.Join(lc.cdir, statedir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{1102}})
 		for _, ev := range evs {
 			if ev.Fields["code"] == "too_many_tunnels" {
 				return true

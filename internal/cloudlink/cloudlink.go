@@ -2,7 +2,10 @@
 // the connector (registration and tunnels) and the admin CLI share it. It
 // owns name resolution rules, TLS with the cloud CA pinned, discovery of
 // the CA by fingerprint, and turning every way of not reaching the cloud
-// into one sentence that says why and what to do.
+// into one sentence that says why and what to do. A registered
+// connector's authenticated connections start here too (DialIdentified):
+// its tunnels, and the client of the cloud's control API (ControlCall,
+// ControlDownload, FetchStatus) that the connector and the updater use.
 //
 // It must not import the cloud's packages.
 package cloudlink

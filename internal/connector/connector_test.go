@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -113,10 +113,10 @@ func writeTestState(t *testing.T, dir string, cloud *fakeCloud, notBefore, notAf
 		t.Fatal(err)
 	}
 	cert, _ := pki.ParseCertPEM(pki.EncodeCertPEM(der))
-	tr := Trust{FormatVersion: 1, ConnectorID: "c_1", TenantID: "t_1", Tenant: "contoso.com", Group: "Default",
+	tr := statedir.Trust{FormatVersion: 1, ConnectorID: "c_1", TenantID: "t_1", Tenant: "contoso.com", Group: "Default",
 		CloudURL: "https://cloud.localhost:" + portOf(cloud.addr), Thumbprint: pki.Thumbprint(cert), Serial: pki.SerialHex(cert),
-		CloudCAFile: CloudCAFile, IssuedAt: cert.NotBefore, ExpiresAt: cert.NotAfter, Source: "registration"}
-	if err := writeState(dir, &tr, keyPEM, pki.EncodeCertPEM(der), cloud.ca.CertPEM); err != nil {
+		CloudCAFile: statedir.CloudCAFile, IssuedAt: cert.NotBefore, ExpiresAt: cert.NotAfter, Source: "registration"}
+	if err := statedir.Write(dir, &tr, keyPEM, pki.EncodeCertPEM(der), cloud.ca.CertPEM, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -275,41 +275,6 @@ func TestRefusalStopsRun(t *testing.T) {
 	}
 }
 
-func TestLoadStateProblems(t *testing.T) {
-	cloud := newFakeCloud(t)
-	tests := []struct {
-		name  string
-		setup func(dir string)
-		code  string
-	}{
-		{"empty dir", func(string) {}, "not_registered"},
-		{"key readable by others", func(dir string) { os.Chmod(filepath.Join(dir, keyFileIn(t, dir)), 0o644) }, "key_permissions"},
-		{"thumbprint mismatch", func(dir string) {
-			raw, _ := os.ReadFile(filepath.Join(dir, TrustFile))
-			var tr Trust
-			json.Unmarshal(raw, &tr)
-			tr.Thumbprint = "00"
-			js, _ := json.Marshal(tr)
-			os.WriteFile(filepath.Join(dir, TrustFile), js, 0o644)
-		}, "not_registered"},
-		{"damaged trust file", func(dir string) { os.WriteFile(filepath.Join(dir, TrustFile), []byte("{"), 0o644) }, "not_registered"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if tt.name != "empty dir" {
-				writeTestState(t, dir, cloud, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
-			}
-			tt.setup(dir)
-			_, err := LoadState(dir)
-			p, ok := problem.As(err)
-			if !ok || p.Code != tt.code {
-				t.Fatalf("LoadState = %v, want code %s", err, tt.code)
-			}
-		})
-	}
-}
-
 // TestExpiredTrust: event 1000's condition; Run refuses to start.
 func TestExpiredTrust(t *testing.T) {
 	cloud := newFakeCloud(t)
@@ -325,7 +290,7 @@ func TestExpiredTrust(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	// A clock far behind makes a valid certificate look not yet valid.
-	st, _ := LoadState(dir)
+	st, _ := statedir.Load(dir)
 	err = st.CheckValidity(time.Now().Add(-72 * time.Hour))
 	if p, ok := problem.As(err); !ok || p.Code != "clock_skew" {
 		t.Fatalf("CheckValidity with a skewed clock = %v", err)
@@ -333,22 +298,10 @@ func TestExpiredTrust(t *testing.T) {
 	var _ = errors.New
 }
 
-func keyFileIn(t *testing.T, dir string) string {
-	t.Helper()
-	raw, _ := os.ReadFile(filepath.Join(dir, TrustFile))
-	var tr Trust
-	json.Unmarshal(raw, &tr)
-	name, ok := keyFileOf(tr)
-	if !ok {
-		t.Fatalf("trust.json names no key file: %s", raw)
-	}
-	return name
-}
-
 // readEvents returns the ids in the connector's event log.
 func readEventIDs(t *testing.T, dir string) map[eventlog.ID]bool {
 	t.Helper()
-	evs, err := eventlog.Read(filepath.Join(dir, EventsFile), eventlog.Filter{})
+	evs, err := eventlog.Read(filepath.Join(dir, statedir.EventsFile), eventlog.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +376,7 @@ func TestUnreachableEventAfterDrop(t *testing.T) {
 	})
 	var first *eventlog.Event
 	waitFor(t, func() bool {
-		evs, _ := eventlog.Read(filepath.Join(dir, EventsFile), eventlog.Filter{})
+		evs, _ := eventlog.Read(filepath.Join(dir, statedir.EventsFile), eventlog.Filter{})
 		for i := range evs {
 			if evs[i].ID == 1203 {
 				first = &evs[i]

@@ -4,27 +4,27 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/neterr"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // The direct path serves a request that came on a relay stream (tunnel
-// version 2) without httputil.ReverseProxy and net/http's Transport: the
+// version 2) without net/http's Transport: the
 // relay stream keeps one HTTP/1.1 connection to the backend, and each
 // request of the stream is written to it and its response read back in
 // the stream's own goroutine. The Transport's two goroutines per
 // connection (and their hand-offs on every request) are what this saves.
 //
-// Applications reached through a backend forward proxy keep the proxy
-// path (ReverseProxy and a Transport with the proxy set).
+// Applications reached through a backend forward proxy keep the
+// Transport's path (serveProxied, with the proxy set). What the backend
+// gets and what the cloud gets back are the same on every path
+// (backend.go).
 
 // backendConn is a relay stream's connection to an application's backend.
 type backendConn struct {
@@ -98,7 +98,7 @@ func dialBackendConn(ctx context.Context, a *app) (net.Conn, error) {
 		cancel()
 		if err != nil {
 			conn.Close()
-			return nil, err
+			return nil, neterr.Handshake(err)
 		}
 		conn = tc
 	}
@@ -107,7 +107,7 @@ func dialBackendConn(ctx context.Context, a *app) (net.Conn, error) {
 
 // serveDirect serves r on the relay stream's backend connection.
 func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tunnel.RelayState) {
-	out := h.outgoing(r, a)
+	out := outgoing(r, a, "")
 	b, _ := rs.Value.(*backendConn)
 	if b != nil && (b.app != a || time.Since(b.lastUsed) > backendIdleReuse) {
 		b.Close()
@@ -122,6 +122,12 @@ func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tu
 		h.backendFailed(w, a, err)
 		return
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		b.Close() // what follows the 101 is not HTTP
+		rs.Value = nil
+		h.backendFailed(w, a, errUnaskedSwitch)
+		return
+	}
 	rs.Value = b
 	if !h.copyResponse(w, r.Context(), resp, b) {
 		b.Close()
@@ -130,32 +136,6 @@ func (h *handler) serveDirect(w *countingWriter, r *http.Request, a *app, rs *tu
 	}
 	b.lastUsed = time.Now()
 }
-
-// outgoing is r as the backend gets it: the internal URL's host and path,
-// no tunnel headers.
-func (h *handler) outgoing(r *http.Request, a *app) *http.Request {
-	out := r.WithContext(r.Context()) // shallow: r's header map and URL are its own (r came off the stream)
-	(&httputil.ProxyRequest{In: r, Out: out}).SetURL(a.target)
-	stripTunnelHeaders(out.Header)
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = nil // no default User-Agent of Go's
-	}
-	// The edge answers "Expect: 100-continue" itself and sends the body at
-	// once; the backend gets the body without waiting either.
-	out.Header.Del("Expect")
-	if out.Body != nil && out.Body != http.NoBody {
-		// The relay loop deals with what the backend did not read; closing
-		// the body here would read it all first (an early answer would wait
-		// for the whole upload).
-		out.Body = noDrainBody{out.Body}
-	}
-	return out
-}
-
-// noDrainBody is a request body whose Close leaves the rest unread.
-type noDrainBody struct{ io.Reader }
-
-func (noDrainBody) Close() error { return nil }
 
 // exchange sends out on b (or a new connection) and reads the response
 // headers. A request without a body that meets a reused connection the
@@ -180,13 +160,6 @@ func (h *handler) exchange(ctx context.Context, out *http.Request, a *app, b *ba
 			return nil, nil, err
 		}
 	}
-}
-
-// staleConn reports whether err is how a request meets a connection the
-// backend had closed before it got there.
-func staleConn(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		strings.Contains(err.Error(), "connection reset by peer") || strings.Contains(err.Error(), "broken pipe")
 }
 
 // send writes out on b and reads the final response's headers; ctx
@@ -248,43 +221,11 @@ func (b *bodyWait) finished() bool {
 	return err == nil
 }
 
-// copyResponse writes resp to w; false if the backend connection cannot
-// carry another request.
+// copyResponse writes resp to w (writeResponse); false if the backend
+// connection cannot carry another request.
 func (h *handler) copyResponse(w *countingWriter, ctx context.Context, resp *http.Response, b *backendConn) bool {
 	stop := context.AfterFunc(ctx, expire(b.conn))
-	hdr := w.Header()
-	for k, v := range resp.Header {
-		if !tunnel.IsProtocolHeader(k) { // a backend cannot speak for the connector
-			hdr[k] = v
-		}
-	}
-	removeHopHeaders(hdr)
-	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			names = append(names, k)
-		}
-		hdr["Trailer"] = []string{strings.Join(names, ", ")}
-	}
-	var announced map[string]bool
-	if len(resp.Trailer) > 0 {
-		announced = make(map[string]bool, len(resp.Trailer))
-		for k := range resp.Trailer {
-			announced[k] = true
-		}
-	}
-	w.WriteHeader(resp.StatusCode)
-	ok := true
-	if resp.ContentLength != 0 {
-		ok = h.copyBody(w, resp)
-	}
-	for k, v := range resp.Trailer {
-		if announced[k] {
-			hdr[k] = v
-		} else {
-			hdr[http.TrailerPrefix+k] = v // a trailer the backend did not announce
-		}
-	}
+	ok := writeResponse(w, resp)
 	if bw, isWait := resp.Body.(*bodyWait); isWait {
 		w.Flush() // the answer goes out now, whatever the upload does
 		ok = bw.finished() && ok
@@ -293,64 +234,13 @@ func (h *handler) copyResponse(w *countingWriter, ctx context.Context, resp *htt
 	return ok && !resp.Close && stop()
 }
 
-// copyBody copies the body; a body of unknown length is flushed after each
-// read (streams, server-sent events), as the proxy path does.
-func (h *handler) copyBody(w *countingWriter, resp *http.Response) bool {
-	buf := bufPool.Get()
-	defer bufPool.Put(buf)
-	flush := resp.ContentLength < 0
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return false
-			}
-			if flush {
-				w.Flush()
-			}
-		}
-		if err == io.EOF {
-			return true
-		}
-		if err != nil {
-			return false
-		}
-	}
-}
-
-// hopHeaders are the connection's own headers, not passed on.
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				h.Del(f)
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
-}
-
-// backendFailed answers a request the backend could not serve, as the
-// proxy path's error handler does.
-func (h *handler) backendFailed(w *countingWriter, a *app, err error) {
-	p := h.backendProblem(a, err)
-	h.logBackendFailure(a, w.requestID, p)
-	writeError(w, p)
-}
-
 // serveDirectUpgrade serves an upgrade (a WebSocket) that came on a relay
 // stream of its own: a backend connection of its own, with small buffers
 // (an idle WebSocket holds them for its whole life), and, if the backend
 // switches protocols, the stream and that connection joined.
 func (h *handler) serveDirectUpgrade(w *countingWriter, r *http.Request, a *app, proto string) {
 	ctx := r.Context()
-	out := h.outgoing(r, a)
-	out.Body, out.ContentLength = http.NoBody, 0
-	tunnel.PrepareUpgrade(out.Header, proto)
+	out := outgoing(r, a, proto)
 	conn, err := dialBackendConn(ctx, a)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -373,13 +263,13 @@ func (h *handler) serveDirectUpgrade(w *countingWriter, r *http.Request, a *app,
 		}
 		return
 	}
-	stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// Not switched: an ordinary answer (the stream ends with it).
 		defer conn.Close()
 		h.copyResponse(w, ctx, resp, &backendConn{conn: conn})
 		return
 	}
+	tunnel.StripProtocolHeaders(resp.Header) // a backend cannot speak for the connector
 	tunnel.ServeUpgrade(w, r, resp.Header, uc, proto)
 }
 

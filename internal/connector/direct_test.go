@@ -29,6 +29,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -250,7 +251,7 @@ func (env *directEnv) get(t *testing.T, app, path, want string) {
 // events returns the connector's events with id.
 func (env *directEnv) events(t *testing.T, id eventlog.ID) []eventlog.Event {
 	t.Helper()
-	evs, err := eventlog.Read(filepath.Join(env.dir, EventsFile), eventlog.Filter{})
+	evs, err := eventlog.Read(filepath.Join(env.dir, statedir.EventsFile), eventlog.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,24 +1,20 @@
 package connector
 
 import (
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
 )
@@ -47,7 +43,6 @@ type appTable struct {
 type app struct {
 	cfg    tunnel.AppConfig
 	target *url.URL
-	proxy  *httputil.ReverseProxy
 	met    *appMetrics
 	rt     *http.Transport // direct, or through the application's backend proxy
 }
@@ -65,7 +60,7 @@ func newHandler(c *Connector) *handler {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 		// The head of a backend's response is bounded (issue 14); the
-		// field count is checked by the proxy's ModifyResponse.
+		// field count is checked by serveProxied and serveUpgrade.
 		MaxResponseHeaderBytes: respLimits.WireBytes(),
 	}
 	h.apps.Store(&appTable{byID: map[string]*app{}})
@@ -87,8 +82,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cw := a.met.instrument(w, r)
 	defer cw.done()
-	// Kept for the log of a failure (the proxy path's error handler gets
-	// a request stripped of the tunnel headers).
+	// Kept for the log of a failure (the backend's request is stripped
+	// of the tunnel headers).
 	cw.requestID = r.Header.Get(tunnel.HeaderRequestID)
 	if proto := tunnel.UpgradeRequested(r); proto != "" {
 		if tunnel.RelayStateOf(r.Context()) != nil && a.cfg.BackendProxy == "" {
@@ -102,15 +97,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveDirect(cw, r, a, rs)
 		return
 	}
-	a.proxy.ServeHTTP(cw, r)
-}
-
-// requestID is the request id of a request the proxy failed to serve.
-func requestID(w http.ResponseWriter) string {
-	if cw, ok := w.(*countingWriter); ok {
-		return cw.requestID
-	}
-	return ""
+	h.serveProxied(cw, r, a)
 }
 
 func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +130,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&eb)
 		p := &problem.Problem{Status: 401, Code: eb.Error.Code, Message: eb.Error.Message, Step: eb.Error.Step, Err: errRefused}
 		if p.Code == "trust_expired" {
-			h.c.events.Event(eventlog.TrustExpired, ExpiredMessage)
+			h.c.events.Event(eventlog.TrustExpired, statedir.ExpiredMessage)
 		}
 		h.c.events.Event(eventlog.CertRefused, "The cloud refused this connector: "+p.Error(), "code", p.Code)
 		w.WriteHeader(http.StatusNoContent)
@@ -179,9 +166,7 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 		if err != nil {
 			return fmt.Errorf("application %s has an unusable backend proxy", ac.Name)
 		}
-		a := &app{cfg: ac, target: u, met: h.c.metrics.forApp(ac.Name), rt: rt}
-		a.proxy = h.newProxy(a)
-		t.byID[ac.ID] = a
+		t.byID[ac.ID] = &app{cfg: ac, target: u, met: h.c.metrics.forApp(ac.Name), rt: rt}
 	}
 	h.apps.Store(t)
 	h.c.noteGroup(cfg.Group)
@@ -193,7 +178,7 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 // ConfigVersion returns the version of the configuration held.
 func (c *Connector) ConfigVersion() string { return c.handler.apps.Load().cfg.Version }
 
-// bufPool holds the proxies' body copy buffers: one tunnel frame (64 KiB)
+// bufPool holds the body copy buffers: one tunnel frame (64 KiB)
 // each, so that a download reads the backend and fills the tunnel in
 // frame-sized pieces (a third fewer system calls per MB than with 32 KiB,
 // bench/RESULTS.md). Each response in flight holds one.
@@ -204,152 +189,9 @@ type bytePool struct{ p sync.Pool }
 func (b *bytePool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b *bytePool) Put(x []byte) { b.p.Put(&x) }
 
-func (h *handler) newProxy(a *app) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(a.target)
-			copyForwarded(pr.Out.Header, pr.In.Header)
-			stripTunnelHeaders(pr.Out.Header)
-		},
-		Transport:     a.rt,
-		FlushInterval: 0, // streams (unknown length, server-sent events) are flushed at once; see the edge
-		ModifyResponse: func(resp *http.Response) error {
-			stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
-			return tunnel.CheckResponseHeader(resp.Header, respLimits)
-		},
-		BufferPool: bufPool,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if r.Context().Err() != nil {
-				return // the cloud gave up on this request; nobody reads an answer
-			}
-			p := h.backendProblem(a, err)
-			h.logBackendFailure(a, requestID(w), p)
-			writeError(w, p)
-		},
-	}
-}
-
-// logBackendFailure records a failed backend request (at most one event
-// per application per second; the next says how many were suppressed).
-func (h *handler) logBackendFailure(a *app, requestID string, p *problem.Problem) {
-	if n, ok := h.backendLogs.Allow(a.cfg.ID); ok {
-		h.c.events.Event(eventlog.BackendRequestFailed, p.Error(), "app", a.cfg.Name, "request_id", requestID, "code", p.Code, "suppressed", fmt.Sprint(n))
-	}
-}
-
-func copyForwarded(out, in http.Header) {
-	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		if v := in.Values(k); len(v) > 0 {
-			out[k] = v
-		}
-	}
-}
-
-// stripTunnelHeaders removes the protocol's headers, in any case and with
-// '_' for '-' (a backend behind CGI or WSGI reads 'Sallyport_App' as
-// 'Sallyport-App').
-func stripTunnelHeaders(h http.Header) { tunnel.StripProtocolHeaders(h) }
-
-// serveUpgrade carries an upgraded connection (WebSocket) to the backend.
-func (h *handler) serveUpgrade(w *countingWriter, r *http.Request, a *app, proto string) {
-	out := r.Clone(r.Context())
-	out.URL = a.target.JoinPath(r.URL.Path)
-	out.URL.RawQuery = r.URL.RawQuery
-	out.Host = ""
-	out.RequestURI = ""
-	out.Body = http.NoBody
-	out.ContentLength = 0
-	stripTunnelHeaders(out.Header)
-	tunnel.PrepareUpgrade(out.Header, proto)
-	resp, err := a.rt.RoundTrip(out)
-	if err == nil {
-		if err = tunnel.CheckResponseHeader(resp.Header, respLimits); err != nil {
-			resp.Body.Close()
-		}
-	}
-	if err != nil {
-		if r.Context().Err() == nil {
-			h.backendFailed(w, a, err)
-		}
-		return
-	}
-	stripTunnelHeaders(resp.Header) // a backend cannot speak for the connector
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-		return
-	}
-	backend, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok {
-		resp.Body.Close()
-		writeError(w, problem.New(502, "backend_upgrade", "The internal application switched protocols but the connection cannot be carried", "report this to the Sallyport developers"))
-		return
-	}
-	tunnel.ServeUpgrade(w, r, resp.Header, backend, proto)
-}
-
-// backendProblem explains why the internal application could not be reached.
-func (h *handler) backendProblem(a *app, err error) *problem.Problem {
-	host := a.target.Hostname()
-	hostport := a.target.Host
-	where := fmt.Sprintf("connector %s", h.c.cfg.Hostname)
-	var dnsErr *net.DNSError
-	switch {
-	case tunnel.IsHeadersTooLarge(err):
-		return problem.Newf(http.StatusBadGateway, "backend_headers_too_large",
-			fmt.Sprintf("make application '%s' send smaller response headers (at most %d KiB of names and values, %d fields; large or many cookies are the usual cause)", a.cfg.Name, respLimits.MaxHeaderBytes>>10, respLimits.MaxHeaderCount),
-			"The internal application '%s' at %s answered with response headers larger than the connector accepts, on %s", a.cfg.Name, a.cfg.InternalURL, where).Wrap(err)
-	case errors.As(err, &dnsErr):
-		return problem.Newf(http.StatusBadGateway, "backend_dns",
-			fmt.Sprintf("check the internal URL of application '%s' and that the connector's machine resolves %s (DNS server or hosts file)", a.cfg.Name, host),
-			"The internal host '%s' of application '%s' does not resolve on %s (%s)", host, a.cfg.Name, where, dnsErr.Err).Wrap(err)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return problem.Newf(http.StatusBadGateway, "backend_refused",
-			fmt.Sprintf("check that the application is running and listening on %s, and that no firewall blocks the connector's machine", hostport),
-			"The internal application '%s' at %s refused the connection from %s", a.cfg.Name, a.cfg.InternalURL, where).Wrap(err)
-	case isTimeout(err):
-		return problem.Newf(http.StatusBadGateway, "backend_unreachable",
-			fmt.Sprintf("check the network path from the connector's machine to %s (routing, firewall)", hostport),
-			"The internal application '%s' at %s did not accept a connection from %s in time", a.cfg.Name, a.cfg.InternalURL, where).Wrap(err)
-	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
-		step := fmt.Sprintf("check the TLS certificate of %s, or publish the application with an http:// internal URL", hostport)
-		var nameErr x509.HostnameError
-		switch {
-		case errors.As(err, &nameErr):
-			step = fmt.Sprintf("the certificate of %s does not name %s: publish the application with an internal URL whose host the certificate names, or reissue the certificate for %s", hostport, host, host)
-		case errors.As(err, new(x509.UnknownAuthorityError)):
-			step = fmt.Sprintf("the connector's machine does not trust the issuer of %s's certificate: add the CA that signed it to the machine's trust store (Debian: copy it to /usr/local/share/ca-certificates/ and run update-ca-certificates; or set SSL_CERT_FILE for the connector service), then restart the connector", hostport)
-		}
-		return problem.Newf(http.StatusBadGateway, "backend_tls", step,
-			"The TLS handshake with the internal application '%s' at %s failed on %s (%v)", a.cfg.Name, a.cfg.InternalURL, where, err).Wrap(err)
-	}
-	return problem.Newf(http.StatusBadGateway, "backend_failed",
-		fmt.Sprintf("check that the application at %s works when loaded from the connector's machine", a.cfg.InternalURL),
-		"The request to the internal application '%s' at %s failed on %s (%v)", a.cfg.Name, a.cfg.InternalURL, where, err).Wrap(err)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
-}
-
-// writeError answers with a response the connector made itself.
-func writeError(w http.ResponseWriter, p *problem.Problem) {
-	var eb tunnel.ErrorBody
-	eb.Error.Code, eb.Error.Message, eb.Error.Step = p.Code, p.Message, p.Step
-	w.Header().Set(tunnel.HeaderError, p.Code)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(p.Status)
-	json.NewEncoder(w).Encode(eb)
 }
 
 // transportFor returns the backend transport for a forward proxy URL ("":

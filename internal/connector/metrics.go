@@ -144,8 +144,8 @@ type countingWriter struct {
 	code  int
 	ctx   context.Context // the request's: cancelled when the cloud gave up on it
 	// requestID is the cloud's id of the request, for the log of a
-	// failure (the proxy hands its error handler this writer, and a
-	// request stripped of the tunnel's headers).
+	// failure (the backend's request is stripped of the tunnel's
+	// headers).
 	requestID string
 }
 

@@ -2,8 +2,6 @@ package connector
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 // RegisterOptions are the inputs of Register.
@@ -34,23 +33,18 @@ type RegisterOptions struct {
 	Version       string
 }
 
-// RegisterLogFile is the registration log in the state directory: each
-// step of every registration, kept for troubleshooting (the reference
-// system's installation logs in %TEMP%).
-const RegisterLogFile = "register.log"
-
 // Register creates a key pair on this machine, has the cloud sign a
 // certificate for it with the administrator's credentials (or a
 // registration token), and writes the state directory. Credentials are
 // never written anywhere. Every step goes to the registration log; a
 // failure names it and is recorded as event 1002.
-func Register(ctx context.Context, o RegisterOptions) (*Trust, error) {
+func Register(ctx context.Context, o RegisterOptions) (*statedir.Trust, error) {
 	logPath, log, closeLog := openRegisterLog(o.Dir)
 	defer closeLog()
 	log.Info("registration started", "cloud", o.CloudURL, "dir", o.Dir, "user", o.User, "token", o.Token != "", "group", o.Group,
 		"ca_file", o.CAFile, "ca_fingerprint", o.CAFingerprint, "hostname", o.Hostname, "version", o.Version)
 	tr, err := register(ctx, o, log)
-	ev, evErr := eventlog.Open(eventlog.Config{Path: filepath.Join(o.Dir, EventsFile), Source: "registration"})
+	ev, evErr := eventlog.Open(eventlog.Config{Path: filepath.Join(o.Dir, statedir.EventsFile), Source: "registration"})
 	if evErr == nil {
 		defer ev.Close()
 	}
@@ -81,7 +75,7 @@ func openRegisterLog(dir string) (string, *slog.Logger, func()) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, ""
 		}
-		p := filepath.Join(d, RegisterLogFile)
+		p := filepath.Join(d, statedir.RegisterLogFile)
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return nil, ""
@@ -98,13 +92,13 @@ func openRegisterLog(dir string) (string, *slog.Logger, func()) {
 	return p, slog.New(slog.NewTextHandler(f, nil)), func() { f.Close() }
 }
 
-func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust, error) {
+func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*statedir.Trust, error) {
 	target, err := cloudlink.ParseURL(o.CloudURL)
 	if err != nil {
 		return nil, err
 	}
 	if target.Proxy = o.Proxy; target.Proxy == nil {
-		if target.Proxy, err = EffectiveProxy(o.Dir, ""); err != nil {
+		if target.Proxy, err = statedir.EffectiveProxy(o.Dir, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -119,14 +113,14 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 	// Everything that can fail on this machine is checked before the
 	// cloud is asked: a registration the cloud made for a directory that
 	// cannot hold it would leave a stray connector there (issue 20).
-	if err := CheckStateDir(o.Dir); err != nil {
+	if err := statedir.CheckWritable(o.Dir); err != nil {
 		return nil, err
 	}
 	log.Info("the state directory is writable", "dir", o.Dir)
 	log.Info("pinning the cloud CA", "url", target.URL)
-	ca := pinnedOnDisk(o.Dir, target.URL)
+	ca := statedir.PinnedCA(o.Dir, target.URL)
 	if ca != nil && o.CAFile == "" && o.CAFingerprint == "" {
-		log.Info("reusing the cloud CA pinned in the state directory", "file", filepath.Join(o.Dir, CloudCAFile))
+		log.Info("reusing the cloud CA pinned in the state directory", "file", filepath.Join(o.Dir, statedir.CloudCAFile))
 	} else if ca, err = cloudlink.PinnedCA(ctx, target, o.CAFile, o.CAFingerprint, "sallyport connector register"); err != nil {
 		return nil, err
 	}
@@ -140,7 +134,7 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 		User: o.User, Password: o.Password, Token: o.Token, Group: o.Group, Tenant: o.Tenant,
 		CSR: string(csrPEM), Hostname: o.Hostname, Version: o.Version,
 	}
-	if prev, err := LoadState(o.Dir); err == nil && prev.Trust.CloudURL == target.URL {
+	if prev, err := statedir.Load(o.Dir); err == nil && prev.Trust.CloudURL == target.URL {
 		req.PreviousConnectorID = prev.Trust.ConnectorID
 	}
 	if req.PreviousConnectorID != "" {
@@ -157,7 +151,7 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 	if err != nil {
 		return nil, fmt.Errorf("the cloud returned a certificate that does not parse: %w", err)
 	}
-	tr := Trust{
+	tr := statedir.Trust{
 		FormatVersion: 1,
 		ConnectorID:   resp.ConnectorID,
 		TenantID:      resp.TenantID,
@@ -166,35 +160,17 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*Trust,
 		CloudURL:      target.URL,
 		Thumbprint:    pki.Thumbprint(cert),
 		Serial:        pki.SerialHex(cert),
-		CloudCAFile:   CloudCAFile,
+		CloudCAFile:   statedir.CloudCAFile,
 		IssuedAt:      cert.NotBefore.Add(pki.Backdate).UTC(),
 		ExpiresAt:     cert.NotAfter.UTC(),
 		Source:        "registration",
 		ReleaseKey:    resp.ReleaseKey,
 	}
-	if err := writeState(o.Dir, &tr, keyPEM, []byte(resp.Certificate), pki.EncodeCertPEM(ca.Raw)); err != nil {
+	if err := statedir.Write(o.Dir, &tr, keyPEM, []byte(resp.Certificate), pki.EncodeCertPEM(ca.Raw), stepHook); err != nil {
 		return nil, undoRegistration(ctx, client, target, o, req.PreviousConnectorID, resp.ConnectorID, log, err)
 	}
-	removeUnusedPairs(o.Dir, tr)
+	statedir.RemoveUnusedPairs(o.Dir, tr)
 	return &tr, nil
-}
-
-// CheckStateDir makes sure dir exists (created 0700) and that a file can
-// be written in it, the way writeState writes the key.
-func CheckStateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return problem.Newf(400, "state_unwritable",
-			"run register as a user who may create that directory, or choose another with --dir",
-			"Connector registration failed before contacting the cloud: the state directory %s cannot be created (%v)", dir, err)
-	}
-	probe := filepath.Join(dir, ".register-probe")
-	if err := pki.WriteFileAtomic(probe, []byte("probe\n"), 0o600); err != nil {
-		return problem.Newf(400, "state_unwritable",
-			"run register as a user who may write that directory, or choose another with --dir",
-			"Connector registration failed before contacting the cloud: the state directory %s cannot be written (%v)", dir, err)
-	}
-	os.Remove(probe)
-	return nil
 }
 
 // undoRegistration deletes at the cloud a connector registered for a
@@ -227,28 +203,4 @@ func undoRegistration(ctx context.Context, client *http.Client, target cloudlink
 	p.Message += fmt.Sprintf(", and the connector %s the cloud registered meanwhile stays there", id)
 	p.Step = strings.TrimSuffix(p.Step, ".") + fmt.Sprintf("; have an administrator delete it with 'sallyport admin connector delete %s'", id)
 	return &p
-}
-
-// pinnedOnDisk returns the cloud CA that an earlier registration with the
-// cloud at url pinned in dir, or nil. Registering again with the same
-// cloud reuses it: only a first contact needs --ca-file or
-// --ca-fingerprint (issue 20, defect 2).
-func pinnedOnDisk(dir, url string) *x509.Certificate {
-	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
-	if err != nil {
-		return nil
-	}
-	var tr Trust
-	if json.Unmarshal(raw, &tr) != nil || tr.CloudURL != url {
-		return nil
-	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, CloudCAFile))
-	if err != nil {
-		return nil
-	}
-	ca, err := pki.ParseCertPEM(caPEM)
-	if err != nil {
-		return nil
-	}
-	return ca
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 // TestRegisterRefusals: registration failures found on this machine, each
@@ -59,14 +60,14 @@ func TestRegisterRefusals(t *testing.T) {
 			if !ok || p.Code != tt.code || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Register = %v, want code %s with %q", err, tt.code, tt.want)
 			}
-			if !strings.Contains(err.Error(), filepath.Join(tt.o.Dir, RegisterLogFile)) {
+			if !strings.Contains(err.Error(), filepath.Join(tt.o.Dir, statedir.RegisterLogFile)) {
 				t.Errorf("the refusal does not name the registration log: %v", err)
 			}
 		})
 	}
 	// A TLS server that is not a Sallyport cloud (no ALPN) is named.
-	st := &State{Target: mustTarget(t, url), CloudCA: ca.Cert}
-	_, err = dialCloud(context.Background(), st, cloudlink.DialContext, "sallyport-connector/1")
+	id := cloudlink.Identity{Target: mustTarget(t, url), CA: ca.Cert}
+	_, err = cloudlink.DialIdentified(context.Background(), id, cloudlink.DialContext, "sallyport-connector/1")
 	if p, ok := problem.As(err); !ok || p.Code != "not_sallyport" {
 		t.Fatalf("dial to a plain TLS server = %v, want not_sallyport", err)
 	}

@@ -1,37 +1,29 @@
 package connector
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // Dialer dials TCP to the cloud.
-type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+type Dialer = cloudlink.DialFunc
 
 // NeedsRenewal reports whether a certificate should be renewed at now:
 // less than a third of its lifetime remains.
-func NeedsRenewal(st *State, now time.Time) bool {
+func NeedsRenewal(st *statedir.State, now time.Time) bool {
 	life := st.Leaf.NotAfter.Sub(st.Leaf.NotBefore.Add(pki.Backdate))
 	return st.Leaf.NotAfter.Sub(now) < life/3
-}
-
-// trimStep removes the step the API repeats at the end of a message.
-func trimStep(msg, step string) string {
-	if step != "" {
-		if i := bytes.LastIndex([]byte(msg), []byte("; "+step)); i > 0 {
-			return msg[:i]
-		}
-	}
-	return msg
 }
 
 // Renew gets a new certificate for a new key over the authenticated
@@ -42,13 +34,13 @@ func trimStep(msg, step string) string {
 // cloud's current one, and the old one stays accepted until the new one
 // is used: a renewal interrupted at any step leaves a connector that
 // works, with one certificate or the other.
-func Renew(ctx context.Context, st *State, dial Dialer) (*State, error) {
+func Renew(ctx context.Context, st *statedir.State, dial Dialer) (*statedir.State, error) {
 	keyPEM, csrPEM, err := pki.NewKeyAndCSR("sallyport-connector")
 	if err != nil {
 		return nil, err
 	}
 	var resp tunnel.RenewResponse
-	if err := controlCall(ctx, st, dial, http.MethodPost, tunnel.ControlRenew, tunnel.RenewRequest{CSR: string(csrPEM)}, &resp); err != nil {
+	if err := cloudlink.ControlCall(ctx, st, dial, http.MethodPost, tunnel.ControlRenew, tunnel.RenewRequest{CSR: string(csrPEM)}, &resp); err != nil {
 		return nil, err
 	}
 	if err := stepHook("signed"); err != nil {
@@ -65,13 +57,13 @@ func Renew(ctx context.Context, st *State, dial Dialer) (*State, error) {
 		return nil, err
 	}
 	next.Leaf = cert
-	if err := writeState(st.Dir, &next.Trust, keyPEM, []byte(resp.Certificate), nil); err != nil {
+	if err := statedir.Write(st.Dir, &next.Trust, keyPEM, []byte(resp.Certificate), nil, stepHook); err != nil {
 		return nil, err
 	}
 	// Confirm: the cloud accepts the new certificate (and from then on
 	// only it).
 	var status tunnel.Status
-	if err := controlCall(ctx, &next, dial, http.MethodGet, tunnel.ControlStatus, nil, &status); err != nil {
+	if err := cloudlink.ControlCall(ctx, &next, dial, http.MethodGet, tunnel.ControlStatus, nil, &status); err != nil {
 		return nil, err
 	}
 	if status.CertSerial != next.Trust.Serial {
@@ -80,8 +72,8 @@ func Renew(ctx context.Context, st *State, dial Dialer) (*State, error) {
 	if err := stepHook("confirmed"); err != nil {
 		return nil, err
 	}
-	removeUnusedPairs(st.Dir, next.Trust)
-	return LoadState(st.Dir)
+	statedir.RemoveUnusedPairs(st.Dir, next.Trust)
+	return statedir.Load(st.Dir)
 }
 
 // renewLoop checks the certificate at start and every RenewCheckInterval
@@ -113,11 +105,33 @@ func (c *Connector) renewLoop(ctx context.Context) {
 	}
 }
 
-// FetchStatus asks the cloud, over the authenticated control connection,
-// what it knows of this connector: registration, group, status, its
-// clock, and the group's applications.
-func FetchStatus(ctx context.Context, st *State, dial Dialer) (tunnel.Status, error) {
-	var s tunnel.Status
-	err := controlCall(ctx, st, dial, http.MethodGet, tunnel.ControlStatus, nil, &s)
-	return s, err
+// stepHook lets tests interrupt a state change between its steps, as a
+// crash would.
+var stepHook = func(step string) error { return nil }
+
+// tlsPair builds a client certificate from PEM.
+func tlsPair(certPEM, keyPEM []byte) (tls.Certificate, error) {
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return c, fmt.Errorf("the renewed certificate does not match its key: %w", err)
+	}
+	c.Leaf, err = x509.ParseCertificate(c.Certificate[0])
+	return c, err
+}
+
+// noteGroup records in trust.json the group the cloud says this connector
+// is in (it changes when an administrator moves the connector).
+func (c *Connector) noteGroup(group string) {
+	st := c.State()
+	if group == "" || group == st.Trust.Group {
+		return
+	}
+	next := *st
+	next.Trust.Group = group
+	if err := statedir.WriteTrust(st.Dir, next.Trust); err != nil {
+		c.log.Warn("recording the new group in trust.json failed", "error", problem.Public(err).Error())
+		return
+	}
+	next.LoadedAt = time.Now()
+	c.st.CompareAndSwap(st, &next)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 const password = "correct horse battery"
@@ -60,7 +61,7 @@ func certFiles(t *testing.T, dir string) []string {
 func TestRenew(t *testing.T) {
 	_, dir, srv := realCloud(t)
 	ctx := context.Background()
-	old, err := connector.LoadState(dir)
+	old, err := statedir.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestRenew(t *testing.T) {
 		t.Fatalf("renewing with the replaced certificate: %v", err)
 	}
 	var raw map[string]any
-	b, _ := os.ReadFile(filepath.Join(dir, connector.TrustFile))
+	b, _ := os.ReadFile(filepath.Join(dir, statedir.TrustFile))
 	json.Unmarshal(b, &raw)
 	if raw["source"] != "renewal" || raw["thumbprint"] != pki.Thumbprint(next.Leaf) {
 		t.Errorf("trust.json = %s", b)
@@ -100,7 +101,7 @@ func TestRenewInterrupted(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			_, dir, _ := realCloud(t)
 			ctx := context.Background()
-			st, _ := connector.LoadState(dir)
+			st, _ := statedir.Load(dir)
 			restore := connector.SetStepHook(func(s string) error {
 				if s == step {
 					return errCrash
@@ -112,7 +113,7 @@ func TestRenewInterrupted(t *testing.T) {
 			if !errors.Is(err, errCrash) {
 				t.Fatalf("Renew = %v, want the crash", err)
 			}
-			after, err := connector.LoadState(dir)
+			after, err := statedir.Load(dir)
 			if err != nil {
 				t.Fatalf("state after a crash at %s: %v", step, err)
 			}
@@ -129,7 +130,7 @@ func TestRenewInterrupted(t *testing.T) {
 
 func TestNeedsRenewal(t *testing.T) {
 	_, dir, _ := realCloud(t)
-	st, _ := connector.LoadState(dir)
+	st, _ := statedir.Load(dir)
 	life := st.Leaf.NotAfter.Sub(st.Leaf.NotBefore.Add(pki.Backdate))
 	for _, tt := range []struct {
 		at   time.Time

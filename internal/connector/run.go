@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -65,7 +65,7 @@ type Config struct {
 // Validate fills defaults and checks the configuration.
 func (c *Config) Validate() error {
 	if c.Dir == "" {
-		c.Dir = DefaultDir()
+		c.Dir = statedir.DefaultDir()
 	}
 	if c.Connections == 0 {
 		c.Connections = 2
@@ -104,7 +104,7 @@ func (c *Config) Validate() error {
 // Connector is a running connector.
 type Connector struct {
 	cfg     Config
-	st      atomic.Pointer[State] // replaced after a renewal
+	st      atomic.Pointer[statedir.State] // replaced after a renewal
 	log     *slog.Logger
 	handler *handler
 
@@ -127,7 +127,7 @@ func New(cfg Config) (*Connector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	st, err := LoadState(cfg.Dir)
+	st, err := statedir.Load(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func New(cfg Config) (*Connector, error) {
 	}
 	c.st.Store(c.adopt(st))
 	c.metrics = newMetrics(c)
-	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.Dir, EventsFile), Source: "connector", Logger: c.log, Now: cfg.Now})
+	ev, err := eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.Dir, statedir.EventsFile), Source: "connector", Logger: c.log, Now: cfg.Now})
 	if err != nil {
 		c.log.Warn("the event log cannot be opened; events go to the process log only", "error", err.Error())
 	}
@@ -159,7 +159,7 @@ func (c *Connector) Close() error {
 }
 
 // State returns the loaded state directory.
-func (c *Connector) State() *State { return c.st.Load() }
+func (c *Connector) State() *statedir.State { return c.st.Load() }
 
 // TunnelsUp is the number of tunnel connections currently established.
 func (c *Connector) TunnelsUp() int {
@@ -177,7 +177,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		if p, ok := problem.As(err); ok {
 			switch p.Code {
 			case "trust_expired":
-				c.events.Event(eventlog.TrustExpired, ExpiredMessage, "expired_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
+				c.events.Event(eventlog.TrustExpired, statedir.ExpiredMessage, "expired_at", st.Leaf.NotAfter.UTC().Format(time.RFC3339))
 			case "clock_skew":
 				c.events.Event(eventlog.CertNotYetValid, p.Error())
 			}
@@ -342,18 +342,18 @@ func (c *Connector) dial(ctx context.Context) (*tls.Conn, error) {
 	if c.cfg.TunnelVersion == 1 {
 		alpn = alpn[1:]
 	}
-	return dialCloud(ctx, c.State(), c.cfg.Dial, alpn...)
+	return cloudlink.DialIdentified(ctx, c.State(), c.cfg.Dial, alpn...)
 }
 
 // reloadIfChanged picks up a state directory changed by another process
 // ('sallyport connector renew' or 'register' while this one runs).
 func (c *Connector) reloadIfChanged() {
 	st := c.State()
-	fi, err := os.Stat(filepath.Join(st.Dir, TrustFile))
-	if err != nil || !fi.ModTime().After(st.loadedAt) {
+	fi, err := os.Stat(filepath.Join(st.Dir, statedir.TrustFile))
+	if err != nil || !fi.ModTime().After(st.LoadedAt) {
 		return
 	}
-	next, err := LoadState(st.Dir)
+	next, err := statedir.Load(st.Dir)
 	if err != nil {
 		c.log.Warn("the state directory changed but cannot be loaded; keeping the certificate in use", "error", problem.Public(err).Error())
 		return
@@ -366,40 +366,11 @@ func (c *Connector) reloadIfChanged() {
 
 // adopt applies the run's own settings (a --proxy given on the command
 // line) to a state loaded from disk.
-func (c *Connector) adopt(st *State) *State {
+func (c *Connector) adopt(st *statedir.State) *statedir.State {
 	if c.cfg.Proxy != nil {
 		st.Target.Proxy = c.cfg.Proxy
 	}
 	return st
-}
-
-// dialCloud opens a TLS connection to the cloud with the state's client
-// certificate, offering the given ALPN protocols (preferred first).
-func dialCloud(ctx context.Context, st *State, dial func(ctx context.Context, network, addr string) (net.Conn, error), alpn ...string) (*tls.Conn, error) {
-	t := st.Target
-	dctx, cancel := context.WithTimeout(ctx, cloudlink.DialTimeout)
-	defer cancel()
-	raw, err := dial(dctx, "tcp", t.Addr)
-	if err != nil {
-		return nil, cloudlink.Explain(err, t)
-	}
-	cfg := cloudlink.TLSConfig(t.Host, st.CloudCA, alpn...)
-	cfg.Certificates = []tls.Certificate{st.Cert}
-	if slices.Contains(alpn, tunnel.ALPN) {
-		raw = tunnel.NewBatchConn(raw) // tunnel.Serve batches its writes
-	}
-	conn := tls.Client(raw, cfg)
-	if err := conn.HandshakeContext(dctx); err != nil {
-		raw.Close()
-		return nil, cloudlink.ExplainDial(ctx, err, t)
-	}
-	if !slices.Contains(alpn, conn.ConnectionState().NegotiatedProtocol) {
-		conn.Close()
-		return nil, problem.Newf(502, "not_sallyport",
-			fmt.Sprintf("check that %s is the Sallyport cloud and that no proxy in between strips TLS ALPN", t.Addr),
-			"The server at %s does not speak the Sallyport connector protocol", t.Addr)
-	}
-	return conn, nil
 }
 
 // refuse records a permanent refusal from the cloud. It stops Run once
@@ -425,9 +396,6 @@ func (c *Connector) refused() bool {
 
 // errRefused marks refusal problems.
 var errRefused = errors.New("refused by the cloud")
-
-// EventsFile is the connector's event log in its state directory.
-const EventsFile = "events.jsonl"
 
 // connectFailed records why a tunnel could not be set up.
 func (c *Connector) connectFailed(err error, slot, failures int) {

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -42,8 +42,8 @@ const timeFormat = time.RFC3339
 func (r *runner) checkState(_ context.Context, s *Step) {
 	dir := r.o.Dir
 	s.Checked = fmt.Sprintf("the state directory %s: the trust settings file %s, the certificate and private key it names (readable, matching each other, the key not readable by other users), the certificate's thumbprint against %s, the pinned cloud CA %s, and the certificate's validity on this machine's clock",
-		dir, connector.TrustFile, connector.TrustFile, connector.CloudCAFile)
-	st, err := connector.LoadState(dir)
+		dir, statedir.TrustFile, statedir.TrustFile, statedir.CloudCAFile)
+	st, err := statedir.Load(dir)
 	if err != nil {
 		r.loadPartial()
 		msg, step := explain(err)
@@ -65,7 +65,7 @@ func (r *runner) checkState(_ context.Context, s *Step) {
 			if p.Code == "trust_expired" {
 				msg = fmt.Sprintf("The connector's trust certificate (thumbprint %s) expired on %s, %s ago by this machine's clock (%s): the connector refuses to run and records event 1000, '%s'",
 					st.Trust.Thumbprint, leaf.NotAfter.UTC().Format(timeFormat), days(now.Sub(leaf.NotAfter)), now.UTC().Format(timeFormat),
-					strings.SplitN(connector.ExpiredMessage, ". ", 2)[0])
+					strings.SplitN(statedir.ExpiredMessage, ". ", 2)[0])
 			}
 		}
 		s.set(Fail, msg, step)
@@ -77,7 +77,7 @@ func (r *runner) checkState(_ context.Context, s *Step) {
 		keyNote = "the private key is readable (its permissions are not checked on Windows)"
 	}
 	found := fmt.Sprintf("connector %s of %s (group '%s'); the certificate's thumbprint %s matches %s; %s; the certificate is valid until %s (%s left)",
-		st.Trust.ConnectorID, st.Trust.Tenant, st.Trust.Group, st.Trust.Thumbprint, connector.TrustFile, keyNote, leaf.NotAfter.UTC().Format(timeFormat), days(left))
+		st.Trust.ConnectorID, st.Trust.Tenant, st.Trust.Group, st.Trust.Thumbprint, statedir.TrustFile, keyNote, leaf.NotAfter.UTC().Format(timeFormat), days(left))
 	if left < ExpiryWarning {
 		s.set(Warn, found+"; less than "+days(ExpiryWarning)+" left, so renewals have been failing",
 			fmt.Sprintf("run 'sallyport connector renew --dir %s --force' now, and look for event 1101 (renewal failed) with 'sallyport connector events --dir %s'; once it expires the connector stops (event 1000) and must be registered again with 'sallyport connector register --dir %s'", dir, dir, dir))
@@ -86,15 +86,15 @@ func (r *runner) checkState(_ context.Context, s *Step) {
 	s.set(Pass, found, "")
 }
 
-// loadPartial reads what it can of a state directory LoadState refused,
+// loadPartial reads what it can of a state directory statedir.Load refused,
 // so that the network steps can still run: the cloud's URL from
 // trust.json and the pinned cloud CA.
 func (r *runner) loadPartial() {
-	raw, err := os.ReadFile(filepath.Join(r.o.Dir, connector.TrustFile))
+	raw, err := os.ReadFile(filepath.Join(r.o.Dir, statedir.TrustFile))
 	if err != nil {
 		return
 	}
-	var tr connector.Trust
+	var tr statedir.Trust
 	if json.Unmarshal(raw, &tr) != nil {
 		return
 	}
@@ -103,12 +103,12 @@ func (r *runner) loadPartial() {
 	if t, err := cloudlink.ParseURL(tr.CloudURL); err == nil {
 		r.target, r.haveTarget = t, true
 		r.rep.Cloud = t.URL
-		if p, err := connector.EffectiveProxy(r.o.Dir, ""); err == nil {
+		if p, err := statedir.EffectiveProxy(r.o.Dir, ""); err == nil {
 			r.target.Proxy = p
 			r.setProxy(p)
 		}
 	}
-	if pemBytes, err := os.ReadFile(filepath.Join(r.o.Dir, connector.CloudCAFile)); err == nil {
+	if pemBytes, err := os.ReadFile(filepath.Join(r.o.Dir, statedir.CloudCAFile)); err == nil {
 		if b, _ := pem.Decode(pemBytes); b != nil {
 			if ca, err := x509.ParseCertificate(b.Bytes); err == nil {
 				r.ca = ca
@@ -160,7 +160,7 @@ func days(d time.Duration) string {
 
 func (r *runner) checkDNS(ctx context.Context, s *Step) {
 	t := r.target
-	s.Checked = fmt.Sprintf("this machine resolves the cloud's name %s (from cloud_url in %s)", t.Host, connector.TrustFile)
+	s.Checked = fmt.Sprintf("this machine resolves the cloud's name %s (from cloud_url in %s)", t.Host, statedir.TrustFile)
 	if ip, err := netip.ParseAddr(t.Host); err == nil {
 		r.cloudIPs = []netip.Addr{ip.Unmap()}
 		s.set(Pass, fmt.Sprintf("the cloud's address %s is an IP address: there is nothing to resolve", t.Host), "")
@@ -190,7 +190,7 @@ func (r *runner) checkDNS(ctx context.Context, s *Step) {
 		}
 		s.set(Fail, fmt.Sprintf("The cloud's name %s does not resolve on this machine (%s)", t.Host, why),
 			fmt.Sprintf("check the cloud's name (cloud_url in %s) and this machine's DNS servers or hosts file; the connector must reach %s",
-				filepath.Join(r.o.Dir, connector.TrustFile), t.Addr))
+				filepath.Join(r.o.Dir, statedir.TrustFile), t.Addr))
 		return
 	}
 	r.cloudIPs = parseIPs(addrs)
@@ -378,10 +378,10 @@ func fingerprint(c *x509.Certificate) string {
 func (r *runner) checkRegistration(ctx context.Context, s *Step) {
 	tr := r.st.Trust
 	s.Checked = fmt.Sprintf("the cloud's control API, called with this connector's certificate: the cloud knows connector %s (not revoked or deleted), its status there, and its group against the group in %s ('%s')",
-		tr.ConnectorID, connector.TrustFile, tr.Group)
+		tr.ConnectorID, statedir.TrustFile, tr.Group)
 	before := r.o.Now()
 	start := time.Now()
-	st, err := connector.FetchStatus(ctx, r.st, r.path.dial)
+	st, err := cloudlink.FetchStatus(ctx, r.st, r.path.dial)
 	rtt := time.Since(start)
 	if err != nil {
 		p, ok := problem.As(err)
@@ -415,10 +415,10 @@ func (r *runner) checkRegistration(ctx context.Context, s *Step) {
 		f.add(Warn, found, advice)
 	}
 	if st.Group != tr.Group {
-		f.add(Warn, fmt.Sprintf("it is in group '%s' at the cloud but %s says '%s': it was moved", st.Group, connector.TrustFile, tr.Group),
+		f.add(Warn, fmt.Sprintf("it is in group '%s' at the cloud but %s says '%s': it was moved", st.Group, statedir.TrustFile, tr.Group),
 			fmt.Sprintf("nothing to do if an administrator moved it on purpose (it serves the applications of '%s'); otherwise move it back with 'sallyport admin connector move %s --group %s'", st.Group, tr.ConnectorID, shellQuote(tr.Group)))
 	} else {
-		f.add(Pass, fmt.Sprintf("its group is '%s', as in %s", st.Group, connector.TrustFile), "")
+		f.add(Pass, fmt.Sprintf("its group is '%s', as in %s", st.Group, statedir.TrustFile), "")
 	}
 	if st.CertSerial != "" && st.CertSerial != tr.Serial {
 		f.add(Warn, fmt.Sprintf("the cloud holds certificate %s as current, this machine uses %s (a renewal was interrupted)", st.CertSerial, tr.Serial),
@@ -430,7 +430,7 @@ func (r *runner) checkRegistration(ctx context.Context, s *Step) {
 // notActive explains an inactive connector with what status.json says.
 func (r *runner) notActive(status string) (found, advice string) {
 	found = fmt.Sprintf("its status at the cloud is %s: the cloud has no tunnel from it and has not seen one recently", status)
-	rs, fresh := connector.ReadRunStatus(r.o.Dir, r.o.Now())
+	rs, fresh := statedir.ReadRunStatus(r.o.Dir, r.o.Now())
 	switch {
 	case !fresh:
 		return found + "; the connector does not run on this machine", fmt.Sprintf("start it: 'sallyport connector run --dir %s' (or its service)", r.o.Dir)
@@ -441,7 +441,7 @@ func (r *runner) notActive(status string) (found, advice string) {
 		return found + "; it runs on this machine and is connecting", "run the doctor again in a few seconds"
 	default:
 		return found + fmt.Sprintf("; yet it runs on this machine with %d tunnel(s) up", rs.TunnelsUp),
-			"check that this connector and the doctor reach the same cloud (cloud_url in " + connector.TrustFile + ")"
+			"check that this connector and the doctor reach the same cloud (cloud_url in " + statedir.TrustFile + ")"
 	}
 }
 

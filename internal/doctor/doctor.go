@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -69,7 +69,7 @@ type Resolver interface {
 
 // Options is what to check and how.
 type Options struct {
-	// Dir is the connector's state directory (default connector.DefaultDir()).
+	// Dir is the connector's state directory (default statedir.DefaultDir()).
 	Dir string
 	// App, when set, limits the application checks to the application
 	// of that name.
@@ -92,7 +92,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Dir == "" {
-		o.Dir = connector.DefaultDir()
+		o.Dir = statedir.DefaultDir()
 	}
 	if o.StepTimeout <= 0 {
 		o.StepTimeout = DefaultStepTimeout
@@ -114,9 +114,9 @@ type runner struct {
 	o   Options
 	rep Report
 
-	st         *connector.State // nil when the state step failed
-	stateCode  string           // the state step's problem code when it failed
-	trust      *connector.Trust // from st, or read alone when st is nil
+	st         *statedir.State // nil when the state step failed
+	stateCode  string          // the state step's problem code when it failed
+	trust      *statedir.Trust // from st, or read alone when st is nil
 	target     cloudlink.Target
 	haveTarget bool
 	ca         *x509.Certificate // the pinned cloud CA, when readable
@@ -235,7 +235,7 @@ func (r *runner) needPath() string {
 		return fmt.Sprintf("Not checked because no TCP connection to the cloud could be made (steps %s)", strings.Join(ids, ", "))
 	}
 	if r.ca == nil {
-		return "Not checked: the pinned cloud CA (" + connector.CloudCAFile + ") cannot be read (see the state step)"
+		return "Not checked: the pinned cloud CA (" + statedir.CloudCAFile + ") cannot be read (see the state step)"
 	}
 	return ""
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/sallyport/sallyport/internal/doctor"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -151,12 +152,12 @@ func (e *env) runConnector() {
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
 	e.t.Cleanup(func() { cancel(); <-done; c.Close() })
-	st, err := connector.LoadState(e.dir)
+	st, err := statedir.Load(e.dir)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		s, err := connector.FetchStatus(ctx, st, cloudlink.DialContext)
+		s, err := cloudlink.FetchStatus(ctx, st, cloudlink.DialContext)
 		if err == nil && s.Status == "active" && c.TunnelsUp() > 0 {
 			return
 		}
@@ -171,8 +172,8 @@ func (e *env) runConnector() {
 // still matches: the URL is not part of the certificate).
 func (e *env) setCloudURL(u string) {
 	e.t.Helper()
-	path := filepath.Join(e.dir, connector.TrustFile)
-	var tr connector.Trust
+	path := filepath.Join(e.dir, statedir.TrustFile)
+	var tr statedir.Trust
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		err = json.Unmarshal(raw, &tr)
@@ -187,9 +188,9 @@ func (e *env) setCloudURL(u string) {
 	}
 }
 
-func (e *env) state() *connector.State {
+func (e *env) state() *statedir.State {
 	e.t.Helper()
-	st, err := connector.LoadState(e.dir)
+	st, err := statedir.Load(e.dir)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -727,7 +728,7 @@ func TestApps(t *testing.T) {
 func TestEvents(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	path := filepath.Join(dir, connector.EventsFile)
+	path := filepath.Join(dir, statedir.EventsFile)
 	now := time.Now()
 	old, err := eventlog.Open(eventlog.Config{Path: path, Source: "connector", Now: func() time.Time { return now.Add(-2 * time.Hour) }})
 	if err != nil {
@@ -739,7 +740,7 @@ func TestEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Event(eventlog.TrustExpired, connector.ExpiredMessage)
+	l.Event(eventlog.TrustExpired, statedir.ExpiredMessage)
 	l.Event(eventlog.TunnelClosed, "A tunnel connection to the cloud closed; reconnecting")
 	l.Event(eventlog.CloudUnreachable, "The connector failed to download its configuration: the cloud is down")
 	l.Close()
@@ -951,7 +952,7 @@ func newConnectProxy(t *testing.T, mode string) *connectProxy {
 
 func setProxy(t *testing.T, dir, url string) {
 	t.Helper()
-	if err := connector.SaveSettings(dir, connector.Settings{Proxy: &connector.ProxySettings{URL: url}}); err != nil {
+	if err := statedir.SaveSettings(dir, statedir.Settings{Proxy: &statedir.ProxySettings{URL: url}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -1082,7 +1083,7 @@ func TestEventsReplaced(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			l, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, connector.EventsFile), Source: "connector"})
+			l, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, statedir.EventsFile), Source: "connector"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 // EventsWindow is how far back the events step looks, and EventsShown
@@ -56,7 +56,7 @@ func openErrors(evs []eventlog.Event) []eventlog.Event {
 }
 
 func (r *runner) checkEvents(_ context.Context, s *Step) {
-	path := filepath.Join(r.o.Dir, connector.EventsFile)
+	path := filepath.Join(r.o.Dir, statedir.EventsFile)
 	s.Checked = fmt.Sprintf("error events of the last hour in the event log %s that no later success replaced (a registration, a renewal, a tunnel up, a configuration taken)", path)
 	since := r.o.Now().Add(-EventsWindow)
 	all, err := eventlog.Read(path, eventlog.Filter{Since: since})

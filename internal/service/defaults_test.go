@@ -3,19 +3,19 @@ package service_test
 import (
 	"testing"
 
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/updater"
 )
 
 // The service package does not import the connector (whose updater imports
 // the service package); these tests keep the two in step.
 func TestDefaultsFollowTheConnector(t *testing.T) {
-	if got, want := service.DefaultOptions().StateDir, connector.DefaultDir(); got != want {
+	if got, want := service.DefaultOptions().StateDir, statedir.DefaultDir(); got != want {
 		t.Errorf("default state directory %q, the connector's is %q", got, want)
 	}
-	if service.RegisteredFile != connector.TrustFile {
-		t.Errorf("install looks for %q to know the connector is registered; registration writes %q", service.RegisteredFile, connector.TrustFile)
+	if service.RegisteredFile != statedir.TrustFile {
+		t.Errorf("install looks for %q to know the connector is registered; registration writes %q", service.RegisteredFile, statedir.TrustFile)
 	}
 }
 

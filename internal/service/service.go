@@ -95,7 +95,7 @@ func DefaultOptions() Options { return Options{}.Defaults(runtime.GOOS) }
 // Defaults returns o with every empty field set to its default for goos:
 // "windows", or anything else, which means Linux (macOS has only its own
 // state directory). The state directory's default equals
-// connector.DefaultDir() (a test checks it).
+// statedir.DefaultDir() (a test checks it).
 func (o Options) Defaults(goos string) Options {
 	if goos == "windows" {
 		if o.StateDir == "" {

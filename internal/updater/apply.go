@@ -15,11 +15,12 @@ import (
 
 	"github.com/gofrs/flock"
 
-	"github.com/sallyport/sallyport/internal/connector"
+	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 // Outcome says what Apply did.
@@ -172,7 +173,7 @@ func (u *Updater) Apply(ctx context.Context, auto bool) (*Result, error) {
 func (u *Updater) install(ctx context.Context, s *session, p *persisted, from string, m release.Manifest, manual bool) (out *Result, _ error) {
 	res := &Result{From: from, To: m.Version}
 	var turn release.Turn
-	err := connector.ControlCall(ctx, s.st, s.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: m.Version, Manual: manual}, &turn)
+	err := cloudlink.ControlCall(ctx, s.st, s.dial, http.MethodPost, release.PathUpdateTurn, release.TurnRequest{Version: m.Version, Manual: manual}, &turn)
 	var pr *problem.Problem
 	if errors.As(err, &pr) && pr.Code == "update_turn_busy" {
 		res.Outcome, res.Message = TurnBusy, pr.Message
@@ -215,7 +216,7 @@ func (u *Updater) install(ctx context.Context, s *session, p *persisted, from st
 		}
 		return nil, u.refuse(m, why)
 	}
-	old, oldRunning := connector.ReadRunStatus(u.cfg.Dir, time.Now())
+	old, oldRunning := statedir.ReadRunStatus(u.cfg.Dir, time.Now())
 	j := &journal{From: from, To: m.Version, Previous: u.cfg.Binary + ".previous", StartedAt: time.Now().UTC()}
 	if oldRunning {
 		j.OldPID = old.PID
@@ -269,7 +270,7 @@ func (u *Updater) rollback(ctx context.Context, p *persisted, cause error) (*Res
 	p.Journal = nil
 	u.save(*p)
 	pid := 0
-	if st, ok := connector.ReadRunStatus(u.cfg.Dir, time.Now()); ok {
+	if st, ok := statedir.ReadRunStatus(u.cfg.Dir, time.Now()); ok {
 		pid = st.PID
 	}
 	restartErr := u.restartConnector(ctx, pid)
@@ -311,7 +312,7 @@ func (u *Updater) endTurn(s *session, rolledBack string) {
 	if rolledBack != "" {
 		path += "?rolled_back=" + url.QueryEscape(rolledBack)
 	}
-	if err := connector.ControlCall(ctx, s.st, s.dial, http.MethodDelete, path, nil, nil); err != nil {
+	if err := cloudlink.ControlCall(ctx, s.st, s.dial, http.MethodDelete, path, nil, nil); err != nil {
 		u.log.Warn("ending the update turn failed; it expires on its own", "error", err.Error())
 	}
 }
@@ -334,10 +335,10 @@ func (u *Updater) waitReady(ctx context.Context, v string, oldPID int) error {
 	deadline := time.Now().Add(u.cfg.ReadyTimeout)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	var last connector.RunStatus
+	var last statedir.RunStatus
 	var fresh bool
 	for {
-		last, fresh = connector.ReadRunStatus(u.cfg.Dir, time.Now())
+		last, fresh = statedir.ReadRunStatus(u.cfg.Dir, time.Now())
 		if fresh && last.PID != oldPID && last.Version == v && last.TunnelsUp > 0 {
 			return nil
 		}

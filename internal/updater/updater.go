@@ -28,12 +28,12 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
@@ -154,17 +154,17 @@ type CheckResult struct {
 
 // session is what one check or update works with.
 type session struct {
-	st   *connector.State
+	st   *statedir.State
 	key  ed25519.PublicKey
-	dial connector.Dialer
+	dial cloudlink.DialFunc
 }
 
 func (u *Updater) open(ctx context.Context) (*session, error) {
-	st, err := connector.LoadState(u.cfg.Dir)
+	st, err := statedir.Load(u.cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	p, err := connector.EffectiveProxy(u.cfg.Dir, u.cfg.ProxyURL)
+	p, err := statedir.EffectiveProxy(u.cfg.Dir, u.cfg.ProxyURL)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func (u *Updater) open(ctx context.Context) (*session, error) {
 // writable by the connector's user, so the updater never adopts its key,
 // nor one the cloud offers: without a pin it installs nothing. A key in
 // trust.json other than the pinned one is reported, not followed.
-func (u *Updater) pinnedKey(st *connector.State) (ed25519.PublicKey, error) {
+func (u *Updater) pinnedKey(st *statedir.State) (ed25519.PublicKey, error) {
 	pinPath := filepath.Join(u.cfg.UpdaterDir, PinFile)
 	if f := u.cfg.ReleaseKeyFile; f != "" {
 		raw, err := os.ReadFile(f)
@@ -233,7 +233,7 @@ func (u *Updater) pinnedKey(st *connector.State) (ed25519.PublicKey, error) {
 	if tk := st.Trust.ReleaseKey; tk != "" {
 		if k, err := release.ParsePublicKey([]byte(tk)); err != nil || !k.Equal(key) {
 			u.events.Event(eventlog.ReleaseKeyMismatch, fmt.Sprintf("The release key in %s (%s) is not the one the updater pinned (%s): the updater keeps trusting %s; if the cloud's key changed on purpose, run 'sallyport connector install' again as root",
-				filepath.Join(u.cfg.Dir, connector.TrustFile), keyIDOf(tk), release.KeyID(key), release.KeyID(key)), "pinned", release.KeyID(key), "trust_json", keyIDOf(tk))
+				filepath.Join(u.cfg.Dir, statedir.TrustFile), keyIDOf(tk), release.KeyID(key), release.KeyID(key)), "pinned", release.KeyID(key), "trust_json", keyIDOf(tk))
 		}
 	}
 	return key, nil
@@ -268,7 +268,7 @@ func (u *Updater) check(ctx context.Context, s *session, skip map[string]bool) (
 	res := &CheckResult{Installed: installed.String(), OS: info.OS, Arch: info.Arch, KeyID: release.KeyID(s.key), Available: []release.Manifest{}}
 	var list release.List
 	q := url.Values{"os": {info.OS}, "arch": {info.Arch}}
-	if err := connector.ControlCall(ctx, s.st, s.dial, http.MethodGet, release.PathList+"?"+q.Encode(), nil, &list); err != nil {
+	if err := cloudlink.ControlCall(ctx, s.st, s.dial, http.MethodGet, release.PathList+"?"+q.Encode(), nil, &list); err != nil {
 		return nil, err
 	}
 	for _, sr := range list.Releases {
@@ -315,7 +315,7 @@ func BinaryVersion(ctx context.Context, bin string) (version.Info, error) {
 // download fetches m's binary next to the installed one and checks its
 // size and digest; it returns the temporary file's path.
 func (u *Updater) download(ctx context.Context, s *session, m release.Manifest) (string, error) {
-	body, n, err := connector.ControlDownload(ctx, s.st, s.dial, release.PathBinary+"?sha256="+m.SHA256)
+	body, n, err := cloudlink.ControlDownload(ctx, s.st, s.dial, release.PathBinary+"?sha256="+m.SHA256)
 	if err != nil {
 		return "", err
 	}

@@ -19,11 +19,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
+	"github.com/sallyport/sallyport/internal/statedir"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -315,10 +315,10 @@ func TestJitter(t *testing.T) {
 }
 
 // writeStatus writes a connector's status.json.
-func writeStatus(t *testing.T, dir string, rs connector.RunStatus) {
+func writeStatus(t *testing.T, dir string, rs statedir.RunStatus) {
 	t.Helper()
 	js, _ := json.Marshal(rs)
-	writeFile(t, filepath.Join(dir, connector.StatusFile), string(js), 0o644)
+	writeFile(t, filepath.Join(dir, statedir.StatusFile), string(js), 0o644)
 }
 
 func TestWaitReady(t *testing.T) {
@@ -326,28 +326,28 @@ func TestWaitReady(t *testing.T) {
 	fresh := func() time.Time { return time.Now().UTC() }
 	tests := []struct {
 		name   string
-		status *connector.RunStatus // nil: no status.json
-		raw    string               // status.json as is, when set
+		status *statedir.RunStatus // nil: no status.json
+		raw    string              // status.json as is, when set
 		oldPID int
 		want   string // "" when ready; else the error's text
 	}{
-		{name: "ready", status: &connector.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: fresh(), TunnelsUp: 2}, oldPID: oldPID},
-		{name: "ready, any process", status: &connector.RunStatus{PID: oldPID, Version: "2.0.0", UpdatedAt: fresh(), TunnelsUp: 1}, oldPID: -1},
+		{name: "ready", status: &statedir.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: fresh(), TunnelsUp: 2}, oldPID: oldPID},
+		{name: "ready, any process", status: &statedir.RunStatus{PID: oldPID, Version: "2.0.0", UpdatedAt: fresh(), TunnelsUp: 1}, oldPID: -1},
 		{name: "no status", oldPID: oldPID,
 			want: "no connector process reported ready with version 2.0.0 within 300ms"},
-		{name: "stale status", status: &connector.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: time.Now().Add(-time.Hour), TunnelsUp: 2}, oldPID: oldPID,
+		{name: "stale status", status: &statedir.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: time.Now().Add(-time.Hour), TunnelsUp: 2}, oldPID: oldPID,
 			want: "no connector process reported ready with version 2.0.0 within 300ms"},
-		{name: "stopped connector", status: &connector.RunStatus{PID: oldPID + 1, Version: "2.0.0"}, oldPID: oldPID,
+		{name: "stopped connector", status: &statedir.RunStatus{PID: oldPID + 1, Version: "2.0.0"}, oldPID: oldPID,
 			want: "no connector process reported ready with version 2.0.0 within 300ms"},
 		{name: "damaged status", raw: "{not json", oldPID: oldPID,
 			want: "no connector process reported ready with version 2.0.0 within 300ms"},
-		{name: "other version", status: &connector.RunStatus{PID: oldPID + 1, Version: "1.0.0", UpdatedAt: fresh(), TunnelsUp: 2}, oldPID: oldPID,
+		{name: "other version", status: &statedir.RunStatus{PID: oldPID + 1, Version: "1.0.0", UpdatedAt: fresh(), TunnelsUp: 2}, oldPID: oldPID,
 			want: "the running connector reports version 1.0.0, not 2.0.0, after 300ms"},
-		{name: "no tunnel", status: &connector.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: fresh()}, oldPID: oldPID,
+		{name: "no tunnel", status: &statedir.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: fresh()}, oldPID: oldPID,
 			want: "version 2.0.0 runs but no tunnel to the cloud came up within 300ms"},
-		{name: "no tunnel, with the reason", status: &connector.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: fresh(), LastError: "the proxy refused CONNECT"}, oldPID: oldPID,
+		{name: "no tunnel, with the reason", status: &statedir.RunStatus{PID: oldPID + 1, Version: "2.0.0", UpdatedAt: fresh(), LastError: "the proxy refused CONNECT"}, oldPID: oldPID,
 			want: "version 2.0.0 runs but no tunnel to the cloud came up: the proxy refused CONNECT within 300ms"},
-		{name: "the old process", status: &connector.RunStatus{PID: oldPID, Version: "1.0.0", UpdatedAt: fresh(), TunnelsUp: 2}, oldPID: oldPID,
+		{name: "the old process", status: &statedir.RunStatus{PID: oldPID, Version: "1.0.0", UpdatedAt: fresh(), TunnelsUp: 2}, oldPID: oldPID,
 			want: "the running connector reports version 1.0.0, not 2.0.0, after 300ms"},
 	}
 	for _, tt := range tests {
@@ -356,7 +356,7 @@ func TestWaitReady(t *testing.T) {
 			u := newTestUpdater(t, "", Config{})
 			switch {
 			case tt.raw != "":
-				writeFile(t, filepath.Join(u.cfg.Dir, connector.StatusFile), tt.raw, 0o644)
+				writeFile(t, filepath.Join(u.cfg.Dir, statedir.StatusFile), tt.raw, 0o644)
 			case tt.status != nil:
 				writeStatus(t, u.cfg.Dir, *tt.status)
 			}
@@ -375,10 +375,10 @@ func TestWaitReady(t *testing.T) {
 
 func TestWaitReadyBecomesReady(t *testing.T) {
 	u := newTestUpdater(t, "", Config{ReadyTimeout: time.Minute})
-	writeStatus(t, u.cfg.Dir, connector.RunStatus{PID: 1, Version: "1.0.0", UpdatedAt: time.Now().UTC(), TunnelsUp: 1})
+	writeStatus(t, u.cfg.Dir, statedir.RunStatus{PID: 1, Version: "1.0.0", UpdatedAt: time.Now().UTC(), TunnelsUp: 1})
 	done := make(chan error, 1)
 	go func() { done <- u.waitReady(context.Background(), "2.0.0", 1) }()
-	writeStatus(t, u.cfg.Dir, connector.RunStatus{PID: 2, Version: "2.0.0", UpdatedAt: time.Now().UTC(), TunnelsUp: 1})
+	writeStatus(t, u.cfg.Dir, statedir.RunStatus{PID: 2, Version: "2.0.0", UpdatedAt: time.Now().UTC(), TunnelsUp: 1})
 	if err := <-done; err != nil {
 		t.Fatalf("waitReady = %v", err)
 	}
@@ -666,7 +666,7 @@ func TestRecover(t *testing.T) {
 		name      string
 		installed string // version the installed binary reports
 		previous  bool   // the previous binary was kept
-		status    *connector.RunStatus
+		status    *statedir.RunStatus
 		journal   bool   // the journal is kept (rollback failed)
 		binary    string // version the binary reports afterwards
 		skip      bool   // the new version is skipped afterwards
@@ -675,7 +675,7 @@ func TestRecover(t *testing.T) {
 	}{
 		{name: "swap never happened", installed: "1.0.0", previous: false, binary: "1.0.0"},
 		{name: "update complete", installed: "2.0.0", previous: true,
-			status: &connector.RunStatus{PID: 4001, Version: "2.0.0", TunnelsUp: 1}, binary: "2.0.0",
+			status: &statedir.RunStatus{PID: 4001, Version: "2.0.0", TunnelsUp: 1}, binary: "2.0.0",
 			event: 3008, eventSubs: []string{"An interrupted update to 2.0.0 was found complete"}},
 		{name: "new version not ready", installed: "2.0.0", previous: true, binary: "1.0.0", skip: true,
 			event: 3009, eventSubs: []string{"Version 2.0.0 did not come up (the update was interrupted and the new version is not ready), so the connector was rolled back to 1.0.0",
@@ -818,7 +818,7 @@ func TestPinnedKey(t *testing.T) {
 			if tt.pin != nil {
 				os.WriteFile(pinPath, tt.pin, 0o644)
 			}
-			st := &connector.State{Trust: connector.Trust{ReleaseKey: tt.trust}}
+			st := &statedir.State{Trust: statedir.Trust{ReleaseKey: tt.trust}}
 			key, err := u.pinnedKey(st)
 			if tt.code != "" {
 				wantProblem(t, tt.name, err, tt.code)

@@ -1,4 +1,4 @@
-package connector
+package statedir
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package connector
+package statedir
 
 import (
 	"crypto/tls"
@@ -26,6 +26,11 @@ const (
 	TrustFile   = "trust.json"
 	CloudCAFile = "cloud-ca.pem"
 	StatusFile  = "status.json"
+	// EventsFile is the connector's event log.
+	EventsFile = "events.jsonl"
+	// RegisterLogFile is the registration log: each 'connector register'
+	// appends what it did and why it failed.
+	RegisterLogFile = "register.log"
 )
 
 // pairNames returns the certificate and key file names for a serial.
@@ -36,8 +41,8 @@ func pairNames(serial string) (certFile, keyFile string) {
 	return "connector-" + serial + ".crt", "connector-" + serial + ".key"
 }
 
-// keyFileOf returns the key file named by a trust settings file.
-func keyFileOf(tr Trust) (string, bool) {
+// KeyFileOf returns the key file named by a trust settings file.
+func KeyFileOf(tr Trust) (string, bool) {
 	name, ok := strings.CutPrefix(tr.KeyLocation, "file:")
 	if !ok || name == "" || filepath.Base(name) != name {
 		return "", false
@@ -94,7 +99,15 @@ type State struct {
 	CloudCA *x509.Certificate
 	Target  cloudlink.Target
 
-	loadedAt time.Time // when trust.json was read
+	// LoadedAt is when trust.json was read: a file changed after it was
+	// changed by another process.
+	LoadedAt time.Time
+}
+
+// Identity is what the state presents to the cloud: its address, the
+// pinned CA and the client certificate.
+func (s *State) Identity() cloudlink.Identity {
+	return cloudlink.Identity{Target: s.Target, CA: s.CloudCA, Cert: s.Cert}
 }
 
 func notRegistered(dir string, why string) error {
@@ -103,8 +116,8 @@ func notRegistered(dir string, why string) error {
 		"This machine has no usable connector registration in %s: %s", dir, why)
 }
 
-// LoadState reads and checks the state directory.
-func LoadState(dir string) (*State, error) {
+// Load reads and checks the state directory.
+func Load(dir string) (*State, error) {
 	loadedAt := time.Now()
 	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -119,7 +132,7 @@ func LoadState(dir string) (*State, error) {
 	if err := json.Unmarshal(raw, &tr); err != nil || tr.ConnectorID == "" {
 		return nil, notRegistered(dir, "the trust settings file is damaged")
 	}
-	keyName, ok := keyFileOf(tr)
+	keyName, ok := KeyFileOf(tr)
 	if !ok || tr.CertFile == "" || filepath.Base(tr.CertFile) != tr.CertFile {
 		return nil, notRegistered(dir, "the trust settings file names no usable certificate and key files")
 	}
@@ -162,7 +175,7 @@ func LoadState(dir string) (*State, error) {
 	if target.Proxy, err = EffectiveProxy(dir, ""); err != nil {
 		return nil, err
 	}
-	return &State{Dir: dir, Trust: tr, Cert: cert, Leaf: leaf, CloudCA: ca, Target: target, loadedAt: loadedAt}, nil
+	return &State{Dir: dir, Trust: tr, Cert: cert, Leaf: leaf, CloudCA: ca, Target: target, LoadedAt: loadedAt}, nil
 }
 
 func checkKeyMode(path string) error {
@@ -200,11 +213,17 @@ func (s *State) CheckValidity(now time.Time) error {
 	return nil
 }
 
-// writeState writes a registration or renewal: the new certificate and
-// key under new names, then the trust settings file (the commit point). A
+// Write writes a registration or renewal: the new certificate and key
+// under new names, then the trust settings file (the commit point). A
 // crash at any step leaves either the old state or the new one, both
-// usable. The old files stay until removeUnusedPairs.
-func writeState(dir string, tr *Trust, keyPEM, certPEM, caPEM []byte) error {
+// usable. The old files stay until RemoveUnusedPairs. A nil caPEM keeps
+// the pinned CA. hook, if not nil, is called after each step by name
+// ("files-written", "trust-written"); an error from it stops there, as a
+// crash would (tests).
+func Write(dir string, tr *Trust, keyPEM, certPEM, caPEM []byte, hook func(step string) error) error {
+	if hook == nil {
+		hook = func(string) error { return nil }
+	}
 	tr.CertFile, tr.KeyLocation = pairNames(tr.Serial)
 	tr.KeyLocation = "file:" + tr.KeyLocation
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -231,21 +250,29 @@ func writeState(dir string, tr *Trust, keyPEM, certPEM, caPEM []byte) error {
 				"The connector cannot write %s (%v)", filepath.Join(dir, w.name), err)
 		}
 	}
-	if err := stepHook("files-written"); err != nil {
+	if err := hook("files-written"); err != nil {
 		return err
 	}
+	if err := WriteTrust(dir, *tr); err != nil {
+		return err
+	}
+	return hook("trust-written")
+}
+
+// WriteTrust replaces trust.json atomically.
+func WriteTrust(dir string, tr Trust) error {
 	js, _ := json.MarshalIndent(tr, "", "  ")
 	if err := pki.WriteFileAtomic(filepath.Join(dir, TrustFile), append(js, '\n'), 0o644); err != nil {
 		return problem.Newf(400, "state_unwritable", "check the directory's permissions and free space",
 			"The connector cannot write %s (%v)", filepath.Join(dir, TrustFile), err)
 	}
-	return stepHook("trust-written")
+	return nil
 }
 
-// removeUnusedPairs deletes certificate and key files trust does not name
+// RemoveUnusedPairs deletes certificate and key files trust does not name
 // (left by an earlier registration, renewal or an interrupted one).
-func removeUnusedPairs(dir string, tr Trust) {
-	keyName, _ := keyFileOf(tr)
+func RemoveUnusedPairs(dir string, tr Trust) {
+	keyName, _ := KeyFileOf(tr)
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		n := e.Name()
@@ -258,34 +285,45 @@ func removeUnusedPairs(dir string, tr Trust) {
 	}
 }
 
-// stepHook lets tests interrupt a state change between its steps, as a
-// crash would.
-var stepHook = func(step string) error { return nil }
-
-// tlsPair builds a client certificate from PEM.
-func tlsPair(certPEM, keyPEM []byte) (tls.Certificate, error) {
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return c, fmt.Errorf("the renewed certificate does not match its key: %w", err)
+// CheckWritable makes sure dir exists (created 0700) and that a file can
+// be written in it, the way Write writes the key: registration checks it
+// before it contacts the cloud.
+func CheckWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return problem.Newf(400, "state_unwritable",
+			"run register as a user who may create that directory, or choose another with --dir",
+			"Connector registration failed before contacting the cloud: the state directory %s cannot be created (%v)", dir, err)
 	}
-	c.Leaf, err = x509.ParseCertificate(c.Certificate[0])
-	return c, err
+	probe := filepath.Join(dir, ".register-probe")
+	if err := pki.WriteFileAtomic(probe, []byte("probe\n"), 0o600); err != nil {
+		return problem.Newf(400, "state_unwritable",
+			"run register as a user who may write that directory, or choose another with --dir",
+			"Connector registration failed before contacting the cloud: the state directory %s cannot be written (%v)", dir, err)
+	}
+	os.Remove(probe)
+	return nil
 }
 
-// noteGroup records in trust.json the group the cloud says this connector
-// is in (it changes when an administrator moves the connector).
-func (c *Connector) noteGroup(group string) {
-	st := c.State()
-	if group == "" || group == st.Trust.Group {
-		return
+// PinnedCA returns the cloud CA that an earlier registration with the
+// cloud at url pinned in dir, or nil. Registering again with the same
+// cloud reuses it: only a first contact needs --ca-file or
+// --ca-fingerprint (issue 20, defect 2).
+func PinnedCA(dir, url string) *x509.Certificate {
+	raw, err := os.ReadFile(filepath.Join(dir, TrustFile))
+	if err != nil {
+		return nil
 	}
-	next := *st
-	next.Trust.Group = group
-	js, _ := json.MarshalIndent(next.Trust, "", "  ")
-	if err := pki.WriteFileAtomic(filepath.Join(st.Dir, TrustFile), append(js, '\n'), 0o644); err != nil {
-		c.log.Warn("recording the new group in trust.json failed", "error", err.Error())
-		return
+	var tr Trust
+	if json.Unmarshal(raw, &tr) != nil || tr.CloudURL != url {
+		return nil
 	}
-	next.loadedAt = time.Now()
-	c.st.CompareAndSwap(st, &next)
+	caPEM, err := os.ReadFile(filepath.Join(dir, CloudCAFile))
+	if err != nil {
+		return nil
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		return nil
+	}
+	return ca
 }

@@ -1,0 +1,53 @@
+package statedir
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/pki"
+)
+
+// RunStatus is what a running connector writes to status.json in its
+// state directory, for 'sallyport connector status' (another process).
+type RunStatus struct {
+	PID             int       `json:"pid"`
+	Version         string    `json:"version"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	TunnelsUp       int       `json:"tunnels_up"`
+	TunnelProtocol  int       `json:"tunnel_protocol,omitempty"` // of the tunnel that came up last: 1 or 2
+	Connections     int       `json:"connections"`
+	LastConnectedAt time.Time `json:"last_connected_at,omitempty"`
+	LastError       string    `json:"last_error,omitempty"`
+	ConfigVersion   string    `json:"config_version,omitempty"`
+	Apps            []string  `json:"apps"`
+	// Refusal and RefusalCode are the cloud's refusal that stopped the
+	// connector for good (revoked, deleted, unknown, expired), written
+	// when it stops, so that 'connector status' says why it does not run.
+	Refusal     string `json:"refusal,omitempty"`
+	RefusalCode string `json:"refusal_code,omitempty"`
+	// Serial is the serial of the certificate in use: a refusal concerns
+	// that registration only, not one made after it.
+	Serial string `json:"serial,omitempty"`
+}
+
+// StatusEvery is how often a running connector rewrites status.json; a
+// file older than three times this means the connector is not running.
+const StatusEvery = 5 * time.Second
+
+// ReadRunStatus reads status.json and says whether it is fresh.
+func ReadRunStatus(dir string, now time.Time) (RunStatus, bool) {
+	var rs RunStatus
+	raw, err := os.ReadFile(filepath.Join(dir, StatusFile))
+	if err != nil || json.Unmarshal(raw, &rs) != nil {
+		return rs, false
+	}
+	return rs, now.Sub(rs.UpdatedAt) < 3*StatusEvery
+}
+
+// WriteRunStatus replaces status.json atomically.
+func WriteRunStatus(dir string, rs RunStatus) error {
+	js, _ := json.MarshalIndent(rs, "", "  ")
+	return pki.WriteFileAtomic(filepath.Join(dir, StatusFile), append(js, '\n'), 0o644)
+}
