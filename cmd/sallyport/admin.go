@@ -153,7 +153,7 @@ func newAppCmd() *cobra.Command {
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
 			in.Name = args[0]
 			if (certFile == "") != (keyFile == "") {
-				return problem.New(400, "bad_certificate", "Only one of --cert-file and --key-file was given", "give both or neither")
+				return problem.New(400, "bad_certificate", "give both or neither", "Only one of --cert-file and --key-file was given")
 			}
 			if certFile != "" {
 				cert, err1 := os.ReadFile(certFile)

@@ -80,7 +80,7 @@ func newUpdateCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if check && apply {
-				return problem.New(400, "bad_flags", "--check and --apply cannot be used together", "give one of them")
+				return problem.New(400, "bad_flags", "give one of them", "--check and --apply cannot be used together")
 			}
 			u, err := f.open(cmd)
 			if err != nil {
@@ -126,12 +126,12 @@ func newUpdateCmd() *cobra.Command {
 			}
 			switch res.Outcome {
 			case updater.RolledBack:
-				return problem.New(500, "rolled_back", res.Message, "read 'sallyport connector update events' and the connector's events")
+				return problem.New(500, "rolled_back", "read 'sallyport connector update events' and the connector's events", res.Message)
 			case updater.TurnBusy, updater.LockBusy:
-				return problem.New(409, "update_busy", res.Message, "try again in a few minutes")
+				return problem.New(409, "update_busy", "try again in a few minutes", res.Message)
 			case updater.UpToDate:
 				if len(res.Refused) > 0 {
-					return problem.New(502, "release_refused", res.Refused[0], "ask the cloud's operator which release key signs its releases; 'sallyport connector update events' has the details")
+					return problem.New(502, "release_refused", "ask the cloud's operator which release key signs its releases; 'sallyport connector update events' has the details", res.Refused[0])
 				}
 			}
 			return nil

@@ -41,12 +41,12 @@ func readPassword(cmd *cobra.Command, fromStdin bool, prompt string) (string, er
 		r := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096))
 		line, err := r.ReadString('\n')
 		if err != nil && line == "" {
-			return "", problem.New(400, "no_password", "No password was given on standard input", "pipe the password into the command, for example with printf '%s\\n' \"$PASSWORD\"")
+			return "", problem.New(400, "no_password", "pipe the password into the command, for example with printf '%s\\n' \"$PASSWORD\"", "No password was given on standard input")
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
 	if !stdinIsTerminal() {
-		return "", problem.New(400, "no_password", "No password was given and standard input is not a terminal to ask for one", "use --password-stdin and pipe the password in")
+		return "", problem.New(400, "no_password", "use --password-stdin and pipe the password in", "No password was given and standard input is not a terminal to ask for one")
 	}
 	fmt.Fprint(cmd.ErrOrStderr(), prompt)
 	b, err := readNoEcho()

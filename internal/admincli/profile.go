@@ -39,8 +39,8 @@ func ProfilePath() (string, error) {
 	}
 	dir, err := os.UserConfigDir()
 	if err != nil {
-		return "", problem.New(400, "no_config_dir", "This user has no configuration directory to keep the sign-in in",
-			"set HOME (or XDG_CONFIG_HOME), or SALLYPORT_ADMIN_PROFILE to a file path")
+		return "", problem.New(400, "no_config_dir", "set HOME (or XDG_CONFIG_HOME), or SALLYPORT_ADMIN_PROFILE to a file path", "This user has no configuration directory to keep the sign-in in")
+
 	}
 	return filepath.Join(dir, "sallyport", "admin.json"), nil
 }
@@ -53,8 +53,8 @@ func LoadProfile() (*Profile, error) {
 	}
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, problem.New(401, "not_signed_in", "You are not signed in to a Sallyport cloud",
-			"run 'sallyport admin login --cloud https://CLOUD --user USER@DOMAIN --ca-file cloud-ca.pem' first")
+		return nil, problem.New(401, "not_signed_in", "run 'sallyport admin login --cloud https://CLOUD --user USER@DOMAIN --ca-file cloud-ca.pem' first", "You are not signed in to a Sallyport cloud")
+
 	}
 	if err != nil {
 		return nil, problem.Newf(400, "profile_unreadable", "check its permissions, or sign in again with 'sallyport admin login'", "The sign-in profile %s cannot be read (%v)", path, err)
@@ -100,7 +100,7 @@ func NewClient(p *Profile) (*Client, error) {
 	}
 	ca, err := pki.ParseCertPEM([]byte(p.CAPEM))
 	if err != nil {
-		return nil, problem.New(400, "profile_damaged", "The pinned cloud CA in the sign-in profile is damaged", "sign in again with 'sallyport admin login'")
+		return nil, problem.New(400, "profile_damaged", "sign in again with 'sallyport admin login'", "The pinned cloud CA in the sign-in profile is damaged")
 	}
 	return &Client{p: p, target: t, ca: ca}, nil
 }

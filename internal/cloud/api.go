@@ -124,7 +124,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decodeBody reads a JSON body of at most api.MaxBody bytes with no unknown fields.
 func decodeBody(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return problem.New(http.StatusUnsupportedMediaType, "bad_request", "The request body is not JSON", "send it with Content-Type: application/json")
+		return problem.New(http.StatusUnsupportedMediaType, "bad_request", "send it with Content-Type: application/json", "The request body is not JSON")
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, api.MaxBody+1))
 	dec.DisallowUnknownFields()
@@ -133,7 +133,7 @@ func decodeBody(r *http.Request, v any) error {
 			"The request body is not valid JSON for this request (%s)", truncate(err.Error(), 120))
 	}
 	if dec.More() {
-		return problem.New(http.StatusBadRequest, "bad_request", "The request body holds more than one JSON value", "send exactly one object")
+		return problem.New(http.StatusBadRequest, "bad_request", "send exactly one object", "The request body holds more than one JSON value")
 	}
 	return nil
 }

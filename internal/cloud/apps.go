@@ -153,7 +153,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 		return nil, err
 	}
 	if (in.CertPEM == "") != (in.KeyPEM == "") {
-		return nil, problem.New(http.StatusBadRequest, "bad_certificate", "Only one of the certificate and key was given", "give both or neither")
+		return nil, problem.New(http.StatusBadRequest, "bad_certificate", "give both or neither", "Only one of the certificate and key was given")
 	}
 	if in.CertPEM != "" {
 		if err := checkEdgeCert(in.CertPEM, in.KeyPEM, host); err != nil {

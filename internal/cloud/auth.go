@@ -50,8 +50,8 @@ func (s *Server) comparePassword(ctx context.Context, src, password, hash string
 }
 
 var errBadCredentials = problem.New(http.StatusUnauthorized, "bad_credentials",
-	"The user name or password is wrong",
-	"check both and try again; the user name is the full name@domain of your organisation, for example admin@contoso.com")
+
+	"check both and try again; the user name is the full name@domain of your organisation, for example admin@contoso.com", "The user name or password is wrong")
 
 // checkPassword authenticates a user by name and password for a request
 // from source src (sourceOf). An unknown user, a domain no tenant owns and
@@ -106,8 +106,9 @@ func hashToken(t string) string {
 // looked up by their SHA-256 hash, so no secret is ever compared.
 func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	unauth := problem.New(http.StatusUnauthorized, "unauthenticated",
-		"The request has no valid admin token",
-		"sign in with 'sallyport admin login'")
+
+		"sign in with 'sallyport admin login'", "The request has no valid admin token")
+
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || len(tok) > 200 {
@@ -121,7 +122,7 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 		return nil, err
 	}
 	if s.now().After(t.ExpiresAt) {
-		return nil, problem.New(http.StatusUnauthorized, "token_expired", "The admin token expired", "sign in again with 'sallyport admin login'")
+		return nil, problem.New(http.StatusUnauthorized, "token_expired", "sign in again with 'sallyport admin login'", "The admin token expired")
 	}
 	u, err := s.store.UserByID(r.Context(), t.TenantID, t.UserID)
 	if err != nil {

@@ -54,7 +54,7 @@ func (s *Server) serveControl(ctx context.Context, conn *tls.Conn) {
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, rec store.Connector, usedSerial string) {
 	var in tunnel.RenewRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&in); err != nil {
-		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The renewal request is not valid JSON", "run the renewal again"))
+		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "run the renewal again", "The renewal request is not valid JSON"))
 		return
 	}
 	csr, err := pki.ParseCSR([]byte(in.CSR))

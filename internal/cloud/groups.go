@@ -37,8 +37,8 @@ func (s *Server) handleUpdateGroup(w http.ResponseWriter, r *http.Request, p *pr
 		return err
 	}
 	if g.Name == tenancy.DefaultGroup {
-		return problem.New(http.StatusConflict, "default_group", "The group 'Default' cannot be renamed, because new connectors join it",
-			"create another group with 'sallyport admin group create' instead")
+		return problem.New(http.StatusConflict, "default_group", "create another group with 'sallyport admin group create' instead", "The group 'Default' cannot be renamed, because new connectors join it")
+
 	}
 	if err := s.store.RenameGroup(r.Context(), p.Tenant.ID, g.ID, name); errors.Is(err, store.ErrConflict) {
 		return s.groupExists(r.Context(), p.Tenant, name)
@@ -61,8 +61,8 @@ func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request, p *pr
 		return err
 	}
 	if g.Name == tenancy.DefaultGroup {
-		return problem.New(http.StatusConflict, "default_group", "The group 'Default' cannot be deleted, because new connectors join it",
-			"leave it empty if you do not use it")
+		return problem.New(http.StatusConflict, "default_group", "leave it empty if you do not use it", "The group 'Default' cannot be deleted, because new connectors join it")
+
 	}
 	if users, err := s.groupUsers(ctx, p.Tenant.ID, g.ID); err != nil {
 		return err

@@ -49,7 +49,7 @@ func (s *Server) serveReleaseControl(w http.ResponseWriter, r *http.Request, rec
 func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request) {
 	goos, goarch := r.URL.Query().Get("os"), r.URL.Query().Get("arch")
 	if len(goos) > 16 || len(goarch) > 16 || goos == "" || goarch == "" {
-		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The releases query needs os and arch", "update the connector by hand"))
+		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "update the connector by hand", "The releases query needs os and arch"))
 		return
 	}
 	rs, err := s.store.ListReleases(r.Context(), goos, goarch)
@@ -70,12 +70,12 @@ func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReleaseBinary(w http.ResponseWriter, r *http.Request, rec store.Connector) {
 	digest := r.URL.Query().Get("sha256")
 	if b, err := hex.DecodeString(digest); err != nil || len(b) != 32 {
-		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The release digest is not 64 hex digits", "update the connector by hand"))
+		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "update the connector by hand", "The release digest is not 64 hex digits"))
 		return
 	}
 	x, err := s.store.ReleaseByDigest(r.Context(), digest)
 	if errors.Is(err, store.ErrNotFound) {
-		writeProblem(w, problem.New(http.StatusNotFound, "release_not_found", "The release was withdrawn from the cloud", "check again for updates"))
+		writeProblem(w, problem.New(http.StatusNotFound, "release_not_found", "check again for updates", "The release was withdrawn from the cloud"))
 		return
 	}
 	if err != nil {
@@ -101,7 +101,7 @@ func (s *Server) handleReleaseBinary(w http.ResponseWriter, r *http.Request, rec
 func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec store.Connector) {
 	var in release.TurnRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&in); err != nil {
-		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "The update turn request is not valid JSON", "update the connector by hand"))
+		writeProblem(w, problem.New(http.StatusBadRequest, "bad_request", "update the connector by hand", "The update turn request is not valid JSON"))
 		return
 	}
 	if _, err := release.ParseVersion(in.Version); err != nil {

@@ -101,13 +101,13 @@ type Config struct {
 // Validate fills defaults.
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
-		return problem.New(400, "data_dir", "No data directory was given", "give one with --data-dir")
+		return problem.New(400, "data_dir", "give one with --data-dir", "No data directory was given")
 	}
 	if c.Listen == "" {
 		c.Listen = ":443"
 	}
 	if (c.EdgeCertFile == "") != (c.EdgeKeyFile == "") {
-		return problem.New(400, "edge_cert", "Only one of the edge certificate and key files was given", "give both --edge-cert and --edge-key, or neither")
+		return problem.New(400, "edge_cert", "give both --edge-cert and --edge-key, or neither", "Only one of the edge certificate and key files was given")
 	}
 	if err := c.EdgeLimits.Validate(); err != nil {
 		return err

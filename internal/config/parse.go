@@ -39,8 +39,8 @@ func Parse(data []byte, path string) (*Document, error) {
 			return nil, fileErr(path, line, fmt.Sprintf("is not valid TOML at column %d (%s)", col, strings.TrimPrefix(de.Error(), "toml: ")),
 				`correct that line: each line is KEY = VALUE, strings in double quotes (see docs/config.md)`)
 		}
-		return nil, problem.New(400, "config_file", fmt.Sprintf("The configuration file %s is not valid TOML (%v)", path, err),
-			"correct it (see docs/config.md)")
+		return nil, problem.New(400, "config_file", "correct it (see docs/config.md)", fmt.Sprintf("The configuration file %s is not valid TOML (%v)", path, err))
+
 	}
 	doc := &Document{path: path, entries: map[string]entry{}}
 	var p unstable.Parser
@@ -68,7 +68,7 @@ func Parse(data []byte, path string) (*Document, error) {
 		}
 	}
 	if err := p.Error(); err != nil { // Unmarshal accepted it: not expected
-		return nil, problem.New(400, "config_file", fmt.Sprintf("The configuration file %s is not valid TOML (%v)", path, err), "correct it (see docs/config.md)")
+		return nil, problem.New(400, "config_file", "correct it (see docs/config.md)", fmt.Sprintf("The configuration file %s is not valid TOML (%v)", path, err))
 	}
 	return doc, nil
 }
@@ -197,7 +197,7 @@ func cause(err error) string {
 }
 
 func fileErr(path string, line int, what, step string) error {
-	return problem.New(400, "config_file", fmt.Sprintf("The configuration file %s, line %d, %s", path, line, what), step)
+	return problem.New(400, "config_file", step, fmt.Sprintf("The configuration file %s, line %d, %s", path, line, what))
 }
 
 // tomlType names the TOML type of a decoded value.

@@ -234,7 +234,7 @@ func (h *handler) serveUpgrade(w *countingWriter, r *http.Request, a *app, proto
 	backend, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
-		writeError(w, problem.New(502, "backend_upgrade", "The internal application switched protocols but the connection cannot be carried", "report this to the Sallyport developers"))
+		writeError(w, problem.New(502, "backend_upgrade", "report this to the Sallyport developers", "The internal application switched protocols but the connection cannot be carried"))
 		return
 	}
 	tunnel.StripProtocolHeaders(resp.Header) // a backend cannot speak for the connector

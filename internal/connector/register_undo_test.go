@@ -54,7 +54,7 @@ func TestRegisterUndoneWhenStateCannotBeWritten(t *testing.T) {
 	writeFileT(t, caFile, ca.CertPEM)
 	defer SetStepHook(func(step string) error {
 		if step == "files-written" {
-			return problem.New(400, "state_unwritable", "The connector cannot write trust.json (disk full)", "check the directory's permissions and free space")
+			return problem.New(400, "state_unwritable", "check the directory's permissions and free space", "The connector cannot write trust.json (disk full)")
 		}
 		return nil
 	})()

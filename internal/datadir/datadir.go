@@ -169,7 +169,7 @@ func undoInit(dir string, created bool) {
 
 func checkEmptyDir(dir string) error {
 	if dir == "" {
-		return problem.New(400, "data_dir", "No data directory was given", "give one with --data-dir")
+		return problem.New(400, "data_dir", "give one with --data-dir", "No data directory was given")
 	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -234,7 +234,7 @@ func waitServing(ctx context.Context, conns []*connector.Connector, extURL, caFi
 			}
 		}
 		if time.Now().After(deadline) {
-			return problem.New(500, "demo_not_ready", "The demo did not come up within 20 s", "run it again with --verbose to see the logs")
+			return problem.New(500, "demo_not_ready", "run it again with --verbose to see the logs", "The demo did not come up within 20 s")
 		}
 		select {
 		case <-ctx.Done():

@@ -138,7 +138,7 @@ var internalWords = []string{"intranet", "8080", "Default", "contoso", "c_7", "v
 // and nothing internal, while OnError — and a page of an application with
 // detailed errors — gets the detailed problem.
 func TestErrorPages(t *testing.T) {
-	noConn := problem.New(502, "no_connector", "No active connector in group 'Default' of contoso.com can serve application 'web'", "install a connector")
+	noConn := problem.New(502, "no_connector", "install a connector", "No active connector in group 'Default' of contoso.com can serve application 'web'")
 	tests := []struct {
 		name     string
 		host     string
@@ -291,7 +291,7 @@ func TestPublicPages(t *testing.T) {
 			t.Errorf("the public page of %s is not in errors.md's Public pages table", code)
 		}
 	}
-	if p := PublicProblem(problem.New(418, "a_new_code", "The internal application 'web' at http://intranet:8080/ failed", "")); p.Status != 418 || strings.Contains(p.Error(), "intranet") || p.Message == "" {
+	if p := PublicProblem(problem.New(418, "a_new_code", "", "The internal application 'web' at http://intranet:8080/ failed")); p.Status != 418 || strings.Contains(p.Error(), "intranet") || p.Message == "" {
 		t.Errorf("PublicProblem of an unknown code = %+v", p)
 	}
 }

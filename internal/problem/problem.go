@@ -23,8 +23,9 @@ type Problem struct {
 	Err     error  // internal cause: logged, never shown
 }
 
-// New returns a Problem.
-func New(status int, code, message, step string) *Problem {
+// New returns a Problem. Its arguments come in the same order as Newf's:
+// status, code, step, then the message last (Newf formats it).
+func New(status int, code, step, message string) *Problem {
 	return &Problem{Code: code, Status: status, Message: message, Step: step}
 }
 

@@ -20,7 +20,7 @@ func CheckPassword(p string) error {
 			"The password is too short (%d characters)", len(p))
 	}
 	if len(p) > 1024 {
-		return problem.New(400, "weak_password", "The password is longer than 1024 characters", "choose a shorter one")
+		return problem.New(400, "weak_password", "choose a shorter one", "The password is longer than 1024 characters")
 	}
 	return nil
 }

@@ -262,7 +262,7 @@ func (u *Updater) rollback(ctx context.Context, p *persisted, cause error) (*Res
 	if err := restorePrevious(j.Previous, u.cfg.Binary); err != nil {
 		msg := fmt.Sprintf("Version %s failed (%v) and rolling back to %s failed too: %v; reinstall sallyport %s by hand", j.To, cause, j.From, err, j.From)
 		u.events.Event(eventlog.BinarySwapFailed, msg, "from", j.From, "to", j.To)
-		return nil, problem.New(500, "rollback_failed", msg, "reinstall the previous version by hand")
+		return nil, problem.New(500, "rollback_failed", "reinstall the previous version by hand", msg)
 	}
 	if !slices.Contains(p.Skip, j.To) {
 		p.Skip = append(p.Skip, j.To)

@@ -97,7 +97,7 @@ type Updater struct {
 // New checks cfg and opens the updater's event log.
 func New(cfg Config) (*Updater, error) {
 	if cfg.Dir == "" || cfg.Binary == "" {
-		return nil, problem.New(400, "updater_config", "The updater needs the connector's state directory and binary", "give --dir and --binary")
+		return nil, problem.New(400, "updater_config", "give --dir and --binary", "The updater needs the connector's state directory and binary")
 	}
 	abs, err := filepath.Abs(cfg.Binary)
 	if err != nil {
@@ -219,8 +219,8 @@ func (u *Updater) pinnedKey(st *statedir.State) (ed25519.PublicKey, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		msg := fmt.Sprintf("The updater has no pinned release key (%s), so it installs nothing", pinPath)
 		u.events.Event(eventlog.ReleaseKeyMissing, msg, "pin", pinPath)
-		return nil, problem.New(400, "release_key_unpinned", msg,
-			"run 'sallyport connector install' again as root (it pins the key of the connector's registration), or give the cloud's release.pub with --release-key FILE")
+		return nil, problem.New(400, "release_key_unpinned", "run 'sallyport connector install' again as root (it pins the key of the connector's registration), or give the cloud's release.pub with --release-key FILE", msg)
+
 	}
 	if err != nil {
 		return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater's release key pin %s cannot be read (%v)", pinPath, err)
