@@ -40,7 +40,6 @@ func ProfilePath() (string, error) {
 	dir, err := os.UserConfigDir()
 	if err != nil {
 		return "", problem.New(400, "no_config_dir", "set HOME (or XDG_CONFIG_HOME), or SALLYPORT_ADMIN_PROFILE to a file path", "This user has no configuration directory to keep the sign-in in")
-
 	}
 	return filepath.Join(dir, "sallyport", "admin.json"), nil
 }
@@ -54,7 +53,6 @@ func LoadProfile() (*Profile, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, problem.New(401, "not_signed_in", "run 'sallyport admin login --cloud https://CLOUD --user USER@DOMAIN --ca-file cloud-ca.pem' first", "You are not signed in to a Sallyport cloud")
-
 	}
 	if err != nil {
 		return nil, problem.Newf(400, "profile_unreadable", "check its permissions, or sign in again with 'sallyport admin login'", "The sign-in profile %s cannot be read (%v)", path, err)

@@ -50,7 +50,6 @@ func (s *Server) comparePassword(ctx context.Context, src, password, hash string
 }
 
 var errBadCredentials = problem.New(http.StatusUnauthorized, "bad_credentials",
-
 	"check both and try again; the user name is the full name@domain of your organisation, for example admin@contoso.com", "The user name or password is wrong")
 
 // checkPassword authenticates a user by name and password for a request
@@ -106,9 +105,7 @@ func hashToken(t string) string {
 // looked up by their SHA-256 hash, so no secret is ever compared.
 func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	unauth := problem.New(http.StatusUnauthorized, "unauthenticated",
-
 		"sign in with 'sallyport admin login'", "The request has no valid admin token")
-
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || len(tok) > 200 {

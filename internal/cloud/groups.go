@@ -38,7 +38,6 @@ func (s *Server) handleUpdateGroup(w http.ResponseWriter, r *http.Request, p *pr
 	}
 	if g.Name == tenancy.DefaultGroup {
 		return problem.New(http.StatusConflict, "default_group", "create another group with 'sallyport admin group create' instead", "The group 'Default' cannot be renamed, because new connectors join it")
-
 	}
 	if err := s.store.RenameGroup(r.Context(), p.Tenant.ID, g.ID, name); errors.Is(err, store.ErrConflict) {
 		return s.groupExists(r.Context(), p.Tenant, name)
@@ -62,7 +61,6 @@ func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request, p *pr
 	}
 	if g.Name == tenancy.DefaultGroup {
 		return problem.New(http.StatusConflict, "default_group", "leave it empty if you do not use it", "The group 'Default' cannot be deleted, because new connectors join it")
-
 	}
 	if users, err := s.groupUsers(ctx, p.Tenant.ID, g.ID); err != nil {
 		return err

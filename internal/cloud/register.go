@@ -152,9 +152,7 @@ func (s *Server) passwordRegistrant(ctx context.Context, src string, in *api.Reg
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Code == "bad_credentials" {
 			return registrant{}, problem.New(http.StatusUnauthorized, "bad_credentials",
-
 				"check both and run register again; the user name is the full name@domain of your organisation, for example admin@contoso.com", "Connector registration failed: the user name or password is wrong")
-
 		}
 		return registrant{}, err
 	}

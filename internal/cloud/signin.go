@@ -200,7 +200,6 @@ func (g *signinGuard) hash(ctx context.Context, src string, f func()) error {
 		if err == errGateFull {
 			g.logBusy(src)
 			return &retryError{after: time.Second, Problem: problem.New(http.StatusTooManyRequests, "signin_busy",
-
 				"wait 1 s and try again", "The cloud is checking too many passwords at once, or too many sign-ins from this address are waiting")}
 		}
 		return err

@@ -185,21 +185,15 @@ const tokenStep = "ask an administrator of your tenant for a new registration to
 func (s *Server) tokenRegistrant(ctx context.Context, in *api.RegisterRequest) (registrant, error) {
 	if in.User != "" || in.Password != "" {
 		return registrant{}, problem.New(http.StatusBadRequest, "bad_request",
-
 			"send one or the other", "The registration request carries both a registration token and a user name or password")
-
 	}
 	secret := strings.TrimSpace(in.Token)
 	if strings.HasPrefix(secret, "spt_") {
 		return registrant{}, problem.New(http.StatusUnauthorized, "registration_token_unknown",
-
 			"create a registration token with 'sallyport admin token create' and register with it", "Connector registration failed: the token given is an admin sign-in token (from 'sallyport admin login'), not a registration token")
-
 	}
 	unknown := problem.New(http.StatusUnauthorized, "registration_token_unknown",
-
 		"check that you copied the whole token (it starts with "+api.RegistrationTokenPrefix+"), or "+tokenStep, "Connector registration failed: the registration token is not known to this cloud")
-
 	if len(secret) > 200 || !strings.HasPrefix(secret, api.RegistrationTokenPrefix) {
 		return registrant{}, unknown
 	}
@@ -251,7 +245,6 @@ func tokenRefusal(t store.RegistrationToken, err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return problem.New(http.StatusUnauthorized, "registration_token_unknown",
 			tokenStep, "Connector registration failed: the registration token is not known to this cloud")
-
 	}
 	return err
 }

@@ -152,9 +152,7 @@ func Apply(fs *pflag.FlagSet, o Options) (*Result, error) {
 		case inEnv:
 			if err := fs.Set(key, v); err != nil {
 				return nil, problem.New(400, "config_env",
-
 					"correct it or unset it (see docs/config.md)", fmt.Sprintf("The environment variable %s=%q does not fit %s, which takes %s (%s)", env, v, key, typeWords(f), cause(err)))
-
 			}
 			s.Origin, s.Env = Env, env
 			if err := checkSecretFile(f, "the environment variable "+env); err != nil {
@@ -185,29 +183,21 @@ func readFile(path string, explicit bool) ([]byte, bool, error) {
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, problem.New(400, "config_file",
-
 			"check the path given to --config (write one as docs/config.md shows, or leave --config out)", fmt.Sprintf("The configuration file %s does not exist", path))
-
 	}
 	if err != nil {
 		return nil, false, problem.New(400, "config_file",
-
 			"check its permissions (run the command as the service's user or root), or give --config '' to read no file", fmt.Sprintf("The configuration file %s cannot be read (%v)", path, errors.Unwrap(err)))
-
 	}
 	defer f.Close()
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
 		return nil, false, problem.New(400, "config_file",
-
 			"check that it is a file, readable by this user", fmt.Sprintf("The configuration file %s cannot be read (%v)", path, err))
-
 	}
 	if buf.Len() > MaxFileSize {
 		return nil, false, problem.New(400, "config_file",
-
 			"check the path given to --config: a configuration file holds a few lines", fmt.Sprintf("The configuration file %s is larger than 1 MiB", path))
-
 	}
 	return buf.Bytes(), true, nil
 }
@@ -226,9 +216,7 @@ func checkSecretFile(f *pflag.Flag, from string) error {
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return problem.New(400, "secret_file_mode",
-
 			fmt.Sprintf("run 'chmod 600 %s' (and make its owner the user the service runs as)", shellWord(path)), fmt.Sprintf("The secret file %s that %s names for %s can be read or written by other users than its owner (mode %04o)", path, from, f.Name, perm))
-
 	}
 	return nil
 }

@@ -40,7 +40,6 @@ func Parse(data []byte, path string) (*Document, error) {
 				`correct that line: each line is KEY = VALUE, strings in double quotes (see docs/config.md)`)
 		}
 		return nil, problem.New(400, "config_file", "correct it (see docs/config.md)", fmt.Sprintf("The configuration file %s is not valid TOML (%v)", path, err))
-
 	}
 	doc := &Document{path: path, entries: map[string]entry{}}
 	var p unstable.Parser

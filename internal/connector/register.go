@@ -107,9 +107,7 @@ func register(ctx context.Context, o RegisterOptions, log *slog.Logger) (*stated
 	}
 	if o.Token == "" && (o.User == "" || o.Password == "") {
 		return nil, problem.New(400, "no_credentials",
-
 			"give --user and the password (--password-stdin, or type it when asked), or --token with a registration token", "Connector registration failed: no credentials were given")
-
 	}
 	// Everything that can fail on this machine is checked before the
 	// cloud is asked: a registration the cloud made for a directory that

@@ -220,7 +220,6 @@ func (u *Updater) pinnedKey(st *statedir.State) (ed25519.PublicKey, error) {
 		msg := fmt.Sprintf("The updater has no pinned release key (%s), so it installs nothing", pinPath)
 		u.events.Event(eventlog.ReleaseKeyMissing, msg, "pin", pinPath)
 		return nil, problem.New(400, "release_key_unpinned", "run 'sallyport connector install' again as root (it pins the key of the connector's registration), or give the cloud's release.pub with --release-key FILE", msg)
-
 	}
 	if err != nil {
 		return nil, problem.Newf(400, "release_key", "run the updater as root (or SYSTEM)", "The updater's release key pin %s cannot be read (%v)", pinPath, err)
