@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 
@@ -40,6 +41,9 @@ func withConfig(cmd *cobra.Command, name string, secretFiles ...string) *cobra.C
 			Explicit: cmd.Flags().Changed("config"),
 			Skip:     []string{"config", "print-config"},
 		})
+		if err == nil && res.Unreadable && !printCfg {
+			fmt.Fprintf(cmd.ErrOrStderr(), "sallyport: note: %s\n", res.FileNote())
+		}
 		return err
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

@@ -86,11 +86,15 @@ type Options struct {
 
 // Result is the effective configuration after Apply.
 type Result struct {
-	Command  string
-	Path     string // the file's path; "" when none was to be read
-	Found    bool   // the file existed and was read
-	Explicit bool
-	Settings []Setting // one per key, sorted by key
+	Command string
+	Path    string // the file's path; "" when none was to be read
+	Found   bool   // the file existed and was read
+	// Unreadable: the default file exists but this user may not read it
+	// (a non-root user beside the installed service's 0640 file); it was
+	// skipped, and the command says so on standard error.
+	Unreadable bool
+	Explicit   bool
+	Settings   []Setting // one per key, sorted by key
 }
 
 // EnvName is the environment variable of a key.
@@ -128,6 +132,9 @@ func Apply(fs *pflag.FlagSet, o Options) (*Result, error) {
 	var doc *Document
 	if o.Path != "" {
 		data, found, err := readFile(o.Path, o.Explicit)
+		if !o.Explicit && errors.Is(err, os.ErrPermission) {
+			res.Unreadable, err = true, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +194,7 @@ func readFile(path string, explicit bool) ([]byte, bool, error) {
 	}
 	if err != nil {
 		return nil, false, problem.New(400, "config_file",
-			"check its permissions (run the command as the service's user or root), or give --config '' to read no file", fmt.Sprintf("The configuration file %s cannot be read (%v)", path, errors.Unwrap(err)))
+			"check its permissions (run the command as the service's user or root), or give --config '' to read no file", fmt.Sprintf("The configuration file %s cannot be read (%v)", path, errors.Unwrap(err))).Wrap(err)
 	}
 	defer f.Close()
 	var buf bytes.Buffer

@@ -30,6 +30,8 @@ func (r *Result) FileNote() string {
 		return "no configuration file (--config '')"
 	case r.Found:
 		return "configuration file " + r.Path
+	case r.Unreadable:
+		return "no configuration file: " + r.Path + " is not readable by this user, so it was skipped (run as the service's user or root to use it, or give --config)"
 	default:
 		return "no configuration file: " + r.Path + " does not exist (the default path, which may be missing)"
 	}
