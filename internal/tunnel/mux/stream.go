@@ -426,10 +426,12 @@ func (st *Stream) CloseWithCode(code uint32, msg string) error {
 		st.fail(net.ErrClosed)
 		return err
 	}
+	// Unlike Close, the stream is not marked closed: bytes already
+	// received can still be read (then the error), as before an Abort that
+	// a failed request-body write makes while the response is arriving.
 	st.mu.Lock()
 	clean := st.rfin && st.wfin
 	had := st.err
-	st.closed = true
 	st.mu.Unlock()
 	st.fail(net.ErrClosed)
 	st.remove()
