@@ -18,70 +18,42 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testWait bounds every wait of these tests: what should happen at once
+// fails the test after it instead of hanging.
+const testWait = testnet.Wait
 
 // transports are the kinds of connection the protocol must work over,
 // like yamux's suite: an in-memory pipe, TCP, and TLS with the ALPN.
 var transports = []struct {
 	name string
-	pair func(t *testing.T) (connector, cloud net.Conn)
+	pair func(t testing.TB) (connector, cloud net.Conn)
 }{
-	{"pipe", func(t *testing.T) (net.Conn, net.Conn) { return net.Pipe() }},
-	{"tcp", tcpPair},
+	{"pipe", func(testing.TB) (net.Conn, net.Conn) { return net.Pipe() }},
+	{"tcp", testnet.Pair},
 	{"tls", tlsPair},
 	{"tls-batch", tlsBatchPair}, // as the connector and the cloud run it
 }
 
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+func tlsPair(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
-	return loopbackPair(t)
-}
-
-// loopbackPair returns the two ends of a new TCP connection on loopback.
-func loopbackPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return a, r.c
-}
-
-func tlsPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	a, b := tcpPair(t)
+	a, b := testnet.Pair(t)
 	return tlsOver(t, a, b)
 }
 
 // tlsBatchPair is TLS over BatchConns (tunnel.Serve and NewClient switch
 // batching on).
-func tlsBatchPair(t *testing.T) (net.Conn, net.Conn) {
+func tlsBatchPair(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
-	a, b := tcpPair(t)
+	a, b := testnet.Pair(t)
 	return tlsOver(t, NewBatchConn(a), NewBatchConn(b))
 }
 
-func tlsOver(t *testing.T, a, b net.Conn) (net.Conn, net.Conn) {
+func tlsOver(t testing.TB, a, b net.Conn) (net.Conn, net.Conn) {
 	t.Helper()
 	ca, err := pki.NewCA("test CA", time.Hour)
 	if err != nil {
@@ -108,7 +80,7 @@ func tlsOver(t *testing.T, a, b net.Conn) (net.Conn, net.Conn) {
 }
 
 // start serves h on one end (the connector) and returns the client (the cloud).
-func start(t *testing.T, pair func(t *testing.T) (net.Conn, net.Conn), h http.Handler) *Client {
+func start(t *testing.T, pair func(t testing.TB) (net.Conn, net.Conn), h http.Handler) *Client {
 	t.Helper()
 	cconn, sconn := pair(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -343,7 +315,7 @@ func TestUpgradeLargeMessages(t *testing.T) {
 }
 
 func TestUpgradeRefused(t *testing.T) {
-	c := start(t, tcpPair, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := start(t, testnet.Pair, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no websockets here", http.StatusForbidden)
 	}))
 	req := newReq(t, "GET", "/ws", nil)
