@@ -3,11 +3,9 @@ package tunnel
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,42 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/testnet"
 	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
-
-// relayPKI is one CA and server certificate for every relay test.
-var relayPKI = sync.OnceValues(func() (*pki.CA, error) { return pki.NewCA("test CA", time.Hour) })
-
-// tls2Pair is a TLS connection over BatchConns on loopback that chose
-// tunnel version 2 by ALPN, as a connector and a cloud that both offer it.
-func tls2Pair(t testing.TB) (connector, cloud net.Conn) {
-	t.Helper()
-	ca, err := relayPKI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServer([]string{"cloud.test"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := testnet.Pair(t)
-	client := tls.Client(NewBatchConn(a), &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
-	server := tls.Server(NewBatchConn(b), &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
-	errc := make(chan error, 1)
-	go func() { errc <- server.Handshake() }()
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	if got := server.ConnectionState().NegotiatedProtocol; got != ALPN2 {
-		t.Fatalf("ALPN = %q, want %q", got, ALPN2)
-	}
-	return client, server
-}
 
 // relayEnv is a connector (ServeSession) and a cloud (Client) joined by a
 // version 2 tunnel.
@@ -88,7 +53,7 @@ func startRelay(t testing.TB, h http.Handler, cfg ServerConfig) *relayEnv {
 		}
 		h.ServeHTTP(w, r)
 	})
-	cconn, sconn := tls2Pair(t)
+	cconn, sconn := tlsBatchPair(t, ALPN2, ALPN)
 	ctx, cancel := context.WithCancel(context.Background())
 	env.cancel = cancel
 	go func() {

@@ -251,7 +251,7 @@ func TestRelayUpgradeBadRequest(t *testing.T) {
 func TestRelayUpgradeOlderConnector(t *testing.T) {
 	testnet.CheckLeaks(t)
 	b := newUpgradeBackend(func(far net.Conn) { io.Copy(far, far) })
-	cconn, sconn := tls2Pair(t)
+	cconn, sconn := tlsBatchPair(t, ALPN2, ALPN)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	var opened sync.WaitGroup

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ var transports = []struct {
 	{"pipe", func(testing.TB) (net.Conn, net.Conn) { return net.Pipe() }},
 	{"tcp", testnet.Pair},
 	{"tls", tlsPair},
-	{"tls-batch", tlsBatchPair}, // as the connector and the cloud run it
+	{"tls-batch", func(t testing.TB) (net.Conn, net.Conn) { return tlsBatchPair(t) }}, // as the connector and the cloud run it
 }
 
 func tlsPair(t testing.TB) (net.Conn, net.Conn) {
@@ -45,17 +46,27 @@ func tlsPair(t testing.TB) (net.Conn, net.Conn) {
 	return tlsOver(t, a, b)
 }
 
-// tlsBatchPair is TLS over BatchConns (tunnel.Serve and NewClient switch
-// batching on).
-func tlsBatchPair(t testing.TB) (net.Conn, net.Conn) {
+// tlsBatchPair is TLS over BatchConns (tunnel.Serve, NewClient and the
+// relay ends switch batching on) on loopback: the connector's end and the
+// cloud's. Both offer alpn (ALPN if none), and agree on the first.
+func tlsBatchPair(t testing.TB, alpn ...string) (connector, cloud net.Conn) {
 	t.Helper()
 	a, b := testnet.Pair(t)
-	return tlsOver(t, NewBatchConn(a), NewBatchConn(b))
+	return tlsOver(t, NewBatchConn(a), NewBatchConn(b), alpn...)
 }
 
-func tlsOver(t testing.TB, a, b net.Conn) (net.Conn, net.Conn) {
+// testCA is one CA for every test's TLS connections.
+var testCA = sync.OnceValues(func() (*pki.CA, error) { return pki.NewCA("test CA", time.Hour) })
+
+// tlsOver runs a TLS handshake over a (the client, as the connector dials)
+// and b (the server, the cloud), both offering alpn (ALPN if none); it
+// fails t unless they agree on the first.
+func tlsOver(t testing.TB, a, b net.Conn, alpn ...string) (net.Conn, net.Conn) {
 	t.Helper()
-	ca, err := pki.NewCA("test CA", time.Hour)
+	if len(alpn) == 0 {
+		alpn = []string{ALPN}
+	}
+	ca, err := testCA()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +74,8 @@ func tlsOver(t testing.TB, a, b net.Conn) (net.Conn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := tls.Client(a, &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS12})
-	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS12})
+	client := tls.Client(a, &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: alpn, MinVersion: tls.VersionTLS12})
+	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: alpn, MinVersion: tls.VersionTLS12})
 	errc := make(chan error, 1)
 	go func() { errc <- server.Handshake() }()
 	if err := client.Handshake(); err != nil {
@@ -73,8 +84,8 @@ func tlsOver(t testing.TB, a, b net.Conn) (net.Conn, net.Conn) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	if got := client.ConnectionState().NegotiatedProtocol; got != ALPN {
-		t.Fatalf("ALPN = %q, want %q", got, ALPN)
+	if got := client.ConnectionState().NegotiatedProtocol; got != alpn[0] {
+		t.Fatalf("ALPN = %q, want %q", got, alpn[0])
 	}
 	return client, server
 }
