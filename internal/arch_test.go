@@ -79,6 +79,7 @@ func rules() []rule {
 		leaf("internal/testnet", "helpers any package's tests use: it must not pull the product into them"),
 		rule{pkg: "internal/store/sqlite", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
 		rule{pkg: "internal/store/storetest", only: []string{"internal/store"}, onlySet: true, why: "the conformance tests run against the interface only"},
+		rule{pkg: "internal/problem/problemtest", only: []string{"internal/problem"}, onlySet: true, why: "a check of problems for any package's tests: it must not pull the product into them"},
 		rule{pkg: "internal/diag", only: []string{"internal/version", "internal/statedir"}, onlySet: true,
 			why: "the diagnostics bundle reads the state directory's non-secret files and never a key file: it needs nothing but the state directory's names and the version"},
 		rule{pkg: "internal/edge", notReach: []string{"internal/store", "internal/cloud", "internal/admincli", "internal/api"},
@@ -106,7 +107,7 @@ var cmdMustNotImport = []string{
 }
 
 // testOnly are packages for tests: no non-test file imports them.
-var testOnly = []string{"internal/dnstest", "internal/store/storetest", "internal/testnet"}
+var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet"}
 
 // module is the repository as parsed: packages by their path relative to
 // the module root ("internal/cloud", "cmd/sallyport"), with the imports

@@ -1,8 +1,8 @@
 // Package testnet holds the helpers that the tests of several packages
 // share: a connected pair of TCP connections on 127.0.0.1, waiting for a
 // condition or a value with a deadline, reproducible pseudo-random bytes,
-// a comparison of byte slices that says where they differ, and a check
-// that a test leaves no goroutine behind.
+// a comparison of byte slices that says where they differ, a check that
+// a test leaves no goroutine behind, and writing a file a test needs.
 //
 // It is for tests only: nothing outside _test.go files imports it, and it
 // imports no package of this module (like internal/dnstest), so that any
@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -127,4 +128,14 @@ func CheckLeaks(t testing.TB) {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+// WriteFile writes content to path with mode, failing t if it cannot, and
+// returns path.
+func WriteFile(t testing.TB, path, content string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -26,6 +28,11 @@ func (f *fakeT) Helper() {}
 
 func (f *fakeT) Fatalf(format string, args ...any) {
 	f.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *fakeT) Fatal(args ...any) {
+	f.failed = fmt.Sprint(args...)
 	runtime.Goexit()
 }
 
@@ -181,3 +188,16 @@ type fakeLeakT struct {
 }
 
 func (f *fakeLeakT) Error(args ...any) { f.errs += fmt.Sprint(args...) }
+
+func TestWriteFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if got := WriteFile(t, path, "content", 0o600); got != path {
+		t.Errorf("WriteFile returned %q, want %q", got, path)
+	}
+	if raw, err := os.ReadFile(path); err != nil || string(raw) != "content" {
+		t.Errorf("the file holds %q, %v; want \"content\"", raw, err)
+	}
+	if got := run(func(t testing.TB) { WriteFile(t, filepath.Join(path, "under a file"), "", 0o600) }); got == "" {
+		t.Error("writing below a file did not fail the test")
+	}
+}
