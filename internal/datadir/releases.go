@@ -177,7 +177,7 @@ func Publish(ctx context.Context, o PublishOptions) (*PublishResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadSigningKey(o.DataDir, o.KeyFile)
+	key, err := LoadSigningKey(o.DataDir, o.KeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +278,9 @@ func Publish(ctx context.Context, o PublishOptions) (*PublishResult, error) {
 	return res, nil
 }
 
-func loadSigningKey(dataDir, keyFile string) (ed25519.PrivateKey, error) {
+// LoadSigningKey reads the release signing key Publish signs with: the
+// file keyFile, or with none the data directory's own (ReleaseKeyFile).
+func LoadSigningKey(dataDir, keyFile string) (ed25519.PrivateKey, error) {
 	path := keyFile
 	if path == "" {
 		path = filepath.Join(dataDir, ReleaseKeyFile)
