@@ -126,11 +126,23 @@ func startDirect(t *testing.T, apps ...tunnel.AppConfig) *directEnv {
 		c.handler.ServeHTTP(w, r)
 	})
 	connEnd, cloudEnd := directTLSPair(t, cloud, tunnel.ALPN2, tunnel.ALPN)
+	env.serveTunnel(t, connEnd, cloudEnd, 2, "ServeSession", tunnel.ServeSession, counted)
+	return env
+}
+
+// serveTunnel runs serve (tunnel.Serve or ServeSession, called name in a
+// failure) with h on the connector's end of a tunnel connection and makes
+// env.client the cloud's client on the other end; it fails t unless the
+// client's tunnel version is version. The test's cleanup closes the
+// client and fails t unless serve then returns.
+func (env *directEnv) serveTunnel(t *testing.T, connEnd, cloudEnd net.Conn, version int, name string,
+	serve func(context.Context, net.Conn, http.Handler, tunnel.ServerConfig), h http.Handler) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		tunnel.ServeSession(ctx, connEnd, counted, tunnel.ServerConfig{})
+		serve(ctx, connEnd, h, tunnel.ServerConfig{})
 	}()
 	client, err := tunnel.NewClient(cloudEnd, tunnel.ClientConfig{})
 	if err != nil {
@@ -146,13 +158,12 @@ func startDirect(t *testing.T, apps ...tunnel.AppConfig) *directEnv {
 		select {
 		case <-served:
 		case <-time.After(directWait):
-			t.Error("ServeSession did not return after the client closed")
+			t.Errorf("%s did not return after the client closed", name)
 		}
 	})
-	if v := client.Version(); v != 2 {
-		t.Fatalf("tunnel version %d, want 2", v)
+	if v := client.Version(); v != version {
+		t.Fatalf("tunnel version %d, want %d", v, version)
 	}
-	return env
 }
 
 // relayStreams is the number of relay streams requests came on.

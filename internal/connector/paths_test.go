@@ -17,7 +17,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sallyport/sallyport/internal/neterr"
 	"github.com/sallyport/sallyport/internal/testnet"
@@ -46,33 +45,7 @@ func startVersion1(t *testing.T, apps ...tunnel.AppConfig) *directEnv {
 	c, cloud, dir := newTestConnector(t, apps...)
 	env := &directEnv{c: c, dir: dir}
 	connEnd, cloudEnd := directTLSPair(t, cloud, tunnel.ALPN)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		tunnel.Serve(ctx, connEnd, c.handler, tunnel.ServerConfig{})
-	}()
-	client, err := tunnel.NewClient(cloudEnd, tunnel.ClientConfig{})
-	if err != nil {
-		cancel()
-		connEnd.Close()
-		<-served
-		t.Fatal(err)
-	}
-	env.client = client
-	t.Cleanup(func() {
-		client.Close()
-		connEnd.Close()
-		cancel()
-		select {
-		case <-served:
-		case <-time.After(directWait):
-			t.Error("Serve did not return after the client closed")
-		}
-	})
-	if v := client.Version(); v != 1 {
-		t.Fatalf("tunnel version %d, want 1", v)
-	}
+	env.serveTunnel(t, connEnd, cloudEnd, 1, "Serve", tunnel.Serve, c.handler)
 	return env
 }
 
