@@ -10,6 +10,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -236,15 +237,6 @@ func (m *module) path(from, to string) []string {
 	return nil
 }
 
-func sortedKeys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func TestWalls(t *testing.T) {
 	m := load(t)
 	for _, r := range rules() {
@@ -267,7 +259,7 @@ func TestWalls(t *testing.T) {
 			}
 		}
 		if r.onlySet {
-			for _, imp := range sortedKeys(m.pkgs[r.pkg].imports) {
+			for _, imp := range slices.Sorted(maps.Keys(m.pkgs[r.pkg].imports)) {
 				if !slices.Contains(r.only, imp) {
 					allowed := "no package of ours"
 					if len(r.only) > 0 {
@@ -328,7 +320,7 @@ func TestCmdIsWiringOnly(t *testing.T) {
 func TestTestOnlyPackages(t *testing.T) {
 	m := load(t)
 	for _, rel := range sortedPkgs(m) {
-		for _, imp := range sortedKeys(m.pkgs[rel].imports) {
+		for _, imp := range slices.Sorted(maps.Keys(m.pkgs[rel].imports)) {
 			if slices.Contains(testOnly, imp) {
 				t.Errorf("%s imports %s in a non-test file: %s is for tests only; import it from _test.go files", rel, imp, imp)
 			}
@@ -422,7 +414,7 @@ func TestPackageMap(t *testing.T) {
 			t.Errorf("package %s is not in docs/architecture.md's package map: add a row \"| `%s` | what it owns | what it must not import |\"", rel, rel)
 		}
 	}
-	for _, rel := range sortedKeys(mapped) {
+	for _, rel := range slices.Sorted(maps.Keys(mapped)) {
 		if m.exists(rel) {
 			continue
 		}
