@@ -63,18 +63,22 @@ func Pair(t testing.TB) (client, server net.Conn) {
 // out waiting until " and what.
 func WaitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	waitUntil(t, what, cond, Wait)
+	if !Eventually(Wait, cond) {
+		t.Fatalf("timed out waiting until %s", what)
+	}
 }
 
-func waitUntil(t testing.TB, what string, cond func() bool, d time.Duration) {
-	t.Helper()
+// Eventually polls cond until it holds (true) or d has passed (false), for
+// a test that says itself what it was waiting for.
+func Eventually(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
+			return false
 		}
 		time.Sleep(time.Millisecond) // polling a condition with a deadline
 	}
+	return true
 }
 
 // RecvWithin receives a value from ch, failing t after Wait with "timed

@@ -85,16 +85,16 @@ func TestPairClosedAtCleanup(t *testing.T) {
 	}
 }
 
-func TestWaitUntil(t *testing.T) {
+func TestEventually(t *testing.T) {
 	tests := []struct {
 		name    string
 		holdsAt int // the call of cond that first returns true; 0: never
 		d       time.Duration
-		failed  string
+		want    bool
 	}{
-		{"at once", 1, Wait, ""},
-		{"on the third poll", 3, Wait, ""},
-		{"never, past the deadline", 0, 0, "timed out waiting until the thing"},
+		{"at once", 1, Wait, true},
+		{"on the third poll", 3, Wait, true},
+		{"never, past the deadline", 0, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,13 +103,23 @@ func TestWaitUntil(t *testing.T) {
 				calls++
 				return tc.holdsAt != 0 && calls >= tc.holdsAt
 			}
-			if got := run(func(t testing.TB) { waitUntil(t, "the thing", cond, tc.d) }); got != tc.failed {
-				t.Errorf("failed with %q, want %q", got, tc.failed)
+			if got := Eventually(tc.d, cond); got != tc.want {
+				t.Errorf("Eventually = %v, want %v", got, tc.want)
 			}
 			if tc.holdsAt != 0 && calls != tc.holdsAt {
 				t.Errorf("cond called %d times, want %d", calls, tc.holdsAt)
 			}
 		})
+	}
+}
+
+func TestWaitUntil(t *testing.T) {
+	calls := 0
+	if got := run(func(t testing.TB) { WaitUntil(t, "the thing", func() bool { calls++; return calls == 2 }) }); got != "" {
+		t.Errorf("a condition that holds failed with %q", got)
+	}
+	if calls != 2 {
+		t.Errorf("cond called %d times, want 2", calls)
 	}
 }
 

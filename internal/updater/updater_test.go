@@ -77,20 +77,6 @@ func missing(path string) bool {
 	return errors.Is(err, os.ErrNotExist)
 }
 
-// eventually polls cond until it holds or d has passed.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // events reads the updater's event log of dir.
 func events(t *testing.T, dir string) []eventlog.Event {
 	t.Helper()
@@ -112,7 +98,7 @@ func hasEvent(evs []eventlog.Event, id eventlog.ID, sub string) bool {
 
 func waitEvent(t *testing.T, dir string, id eventlog.ID, sub string) {
 	t.Helper()
-	if !eventually(10*time.Second, func() bool { return hasEvent(events(t, dir), id, sub) }) {
+	if !testnet.Eventually(10*time.Second, func() bool { return hasEvent(events(t, dir), id, sub) }) {
 		var lines []string
 		for _, e := range events(t, dir) {
 			lines = append(lines, fmt.Sprintf("%d %s %s", e.ID, e.Level, e.Message))
