@@ -10,6 +10,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -76,8 +77,10 @@ func rules() []rule {
 		rule{pkg: "internal/tenancy", notReach: []string{"internal/cloud", "internal/datadir"},
 			why: "the name, domain and password rules are applied by both the API (cloud) and the offline commands (datadir): they sit below both"},
 		leaf("internal/dnstest", "a test DNS server: it must not pull the product into tests that use it"),
+		leaf("internal/testnet", "helpers any package's tests use: it must not pull the product into them"),
 		rule{pkg: "internal/store/sqlite", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
 		rule{pkg: "internal/store/storetest", only: []string{"internal/store"}, onlySet: true, why: "the conformance tests run against the interface only"},
+		rule{pkg: "internal/problem/problemtest", only: []string{"internal/problem"}, onlySet: true, why: "a check of problems for any package's tests: it must not pull the product into them"},
 		rule{pkg: "internal/diag", only: []string{"internal/version", "internal/statedir"}, onlySet: true,
 			why: "the diagnostics bundle reads the state directory's non-secret files and never a key file: it needs nothing but the state directory's names and the version"},
 		rule{pkg: "internal/edge", notReach: []string{"internal/store", "internal/cloud", "internal/admincli", "internal/api"},
@@ -105,7 +108,7 @@ var cmdMustNotImport = []string{
 }
 
 // testOnly are packages for tests: no non-test file imports them.
-var testOnly = []string{"internal/dnstest", "internal/store/storetest"}
+var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet"}
 
 // module is the repository as parsed: packages by their path relative to
 // the module root ("internal/cloud", "cmd/sallyport"), with the imports
@@ -234,15 +237,6 @@ func (m *module) path(from, to string) []string {
 	return nil
 }
 
-func sortedKeys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func TestWalls(t *testing.T) {
 	m := load(t)
 	for _, r := range rules() {
@@ -265,7 +259,7 @@ func TestWalls(t *testing.T) {
 			}
 		}
 		if r.onlySet {
-			for _, imp := range sortedKeys(m.pkgs[r.pkg].imports) {
+			for _, imp := range slices.Sorted(maps.Keys(m.pkgs[r.pkg].imports)) {
 				if !slices.Contains(r.only, imp) {
 					allowed := "no package of ours"
 					if len(r.only) > 0 {
@@ -326,7 +320,7 @@ func TestCmdIsWiringOnly(t *testing.T) {
 func TestTestOnlyPackages(t *testing.T) {
 	m := load(t)
 	for _, rel := range sortedPkgs(m) {
-		for _, imp := range sortedKeys(m.pkgs[rel].imports) {
+		for _, imp := range slices.Sorted(maps.Keys(m.pkgs[rel].imports)) {
 			if slices.Contains(testOnly, imp) {
 				t.Errorf("%s imports %s in a non-test file: %s is for tests only; import it from _test.go files", rel, imp, imp)
 			}
@@ -420,7 +414,7 @@ func TestPackageMap(t *testing.T) {
 			t.Errorf("package %s is not in docs/architecture.md's package map: add a row \"| `%s` | what it owns | what it must not import |\"", rel, rel)
 		}
 	}
-	for _, rel := range sortedKeys(mapped) {
+	for _, rel := range slices.Sorted(maps.Keys(mapped)) {
 		if m.exists(rel) {
 			continue
 		}

@@ -2,10 +2,11 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -252,7 +253,7 @@ func TestCLIDocsFlags(t *testing.T) {
 		}
 		if len(shown) == 0 {
 			for _, h := range withTable {
-				for _, doc := range sortedKeys(h.flags) {
+				for _, doc := range slices.Sorted(maps.Keys(h.flags)) {
 					line := h.flags[doc]
 					t.Errorf("docs/cli.md:%d: `%s` has no flag %s: remove it from the flag table under %q", line, path, doc, h.text)
 				}
@@ -273,7 +274,7 @@ func TestCLIDocsFlags(t *testing.T) {
 		}
 		h := withTable[0]
 		documented := map[string]bool{}
-		for _, doc := range sortedKeys(h.flags) {
+		for _, doc := range slices.Sorted(maps.Keys(h.flags)) {
 			line := h.flags[doc]
 			name := documentedFlagName(c, doc)
 			switch {
@@ -516,16 +517,6 @@ func checkCommandLine(words []string, inline bool) string {
 	return ""
 }
 
-// sortedKeys is for stable messages.
-func sortedKeys(m map[string]int) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // TestDocsAnchors: every link to a heading of docs/*.md or README.md
 // ("#anchor", "file.md#anchor") names a heading that exists (as GitHub
 // makes anchors), so renaming a command's heading cannot leave a link
@@ -648,7 +639,7 @@ func TestCLIDocsTree(t *testing.T) {
 		}
 	}
 	walk(newRoot())
-	for _, path := range sortedKeys(documented) {
+	for _, path := range slices.Sorted(maps.Keys(documented)) {
 		if !inTree[path] {
 			t.Errorf("docs/cli.md's command tree (line %d of the block) lists `%s`, which the binary does not have: remove it", documented[path], path)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // apiHandler routes the admin API and registration endpoint.
@@ -48,7 +49,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem.Newf(http.StatusNotFound, "not_found", "see docs/api.md for the routes of the admin API",
-			"There is no admin API route %s %s", r.Method, truncate(r.URL.Path, 100)))
+			"There is no admin API route %s %s", r.Method, tenancy.Truncate(r.URL.Path, 100)))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -130,7 +131,7 @@ func decodeBody(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return problem.Newf(http.StatusBadRequest, "bad_request", "see docs/api.md for the shape of this request",
-			"The request body is not valid JSON for this request (%s)", truncate(err.Error(), 120))
+			"The request body is not valid JSON for this request (%s)", tenancy.Truncate(err.Error(), 120))
 	}
 	if dec.More() {
 		return problem.New(http.StatusBadRequest, "bad_request", "send exactly one object", "The request body holds more than one JSON value")

@@ -72,18 +72,25 @@ func login(t testing.TB, s *Server, user, pw string) string {
 	return lr.Token
 }
 
+// addOpsAndBob has admin (a global admin of contoso.com) add the users
+// ops@contoso.com, an app-admin, and bob@contoso.com, a user, and returns
+// their sign-in tokens.
+func addOpsAndBob(t *testing.T, s *Server, admin string) (ops, bob string) {
+	t.Helper()
+	for _, u := range []struct{ name, role string }{{"ops@contoso.com", "app-admin"}, {"bob@contoso.com", "user"}} {
+		if rec, eb := call(t, s, "POST", "/users", admin, api.CreateUserRequest{Name: u.name, Role: u.role, Password: testPassword}); rec.Code != 201 {
+			t.Fatalf("create %s: %d %s", u.name, rec.Code, eb.Error.Message)
+		}
+	}
+	return login(t, s, "ops@contoso.com", testPassword), login(t, s, "bob@contoso.com", testPassword)
+}
+
 func TestAPIRolesAndTenantIsolation(t *testing.T) {
 	s := newTestServer(t)
 	contoso := login(t, s, "admin@contoso.com", testPassword)
 	fabrikam := login(t, s, "admin@fabrikam.com", testPassword)
 
-	for _, u := range []struct{ name, role string }{{"ops@contoso.com", "app-admin"}, {"bob@contoso.com", "user"}} {
-		if rec, eb := call(t, s, "POST", "/users", contoso, api.CreateUserRequest{Name: u.name, Role: u.role, Password: testPassword}); rec.Code != 201 {
-			t.Fatalf("create %s: %d %s", u.name, rec.Code, eb.Error.Message)
-		}
-	}
-	ops := login(t, s, "ops@contoso.com", testPassword)
-	bob := login(t, s, "bob@contoso.com", testPassword)
+	ops, bob := addOpsAndBob(t, s, contoso)
 
 	rec, eb := call(t, s, "POST", "/apps", ops, api.CreateAppRequest{Name: "web", InternalURL: "http://intranet:8080/"})
 	if rec.Code != 201 {

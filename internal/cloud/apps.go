@@ -33,7 +33,7 @@ func CheckInternalURL(raw string) (*url.URL, error) {
 	bad := func(why string) error {
 		return problem.Newf(http.StatusBadRequest, "bad_internal_url",
 			"give the URL the connector's machine uses to reach the application, for example http://intranet.corp:8080/",
-			"The internal URL %q is not usable: %s", truncate(raw, 120), why)
+			"The internal URL %q is not usable: %s", tenancy.Truncate(raw, 120), why)
 	}
 	if len(raw) > MaxInternalURLLength {
 		return nil, bad("it is too long")
@@ -76,14 +76,14 @@ func badPort(u *url.URL) string {
 	n := 0
 	for _, c := range p {
 		if c < '0' || c > '9' {
-			return fmt.Sprintf("its port %q is not a number from 1 to 65535", truncate(p, 20))
+			return fmt.Sprintf("its port %q is not a number from 1 to 65535", tenancy.Truncate(p, 20))
 		}
 		if n = n*10 + int(c-'0'); n > 65535 {
 			break
 		}
 	}
 	if n < 1 || n > 65535 {
-		return fmt.Sprintf("its port %s is not from 1 to 65535", truncate(p, 20))
+		return fmt.Sprintf("its port %s is not from 1 to 65535", tenancy.Truncate(p, 20))
 	}
 	return ""
 }
@@ -99,7 +99,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	if !ValidAppName(in.Name) {
 		return nil, problem.Newf(http.StatusBadRequest, "bad_app_name",
 			"use 1 to 40 lower-case letters, digits and hyphens, for example 'web' or 'expenses-2'",
-			"%q is not a valid application name", truncate(in.Name, 80))
+			"%q is not a valid application name", tenancy.Truncate(in.Name, 80))
 	}
 	iu, err := CheckInternalURL(in.InternalURL)
 	if err != nil {
@@ -116,7 +116,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	host, ok := edge.NormalizeHost(host)
 	if !ok || edge.ValidDNSName(host) == false || !strings.Contains(host, ".") {
 		return nil, problem.Newf(http.StatusBadRequest, "bad_external_host", "give a DNS name, for example intranet.contoso.com",
-			"The external host %q is not a valid DNS name", truncate(in.ExternalHost, 120))
+			"The external host %q is not a valid DNS name", tenancy.Truncate(in.ExternalHost, 120))
 	}
 	if host == s.settings.Name {
 		return nil, problem.Newf(http.StatusBadRequest, "bad_external_host", "choose another host name",
@@ -124,8 +124,8 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	}
 	kind, err := tenancy.CheckHostOwned(ctx, s.store, s.settings.Name, t, host)
 	if err != nil {
-		s.events.Event(eventlog.AppHostRefused, fmt.Sprintf("Publishing '%s' of %s at %s was refused: %v", truncate(in.Name, 80), t.Domain, host, err),
-			"app", truncate(in.Name, 80), "tenant", t.Domain, "external_host", host)
+		s.events.Event(eventlog.AppHostRefused, fmt.Sprintf("Publishing '%s' of %s at %s was refused: %v", tenancy.Truncate(in.Name, 80), t.Domain, host, err),
+			"app", tenancy.Truncate(in.Name, 80), "tenant", t.Domain, "external_host", host)
 		return nil, err
 	}
 	if ih, _ := edge.NormalizeHost(iu.Host); ih == host || ih == s.settings.Name {
@@ -138,7 +138,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 		timeout = "default"
 	}
 	if timeout != "default" && timeout != "long" {
-		return nil, problem.Newf(http.StatusBadRequest, "bad_timeout", "use 'default' (85 s) or 'long' (180 s)", "%q is not a backend application timeout", truncate(in.Timeout, 40))
+		return nil, problem.Newf(http.StatusBadRequest, "bad_timeout", "use 'default' (85 s) or 'long' (180 s)", "%q is not a backend application timeout", tenancy.Truncate(in.Timeout, 40))
 	}
 	preauth := in.PreAuth
 	if preauth == "" {
@@ -146,7 +146,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	}
 	if preauth != "passthrough" {
 		return nil, problem.Newf(http.StatusBadRequest, "bad_preauth", "use 'passthrough'; sign-in at the cloud ('sallyport') comes in a later version",
-			"Pre-authentication %q is not available", truncate(in.PreAuth, 40))
+			"Pre-authentication %q is not available", tenancy.Truncate(in.PreAuth, 40))
 	}
 	backendProxy, err := checkBackendProxy(in.BackendProxy)
 	if err != nil {
@@ -321,7 +321,7 @@ func (s *Server) appByName(ctx context.Context, t store.Tenant, name string) (st
 	a, err := s.store.AppByName(ctx, t.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return a, problem.Newf(http.StatusNotFound, "no_app", "list the applications with 'sallyport admin app list'",
-			"There is no application '%s' in %s", truncate(name, 80), t.Domain)
+			"There is no application '%s' in %s", tenancy.Truncate(name, 80), t.Domain)
 	}
 	return a, err
 }
@@ -432,7 +432,7 @@ func checkBackendProxy(raw string) (string, error) {
 	}
 	bad := func(why string) error {
 		return problem.Newf(http.StatusBadRequest, "bad_backend_proxy", "give it as http://HOST:PORT, as the connector's machine reaches the proxy",
-			"The backend proxy %q is not usable: %s", truncate(raw, 120), why)
+			"The backend proxy %q is not usable: %s", tenancy.Truncate(raw, 120), why)
 	}
 	u, err := url.Parse(raw)
 	switch {

@@ -145,7 +145,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	u, t, err := s.checkPassword(r.Context(), src, in.User, in.Password)
 	if err != nil {
-		s.log.Info("sign-in failed", "user", truncate(in.User, 80), "address", r.RemoteAddr)
+		s.log.Info("sign-in failed", "user", tenancy.Truncate(in.User, 80), "address", r.RemoteAddr)
 		s.writeError(w, r, err)
 		return
 	}

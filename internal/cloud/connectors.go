@@ -10,6 +10,7 @@ import (
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 func (s *Server) handleListConnectors(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -55,7 +56,7 @@ func (s *Server) connectorByID(ctx context.Context, t store.Tenant, id string) (
 	c, err := s.store.ConnectorByID(ctx, t.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return c, problem.Newf(http.StatusNotFound, "no_connector_id", "list the connectors with 'sallyport admin connector list'",
-			"There is no connector %s in %s", truncate(id, 80), t.Domain)
+			"There is no connector %s in %s", tenancy.Truncate(id, 80), t.Domain)
 	}
 	return c, err
 }
@@ -85,7 +86,7 @@ func (s *Server) handleDeleteConnector(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	s.registry.disconnect(c.ID)
-	s.events.Event(eventlog.ConnectorDeleted, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, dashIfEmpty(c.Hostname), p.User.Name),
+	s.events.Event(eventlog.ConnectorDeleted, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, tenancy.DashIfEmpty(c.Hostname), p.User.Name),
 		"connector", c.ID, "tenant", p.Tenant.Domain, "by", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

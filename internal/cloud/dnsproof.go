@@ -124,7 +124,7 @@ func proveByDNS(ctx context.Context, r txtResolver, d store.Domain) error {
 		if strings.TrimSpace(v) == want {
 			return nil
 		}
-		seen = append(seen, fmt.Sprintf("%q", truncate(v, 80)))
+		seen = append(seen, fmt.Sprintf("%q", tenancy.Truncate(v, 80)))
 		if len(seen) == 3 {
 			break
 		}

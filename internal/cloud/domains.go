@@ -65,8 +65,8 @@ func (s *Server) refusedDomain(p *principal, domain string, err error) {
 	if !errors.As(err, &pr) {
 		return
 	}
-	s.events.Event(eventlog.DomainClaimRefused, fmt.Sprintf("A claim of the domain %s by %s was refused: %s", truncate(domain, 120), p.Tenant.Domain, pr.Error()),
-		"tenant", p.Tenant.Domain, "domain", truncate(domain, 120), "code", pr.Code, "user", p.User.Name)
+	s.events.Event(eventlog.DomainClaimRefused, fmt.Sprintf("A claim of the domain %s by %s was refused: %s", tenancy.Truncate(domain, 120), p.Tenant.Domain, pr.Error()),
+		"tenant", p.Tenant.Domain, "domain", tenancy.Truncate(domain, 120), "code", pr.Code, "user", p.User.Name)
 }
 
 func (s *Server) handleVerifyDomain(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -99,7 +99,7 @@ func (s *Server) groupUsers(ctx context.Context, tenantID, groupID string) (stri
 	}
 	for _, c := range cs {
 		if c.GroupID == groupID {
-			connNames = append(connNames, c.ID+" ("+dashIfEmpty(c.Hostname)+")")
+			connNames = append(connNames, c.ID+" ("+tenancy.DashIfEmpty(c.Hostname)+")")
 		}
 	}
 	var parts []string
@@ -193,7 +193,7 @@ func (s *Server) groupByName(ctx context.Context, t store.Tenant, name string) (
 	g, err := s.store.GroupByName(ctx, t.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return g, problem.Newf(http.StatusNotFound, "no_group", "list the groups with 'sallyport admin group list', or create it with 'sallyport admin group create'",
-			"There is no connector group '%s' in %s", truncate(name, 80), t.Domain)
+			"There is no connector group '%s' in %s", tenancy.Truncate(name, 80), t.Domain)
 	}
 	return g, err
 }

@@ -66,9 +66,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	t, g := a.tenant, a.group
 	if want := strings.ToLower(strings.TrimSpace(in.Tenant)); want != "" && want != t.Domain {
 		return problem.Newf(http.StatusForbidden, "not_home_tenant",
-			fmt.Sprintf("register with an administrator of %s (a user name ending in @%s); guests of a tenant cannot register connectors for it", truncate(want, 100), truncate(want, 100)),
+			fmt.Sprintf("register with an administrator of %s (a user name ending in @%s); guests of a tenant cannot register connectors for it", tenancy.Truncate(want, 100), tenancy.Truncate(want, 100)),
 			"Connector registration failed: a connector is always registered in the home tenant of the user who registers it, and %s belongs to %s, not %s",
-			a.user, t.Domain, truncate(want, 100))
+			a.user, t.Domain, tenancy.Truncate(want, 100))
 	}
 	csr, err := pki.ParseCSR([]byte(in.CSR))
 	if err != nil {
@@ -111,8 +111,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.token = &used
 	}
-	rec.Hostname = truncate(strings.TrimSpace(in.Hostname), 255)
-	rec.Version = truncate(in.Version, 64)
+	rec.Hostname = tenancy.Truncate(strings.TrimSpace(in.Hostname), 255)
+	rec.Version = tenancy.Truncate(in.Version, 64)
 	rec.CertSerial, rec.CertThumbprint, rec.CertNotAfter = pki.SerialHex(cert), pki.Thumbprint(cert), cert.NotAfter
 	if reused {
 		err = s.replaceConnectorCert(r, rec)
@@ -136,7 +136,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	for _, x := range attrs {
 		kv = append(kv, fmt.Sprint(x))
 	}
-	s.events.Event(eventlog.ConnectorRegistered, fmt.Sprintf("Connector %s (%s) was registered in %s, group '%s', by %s", rec.ID, dashIfEmpty(rec.Hostname), t.Domain, groupName, a.user), kv...)
+	s.events.Event(eventlog.ConnectorRegistered, fmt.Sprintf("Connector %s (%s) was registered in %s, group '%s', by %s", rec.ID, tenancy.DashIfEmpty(rec.Hostname), t.Domain, groupName, a.user), kv...)
 	writeJSON(w, http.StatusCreated, api.RegisterResponse{
 		ConnectorID: rec.ID, TenantID: t.ID, Tenant: t.Domain, Group: groupName,
 		Certificate: string(pki.EncodeCertPEM(der)), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Reused: reused,

@@ -18,6 +18,7 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // UpdateTurnLease is how long a connector keeps its group's update turn
@@ -147,7 +148,7 @@ func (s *Server) handleTakeTurn(w http.ResponseWriter, r *http.Request, rec stor
 			return
 		}
 	}
-	s.events.Event(eventlog.UpdateTurnGiven, fmt.Sprintf("Connector %s (%s) of group '%s' got the update turn to install %s", rec.ID, dashIfEmpty(rec.Hostname), groupName, in.Version),
+	s.events.Event(eventlog.UpdateTurnGiven, fmt.Sprintf("Connector %s (%s) of group '%s' got the update turn to install %s", rec.ID, tenancy.DashIfEmpty(rec.Hostname), groupName, in.Version),
 		"connector", rec.ID, "group", groupName, "version", in.Version)
 	writeJSON(w, http.StatusOK, release.Turn{Group: groupName, ExpiresAt: t.ExpiresAt})
 }
@@ -164,7 +165,7 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 		if err := s.mayHalt(ctx, rec, pv.String(), groupName); err != nil {
 			if p, ok := problem.As(err); ok && p.Status < 500 {
 				s.events.Event(eventlog.RollbackReportRefused, fmt.Sprintf("Connector %s (%s) of group '%s' reported release %s rolled back, and the report was refused: %s",
-					rec.ID, dashIfEmpty(rec.Hostname), groupName, pv, p.Error()), "connector", rec.ID, "group", groupName, "version", pv.String(), "code", p.Code)
+					rec.ID, tenancy.DashIfEmpty(rec.Hostname), groupName, pv, p.Error()), "connector", rec.ID, "group", groupName, "version", pv.String(), "code", p.Code)
 			}
 			s.writeError(w, r, err)
 			return
@@ -173,7 +174,7 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 			s.writeError(w, r, err)
 			return
 		}
-		s.events.Event(eventlog.ReleaseHalted, fmt.Sprintf("Release %s was rolled back on connector %s (%s): its automatic rollout in group '%s' is halted", pv, rec.ID, dashIfEmpty(rec.Hostname), groupName),
+		s.events.Event(eventlog.ReleaseHalted, fmt.Sprintf("Release %s was rolled back on connector %s (%s): its automatic rollout in group '%s' is halted", pv, rec.ID, tenancy.DashIfEmpty(rec.Hostname), groupName),
 			"connector", rec.ID, "group", groupName, "version", pv.String())
 	}
 	err := s.store.ReleaseUpdateTurn(ctx, rec.TenantID, rec.GroupID, rec.ID)
@@ -182,7 +183,7 @@ func (s *Server) handleEndTurn(w http.ResponseWriter, r *http.Request, rec store
 		return
 	}
 	if err == nil {
-		s.events.Event(eventlog.UpdateTurnEnded, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, dashIfEmpty(rec.Hostname)), "connector", rec.ID)
+		s.events.Event(eventlog.UpdateTurnEnded, fmt.Sprintf("Connector %s (%s) ended its update turn", rec.ID, tenancy.DashIfEmpty(rec.Hostname)), "connector", rec.ID)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }

@@ -24,10 +24,12 @@ import (
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/problem/problemtest"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // releaseCloud is a cloud served in this process on loopback, with an
@@ -63,7 +65,11 @@ func startReleaseCloudWith(t *testing.T, wrap func(store.Store) store.Store) *re
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &releaseCloud{dir: dir, srv: s, clk: clk, pub: pub, key: keyOf(t, filepath.Join(dir, datadir.ReleaseKeyFile)),
+	key, err := datadir.LoadSigningKey(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &releaseCloud{dir: dir, srv: s, clk: clk, pub: pub, key: key,
 		url: "https://sallyport.localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), tok: login(t, s, "admin@contoso.com", testPassword),
 		dial: cloudlink.DialContext}
 }
@@ -119,7 +125,7 @@ func (c *releaseCloud) storeRelease(t *testing.T, version, goos, goarch string, 
 // wantControlProblem fails unless err is the cloud's problem status/code.
 func wantControlProblem(t *testing.T, what string, err error, status int, code string, subs ...string) {
 	t.Helper()
-	p := wantProblem(t, what, err, code, subs...)
+	p := problemtest.Want(t, what, err, code, subs...)
 	if p.Status != status {
 		t.Errorf("%s: status %d, want %d", what, p.Status, status)
 	}
@@ -216,7 +222,7 @@ func TestControlReleaseBinary(t *testing.T) {
 	st := c.register(t, "", "host1")
 	ctx := context.Background()
 	content := "#!/bin/sh\necho " + strings.Repeat("release ", 4096) + "\n"
-	file := writeTestFile(t, filepath.Join(t.TempDir(), "sallyport"), content, 0o755)
+	file := testnet.WriteFile(t, filepath.Join(t.TempDir(), "sallyport"), content, 0o755)
 	res, err := datadir.Publish(ctx, datadir.PublishOptions{DataDir: c.dir, File: file, Version: "2.0.0", OS: "linux", Arch: "amd64"})
 	if err != nil {
 		t.Fatal(err)
@@ -543,45 +549,4 @@ func serveTestCloud(t *testing.T, cfg Config, prepare func(*Server)) (*Server, n
 		s.Close()
 	})
 	return s, ln
-}
-
-// wantProblem fails unless err is a *problem.Problem with code (and, when
-// given, a message containing each of subs).
-func wantProblem(t *testing.T, what string, err error, code string, subs ...string) *problem.Problem {
-	t.Helper()
-	var p *problem.Problem
-	if !errors.As(err, &p) {
-		t.Fatalf("%s: error %v (%T), want a problem with code %q", what, err, err, code)
-	}
-	if p.Code != code {
-		t.Fatalf("%s: code %q (%s), want %q", what, p.Code, p.Error(), code)
-	}
-	for _, s := range subs {
-		if !strings.Contains(p.Error(), s) {
-			t.Errorf("%s: %q does not mention %q", what, p.Error(), s)
-		}
-	}
-	return p
-}
-
-func writeTestFile(t *testing.T, path, content string, mode os.FileMode) string {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// keyOf reads a release private key file.
-func keyOf(t *testing.T, path string) ed25519.PrivateKey {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := release.ParsePrivateKey(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // requestsKept is how many failed requests the request index keeps per
@@ -135,7 +136,7 @@ func (s *Server) handleShowRequest(w http.ResponseWriter, r *http.Request, p *pr
 	if !ok {
 		return problem.Newf(http.StatusNotFound, "no_request",
 			"check the request id on the error page; only failed requests are kept (the last 1000 of the tenant), and only by the cloud instance that served them",
-			"This cloud instance knows no failed request %s of %s", truncate(id, 40), p.Tenant.Domain)
+			"This cloud instance knows no failed request %s of %s", tenancy.Truncate(id, 40), p.Tenant.Domain)
 	}
 	cs, err := s.store.ListConnectors(r.Context(), p.Tenant.ID)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // cloudCA reads the cloud CA certificate of a data directory.
@@ -127,7 +128,7 @@ func TestServerCertRotation(t *testing.T) {
 			passes := lc.srv.tunnelChecks.Load()
 			clk.Advance(st.advance)
 			// Two passes of the check loop after the clock moved.
-			if !waitUntil(10*time.Second, func() bool { return lc.srv.tunnelChecks.Load() >= passes+2 }) {
+			if !testnet.Eventually(10*time.Second, func() bool { return lc.srv.tunnelChecks.Load() >= passes+2 }) {
 				t.Fatal("the maintain loop did not run")
 			}
 			peer, crl := fetchCRL(t, lc.addr, name, ca)

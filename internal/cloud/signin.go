@@ -15,6 +15,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // Sign-in and registration with a password are guarded in four steps,
@@ -185,7 +186,7 @@ func (g *signinGuard) failed(src, account string) {
 	}
 	if accStarted {
 		ev.Event(eventlog.SignInUserBackoff, fmt.Sprintf("Sign-ins as %s failed more than %d times in a row: its next attempts from addresses that have been failing wait %s, doubling with each further failure up to %s",
-			truncate(account, 80), g.lim.AccountFree, waitText(accWait), waitText(g.lim.BackoffMax)), "user", truncate(account, 80), "source", src, "wait", accWait.String())
+			tenancy.Truncate(account, 80), g.lim.AccountFree, waitText(accWait), waitText(g.lim.BackoffMax)), "user", tenancy.Truncate(account, 80), "source", src, "wait", accWait.String())
 	}
 }
 
@@ -236,7 +237,7 @@ func waitText(d time.Duration) string {
 }
 
 // accountKey is the table key of an account name (bounded in length).
-func accountKey(name string) string { return truncate(name, 320) }
+func accountKey(name string) string { return tenancy.Truncate(name, 320) }
 
 // sourceEntry is a source's token bucket and failure record.
 type sourceEntry struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestSourceOf(t *testing.T) {
@@ -467,11 +468,7 @@ func TestSigninFloodHelper(t *testing.T) {
 // waitFor waits until cond holds, for at most 30 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testnet.Eventually(30*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }

@@ -162,7 +162,7 @@ func (s *Server) handleRevokeRegistrationToken(w http.ResponseWriter, r *http.Re
 	t, err := s.store.RevokeRegistrationToken(ctx, p.Tenant.ID, id, p.User.Name, s.now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
 		return problem.Newf(http.StatusNotFound, "no_token", "list the registration tokens with 'sallyport admin token list'",
-			"There is no registration token %s in %s", truncate(id, 80), p.Tenant.Domain)
+			"There is no registration token %s in %s", tenancy.Truncate(id, 80), p.Tenant.Domain)
 	} else if err != nil {
 		return err
 	}
@@ -218,8 +218,8 @@ func (s *Server) tokenRegistrant(ctx context.Context, in *api.RegisterRequest) (
 	}
 	if in.Group != "" && in.Group != g.Name {
 		return registrant{}, problem.Newf(http.StatusForbidden, "registration_token_group",
-			fmt.Sprintf("run register again without --group (or with --group '%s'), or ask an administrator for a token of group '%s'", g.Name, truncate(in.Group, 80)),
-			"Connector registration failed: the registration token %s is for the connector group '%s', not '%s'", tok.ID, g.Name, truncate(in.Group, 80))
+			fmt.Sprintf("run register again without --group (or with --group '%s'), or ask an administrator for a token of group '%s'", g.Name, tenancy.Truncate(in.Group, 80)),
+			"Connector registration failed: the registration token %s is for the connector group '%s', not '%s'", tok.ID, g.Name, tenancy.Truncate(in.Group, 80))
 	}
 	return registrant{tenant: t, group: g, groupChosen: true, user: tok.CreatedBy, token: &tok}, nil
 }

@@ -253,13 +253,7 @@ func TestRegistrationTokenRevokeAndRoles(t *testing.T) {
 	s, clk, _ := newTokenServer(t)
 	admin := login(t, s, "admin@contoso.com", testPassword)
 	fabrikam := login(t, s, "admin@fabrikam.com", testPassword)
-	for _, u := range []struct{ name, role string }{{"ops@contoso.com", "app-admin"}, {"bob@contoso.com", "user"}} {
-		if rec, eb := call(t, s, "POST", "/users", admin, api.CreateUserRequest{Name: u.name, Role: u.role, Password: testPassword}); rec.Code != 201 {
-			t.Fatalf("create %s: %d %s", u.name, rec.Code, eb.Error.Message)
-		}
-	}
-	ops := login(t, s, "ops@contoso.com", testPassword)
-	bob := login(t, s, "bob@contoso.com", testPassword)
+	ops, bob := addOpsAndBob(t, s, admin)
 
 	tok := createToken(t, s, ops, api.CreateRegistrationTokenRequest{MaxUses: ptr(5)})
 	if tok.CreatedBy != "ops@contoso.com" {

@@ -14,6 +14,7 @@ import (
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // liveCloud is a cloud serving on loopback with one registered connector
@@ -87,7 +88,7 @@ func (lc *liveCloud) tunnels() int {
 // waitTunnels waits until the cloud holds exactly n tunnels of the connector.
 func (lc *liveCloud) waitTunnels(t *testing.T, n int, what string) {
 	t.Helper()
-	if !waitUntil(15*time.Second, func() bool { return lc.tunnels() == n }) {
+	if !testnet.Eventually(15*time.Second, func() bool { return lc.tunnels() == n }) {
 		t.Fatalf("waiting for %s: the cloud holds %d tunnels of the connector, want %d", what, lc.tunnels(), n)
 	}
 }
@@ -100,18 +101,6 @@ func (lc *liveCloud) events(t *testing.T, id eventlog.ID) []eventlog.Event {
 		t.Fatal(err)
 	}
 	return evs
-}
-
-// waitUntil polls cond until it holds or d has passed.
-func waitUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
-	return true
 }
 
 // TestTunnelsClosedOnCertificateChange: a live tunnel is closed within one
@@ -189,7 +178,7 @@ func TestTunnelsClosedOnCertificateChange(t *testing.T) {
 func (lc *liveCloud) waitChecks(t *testing.T, n int64) {
 	t.Helper()
 	want := lc.srv.tunnelChecks.Load() + n
-	if !waitUntil(15*time.Second, func() bool { return lc.srv.tunnelChecks.Load() >= want }) {
+	if !testnet.Eventually(15*time.Second, func() bool { return lc.srv.tunnelChecks.Load() >= want }) {
 		t.Fatalf("the cloud did not check its tunnels %d times", n)
 	}
 }
@@ -215,7 +204,7 @@ func (lc *liveCloud) record(t *testing.T) store.Connector {
 // does not take as final (it keeps running and retrying).
 func TestTunnelLimitPerConnector(t *testing.T) {
 	lc := startLiveCloud(t, Config{MaxTunnelsPerConnector: 2}, 3, 2)
-	if !waitUntil(15*time.Second, func() bool { return len(lc.events(t, 2108)) > 0 }) {
+	if !testnet.Eventually(15*time.Second, func() bool { return len(lc.events(t, 2108)) > 0 }) {
 		t.Fatalf("no event 2108 for the third tunnel; the cloud holds %d tunnels", lc.tunnels())
 	}
 	if n := lc.tunnels(); n != 2 {
@@ -226,7 +215,7 @@ func TestTunnelLimitPerConnector(t *testing.T) {
 	}
 	// The connector was told, and retries: its refusal event names the code,
 	// and its Run goes on.
-	if !waitUntil(15*time.Second, func() bool {
+	if !testnet.Eventually(15*time.Second, func() bool {
 		evs, _ := eventlog.Read(filepath.Join(lc.cdir, statedir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{1102}})
 		for _, ev := range evs {
 			if ev.Fields["code"] == "too_many_tunnels" {

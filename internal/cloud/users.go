@@ -41,7 +41,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	role := store.Role(in.Role)
 	if !role.Valid() {
-		return problem.Newf(http.StatusBadRequest, "bad_role", "use global-admin, app-admin or user", "%q is not a role", truncate(in.Role, 40))
+		return problem.Newf(http.StatusBadRequest, "bad_role", "use global-admin, app-admin or user", "%q is not a role", tenancy.Truncate(in.Role, 40))
 	}
 	if err := tenancy.CheckPassword(in.Password); err != nil {
 		return err

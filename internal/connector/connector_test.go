@@ -21,6 +21,7 @@ import (
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/statedir"
+	"github.com/sallyport/sallyport/internal/testnet"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -372,10 +373,10 @@ func TestUnreachableEventAfterDrop(t *testing.T) {
 		for range 2 {
 			do(st, nextTunnel(st, cloud), "GET", tunnel.PathHello, nil, nil)
 		}
-		waitFor(st, func() bool { return c.TunnelsUp() == 2 })
+		testnet.WaitUntil(st, "both tunnels are up", func() bool { return c.TunnelsUp() == 2 })
 	})
 	var first *eventlog.Event
-	waitFor(t, func() bool {
+	testnet.WaitUntil(t, "event 1203 is logged", func() bool {
 		evs, _ := eventlog.Read(filepath.Join(dir, statedir.EventsFile), eventlog.Filter{})
 		for i := range evs {
 			if evs[i].ID == 1203 {
@@ -387,17 +388,5 @@ func TestUnreachableEventAfterDrop(t *testing.T) {
 	})
 	if first.Fields["attempts"] != "1" {
 		t.Errorf("the first event 1203 after the drop says attempts=%s, want 1: %+v", first.Fields["attempts"], *first)
-	}
-}
-
-// waitFor polls cond until it holds, for up to 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/statedir"
+	"github.com/sallyport/sallyport/internal/testnet"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -41,68 +42,19 @@ import (
 // (the cloud's end) sending the requests.
 
 // directWait bounds every wait of these tests.
-const directWait = 10 * time.Second
+const directWait = testnet.Wait
 
-// noLeaks fails t if a goroutine started during t outlives it and its
-// cleanups (it runs after every cleanup registered later).
-func noLeaks(t *testing.T) {
+// directTLSPair is a tunnel connection on loopback: the connector's end
+// (the TLS client, as the connector dials) and the cloud's, both over
+// BatchConns as in production, both offering alpn; it fails t unless
+// they agree on the first.
+func directTLSPair(t *testing.T, cloud *fakeCloud, alpn ...string) (connector, cloudEnd *tls.Conn) {
 	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-}
-
-// recvWithin receives from ch, failing t after directWait.
-func recvWithin[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(directWait):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
-}
-
-// directTCPPair is a connected pair of TCP connections on loopback.
-func directTCPPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		a.Close()
-		t.Fatal(r.err)
-	}
-	return a, r.c
-}
-
-// directTLSPair is a tunnel connection that chose version 2 by ALPN: the
-// connector's end (the TLS client, as the connector dials) and the
-// cloud's, both over BatchConns as in production.
-func directTLSPair(t *testing.T, cloud *fakeCloud) (connector, cloudEnd *tls.Conn) {
-	t.Helper()
-	a, b := directTCPPair(t)
+	a, b := testnet.Pair(t)
 	connector = tls.Client(tunnel.NewBatchConn(a), &tls.Config{RootCAs: cloud.ca.Pool(), ServerName: "cloud.localhost",
-		NextProtos: []string{tunnel.ALPN2, tunnel.ALPN}, MinVersion: tls.VersionTLS12})
+		NextProtos: alpn, MinVersion: tls.VersionTLS12})
 	cloudEnd = tls.Server(tunnel.NewBatchConn(b), &tls.Config{Certificates: []tls.Certificate{*cloud.cert},
-		NextProtos: []string{tunnel.ALPN2, tunnel.ALPN}, MinVersion: tls.VersionTLS12})
+		NextProtos: alpn, MinVersion: tls.VersionTLS12})
 	errc := make(chan error, 1)
 	go func() { errc <- cloudEnd.Handshake() }()
 	err := connector.Handshake()
@@ -114,8 +66,8 @@ func directTLSPair(t *testing.T, cloud *fakeCloud) (connector, cloudEnd *tls.Con
 		b.Close()
 		t.Fatal(err)
 	}
-	if got := cloudEnd.ConnectionState().NegotiatedProtocol; got != tunnel.ALPN2 {
-		t.Fatalf("ALPN = %q, want %q", got, tunnel.ALPN2)
+	if got := cloudEnd.ConnectionState().NegotiatedProtocol; got != alpn[0] {
+		t.Fatalf("ALPN = %q, want %q", got, alpn[0])
 	}
 	return connector, cloudEnd
 }
@@ -173,12 +125,24 @@ func startDirect(t *testing.T, apps ...tunnel.AppConfig) *directEnv {
 		}
 		c.handler.ServeHTTP(w, r)
 	})
-	connEnd, cloudEnd := directTLSPair(t, cloud)
+	connEnd, cloudEnd := directTLSPair(t, cloud, tunnel.ALPN2, tunnel.ALPN)
+	env.serveTunnel(t, connEnd, cloudEnd, 2, "ServeSession", tunnel.ServeSession, counted)
+	return env
+}
+
+// serveTunnel runs serve (tunnel.Serve or ServeSession, called name in a
+// failure) with h on the connector's end of a tunnel connection and makes
+// env.client the cloud's client on the other end; it fails t unless the
+// client's tunnel version is version. The test's cleanup closes the
+// client and fails t unless serve then returns.
+func (env *directEnv) serveTunnel(t *testing.T, connEnd, cloudEnd net.Conn, version int, name string,
+	serve func(context.Context, net.Conn, http.Handler, tunnel.ServerConfig), h http.Handler) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		tunnel.ServeSession(ctx, connEnd, counted, tunnel.ServerConfig{})
+		serve(ctx, connEnd, h, tunnel.ServerConfig{})
 	}()
 	client, err := tunnel.NewClient(cloudEnd, tunnel.ClientConfig{})
 	if err != nil {
@@ -194,13 +158,12 @@ func startDirect(t *testing.T, apps ...tunnel.AppConfig) *directEnv {
 		select {
 		case <-served:
 		case <-time.After(directWait):
-			t.Error("ServeSession did not return after the client closed")
+			t.Errorf("%s did not return after the client closed", name)
 		}
 	})
-	if v := client.Version(); v != 2 {
-		t.Fatalf("tunnel version %d, want 2", v)
+	if v := client.Version(); v != version {
+		t.Fatalf("tunnel version %d, want %d", v, version)
 	}
-	return env
 }
 
 // relayStreams is the number of relay streams requests came on.
@@ -352,7 +315,7 @@ type seenRequest struct {
 // tunnel header, no User-Agent of Go's and no Expect; the client gets the
 // backend's headers but no tunnel or hop-by-hop header.
 func TestDirectRequestRewrite(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	seen := make(chan seenRequest, 1)
 	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -411,7 +374,7 @@ func TestDirectRequestRewrite(t *testing.T) {
 			if resp.StatusCode != 200 || string(got) != "answer" {
 				t.Fatalf("got %d %q (%s)", resp.StatusCode, got, resp.Header.Get(tunnel.HeaderError))
 			}
-			s := recvWithin(t, "the backend's request", (<-chan seenRequest)(seen))
+			s := testnet.RecvWithin(t, "the backend's request", (<-chan seenRequest)(seen))
 			if s.uri != tc.wantURI {
 				t.Errorf("the backend got %s, want %s", s.uri, tc.wantURI)
 			}
@@ -458,7 +421,7 @@ func TestDirectRequestRewrite(t *testing.T) {
 // (bodies inline and written alongside, answers of known and unknown
 // length) share one backend connection, and are counted in the metrics.
 func TestDirectKeepAlive(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	backend, conns := countingBackend(t, commonHandler())
 	env := startDirect(t, appAt("a_web", "web", backend.URL))
 	const n = 25
@@ -518,7 +481,7 @@ func TestDirectNoBodyResponses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+tc.path, func(t *testing.T) {
-			noLeaks(t)
+			testnet.CheckLeaks(t)
 			backend, conns := countingBackend(t, commonHandler())
 			env := startDirect(t, appAt("a_web", "web", backend.URL))
 			ctx, cancel := context.WithTimeout(context.Background(), directWait)
@@ -624,11 +587,11 @@ func (b *closingBackend) requests() []string {
 // one with a body fails (502) and is not sent again.
 func TestDirectStaleConnection(t *testing.T) {
 	t.Run("GET is sent again", func(t *testing.T) {
-		noLeaks(t)
+		testnet.CheckLeaks(t)
 		backend := newClosingBackend(t)
 		env := startDirect(t, appAt("a_web", "web", backend.url()))
 		env.get(t, "a_web", "/first", "ok")
-		recvWithin(t, "the backend to close the idle connection", (<-chan struct{})(backend.closed))
+		testnet.RecvWithin(t, "the backend to close the idle connection", (<-chan struct{})(backend.closed))
 		env.get(t, "a_web", "/second", "ok")
 		if got := backend.accepted.Load(); got != 2 {
 			t.Errorf("%d backend connections, want 2 (the first, and one redial)", got)
@@ -654,11 +617,11 @@ func TestDirectStaleConnection(t *testing.T) {
 	}
 	for _, tc := range bodies {
 		t.Run("POST with a "+tc.name+" is not sent again", func(t *testing.T) {
-			noLeaks(t)
+			testnet.CheckLeaks(t)
 			backend := newClosingBackend(t)
 			env := startDirect(t, appAt("a_web", "web", backend.url()))
 			env.get(t, "a_web", "/first", "ok")
-			recvWithin(t, "the backend to close the idle connection", (<-chan struct{})(backend.closed))
+			testnet.RecvWithin(t, "the backend to close the idle connection", (<-chan struct{})(backend.closed))
 			ctx, cancel := context.WithTimeout(context.Background(), directWait)
 			defer cancel()
 			var body io.Reader = bytes.NewReader(make([]byte, tc.size))
@@ -683,11 +646,11 @@ func TestDirectStaleConnection(t *testing.T) {
 		})
 	}
 	t.Run("POST after the idle limit goes on a new connection", func(t *testing.T) {
-		noLeaks(t)
+		testnet.CheckLeaks(t)
 		backend := newClosingBackend(t)
 		env := startDirect(t, appAt("a_web", "web", backend.url()))
 		env.get(t, "a_web", "/first", "ok")
-		recvWithin(t, "the backend to close the idle connection", (<-chan struct{})(backend.closed))
+		testnet.RecvWithin(t, "the backend to close the idle connection", (<-chan struct{})(backend.closed))
 		env.mu.Lock()
 		env.ageBackend = true // idle for longer than backendIdleReuse: not trusted
 		env.mu.Unlock()
@@ -710,7 +673,7 @@ func TestDirectStaleConnection(t *testing.T) {
 // close" costs its connection, not the relay stream, and its Connection
 // header does not reach the client.
 func TestDirectBackendConnectionClose(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	mux := commonHandler()
 	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
@@ -741,7 +704,7 @@ func TestDirectBackendConnectionClose(t *testing.T) {
 // same answer as on the proxy path: 502, Sallyport-Error, a JSON body
 // naming the application, and event 1400.
 func TestDirectBackendFailures(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -850,7 +813,7 @@ func TestDirectBackendFailures(t *testing.T) {
 
 // TestDirectTrailers: trailers of a chunked answer reach the client.
 func TestDirectTrailers(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	mux := commonHandler()
 	mux.HandleFunc("/trailers", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Checksum")
@@ -905,7 +868,7 @@ func TestDirectTrailers(t *testing.T) {
 // TestDirectStreamedResponse: an answer of unknown length reaches the
 // client as the backend flushes it.
 func TestDirectStreamedResponse(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	proceed := make(chan struct{})
 	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -944,7 +907,7 @@ func TestDirectStreamedResponse(t *testing.T) {
 // through whole while the backend echoes them as they arrive; a backend
 // that refuses a large body without reading it ends the request at once.
 func TestDirectLargeUploads(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	mux := commonHandler()
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
@@ -1021,7 +984,7 @@ func TestDirectLargeUploads(t *testing.T) {
 // TestDirectCancel: a request the cloud cancels while the backend works
 // on it ends the backend's request (the connector closes the connection).
 func TestDirectCancel(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	entered := make(chan struct{}, 1)
 	sawDone := make(chan struct{}, 1)
 	mux := commonHandler()
@@ -1066,7 +1029,7 @@ func TestDirectCancel(t *testing.T) {
 				if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "partial" {
 					t.Fatalf("the start of the body: %q, %v", first, err)
 				}
-				recvWithin(t, "the request to reach the backend", (<-chan struct{})(entered))
+				testnet.RecvWithin(t, "the request to reach the backend", (<-chan struct{})(entered))
 				cancel()
 				if rest, err := io.ReadAll(resp.Body); err == nil {
 					t.Errorf("a cancelled request read as complete: %q", rest)
@@ -1085,13 +1048,13 @@ func TestDirectCancel(t *testing.T) {
 					}
 					done <- err
 				}()
-				recvWithin(t, "the request to reach the backend", (<-chan struct{})(entered))
+				testnet.RecvWithin(t, "the request to reach the backend", (<-chan struct{})(entered))
 				cancel()
-				if err := recvWithin(t, "the cancelled request to end", (<-chan error)(done)); !errors.Is(err, context.Canceled) {
+				if err := testnet.RecvWithin(t, "the cancelled request to end", (<-chan error)(done)); !errors.Is(err, context.Canceled) {
 					t.Errorf("the cancelled request ended with %v, want context.Canceled", err)
 				}
 			}
-			recvWithin(t, "the backend's request context to end", (<-chan struct{})(sawDone))
+			testnet.RecvWithin(t, "the backend's request context to end", (<-chan struct{})(sawDone))
 			env.get(t, "a_web", "/small", smallBody)
 		})
 	}
@@ -1119,7 +1082,7 @@ func TestDirectCancelledAsHeadersArrive(t *testing.T) {
 		cancelledAsHeadersArrive(t)
 		return
 	}
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDirectCancelledAsHeadersArrive$", "-test.count=1", "-test.timeout=60s")
 	// atexit_sleep_ms: a binary built with -race otherwise waits 1 s on exit.
 	cmd.Env = append(os.Environ(), "SALLYPORT_DIRECT_CANCEL_CHILD=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
@@ -1171,11 +1134,11 @@ func cancelledAsHeadersArrive(t *testing.T) {
 		body.returned.Store(true)
 		ret <- result{err, body.reading.Load() > 0}
 	}()
-	r := recvWithin(t, "exchange to return", (<-chan result)(ret))
+	r := testnet.RecvWithin(t, "exchange to return", (<-chan result)(ret))
 	if !errors.Is(r.err, context.Canceled) {
 		t.Errorf("exchange = %v, want context.Canceled", r.err)
 	}
-	recvWithin(t, "the backend to see the connection closed", (<-chan struct{})(connClosed))
+	testnet.RecvWithin(t, "the backend to see the connection closed", (<-chan struct{})(connClosed))
 	if err := goleak.Find(ignore); err != nil {
 		t.Fatalf("goroutines left: %v", err)
 	}

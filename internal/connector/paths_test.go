@@ -17,9 +17,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sallyport/sallyport/internal/neterr"
+	"github.com/sallyport/sallyport/internal/testnet"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -44,49 +44,8 @@ func startVersion1(t *testing.T, apps ...tunnel.AppConfig) *directEnv {
 	t.Helper()
 	c, cloud, dir := newTestConnector(t, apps...)
 	env := &directEnv{c: c, dir: dir}
-	a, b := directTCPPair(t)
-	connEnd := tls.Client(tunnel.NewBatchConn(a), &tls.Config{RootCAs: cloud.ca.Pool(), ServerName: "cloud.localhost",
-		NextProtos: []string{tunnel.ALPN}, MinVersion: tls.VersionTLS12})
-	cloudEnd := tls.Server(tunnel.NewBatchConn(b), &tls.Config{Certificates: []tls.Certificate{*cloud.cert},
-		NextProtos: []string{tunnel.ALPN}, MinVersion: tls.VersionTLS12})
-	errc := make(chan error, 1)
-	go func() { errc <- cloudEnd.Handshake() }()
-	err := connEnd.Handshake()
-	if serr := <-errc; err == nil {
-		err = serr
-	}
-	if err != nil {
-		a.Close()
-		b.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		tunnel.Serve(ctx, connEnd, c.handler, tunnel.ServerConfig{})
-	}()
-	client, err := tunnel.NewClient(cloudEnd, tunnel.ClientConfig{})
-	if err != nil {
-		cancel()
-		connEnd.Close()
-		<-served
-		t.Fatal(err)
-	}
-	env.client = client
-	t.Cleanup(func() {
-		client.Close()
-		connEnd.Close()
-		cancel()
-		select {
-		case <-served:
-		case <-time.After(directWait):
-			t.Error("Serve did not return after the client closed")
-		}
-	})
-	if v := client.Version(); v != 1 {
-		t.Fatalf("tunnel version %d, want 1", v)
-	}
+	connEnd, cloudEnd := directTLSPair(t, cloud, tunnel.ALPN)
+	env.serveTunnel(t, connEnd, cloudEnd, 1, "Serve", tunnel.Serve, c.handler)
 	return env
 }
 
@@ -146,7 +105,7 @@ func pathsBackend(t *testing.T, seen chan<- *http.Request) *httptest.Server {
 // TestServingPaths runs each behaviour the four serving paths share
 // through every path it applies to.
 func TestServingPaths(t *testing.T) {
-	noLeaks(t)
+	testnet.CheckLeaks(t)
 	seen := make(chan *http.Request, 16)
 	backend := pathsBackend(t, seen)
 	internalHost := strings.TrimPrefix(backend.URL, "http://")
@@ -209,7 +168,7 @@ func TestServingPaths(t *testing.T) {
 	}
 	backendGot := func(t *testing.T) *http.Request {
 		t.Helper()
-		return recvWithin(t, "the backend's request", (<-chan *http.Request)(seen))
+		return testnet.RecvWithin(t, "the backend's request", (<-chan *http.Request)(seen))
 	}
 	// wsPath is the path the backend switches on, for upgrade paths.
 	wsPath := func(p servingPath, path string) string {

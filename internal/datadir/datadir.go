@@ -314,19 +314,3 @@ func AddTenant(ctx context.Context, st store.Store, domain, label, admin, passwo
 
 // EventsFile is the cloud's event log in its data directory.
 const EventsFile = "events.jsonl"
-
-// truncate shortens s to n bytes for a message, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
-
-// dashIfEmpty is s, or "-" for nothing (in event text).
-func dashIfEmpty(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}

@@ -21,7 +21,7 @@ func tenantByDomain(ctx context.Context, st store.Store, domain string) (store.T
 	t, err := st.TenantByDomain(ctx, d)
 	if errors.Is(err, store.ErrNotFound) {
 		return t, problem.Newf(http.StatusNotFound, "no_tenant", "give the tenant's primary domain, as 'cloud tenant add --tenant' was given",
-			"There is no tenant %s in this cloud", truncate(domain, 120))
+			"There is no tenant %s in this cloud", tenancy.Truncate(domain, 120))
 	}
 	return t, err
 }

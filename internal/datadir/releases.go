@@ -22,6 +22,7 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // Files of the data directory for releases.
@@ -176,7 +177,7 @@ func Publish(ctx context.Context, o PublishOptions) (*PublishResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadSigningKey(o.DataDir, o.KeyFile)
+	key, err := LoadSigningKey(o.DataDir, o.KeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +205,7 @@ func Publish(ctx context.Context, o PublishOptions) (*PublishResult, error) {
 		res.Warning = fmt.Sprintf("%s is not an ELF, PE or Mach-O executable; published as %s/%s as given", o.File, o.OS, o.Arch)
 	case (o.OS != "" && o.OS != gotOS) || (o.Arch != "" && o.Arch != gotArch):
 		return nil, problem.Newf(400, "release_platform", "give the build made for the --os and --arch you named, or leave them out",
-			"The file %s is a %s/%s executable, not %s/%s", o.File, gotOS, gotArch, dashIfEmpty(o.OS), dashIfEmpty(o.Arch))
+			"The file %s is a %s/%s executable, not %s/%s", o.File, gotOS, gotArch, tenancy.DashIfEmpty(o.OS), tenancy.DashIfEmpty(o.Arch))
 	default:
 		o.OS, o.Arch = gotOS, gotArch
 	}
@@ -277,7 +278,9 @@ func Publish(ctx context.Context, o PublishOptions) (*PublishResult, error) {
 	return res, nil
 }
 
-func loadSigningKey(dataDir, keyFile string) (ed25519.PrivateKey, error) {
+// LoadSigningKey reads the release signing key Publish signs with: the
+// file keyFile, or with none the data directory's own (ReleaseKeyFile).
+func LoadSigningKey(dataDir, keyFile string) (ed25519.PrivateKey, error) {
 	path := keyFile
 	if path == "" {
 		path = filepath.Join(dataDir, ReleaseKeyFile)

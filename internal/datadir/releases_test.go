@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/problem/problemtest"
 	"github.com/sallyport/sallyport/internal/release"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // initDataDir makes a cloud data directory; pubFile, when set, is the
@@ -27,25 +28,6 @@ func initDataDir(t *testing.T, pubFile string) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-// wantProblem fails unless err is a *problem.Problem with code (and, when
-// given, a message containing each of subs).
-func wantProblem(t *testing.T, what string, err error, code string, subs ...string) *problem.Problem {
-	t.Helper()
-	var p *problem.Problem
-	if !errors.As(err, &p) {
-		t.Fatalf("%s: error %v (%T), want a problem with code %q", what, err, err, code)
-	}
-	if p.Code != code {
-		t.Fatalf("%s: code %q (%s), want %q", what, p.Code, p.Error(), code)
-	}
-	for _, s := range subs {
-		if !strings.Contains(p.Error(), s) {
-			t.Errorf("%s: %q does not mention %q", what, p.Error(), s)
-		}
-	}
-	return p
 }
 
 func fileMode(t *testing.T, path string) os.FileMode {
@@ -62,14 +44,6 @@ func exists(path string) bool {
 	return err == nil
 }
 
-func writeTestFile(t *testing.T, path, content string, mode os.FileMode) string {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -78,11 +52,7 @@ func sha256Hex(b []byte) string {
 // keyOf reads a release private key file.
 func keyOf(t *testing.T, path string) ed25519.PrivateKey {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := release.ParsePrivateKey(raw)
+	k, err := LoadSigningKey("", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +112,13 @@ func TestInitBadReleasePublicKeyFile(t *testing.T) {
 		subs       []string
 	}{
 		{"missing", filepath.Join(tmp, "nope.pub"), []string{"cannot be read"}},
-		{"garbage", writeTestFile(t, filepath.Join(tmp, "garbage.pub"), "not a key\n", 0o644), []string{"is not usable"}},
+		{"garbage", testnet.WriteFile(t, filepath.Join(tmp, "garbage.pub"), "not a key\n", 0o644), []string{"is not usable"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "cloud")
 			_, err := Init(context.Background(), InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com",
 				Admin: "admin@contoso.com", AdminPassword: testPassword, ReleasePublicKeyFile: tt.file})
-			wantProblem(t, "init", err, "release_key", append(tt.subs, tt.file)...)
+			problemtest.Want(t, "init", err, "release_key", append(tt.subs, tt.file)...)
 		})
 	}
 }
@@ -192,10 +162,10 @@ func TestLoadReleaseKeyErrors(t *testing.T) {
 		subs  []string
 	}{
 		{"damaged release.pub", func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, ReleasePubFile), "-----BEGIN GARBAGE-----\n", 0o644)
+			testnet.WriteFile(t, filepath.Join(dir, ReleasePubFile), "-----BEGIN GARBAGE-----\n", 0o644)
 		}, []string{"is damaged", ReleasePubFile, "restore"}},
 		{"empty release.pub", func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, ReleasePubFile), "", 0o644)
+			testnet.WriteFile(t, filepath.Join(dir, ReleasePubFile), "", 0o644)
 		}, []string{"is damaged"}},
 		{"release.pub lost, release.key kept", func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, ReleasePubFile))
@@ -207,7 +177,7 @@ func TestLoadReleaseKeyErrors(t *testing.T) {
 			keyBefore, _ := os.ReadFile(filepath.Join(dir, ReleaseKeyFile))
 			tt.setup(t, dir)
 			_, err := LoadReleaseKey(dir)
-			wantProblem(t, "LoadReleaseKey", err, "release_key", tt.subs...)
+			problemtest.Want(t, "LoadReleaseKey", err, "release_key", tt.subs...)
 			// The signing key is never replaced behind the operator's back.
 			if keyAfter, _ := os.ReadFile(filepath.Join(dir, ReleaseKeyFile)); string(keyAfter) != string(keyBefore) {
 				t.Error("LoadReleaseKey changed release.key")
@@ -254,14 +224,14 @@ func TestKeyGen(t *testing.T) {
 		{"key exists", func() string { return path }},
 		{"public half exists", func() string {
 			p := filepath.Join(dir, "other.key")
-			writeTestFile(t, p+".pub", "keep", 0o644)
+			testnet.WriteFile(t, p+".pub", "keep", 0o644)
 			return p
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := tt.setup()
 			_, err := KeyGen(p)
-			wantProblem(t, "KeyGen over an existing file", err, "keygen", "never overwrites")
+			problemtest.Want(t, "KeyGen over an existing file", err, "keygen", "never overwrites")
 		})
 	}
 	if after, _ := os.ReadFile(path); string(after) != string(keyBefore) {
@@ -283,7 +253,7 @@ func TestKeyGen(t *testing.T) {
 // not an executable format Publish can read.
 func scriptRelease(t *testing.T, content string) string {
 	t.Helper()
-	return writeTestFile(t, filepath.Join(t.TempDir(), "sallyport.sh"), "#!/bin/sh\n"+content+"\n", 0o755)
+	return testnet.WriteFile(t, filepath.Join(t.TempDir(), "sallyport.sh"), "#!/bin/sh\n"+content+"\n", 0o755)
 }
 
 // releaseFiles lists releases/ (published binaries and leftovers).
@@ -318,7 +288,7 @@ func TestPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := scriptRelease(t, "echo 1")
-	emptyFile := writeTestFile(t, filepath.Join(t.TempDir(), "empty"), "", 0o755)
+	emptyFile := testnet.WriteFile(t, filepath.Join(t.TempDir(), "empty"), "", 0o755)
 	now := time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
 	// Cases run in order on one data directory: "duplicate" publishes
 	// again a version published before.
@@ -383,7 +353,7 @@ func TestPublish(t *testing.T) {
 			before := releaseFiles(t, dir)
 			res, err := Publish(ctx, o)
 			if tt.code != "" {
-				wantProblem(t, "Publish", err, tt.code, tt.subs...)
+				problemtest.Want(t, "Publish", err, tt.code, tt.subs...)
 				if res != nil {
 					t.Errorf("a refused publish returned %+v", res)
 				}
@@ -495,14 +465,14 @@ func TestPublishRefusedDuplicateLeavesNoBinary(t *testing.T) {
 	}
 	before := releaseFiles(t, dir)
 	_, err := Publish(ctx, PublishOptions{DataDir: dir, File: scriptRelease(t, "echo second"), Version: "1.0.0", OS: "linux", Arch: "amd64"})
-	wantProblem(t, "publishing another build as 1.0.0", err, "release_exists")
+	problemtest.Want(t, "publishing another build as 1.0.0", err, "release_exists")
 	if after := releaseFiles(t, dir); strings.Join(after, ",") != strings.Join(before, ",") {
 		t.Errorf("the refused publish left releases/ %v, was %v", after, before)
 	}
 	// The same build under the same version is refused too, and its
 	// binary, named by the published release, stays.
 	_, err = Publish(ctx, PublishOptions{DataDir: dir, File: first, Version: "1.0.0", OS: "linux", Arch: "amd64"})
-	wantProblem(t, "publishing the same build as 1.0.0 again", err, "release_exists")
+	problemtest.Want(t, "publishing the same build as 1.0.0 again", err, "release_exists")
 	raw, _ := os.ReadFile(first)
 	if !exists(filepath.Join(dir, ReleasesDir, "sha256-"+sha256Hex(raw))) {
 		t.Error("a refused duplicate removed the binary of the published release")
@@ -540,7 +510,7 @@ func TestPublishOfflineKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := Publish(ctx, PublishOptions{DataDir: dir, File: script, Version: tt.version, OS: "linux", Arch: "amd64", KeyFile: tt.keyFile})
 			if tt.code != "" {
-				wantProblem(t, "Publish", err, tt.code, tt.subs...)
+				problemtest.Want(t, "Publish", err, tt.code, tt.subs...)
 				if n := len(releaseFiles(t, dir)); n != 0 {
 					t.Errorf("a refused publish stored %d file(s)", n)
 				}
@@ -562,7 +532,7 @@ func TestPublishOfflineKey(t *testing.T) {
 	// must match the data directory's public key too.
 	dir2 := initDataDir(t, "")
 	_, err = Publish(ctx, PublishOptions{DataDir: dir2, File: script, Version: "1.0.0", OS: "linux", Arch: "amd64", KeyFile: keyFile})
-	wantProblem(t, "publishing with another cloud's key", err, "release_key_mismatch")
+	problemtest.Want(t, "publishing with another cloud's key", err, "release_key_mismatch")
 }
 
 func TestListAndDeleteReleases(t *testing.T) {
@@ -622,7 +592,7 @@ func TestListAndDeleteReleases(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			err := DeleteRelease(ctx, dir, s.version, s.os, "amd64")
 			if s.code != "" {
-				p := wantProblem(t, "DeleteRelease", err, s.code, "release list")
+				p := problemtest.Want(t, "DeleteRelease", err, s.code, "release list")
 				if p.Status != 404 {
 					t.Errorf("status %d, want 404", p.Status)
 				}
@@ -655,7 +625,7 @@ func TestListReleasesDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(other + ".pub")
-	writeTestFile(t, filepath.Join(dir, ReleasePubFile), string(raw), 0o644)
+	testnet.WriteFile(t, filepath.Join(dir, ReleasePubFile), string(raw), 0o644)
 	_, err := ListReleases(ctx, dir)
-	wantProblem(t, "ListReleases", err, "release_damaged", "1.0.0 for linux/amd64", "does not verify")
+	problemtest.Want(t, "ListReleases", err, "release_damaged", "1.0.0 for linux/amd64", "does not verify")
 }

@@ -3,54 +3,25 @@ package h2
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const testWait = 10 * time.Second
-
-// tcpPair returns the two ends of a new TCP connection on loopback.
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		client.Close()
-		t.Fatal(r.err)
-	}
-	return client, r.c
-}
+const testWait = testnet.Wait
 
 // serveH2 serves HTTP/2 with ServeConn on the server end of a new
 // connection and returns a ClientConn on the other.
 func serveH2(t *testing.T) *ClientConn {
 	t.Helper()
-	c, s := tcpPair(t)
+	c, s := testnet.Pair(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -76,7 +47,7 @@ func serveH2(t *testing.T) *ClientConn {
 // purpose, as a real one may.
 func rawServer(t *testing.T, settings []http2.Setting, onHeaders func(fr *http2.Framer, stream uint32) (hangUp bool)) *ClientConn {
 	t.Helper()
-	c, s := tcpPair(t)
+	c, s := testnet.Pair(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -209,7 +180,7 @@ func TestNotSent(t *testing.T) {
 // the client connection says it takes no new request (OnUnusable,
 // Closing): the connector's drain depends on both.
 func TestShutdownSendsGoAway(t *testing.T) {
-	c, s := tcpPair(t)
+	c, s := testnet.Pair(t)
 	srv := NewServer(ServerConfig{})
 	base := &http.Server{}
 	if err := srv.Configure(base); err != nil {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -113,27 +115,8 @@ func dnsFailure(t *testing.T) error {
 	return err
 }
 
-// pair is a connected loopback pair: the client's end and the server's.
-func pair(t *testing.T) (client, server net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
-
 func pastDeadline(t *testing.T) error {
-	c, _ := pair(t)
+	c, _ := testnet.Pair(t)
 	c.SetReadDeadline(time.Now().Add(-time.Second))
 	_, err := c.Read(make([]byte, 1))
 	return err
@@ -154,7 +137,7 @@ func canceledDial(t *testing.T) error {
 }
 
 func resetRead(t *testing.T) error {
-	c, s := pair(t)
+	c, s := testnet.Pair(t)
 	s.(*net.TCPConn).SetLinger(0)
 	s.Close() // sends RST
 	_, err := c.Read(make([]byte, 1))
@@ -162,21 +145,21 @@ func resetRead(t *testing.T) error {
 }
 
 func eofRead(t *testing.T) error {
-	c, s := pair(t)
+	c, s := testnet.Pair(t)
 	s.Close()
 	_, err := c.Read(make([]byte, 1))
 	return err
 }
 
 func closedWrite(t *testing.T) error {
-	c, _ := pair(t)
+	c, _ := testnet.Pair(t)
 	c.Close()
 	_, err := c.Write([]byte("x"))
 	return err
 }
 
 func handshakeHangUp(t *testing.T) error {
-	c, s := pair(t)
+	c, s := testnet.Pair(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -262,7 +245,7 @@ func oldTLSServer(t *testing.T) error {
 // serverChoosesTLS10 answers any ClientHello with a ServerHello for TLS
 // 1.0, as old servers that ignore supported_versions do.
 func serverChoosesTLS10(t *testing.T) error {
-	c, s := pair(t)
+	c, s := testnet.Pair(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -71,10 +71,10 @@ func CheckUserName(code, raw, domain string) (string, error) {
 	if why == "" && domain != "" && d != domain {
 		return "", problem.Newf(http.StatusBadRequest, code,
 			fmt.Sprintf("give a user of this tenant's domain, for example someone@%s", domain),
-			"%q is not a user name of the domain %s", truncate(raw, 80), domain)
+			"%q is not a user name of the domain %s", Truncate(raw, 80), domain)
 	}
 	if why != "" {
-		return "", problem.Newf(http.StatusBadRequest, code, userNameRule, "%q is not a valid user name: %s", truncate(raw, 80), why)
+		return "", problem.Newf(http.StatusBadRequest, code, userNameRule, "%q is not a valid user name: %s", Truncate(raw, 80), why)
 	}
 	return name, nil
 }
@@ -104,7 +104,7 @@ func CheckGroupName(raw string) (string, error) {
 	if why != "" {
 		return "", problem.Newf(http.StatusBadRequest, "bad_group_name",
 			fmt.Sprintf("use 1 to %d letters, digits, spaces (not at either end), '.', '_' or '-'", MaxGroupNameLength),
-			"%q is not a valid group name: %s", truncate(raw, 80), why)
+			"%q is not a valid group name: %s", Truncate(raw, 80), why)
 	}
 	return name, nil
 }

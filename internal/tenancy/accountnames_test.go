@@ -39,12 +39,12 @@ func TestUserNameRules(t *testing.T) {
 		if !tt.ok {
 			p, isP := problem.As(err)
 			if !isP || p.Code != "bad_user_name" || !strings.Contains(p.Message, tt.want) || !strings.Contains(p.Step, "64 letters") {
-				t.Errorf("CheckUserName(%q) = %q, %v; want a bad_user_name refusal saying %q", truncate(tt.in, 40), got, err, tt.want)
+				t.Errorf("CheckUserName(%q) = %q, %v; want a bad_user_name refusal saying %q", Truncate(tt.in, 40), got, err, tt.want)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("CheckUserName(%q) = %q, %v; want %q", truncate(tt.in, 40), got, err, tt.want)
+			t.Errorf("CheckUserName(%q) = %q, %v; want %q", Truncate(tt.in, 40), got, err, tt.want)
 		}
 		if _, _, ok := SplitUser(got); !ok {
 			t.Errorf("SplitUser(%q) refuses a normalised name", got)

@@ -46,10 +46,10 @@ func CheckLabel(ctx context.Context, st store.Store, domain, label string) (stri
 	if !ValidLabel(label) {
 		if !given {
 			return "", problem.Newf(http.StatusBadRequest, "bad_label", "choose a label with --label, for example --label contoso",
-				"The domain's first label %q cannot be the tenant's label in default host names (1 to %d lower-case letters, digits and hyphens)", truncate(label, 80), MaxLabelLength)
+				"The domain's first label %q cannot be the tenant's label in default host names (1 to %d lower-case letters, digits and hyphens)", Truncate(label, 80), MaxLabelLength)
 		}
 		return "", problem.Newf(http.StatusBadRequest, "bad_label", fmt.Sprintf("use 1 to %d lower-case letters, digits and hyphens, not starting or ending with a hyphen", MaxLabelLength),
-			"%q is not a valid tenant label", truncate(label, 80))
+			"%q is not a valid tenant label", Truncate(label, 80))
 	}
 	ts, err := st.ListTenants(ctx)
 	if err != nil {
@@ -84,7 +84,7 @@ func NormalizeDomain(raw string) (string, error) {
 	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(raw)), ".")
 	if !edge.ValidDNSName(d) || !strings.Contains(d, ".") || net.ParseIP(d) != nil {
 		return "", problem.Newf(http.StatusBadRequest, "bad_domain", "give a DNS domain, for example apps.contoso.com",
-			"%q is not a valid domain name", truncate(raw, 120))
+			"%q is not a valid domain name", Truncate(raw, 120))
 	}
 	return d, nil
 }
@@ -195,12 +195,4 @@ func NewID(kind string) string {
 	b := make([]byte, 10)
 	rand.Read(b)
 	return fmt.Sprintf("%s_%x", kind, b)
-}
-
-// truncate shortens s to n bytes for a message, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

@@ -9,13 +9,15 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // TestBatchConnOrderAndCompleteness: many writers at once, each writing
 // numbered lines; the reader gets every line once, each writer's lines in
 // order, and the connection's Close sends what is still pending.
 func TestBatchConnOrderAndCompleteness(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := testnet.Pair(t)
 	defer b.Close()
 	bc := NewBatchConn(a)
 	if !EnableBatching(bc) {
@@ -75,7 +77,7 @@ func TestBatchConnOrderAndCompleteness(t *testing.T) {
 // TestBatchConnWriteError: once the peer is gone, writes fail (a later
 // one at the latest) and Close returns.
 func TestBatchConnWriteError(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := testnet.Pair(t)
 	bc := NewBatchConn(a)
 	EnableBatching(bc)
 	b.Close()
@@ -101,7 +103,7 @@ func TestBatchConnWriteError(t *testing.T) {
 // connection's own (a *tls.Conn handshake over it works either way), and
 // EnableBatching finds a BatchConn under a *tls.Conn.
 func TestBatchConnPassThrough(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := testnet.Pair(t)
 	ba, bb := NewBatchConn(a), NewBatchConn(b)
 	ca, cb := tlsOver(t, ba, bb)
 	defer ca.Close()
@@ -162,7 +164,7 @@ func (w *writeCounter) Write(p []byte) (int, error) {
 // reach the connection in one write, intact; uncorked, each record is its
 // own write.
 func TestBatchConnCork(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := testnet.Pair(t)
 	wc := &writeCounter{Conn: a}
 	ba := NewBatchConn(wc)
 	ca, cb := tlsOver(t, ba, b)
@@ -223,7 +225,7 @@ func TestBatchConnReadAhead(t *testing.T) {
 		{"reads larger than the buffer", 1 << 20, 128 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := tcpPair(t)
+			a, b := testnet.Pair(t)
 			defer b.Close()
 			bc := NewBatchConn(a)
 			defer bc.Close()

@@ -3,11 +3,9 @@ package tunnel
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,41 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/testnet"
 	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
-
-// relayPKI is one CA and server certificate for every relay test.
-var relayPKI = sync.OnceValues(func() (*pki.CA, error) { return pki.NewCA("test CA", time.Hour) })
-
-// tls2Pair is a TLS connection over BatchConns on loopback that chose
-// tunnel version 2 by ALPN, as a connector and a cloud that both offer it.
-func tls2Pair(t testing.TB) (connector, cloud net.Conn) {
-	t.Helper()
-	ca, err := relayPKI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServer([]string{"cloud.test"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := loopbackPair(t)
-	client := tls.Client(NewBatchConn(a), &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
-	server := tls.Server(NewBatchConn(b), &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{ALPN2, ALPN}, MinVersion: tls.VersionTLS12})
-	errc := make(chan error, 1)
-	go func() { errc <- server.Handshake() }()
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	if got := server.ConnectionState().NegotiatedProtocol; got != ALPN2 {
-		t.Fatalf("ALPN = %q, want %q", got, ALPN2)
-	}
-	return client, server
-}
 
 // relayEnv is a connector (ServeSession) and a cloud (Client) joined by a
 // version 2 tunnel.
@@ -87,7 +53,7 @@ func startRelay(t testing.TB, h http.Handler, cfg ServerConfig) *relayEnv {
 		}
 		h.ServeHTTP(w, r)
 	})
-	cconn, sconn := tls2Pair(t)
+	cconn, sconn := tlsBatchPair(t, ALPN2, ALPN)
 	ctx, cancel := context.WithCancel(context.Background())
 	env.cancel = cancel
 	go func() {
@@ -203,7 +169,7 @@ func relayHandler() http.Handler {
 }
 
 func TestRelayRoundTrip(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -238,7 +204,7 @@ type opaque struct{ io.Reader }
 // above the inline limit, of unknown length) to a handler that echoes
 // them as they arrive.
 func TestRelayEcho(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	cases := []struct {
 		name        string
@@ -262,7 +228,7 @@ func TestRelayEcho(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			data := randBytes(tc.size, byte(i))
+			data := testnet.RandBytes(tc.size, byte(i))
 			var body io.Reader
 			if tc.size > 0 {
 				body = bytes.NewReader(data)
@@ -280,7 +246,7 @@ func TestRelayEcho(t *testing.T) {
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			sameBytes(t, "echo", got, data)
+			testnet.SameBytes(t, "echo", got, data)
 			if h := resp.Header.Get("X-Request-Length"); h != strconv.FormatInt(tc.wantLen, 10) {
 				t.Errorf("the handler saw ContentLength %s, want %d", h, tc.wantLen)
 			}
@@ -298,7 +264,7 @@ func TestRelayEcho(t *testing.T) {
 // fails the request at once (the connector's handler is still waiting for
 // the rest of it).
 func TestRelayRequestBodyError(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body) // the whole body, then the answer
 		if err != nil {
@@ -333,7 +299,7 @@ func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
 // TestRelayStreamedResponse: a response of unknown length reaches the
 // client chunk by chunk as the handler flushes.
 func TestRelayStreamedResponse(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	proceed := make(chan struct{})
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "first chunk;")
@@ -383,7 +349,7 @@ func TestRelayNoBodyResponses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+tc.path, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			env := startRelay(t, relayHandler(), ServerConfig{})
 			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
@@ -407,7 +373,7 @@ func TestRelayNoBodyResponses(t *testing.T) {
 // TestRelayTrailers: trailers announced with the Trailer header, and set
 // with http.TrailerPrefix, arrive in resp.Trailer.
 func TestRelayTrailers(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -437,7 +403,7 @@ func TestRelayTrailers(t *testing.T) {
 
 // TestRelayEarlyHints: a 103 before the answer is skipped by the client.
 func TestRelayEarlyHints(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -454,7 +420,7 @@ func TestRelayEarlyHints(t *testing.T) {
 // TestRelayConnectionClose: a handler's "Connection: close" ends the
 // stream after its answer; the next request goes on a new one.
 func TestRelayConnectionClose(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -462,7 +428,7 @@ func TestRelayConnectionClose(t *testing.T) {
 	if string(body) != "bye" || !resp.Close {
 		t.Errorf("got %q, Close %v; want \"bye\", true", body, resp.Close)
 	}
-	waitUntil(t, "the client forgot the closed stream", func() bool { return env.c.sess.NumStreams() == 1 })
+	testnet.WaitUntil(t, "the client forgot the closed stream", func() bool { return env.c.sess.NumStreams() == 1 })
 	env.get(t, "/small", smallBody)
 	env.get(t, "/small", smallBody)
 	if n := env.streams.n(); n != 2 {
@@ -472,7 +438,7 @@ func TestRelayConnectionClose(t *testing.T) {
 
 // TestRelayKeepAlive: requests one after the other share one stream.
 func TestRelayKeepAlive(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	for range 50 {
 		env.get(t, "/small", smallBody)
@@ -491,7 +457,7 @@ func TestRelayKeepAlive(t *testing.T) {
 // close" (so the cloud never sends another request on a stream the
 // connector is about to end) and the next request goes on a new stream.
 func TestRelayUnreadRequestBody(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -516,7 +482,7 @@ func TestRelayUnreadRequestBody(t *testing.T) {
 
 // TestRelayConcurrent: 32 goroutines × 50 requests at once.
 func TestRelayConcurrent(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	const workers, requests = 32, 50
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testWait)
@@ -569,7 +535,7 @@ func TestRelayConcurrent(t *testing.T) {
 // TestRelayCancelMidResponse: cancelling the request's context while the
 // response is read ends the handler's context.
 func TestRelayCancelMidResponse(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	handlerSaw := make(chan struct{})
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/slow" {
@@ -599,7 +565,7 @@ func TestRelayCancelMidResponse(t *testing.T) {
 		t.Error("reading the body after the request was cancelled succeeded")
 	}
 	resp.Body.Close()
-	recvWithin(t, "the handler to see its request cancelled", (<-chan struct{})(handlerSaw))
+	testnet.RecvWithin(t, "the handler to see its request cancelled", (<-chan struct{})(handlerSaw))
 	env.get(t, "/", smallBody)
 	if n := env.c.InFlight(); n != 0 {
 		t.Errorf("InFlight = %d", n)
@@ -609,7 +575,7 @@ func TestRelayCancelMidResponse(t *testing.T) {
 // TestRelayProtocols: only requests for an application go on relay
 // streams; the others, and gRPC, go over HTTP/2 on stream 0.
 func TestRelayProtocols(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -635,7 +601,7 @@ func TestRelayProtocols(t *testing.T) {
 
 // TestRelayBadOpenMessage: a relay stream of an unknown kind is refused.
 func TestRelayBadOpenMessage(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	for _, msg := range []string{`{"kind":"ssh"}`, `not json`, ``} {
 		st, err := env.c.sess.Open([]byte(msg))
@@ -657,7 +623,7 @@ func TestRelayBadOpenMessage(t *testing.T) {
 // in flight completes, the cloud stops sending new ones, and ServeSession
 // returns when the request is done.
 func TestRelayDrain(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -692,9 +658,9 @@ func TestRelayDrain(t *testing.T) {
 		resp.Body.Close()
 		slow <- result{string(b), err}
 	}()
-	recvWithin(t, "the slow request to reach the handler", (<-chan struct{})(entered))
+	testnet.RecvWithin(t, "the slow request to reach the handler", (<-chan struct{})(entered))
 	env.cancel()
-	waitUntil(t, "the client is no longer available", func() bool { return !env.c.Available() })
+	testnet.WaitUntil(t, "the client is no longer available", func() bool { return !env.c.Available() })
 
 	// New requests: refused as not sent, or (sent before the client
 	// learnt of the drain) answered.
@@ -724,12 +690,12 @@ func TestRelayDrain(t *testing.T) {
 	default:
 	}
 	close(release)
-	r := recvWithin(t, "the slow request", slow)
+	r := testnet.RecvWithin(t, "the slow request", slow)
 	if r.err != nil || r.body != "done" {
 		t.Fatalf("request in flight during the drain: %q, %v", r.body, r.err)
 	}
-	recvWithin(t, "ServeSession to return after the drain", (<-chan struct{})(env.served))
-	recvWithin(t, "the client's session to end", env.c.Done())
+	testnet.RecvWithin(t, "ServeSession to return after the drain", (<-chan struct{})(env.served))
+	testnet.RecvWithin(t, "the client's session to end", env.c.Done())
 }
 
 // TestRelayNoNewStreamWhileDraining: once the connector asked to drain
@@ -737,7 +703,7 @@ func TestRelayDrain(t *testing.T) {
 // (protocol §15.4): a request for an application is refused as not sent,
 // so that it goes to another connector, as one without is by HTTP/2.
 func TestRelayNoNewStreamWhileDraining(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -757,10 +723,10 @@ func TestRelayNoNewStreamWhileDraining(t *testing.T) {
 		}
 		slow <- err
 	}()
-	recvWithin(t, "the slow request to reach the handler", (<-chan struct{})(entered))
+	testnet.RecvWithin(t, "the slow request to reach the handler", (<-chan struct{})(entered))
 	before := env.streams.n()
 	env.cancel()
-	waitUntil(t, "the client is no longer available", func() bool { return !env.c.Available() })
+	testnet.WaitUntil(t, "the client is no longer available", func() bool { return !env.c.Available() })
 	resp, err := env.c.RoundTrip(relayReq(t, ctx, "GET", "/new", nil))
 	if err == nil {
 		io.Copy(io.Discard, resp.Body)
@@ -770,7 +736,7 @@ func TestRelayNoNewStreamWhileDraining(t *testing.T) {
 		t.Errorf("a request after GOAWAY failed with %v, for which NotSent is false", err)
 	}
 	close(release)
-	if err := recvWithin(t, "the slow request", slow); err != nil {
+	if err := testnet.RecvWithin(t, "the slow request", slow); err != nil {
 		t.Errorf("the request in flight: %v", err)
 	}
 }
@@ -778,7 +744,7 @@ func TestRelayNoNewStreamWhileDraining(t *testing.T) {
 // TestRelayDrainTimeout: a relayed request still running at the end of
 // DrainTimeout is cut, and ServeSession returns.
 func TestRelayDrainTimeout(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	entered := make(chan struct{})
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
@@ -799,7 +765,7 @@ func TestRelayDrainTimeout(t *testing.T) {
 	if _, err := io.ReadAll(resp.Body); err == nil {
 		t.Error("a request cut by the drain's end read as complete")
 	}
-	recvWithin(t, "ServeSession to return", (<-chan struct{})(env.served))
+	testnet.RecvWithin(t, "ServeSession to return", (<-chan struct{})(env.served))
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Errorf("the drain ended after %v, before its timeout", d)
 	}
@@ -815,7 +781,7 @@ func TestRelayHandlerPanic(t *testing.T) {
 		relayHandlerPanicChild(t)
 		return
 	}
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRelayHandlerPanic$", "-test.count=1", "-test.timeout=60s")
 	cmd.Env = append(os.Environ(), "TUNNEL_RELAY_PANIC_CHILD=1")
 	out, err := cmd.CombinedOutput()
@@ -861,7 +827,7 @@ func relayHandlerPanicChild(t *testing.T) {
 // refuses the next request as not sent (the cloud sends it elsewhere),
 // takes no more, and closes, so that the connector dials a new one.
 func TestRelayIDsExhausted(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, relayHandler(), ServerConfig{})
 	env.get(t, "/small", smallBody)
 	env.c.sess.SkipIDs(1<<31 - 1)
@@ -888,8 +854,8 @@ func TestRelayIDsExhausted(t *testing.T) {
 // when it ends, and a stream whose window grew is not kept for the next
 // request (which may come from a client that does not read).
 func TestRelayOpenWindow(t *testing.T) {
-	checkLeaks(t)
-	big := randBytes(8<<20, 7)
+	testnet.CheckLeaks(t)
+	big := testnet.RandBytes(8<<20, 7)
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
 			w.Write(big)
@@ -925,7 +891,7 @@ func TestRelayOpenWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameBytes(t, "GET /big", append(got, rest...), big)
+	testnet.SameBytes(t, "GET /big", append(got, rest...), big)
 	resp.Body.Close()
 	if b.Left() != budget {
 		t.Errorf("the budget has %d bytes left after the download ended, want %d", b.Left(), budget)
@@ -941,7 +907,7 @@ func TestRelayOpenWindow(t *testing.T) {
 // response comes back by — a relayed request, an upgrade stream, HTTP/2
 // on stream 0 — and the tunnel goes on serving.
 func TestRelayResponseHeaderLimit(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	env := startRelay(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Query().Get("head") {
 		case "fields":

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/testnet"
 	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
 
@@ -160,7 +161,7 @@ func TestRelayUpgrade(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			b := newUpgradeBackend(tc.script)
 			env := startRelay(t, b.handler(), ServerConfig{})
 			rw := upgrade(t, env.c)
@@ -187,7 +188,7 @@ func TestRelayUpgrade(t *testing.T) {
 // TestRelayUpgradeRefused: a backend that does not switch protocols gives
 // an ordinary answer, and the upgrade stream ends with it.
 func TestRelayUpgradeRefused(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/small" {
 			io.WriteString(w, smallBody)
@@ -216,7 +217,7 @@ func TestRelayUpgradeRefused(t *testing.T) {
 // TestRelayUpgradeBadRequest: an upgrade stream whose request is not an
 // upgrade, or has a body, is reset; the connector's handler never sees it.
 func TestRelayUpgradeBadRequest(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	b := newUpgradeBackend(func(net.Conn) {})
 	env := startRelay(t, b.handler(), ServerConfig{})
 	for _, raw := range []string{
@@ -248,9 +249,9 @@ func TestRelayUpgradeBadRequest(t *testing.T) {
 // upgrade relay streams (it resets them as unsupported) still gets its
 // WebSockets, on stream 0; the cloud stops asking it.
 func TestRelayUpgradeOlderConnector(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	b := newUpgradeBackend(func(far net.Conn) { io.Copy(far, far) })
-	cconn, sconn := tls2Pair(t)
+	cconn, sconn := tlsBatchPair(t, ALPN2, ALPN)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	var opened sync.WaitGroup
@@ -341,7 +342,7 @@ func TestUpgradedConn(t *testing.T) {
 // TestRelayUpgradeLargeHeads: the small buffers of an upgrade stream carry
 // request and response heads far larger than themselves.
 func TestRelayUpgradeLargeHeads(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	big := strings.Repeat("c", 6000)
 	done := make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -384,7 +385,7 @@ func TestRelayUpgradeLargeHeads(t *testing.T) {
 func TestUpgradeOutlivesRequestContext(t *testing.T) {
 	for _, proto := range []int{2, 1} {
 		t.Run(fmt.Sprintf("tunnel protocol %d", proto), func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			b := newUpgradeBackend(func(far net.Conn) { io.Copy(far, far) })
 			var c *Client
 			if proto == 2 {

@@ -12,78 +12,61 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testWait bounds every wait of these tests: what should happen at once
+// fails the test after it instead of hanging.
+const testWait = testnet.Wait
 
 // transports are the kinds of connection the protocol must work over,
 // like yamux's suite: an in-memory pipe, TCP, and TLS with the ALPN.
 var transports = []struct {
 	name string
-	pair func(t *testing.T) (connector, cloud net.Conn)
+	pair func(t testing.TB) (connector, cloud net.Conn)
 }{
-	{"pipe", func(t *testing.T) (net.Conn, net.Conn) { return net.Pipe() }},
-	{"tcp", tcpPair},
+	{"pipe", func(testing.TB) (net.Conn, net.Conn) { return net.Pipe() }},
+	{"tcp", testnet.Pair},
 	{"tls", tlsPair},
-	{"tls-batch", tlsBatchPair}, // as the connector and the cloud run it
+	{"tls-batch", func(t testing.TB) (net.Conn, net.Conn) { return tlsBatchPair(t) }}, // as the connector and the cloud run it
 }
 
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+func tlsPair(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
-	return loopbackPair(t)
-}
-
-// loopbackPair returns the two ends of a new TCP connection on loopback.
-func loopbackPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return a, r.c
-}
-
-func tlsPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	a, b := tcpPair(t)
+	a, b := testnet.Pair(t)
 	return tlsOver(t, a, b)
 }
 
-// tlsBatchPair is TLS over BatchConns (tunnel.Serve and NewClient switch
-// batching on).
-func tlsBatchPair(t *testing.T) (net.Conn, net.Conn) {
+// tlsBatchPair is TLS over BatchConns (tunnel.Serve, NewClient and the
+// relay ends switch batching on) on loopback: the connector's end and the
+// cloud's. Both offer alpn (ALPN if none), and agree on the first.
+func tlsBatchPair(t testing.TB, alpn ...string) (connector, cloud net.Conn) {
 	t.Helper()
-	a, b := tcpPair(t)
-	return tlsOver(t, NewBatchConn(a), NewBatchConn(b))
+	a, b := testnet.Pair(t)
+	return tlsOver(t, NewBatchConn(a), NewBatchConn(b), alpn...)
 }
 
-func tlsOver(t *testing.T, a, b net.Conn) (net.Conn, net.Conn) {
+// testCA is one CA for every test's TLS connections.
+var testCA = sync.OnceValues(func() (*pki.CA, error) { return pki.NewCA("test CA", time.Hour) })
+
+// tlsOver runs a TLS handshake over a (the client, as the connector dials)
+// and b (the server, the cloud), both offering alpn (ALPN if none); it
+// fails t unless they agree on the first.
+func tlsOver(t testing.TB, a, b net.Conn, alpn ...string) (net.Conn, net.Conn) {
 	t.Helper()
-	ca, err := pki.NewCA("test CA", time.Hour)
+	if len(alpn) == 0 {
+		alpn = []string{ALPN}
+	}
+	ca, err := testCA()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +74,8 @@ func tlsOver(t *testing.T, a, b net.Conn) (net.Conn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := tls.Client(a, &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS12})
-	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS12})
+	client := tls.Client(a, &tls.Config{RootCAs: ca.Pool(), ServerName: "cloud.test", NextProtos: alpn, MinVersion: tls.VersionTLS12})
+	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: alpn, MinVersion: tls.VersionTLS12})
 	errc := make(chan error, 1)
 	go func() { errc <- server.Handshake() }()
 	if err := client.Handshake(); err != nil {
@@ -101,14 +84,14 @@ func tlsOver(t *testing.T, a, b net.Conn) (net.Conn, net.Conn) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	if got := client.ConnectionState().NegotiatedProtocol; got != ALPN {
-		t.Fatalf("ALPN = %q, want %q", got, ALPN)
+	if got := client.ConnectionState().NegotiatedProtocol; got != alpn[0] {
+		t.Fatalf("ALPN = %q, want %q", got, alpn[0])
 	}
 	return client, server
 }
 
 // start serves h on one end (the connector) and returns the client (the cloud).
-func start(t *testing.T, pair func(t *testing.T) (net.Conn, net.Conn), h http.Handler) *Client {
+func start(t *testing.T, pair func(t testing.TB) (net.Conn, net.Conn), h http.Handler) *Client {
 	t.Helper()
 	cconn, sconn := pair(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -343,7 +326,7 @@ func TestUpgradeLargeMessages(t *testing.T) {
 }
 
 func TestUpgradeRefused(t *testing.T) {
-	c := start(t, tcpPair, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := start(t, testnet.Pair, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no websockets here", http.StatusForbidden)
 	}))
 	req := newReq(t, "GET", "/ws", nil)

@@ -20,10 +20,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sallyport/sallyport/internal/eventlog"
-	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/problem/problemtest"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/service"
 	"github.com/sallyport/sallyport/internal/statedir"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -53,30 +54,6 @@ func newTestUpdater(t *testing.T, dir string, cfg Config) *Updater {
 	return u
 }
 
-func wantProblem(t *testing.T, what string, err error, code string, subs ...string) *problem.Problem {
-	t.Helper()
-	p, ok := problem.As(err)
-	if !ok {
-		t.Fatalf("%s: error %v (%T), want a problem with code %q", what, err, err, code)
-	}
-	if p.Code != code {
-		t.Fatalf("%s: code %q (%s), want %q", what, p.Code, p.Error(), code)
-	}
-	for _, s := range subs {
-		if !strings.Contains(p.Error(), s) {
-			t.Errorf("%s: %q does not mention %q", what, p.Error(), s)
-		}
-	}
-	return p
-}
-
-func writeFile(t *testing.T, path, content string, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	raw, err := os.ReadFile(path)
@@ -100,20 +77,6 @@ func missing(path string) bool {
 	return errors.Is(err, os.ErrNotExist)
 }
 
-// eventually polls cond until it holds or d has passed.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // events reads the updater's event log of dir.
 func events(t *testing.T, dir string) []eventlog.Event {
 	t.Helper()
@@ -135,7 +98,7 @@ func hasEvent(evs []eventlog.Event, id eventlog.ID, sub string) bool {
 
 func waitEvent(t *testing.T, dir string, id eventlog.ID, sub string) {
 	t.Helper()
-	if !eventually(10*time.Second, func() bool { return hasEvent(events(t, dir), id, sub) }) {
+	if !testnet.Eventually(10*time.Second, func() bool { return hasEvent(events(t, dir), id, sub) }) {
 		var lines []string
 		for _, e := range events(t, dir) {
 			lines = append(lines, fmt.Sprintf("%d %s %s", e.ID, e.Level, e.Message))
@@ -155,22 +118,22 @@ func TestSwap(t *testing.T) {
 	}{
 		{name: "first update", path: "new", previous: "old"},
 		{name: "a previous binary is replaced", setup: func(t *testing.T, _, _, previous string) {
-			writeFile(t, previous, "older", 0o755)
+			testnet.WriteFile(t, previous, "older", 0o755)
 		}, path: "new", previous: "old"},
 		{name: "no installed binary", setup: func(t *testing.T, _, path, _ string) {
 			os.Remove(path)
 		}, wantErr: true, next: "new"},
 		{name: "previous cannot be kept", setup: func(t *testing.T, _, _, previous string) {
 			os.Mkdir(previous, 0o700)
-			writeFile(t, filepath.Join(previous, "x"), "x", 0o600)
+			testnet.WriteFile(t, filepath.Join(previous, "x"), "x", 0o600)
 		}, wantErr: true, path: "old", next: "new"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			next, path, previous := filepath.Join(dir, ".sallyport-update-1"), filepath.Join(dir, "sallyport"), filepath.Join(dir, "sallyport.previous")
-			writeFile(t, path, "old", 0o755)
-			writeFile(t, next, "new", 0o755)
+			testnet.WriteFile(t, path, "old", 0o755)
+			testnet.WriteFile(t, next, "new", 0o755)
 			oldFile, nextFile := stat(t, path), stat(t, next)
 			if tt.setup != nil {
 				tt.setup(t, next, path, previous)
@@ -249,10 +212,10 @@ func TestCopyFile(t *testing.T) {
 			dir := t.TempDir()
 			src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 			if tt.src != "" {
-				writeFile(t, src, tt.src, 0o700)
+				testnet.WriteFile(t, src, tt.src, 0o700)
 			}
 			if tt.dst != "" {
-				writeFile(t, dst, tt.dst, 0o600)
+				testnet.WriteFile(t, dst, tt.dst, 0o600)
 			}
 			if tt.badDir {
 				dst = filepath.Join(dir, "nope", "dst")
@@ -318,7 +281,7 @@ func TestJitter(t *testing.T) {
 func writeStatus(t *testing.T, dir string, rs statedir.RunStatus) {
 	t.Helper()
 	js, _ := json.Marshal(rs)
-	writeFile(t, filepath.Join(dir, statedir.StatusFile), string(js), 0o644)
+	testnet.WriteFile(t, filepath.Join(dir, statedir.StatusFile), string(js), 0o644)
 }
 
 func TestWaitReady(t *testing.T) {
@@ -356,7 +319,7 @@ func TestWaitReady(t *testing.T) {
 			u := newTestUpdater(t, "", Config{})
 			switch {
 			case tt.raw != "":
-				writeFile(t, filepath.Join(u.cfg.Dir, statedir.StatusFile), tt.raw, 0o644)
+				testnet.WriteFile(t, filepath.Join(u.cfg.Dir, statedir.StatusFile), tt.raw, 0o644)
 			case tt.status != nil:
 				writeStatus(t, u.cfg.Dir, *tt.status)
 			}
@@ -400,7 +363,7 @@ func script(t *testing.T, dir, name, body string) string {
 		t.Skip("shell scripts stand for builds on unix only")
 	}
 	p := filepath.Join(dir, name)
-	writeFile(t, p, "#!/bin/sh\n"+body+"\n", 0o755)
+	testnet.WriteFile(t, p, "#!/bin/sh\n"+body+"\n", 0o755)
 	return p
 }
 
@@ -435,7 +398,7 @@ printf '{"version":"1.2.3","commit":"abc","build_date":"now","go":"go1.26","os":
 			}
 			info, err := BinaryVersion(context.Background(), bin)
 			if tt.version == "" {
-				wantProblem(t, "BinaryVersion", err, "binary_version", append(tt.subs, bin)...)
+				problemtest.Want(t, "BinaryVersion", err, "binary_version", append(tt.subs, bin)...)
 				return
 			}
 			if err != nil {
@@ -450,7 +413,7 @@ printf '{"version":"1.2.3","commit":"abc","build_date":"now","go":"go1.26","os":
 
 func TestNew(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
-	writeFile(t, file, "x", 0o600)
+	testnet.WriteFile(t, file, "x", 0o600)
 	tests := []struct {
 		name string
 		cfg  Config
@@ -469,7 +432,7 @@ func TestNew(t *testing.T) {
 			if err == nil {
 				u.Close()
 			}
-			wantProblem(t, "New", err, tt.code)
+			problemtest.Want(t, "New", err, tt.code)
 		})
 	}
 
@@ -579,7 +542,7 @@ func TestRunSingleService(t *testing.T) {
 	}
 
 	err := u2.Run(context.Background())
-	p := wantProblem(t, "a second updater service", err, "updater_running", dir, ServiceLock, "stop the other one first")
+	p := problemtest.Want(t, "a second updater service", err, "updater_running", dir, ServiceLock, "stop the other one first")
 	if p.Status != 409 {
 		t.Errorf("status %d, want 409", p.Status)
 	}
@@ -620,13 +583,13 @@ func TestApplyNotRegistered(t *testing.T) {
 	u := newTestUpdater(t, "", Config{})
 	for _, auto := range []bool{true, false} {
 		res, err := u.Apply(context.Background(), auto)
-		wantProblem(t, "Apply", err, "not_registered", u.cfg.Dir, "trust.json", "sallyport connector register --dir "+u.cfg.Dir)
+		problemtest.Want(t, "Apply", err, "not_registered", u.cfg.Dir, "trust.json", "sallyport connector register --dir "+u.cfg.Dir)
 		if res != nil {
 			t.Errorf("Apply returned %+v with the error", res)
 		}
 	}
 	_, err := u.Check(context.Background())
-	wantProblem(t, "Check", err, "not_registered")
+	problemtest.Want(t, "Check", err, "not_registered")
 	// Apply let go of the update lock.
 	l, err := u.lockUpdate()
 	if err != nil {
@@ -653,7 +616,7 @@ func TestStateFile(t *testing.T) {
 		t.Errorf("load = %+v (journal %+v), want %+v", got, got.Journal, want)
 	}
 	// A damaged state file starts afresh.
-	writeFile(t, u.statePath(), "{damaged", 0o600)
+	testnet.WriteFile(t, u.statePath(), "{damaged", 0o600)
 	if p := u.load(); p.Journal != nil || len(p.Skip) != 0 {
 		t.Errorf("damaged state = %+v", p)
 	}
@@ -821,7 +784,7 @@ func TestPinnedKey(t *testing.T) {
 			st := &statedir.State{Trust: statedir.Trust{ReleaseKey: tt.trust}}
 			key, err := u.pinnedKey(st)
 			if tt.code != "" {
-				wantProblem(t, tt.name, err, tt.code)
+				problemtest.Want(t, tt.name, err, tt.code)
 			} else if err != nil {
 				t.Fatal(err)
 			} else if !key.Equal(tt.want) {

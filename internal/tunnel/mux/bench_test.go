@@ -3,12 +3,14 @@ package mux
 import (
 	"io"
 	"testing"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // benchSessions is an opener and an acceptor over TCP on loopback.
 func benchSessions(b *testing.B) (opener, acceptor *Session) {
 	b.Helper()
-	c1, c2 := loopbackPair(b)
+	c1, c2 := testnet.Pair(b)
 	opener = NewSession(c1, true, SessionConfig{})
 	acceptor = NewSession(c2, false, SessionConfig{})
 	b.Cleanup(func() {

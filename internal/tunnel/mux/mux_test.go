@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -17,67 +16,28 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // testWait bounds every wait of these tests: what should happen at once
 // fails the test after it instead of hanging.
-const testWait = 10 * time.Second
+const testWait = testnet.Wait
 
 // muxTransports are the connections a Session is tested over: net.Pipe
 // (synchronous, no buffering at all) and TCP on loopback.
 var muxTransports = []struct {
 	name string
-	pair func(t *testing.T) (net.Conn, net.Conn)
+	pair func(t testing.TB) (net.Conn, net.Conn)
 }{
-	{"pipe", func(*testing.T) (net.Conn, net.Conn) { return net.Pipe() }},
-	{"tcp", tcpPair},
+	{"pipe", func(testing.TB) (net.Conn, net.Conn) { return net.Pipe() }},
+	{"tcp", testnet.Pair},
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	return loopbackPair(t)
-}
-
-// loopbackPair returns the two ends of a new TCP connection on loopback.
-func loopbackPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return a, r.c
-}
-
-// checkLeaks fails t if a goroutine started during t outlives it (its
-// cleanups included: it runs after every cleanup registered later).
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-}
-
 // sessionPair starts an opener and an accepting Session over a new pair.
-func sessionPair(t *testing.T, pair func(t *testing.T) (net.Conn, net.Conn), ocfg, acfg SessionConfig) (opener, acceptor *Session) {
+func sessionPair(t *testing.T, pair func(t testing.TB) (net.Conn, net.Conn), ocfg, acfg SessionConfig) (opener, acceptor *Session) {
 	t.Helper()
 	a, b := pair(t)
 	opener = NewSession(a, true, ocfg)
@@ -134,40 +94,6 @@ func openStreams(t *testing.T, o, a *Session, msg string) (ost, ast *Stream) {
 	return ost, ast
 }
 
-// waitUntil polls cond until it holds, failing t after testWait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// randBytes returns n pseudo-random bytes, the same for the same n and seed.
-func randBytes(n int, seed byte) []byte {
-	var s [32]byte
-	s[0], s[1], s[2], s[3] = seed, byte(n), byte(n>>8), byte(n>>16)
-	b := make([]byte, n)
-	rand.NewChaCha8(s).Read(b)
-	return b
-}
-
-// sameBytes reports where got and want differ, if they do.
-func sameBytes(t *testing.T, what string, got, want []byte) {
-	t.Helper()
-	if bytes.Equal(got, want) {
-		return
-	}
-	i := 0
-	for i < len(got) && i < len(want) && got[i] == want[i] {
-		i++
-	}
-	t.Fatalf("%s: got %d bytes, want %d; first difference at offset %d", what, len(got), len(want), i)
-}
-
 // unreadOf and sendWinOf look inside a stream's flow control.
 func unreadOf(st *Stream) int {
 	st.mu.Lock()
@@ -194,18 +120,6 @@ func readAllAsync(st *Stream) <-chan []byte {
 	return ch
 }
 
-func recvWithin[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testWait):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
-}
-
 // TestMuxOrderedDelivery writes messages of many sizes (0 to 3 MiB, across
 // the frame size) both ways at once on one stream; each side receives
 // every byte, in order.
@@ -214,14 +128,14 @@ func TestMuxOrderedDelivery(t *testing.T) {
 		2*maxFramePayload + 5, 200 << 10, 1 << 20, 0, 3 << 20, 7, 1}
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			ost, ast := openStreams(t, o, a, "ordered")
 			send := func(st *Stream, seed byte) ([]byte, <-chan error) {
 				var want []byte
 				var msgs [][]byte
 				for i, n := range sizes {
-					m := randBytes(n, seed+byte(i))
+					m := testnet.RandBytes(n, seed+byte(i))
 					msgs = append(msgs, m)
 					want = append(want, m...)
 				}
@@ -242,15 +156,15 @@ func TestMuxOrderedDelivery(t *testing.T) {
 			wantO, errA := send(ast, 101)
 			gotA := readAllAsync(ast)
 			gotO := readAllAsync(ost)
-			sameBytes(t, "opener → acceptor", recvWithin(t, "the acceptor's bytes", gotA), wantA)
-			sameBytes(t, "acceptor → opener", recvWithin(t, "the opener's bytes", gotO), wantO)
+			testnet.SameBytes(t, "opener → acceptor", testnet.RecvWithin(t, "the acceptor's bytes", gotA), wantA)
+			testnet.SameBytes(t, "acceptor → opener", testnet.RecvWithin(t, "the opener's bytes", gotO), wantO)
 			for _, errc := range []<-chan error{errO, errA} {
-				if err := recvWithin(t, "the writer", errc); err != nil {
+				if err := testnet.RecvWithin(t, "the writer", errc); err != nil {
 					t.Fatal(err)
 				}
 			}
 			// Both directions ended cleanly: both ends forgot the stream.
-			waitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
+			testnet.WaitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
 			if err := errors.Join(o.Err(), a.Err()); err != nil {
 				t.Fatalf("session ended: %v", err)
 			}
@@ -270,7 +184,7 @@ func TestMuxConcurrentStreams(t *testing.T) {
 				name = tr.name + "/concurrent-open"
 			}
 			t.Run(name, func(t *testing.T) {
-				checkLeaks(t)
+				testnet.CheckLeaks(t)
 				o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 				var echoes sync.WaitGroup
 				echoes.Add(1)
@@ -325,7 +239,7 @@ func TestMuxConcurrentStreams(t *testing.T) {
 						defer st.Close()
 						ids <- st.ID()
 						st.SetDeadline(time.Now().Add(testWait))
-						payload := randBytes(1+(i*4099)%(300<<10), byte(i))
+						payload := testnet.RandBytes(1+(i*4099)%(300<<10), byte(i))
 						got := readAllAsync(st)
 						if _, err := st.Write(payload); err != nil {
 							errs <- fmt.Errorf("stream %d: Write: %w", i, err)
@@ -355,7 +269,7 @@ func TestMuxConcurrentStreams(t *testing.T) {
 					}
 					seen[id] = true
 				}
-				waitUntil(t, "both sessions forgot every stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
+				testnet.WaitUntil(t, "both sessions forgot every stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
 				o.Close()
 				a.Close()
 				echoes.Wait()
@@ -369,11 +283,11 @@ func TestMuxConcurrentStreams(t *testing.T) {
 func TestMuxFlowControl(t *testing.T) {
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			ost, ast := openStreams(t, o, a, "flow")
 			total := streamWindow + 3*maxFramePayload + 123
-			data := randBytes(total, 7)
+			data := testnet.RandBytes(total, 7)
 			done := make(chan error, 1)
 			go func() {
 				n, err := ost.Write(data)
@@ -382,7 +296,7 @@ func TestMuxFlowControl(t *testing.T) {
 				}
 				done <- err
 			}()
-			waitUntil(t, "the writer used up its window", func() bool {
+			testnet.WaitUntil(t, "the writer used up its window", func() bool {
 				return sendWinOf(ost) == 0 && unreadOf(ast) == streamWindow
 			})
 			select {
@@ -396,13 +310,13 @@ func TestMuxFlowControl(t *testing.T) {
 			if _, err := io.ReadFull(ast, got[:streamWindow/4]); err != nil {
 				t.Fatal(err)
 			}
-			if err := recvWithin(t, "the writer to finish after the reader read", done); err != nil {
+			if err := testnet.RecvWithin(t, "the writer to finish after the reader read", done); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := io.ReadFull(ast, got[streamWindow/4:]); err != nil {
 				t.Fatal(err)
 			}
-			sameBytes(t, "flow-controlled stream", got, data)
+			testnet.SameBytes(t, "flow-controlled stream", got, data)
 			if err := errors.Join(o.Err(), a.Err()); err != nil {
 				t.Fatalf("session ended: %v", err)
 			}
@@ -414,7 +328,7 @@ func TestMuxFlowControl(t *testing.T) {
 // arrived (a slow consumer that never quite catches up) must not hold more
 // than about a window of memory, however many bytes go through.
 func TestMuxReceiveBufferBounded(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	o, a := sessionPair(t, muxTransports[0].pair, SessionConfig{}, SessionConfig{})
 	ost, ast := openStreams(t, o, a, "slow consumer")
 	const total = 8 * streamWindow
@@ -431,7 +345,7 @@ func TestMuxReceiveBufferBounded(t *testing.T) {
 	maxCap := 0
 	for read := 0; read < total; {
 		if total-read > chunk {
-			waitUntil(t, "more than a chunk is unread", func() bool { return unreadOf(ast) > chunk })
+			testnet.WaitUntil(t, "more than a chunk is unread", func() bool { return unreadOf(ast) > chunk })
 		}
 		n, err := ast.Read(buf[:min(chunk, total-read)])
 		if err != nil {
@@ -453,7 +367,7 @@ func TestMuxReceiveBufferBounded(t *testing.T) {
 func TestMuxCloseWrite(t *testing.T) {
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			ost, ast := openStreams(t, o, a, "half close")
 			if _, err := ost.Write([]byte("request")); err != nil {
@@ -492,7 +406,7 @@ func TestMuxCloseWrite(t *testing.T) {
 			if n, err := ost.Read(got); n != 0 || err != io.EOF {
 				t.Errorf("opener Read after the peer's CloseWrite = %d, %v; want 0, io.EOF", n, err)
 			}
-			waitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
+			testnet.WaitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
 			// A stream that ended cleanly closes without a RESET: nothing
 			// fails on either end.
 			if err := errors.Join(ost.Close(), ast.Close(), o.Err(), a.Err()); err != nil {
@@ -509,14 +423,14 @@ func TestMuxCloseGraceful(t *testing.T) {
 	for _, tr := range muxTransports {
 		for _, byOpener := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/opener=%v", tr.name, byOpener), func(t *testing.T) {
-				checkLeaks(t)
+				testnet.CheckLeaks(t)
 				o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 				ost, ast := openStreams(t, o, a, "close")
 				closer, peer := ost, ast
 				if !byOpener {
 					closer, peer = ast, ost
 				}
-				want := randBytes(200<<10, 9)
+				want := testnet.RandBytes(200<<10, 9)
 				got := readAllAsync(peer)
 				if _, err := closer.Write(want); err != nil {
 					t.Fatal(err)
@@ -524,8 +438,8 @@ func TestMuxCloseGraceful(t *testing.T) {
 				if err := closer.Close(); err != nil {
 					t.Fatalf("Close: %v", err)
 				}
-				sameBytes(t, "what the peer read before io.EOF", recvWithin(t, "the peer's read to EOF", got), want)
-				recvWithin(t, "the peer's stream to end", peer.Done())
+				testnet.SameBytes(t, "what the peer read before io.EOF", testnet.RecvWithin(t, "the peer's read to EOF", got), want)
+				testnet.RecvWithin(t, "the peer's stream to end", peer.Done())
 				var se *StreamError
 				if _, err := peer.Write([]byte("x")); !errors.As(err, &se) || se.Code != ResetCancel {
 					t.Errorf("peer Write after Close = %v, want a *StreamError with ResetCancel", err)
@@ -533,7 +447,7 @@ func TestMuxCloseGraceful(t *testing.T) {
 				if _, err := closer.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
 					t.Errorf("Read on the closed stream = %v, want net.ErrClosed", err)
 				}
-				waitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
+				testnet.WaitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
 				if err := errors.Join(o.Err(), a.Err()); err != nil {
 					t.Fatalf("Close ended the session: %v", err)
 				}
@@ -563,7 +477,7 @@ func TestMuxCloseResets(t *testing.T) {
 	for _, tr := range muxTransports {
 		for _, tc := range cases {
 			t.Run(tr.name+"/"+tc.name, func(t *testing.T) {
-				checkLeaks(t)
+				testnet.CheckLeaks(t)
 				o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 				ost, ast := openStreams(t, o, a, "reset")
 				closer, peer := ost, ast
@@ -574,7 +488,7 @@ func TestMuxCloseResets(t *testing.T) {
 				if _, err := closer.Write([]byte("unread")); err != nil {
 					t.Fatal(err)
 				}
-				waitUntil(t, "the peer received the bytes", func() bool { return unreadOf(peer) == len("unread") })
+				testnet.WaitUntil(t, "the peer received the bytes", func() bool { return unreadOf(peer) == len("unread") })
 				if err := tc.close(closer); err != nil {
 					t.Fatalf("close: %v", err)
 				}
@@ -609,7 +523,7 @@ func TestMuxCloseResets(t *testing.T) {
 				if _, err := closer.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 					t.Errorf("Write on the closed stream = %v, want net.ErrClosed", err)
 				}
-				waitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
+				testnet.WaitUntil(t, "both sessions forgot the stream", func() bool { return o.NumStreams() == 1 && a.NumStreams() == 1 })
 				if err := errors.Join(o.Err(), a.Err()); err != nil {
 					t.Fatalf("a RESET ended the session: %v", err)
 				}
@@ -627,7 +541,7 @@ func TestMuxDeadlines(t *testing.T) {
 	}
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			ost, ast := openStreams(t, o, a, "deadlines")
 			ost.SetDeadline(time.Time{})
@@ -657,7 +571,7 @@ func TestMuxDeadlines(t *testing.T) {
 					errc <- err
 				}()
 				ast.SetReadDeadline(time.Now())
-				if err := recvWithin(t, "a waiting Read to see its new deadline", errc); !isTimeout(err) {
+				if err := testnet.RecvWithin(t, "a waiting Read to see its new deadline", errc); !isTimeout(err) {
 					t.Errorf("waiting Read (first deadline %v) = %v, want os.ErrDeadlineExceeded", first, err)
 				}
 			}
@@ -685,7 +599,7 @@ func TestMuxDeadlines(t *testing.T) {
 				errc <- err
 			}()
 			ost.SetDeadline(time.Now())
-			if err := recvWithin(t, "a waiting Write to see its new deadline", errc); !isTimeout(err) {
+			if err := testnet.RecvWithin(t, "a waiting Write to see its new deadline", errc); !isTimeout(err) {
 				t.Errorf("waiting Write = %v, want os.ErrDeadlineExceeded", err)
 			}
 			// Once the reader catches up, writing works again.
@@ -710,7 +624,7 @@ func TestMuxDeadlines(t *testing.T) {
 func TestMuxSessionClose(t *testing.T) {
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			var opened, accepted []*Stream
 			for i := range 3 {
@@ -732,7 +646,7 @@ func TestMuxSessionClose(t *testing.T) {
 			if err := a.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if err := recvWithin(t, "Accept to fail", acceptErr); !errors.Is(err, ErrSessionClosed) {
+			if err := testnet.RecvWithin(t, "Accept to fail", acceptErr); !errors.Is(err, ErrSessionClosed) {
 				t.Errorf("Accept after Close = %v, want ErrSessionClosed", err)
 			}
 			if _, err := a.Accept(); !errors.Is(err, ErrSessionClosed) {
@@ -753,9 +667,9 @@ func TestMuxSessionClose(t *testing.T) {
 			}
 			// The peer sees the connection end: its session ends, and so do
 			// its streams and the Reads waiting on them.
-			recvWithin(t, "the peer session to end", o.Done())
+			testnet.RecvWithin(t, "the peer session to end", o.Done())
 			for range opened {
-				if err := recvWithin(t, "a waiting Read on the peer to fail", readErrs); err == nil {
+				if err := testnet.RecvWithin(t, "a waiting Read on the peer to fail", readErrs); err == nil {
 					t.Error("a Read on the peer's stream succeeded")
 				}
 			}
@@ -781,11 +695,11 @@ func TestMuxSessionClose(t *testing.T) {
 func TestMuxSessionEndIsNotEOF(t *testing.T) {
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			ost, _ := openStreams(t, o, a, "cut")
 			a.Close()
-			recvWithin(t, "the peer session to end", o.Done())
+			testnet.RecvWithin(t, "the peer session to end", o.Done())
 			_, err := ost.Read(make([]byte, 1))
 			if err == nil || errors.Is(err, io.EOF) {
 				t.Errorf("Read on a stream whose session lost its connection = %v, want an error other than io.EOF (session error: %v)", err, o.Err())
@@ -797,23 +711,23 @@ func TestMuxSessionEndIsNotEOF(t *testing.T) {
 // TestMuxStream0: stream 0 exists on both ends from the start, carries
 // bytes both ways, and stays reachable (non-nil) after the session ends.
 func TestMuxStream0(t *testing.T) {
-	checkLeaks(t)
-	o, a := sessionPair(t, tcpPair, SessionConfig{}, SessionConfig{})
+	testnet.CheckLeaks(t)
+	o, a := sessionPair(t, testnet.Pair, SessionConfig{}, SessionConfig{})
 	s0o, s0a := o.Stream0(), a.Stream0()
 	if s0o == nil || s0a == nil || s0o.ID() != 0 || s0a.ID() != 0 {
 		t.Fatal("no stream 0")
 	}
 	s0o.SetDeadline(time.Now().Add(testWait))
 	s0a.SetDeadline(time.Now().Add(testWait))
-	big := randBytes(stream0Window+100, 3) // more than stream 0's window: credit comes back as it is read
+	big := testnet.RandBytes(stream0Window+100, 3) // more than stream 0's window: credit comes back as it is read
 	go s0o.Write(big)
 	got := make([]byte, len(big))
 	if _, err := io.ReadFull(s0a, got); err != nil {
 		t.Fatal(err)
 	}
-	sameBytes(t, "stream 0", got, big)
+	testnet.SameBytes(t, "stream 0", got, big)
 	o.Close()
-	recvWithin(t, "the peer session to end", a.Done())
+	testnet.RecvWithin(t, "the peer session to end", a.Done())
 	if o.Stream0() == nil || a.Stream0() == nil {
 		t.Error("Stream0() is nil once the session ended: ServeSession and NewClient, which call it right after NewSession, would use a nil *Stream if the connection fails at once")
 	}
@@ -822,7 +736,7 @@ func TestMuxStream0(t *testing.T) {
 // TestMuxStreamIDs: the opener's streams have odd ids, in order; the
 // accepting end cannot open; open messages are bounded.
 func TestMuxStreamIDs(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	o, a := sessionPair(t, muxTransports[0].pair, SessionConfig{}, SessionConfig{})
 	for i := range 5 {
 		ost, ast := openStreams(t, o, a, fmt.Sprintf("m%d", i))
@@ -845,7 +759,7 @@ func TestMuxStreamIDs(t *testing.T) {
 func TestMuxMaxStreams(t *testing.T) {
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{MaxStreams: 2})
 			s1, _ := openStreams(t, o, a, "1")
 			_, a2 := openStreams(t, o, a, "2")
@@ -861,7 +775,7 @@ func TestMuxMaxStreams(t *testing.T) {
 				t.Fatalf("Read on a stream over MaxStreams = %v, want a *StreamError with ResetRefused", err)
 			}
 			s1.Close()
-			waitUntil(t, "the acceptor forgot the closed stream", func() bool { return a.NumStreams() == 2 })
+			testnet.WaitUntil(t, "the acceptor forgot the closed stream", func() bool { return a.NumStreams() == 2 })
 			s4, a4 := openStreams(t, o, a, "4")
 			s4.Write([]byte("ok"))
 			b := make([]byte, 2)
@@ -880,7 +794,7 @@ func TestMuxMaxStreams(t *testing.T) {
 func TestMuxPing(t *testing.T) {
 	for _, tr := range muxTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
 			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
@@ -1067,7 +981,7 @@ func TestMuxProtocolErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			s, rp := newRawPeer(t, tc.opener, SessionConfig{}, rawOpts{})
 			if !rp.alive(t, s, 1) {
 				t.Fatalf("session ended before the test began: %v", s.Err())
@@ -1092,7 +1006,7 @@ func TestMuxProtocolErrors(t *testing.T) {
 // reading it returns the whole window as credit, and a FIN then ends the
 // stream.
 func TestMuxWindowExactlyFull(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	s, rp := newRawPeer(t, false, SessionConfig{}, rawOpts{})
 	rp.send(frameOpen, 0, 1, []byte("open"))
 	for range streamWindow / maxFramePayload {
@@ -1135,7 +1049,7 @@ func TestMuxWindowExactlyFull(t *testing.T) {
 // TestMuxRefusalFrames: an OPEN over MaxStreams is answered with a RESET
 // (ResetRefused) and its DATA is dropped without ending the session.
 func TestMuxRefusalFrames(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	s, rp := newRawPeer(t, false, SessionConfig{MaxStreams: 1}, rawOpts{})
 	rp.send(frameOpen, 0, 1, nil)
 	rp.send(frameOpen, 0, 3, nil)
@@ -1156,9 +1070,9 @@ func TestMuxRefusalFrames(t *testing.T) {
 // peer answers, and ends when the peer reads but never answers.
 func TestMuxKeepAlive(t *testing.T) {
 	t.Run("answered", func(t *testing.T) {
-		checkLeaks(t)
+		testnet.CheckLeaks(t)
 		s, rp := newRawPeer(t, false, SessionConfig{PingInterval: 20 * time.Millisecond, PingTimeout: time.Second}, rawOpts{answerPings: true})
-		waitUntil(t, "three keepalive PINGs were answered", func() bool { return rp.acks.Load() >= 3 })
+		testnet.WaitUntil(t, "three keepalive PINGs were answered", func() bool { return rp.acks.Load() >= 3 })
 		select {
 		case <-s.Done():
 			t.Fatalf("session with an answering peer ended: %v", s.Err())
@@ -1166,22 +1080,22 @@ func TestMuxKeepAlive(t *testing.T) {
 		}
 	})
 	t.Run("unanswered", func(t *testing.T) {
-		checkLeaks(t)
+		testnet.CheckLeaks(t)
 		s, rp := newRawPeer(t, true, SessionConfig{PingInterval: 20 * time.Millisecond, PingTimeout: 50 * time.Millisecond}, rawOpts{})
 		rp.expectFrame(t, framePing)
-		recvWithin(t, "the session to give up on a silent peer", s.Done())
+		testnet.RecvWithin(t, "the session to give up on a silent peer", s.Done())
 		if err := s.Err(); err == nil || !strings.Contains(err.Error(), "PING") {
 			t.Errorf("session error = %v, want one about an unanswered PING", err)
 		}
 	})
 	t.Run("pipe pair stays up", func(t *testing.T) {
-		checkLeaks(t)
+		testnet.CheckLeaks(t)
 		cfg := SessionConfig{PingInterval: 10 * time.Millisecond, PingTimeout: 2 * time.Second}
 		o, a := sessionPair(t, muxTransports[0].pair, cfg, cfg)
 		// Each end answers the other's keepalives: both keep receiving
 		// frames, interval after interval, and neither session ends.
 		later := time.Now().Add(10 * cfg.PingInterval).UnixNano()
-		waitUntil(t, "keepalive frames arrived 10 intervals later", func() bool {
+		testnet.WaitUntil(t, "keepalive frames arrived 10 intervals later", func() bool {
 			return o.lastRead.Load() > later && a.lastRead.Load() > later
 		})
 		select {
@@ -1198,7 +1112,7 @@ func TestMuxKeepAlive(t *testing.T) {
 // answering) is also one that stopped answering PINGs. With net.Pipe the
 // PING cannot even be written, as over TCP once the send buffer is full.
 func TestMuxKeepAlivePeerStopsReading(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	s, _ := newRawPeer(t, true, SessionConfig{PingInterval: 20 * time.Millisecond, PingTimeout: 50 * time.Millisecond}, rawOpts{noRead: true})
 	select {
 	case <-s.Done():
@@ -1209,7 +1123,7 @@ func TestMuxKeepAlivePeerStopsReading(t *testing.T) {
 
 // TestMuxPingTimeout: Ping gives up with its context; the session goes on.
 func TestMuxPingTimeout(t *testing.T) {
-	checkLeaks(t)
+	testnet.CheckLeaks(t)
 	s, rp := newRawPeer(t, false, SessionConfig{}, rawOpts{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
@@ -1250,7 +1164,7 @@ func TestMuxWindowAutoTune(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			testnet.CheckLeaks(t)
 			o, a := sessionPair(t, muxTransports[0].pair, SessionConfig{}, SessionConfig{})
 			ost, err := o.OpenWindow([]byte("small window"), SmallWindow)
 			if err != nil {
@@ -1312,12 +1226,12 @@ func TestMuxWindowAutoTune(t *testing.T) {
 			}
 			if !tc.read {
 				full := func() bool { return unreadOf(ost) == SmallWindow && sendWinOf(ast) == 0 }
-				waitUntil(t, "the first window is full", full)
+				testnet.WaitUntil(t, "the first window is full", full)
 				if tc.first {
 					if _, err := io.ReadFull(ost, make([]byte, SmallWindow)); err != nil {
 						t.Fatal(err)
 					}
-					waitUntil(t, "the window is full again", full)
+					testnet.WaitUntil(t, "the window is full again", full)
 				}
 				if w := windowOf(); w != SmallWindow {
 					t.Errorf("the window of a stream nobody reads grew to %d", w)

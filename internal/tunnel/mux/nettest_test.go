@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/nettest"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // TestStreamNetConn runs x/net's net.Conn conformance suite on the two ends
@@ -13,7 +15,7 @@ import (
 // concurrent use, and the bytes arriving whole and in order.
 func TestStreamNetConn(t *testing.T) {
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-		a, b := loopbackPair(t)
+		a, b := testnet.Pair(t)
 		o := NewSession(a, true, SessionConfig{})
 		acc := NewSession(b, false, SessionConfig{})
 		stop = func() {
