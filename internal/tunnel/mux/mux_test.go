@@ -1287,3 +1287,40 @@ func TestMuxWindowAutoTune(t *testing.T) {
 		})
 	}
 }
+
+// TestMuxAbortKeepsReceived: after this end aborts a stream (a RESET to the
+// peer), bytes it had already received are still read, then the error.
+// The relay depends on it: a request-body write that fails aborts the
+// stream while the response that explains why is arriving.
+func TestMuxAbortKeepsReceived(t *testing.T) {
+	for _, tr := range muxTransports {
+		for _, abort := range []struct {
+			name string
+			fn   func(*Stream) error
+		}{
+			{"Abort", (*Stream).Abort},
+			{"CloseWithCode", func(st *Stream) error { return st.CloseWithCode(ResetRefused, "no") }},
+		} {
+			t.Run(tr.name+"/"+abort.name, func(t *testing.T) {
+				testnet.CheckLeaks(t)
+				o, a := sessionPair(t, tr.pair, SessionConfig{}, SessionConfig{})
+				ost, ast := openStreams(t, o, a, "abort")
+				const answer = "HTTP/1.1 413 Request Entity Too Large\r\n\r\n"
+				if _, err := ast.Write([]byte(answer)); err != nil {
+					t.Fatal(err)
+				}
+				testnet.WaitUntil(t, "the answer arrived", func() bool { return unreadOf(ost) == len(answer) })
+				if err := abort.fn(ost); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(ost)
+				if string(got) != answer {
+					t.Fatalf("read after %s: %q (%v), want the %d bytes received before it", abort.name, got, err, len(answer))
+				}
+				if err == nil {
+					t.Fatalf("read after %s ended without an error", abort.name)
+				}
+			})
+		}
+	}
+}
