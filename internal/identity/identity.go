@@ -63,6 +63,9 @@ type Config struct {
 	// CloudName is the cloud's own DNS name: issuers are
 	// https://CLOUDNAME/t/LABEL.
 	CloudName string
+	// Port is the cloud's public port when it is not 443 ("" when it is):
+	// issuers and audiences then carry it, as the cloud's URLs do.
+	Port string
 	// Policy defaults to DefaultPolicy().
 	Policy Policy
 	// CacheFor is how long a tenant's keys are used from memory before the
@@ -114,7 +117,18 @@ func New(cfg Config) (*Service, error) {
 }
 
 // Issuer is the issuer of a tenant's assertions: https://CLOUDNAME/t/LABEL.
-func (s *Service) Issuer(label string) string { return "https://" + s.cfg.CloudName + "/t/" + label }
+func (s *Service) Issuer(label string) string { return s.origin(s.cfg.CloudName) + "/t/" + label }
+
+// Audience is the aud of assertions for app: its external URL's origin,
+// https://HOST.
+func (s *Service) Audience(app App) string { return s.origin(app.ExternalHost) }
+
+func (s *Service) origin(host string) string {
+	if s.cfg.Port != "" && s.cfg.Port != "443" {
+		return "https://" + host + ":" + s.cfg.Port
+	}
+	return "https://" + host
+}
 
 // JWKSURL is where a tenant's keys are published.
 func (s *Service) JWKSURL(label string) string { return s.Issuer(label) + JWKSSuffix }
@@ -122,12 +136,9 @@ func (s *Service) JWKSURL(label string) string { return s.Issuer(label) + JWKSSu
 // App is the application an assertion is for.
 type App struct {
 	// ExternalHost is the application's host name; the audience is
-	// https://HOST.
+	// https://HOST (see Service.Audience).
 	ExternalHost string
 }
-
-// Audience is the aud of assertions for the application.
-func (a App) Audience() string { return "https://" + a.ExternalHost }
 
 // User is whom an assertion speaks of.
 type User struct {
@@ -177,7 +188,7 @@ func (s *Service) Mint(ctx context.Context, tenant store.Tenant, app App, user U
 	}
 	return jwt.Signed(k.signer).Claims(jwt.Claims{
 		Issuer:    s.Issuer(tenant.Label),
-		Audience:  jwt.Audience{app.Audience()},
+		Audience:  jwt.Audience{s.Audience(app)},
 		Subject:   user.ID,
 		IssuedAt:  jwt.NewNumericDate(iat),
 		NotBefore: jwt.NewNumericDate(iat),

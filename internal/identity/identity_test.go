@@ -44,7 +44,7 @@ type fixture struct {
 	fabrikam store.Tenant
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
@@ -73,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 
 // service is another Service on the fixture's store and clock (another
 // cloud instance).
-func (f *fixture) service(t *testing.T) *Service {
+func (f *fixture) service(t testing.TB) *Service {
 	t.Helper()
 	svc, err := New(Config{Store: f.st, CloudName: cloudName, Now: f.clk.Now})
 	if err != nil {
@@ -433,4 +433,79 @@ func TestHandler(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want 404 without internals", path, rec.Code, rec.Body)
 		}
 	}
+}
+
+// TestIssuerAndAudiencePort: a cloud not serving on 443 names its port in
+// issuers and audiences, as its other URLs do.
+func TestIssuerAndAudiencePort(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct{ port, iss, aud string }{
+		{"", "https://" + cloudName + "/t/contoso", "https://wiki.example"},
+		{"443", "https://" + cloudName + "/t/contoso", "https://wiki.example"},
+		{"8443", "https://" + cloudName + ":8443/t/contoso", "https://wiki.example:8443"},
+	} {
+		svc, err := New(Config{Store: f.st, CloudName: cloudName, Port: tc.port, Now: f.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := svc.Mint(t.Context(), f.contoso, App{ExternalHost: "wiki.example"}, User{ID: "u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, _ := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		var c jwt.Claims
+		if err := parsed.UnsafeClaimsWithoutVerification(&c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Issuer != tc.iss || len(c.Audience) != 1 || c.Audience[0] != tc.aud || svc.DiscoveryOf("contoso").JWKSURI != tc.iss+JWKSSuffix {
+			t.Errorf("port %q: iss %s aud %v", tc.port, c.Issuer, c.Audience)
+		}
+	}
+}
+
+// TestClockSetBack: a clock set back before the tenant's first key
+// started still signs, with that key (it is published).
+func TestClockSetBack(t *testing.T) {
+	f := newFixture(t)
+	first, err := f.svc.Mint(t.Context(), f.contoso, App{ExternalHost: "w.example"}, User{ID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(-time.Hour)
+	again, err := f.svc.Mint(t.Context(), f.contoso, App{ExternalHost: "w.example"}, User{ID: "u"})
+	if err != nil || header(t, again)["kid"] != header(t, first)["kid"] {
+		t.Fatalf("minted %v with the clock an hour back: %v", header(t, again)["kid"], err)
+	}
+}
+
+// FuzzHandlerPath: whatever the path, the handler answers 200 only for a
+// known tenant's two documents, never with a private key, and never
+// panics.
+func FuzzHandlerPath(f *testing.F) {
+	for _, p := range []string{"/t/contoso" + JWKSSuffix, "/t/contoso" + DiscoverySuffix, "/t/nope" + JWKSSuffix, "/t//.well-known/jwks.json",
+		"/t/contoso/../fabrikam" + JWKSSuffix, "/t/%63ontoso" + JWKSSuffix, "/t/contoso" + JWKSSuffix + "/", "/t/contoso%2F.well-known" + JWKSSuffix} {
+		f.Add(p)
+	}
+	fx := newFixture(f)
+	f.Fuzz(func(t *testing.T, path string) {
+		req, err := http.NewRequest("GET", "https://"+cloudName+"/", nil)
+		if err != nil {
+			t.Skip()
+		}
+		req.URL.Path, req.URL.RawPath = path, ""
+		rec := httptest.NewRecorder()
+		fx.svc.Handler(func(label string) (store.Tenant, bool) {
+			if label == "contoso" {
+				return fx.contoso, true
+			}
+			return store.Tenant{}, false
+		}, func(w http.ResponseWriter, r *http.Request, err error) { http.Error(w, "not found", 404) }).ServeHTTP(rec, req)
+		ok := path == "/t/contoso"+JWKSSuffix || path == "/t/contoso"+DiscoverySuffix
+		if (rec.Code == 200) != ok {
+			t.Fatalf("GET %q = %d", path, rec.Code)
+		}
+		if strings.Contains(rec.Body.String(), `"d":`) {
+			t.Fatalf("GET %q leaked a private key", path)
+		}
+	})
 }

@@ -105,13 +105,21 @@ func parseKey(sk store.SigningKey) (*key, error) {
 }
 
 // signerAt returns the key that signs at now: of those that may, the one
-// that started last; nil when none may (no key yet).
+// that started last; nil when there is no key. A clock set back before
+// every key's start (a tenant's first key was made moments ago) gets the
+// earliest: every stored key is published, so any verifies.
 func signerAt(keys []*key, now time.Time) *key {
-	var best *key
+	var best, earliest *key
 	for _, k := range keys {
 		if k.maySignAt(now) && (best == nil || k.signFrom.After(best.signFrom)) {
 			best = k
 		}
+		if earliest == nil || k.signFrom.Before(earliest.signFrom) {
+			earliest = k
+		}
+	}
+	if best == nil {
+		return earliest
 	}
 	return best
 }
