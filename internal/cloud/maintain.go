@@ -40,8 +40,10 @@ func (s *Server) maintain(ctx context.Context) {
 			}
 			if time.Since(lastKeys) >= s.cfg.KeyCheckInterval {
 				lastKeys = time.Now()
-				// Failures are events (2943), per tenant; nothing more to do here.
-				s.identity.RotateAll(ctx)
+				// A tenant's failure is also an event (2943).
+				if err := s.identity.RotateAll(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("rotating the tenants' signing keys failed", "error", err.Error())
+				}
 				s.keyPasses.Add(1)
 			}
 		}

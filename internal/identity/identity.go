@@ -82,9 +82,9 @@ type Config struct {
 type Service struct {
 	cfg Config
 
-	mu     sync.Mutex // guards cache; held while a tenant's first key is made
+	mu     sync.Mutex // guards cache
 	cache  map[string]*tenantKeys
-	create sync.Mutex // one first key at a time in this process
+	create sync.Mutex // held while a tenant's first key is made: one at a time in this process
 }
 
 // tenantKeys is a tenant's keys as last read from the store.

@@ -29,8 +29,8 @@ type key struct {
 	signUntil time.Time // zero: no successor yet
 }
 
-// signsAt reports whether k is the key that signs at now (the one with the
-// latest signFrom among those that may, see signerAt).
+// maySignAt reports whether k may sign at now (of those that may, the one
+// that started last does: see signerAt).
 func (k *key) maySignAt(now time.Time) bool {
 	return !now.Before(k.signFrom) && (k.signUntil.IsZero() || now.Before(k.signUntil))
 }
