@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/identity"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
@@ -46,6 +47,11 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/tokens", s.authed(true, s.handleCreateRegistrationToken))
 	mux.HandleFunc("DELETE "+p+"/tokens/{id}", s.authed(true, s.handleRevokeRegistrationToken))
 	mux.HandleFunc("GET "+CRLPath, s.handleCRL)
+	// Each tenant's issuer: its JWKS and discovery document, public.
+	keys := s.identity.Handler(s.tenantByLabel, s.writeError)
+	for _, p := range identity.Patterns {
+		mux.Handle(p, keys)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem.Newf(http.StatusNotFound, "not_found", "see docs/api.md for the routes of the admin API",

@@ -11,14 +11,15 @@ import (
 )
 
 // maintain refreshes the route table periodically, removes connectors
-// inactive for too long, checks the live tunnels, and re-issues the
-// server certificate and re-signs the CRL when due (servercert.go).
+// inactive for too long, checks the live tunnels, re-issues the server
+// certificate and re-signs the CRL when due (servercert.go), and rotates
+// the tenants' signing keys when due (identity.Service.RotateAll).
 func (s *Server) maintain(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RefreshInterval)
 	defer t.Stop()
 	check := time.NewTicker(s.cfg.TunnelCheckInterval)
 	defer check.Stop()
-	var lastSweep time.Time
+	var lastSweep, lastKeys time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -36,6 +37,14 @@ func (s *Server) maintain(ctx context.Context) {
 				if _, err := s.SweepInactive(ctx); err != nil && ctx.Err() == nil {
 					s.log.Warn("removing inactive connectors failed", "error", err.Error())
 				}
+			}
+			if time.Since(lastKeys) >= s.cfg.KeyCheckInterval {
+				lastKeys = time.Now()
+				// A tenant's failure is also an event (2943).
+				if err := s.identity.RotateAll(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("rotating the tenants' signing keys failed", "error", err.Error())
+				}
+				s.keyPasses.Add(1)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -33,6 +34,7 @@ type routeTable struct {
 	byHost  map[string]*edge.App
 	certs   map[string]*tls.Certificate // custom edge certificates by host
 	configs map[string]*tunnel.Config   // by group id
+	labels  map[string]store.Tenant     // tenants by label, for their issuer URLs
 }
 
 // Lookup implements edge.Routes.
@@ -51,7 +53,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}}
+	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{}}
 	groupNames := map[string]string{}
 	for _, ten := range tenants {
 		groups, err := s.store.ListGroups(ctx, ten.ID)
@@ -66,6 +68,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 	domains := map[string]string{}
 	for _, ten := range tenants {
 		domains[ten.ID] = ten.Domain
+		t.labels[ten.Label] = ten
 	}
 	for _, a := range apps {
 		ea := &edge.App{
@@ -114,3 +117,10 @@ func (s *Server) routesNow() *routeTable { return s.routes.Load() }
 
 // Lookup implements edge.Routes on the current table.
 func (s *Server) Lookup(host string) (*edge.App, bool) { return s.routes.Load().Lookup(host) }
+
+// tenantByLabel finds a tenant by its label (the issuer path /t/LABEL)
+// in the current table: no store read for a public request.
+func (s *Server) tenantByLabel(label string) (store.Tenant, bool) {
+	t, ok := s.routes.Load().labels[label]
+	return t, ok
+}

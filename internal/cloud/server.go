@@ -19,6 +19,7 @@ import (
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/identity"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -67,6 +68,11 @@ type Config struct {
 	// another instance or an operator command) closes the tunnel; replaced
 	// by a renewal retires it shortly before it expires. Default 10s.
 	TunnelCheckInterval time.Duration
+	// KeyCheckInterval is how often the maintain loop looks whether the
+	// tenants' signing keys are due for rotation or retirement (judged on
+	// Now): far less than the day a new key is published ahead. Default 1
+	// minute (test-only setting; at least the route refresh interval).
+	KeyCheckInterval time.Duration
 	// MaxTunnelsPerConnector is the most tunnel connections one connector
 	// may hold; beyond it a new one is refused (too_many_tunnels, retried
 	// by the connector). Default 20: a connector's 16 at most, plus room
@@ -132,6 +138,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TunnelCheckInterval <= 0 {
 		c.TunnelCheckInterval = 10 * time.Second
+	}
+	if c.KeyCheckInterval <= 0 {
+		c.KeyCheckInterval = time.Minute
 	}
 	if c.MaxTunnelsPerConnector <= 0 {
 		c.MaxTunnelsPerConnector = 20
@@ -202,6 +211,8 @@ type Server struct {
 	access       *accesslog.Logger                   // nil without --access-log
 	connLimit    atomic.Pointer[sourceLimitListener] // set by Serve
 	tunnelChecks atomic.Int64                        // passes of checkTunnels, for tests
+	identity     *identity.Service                   // tenants' signing keys, assertions, JWKS
+	keyPasses    atomic.Int64                        // passes of the signing keys' rotation, for tests
 }
 
 // New opens the data directory and prepares a server.
@@ -250,6 +261,11 @@ func New(cfg Config) (*Server, error) {
 		s.events.Event(eventlog.StoreKeysWrapped, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, datadir.KEKFile)),
 			"keys", fmt.Sprint(wrapped))
 	}
+	if s.identity, err = identity.New(identity.Config{Store: st, CloudName: settings.Name, Port: s.urlPort(), Events: s.events, Now: cfg.Now}); err != nil {
+		s.events.Close()
+		st.Close()
+		return nil, err
+	}
 	if cfg.AccessLog != "" {
 		if s.access, err = accesslog.Open(accesslog.Options{Path: cfg.AccessLog, Sample: cfg.AccessLogSample,
 			OnError: func(err error) {
@@ -290,6 +306,10 @@ func loadCloudCA(dir string) (*pki.CA, error) {
 
 // Name is the cloud's DNS name.
 func (s *Server) Name() string { return s.settings.Name }
+
+// Identity returns the service that mints the identity assertions sent to
+// backends (the edge's gate will call it) and publishes the tenants' keys.
+func (s *Server) Identity() *identity.Service { return s.identity }
 
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }

@@ -85,10 +85,19 @@ func (s *Server) serverCert() *tls.Certificate { return s.certs.cert.Load() }
 // external URLs are built) or 0 (tests: no port is known before listening).
 func (s *Server) crlURL() string {
 	u := "https://" + s.settings.Name
-	if port := s.publicPort(); port != "" && port != "443" && port != "0" {
+	if port := s.urlPort(); port != "" {
 		u += ":" + port
 	}
 	return u + CRLPath
+}
+
+// urlPort is the port the cloud's URLs carry: --listen's, unless 443 (or
+// 0, a test's).
+func (s *Server) urlPort() string {
+	if port := s.publicPort(); port != "443" && port != "0" {
+		return port
+	}
+	return ""
 }
 
 // startServerCerts loads ServerCertsFile, retires the previous run's

@@ -53,6 +53,9 @@ func newKEK(key []byte) (*kek, error) {
 // (another tenant, another application) does not unwrap there.
 func tenantCAPurpose(tenantID string) string       { return "tenant-ca:" + tenantID }
 func appCertPurpose(tenantID, appID string) string { return "app-cert:" + tenantID + "/" + appID }
+func signingKeyPurpose(tenantID, kid string) string {
+	return "tenant-signing-key:" + tenantID + "/" + kid
+}
 
 // wrap seals a plaintext key for the row named by purpose. An empty key
 // (an application without its own certificate) stays empty.
@@ -171,6 +174,15 @@ func countWrapped(ctx context.Context, st store.Store) (int, error) {
 		if isWrapped(ca.KeyPEM) {
 			n++
 		}
+		keys, err := st.TenantSigningKeys(ctx, t.ID)
+		if err != nil {
+			return 0, err
+		}
+		for _, k := range keys {
+			if isWrapped(k.KeyPEM) {
+				n++
+			}
+		}
 	}
 	apps, err := st.ListAllApps(ctx)
 	if err != nil {
@@ -222,8 +234,8 @@ func wrapPlaintextKeys(ctx context.Context, st store.Store, k *kek) (int, error)
 	return n, nil
 }
 
-// kekStore is the store as the cloud uses it: the tenant CA keys and the
-// applications' edge keys are wrapped on their way in and unwrapped on
+// kekStore is the store as the cloud uses it: the tenant CA keys, the
+// applications' edge keys and the tenants' signing keys are wrapped on their way in and unwrapped on
 // their way out; everything else goes straight through. The store itself
 // stays dumb: it keeps what it is given.
 type kekStore struct {
@@ -298,4 +310,27 @@ func (s *kekStore) unwrapApp(a *store.Application) {
 		return
 	}
 	a.KeyPEM = key
+}
+
+// AddTenantSigningKey wraps the key (signing keys are made by this
+// version, so always wrapped: none waits in plaintext to be migrated).
+func (s *kekStore) AddTenantSigningKey(ctx context.Context, k store.SigningKey, replaces string) error {
+	k.KeyPEM = s.kek.wrap(k.KeyPEM, signingKeyPurpose(k.TenantID, k.KID))
+	return s.Store.AddTenantSigningKey(ctx, k, replaces)
+}
+
+// TenantSigningKeys unwraps the tenant's signing keys. One that does not
+// unwrap is an error: signing with another key, or publishing a set
+// without it, would break the backends that verify.
+func (s *kekStore) TenantSigningKeys(ctx context.Context, tenantID string) ([]store.SigningKey, error) {
+	ks, err := s.Store.TenantSigningKeys(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ks {
+		if ks[i].KeyPEM, err = s.kek.unwrap(ks[i].KeyPEM, signingKeyPurpose(ks[i].TenantID, ks[i].KID)); err != nil {
+			return nil, err
+		}
+	}
+	return ks, nil
 }

@@ -82,6 +82,12 @@ const (
 	// Cloud: keys (2800–2899)
 	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
 
+	// Cloud: identity assertion keys (2940–2949)
+	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
+	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
+	SigningKeyRetired        ID = 2942 // A tenant's retired signing key was removed from its JWKS
+	SigningKeyRotationFailed ID = 2943 // Rotating a tenant's signing keys failed; retried at the next pass
+
 	// Updater (3000–3099)
 	UpdaterStarted            ID = 3000 // The updater started
 	UpdateNothingNewer        ID = 3001 // Update check: no newer release to install
@@ -176,6 +182,11 @@ var Catalog = []Def{
 	{EdgeRequestFailed, LevelWarning, "edge", "A request to an application failed"},
 	// Cloud: keys (2800–2899)
 	{StoreKeysWrapped, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
+	// Cloud: identity assertion keys (2940–2949)
+	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
+	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
+	{SigningKeyRetired, LevelInformation, "identity", "A tenant's retired signing key was removed from its JWKS"},
+	{SigningKeyRotationFailed, LevelWarning, "identity", "Rotating a tenant's signing keys failed; retried at the next pass"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},

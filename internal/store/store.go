@@ -245,6 +245,20 @@ type UpdateHalt struct {
 	HaltedAt    time.Time
 }
 
+// SigningKey is a tenant's key for the identity assertions the cloud signs
+// to backends (ES256, P-256). It is published in the tenant's JWKS from
+// CreatedAt, signs from SignFrom until SignUntil (zero: until a successor
+// is scheduled), and stays published for a while after (the identity
+// package decides how long, and deletes it then).
+type SigningKey struct {
+	TenantID  string
+	KID       string // RFC 7638 JWK thumbprint of the public key
+	KeyPEM    []byte // PKCS#8 private key; secret
+	CreatedAt time.Time
+	SignFrom  time.Time
+	SignUntil time.Time // zero: no successor yet
+}
+
 // Store is the cloud's persistent state. Implementations are safe for
 // concurrent use. Methods taking a tenantID only ever see that tenant's rows.
 type Store interface {
@@ -385,4 +399,18 @@ type Store interface {
 	VerifyDomain(ctx context.Context, tenantID, domain, how string, at time.Time) (Domain, error)
 	// DeleteDomain removes the tenant's claim, or returns ErrNotFound.
 	DeleteDomain(ctx context.Context, tenantID, domain string) error
+
+	// TenantSigningKeys returns the tenant's assertion signing keys, by
+	// SignFrom (then KID); none is an empty list.
+	TenantSigningKeys(ctx context.Context, tenantID string) ([]SigningKey, error)
+	// AddTenantSigningKey stores k, in one transaction with what it
+	// replaces. With replaces "" it is the tenant's first key: a tenant that
+	// has one already is ErrConflict. Otherwise the tenant's key replaces
+	// (ErrNotFound when there is none) must have no SignUntil yet
+	// (ErrConflict: another caller rotated first) and gets k.SignFrom as
+	// its SignUntil. An unknown tenant is ErrNotFound, a KID the tenant
+	// already has ErrConflict.
+	AddTenantSigningKey(ctx context.Context, k SigningKey, replaces string) error
+	// DeleteTenantSigningKey removes the tenant's key, or returns ErrNotFound.
+	DeleteTenantSigningKey(ctx context.Context, tenantID, kid string) error
 }

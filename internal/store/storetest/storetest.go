@@ -3,7 +3,8 @@
 // ErrNotFound contracts, tenant isolation, revocation on connector deletion,
 // token expiry, domain claims (verified by one tenant at most, even by
 // racing callers), registration tokens (never used more often than they
-// allow, even by racing callers), zero and non-UTC times, and concurrent use.
+// allow, even by racing callers), tenant signing keys (rotated once, even by racing
+// callers), zero and non-UTC times, and concurrent use.
 //
 // An implementation's test calls Run with a function opening a new, empty
 // store.
@@ -58,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateHalts", testUpdateHalts},
 		{"Domains", testDomains},
 		{"DomainVerifiedOnce", testDomainVerifiedOnce},
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeyRace", testSigningKeyRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
