@@ -28,6 +28,7 @@ import (
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/identity"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // identityCloud is a cloud serving on loopback (no connector), with the
@@ -287,7 +288,7 @@ func TestIdentityRotationInMaintain(t *testing.T) {
 	pass := func() {
 		t.Helper()
 		n := ic.srv.keyPasses.Load()
-		if !waitUntil(10*time.Second, func() bool { return ic.srv.keyPasses.Load() >= n+2 }) {
+		if !testnet.Eventually(10*time.Second, func() bool { return ic.srv.keyPasses.Load() >= n+2 }) {
 			t.Fatal("the maintain loop did not rotate")
 		}
 	}
