@@ -82,6 +82,14 @@ const (
 	// Cloud: keys (2800–2899)
 	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
 
+	// Cloud: the directory — user groups and assignments (2900–2919)
+	UserGroupCreated       ID = 2900 // A user group was created
+	UserGroupDeleted       ID = 2901 // A user group was deleted, with its memberships and assignments
+	UserGroupMemberAdded   ID = 2902 // A user was added to a user group
+	UserGroupMemberRemoved ID = 2903 // A user was removed from a user group
+	AppAssigned            ID = 2904 // A user or user group was assigned to an application
+	AppUnassigned          ID = 2905 // A user or user group was unassigned from an application
+
 	// Updater (3000–3099)
 	UpdaterStarted            ID = 3000 // The updater started
 	UpdateNothingNewer        ID = 3001 // Update check: no newer release to install
@@ -176,6 +184,13 @@ var Catalog = []Def{
 	{EdgeRequestFailed, LevelWarning, "edge", "A request to an application failed"},
 	// Cloud: keys (2800–2899)
 	{StoreKeysWrapped, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
+	// Cloud: the directory — user groups and assignments (2900–2919)
+	{UserGroupCreated, LevelInformation, "directory", "A user group was created"},
+	{UserGroupDeleted, LevelInformation, "directory", "A user group was deleted, with its memberships and assignments"},
+	{UserGroupMemberAdded, LevelInformation, "directory", "A user was added to a user group"},
+	{UserGroupMemberRemoved, LevelInformation, "directory", "A user was removed from a user group"},
+	{AppAssigned, LevelInformation, "directory", "A user or user group was assigned to an application"},
+	{AppUnassigned, LevelInformation, "directory", "A user or user group was unassigned from an application"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},
