@@ -125,7 +125,7 @@ type UserGroup struct {
 	ID          string    `json:"id"`
 	Name        string    `json:"name"`
 	MemberCount int       `json:"member_count"`
-	Members     []string  `json:"members,omitempty"` // user names, sorted
+	Members     []string  `json:"members,omitzero"` // user names, sorted; nil (absent) in lists, [] when none
 	CreatedAt   time.Time `json:"created_at"`
 }
 
