@@ -19,8 +19,12 @@ func requireGlobalAdmin(p *principal, what string) error {
 	if p.User.Role == store.RoleGlobalAdmin {
 		return nil
 	}
+	article := "a"
+	if p.User.Role == store.RoleAppAdmin {
+		article = "an"
+	}
 	return problem.Newf(http.StatusForbidden, "forbidden", "ask a Global Administrator of "+p.Tenant.Domain,
-		"%s is an %s, and only a Global Administrator manages %s", p.User.Name, roleTitle(p.User.Role), what)
+		"%s is %s %s, and only a Global Administrator manages %s", p.User.Name, article, roleTitle(p.User.Role), what)
 }
 
 func apiUserGroup(g store.UserGroup) api.UserGroup {
