@@ -74,9 +74,22 @@ func TestJSONOutput(t *testing.T) {
 		{name: "admin group create", args: []string{"Branch"}, fields: []string{"id", "name"}},
 		{name: "admin group rename", args: []string{"Branch", "Branch2"}, fields: []string{"id", "name"}},
 		{name: "admin group list", array: true, fields: []string{"id", "name", "connectors", "apps"}},
+		{name: "admin user-group create", args: []string{"Staff"}, fields: []string{"id", "name", "member_count", "created_at"}},
+		{name: "admin user-group add-member", args: []string{"Staff", "ann@contoso.com"}, fields: []string{"id", "name", "member_count", "members"}},
+		{name: "admin user-group list", array: true, fields: []string{"id", "name", "member_count", "created_at"}},
+		{name: "admin user-group show", args: []string{"Staff"}, fields: []string{"id", "name", "member_count", "members"}},
 		{name: "admin app create", args: []string{"erp", "--internal-url", "http://127.0.0.1:9/erp/"}, fields: []string{"id", "name", "group", "external_host", "external_url", "internal_url", "timeout"}},
 		{name: "admin app update", args: []string{"erp", "--timeout", "long"}, fields: []string{"id", "name", "timeout"}},
-		{name: "admin app show", args: []string{"web"}, fields: []string{"id", "name", "group", "external_host", "internal_url"}},
+		{name: "admin app assign", args: []string{"web", "--user-group", "Staff"}, fields: []string{"kind", "name", "created_at", "note"}},
+		{name: "admin app show", args: []string{"web"}, fields: []string{"id", "name", "group", "external_host", "internal_url", "preauth", "assignments", "assignments_note"},
+			then: func(t *testing.T, v any) {
+				m, _ := v.(map[string]any)
+				as, _ := m["assignments"].([]any)
+				if len(as) != 1 {
+					t.Errorf("admin app show --json: assignments = %v, want the one of Staff", m["assignments"])
+				}
+			}},
+		{name: "admin app unassign", args: []string{"web", "--user-group", "Staff"}, fields: []string{"app", "unassigned", "kind"}},
 		{name: "admin app list", array: true, fields: []string{"id", "name", "external_host"}},
 		{name: "admin app diagnose", args: []string{"web"}, fields: []string{"app", "connectors", "recent_errors", "findings"}},
 		{name: "admin request show", args: []string{requestID}, fields: []string{"request_id", "time", "app", "group"}},
@@ -98,6 +111,8 @@ func TestJSONOutput(t *testing.T) {
 		{name: "admin app delete", args: []string{"erp"}, fields: []string{"deleted"}},
 		{name: "admin connector delete", args: []string{st.id}, fields: []string{"deleted"}},
 		{name: "admin group delete", args: []string{"Branch2"}, fields: []string{"deleted"}},
+		{name: "admin user-group remove-member", args: []string{"Staff", "ann@contoso.com"}, fields: []string{"id", "name", "member_count", "members"}},
+		{name: "admin user-group delete", args: []string{"Staff"}, fields: []string{"deleted"}},
 	}
 	// token revoke needs the id token create printed.
 	var tokenID string

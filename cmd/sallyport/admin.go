@@ -15,7 +15,7 @@ import (
 func newAdminCmd() *cobra.Command {
 	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
-	c.AddCommand(newLoginCmd(), newUserCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd())
+	c.AddCommand(newLoginCmd(), newUserCmd(), newUserGroupCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd())
 	return c
 }
 
@@ -221,7 +221,7 @@ func newAppCmd() *cobra.Command {
 		}),
 	}
 	show := &cobra.Command{
-		Use: "show NAME", Short: "Show one application", Args: cobra.ExactArgs(1),
+		Use: "show NAME", Short: "Show one application and its assignments", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
 			return c.ShowApp(cmd.Context(), output(cmd), args[0])
 		}),
@@ -239,6 +239,7 @@ func newAppCmd() *cobra.Command {
 		}),
 	}
 	c.AddCommand(create, update, list, show, del, diagnose)
+	c.AddCommand(newAssignCmds()...)
 	return c
 }
 

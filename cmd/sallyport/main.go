@@ -40,7 +40,7 @@ func describe(err error) string {
 	}
 	msg := err.Error()
 	// cobra's own usage errors
-	for _, prefix := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "invalid argument", "accepts ", "requires ", "flag needs an argument", "bad flag syntax", "if any flags in the group"} {
+	for _, prefix := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "invalid argument", "accepts ", "requires ", "flag needs an argument", "bad flag syntax", "if any flags in the group", "at least one of the flags in the group"} {
 		if strings.HasPrefix(msg, prefix) {
 			return usageSentence(msg)
 		}

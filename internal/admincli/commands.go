@@ -153,13 +153,14 @@ func (c *Client) ListApps(ctx context.Context, o Output) error {
 	})
 }
 
-// ShowApp prints one application.
+// ShowApp prints one application with its assignments.
 func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
-	var a api.App
-	if err := c.Do(ctx, http.MethodGet, "/apps/"+url.PathEscape(name), nil, &a); err != nil {
+	var d api.AppDetail
+	if err := c.Do(ctx, http.MethodGet, "/apps/"+url.PathEscape(name), nil, &d); err != nil {
 		return err
 	}
-	return o.Emit(a, func(tw *tabwriter.Writer) {
+	a := d.App
+	return o.Emit(d, func(tw *tabwriter.Writer) {
 		rows := [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"External URL", a.ExternalURL}, {"Internal URL", a.InternalURL},
 			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
 			{"Session affinity", fmt.Sprint(a.Affinity)}, {"Backend proxy", dash(a.BackendProxy)},
@@ -167,6 +168,19 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+		}
+		if len(d.Assignments) == 0 {
+			fmt.Fprintln(tw, "Assignments:\tnone")
+		}
+		for i, x := range d.Assignments {
+			label := ""
+			if i == 0 {
+				label = fmt.Sprintf("Assignments (%d):", len(d.Assignments))
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", label, assigneeText(x))
+		}
+		if d.AssignmentsNote != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", d.AssignmentsNote)
 		}
 	})
 }

@@ -119,6 +119,51 @@ type UpdateGroupRequest struct {
 	Name string `json:"name"`
 }
 
+// UserGroup is a user group as the API shows it: GET/POST
+// /api/v1/user-groups. Members is set only by GET /user-groups/{name}.
+type UserGroup struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	MemberCount int       `json:"member_count"`
+	Members     []string  `json:"members,omitzero"` // user names, sorted; nil (absent) in lists, [] when none
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// CreateUserGroupRequest is POST /api/v1/user-groups.
+type CreateUserGroupRequest struct {
+	Name string `json:"name"`
+}
+
+// AddMemberRequest is POST /api/v1/user-groups/{name}/members.
+type AddMemberRequest struct {
+	User string `json:"user"`
+}
+
+// Assignment is one user or user group assigned to an application.
+type Assignment struct {
+	Kind      string    `json:"kind"` // "user" or "user-group"
+	Name      string    `json:"name"` // the user's or user group's name
+	CreatedAt time.Time `json:"created_at"`
+	// Note, in the answer to POST /apps/{name}/assignments, says whether
+	// the assignment is enforced yet.
+	Note string `json:"note,omitempty"`
+}
+
+// AssignRequest is POST /api/v1/apps/{name}/assignments: exactly one of
+// User and UserGroup.
+type AssignRequest struct {
+	User      string `json:"user,omitempty"`
+	UserGroup string `json:"user_group,omitempty"`
+}
+
+// AppDetail is GET /api/v1/apps/{name}: the application with its
+// assignments, and AssignmentsNote saying whether they are enforced yet.
+type AppDetail struct {
+	App
+	Assignments     []Assignment `json:"assignments"`
+	AssignmentsNote string       `json:"assignments_note"`
+}
+
 // MoveConnectorRequest is POST /api/v1/connectors/{id}/move.
 type MoveConnectorRequest struct {
 	Group string `json:"group"`

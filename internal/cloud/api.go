@@ -34,6 +34,18 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+p+"/apps/{name}/diagnose", s.authed(false, s.handleDiagnoseApp))
 	mux.HandleFunc("PATCH "+p+"/apps/{name}", s.authed(true, s.handleUpdateApp))
 	mux.HandleFunc("DELETE "+p+"/apps/{name}", s.authed(true, s.handleDeleteApp))
+	mux.HandleFunc("GET "+p+"/apps/{name}/assignments", s.authed(false, s.handleListAssignments))
+	mux.HandleFunc("POST "+p+"/apps/{name}/assignments", s.authed(true, s.handleAssign))
+	mux.HandleFunc("DELETE "+p+"/apps/{name}/assignments/users/{assignee}", s.authed(true, s.handleUnassign(assigneeUser)))
+	mux.HandleFunc("DELETE "+p+"/apps/{name}/assignments/user-groups/{assignee}", s.authed(true, s.handleUnassign(assigneeUserGroup)))
+	// User groups are managed by Global Administrators only: each handler
+	// checks that first, so that its refusal names the role needed.
+	mux.HandleFunc("GET "+p+"/user-groups", s.authed(false, s.handleListUserGroups))
+	mux.HandleFunc("POST "+p+"/user-groups", s.authed(false, s.handleCreateUserGroup))
+	mux.HandleFunc("GET "+p+"/user-groups/{name}", s.authed(false, s.handleGetUserGroup))
+	mux.HandleFunc("DELETE "+p+"/user-groups/{name}", s.authed(false, s.handleDeleteUserGroup))
+	mux.HandleFunc("POST "+p+"/user-groups/{name}/members", s.authed(false, s.handleAddUserGroupMember))
+	mux.HandleFunc("DELETE "+p+"/user-groups/{name}/members/{user}", s.authed(false, s.handleRemoveUserGroupMember))
 	mux.HandleFunc("GET "+p+"/domains", s.authed(false, s.handleListDomains))
 	mux.HandleFunc("POST "+p+"/domains", s.authed(true, s.handleCreateDomain))
 	mux.HandleFunc("POST "+p+"/domains/{domain}/verify", s.authed(true, s.handleVerifyDomain))

@@ -185,12 +185,22 @@ func TestLoginFailures(t *testing.T) {
 func FuzzAPIBodies(f *testing.F) {
 	s := newTestServer(f)
 	tok := login(f, s, "admin@contoso.com", testPassword)
-	for _, seed := range []string{`{"name":"web","internal_url":"http://x/"}`, `{"name":"G1"}`, `{}`, `[]`, `{"name":`, `null`, `{"internal_url":"http://[::1"}`} {
-		f.Add(seed, uint8(0))
-		f.Add(seed, uint8(1))
-		f.Add(seed, uint8(2))
+	// A user group and an application for the directory routes to act on.
+	for _, c := range []struct {
+		path string
+		body any
+	}{{"/user-groups", api.CreateUserGroupRequest{Name: "Staff"}}, {"/apps", api.CreateAppRequest{Name: "wiki", InternalURL: "http://wiki/"}}} {
+		if rec, eb := call(f, s, "POST", c.path, tok, c.body); rec.Code != 201 {
+			f.Fatalf("POST %s: %d %s", c.path, rec.Code, eb.Error.Message)
+		}
 	}
-	paths := []string{"/apps", "/groups", "/connectors/register"}
+	paths := []string{"/apps", "/groups", "/connectors/register", "/user-groups", "/user-groups/Staff/members", "/apps/wiki/assignments"}
+	for _, seed := range []string{`{"name":"web","internal_url":"http://x/"}`, `{"name":"G1"}`, `{}`, `[]`, `{"name":`, `null`, `{"internal_url":"http://[::1"}`,
+		`{"user":"admin@contoso.com"}`, `{"user_group":"Staff"}`, `{"user":"x@fabrikam.com","user_group":"Staff"}`} {
+		for i := range paths {
+			f.Add(seed, uint8(i))
+		}
+	}
 	f.Fuzz(func(t *testing.T, body string, which uint8) {
 		p := paths[int(which)%len(paths)]
 		rec, _ := call(t, s, "POST", p, tok, []byte(body))

@@ -352,7 +352,11 @@ func (s *Server) handleGetApp(w http.ResponseWriter, r *http.Request, p *princip
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.apiApp(a, names[a.GroupID]))
+	as, err := s.apiAssignments(r.Context(), p.Tenant, a)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.AppDetail{App: s.apiApp(a, names[a.GroupID]), Assignments: as, AssignmentsNote: assignmentsNote(a)})
 	return nil
 }
 

@@ -27,9 +27,8 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, p *prin
 }
 
 func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if p.User.Role != store.RoleGlobalAdmin {
-		return problem.Newf(http.StatusForbidden, "forbidden", "ask a Global Administrator of "+p.Tenant.Domain,
-			"%s is an %s, and only a Global Administrator manages users", p.User.Name, roleTitle(p.User.Role))
+	if err := requireGlobalAdmin(p, "users"); err != nil {
+		return err
 	}
 	var in api.CreateUserRequest
 	if err := decodeBody(r, &in); err != nil {

@@ -82,6 +82,13 @@ const (
 	// Cloud: keys (2800–2899)
 	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
 
+	// Cloud: the directory — user groups and assignments (2900–2919)
+	UserGroupCreated       ID = 2900 // A user group was created
+	UserGroupDeleted       ID = 2901 // A user group was deleted, with its memberships and assignments
+	UserGroupMemberAdded   ID = 2902 // A user was added to a user group
+	UserGroupMemberRemoved ID = 2903 // A user was removed from a user group
+	AppAssigned            ID = 2904 // A user or user group was assigned to an application
+	AppUnassigned          ID = 2905 // A user or user group was unassigned from an application
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
@@ -182,6 +189,13 @@ var Catalog = []Def{
 	{EdgeRequestFailed, LevelWarning, "edge", "A request to an application failed"},
 	// Cloud: keys (2800–2899)
 	{StoreKeysWrapped, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
+	// Cloud: the directory — user groups and assignments (2900–2919)
+	{UserGroupCreated, LevelInformation, "directory", "A user group was created"},
+	{UserGroupDeleted, LevelInformation, "directory", "A user group was deleted, with its memberships and assignments"},
+	{UserGroupMemberAdded, LevelInformation, "directory", "A user was added to a user group"},
+	{UserGroupMemberRemoved, LevelInformation, "directory", "A user was removed from a user group"},
+	{AppAssigned, LevelInformation, "directory", "A user or user group was assigned to an application"},
+	{AppUnassigned, LevelInformation, "directory", "A user or user group was unassigned from an application"},
 	// Cloud: identity assertion keys (2940–2949)
 	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},

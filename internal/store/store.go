@@ -1,6 +1,7 @@
 // Package store owns the cloud service's persistent state: tenants, users,
 // API tokens, registration tokens, connector groups, connectors, revocations,
-// applications and the domains tenants claim.
+// applications, the domains tenants claim, and the tenant's directory for
+// pre-authentication (user groups, their members, application assignments).
 //
 // The Store interface is the only way the cloud reaches its data, so that a
 // PostgreSQL backend can be added beside the SQLite one without touching
@@ -191,6 +192,29 @@ type Application struct {
 	UpdatedAt      time.Time
 }
 
+// UserGroup is a group of a tenant's users, named apart from connector
+// groups (its own namespace, the same name rules: unique in the tenant by
+// GroupKey). Members is how many users it holds when it was read; stores
+// ignore it on CreateUserGroup.
+type UserGroup struct {
+	ID        string
+	TenantID  string
+	Name      string
+	Members   int
+	CreatedAt time.Time
+}
+
+// Assignment lets a user, or the members of a user group, reach an
+// application once the application uses pre-authentication. Exactly one of
+// UserID and UserGroupID is set.
+type Assignment struct {
+	TenantID    string
+	AppID       string
+	UserID      string
+	UserGroupID string
+	CreatedAt   time.Time
+}
+
 // Domain is a DNS domain a tenant claims for publishing applications
 // under it. It is pending until verified (VerifiedAt non-zero); a domain is
 // verified by at most one tenant across the cloud, while several tenants
@@ -281,6 +305,44 @@ type Store interface {
 	UserByName(ctx context.Context, name string) (User, error)
 	UserByID(ctx context.Context, tenantID, id string) (User, error)
 	ListUsers(ctx context.Context, tenantID string) ([]User, error)
+	// DeleteUser deletes the user, and with it its API tokens, its
+	// memberships of user groups and its assignments to applications.
+	DeleteUser(ctx context.Context, tenantID, id string) error
+
+	// CreateUserGroup inserts a user group; a name another user group of
+	// the tenant has, by GroupKey, is ErrConflict.
+	CreateUserGroup(ctx context.Context, g UserGroup) error
+	// UserGroupByName finds a user group of the tenant by GroupKey, the
+	// exact spelling first; Members is filled in.
+	UserGroupByName(ctx context.Context, tenantID, name string) (UserGroup, error)
+	// ListUserGroups returns the tenant's user groups by name, with Members.
+	ListUserGroups(ctx context.Context, tenantID string) ([]UserGroup, error)
+	// DeleteUserGroup deletes a user group, its memberships and its
+	// assignments.
+	DeleteUserGroup(ctx context.Context, tenantID, id string) error
+	// AddUserGroupMember makes the user a member of the group: a group or
+	// user not of the tenant is ErrNotFound, a member already is ErrConflict.
+	AddUserGroupMember(ctx context.Context, tenantID, groupID, userID string, at time.Time) error
+	// RemoveUserGroupMember ends a membership; none is ErrNotFound.
+	RemoveUserGroupMember(ctx context.Context, tenantID, groupID, userID string) error
+	// ListUserGroupMembers returns the group's members by name.
+	ListUserGroupMembers(ctx context.Context, tenantID, groupID string) ([]User, error)
+	// UserGroupsOf returns the user groups the user is a member of, by name.
+	UserGroupsOf(ctx context.Context, tenantID, userID string) ([]UserGroup, error)
+
+	// Assign records an assignment: an application, user or user group
+	// not of a.TenantID is ErrNotFound, the same assignment again is
+	// ErrConflict.
+	Assign(ctx context.Context, a Assignment) error
+	// Unassign deletes the assignment of the application to exactly the
+	// user or user group a names (a user's membership of an assigned group
+	// is untouched); none is ErrNotFound.
+	Unassign(ctx context.Context, a Assignment) error
+	// ListAssignments returns the application's assignments, oldest first.
+	ListAssignments(ctx context.Context, tenantID, appID string) ([]Assignment, error)
+	// IsAssigned reports whether the user may reach the application:
+	// assigned directly, or a member of an assigned user group.
+	IsAssigned(ctx context.Context, tenantID, appID, userID string) (bool, error)
 
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
@@ -350,6 +412,7 @@ type Store interface {
 	// DetailedErrors, UpdatedAt) of the
 	// application with a.TenantID and a.ID.
 	UpdateApp(ctx context.Context, a Application) error
+	// DeleteApp deletes the application and its assignments.
 	DeleteApp(ctx context.Context, tenantID, name string) error
 
 	// CreateRelease stores a release; one with the same version, OS and

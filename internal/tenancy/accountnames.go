@@ -13,7 +13,7 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 )
 
-// The rules for the names of users and connector groups, the same for the
+// The rules for the names of users, connector groups and user groups, the same for the
 // CLI, the API and the store (docs/cli.md, "Names").
 const (
 	MaxUserLocalLength = 64  // characters before the @ (RFC 5321's 64)
@@ -79,9 +79,23 @@ func CheckUserName(code, raw, domain string) (string, error) {
 	return name, nil
 }
 
-// CheckGroupName returns a group name in NFC, or refuses it with the rule
-// it breaks. Names are compared by store.GroupKey (case-insensitively).
+// CheckGroupName returns a connector group name in NFC, or refuses it with
+// the rule it breaks. Names are compared by store.GroupKey
+// (case-insensitively).
 func CheckGroupName(raw string) (string, error) {
+	return checkGroupName(raw, "bad_group_name", "group name")
+}
+
+// CheckUserGroupName returns a user group name in NFC, or refuses it with
+// the rule it breaks: the rules of connector group names (user groups are
+// another namespace, compared the same way), refused with their own code.
+func CheckUserGroupName(raw string) (string, error) {
+	return checkGroupName(raw, "bad_user_group_name", "user group name")
+}
+
+// checkGroupName applies the group name rules; code and what name the
+// kind of group in the refusal.
+func checkGroupName(raw, code, what string) (string, error) {
 	name := norm.NFC.String(raw)
 	why := ""
 	switch n := utf8.RuneCountInString(name); {
@@ -102,9 +116,9 @@ func CheckGroupName(raw string) (string, error) {
 		}
 	}
 	if why != "" {
-		return "", problem.Newf(http.StatusBadRequest, "bad_group_name",
+		return "", problem.Newf(http.StatusBadRequest, code,
 			fmt.Sprintf("use 1 to %d letters, digits, spaces (not at either end), '.', '_' or '-'", MaxGroupNameLength),
-			"%q is not a valid group name: %s", Truncate(raw, 80), why)
+			"%q is not a valid %s: %s", Truncate(raw, 80), what, why)
 	}
 	return name, nil
 }

@@ -78,16 +78,26 @@ func TestGroupNameRules(t *testing.T) {
 		{"tab\there", "may hold only letters, digits, spaces", false},
 		{"bad\xff", "not UTF-8", false},
 	} {
-		got, err := CheckGroupName(tt.in)
-		if !tt.ok {
-			p, isP := problem.As(err)
-			if !isP || p.Code != "bad_group_name" || !strings.Contains(p.Message, tt.want) || !strings.Contains(p.Step, "1 to 64") {
-				t.Errorf("CheckGroupName(%q) = %q, %v; want a bad_group_name refusal saying %q", tt.in, got, err, tt.want)
+		// User groups follow the same rules, refused with their own code
+		// and naming their kind.
+		for _, check := range []struct {
+			name, code, what string
+			fn               func(string) (string, error)
+		}{
+			{"CheckGroupName", "bad_group_name", "is not a valid group name", CheckGroupName},
+			{"CheckUserGroupName", "bad_user_group_name", "is not a valid user group name", CheckUserGroupName},
+		} {
+			got, err := check.fn(tt.in)
+			if !tt.ok {
+				p, isP := problem.As(err)
+				if !isP || p.Code != check.code || !strings.Contains(p.Message, tt.want) || !strings.Contains(p.Message, check.what) || !strings.Contains(p.Step, "1 to 64") {
+					t.Errorf("%s(%q) = %q, %v; want a %s refusal saying %q", check.name, tt.in, got, err, check.code, tt.want)
+				}
+				continue
 			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CheckGroupName(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			if err != nil || got != tt.want {
+				t.Errorf("%s(%q) = %q, %v; want %q", check.name, tt.in, got, err, tt.want)
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package tenancy
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sallyport/sallyport/internal/edge"
 )
@@ -43,6 +44,32 @@ func FuzzNameRules(f *testing.F) {
 			if !UnderDomain(d, p) || !strings.Contains(p, ".") {
 				t.Fatalf("parents(%q) gave %q", d, p)
 			}
+		}
+	})
+}
+
+// FuzzGroupNames checks the group name rules on any input: connector
+// group and user group names accept exactly the same names; an accepted
+// name is accepted again unchanged (what the store keeps is what a later
+// command finds); and it is never longer than MaxGroupNameLength runes.
+func FuzzGroupNames(f *testing.F) {
+	for _, s := range []string{"Default", "Zu\u0308rich", " lead", "a/b", "", "bad\xff", "東京", "Branch Office 2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		g, gerr := CheckGroupName(raw)
+		u, uerr := CheckUserGroupName(raw)
+		if (gerr == nil) != (uerr == nil) || g != u {
+			t.Fatalf("%q: connector group rule gives %q, %v; user group rule %q, %v", raw, g, gerr, u, uerr)
+		}
+		if uerr != nil {
+			return
+		}
+		if again, err := CheckUserGroupName(u); err != nil || again != u {
+			t.Fatalf("CheckUserGroupName(%q) = %q, then %q, %v", raw, u, again, err)
+		}
+		if n := utf8.RuneCountInString(u); n == 0 || n > MaxGroupNameLength {
+			t.Fatalf("CheckUserGroupName(%q) accepted %d runes", raw, n)
 		}
 	})
 }

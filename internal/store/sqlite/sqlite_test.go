@@ -363,3 +363,57 @@ func TestGroupNameKeyMigration(t *testing.T) {
 		t.Errorf("CreateGroup of a name taken in another case after the migration: %v, want ErrConflict", err)
 	}
 }
+
+// TestUserGroupsMigration is migration 0012 on a database made before it:
+// users and applications that already exist can be assigned, and
+// deleting them still takes their memberships and assignments.
+func TestUserGroupsMigration(t *testing.T) {
+	path := tempPath(t)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := seedTenant(t, s, "alpha")
+	app := store.Application{ID: "app-1", TenantID: tn.ID, Name: "wiki", GroupID: "group-alpha", ExternalHost: "wiki-alpha.example",
+		InternalURL: "http://wiki/", Timeout: "default", PreAuth: "passthrough", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := s.CreateApp(t.Context(), app); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE app_assignments`, `DROP TABLE user_group_members`, `DROP TABLE user_groups`,
+		`DROP INDEX users_tenant_id`, `DROP INDEX applications_tenant_id`,
+		`DELETE FROM schema_migrations WHERE version = 12`,
+	} {
+		if _, err := s.db.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openT(t, path)
+	if _, ok := migrationRows(t, s2)[12]; !ok {
+		t.Fatal("migration 0012 was not applied")
+	}
+	ctx := t.Context()
+	g := store.UserGroup{ID: "ug-1", TenantID: tn.ID, Name: "Staff", CreatedAt: time.Now()}
+	for _, step := range []error{
+		s2.CreateUserGroup(ctx, g),
+		s2.AddUserGroupMember(ctx, tn.ID, g.ID, "user-alpha", time.Now()),
+		s2.Assign(ctx, store.Assignment{TenantID: tn.ID, AppID: app.ID, UserGroupID: g.ID, CreatedAt: time.Now()}),
+	} {
+		if step != nil {
+			t.Fatalf("after the migration: %v", step)
+		}
+	}
+	if ok, err := s2.IsAssigned(ctx, tn.ID, app.ID, "user-alpha"); err != nil || !ok {
+		t.Fatalf("IsAssigned of a user made before the migration = %v, %v", ok, err)
+	}
+	if err := s2.DeleteUser(ctx, tn.ID, "user-alpha"); err != nil {
+		t.Fatal(err)
+	}
+	if gs, err := s2.ListUserGroups(ctx, tn.ID); err != nil || len(gs) != 1 || gs[0].Members != 0 {
+		t.Errorf("user groups after deleting their member = %+v, %v; want Staff with 0 members", gs, err)
+	}
+}

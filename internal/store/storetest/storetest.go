@@ -2,8 +2,10 @@
 // implementation must pass: round-trips of every field, the ErrConflict and
 // ErrNotFound contracts, tenant isolation, revocation on connector deletion,
 // token expiry, domain claims (verified by one tenant at most, even by
-// racing callers), registration tokens (never used more often than they
-// allow, even by racing callers), tenant signing keys (rotated once, even by racing
+// racing callers), the directory (user groups, memberships, assignments,
+// and their deletion with the users, groups and applications they name),
+// registration tokens (never used more often than they allow, even by
+// racing callers), tenant signing keys (rotated once, even by racing
 // callers), zero and non-UTC times, and concurrent use.
 //
 // An implementation's test calls Run with a function opening a new, empty
@@ -61,6 +63,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DomainVerifiedOnce", testDomainVerifiedOnce},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRace", testSigningKeyRace},
+		{"UserGroups", testUserGroups},
+		{"Memberships", testMemberships},
+		{"Assignments", testAssignments},
+		{"DirectoryCascades", testDirectoryCascades},
+		{"DirectoryTenantIsolation", testDirectoryTenantIsolation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
