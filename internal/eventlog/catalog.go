@@ -89,6 +89,7 @@ const (
 	UserGroupMemberRemoved ID = 2903 // A user was removed from a user group
 	AppAssigned            ID = 2904 // A user or user group was assigned to an application
 	AppUnassigned          ID = 2905 // A user or user group was unassigned from an application
+
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
