@@ -76,6 +76,7 @@ func rules() []rule {
 		rule{pkg: "internal/tenancy", notReach: []string{"internal/cloud", "internal/datadir"},
 			why: "the name, domain and password rules are applied by both the API (cloud) and the offline commands (datadir): they sit below both"},
 		leaf("internal/dnstest", "a test DNS server: it must not pull the product into tests that use it"),
+		leaf("internal/idptest", "a test OpenID provider (Ory Hydra, run as a process): it must not pull the product into tests that use it"),
 		rule{pkg: "internal/store/sqlite", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
 		rule{pkg: "internal/store/storetest", only: []string{"internal/store"}, onlySet: true, why: "the conformance tests run against the interface only"},
 		rule{pkg: "internal/diag", only: []string{"internal/version", "internal/statedir"}, onlySet: true,
@@ -105,7 +106,7 @@ var cmdMustNotImport = []string{
 }
 
 // testOnly are packages for tests: no non-test file imports them.
-var testOnly = []string{"internal/dnstest", "internal/store/storetest"}
+var testOnly = []string{"internal/dnstest", "internal/store/storetest", "internal/idptest"}
 
 // module is the repository as parsed: packages by their path relative to
 // the module root ("internal/cloud", "cmd/sallyport"), with the imports
