@@ -188,8 +188,6 @@ func (p *Provider) run(t testing.TB, bin, appURL string, opts Options) error {
 		"URLS_SELF_ISSUER=" + p.issuer,
 		"URLS_LOGIN=" + appURL + "/login",
 		"URLS_CONSENT=" + appURL + "/consent",
-		"URLS_LOGOUT=" + appURL + "/logout",
-		"URLS_POST_LOGOUT_REDIRECT=" + appURL + "/logged-out",
 		"SECRETS_SYSTEM=idptest-system-secret-0123456789abcdef",
 		"LOG_LEVEL=warn",
 		"LOG_LEAK_SENSITIVE_VALUES=true",
@@ -354,8 +352,7 @@ func (p *Provider) call(ctx context.Context, method, path string, in, out any) e
 	return json.Unmarshal(b, out)
 }
 
-// routes is the login, consent and logout app Hydra sends the browser
-// to: it accepts (or refuses) each request through the admin API and
+// routes is the login and consent app Hydra sends the browser to: it accepts (or refuses) each request through the admin API and
 // redirects where Hydra says.
 func (p *Provider) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -408,16 +405,6 @@ func (p *Provider) routes() http.Handler {
 				"session":                     map[string]any{"id_token": claims},
 			}, &to)
 		p.send(w, r, to, err)
-	})
-	mux.HandleFunc("GET /logout", func(w http.ResponseWriter, r *http.Request) {
-		challenge := url.QueryEscape(r.URL.Query().Get("logout_challenge"))
-		var to redirect
-		err := p.call(r.Context(), http.MethodPut, "/admin/oauth2/auth/requests/logout/accept?logout_challenge="+challenge, nil, &to)
-		p.send(w, r, to, err)
-	})
-	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		io.WriteString(w, "<!doctype html><title>Signed out</title><p>Signed out of the test provider.</p>\n")
 	})
 	return mux
 }
