@@ -78,6 +78,8 @@ func rules() []rule {
 			why: "the name, domain and password rules are applied by both the API (cloud) and the offline commands (datadir): they sit below both"},
 		leaf("internal/dnstest", "a test DNS server: it must not pull the product into tests that use it"),
 		leaf("internal/testnet", "helpers any package's tests use: it must not pull the product into them"),
+		leaf("internal/idptest", "a test OpenID provider (Ory Hydra, run as a process): it must not pull the product into tests that use it"),
+		leaf("internal/browsertest", "a test browser (headless Chromium): it must not pull the product into tests that use it"),
 		rule{pkg: "internal/store/sqlite", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
 		rule{pkg: "internal/store/storetest", only: []string{"internal/store"}, onlySet: true, why: "the conformance tests run against the interface only"},
 		rule{pkg: "internal/problem/problemtest", only: []string{"internal/problem"}, onlySet: true, why: "a check of problems for any package's tests: it must not pull the product into them"},
@@ -110,7 +112,12 @@ var cmdMustNotImport = []string{
 }
 
 // testOnly are packages for tests: no non-test file imports them.
-var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet"}
+var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet", "internal/idptest", "internal/browsertest"}
+
+// browserDriver: the one package whose non-test files may import the
+// browser driver (github.com/chromedp/...): a test harness, so the product
+// never links it.
+const browserDriver = "internal/browsertest"
 
 // module is the repository as parsed: packages by their path relative to
 // the module root ("internal/cloud", "cmd/sallyport"), with the imports
@@ -291,6 +298,20 @@ func TestOnlyH2ImportsHTTP2(t *testing.T) {
 			if ip == "golang.org/x/net/http2" || strings.HasPrefix(ip, "golang.org/x/net/http2/") {
 				t.Errorf("%s imports %s: only %s may (x/net/http2 and its deprecated APIs stay behind one file); call internal/h2 instead",
 					rel, ip, strings.Join(http2Users, ", "))
+			}
+		}
+	}
+}
+
+func TestOnlyBrowsertestImportsChromedp(t *testing.T) {
+	m := load(t)
+	for _, rel := range sortedPkgs(m) {
+		if rel == browserDriver {
+			continue
+		}
+		for _, ip := range m.external[rel] {
+			if strings.HasPrefix(ip, "github.com/chromedp/") {
+				t.Errorf("%s imports %s: only %s may (the browser driver is for tests); drive the browser through it", rel, ip, browserDriver)
 			}
 		}
 	}
