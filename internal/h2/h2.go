@@ -100,7 +100,8 @@ type ClientConfig struct {
 	DisableCompression bool
 	// OnUnusable, if set, is called (from the connection's goroutines)
 	// once the connection can take no new request: the server sent
-	// GOAWAY, or the connection ended.
+	// GOAWAY, or the connection ended. x/net calls it just before it
+	// records a GOAWAY, so Closing may still be false for a moment.
 	OnUnusable func()
 }
 

@@ -215,9 +215,9 @@ func TestShutdownSendsGoAway(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("OnUnusable was not called after the server's shutdown")
 	}
-	if !cc.Closing() {
-		t.Error("Closing is false after GOAWAY")
-	}
+	// x/net tells the pool (OnUnusable) just before it records the
+	// GOAWAY, so Closing follows a moment later.
+	testnet.WaitUntil(t, "Closing after GOAWAY", cc.Closing)
 	if err := get(t, cc, nil); !NotSent(err) {
 		t.Errorf("request after GOAWAY: %v, want a not-sent error", err)
 	}
