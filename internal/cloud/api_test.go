@@ -61,6 +61,20 @@ func call(t testing.TB, s *Server, method, path, token string, body any) (*httpt
 	return rec, eb
 }
 
+// getJSON reads GET path as tok: a 200 with a T.
+func getJSON[T any](t testing.TB, s *Server, tok, path string) T {
+	t.Helper()
+	rec, eb := call(t, s, "GET", path, tok, nil)
+	if rec.Code != 200 {
+		t.Fatalf("GET %s: %d %s", path, rec.Code, eb.Error.Message)
+	}
+	var v T
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return v
+}
+
 func login(t testing.TB, s *Server, user, pw string) string {
 	t.Helper()
 	rec, eb := call(t, s, "POST", "/login", "", api.LoginRequest{User: user, Password: pw})
