@@ -189,7 +189,7 @@ func (p *Provider) run(t testing.TB, bin, appURL string, opts Options) error {
 			"SERVE_PUBLIC_TLS_CERT_BASE64="+base64.StdEncoding.EncodeToString(opts.CertPEM),
 			"SERVE_PUBLIC_TLS_KEY_BASE64="+base64.StdEncoding.EncodeToString(opts.KeyPEM))
 	}
-	var out lockedBuffer
+	var out testnet.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -465,25 +465,6 @@ func freePort(t testing.TB) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
-}
-
-// lockedBuffer is hydra's output, written by os/exec's copying goroutine
-// and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // newJar is a cookie jar for one flow.
