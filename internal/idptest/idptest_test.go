@@ -33,16 +33,7 @@ func TestCodeFlow(t *testing.T) {
 	const redirectURI = "http://127.0.0.1:1/callback" // never fetched: Authorize stops at it
 	cl := idp.CreateClient(t, redirectURI)
 
-	tr := &http.Transport{Proxy: nil}
-	t.Cleanup(tr.CloseIdleConnections)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ctx = oidc.ClientContext(ctx, &http.Client{Transport: tr})
-
-	provider, err := oidc.NewProvider(ctx, idp.Issuer())
-	if err != nil {
-		t.Fatalf("discovery at %s: %v", idp.Issuer(), err)
-	}
+	ctx, provider := discover(t, idp, nil)
 	conf := oauth2.Config{
 		ClientID: cl.ID, ClientSecret: cl.Secret, RedirectURL: redirectURI,
 		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile", "groups"},
@@ -195,22 +186,14 @@ func TestTLSIssuer(t *testing.T) {
 	const redirectURI = "https://127.0.0.1:1/callback"
 	cl := idp.CreateClient(t, redirectURI)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	stranger := &http.Transport{Proxy: nil}
 	t.Cleanup(stranger.CloseIdleConnections)
-	if _, err := oidc.NewProvider(oidc.ClientContext(ctx, &http.Client{Transport: stranger}), idp.Issuer()); err == nil ||
+	if _, err := oidc.NewProvider(oidc.ClientContext(t.Context(), &http.Client{Transport: stranger}), idp.Issuer()); err == nil ||
 		!strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("discovery without the CA: %v, want a certificate error", err)
 	}
 
-	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: roots}}
-	t.Cleanup(tr.CloseIdleConnections)
-	ctx = oidc.ClientContext(ctx, &http.Client{Transport: tr})
-	provider, err := oidc.NewProvider(ctx, idp.Issuer())
-	if err != nil {
-		t.Fatalf("discovery with the CA: %v", err)
-	}
+	ctx, provider := discover(t, idp, roots)
 	conf := oauth2.Config{ClientID: cl.ID, ClientSecret: cl.Secret, RedirectURL: redirectURI,
 		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email"}}
 	state, verifier, nonce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
@@ -236,4 +219,24 @@ func TestTLSIssuer(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil || idt.Subject != "u-7" || idt.Nonce != nonce || !slices.Equal(claims.Groups, []string{"ops"}) {
 		t.Fatalf("ID token: sub %q nonce %q groups %v (%v)", idt.Subject, idt.Nonce, claims.Groups, err)
 	}
+}
+
+// discover is a relying party's view of idp: a context (cancelled at
+// cleanup, 60 s at most) whose HTTP client trusts roots (nil: the
+// system's), and the provider found through discovery with it.
+func discover(t *testing.T, idp *idptest.Provider, roots *x509.CertPool) (context.Context, *oidc.Provider) {
+	t.Helper()
+	tr := &http.Transport{Proxy: nil}
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	ctx = oidc.ClientContext(ctx, &http.Client{Transport: tr})
+	provider, err := oidc.NewProvider(ctx, idp.Issuer())
+	if err != nil {
+		t.Fatalf("discovery at %s: %v", idp.Issuer(), err)
+	}
+	return ctx, provider
 }
