@@ -331,29 +331,27 @@ func TestIdentityDocBackend(t *testing.T) {
 // header decodes a JWT's protected header.
 func header(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	var h map[string]any
-	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
-	if err == nil {
-		err = json.Unmarshal(raw, &h)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return jwtPart(t, tok, 0)
 }
 
 // claimsOf decodes a JWT's claims without verifying them.
 func claimsOf(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	var c map[string]any
-	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	return jwtPart(t, tok, 1)
+}
+
+// jwtPart decodes part i of a JWT (0 the header, 1 the claims).
+func jwtPart(t *testing.T, tok string, i int) map[string]any {
+	t.Helper()
+	var v map[string]any
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[i])
 	if err == nil {
-		err = json.Unmarshal(raw, &c)
+		err = json.Unmarshal(raw, &v)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return v
 }
 
 // signWith signs claims with a PEM key under kid, as a forger holding
