@@ -441,6 +441,20 @@ func (c *cloud) login(t *testing.T, r *runner, user, password string) result {
 	return r.ok(t, password+"\n", "admin", "login", "--cloud", c.url, "--user", user, "--password-stdin", "--ca-file", c.caFile)
 }
 
+// addFabrikam adds the tenant fabrikam.com (offline, as the cloud's
+// operator) with its Global Administrator admin@fabrikam.com, and returns
+// a runner signed in as that administrator.
+func (c *cloud) addFabrikam(t *testing.T) *runner {
+	t.Helper()
+	const fabAdmin, fabPW = "admin@fabrikam.com", "fabrikam-admin-password"
+	pwFile := filepath.Join(t.TempDir(), "fabrikam-password")
+	writeFile(t, pwFile, fabPW+"\n", 0o600)
+	c.admin.ok(t, "", "cloud", "tenant", "add", "--data-dir", c.dataDir, "--tenant", "fabrikam.com", "--admin", fabAdmin, "--admin-password-file", pwFile)
+	fab := newRunner(t, "fabrikam-admin")
+	c.login(t, fab, fabAdmin, fabPW)
+	return fab
+}
+
 // client is an HTTPS client to the edge (or the admin API) for host: it
 // dials the cloud's port whatever the URL's host, trusts only the cloud
 // CA, sends host as the TLS server name, and speaks only proto ("h1" or
