@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,26 @@ func call(t testing.TB, s *Server, method, path, token string, body any) (*httpt
 		json.Unmarshal(rec.Body.Bytes(), &eb)
 	}
 	return rec, eb
+}
+
+// serveLive serves s on its listener until the test's cleanup, which
+// stops it and checks that Serve ended cleanly; it returns the listener.
+func serveLive(t *testing.T, s *Server) net.Listener {
+	t.Helper()
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	return ln
 }
 
 // getJSON reads GET path as tok: a 200 with a T.

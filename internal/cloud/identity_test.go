@@ -61,19 +61,7 @@ func startIdentityCloud(t *testing.T) *identityCloud {
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(sctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-served; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	})
+	ln := serveLive(t, s)
 	roots := x509.NewCertPool()
 	roots.AddCert(cloudCA(t, dir))
 	tr := &http.Transport{
