@@ -95,12 +95,7 @@ func TestUserGroupsAndAssignments(t *testing.T) {
 	})
 
 	t.Run("another tenant", func(t *testing.T) {
-		const fabAdmin, fabPW = "admin@fabrikam.com", "fabrikam-admin-password"
-		pwFile := filepath.Join(t.TempDir(), "fabrikam-password")
-		writeFile(t, pwFile, fabPW+"\n", 0o600)
-		admin.ok(t, "", "cloud", "tenant", "add", "--data-dir", c.dataDir, "--tenant", "fabrikam.com", "--admin", fabAdmin, "--admin-password-file", pwFile)
-		fab := newRunner(t, "fabrikam-admin")
-		c.login(t, fab, fabAdmin, fabPW)
+		fab := c.addFabrikam(t)
 
 		fab.refused(t, "", []string{"admin", "user-group", "show", "Finance"}, "There is no user group 'Finance' in fabrikam.com")
 		fab.refused(t, "", []string{"admin", "user-group", "delete", "Finance"}, "There is no user group 'Finance' in fabrikam.com")

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // binary is the sallyport binary TestMain builds.
@@ -205,38 +207,20 @@ func checkRefusal(t *testing.T, res result, want ...string) {
 // ---------------------------------------------------------------------------
 // Long-running processes
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a long-running sallyport process (cloud serve, connector run,
 // demo), stopped (SIGTERM, then SIGKILL) and waited for at cleanup.
 type proc struct {
 	t    *testing.T
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer // standard output and standard error
+	out  *testnet.Buffer // standard output and standard error
 	done chan struct{}
 }
 
 // start starts a long-running command.
 func (r *runner) start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, name: name, out: &testnet.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = r.env()
 	p.cmd.Dir = r.dir
@@ -455,6 +439,20 @@ func freePort(t *testing.T) string {
 func (c *cloud) login(t *testing.T, r *runner, user, password string) result {
 	t.Helper()
 	return r.ok(t, password+"\n", "admin", "login", "--cloud", c.url, "--user", user, "--password-stdin", "--ca-file", c.caFile)
+}
+
+// addFabrikam adds the tenant fabrikam.com (offline, as the cloud's
+// operator) with its Global Administrator admin@fabrikam.com, and returns
+// a runner signed in as that administrator.
+func (c *cloud) addFabrikam(t *testing.T) *runner {
+	t.Helper()
+	const fabAdmin, fabPW = "admin@fabrikam.com", "fabrikam-admin-password"
+	pwFile := filepath.Join(t.TempDir(), "fabrikam-password")
+	writeFile(t, pwFile, fabPW+"\n", 0o600)
+	c.admin.ok(t, "", "cloud", "tenant", "add", "--data-dir", c.dataDir, "--tenant", "fabrikam.com", "--admin", fabAdmin, "--admin-password-file", pwFile)
+	fab := newRunner(t, "fabrikam-admin")
+	c.login(t, fab, fabAdmin, fabPW)
+	return fab
 }
 
 // client is an HTTPS client to the edge (or the admin API) for host: it

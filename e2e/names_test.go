@@ -19,12 +19,7 @@ func TestHostNamesAreOwned(t *testing.T) {
 	c := startCloud(t, "--dns-resolver", z.Addr())
 	admin := c.admin
 
-	const fabAdmin, fabPW = "admin@fabrikam.com", "fabrikam-admin-password"
-	pwFile := filepath.Join(t.TempDir(), "fabrikam-password")
-	writeFile(t, pwFile, fabPW+"\n", 0o600)
-	admin.ok(t, "", "cloud", "tenant", "add", "--data-dir", c.dataDir, "--tenant", "fabrikam.com", "--admin", fabAdmin, "--admin-password-file", pwFile)
-	fab := newRunner(t, "fabrikam-admin")
-	c.login(t, fab, fabAdmin, fabPW)
+	fab := c.addFabrikam(t)
 
 	t.Run("contoso cannot publish others' names", func(t *testing.T) {
 		for _, tc := range []struct{ host, want string }{

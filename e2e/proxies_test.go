@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // Connectors behind a real proxy server (tinyproxy, installed by
@@ -57,7 +59,7 @@ func startTinyproxy(t *testing.T, r *runner, extra ...string) *tinyproxy {
 func (tp *tinyproxy) start() {
 	tp.t.Helper()
 	cmd := exec.Command("tinyproxy", "-d", "-c", tp.conf)
-	var out syncBuffer
+	var out testnet.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		tp.t.Fatal(err)

@@ -131,12 +131,7 @@ func TestPublicErrorPages(t *testing.T) {
 	}
 
 	t.Run("another tenant cannot read the story", func(t *testing.T) {
-		const fabAdmin, fabPW = "admin@fabrikam.com", "fabrikam-admin-password"
-		pwFile := filepath.Join(t.TempDir(), "fabrikam-password")
-		writeFile(t, pwFile, fabPW+"\n", 0o600)
-		c.admin.ok(t, "", "cloud", "tenant", "add", "--data-dir", c.dataDir, "--tenant", "fabrikam.com", "--admin", fabAdmin, "--admin-password-file", pwFile)
-		fab := newRunner(t, "fabrikam-admin")
-		c.login(t, fab, fabAdmin, fabPW)
+		fab := c.addFabrikam(t)
 		resp, _ := fetchPage(t, c, refused.ExternalHost, "h2", "*/*")
 		rid := resp.Header.Get("Sallyport-Request-Id")
 		fab.refused(t, "", []string{"admin", "request", "show", rid}, "knows no failed request "+rid+" of fabrikam.com")

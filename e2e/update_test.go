@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // Updates end to end: connectors run from their own copy of the binary
@@ -70,12 +72,12 @@ type supervised struct {
 	st  connectorState
 	bin string // the installed binary the updater replaces
 	sup *exec.Cmd
-	out *syncBuffer
+	out *testnet.Buffer
 }
 
 func startSupervised(t *testing.T, r *runner, st connectorState, bin string) *supervised {
 	t.Helper()
-	s := &supervised{st: st, bin: bin, out: &syncBuffer{}}
+	s := &supervised{st: st, bin: bin, out: &testnet.Buffer{}}
 	s.sup = exec.Command("bash", "-c", `while :; do "$0" connector run --dir "$1" --metrics-listen '' --drain-timeout 10s; sleep 0.2; done`, bin, st.dir)
 	s.sup.Env, s.sup.Dir = r.env(), r.dir
 	s.sup.Stdout, s.sup.Stderr = s.out, s.out

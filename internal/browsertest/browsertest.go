@@ -24,8 +24,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +31,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // EnvBinary names the Chromium binary to run.
@@ -43,22 +43,11 @@ const EnvBinary = "SALLYPORT_CHROMIUM"
 // fails under CI=true (.ci/run installs chromium).
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv(EnvBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s=%s: %v", EnvBinary, p, err)
-		}
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed; .ci/run installs it (apt-get install chromium)")
-	}
-	t.Skipf("chromium is not installed (apt-get install chromium, or set %s), so the browser test is skipped", EnvBinary)
-	return ""
+	return testnet.Tool{
+		Env: EnvBinary, Names: []string{"chromium", "chromium-browser"},
+		CI:   "chromium is not installed; .ci/run installs it (apt-get install chromium)",
+		Skip: fmt.Sprintf("chromium is not installed (apt-get install chromium, or set %s), so the browser test is skipped", EnvBinary),
+	}.Path(t)
 }
 
 // Options change how Start runs the browser. The zero value is fine.

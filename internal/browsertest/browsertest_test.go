@@ -1,29 +1,23 @@
 package browsertest_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"html"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"go.uber.org/goleak"
 
 	"github.com/sallyport/sallyport/internal/browsertest"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,9 +31,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // A server whose certificate the browser was not told to trust does not
 // load.
 func TestFormAndCookies(t *testing.T) {
-	ca, caKey := newCA(t)
+	ca := testnet.NewCA(t)
 	srv := httptest.NewUnstartedServer(pages())
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf(t, ca, caKey)}}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Cert(t, "127.0.0.1")}}
 	srv.StartTLS()
 	defer srv.Close()
 	stranger := httptest.NewUnstartedServer(pages())      // httptest's own certificate
@@ -47,7 +41,7 @@ func TestFormAndCookies(t *testing.T) {
 	stranger.StartTLS()
 	defer stranger.Close()
 
-	b := browsertest.Start(t, browsertest.Options{Trust: []*x509.Certificate{ca}})
+	b := browsertest.Start(t, browsertest.Options{Trust: []*x509.Certificate{ca.Root}})
 	b.Navigate(srv.URL + "/")
 	b.WaitText("Who are you?")
 	b.Fill(`button[type="submit"]`, map[string]string{"name": "Ada <Lovelace>"})
@@ -117,45 +111,4 @@ func names(cs []*browsertest.Cookie) []string {
 		n = append(n, c.Name)
 	}
 	return n
-}
-
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "browsertest CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca, key
-}
-
-func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.Raw}, PrivateKey: key}
 }

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -141,6 +142,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeBody reads a JSON body of at most api.MaxBody bytes with no unknown fields.
+// lookup finds a record of tenant t by key (a name or an id) with find;
+// a record that is not there is a 404 problem with code and step, "There
+// is no " what " in DOMAIN", what holding the key (cut to 80 runes) as %s.
+func lookup[T any](ctx context.Context, t store.Tenant, key string, find func(ctx context.Context, tenantID, key string) (T, error), code, step, what string) (T, error) {
+	v, err := find(ctx, t.ID, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, problem.Newf(http.StatusNotFound, code, step, "There is no "+what+" in %s", tenancy.Truncate(key, 80), t.Domain)
+	}
+	return v, err
+}
+
 func decodeBody(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return problem.New(http.StatusUnsupportedMediaType, "bad_request", "send it with Content-Type: application/json", "The request body is not JSON")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,40 @@ func call(t testing.TB, s *Server, method, path, token string, body any) (*httpt
 		json.Unmarshal(rec.Body.Bytes(), &eb)
 	}
 	return rec, eb
+}
+
+// serveLive serves s on its listener until the test's cleanup, which
+// stops it and checks that Serve ended cleanly; it returns the listener.
+func serveLive(t *testing.T, s *Server) net.Listener {
+	t.Helper()
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	return ln
+}
+
+// getJSON reads GET path as tok: a 200 with a T.
+func getJSON[T any](t testing.TB, s *Server, tok, path string) T {
+	t.Helper()
+	rec, eb := call(t, s, "GET", path, tok, nil)
+	if rec.Code != 200 {
+		t.Fatalf("GET %s: %d %s", path, rec.Code, eb.Error.Message)
+	}
+	var v T
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return v
 }
 
 func login(t testing.TB, s *Server, user, pw string) string {

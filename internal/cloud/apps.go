@@ -318,12 +318,7 @@ func (s *Server) publicPort() string {
 }
 
 func (s *Server) appByName(ctx context.Context, t store.Tenant, name string) (store.Application, error) {
-	a, err := s.store.AppByName(ctx, t.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return a, problem.Newf(http.StatusNotFound, "no_app", "list the applications with 'sallyport admin app list'",
-			"There is no application '%s' in %s", tenancy.Truncate(name, 80), t.Domain)
-	}
-	return a, err
+	return lookup(ctx, t, name, s.store.AppByName, "no_app", "list the applications with 'sallyport admin app list'", "application '%s'")
 }
 
 func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -11,13 +11,7 @@ import (
 // getAppDetail reads GET /apps/{name} as tok.
 func getAppDetail(t *testing.T, s *Server, tok, name string) api.AppDetail {
 	t.Helper()
-	rec, eb := call(t, s, "GET", "/apps/"+name, tok, nil)
-	if rec.Code != 200 {
-		t.Fatalf("GET /apps/%s: %d %s", name, rec.Code, eb.Error.Message)
-	}
-	var d api.AppDetail
-	json.Unmarshal(rec.Body.Bytes(), &d)
-	return d
+	return getJSON[api.AppDetail](t, s, tok, "/apps/"+name)
 }
 
 // assignmentsText is an application's assignments as "kind:name" words.

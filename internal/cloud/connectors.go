@@ -2,13 +2,11 @@ package cloud
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/eventlog"
-	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
@@ -53,12 +51,7 @@ func (s *Server) apiConnector(c store.Connector, groups map[string]string) api.C
 }
 
 func (s *Server) connectorByID(ctx context.Context, t store.Tenant, id string) (store.Connector, error) {
-	c, err := s.store.ConnectorByID(ctx, t.ID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return c, problem.Newf(http.StatusNotFound, "no_connector_id", "list the connectors with 'sallyport admin connector list'",
-			"There is no connector %s in %s", tenancy.Truncate(id, 80), t.Domain)
-	}
-	return c, err
+	return lookup(ctx, t, id, s.store.ConnectorByID, "no_connector_id", "list the connectors with 'sallyport admin connector list'", "connector %s")
 }
 
 func (s *Server) handleGetConnector(w http.ResponseWriter, r *http.Request, p *principal) error {

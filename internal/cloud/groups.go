@@ -190,12 +190,8 @@ func (s *Server) groupByName(ctx context.Context, t store.Tenant, name string) (
 	if name == "" {
 		name = tenancy.DefaultGroup
 	}
-	g, err := s.store.GroupByName(ctx, t.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return g, problem.Newf(http.StatusNotFound, "no_group", "list the groups with 'sallyport admin group list', or create it with 'sallyport admin group create'",
-			"There is no connector group '%s' in %s", tenancy.Truncate(name, 80), t.Domain)
-	}
-	return g, err
+	return lookup(ctx, t, name, s.store.GroupByName, "no_group", "list the groups with 'sallyport admin group list', or create it with 'sallyport admin group create'",
+		"connector group '%s'")
 }
 
 func (s *Server) groupNames(ctx context.Context, tenantID string) (map[string]string, error) {

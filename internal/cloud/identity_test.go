@@ -1,7 +1,6 @@
 package cloud
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -62,19 +61,7 @@ func startIdentityCloud(t *testing.T) *identityCloud {
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(sctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-served; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	})
+	ln := serveLive(t, s)
 	roots := x509.NewCertPool()
 	roots.AddCert(cloudCA(t, dir))
 	tr := &http.Transport{
@@ -246,29 +233,15 @@ func TestIdentityKeysWrapped(t *testing.T) {
 	if len(stored) != 2 {
 		t.Fatalf("signing keys of %d tenants in the database, want 2", len(stored))
 	}
-	var secrets [][]byte
+	secrets := map[string][]byte{}
 	for _, ten := range []store.Tenant{ic.contoso, ic.fabrikam} {
 		keys, err := ic.srv.store.TenantSigningKeys(ctx, ten.ID)
 		if err != nil || len(keys) != 1 {
 			t.Fatalf("keys of %s: %v %v", ten.Domain, keys, err)
 		}
-		secrets = append(secrets, keyDER(t, keys[0].KeyPEM))
+		secrets["signing key of "+ten.Domain] = keyDER(t, keys[0].KeyPEM)
 	}
-	files, _ := filepath.Glob(filepath.Join(ic.dir, datadir.StoreFile+"*"))
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(raw, []byte("PRIVATE KEY")) {
-			t.Errorf("%s holds a PEM private key", filepath.Base(f))
-		}
-		for i, der := range secrets {
-			if bytes.Contains(raw, der) {
-				t.Errorf("%s holds signing key %d in DER", filepath.Base(f), i)
-			}
-		}
-	}
+	noKeysInStore(t, ic.dir, secrets)
 	if _, err := db.Exec(`UPDATE tenant_signing_keys SET key_pem = ? WHERE tenant_id = ?`, stored[ic.contoso.ID], ic.fabrikam.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -346,29 +319,27 @@ func TestIdentityDocBackend(t *testing.T) {
 // header decodes a JWT's protected header.
 func header(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	var h map[string]any
-	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
-	if err == nil {
-		err = json.Unmarshal(raw, &h)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return jwtPart(t, tok, 0)
 }
 
 // claimsOf decodes a JWT's claims without verifying them.
 func claimsOf(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	var c map[string]any
-	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	return jwtPart(t, tok, 1)
+}
+
+// jwtPart decodes part i of a JWT (0 the header, 1 the claims).
+func jwtPart(t *testing.T, tok string, i int) map[string]any {
+	t.Helper()
+	var v map[string]any
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[i])
 	if err == nil {
-		err = json.Unmarshal(raw, &c)
+		err = json.Unmarshal(raw, &v)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return v
 }
 
 // signWith signs claims with a PEM key under kid, as a forger holding

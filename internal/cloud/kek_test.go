@@ -141,24 +141,7 @@ func TestStoreKeysWrapped(t *testing.T) {
 			t.Errorf("%s is stored as %.40q, not wrapped", k, v)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(lc.dir, datadir.StoreFile+"*")) // the database, its WAL and shared memory
-	if len(files) == 0 {
-		t.Fatal("no database file")
-	}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(raw, []byte("PRIVATE KEY")) {
-			t.Errorf("%s holds a PEM private key", filepath.Base(f))
-		}
-		for what, der := range secrets {
-			if bytes.Contains(raw, der) {
-				t.Errorf("%s holds the %s in DER", filepath.Base(f), what)
-			}
-		}
-	}
+	noKeysInStore(t, lc.dir, secrets)
 
 	// The edge still presents the application's own certificate.
 	conn, err := tls.Dial("tcp", lc.addr, &tls.Config{ServerName: host, InsecureSkipVerify: true}) // #nosec: the test compares the certificate
@@ -268,3 +251,27 @@ func TestKEKOldDataDir(t *testing.T) {
 // wrappedPrefix marks a wrapped key in the store (datadir's format,
 // checked from outside).
 const wrappedPrefix = "sallyport-kek-v1:"
+
+// noKeysInStore: no file of the store in dir (the database, its WAL and
+// shared memory) holds a PEM private key, or any of secrets (what → DER).
+func noKeysInStore(t *testing.T, dir string, secrets map[string][]byte) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, datadir.StoreFile+"*"))
+	if len(files) == 0 {
+		t.Fatal("no database file")
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte("PRIVATE KEY")) {
+			t.Errorf("%s holds a PEM private key", filepath.Base(f))
+		}
+		for what, der := range secrets {
+			if bytes.Contains(raw, der) {
+				t.Errorf("%s holds the %s in DER", filepath.Base(f), what)
+			}
+		}
+	}
+}

@@ -29,20 +29,8 @@ func TestTLSProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	ln, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(sctx, ln) }()
-	defer func() {
-		stop()
-		if err := <-served; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	}()
+	t.Cleanup(func() { s.Close() })
+	ln := serveLive(t, s)
 
 	// Any client certificate passes the handshake of a connector's
 	// configuration (it is checked after it).

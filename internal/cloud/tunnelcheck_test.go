@@ -44,19 +44,7 @@ func startLiveCloud(t *testing.T, cfg Config, connections, want int) *liveCloud 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	ln, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stopCloud := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(sctx, ln) }()
-	t.Cleanup(func() {
-		stopCloud()
-		if err := <-served; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	})
+	ln := serveLive(t, s)
 	lc := &liveCloud{srv: s, dir: dir, cdir: filepath.Join(t.TempDir(), "connector"), addr: ln.Addr().String(), ran: make(chan error, 1)}
 	cloudURL := "https://sallyport.localhost:" + itoa(ln.Addr().(*net.TCPAddr).Port)
 	if _, err := connector.Register(ctx, connector.RegisterOptions{CloudURL: cloudURL, Dir: lc.cdir, User: "admin@contoso.com",

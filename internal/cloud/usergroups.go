@@ -33,12 +33,17 @@ func apiUserGroup(g store.UserGroup) api.UserGroup {
 
 // userGroupByName finds a user group of the caller's tenant, with a clear error.
 func (s *Server) userGroupByName(ctx context.Context, t store.Tenant, name string) (store.UserGroup, error) {
-	g, err := s.store.UserGroupByName(ctx, t.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return g, problem.Newf(http.StatusNotFound, "no_user_group", "list the user groups with 'sallyport admin user-group list', or create it with 'sallyport admin user-group create'",
-			"There is no user group '%s' in %s", tenancy.Truncate(name, 80), t.Domain)
+	return lookup(ctx, t, name, s.store.UserGroupByName, "no_user_group", "list the user groups with 'sallyport admin user-group list', or create it with 'sallyport admin user-group create'",
+		"user group '%s'")
+}
+
+// userGroupToChange is the user group a change names in its path
+// ({name}), for a Global Administrator only.
+func (s *Server) userGroupToChange(r *http.Request, p *principal) (store.UserGroup, error) {
+	if err := requireGlobalAdmin(p, "user groups"); err != nil {
+		return store.UserGroup{}, err
 	}
-	return g, err
+	return s.userGroupByName(r.Context(), p.Tenant, r.PathValue("name"))
 }
 
 // userByName finds a user of the caller's tenant by its name (any case),
@@ -126,10 +131,7 @@ func (s *Server) handleCreateUserGroup(w http.ResponseWriter, r *http.Request, p
 // handleDeleteUserGroup deletes a user group with its memberships and
 // assignments (DELETE /user-groups/{name}).
 func (s *Server) handleDeleteUserGroup(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if err := requireGlobalAdmin(p, "user groups"); err != nil {
-		return err
-	}
-	g, err := s.userGroupByName(r.Context(), p.Tenant, r.PathValue("name"))
+	g, err := s.userGroupToChange(r, p)
 	if err != nil {
 		return err
 	}
@@ -148,11 +150,8 @@ func (s *Server) handleDeleteUserGroup(w http.ResponseWriter, r *http.Request, p
 // handleAddUserGroupMember adds a user to a user group (POST
 // /user-groups/{name}/members): 200 with the group and its members.
 func (s *Server) handleAddUserGroupMember(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if err := requireGlobalAdmin(p, "user groups"); err != nil {
-		return err
-	}
 	ctx := r.Context()
-	g, err := s.userGroupByName(ctx, p.Tenant, r.PathValue("name"))
+	g, err := s.userGroupToChange(r, p)
 	if err != nil {
 		return err
 	}
@@ -182,11 +181,8 @@ func (s *Server) handleAddUserGroupMember(w http.ResponseWriter, r *http.Request
 // handleRemoveUserGroupMember removes a user from a user group (DELETE
 // /user-groups/{name}/members/{user}): 200 with the group and its members.
 func (s *Server) handleRemoveUserGroupMember(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if err := requireGlobalAdmin(p, "user groups"); err != nil {
-		return err
-	}
 	ctx := r.Context()
-	g, err := s.userGroupByName(ctx, p.Tenant, r.PathValue("name"))
+	g, err := s.userGroupToChange(r, p)
 	if err != nil {
 		return err
 	}

@@ -64,13 +64,7 @@ func directoryServer(t *testing.T) (s *Server, admin, ops, bob, fabrikam string)
 // getUserGroup reads GET /user-groups/{name} as tok.
 func getUserGroup(t *testing.T, s *Server, tok, name string) api.UserGroup {
 	t.Helper()
-	rec, eb := call(t, s, "GET", "/user-groups/"+name, tok, nil)
-	if rec.Code != 200 {
-		t.Fatalf("GET /user-groups/%s: %d %s", name, rec.Code, eb.Error.Message)
-	}
-	var g api.UserGroup
-	json.Unmarshal(rec.Body.Bytes(), &g)
-	return g
+	return getJSON[api.UserGroup](t, s, tok, "/user-groups/"+name)
 }
 
 // TestUserGroupsAPI: only Global Administrators manage user groups; names

@@ -1,7 +1,6 @@
 package idptest_test
 
 import (
-	"context"
 	"fmt"
 	"html"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -29,15 +27,7 @@ func TestBrowserSignIn(t *testing.T) {
 	idp := idptest.Start(t, idptest.Options{})
 	idp.SetUser(&idptest.User{Subject: "u-42", Email: "kay@example.test", Name: "Kay", Groups: []string{"staff", "ops"}})
 
-	tr := &http.Transport{Proxy: nil}
-	t.Cleanup(tr.CloseIdleConnections)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ctx = oidc.ClientContext(ctx, &http.Client{Transport: tr})
-	provider, err := oidc.NewProvider(ctx, idp.Issuer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, provider := discover(t, idp, nil)
 
 	type pending struct{ verifier, nonce string }
 	var (

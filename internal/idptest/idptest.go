@@ -36,6 +36,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // EnvBinary names the hydra binary to run.
@@ -46,40 +48,30 @@ const EnvBinary = "SALLYPORT_HYDRA"
 // test is skipped, or fails under CI=true (.ci/run always builds it).
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv(EnvBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s=%s: %v", EnvBinary, p, err)
-		}
-		return p
-	}
-	if dir, err := os.Getwd(); err == nil {
-		for ; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "tools", "go.mod")); err == nil {
-				if p := filepath.Join(dir, "tools", "bin", "hydra"); isFile(p) {
-					return p
-				}
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if p, err := exec.LookPath("hydra"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("Ory Hydra is not built: .ci/run builds it from tools/go.mod and sets %s", EnvBinary)
-	}
-	t.Skipf("Ory Hydra is not built, so the test against a real OpenID provider is skipped: "+
-		"(cd tools && go build -tags sqlite,sqlite_omit_load_extension -o bin/hydra github.com/ory/hydra/v2), "+
-		"or set %s", EnvBinary)
-	return ""
+	return testnet.Tool{
+		Env: EnvBinary, Names: []string{builtHydra(), "hydra"},
+		CI: fmt.Sprintf("Ory Hydra is not built: .ci/run builds it from tools/go.mod and sets %s", EnvBinary),
+		Skip: fmt.Sprintf("Ory Hydra is not built, so the test against a real OpenID provider is skipped: "+
+			"(cd tools && go build -tags sqlite,sqlite_omit_load_extension -o bin/hydra github.com/ory/hydra/v2), "+
+			"or set %s", EnvBinary),
+	}.Path(t)
 }
 
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
+// builtHydra is tools/bin/hydra in the repository (the nearest directory
+// up from here with tools/go.mod), or "" outside one.
+func builtHydra() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for ; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "tools", "go.mod")); err == nil {
+			return filepath.Join(dir, "tools", "bin", "hydra")
+		}
+		if filepath.Dir(dir) == dir {
+			return ""
+		}
+	}
 }
 
 // User is who the login app signs in: the subject, and the claims put in
@@ -197,7 +189,7 @@ func (p *Provider) run(t testing.TB, bin, appURL string, opts Options) error {
 			"SERVE_PUBLIC_TLS_CERT_BASE64="+base64.StdEncoding.EncodeToString(opts.CertPEM),
 			"SERVE_PUBLIC_TLS_KEY_BASE64="+base64.StdEncoding.EncodeToString(opts.KeyPEM))
 	}
-	var out lockedBuffer
+	var out testnet.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -473,25 +465,6 @@ func freePort(t testing.TB) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
-}
-
-// lockedBuffer is hydra's output, written by os/exec's copying goroutine
-// and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // newJar is a cookie jar for one flow.

@@ -2,15 +2,8 @@ package idptest_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/sallyport/sallyport/internal/idptest"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -39,16 +33,7 @@ func TestCodeFlow(t *testing.T) {
 	const redirectURI = "http://127.0.0.1:1/callback" // never fetched: Authorize stops at it
 	cl := idp.CreateClient(t, redirectURI)
 
-	tr := &http.Transport{Proxy: nil}
-	t.Cleanup(tr.CloseIdleConnections)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ctx = oidc.ClientContext(ctx, &http.Client{Transport: tr})
-
-	provider, err := oidc.NewProvider(ctx, idp.Issuer())
-	if err != nil {
-		t.Fatalf("discovery at %s: %v", idp.Issuer(), err)
-	}
+	ctx, provider := discover(t, idp, nil)
 	conf := oauth2.Config{
 		ClientID: cl.ID, ClientSecret: cl.Secret, RedirectURL: redirectURI,
 		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile", "groups"},
@@ -189,10 +174,10 @@ func swapPayload(a, b string) string {
 // trusts the CA (as `admin idp set --ca-file` will) discovers it and
 // verifies its tokens, and one that does not is refused at discovery.
 func TestTLSIssuer(t *testing.T) {
-	ca, caKey := newCA(t)
-	certPEM, keyPEM := leafPEM(t, ca, caKey)
+	ca := testnet.NewCA(t)
+	certPEM, keyPEM := ca.PEM(t, "127.0.0.1")
 	roots := x509.NewCertPool()
-	roots.AddCert(ca)
+	roots.AddCert(ca.Root)
 	idp := idptest.Start(t, idptest.Options{CertPEM: certPEM, KeyPEM: keyPEM, RootCAs: roots})
 	if !strings.HasPrefix(idp.Issuer(), "https://127.0.0.1:") {
 		t.Fatalf("issuer %s, want https://127.0.0.1:PORT/", idp.Issuer())
@@ -201,22 +186,14 @@ func TestTLSIssuer(t *testing.T) {
 	const redirectURI = "https://127.0.0.1:1/callback"
 	cl := idp.CreateClient(t, redirectURI)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	stranger := &http.Transport{Proxy: nil}
 	t.Cleanup(stranger.CloseIdleConnections)
-	if _, err := oidc.NewProvider(oidc.ClientContext(ctx, &http.Client{Transport: stranger}), idp.Issuer()); err == nil ||
+	if _, err := oidc.NewProvider(oidc.ClientContext(t.Context(), &http.Client{Transport: stranger}), idp.Issuer()); err == nil ||
 		!strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("discovery without the CA: %v, want a certificate error", err)
 	}
 
-	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: roots}}
-	t.Cleanup(tr.CloseIdleConnections)
-	ctx = oidc.ClientContext(ctx, &http.Client{Transport: tr})
-	provider, err := oidc.NewProvider(ctx, idp.Issuer())
-	if err != nil {
-		t.Fatalf("discovery with the CA: %v", err)
-	}
+	ctx, provider := discover(t, idp, roots)
 	conf := oauth2.Config{ClientID: cl.ID, ClientSecret: cl.Secret, RedirectURL: redirectURI,
 		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email"}}
 	state, verifier, nonce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
@@ -244,50 +221,22 @@ func TestTLSIssuer(t *testing.T) {
 	}
 }
 
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+// discover is a relying party's view of idp: a context (cancelled at
+// cleanup, 60 s at most) whose HTTP client trusts roots (nil: the
+// system's), and the provider found through discovery with it.
+func discover(t *testing.T, idp *idptest.Provider, roots *x509.CertPool) (context.Context, *oidc.Provider) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tr := &http.Transport{Proxy: nil}
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	ctx = oidc.ClientContext(ctx, &http.Client{Transport: tr})
+	provider, err := oidc.NewProvider(ctx, idp.Issuer())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("discovery at %s: %v", idp.Issuer(), err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idptest CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca, key
-}
-
-// leafPEM is a certificate for 127.0.0.1 signed by ca, with its chain, and
-// its key, in PEM.
-func leafPEM(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})...)
-	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k})
+	return ctx, provider
 }

@@ -2,11 +2,14 @@
 // share: a connected pair of TCP connections on 127.0.0.1, waiting for a
 // condition or a value with a deadline, reproducible pseudo-random bytes,
 // a comparison of byte slices that says where they differ, a check that
-// a test leaves no goroutine behind, and writing a file a test needs.
+// a test leaves no goroutine behind, writing a file a test needs, a
+// buffer for a process's output, a test CA with its server certificates,
+// and finding the program a test harness runs.
 //
-// It is for tests only: nothing outside _test.go files imports it, and it
-// imports no package of this module (like internal/dnstest), so that any
-// package's tests may use it.
+// It is for tests only: nothing outside _test.go files (and the test
+// harnesses idptest and browsertest) imports it, and it imports no
+// package of this module (like internal/dnstest), so that any package's
+// tests may use it.
 package testnet
 
 import (

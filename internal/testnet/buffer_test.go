@@ -1,0 +1,26 @@
+package testnet
+
+import (
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestBuffer: writes from several goroutines while the test reads all
+// arrive (run with -race).
+func TestBuffer(t *testing.T) {
+	var b Buffer
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				b.Write([]byte("x"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if got := b.String(); got != strings.Repeat("x", 400) {
+		t.Fatalf("%d bytes, want 400", len(got))
+	}
+}
