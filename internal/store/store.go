@@ -80,8 +80,28 @@ type User struct {
 	TenantID     string
 	Name         string
 	Role         Role
-	PasswordHash string // argon2id encoded hash
+	PasswordHash string // argon2id encoded hash ("" for a user of an OpenID provider)
 	CreatedAt    time.Time
+	// Email is where the user is reached, sent to backends
+	// (X-Sallyport-Email); "" when unknown.
+	Email string
+	// DisplayName is the user's full name for pages and the assertion's
+	// name claim; "" when unknown.
+	DisplayName string
+	// Disabled users cannot sign in, and their sessions end.
+	Disabled bool
+	// External is the user's identity at the tenant's OpenID provider,
+	// "ISSUER#SUBJECT", for a user created on first sign-in there; "" for
+	// a local account. Unique in a tenant when not "".
+	External string
+	// TOTPSecret is the raw secret of the user's TOTP second factor; nil:
+	// not enrolled. Secret (the data directory's store wraps it).
+	TOTPSecret []byte
+	// MFAEnrolledAt is when the second factor was enrolled (zero: never).
+	MFAEnrolledAt time.Time
+	// RecoveryCodes are the SHA-256 hashes (hex) of the user's unused
+	// recovery codes.
+	RecoveryCodes []string
 }
 
 // APIToken is an admin API bearer token. Only the SHA-256 hash of the token
@@ -204,6 +224,14 @@ type UserGroup struct {
 	CreatedAt time.Time
 }
 
+// Membership is a user's membership of a user group.
+type Membership struct {
+	TenantID    string
+	UserGroupID string
+	UserID      string
+	AddedAt     time.Time
+}
+
 // Assignment lets a user, or the members of a user group, reach an
 // application once the application uses pre-authentication. Exactly one of
 // UserID and UserGroupID is set.
@@ -269,6 +297,96 @@ type UpdateHalt struct {
 	HaltedAt    time.Time
 }
 
+// TenantSettings are a tenant's sign-in settings. A tenant that never set
+// them has the zero value (the defaults: MFA not required, the cloud's
+// default session lifetime and idle timeout).
+type TenantSettings struct {
+	TenantID   string
+	RequireMFA bool
+	// SessionLifetime is how long a session lasts from sign-in at most;
+	// 0: the default.
+	SessionLifetime time.Duration
+	// SessionIdle ends a session unused for this long; 0: the default.
+	SessionIdle time.Duration
+	UpdatedAt   time.Time
+}
+
+// IdentityProvider is a tenant's OpenID provider: sign-in for its
+// applications goes there. A tenant has at most one.
+type IdentityProvider struct {
+	TenantID     string
+	Issuer       string
+	ClientID     string
+	ClientSecret []byte // secret (the data directory's store wraps it)
+	CAPEM        []byte // extra roots to trust for the provider's TLS; nil: the system's
+	GroupsClaim  string // "" : no group mapping
+	EmailClaim   string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Session kinds.
+const (
+	// SessionCloud is a browser's sign-in at the cloud's own name: it lets
+	// the user reach further applications of the tenant without signing
+	// in again.
+	SessionCloud = "cloud"
+	// SessionApp is a browser's session on one application host (its
+	// cookie there).
+	SessionApp = "app"
+	// SessionAccess is a bearer token for one application (device flow).
+	SessionAccess = "access"
+	// SessionRefresh gets new access tokens for one application.
+	SessionRefresh = "refresh"
+)
+
+// Session is a signed-in user's server-side session. Only the SHA-256
+// hash (hex) of its secret (cookie value or token) is stored.
+type Session struct {
+	ID       string
+	Hash     string
+	TenantID string
+	UserID   string
+	Kind     string // SessionCloud, SessionApp, SessionAccess, SessionRefresh
+	AppID    string // the application of an app, access or refresh session
+	// ParentID is the session this one was made from ("" for none): app
+	// sessions come from a cloud session, access tokens from a refresh
+	// token.
+	ParentID  string
+	Method    string // how the user signed in: "password", "password+totp", "recovery-code", "oidc", "device"
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	SeenAt    time.Time // last use recorded (callers record it at most once a minute)
+}
+
+// Grant kinds.
+const (
+	// GrantCode is a one-time code that takes a signed-in browser from the
+	// cloud's name to an application host.
+	GrantCode = "code"
+	// GrantFlow is a sign-in at an OpenID provider in progress (its state).
+	GrantFlow = "flow"
+	// GrantDevice is a device authorization (RFC 8628).
+	GrantDevice = "device"
+)
+
+// Grant is a short-lived, single-use secret of a sign-in in progress:
+// a one-time code, an OpenID state, a device code. Only the SHA-256 hash
+// (hex) of the secret is stored; Data is the caller's (JSON).
+type Grant struct {
+	Hash      string
+	Kind      string // GrantCode, GrantFlow, GrantDevice
+	TenantID  string
+	AppID     string
+	UserID    string // "" until known
+	UserCode  string // a device authorization's code the user types; "" otherwise
+	Status    string // device: "pending", "approved", "denied"; "" otherwise
+	Data      []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	PolledAt  time.Time // device: the client's last poll
+}
+
 // SigningKey is a tenant's key for the identity assertions the cloud signs
 // to backends (ES256, P-256). It is published in the tenant's JWKS from
 // CreatedAt, signs from SignFrom until SignUntil (zero: until a successor
@@ -306,8 +424,73 @@ type Store interface {
 	UserByID(ctx context.Context, tenantID, id string) (User, error)
 	ListUsers(ctx context.Context, tenantID string) ([]User, error)
 	// DeleteUser deletes the user, and with it its API tokens, its
-	// memberships of user groups and its assignments to applications.
+	// sessions, its memberships of user groups and its assignments to
+	// applications.
 	DeleteUser(ctx context.Context, tenantID, id string) error
+	// UpdateUser replaces the Role, Email, DisplayName, Disabled and
+	// PasswordHash of the user with u.TenantID and u.ID (ErrNotFound when
+	// none).
+	UpdateUser(ctx context.Context, u User) error
+	// SetUserMFA enrols (secret not nil) or removes (nil: enrolledAt and
+	// recovery are ignored and cleared) the user's TOTP second factor.
+	SetUserMFA(ctx context.Context, tenantID, userID string, secret []byte, enrolledAt time.Time, recovery []string) error
+	// UseRecoveryCode removes one recovery code hash of the user, in one
+	// transaction: a hash the user does not have is ErrNotFound (so a code
+	// works once however many callers race).
+	UseRecoveryCode(ctx context.Context, tenantID, userID, hash string) error
+	// UserByExternal finds the tenant's user with this External identity.
+	UserByExternal(ctx context.Context, tenantID, external string) (User, error)
+
+	// TenantSettings returns the tenant's settings (the zero settings with
+	// TenantID when never set; ErrNotFound for an unknown tenant).
+	TenantSettings(ctx context.Context, tenantID string) (TenantSettings, error)
+	// SetTenantSettings stores the tenant's settings.
+	SetTenantSettings(ctx context.Context, s TenantSettings) error
+
+	// SetIdentityProvider creates or replaces the tenant's provider.
+	SetIdentityProvider(ctx context.Context, p IdentityProvider) error
+	// IdentityProviderOf returns the tenant's provider, or ErrNotFound.
+	IdentityProviderOf(ctx context.Context, tenantID string) (IdentityProvider, error)
+	// ListIdentityProviders returns every tenant's provider (for the
+	// routing snapshot), by tenant id.
+	ListIdentityProviders(ctx context.Context) ([]IdentityProvider, error)
+	// DeleteIdentityProvider removes the tenant's provider, or returns
+	// ErrNotFound.
+	DeleteIdentityProvider(ctx context.Context, tenantID string) error
+
+	// CreateSession stores a session; its user must be of its tenant
+	// (else ErrNotFound); a hash already stored is ErrConflict.
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByHash finds a session by its hash, expired or not.
+	SessionByHash(ctx context.Context, hash string) (Session, error)
+	// TouchSession records the session's last use (only ever later).
+	TouchSession(ctx context.Context, tenantID, id string, seen time.Time) error
+	// DeleteSession ends one session and those made from it (ParentID),
+	// returning the ids ended; none is ErrNotFound.
+	DeleteSession(ctx context.Context, tenantID, id string) ([]string, error)
+	// DeleteUserSessions ends all the user's sessions and returns their
+	// ids (none is not an error).
+	DeleteUserSessions(ctx context.Context, tenantID, userID string) ([]string, error)
+	// DeleteExpiredSessions removes the sessions expired before now.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// CreateGrant stores a grant; a hash, or an unexpired UserCode, already
+	// stored is ErrConflict.
+	CreateGrant(ctx context.Context, g Grant) error
+	// TakeGrant deletes and returns the grant of kind with hash if it has
+	// not expired at now, in one transaction: a grant is taken once however
+	// many callers race. None (or expired) is ErrNotFound.
+	TakeGrant(ctx context.Context, kind, hash string, now time.Time) (Grant, error)
+	// GrantByHash returns the grant of kind with hash, expired or not.
+	GrantByHash(ctx context.Context, kind, hash string) (Grant, error)
+	// GrantByUserCode returns the unexpired device grant with this user
+	// code at now, or ErrNotFound.
+	GrantByUserCode(ctx context.Context, userCode string, now time.Time) (Grant, error)
+	// UpdateGrant replaces UserID, Status, Data and PolledAt of the grant
+	// of g.Kind with g.Hash, or returns ErrNotFound.
+	UpdateGrant(ctx context.Context, g Grant) error
+	// DeleteExpiredGrants removes the grants expired before now.
+	DeleteExpiredGrants(ctx context.Context, now time.Time) (int, error)
 
 	// CreateUserGroup inserts a user group; a name another user group of
 	// the tenant has, by GroupKey, is ErrConflict.
@@ -327,6 +510,9 @@ type Store interface {
 	RemoveUserGroupMember(ctx context.Context, tenantID, groupID, userID string) error
 	// ListUserGroupMembers returns the group's members by name.
 	ListUserGroupMembers(ctx context.Context, tenantID, groupID string) ([]User, error)
+	// ListMemberships returns every membership of the tenant's user
+	// groups (for the edge's directory snapshot), by group then user id.
+	ListMemberships(ctx context.Context, tenantID string) ([]Membership, error)
 	// UserGroupsOf returns the user groups the user is a member of, by name.
 	UserGroupsOf(ctx context.Context, tenantID, userID string) ([]UserGroup, error)
 
@@ -340,6 +526,9 @@ type Store interface {
 	Unassign(ctx context.Context, a Assignment) error
 	// ListAssignments returns the application's assignments, oldest first.
 	ListAssignments(ctx context.Context, tenantID, appID string) ([]Assignment, error)
+	// ListTenantAssignments returns all the tenant's assignments (for the
+	// edge's directory snapshot), by application then creation.
+	ListTenantAssignments(ctx context.Context, tenantID string) ([]Assignment, error)
 	// IsAssigned reports whether the user may reach the application:
 	// assigned directly, or a member of an assigned user group.
 	IsAssigned(ctx context.Context, tenantID, appID, userID string) (bool, error)
