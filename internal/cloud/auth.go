@@ -85,7 +85,16 @@ func (s *Server) checkPassword(ctx context.Context, src, name, password string) 
 		return store.User{}, store.Tenant{}, err
 	}
 	s.signin.succeeded(name)
+	if u.Disabled {
+		return store.User{}, store.Tenant{}, userDisabled(u, t)
+	}
 	return u, t, nil
+}
+
+// userDisabled refuses a disabled user, once the password is known right.
+func userDisabled(u store.User, t store.Tenant) error {
+	return problem.Newf(http.StatusForbidden, "user_disabled", "ask a Global Administrator of "+t.Domain+" to enable it ('sallyport admin user enable "+u.Name+"')",
+		"The user %s is disabled", u.Name)
 }
 
 // newToken returns a new bearer token and its stored hash.
@@ -128,6 +137,9 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	ten, err := s.store.TenantByID(r.Context(), t.TenantID)
 	if err != nil {
 		return nil, unauth
+	}
+	if u.Disabled {
+		return nil, userDisabled(u, ten)
 	}
 	return &principal{User: u, Tenant: ten}, nil
 }
