@@ -15,8 +15,8 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
-	"github.com/sallyport/sallyport/internal/tenancy"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
 // preauthEnv is a cloud with one connector and two pre-authenticated
