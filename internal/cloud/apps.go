@@ -18,15 +18,6 @@ import (
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
-// Pre-authentications of an application (store.Application.PreAuth).
-const (
-	// PreAuthSallyport: users sign in at the cloud and only those assigned
-	// to the application reach it (the default for new applications).
-	PreAuthSallyport = "sallyport"
-	// PreAuthPassthrough: anyone who knows the URL reaches the backend.
-	PreAuthPassthrough = "passthrough"
-)
-
 // publicNote is the one line that says a passthrough application is
 // public.
 func publicNote(out api.App) string {

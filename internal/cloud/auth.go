@@ -85,9 +85,6 @@ func (s *Server) checkPassword(ctx context.Context, src, name, password string) 
 		return store.User{}, store.Tenant{}, err
 	}
 	s.signin.succeeded(name)
-	if u.Disabled {
-		return store.User{}, store.Tenant{}, userDisabled(u, t)
-	}
 	return u, t, nil
 }
 
@@ -156,6 +153,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, t, err := s.checkPassword(r.Context(), src, in.User, in.Password)
+	if err == nil && u.Disabled {
+		err = userDisabled(u, t)
+	}
 	if err != nil {
 		s.log.Info("sign-in failed", "user", tenancy.Truncate(in.User, 80), "address", r.RemoteAddr)
 		s.writeError(w, r, err)

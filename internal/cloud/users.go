@@ -169,26 +169,10 @@ func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request, p *princi
 	return nil
 }
 
-// endSessions ends all of u's sessions because of reason ("deleted",
-// "disabled", "mfa-reset") and makes the gate forget them; it returns how
-// many ended.
-func (s *Server) endSessions(ctx context.Context, t store.Tenant, u store.User, reason string) (int, error) {
-	ids, err := s.store.DeleteUserSessions(ctx, t.ID, u.ID)
-	if err != nil {
-		return 0, err
-	}
-	if len(ids) > 0 {
-		s.events.Event(eventlog.SessionsEnded, fmt.Sprintf("%d session%s of %s ended: the user was %s", len(ids), plural(len(ids)), u.Name, reasonText(reason)),
-			"tenant", t.Domain, "user", u.Name, "sessions", fmt.Sprint(len(ids)), "reason", reason)
-	}
-	return len(ids), nil
-}
-
-func reasonText(reason string) string {
-	if reason == "mfa-reset" {
-		return "made to enrol a second factor again"
-	}
-	return reason
+// endSessions ends all of u's sessions (store and the gate's cache) because
+// of what an administrator did, and returns how many ended.
+func (s *Server) endSessions(ctx context.Context, p *principal, u store.User, what string) (int, error) {
+	return s.endUserSessions(ctx, p.Tenant.ID, u.ID, u.Name, "the user was "+what+" by "+p.User.Name)
 }
 
 // directoryChanged makes a change of who may reach which application
@@ -213,7 +197,7 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *pri
 	if err := s.notLastAdmin(ctx, p.Tenant, u, "delete"); err != nil {
 		return err
 	}
-	n, err := s.endSessions(ctx, p.Tenant, u, "deleted")
+	n, err := s.endSessions(ctx, p, u, "deleted")
 	if err != nil {
 		return err
 	}
@@ -254,10 +238,10 @@ func (s *Server) handleUserAction(change string) apiFunc {
 			if err := s.store.UpdateUser(ctx, u); err != nil {
 				return err
 			}
-			if n, err = s.endSessions(ctx, p.Tenant, u, change); err != nil {
+			what = "disabled"
+			if n, err = s.endSessions(ctx, p, u, what); err != nil {
 				return err
 			}
-			what = "disabled"
 			note = u.Name + " is signed out everywhere and cannot sign in, to applications or to the admin API, until enabled again with 'sallyport admin user enable " + u.Name + "'"
 		case "enabled":
 			u.Disabled = false
@@ -270,17 +254,15 @@ func (s *Server) handleUserAction(change string) apiFunc {
 			if err := s.store.SetUserMFA(ctx, p.Tenant.ID, u.ID, nil, time.Time{}, nil); err != nil {
 				return err
 			}
-			if n, err = s.endSessions(ctx, p.Tenant, u, change); err != nil {
+			what = "made to enrol a second factor again"
+			if n, err = s.endSessions(ctx, p, u, what); err != nil {
 				return err
 			}
 			u.TOTPSecret, u.MFAEnrolledAt, u.RecoveryCodes = nil, time.Time{}, nil
-			what = "made to enrol a second factor again"
 			note = u.Name + " is signed out everywhere; at the next sign-in with the password, the sign-in page asks to enrol a new authenticator app (a QR code) and shows new recovery codes; the old codes no longer work"
 		}
-		if change != "mfa-reset" {
-			if err := s.directoryChanged(ctx); err != nil {
-				return err
-			}
+		if err := s.directoryChanged(ctx); err != nil {
+			return err
 		}
 		s.events.Event(eventlog.UserAccessChanged, fmt.Sprintf("User %s of %s was %s by %s (%d session%s ended)", u.Name, p.Tenant.Domain, what, p.User.Name, n, plural(n)),
 			"tenant", p.Tenant.Domain, "member", u.Name, "change", change, "sessions", fmt.Sprint(n), "user", p.User.Name)
