@@ -242,14 +242,14 @@ func (s *Server) handleUserAction(change string) apiFunc {
 			if n, err = s.endSessions(ctx, p, u, what); err != nil {
 				return err
 			}
-			note = u.Name + " is signed out everywhere and cannot sign in, to applications or to the admin API, until enabled again with 'sallyport admin user enable " + u.Name + "'"
+			note = "the user " + u.Name + " is signed out everywhere and cannot sign in, to applications or to the admin API, until enabled again with 'sallyport admin user enable " + u.Name + "'"
 		case "enabled":
 			u.Disabled = false
 			if err := s.store.UpdateUser(ctx, u); err != nil {
 				return err
 			}
 			what = "enabled"
-			note = u.Name + " can sign in again"
+			note = "the user " + u.Name + " can sign in again"
 		case "mfa-reset":
 			if err := s.store.SetUserMFA(ctx, p.Tenant.ID, u.ID, nil, time.Time{}, nil); err != nil {
 				return err
@@ -259,7 +259,18 @@ func (s *Server) handleUserAction(change string) apiFunc {
 				return err
 			}
 			u.TOTPSecret, u.MFAEnrolledAt, u.RecoveryCodes = nil, time.Time{}, nil
-			note = u.Name + " is signed out everywhere; at the next sign-in with the password, the sign-in page asks to enrol a new authenticator app (a QR code) and shows new recovery codes; the old codes no longer work"
+			ts, err := s.store.TenantSettings(ctx, p.Tenant.ID)
+			if err != nil {
+				return err
+			}
+			switch {
+			case u.External != "":
+				note = "the user " + u.Name + " is signed out everywhere; it signs in at the tenant's OpenID provider, whose own second factor applies"
+			case ts.RequireMFA:
+				note = "the user " + u.Name + " is signed out everywhere; at the next sign-in with the password, the sign-in page asks to enrol a new authenticator app (a QR code) and shows new recovery codes; the old codes no longer work"
+			default:
+				note = "the user " + u.Name + " is signed out everywhere; the old authenticator app and recovery codes no longer work, and the password alone signs in, since " + p.Tenant.Domain + " does not require a second factor ('sallyport admin tenant set --require-mfa' makes the user enrol again at the next sign-in)"
+			}
 		}
 		if err := s.directoryChanged(ctx); err != nil {
 			return err
