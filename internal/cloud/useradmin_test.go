@@ -228,7 +228,10 @@ func TestNotLastAdmin(t *testing.T) {
 // such; another tenant's stay as they were.
 func TestTenantSettingsAPI(t *testing.T) {
 	s, admin, ops, bob, fabrikam := directoryServer(t)
-	get := func(tok string) api.TenantSettings { t.Helper(); return getJSON[api.TenantSettings](t, s, tok, "/tenant") }
+	get := func(tok string) api.TenantSettings {
+		t.Helper()
+		return getJSON[api.TenantSettings](t, s, tok, "/tenant")
+	}
 	def := api.TenantSettings{Tenant: "contoso.com", SessionLifetime: "12h0m0s", SessionLifetimeSeconds: 43200, SessionLifetimeDefault: true,
 		SessionIdle: "1h0m0s", SessionIdleSeconds: 3600, SessionIdleDefault: true}
 	if got := get(admin); got != def {
