@@ -403,8 +403,12 @@ func (s *Server) refuseUnassigned(w http.ResponseWriter, r *http.Request, app *e
 		s.events.Event(eventlog.AccessRefused, fmt.Sprintf("%s is not assigned to application '%s'", u.Name, app.Name),
 			"tenant", app.Tenant, "app", app.Name, "user", u.Name, "reason", "not assigned", "request_id", rid)
 	}
+	ask := "an administrator of " + app.Tenant
+	if admins := s.routesNow().admins[app.TenantID]; len(admins) > 0 {
+		ask = strings.Join(admins[:min(3, len(admins))], " or ") + " (a Global Administrator of " + app.Tenant + ")"
+	}
 	p := problem.Newf(http.StatusForbidden, "not_assigned",
-		fmt.Sprintf("ask an administrator of %s to assign you to it ('sallyport admin app assign %s --user %s'), or sign out and sign in as another user", app.Tenant, app.Name, u.Name),
+		fmt.Sprintf("ask %s to assign you to it ('sallyport admin app assign %s --user %s'), or sign out and sign in as another user", ask, app.Name, u.Name),
 		"You are signed in as %s, and you are not assigned to the application '%s'", u.Name, app.Name)
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		edge.WritePage(w, r, p, rid)

@@ -305,7 +305,8 @@ func TestPreAuthBrowserFlow(t *testing.T) {
 	before := env.reached.Load()
 	resp, body = b.follow(env.wikiURL)
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "alice@contoso.com") || !strings.Contains(body, "not assigned") ||
-		!strings.Contains(body, resp.Header.Get("Sallyport-Request-Id")) || !strings.Contains(body, "/.sallyport/signout") {
+		!strings.Contains(body, resp.Header.Get("Sallyport-Request-Id")) || !strings.Contains(body, "/.sallyport/signout") ||
+		!strings.Contains(body, "ask admin@contoso.com") {
 		t.Fatalf("wiki for an unassigned user: %s\n%s", resp.Status, body)
 	}
 	if env.reached.Load() != before {
