@@ -302,8 +302,12 @@ func testSessions(t *testing.T, s store.Store) {
 	equal(t, "another tenant's", byHash(eve.Hash), eve)
 
 	expired := newSession(d.Bob, "s-expired", store.SessionAccess, nil, -10)
+	expired.SeenAt = time.Time{} // never used
 	createSessions(t, s, expired)
 	equal(t, "expired sessions are found", byHash(expired.Hash), expired)
+	must(t, s.TouchSession(ctx, tid, expired.ID, at(-20)))
+	expired.SeenAt = at(-20)
+	equal(t, "touched from never", byHash(expired.Hash), expired)
 
 	dupHash := newSession(d.Bob, "s-other", store.SessionCloud, nil, 60)
 	dupHash.Hash = cloud.Hash
