@@ -42,6 +42,11 @@ type App struct {
 	// DetailedErrors shows the detailed problem on error pages (for the
 	// application's developers) instead of the public sentence.
 	DetailedErrors bool
+	// PreAuth: only users the Gate admits reach the backend.
+	PreAuth bool
+	// KeepAuthorization sends a bearer token the gate accepted on to the
+	// backend (by default it is removed).
+	KeepAuthorization bool
 }
 
 // Routes finds the application published at a normalised host.
@@ -71,6 +76,9 @@ type Config struct {
 	// fails with a Sallyport error page (before the page is written), with
 	// the detailed problem, for diagnosis.
 	OnError func(f *Failure)
+	// Gate admits the requests for applications with PreAuth; without a
+	// gate such an application answers 503.
+	Gate Gate
 }
 
 // Failure is a request for an application that the edge answered with an
@@ -114,6 +122,7 @@ type reqInfo struct {
 	upgrade   string              // the protocol the client asked to switch to
 	tried     []string            // connectors the request was offered to (TriedConnector)
 	connErr   bool                // the connector made the error response
+	identity  *Identity           // the signed-in user (pre-authentication)
 }
 
 // New returns a Handler.
@@ -176,6 +185,19 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 		h.refuse(w, r, o, p)
 		return
 	}
+	var id *Identity
+	if app.PreAuth {
+		if h.cfg.Gate == nil {
+			h.refuse(w, r, o, problem.New(http.StatusServiceUnavailable, "signin_unavailable",
+				"ask the cloud's operator to check its configuration", "Sign-in is not available on this cloud"))
+			return
+		}
+		var code string
+		if id, code = h.cfg.Gate.Admit(w, r, app, rid); id == nil {
+			o.Error = code
+			return
+		}
+	}
 	// Read the request body while the response is being written: a proxy
 	// must be full duplex (see docs/protocol.md).
 	http.NewResponseController(w).EnableFullDuplex()
@@ -183,7 +205,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, o *Outcome) {
 	if h.cfg.TimeoutOverride > 0 {
 		timeout = h.cfg.TimeoutOverride
 	}
-	ri := &reqInfo{Outcome: o, timeout: timeout, w: w, upgrade: tunnel.UpgradeProtocol(r.Header)}
+	ri := &reqInfo{Outcome: o, timeout: timeout, w: w, upgrade: tunnel.UpgradeProtocol(r.Header), identity: id}
 	ctx := context.WithValue(r.Context(), ctxKey{}, ri)
 	if app.Affinity {
 		if c, err := r.Cookie(AffinityCookie); err == nil && len(c.Value) <= 64 {
@@ -231,6 +253,10 @@ func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqIn
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	ri := info(pr.In)
 	forwardHeaders(pr.Out.Header, pr.In.RemoteAddr, pr.In.Host, ri.App.ID, ri.RequestID)
+	stripOwnCookies(pr.Out.Header)
+	if ri.identity != nil {
+		identityHeaders(pr.Out.Header, ri.identity, ri.App.KeepAuthorization)
+	}
 	pr.Out.URL.Scheme = "https"
 	pr.Out.URL.Host = ri.App.ExternalHost
 	pr.Out.Host = pr.In.Host

@@ -23,6 +23,7 @@ import (
 // otherwise reach a path the edge never saw, or pose as another address.
 var protectedHeaders = []string{
 	"sallyport-",
+	"x-sallyport-",
 	"x-forwarded-",
 	"forwarded",
 	"x-real-ip",

@@ -46,7 +46,10 @@ func TestProtectedHeader(t *testing.T) {
 		{"Cookie", false},
 		{"X-Request-Id", false},
 		{"Sallyport", false},
-		{"X-Sallyport-App", false},
+		{"X-Sallyport-App", true},
+		{"X-Sallyport-User", true},
+		{"x_sallyport_groups", true},
+		{"Sallyport-Assertion", true},
 		{"Authorization", false},
 		{"", false},
 	}

@@ -90,6 +90,15 @@ const (
 	AppAssigned            ID = 2904 // A user or user group was assigned to an application
 	AppUnassigned          ID = 2905 // A user or user group was unassigned from an application
 
+	// Cloud: sign-in and sessions (2920–2939)
+	SignedIn         ID = 2920 // A user signed in
+	SignInFailed     ID = 2921 // A sign-in failed
+	SignedOut        ID = 2922 // A user signed out: all the user's sessions ended
+	MFAEnrolled      ID = 2923 // A user enrolled a second factor (TOTP)
+	RecoveryCodeUsed ID = 2924 // A user signed in with a recovery code
+	AccessRefused    ID = 2925 // A signed-in user was refused an application: not assigned, disabled or deleted
+	SessionsEnded    ID = 2926 // Sessions ended because their user changed (deleted, disabled, second factor reset)
+
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
@@ -197,6 +206,13 @@ var Catalog = []Def{
 	{UserGroupMemberRemoved, LevelInformation, "directory", "A user was removed from a user group"},
 	{AppAssigned, LevelInformation, "directory", "A user or user group was assigned to an application"},
 	{AppUnassigned, LevelInformation, "directory", "A user or user group was unassigned from an application"},
+	{SignedIn, LevelInformation, "signin", "A user signed in"},
+	{SignInFailed, LevelWarning, "signin", "A sign-in failed"},
+	{SignedOut, LevelInformation, "signin", "A user signed out: all the user's sessions ended"},
+	{MFAEnrolled, LevelInformation, "signin", "A user enrolled a second factor (TOTP)"},
+	{RecoveryCodeUsed, LevelWarning, "signin", "A user signed in with a recovery code"},
+	{AccessRefused, LevelWarning, "signin", "A signed-in user was refused an application: not assigned, disabled or deleted"},
+	{SessionsEnded, LevelInformation, "signin", "Sessions ended because their user changed (deleted, disabled, second factor reset)"},
 	// Cloud: identity assertion keys (2940–2949)
 	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
