@@ -99,6 +99,12 @@ const (
 	AccessRefused    ID = 2925 // A signed-in user was refused an application: not assigned, disabled or deleted
 	SessionsEnded    ID = 2926 // Sessions ended because their user changed (deleted, disabled, second factor reset)
 
+	// Cloud: administration of sign-in (2934–2937)
+	UserDeleted           ID = 2934 // A user was deleted, with its sessions, memberships and assignments
+	UserAccessChanged     ID = 2935 // A user was disabled or enabled, or their second factor was reset
+	TenantSettingsChanged ID = 2936 // A tenant's sign-in settings changed (MFA required, session lifetime, idle timeout)
+	AppPreAuthChanged     ID = 2937 // An application's pre-authentication changed (sallyport or passthrough)
+
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
@@ -213,6 +219,10 @@ var Catalog = []Def{
 	{RecoveryCodeUsed, LevelWarning, "signin", "A user signed in with a recovery code"},
 	{AccessRefused, LevelWarning, "signin", "A signed-in user was refused an application: not assigned, disabled or deleted"},
 	{SessionsEnded, LevelInformation, "signin", "Sessions ended because their user changed (deleted, disabled, second factor reset)"},
+	{UserDeleted, LevelInformation, "directory", "A user was deleted, with its sessions, memberships and assignments"},
+	{UserAccessChanged, LevelInformation, "directory", "A user was disabled or enabled, or their second factor was reset"},
+	{TenantSettingsChanged, LevelInformation, "directory", "A tenant's sign-in settings changed (MFA required, session lifetime, idle timeout)"},
+	{AppPreAuthChanged, LevelInformation, "directory", "An application's pre-authentication changed (sallyport or passthrough)"},
 	// Cloud: identity assertion keys (2940–2949)
 	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
