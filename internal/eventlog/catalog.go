@@ -99,6 +99,11 @@ const (
 	AccessRefused    ID = 2925 // A signed-in user was refused an application: not assigned, disabled or deleted
 	SessionsEnded    ID = 2926 // Sessions ended because their user changed (deleted, disabled, second factor reset)
 
+	// Cloud: clients that are not browsers — the device flow (2931–2933)
+	DeviceDecided      ID = 2931 // A user approved or denied a device sign-in (sallyport access login)
+	AccessTokenIssued  ID = 2932 // An access token was issued to a device: after an approval, or refreshed
+	RefreshTokenReused ID = 2933 // A refresh token was used again after it was replaced: the sign-in it belongs to was ended
+
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
@@ -213,6 +218,9 @@ var Catalog = []Def{
 	{RecoveryCodeUsed, LevelWarning, "signin", "A user signed in with a recovery code"},
 	{AccessRefused, LevelWarning, "signin", "A signed-in user was refused an application: not assigned, disabled or deleted"},
 	{SessionsEnded, LevelInformation, "signin", "Sessions ended because their user changed (deleted, disabled, second factor reset)"},
+	{DeviceDecided, LevelInformation, "signin", "A user approved or denied a device sign-in (sallyport access login)"},
+	{AccessTokenIssued, LevelInformation, "signin", "An access token was issued to a device: after an approval, or refreshed"},
+	{RefreshTokenReused, LevelWarning, "signin", "A refresh token was used again after it was replaced: the sign-in it belongs to was ended"},
 	// Cloud: identity assertion keys (2940–2949)
 	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
