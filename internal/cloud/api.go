@@ -70,6 +70,7 @@ func (s *Server) apiHandler() http.Handler {
 	for _, p := range identity.Patterns {
 		mux.Handle(p, keys)
 	}
+	s.signinRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem.Newf(http.StatusNotFound, "not_found", "see docs/api.md for the routes of the admin API",

@@ -37,6 +37,7 @@ func (s *Server) maintain(ctx context.Context) {
 				if _, err := s.SweepInactive(ctx); err != nil && ctx.Err() == nil {
 					s.log.Warn("removing inactive connectors failed", "error", err.Error())
 				}
+				s.sweepSessions(ctx)
 			}
 			if time.Since(lastKeys) >= s.cfg.KeyCheckInterval {
 				lastKeys = time.Now()
@@ -89,4 +90,17 @@ func (s *Server) SweepInactive(ctx context.Context) (int, error) {
 			"connector", c.ID, "tenant", c.TenantID, "last_seen", c.LastSeenAt.Format(time.RFC3339))
 	}
 	return n, nil
+}
+
+// sweepSessions removes expired sessions and grants from the store and
+// the cache.
+func (s *Server) sweepSessions(ctx context.Context) {
+	now := s.now().UTC()
+	s.sessions.expire(now)
+	if _, err := s.store.DeleteExpiredSessions(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Warn("removing expired sessions failed", "error", err.Error())
+	}
+	if _, err := s.store.DeleteExpiredGrants(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Warn("removing expired sign-in grants failed", "error", err.Error())
+	}
 }

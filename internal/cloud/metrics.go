@@ -23,6 +23,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	rtt      prometheus.Histogram
+	signins  *prometheus.CounterVec
 
 	mu     sync.Mutex
 	series map[seriesKey]*edgeSeries
@@ -48,9 +49,18 @@ func newMetrics(s *Server) *metrics {
 		Name: "sallyport_cloud_tunnel_rtt_seconds", Help: "Round-trip time of heartbeat PINGs on connector tunnels.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.rtt, &connectorCollector{s: s},
+	m.signins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sallyport_cloud_signins_total", Help: "Sign-ins, sign-outs and their failures, by tenant (id), method and result.",
+	}, []string{"tenant", "method", "result"})
+	m.reg.MustRegister(m.requests, m.latency, m.rtt, m.signins, &connectorCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// signin counts a sign-in (method password, password+totp, recovery-code,
+// oidc, device, signout) and its result (ok, failed).
+func (m *metrics) signin(tenantID, method, result string) {
+	m.signins.WithLabelValues(tenantID, method, result).Inc()
 }
 
 // observe records one edge request.

@@ -35,6 +35,11 @@ type routeTable struct {
 	certs   map[string]*tls.Certificate // custom edge certificates by host
 	configs map[string]*tunnel.Config   // by group id
 	labels  map[string]store.Tenant     // tenants by label, for their issuer URLs
+	// The directory, for the gate (preauth.go): no store read per request.
+	tenants  map[string]store.Tenant         // by id
+	users    map[string]*dirUser             // every tenant's users, by id
+	access   map[string]*appAccess           // who is assigned, by application id
+	settings map[string]store.TenantSettings // by tenant id
 }
 
 // Lookup implements edge.Routes.
@@ -53,7 +58,13 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{}}
+	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{},
+		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{}}
+	for _, ten := range tenants {
+		if err := s.loadDirectory(ctx, t, ten); err != nil {
+			return nil, err
+		}
+	}
 	groupNames := map[string]string{}
 	for _, ten := range tenants {
 		groups, err := s.store.ListGroups(ctx, ten.ID)
@@ -75,7 +86,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 			ID: a.ID, TenantID: a.TenantID, Tenant: domains[a.TenantID], Name: a.Name,
 			GroupID: a.GroupID, Group: groupNames[a.GroupID], ExternalHost: a.ExternalHost,
 			InternalURL: a.InternalURL, Timeout: timeoutFor(a.Timeout), TimeoutName: a.Timeout, Affinity: a.Affinity,
-			DetailedErrors: a.DetailedErrors,
+			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport,
 		}
 		t.byHost[a.ExternalHost] = ea
 		if len(a.CertPEM) > 0 {
@@ -123,4 +134,60 @@ func (s *Server) Lookup(host string) (*edge.App, bool) { return s.routes.Load().
 func (s *Server) tenantByLabel(label string) (store.Tenant, bool) {
 	t, ok := s.routes.Load().labels[label]
 	return t, ok
+}
+
+// loadDirectory adds a tenant's users, user groups, assignments and
+// settings to t.
+func (s *Server) loadDirectory(ctx context.Context, t *routeTable, ten store.Tenant) error {
+	t.tenants[ten.ID] = ten
+	st, err := s.store.TenantSettings(ctx, ten.ID)
+	if err != nil {
+		return err
+	}
+	t.settings[ten.ID] = st
+	users, err := s.store.ListUsers(ctx, ten.ID)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		t.users[u.ID] = &dirUser{User: u, groupIDs: map[string]bool{}}
+	}
+	groups, err := s.store.ListUserGroups(ctx, ten.ID)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, g := range groups {
+		names[g.ID] = g.Name
+	}
+	ms, err := s.store.ListMemberships(ctx, ten.ID)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if u := t.users[m.UserID]; u != nil {
+			u.groupIDs[m.UserGroupID] = true
+			u.Groups = append(u.Groups, names[m.UserGroupID])
+		}
+	}
+	for _, u := range t.users {
+		sort.Strings(u.Groups)
+	}
+	as, err := s.store.ListTenantAssignments(ctx, ten.ID)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		acc := t.access[a.AppID]
+		if acc == nil {
+			acc = &appAccess{users: map[string]bool{}, groups: map[string]bool{}}
+			t.access[a.AppID] = acc
+		}
+		if a.UserID != "" {
+			acc.users[a.UserID] = true
+		} else {
+			acc.groups[a.UserGroupID] = true
+		}
+	}
+	return nil
 }

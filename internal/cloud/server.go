@@ -214,6 +214,9 @@ type Server struct {
 	tunnelChecks atomic.Int64                        // passes of checkTunnels, for tests
 	identity     *identity.Service                   // tenants' signing keys, assertions, JWKS
 	keyPasses    atomic.Int64                        // passes of the signing keys' rotation, for tests
+	sessions     sessionCache                        // sessions read from the store (preauth.go)
+	refusals     eventlog.Throttle                   // event 2925: one per user and application per second
+	totp         totpGuard                           // second factor codes used (mfa.go)
 }
 
 // New opens the data directory and prepares a server.
@@ -286,7 +289,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.routes.Store(t)
 	s.edge = edge.New(edge.Config{Routes: s, Dispatcher: s.registry, Logger: s.log, TimeoutOverride: cfg.BackendTimeoutOverride, Limits: cfg.EdgeLimits,
-		OnError: s.onEdgeError})
+		OnError: s.onEdgeError, Gate: s})
 	s.api = s.apiHandler()
 	return s, nil
 }
