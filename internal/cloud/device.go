@@ -3,7 +3,6 @@ package cloud
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +32,9 @@ import (
 // DeviceClientID is the client_id of `sallyport access` (a public client:
 // it has no secret).
 const DeviceClientID = "sallyport-cli"
+
+// prefixDevice starts a device code (the secret the client polls with).
+const prefixDevice = "spd_"
 
 // Device flow parameters.
 const (
@@ -110,15 +112,6 @@ func (s *Server) writeOAuthFailure(w http.ResponseWriter, r *http.Request, err e
 		"The cloud could not complete the request because of an internal error; try again, and if it persists tell the cloud's operator"))
 }
 
-// cloudURL is https://CLOUDNAME[:port]PATH.
-func (s *Server) cloudURL(path string) string {
-	u := "https://" + s.settings.Name
-	if port := s.urlPort(); port != "" {
-		u += ":" + port
-	}
-	return u + path
-}
-
 // parseOAuthForm reads a form-encoded POST body (bounded).
 func parseOAuthForm(w http.ResponseWriter, r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
@@ -142,52 +135,19 @@ func checkClient(r *http.Request, required bool) error {
 	return oauthErr(http.StatusUnauthorized, "invalid_client", fmt.Sprintf("The client %q is not known to this cloud: use the client_id %s (sallyport access login)", tenancy.Truncate(id, 60), DeviceClientID))
 }
 
-// newSecret is a random 32-byte secret, base64url, with prefix.
-func newSecret(prefix string) string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return prefix + base64.RawURLEncoding.EncodeToString(b)
-}
-
-// newUserCode is 8 letters of userCodeAlphabet, uniformly drawn.
+// newUserCode is 8 letters of userCodeAlphabet, uniformly drawn, as
+// stored and shown: BCDF-GHJK (normalizeUserCode reads what users type).
 func newUserCode() string {
 	var b strings.Builder
 	n := big.NewInt(int64(len(userCodeAlphabet)))
-	for range userCodeLen {
+	for k := range userCodeLen {
+		if k == userCodeLen/2 {
+			b.WriteByte('-')
+		}
 		i, _ := rand.Int(rand.Reader, n)
 		b.WriteByte(userCodeAlphabet[i.Int64()])
 	}
 	return b.String()
-}
-
-// normalUserCode is a typed user code as stored (upper case, without
-// the dash and spaces), or "" when it cannot be one.
-func normalUserCode(s string) string {
-	if len(s) > 40 {
-		return ""
-	}
-	var b strings.Builder
-	for _, c := range strings.ToUpper(s) {
-		switch {
-		case c == '-' || c == ' ':
-		case strings.ContainsRune(userCodeAlphabet, c):
-			b.WriteRune(c)
-		default:
-			return ""
-		}
-	}
-	if b.Len() != userCodeLen {
-		return ""
-	}
-	return b.String()
-}
-
-// showUserCode writes a stored user code as the user reads it: BCDF-GHJK.
-func showUserCode(c string) string {
-	if len(c) != userCodeLen {
-		return c
-	}
-	return c[:4] + "-" + c[4:]
 }
 
 // errNoSignInApp: one answer for an unknown host and an application
@@ -239,7 +199,7 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) err
 	}
 	now := s.now()
 	data, _ := json.Marshal(deviceData{App: app.Name, Host: app.ExternalHost, Interval: int(devicePollInterval / time.Second)})
-	code := newSecret("spd_")
+	code := newSecret(prefixDevice)
 	g := store.Grant{Hash: hashToken(code), Kind: store.GrantDevice, TenantID: app.TenantID, AppID: app.ID,
 		Status: devicePending, Data: data, CreatedAt: now, ExpiresAt: now.Add(deviceCodeLifetime)}
 	for attempt := 0; ; attempt++ {
@@ -252,8 +212,8 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	shown := showUserCode(g.UserCode)
-	verify := s.cloudURL("/device")
+	shown := g.UserCode
+	verify := s.origin(s.settings.Name) + "/device"
 	writeJSON(w, http.StatusOK, map[string]any{
 		"device_code":               code,
 		"user_code":                 shown,
@@ -283,7 +243,7 @@ type deviceView struct {
 // deviceGrantFor looks up the grant of a typed user code; a page was
 // written when ok is false.
 func (s *Server) deviceGrantFor(w http.ResponseWriter, r *http.Request, typed string) (store.Grant, deviceData, bool) {
-	code := normalUserCode(typed)
+	code := normalizeUserCode(typed)
 	var g store.Grant
 	err := store.ErrNotFound
 	if code != "" {
@@ -300,7 +260,7 @@ func (s *Server) deviceGrantFor(w http.ResponseWriter, r *http.Request, typed st
 	var d deviceData
 	json.Unmarshal(g.Data, &d)
 	if g.Status != devicePending {
-		s.renderPage(w, r, http.StatusConflict, "device", deviceView{Code: showUserCode(g.UserCode), App: d.App,
+		s.renderPage(w, r, http.StatusConflict, "device", deviceView{Code: g.UserCode, App: d.App,
 			Message: "This code was already " + g.Status + ": nothing more to do here; run 'sallyport access login' again to sign in anew."})
 		return g, d, false
 	}
@@ -312,7 +272,7 @@ func (s *Server) deviceGrantFor(w http.ResponseWriter, r *http.Request, typed st
 func (s *Server) deviceUser(w http.ResponseWriter, r *http.Request, g store.Grant, d deviceData) (store.User, store.Tenant, bool) {
 	_, u, ok := s.cloudSession(r, g.TenantID)
 	if !ok || u.TenantID != g.TenantID {
-		http.Redirect(w, r, "/signin?device="+url.QueryEscape(showUserCode(g.UserCode)), http.StatusSeeOther)
+		http.Redirect(w, r, "/signin?device="+url.QueryEscape(g.UserCode), http.StatusSeeOther)
 		return u, store.Tenant{}, false
 	}
 	t, err := s.store.TenantByID(r.Context(), g.TenantID)
@@ -326,7 +286,7 @@ func (s *Server) deviceUser(w http.ResponseWriter, r *http.Request, g store.Gran
 		return u, t, false
 	}
 	if !assigned || u.Disabled {
-		s.renderPage(w, r, http.StatusForbidden, "device", deviceView{Code: showUserCode(g.UserCode), App: d.App, Host: d.Host, Tenant: t.Domain, User: u.Name,
+		s.renderPage(w, r, http.StatusForbidden, "device", deviceView{Code: g.UserCode, App: d.App, Host: d.Host, Tenant: t.Domain, User: u.Name,
 			Message: fmt.Sprintf("You are signed in as %s, who is not assigned to the application %s: ask an administrator of %s to assign you (sallyport admin app assign %s --user %s), then open this page again.",
 				u.Name, d.App, t.Domain, d.App, u.Name)})
 		return u, t, false
@@ -356,7 +316,7 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.renderPage(w, r, http.StatusOK, "device", deviceView{Approve: true, Code: showUserCode(g.UserCode), App: d.App, Host: d.Host,
+	s.renderPage(w, r, http.StatusOK, "device", deviceView{Approve: true, Code: g.UserCode, App: d.App, Host: d.Host,
 		Tenant: t.Domain, User: u.Name, CSRF: s.csrfToken(w, r)})
 }
 
@@ -401,7 +361,7 @@ func (s *Server) handleDeviceDecision(w http.ResponseWriter, r *http.Request) {
 	if g.Status == deviceApproved {
 		msg = fmt.Sprintf("You approved the sign-in: the device now has access to %s as %s. You can close this window and go back to your terminal.", d.App, u.Name)
 	}
-	s.renderPage(w, r, http.StatusOK, "device", deviceView{Done: true, Approved: g.Status == deviceApproved, Code: showUserCode(g.UserCode),
+	s.renderPage(w, r, http.StatusOK, "device", deviceView{Done: true, Approved: g.Status == deviceApproved, Code: g.UserCode,
 		App: d.App, Host: d.Host, Tenant: t.Domain, User: u.Name, Message: msg})
 }
 
@@ -519,7 +479,7 @@ func (s *Server) deviceSubject(ctx context.Context, tenantID, userID, appID stri
 	if err != nil {
 		return store.User{}, t, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "The organisation of this sign-in no longer exists")
 	}
-	app := s.appByID(tenantID, appID)
+	app := s.tenantApp(tenantID, appID)
 	if app == nil || !app.PreAuth {
 		return store.User{}, t, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "The application of this sign-in no longer exists or no longer uses sign-in")
 	}
@@ -578,14 +538,14 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (*tokenAnswe
 		return nil, err
 	}
 	if !now.Before(sess.ExpiresAt) {
-		s.store.DeleteSession(ctx, sess.TenantID, sess.ID)
+		s.endSession(ctx, sess)
 		return nil, oauthErr(http.StatusBadRequest, "invalid_grant", "The sign-in expired;"+errLoginAgain)
 	}
 	u, t, app, err := s.deviceSubject(ctx, sess.TenantID, sess.UserID, sess.AppID)
 	if err != nil {
 		var oe *oauthError
 		if errors.As(err, &oe) {
-			s.store.DeleteSession(ctx, sess.TenantID, sess.ID)
+			s.endSession(ctx, sess)
 		}
 		return nil, err
 	}
@@ -598,12 +558,28 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (*tokenAnswe
 		Data: used, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil && !errors.Is(err, store.ErrConflict) {
 		return nil, err
 	}
-	if _, err := s.store.DeleteSession(ctx, sess.TenantID, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.endSession(ctx, sess); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	s.events.Event(eventlog.AccessTokenIssued, fmt.Sprintf("The device sign-in of %s to the application %s of %s was refreshed", u.Name, app.Name, t.Domain),
 		"tenant", t.Domain, "app", app.Name, "user", u.Name, "grant", "refresh_token", "address", sourceOf(r.RemoteAddr))
 	return ans, nil
+}
+
+// endSession ends a refresh session and the access tokens made from it,
+// in the store and in the gate's cache.
+func (s *Server) endSession(ctx context.Context, sess store.Session) ([]string, error) {
+	ids, err := s.store.DeleteSession(ctx, sess.TenantID, sess.ID)
+	s.sessions.drop(append(ids, sess.ID), "")
+	return ids, err
+}
+
+// tenantApp is the tenant's published application with id, or nil.
+func (s *Server) tenantApp(tenantID, id string) *edge.App {
+	if a := s.appByID(id); a != nil && a.TenantID == tenantID {
+		return a
+	}
+	return nil
 }
 
 // usedData is a replaced refresh token's record.
@@ -632,7 +608,7 @@ func (s *Server) refreshReused(ctx context.Context, r *http.Request, hash string
 			break
 		}
 		if sess, err := s.store.SessionByHash(ctx, d.Next); err == nil && sess.Kind == store.SessionRefresh && sess.TenantID == used.TenantID {
-			if ids, err := s.store.DeleteSession(ctx, sess.TenantID, sess.ID); err == nil {
+			if ids, err := s.endSession(ctx, sess); err == nil {
 				ended = len(ids)
 			}
 			break
@@ -648,7 +624,7 @@ func (s *Server) refreshReused(ctx context.Context, r *http.Request, hash string
 	if u, err := s.store.UserByID(ctx, used.TenantID, used.UserID); err == nil {
 		user = u.Name
 	}
-	if a := s.appByID(used.TenantID, used.AppID); a != nil {
+	if a := s.tenantApp(used.TenantID, used.AppID); a != nil {
 		app = a.Name
 	}
 	s.events.Event(eventlog.RefreshTokenReused, fmt.Sprintf("A replaced refresh token of %s for the application %s of %s was presented again: someone may hold a copy of it; the sign-in was ended (%d sessions)", user, app, tenant, ended),
@@ -656,12 +632,3 @@ func (s *Server) refreshReused(ctx context.Context, r *http.Request, hash string
 	return oauthErr(http.StatusBadRequest, "invalid_grant", "The refresh token was already used, so a copy of it may be in other hands: the sign-in was ended for safety;"+errLoginAgain)
 }
 
-// appByID finds a published application in the route table.
-func (s *Server) appByID(tenantID, appID string) *edge.App {
-	for _, a := range s.routesNow().byHost {
-		if a.ID == appID && a.TenantID == tenantID {
-			return a
-		}
-	}
-	return nil
-}
