@@ -631,4 +631,3 @@ func (s *Server) refreshReused(ctx context.Context, r *http.Request, hash string
 		"tenant", tenant, "app", app, "user", user, "sessions", strconv.Itoa(ended), "address", sourceOf(r.RemoteAddr))
 	return oauthErr(http.StatusBadRequest, "invalid_grant", "The refresh token was already used, so a copy of it may be in other hands: the sign-in was ended for safety;"+errLoginAgain)
 }
-
