@@ -220,8 +220,8 @@ func TestLoginRefusals(t *testing.T) {
 func TestParseApp(t *testing.T) {
 	for in, want := range map[string][2]string{
 		"https://Web-Contoso.Example.com/path?q": {"https://web-contoso.example.com", "web-contoso.example.com"},
-		"https://web.example.com:443":           {"https://web.example.com", "web.example.com"},
-		"https://web.sallyport.localhost:8443/": {"https://web.sallyport.localhost:8443", "web.sallyport.localhost_8443"},
+		"https://web.example.com:443":            {"https://web.example.com", "web.example.com"},
+		"https://web.sallyport.localhost:8443/":  {"https://web.sallyport.localhost:8443", "web.sallyport.localhost_8443"},
 	} {
 		a, err := parseApp(in)
 		if err != nil || a.origin != want[0] || a.key != want[1] {
