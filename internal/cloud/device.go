@@ -448,6 +448,7 @@ func (s *Server) deviceToken(ctx context.Context, r *http.Request) (*tokenAnswer
 		return nil, oauthErr(http.StatusBadRequest, "authorization_pending", "The sign-in is not approved yet: open the verification URL, sign in and approve the code")
 	case deviceDenied:
 		s.store.TakeGrant(ctx, store.GrantDevice, hash, now)
+		s.metrics.signin(g.TenantID, "device", "failed")
 		return nil, oauthErr(http.StatusBadRequest, "access_denied", "The sign-in was denied in the browser;"+errLoginAgain+" if that was a mistake")
 	case deviceApproved:
 	default:
@@ -460,12 +461,14 @@ func (s *Server) deviceToken(ctx context.Context, r *http.Request) (*tokenAnswer
 	}
 	u, t, app, err := s.deviceSubject(ctx, g.TenantID, g.UserID, g.AppID)
 	if err != nil {
+		s.metrics.signin(g.TenantID, "device", "failed")
 		return nil, err
 	}
 	ans, _, err := s.issueTokens(ctx, u, app)
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.signin(t.ID, "device", "ok")
 	s.events.Event(eventlog.AccessTokenIssued, fmt.Sprintf("%s signed a device (sallyport access) in to the application %s of %s", u.Name, app.Name, t.Domain),
 		"tenant", t.Domain, "app", app.Name, "user", u.Name, "grant", "device_code", "address", sourceOf(r.RemoteAddr))
 	return ans, nil
@@ -617,6 +620,7 @@ func (s *Server) refreshReused(ctx context.Context, r *http.Request, hash string
 			break
 		}
 	}
+	s.metrics.signin(used.TenantID, "device", "failed")
 	tenant, user, app := used.TenantID, used.UserID, used.AppID
 	if t, err := s.store.TenantByID(ctx, used.TenantID); err == nil {
 		tenant = t.Domain
