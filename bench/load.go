@@ -32,6 +32,11 @@ type target struct {
 	prefix string // path prefix before /small, /download, /upload
 	tls    *tls.Config
 	watch  []watched // processes whose cost this path adds
+	// headers are sent with every request ("Name: value"): the session
+	// cookie of a pre-authenticated application.
+	headers []string
+	// smallOnly: measured with small requests only.
+	smallOnly bool
 }
 
 // url is the address wrk is given: the dialled address, not the host.
@@ -58,6 +63,9 @@ func (t *target) dial(ctx context.Context) (net.Conn, error) {
 func (t *target) request(method, path string, contentLength int64) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sallyport-bench\r\n", method, t.prefix, path, t.host)
+	for _, h := range t.headers {
+		b.WriteString(h + "\r\n")
+	}
 	if contentLength >= 0 {
 		fmt.Fprintf(&b, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n", contentLength)
 	}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -269,6 +270,20 @@ func runBench(ctx context.Context, o *options) error {
 
 	direct := &target{name: "direct", scheme: "http", addr: backend.addr, host: backend.addr}
 	targets := []*target{direct, sp.target()}
+	if slices.Contains(o.tests, testSmall) {
+		// The same backend behind sign-in, with a signed-in user's cookie
+		// (small requests only: the gate's cost is per request).
+		h.logf("publishing %s with pre-authentication and signing in", preauthApp)
+		host, err := sp.publishPreauth(ctx, backend.addr)
+		if err != nil {
+			return err
+		}
+		cookie, err := sp.signIn(ctx, host)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, sp.preauthTarget(host, cookie))
+	}
 	procs := []watched{
 		{name: "bench", pids: []int{os.Getpid()}}, // the built-in load generator
 		{name: "backend", pids: []int{backend.proc.pid()}},
@@ -310,6 +325,9 @@ func runBench(ctx context.Context, o *options) error {
 	h.logf("warming up each path for %s", o.warmup)
 	for _, t := range targets {
 		for _, test := range o.tests {
+			if t.smallOnly && test != testSmall {
+				continue
+			}
 			d := o.warmup
 			switch {
 			case test == testSmall && wrk != "":
@@ -332,6 +350,9 @@ func runBench(ctx context.Context, o *options) error {
 			// Rotate the order of the paths from round to round.
 			for i := range targets {
 				t := targets[(i+round-1)%len(targets)]
+				if t.smallOnly && test != testSmall {
+					continue
+				}
 				waitQuiet(ctx, h, o.quietWait)
 				r, err := measure(round, test, t, o.duration)
 				if err != nil {

@@ -35,8 +35,12 @@ func runWrk(ctx context.Context, wrk string, t *target, conns, threads int, d ti
 	threads = max(1, min(threads, conns))
 	args := []string{
 		"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", secs),
-		"--latency", "--timeout", "10s", "-H", "Host: " + t.host, t.url("/small"),
+		"--latency", "--timeout", "10s", "-H", "Host: " + t.host,
 	}
+	for _, h := range t.headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, t.url("/small"))
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, wrk, args...)

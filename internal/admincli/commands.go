@@ -122,6 +122,9 @@ func (c *Client) CreateApp(ctx context.Context, o Output, in api.CreateAppReques
 		if a.Note != "" {
 			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
 		}
+		if a.PublicNote != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", a.PublicNote)
+		}
 	})
 }
 
@@ -135,6 +138,9 @@ func (c *Client) UpdateApp(ctx context.Context, o Output, name string, in api.Up
 		fmt.Fprintf(tw, "Updated '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
 		if a.Note != "" {
 			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
+		}
+		if a.PublicNote != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", a.PublicNote)
 		}
 	})
 }

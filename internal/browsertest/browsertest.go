@@ -252,3 +252,10 @@ func Eval[T any](b *Browser, expr string) T {
 	b.t.Helper()
 	return run(b, "evaluate "+expr, chromedp.Evaluate[T](expr))
 }
+
+// EvalPromise evaluates a JavaScript expression whose value is a promise
+// and returns what it resolves to (a rejection fails the test).
+func EvalPromise[T any](b *Browser, expr string) T {
+	b.t.Helper()
+	return run(b, "evaluate "+expr, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}

@@ -40,6 +40,7 @@ type routeTable struct {
 	users    map[string]*dirUser             // every tenant's users, by id
 	access   map[string]*appAccess           // who is assigned, by application id
 	settings map[string]store.TenantSettings // by tenant id
+	admins   map[string][]string             // Global Administrators' names by tenant id, by name (whom to ask)
 }
 
 // Lookup implements edge.Routes.
@@ -59,7 +60,8 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 		return nil, err
 	}
 	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{},
-		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{}}
+		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{},
+		admins: map[string][]string{}}
 	for _, ten := range tenants {
 		if err := s.loadDirectory(ctx, t, ten); err != nil {
 			return nil, err
@@ -151,6 +153,9 @@ func (s *Server) loadDirectory(ctx context.Context, t *routeTable, ten store.Ten
 	}
 	for _, u := range users {
 		t.users[u.ID] = &dirUser{User: u, groupIDs: map[string]bool{}}
+		if u.Role == store.RoleGlobalAdmin && !u.Disabled {
+			t.admins[ten.ID] = append(t.admins[ten.ID], u.Name)
+		}
 	}
 	groups, err := s.store.ListUserGroups(ctx, ten.ID)
 	if err != nil {

@@ -104,6 +104,12 @@ const (
 	AccessTokenIssued  ID = 2932 // An access token was issued to a device: after an approval, or refreshed
 	RefreshTokenReused ID = 2933 // A refresh token was used again after it was replaced: the sign-in it belongs to was ended
 
+	// Cloud: administration of sign-in (2934–2937)
+	UserDeleted           ID = 2934 // A user was deleted, with its sessions, memberships and assignments
+	UserAccessChanged     ID = 2935 // A user was disabled or enabled, or their second factor was reset
+	TenantSettingsChanged ID = 2936 // A tenant's sign-in settings changed (MFA required, session lifetime, idle timeout)
+	AppPreAuthChanged     ID = 2937 // An application's pre-authentication changed (sallyport or passthrough)
+
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
@@ -221,6 +227,10 @@ var Catalog = []Def{
 	{DeviceDecided, LevelInformation, "signin", "A user approved or denied a device sign-in (sallyport access login)"},
 	{AccessTokenIssued, LevelInformation, "signin", "An access token was issued to a device: after an approval, or refreshed"},
 	{RefreshTokenReused, LevelWarning, "signin", "A refresh token was used again after it was replaced: the sign-in it belongs to was ended"},
+	{UserDeleted, LevelInformation, "directory", "A user was deleted, with its sessions, memberships and assignments"},
+	{UserAccessChanged, LevelInformation, "directory", "A user was disabled or enabled, or their second factor was reset"},
+	{TenantSettingsChanged, LevelInformation, "directory", "A tenant's sign-in settings changed (MFA required, session lifetime, idle timeout)"},
+	{AppPreAuthChanged, LevelInformation, "directory", "An application's pre-authentication changed (sallyport or passthrough)"},
 	// Cloud: identity assertion keys (2940–2949)
 	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},

@@ -20,8 +20,8 @@ func scanUserGroup(r scanner) (store.UserGroup, error) {
 	return g, err
 }
 
-// DeleteUser deletes the user id of tenantID; its API tokens, memberships
-// and assignments go with it (ON DELETE CASCADE).
+// DeleteUser deletes the user id of tenantID; its API tokens, sessions,
+// grants, memberships and assignments go with it (ON DELETE CASCADE).
 func (s *Store) DeleteUser(ctx context.Context, tenantID, id string) error {
 	return execOne(ctx, s.db, "delete user", `DELETE FROM users WHERE tenant_id = ? AND id = ?`, tenantID, id)
 }
@@ -102,16 +102,17 @@ func (s *Store) Unassign(ctx context.Context, a store.Assignment) error {
 
 // ListAssignments returns the assignments of appID, oldest first.
 func (s *Store) ListAssignments(ctx context.Context, tenantID, appID string) ([]store.Assignment, error) {
-	scan := func(r scanner) (store.Assignment, error) {
-		var a store.Assignment
-		var user, group sql.NullString
-		err := r.Scan(&a.TenantID, &a.AppID, &user, &group, timeCol{&a.CreatedAt})
-		a.UserID, a.UserGroupID = user.String, group.String
-		return a, err
-	}
-	return getAll(ctx, s.db, scan, "list assignments",
+	return getAll(ctx, s.db, scanAssignment, "list assignments",
 		`SELECT tenant_id, app_id, user_id, group_id, created_at FROM app_assignments
 		 WHERE tenant_id = ? AND app_id = ? ORDER BY created_at, rowid`, tenantID, appID)
+}
+
+func scanAssignment(r scanner) (store.Assignment, error) {
+	var a store.Assignment
+	var user, group sql.NullString
+	err := r.Scan(&a.TenantID, &a.AppID, &user, &group, timeCol{&a.CreatedAt})
+	a.UserID, a.UserGroupID = user.String, group.String
+	return a, err
 }
 
 // IsAssigned reports whether userID is assigned to appID directly or

@@ -8,18 +8,26 @@ import (
 )
 
 // userCols is the column list scanUser reads.
-const userCols = `id, tenant_id, name, role, password_hash, created_at`
+const userCols = `id, tenant_id, name, role, password_hash, created_at,
+	email, display_name, disabled, external, totp_secret, mfa_enrolled_at, recovery_codes`
 
 func scanUser(r scanner) (store.User, error) {
 	var u store.User
-	err := r.Scan(&u.ID, &u.TenantID, &u.Name, &u.Role, &u.PasswordHash, timeCol{&u.CreatedAt})
+	err := r.Scan(&u.ID, &u.TenantID, &u.Name, &u.Role, &u.PasswordHash, timeCol{&u.CreatedAt},
+		&u.Email, &u.DisplayName, &u.Disabled, &u.External, blobCol{&u.TOTPSecret}, timeCol{&u.MFAEnrolledAt},
+		codesCol{&u.RecoveryCodes})
 	return u, err
 }
 
 func insertUser(ctx context.Context, q querier, u store.User) error {
+	codes, err := encodeCodes(u.RecoveryCodes)
+	if err != nil {
+		return err
+	}
 	return exec(ctx, q, "create user",
-		`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		u.ID, u.TenantID, u.Name, string(u.Role), u.PasswordHash, nanos(u.CreatedAt))
+		`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.TenantID, u.Name, string(u.Role), u.PasswordHash, nanos(u.CreatedAt),
+		u.Email, u.DisplayName, u.Disabled, u.External, nullBlob(u.TOTPSecret), nanos(u.MFAEnrolledAt), codes)
 }
 
 // CreateUser inserts u; a name already taken in any tenant is

@@ -6,7 +6,10 @@
 // and their deletion with the users, groups and applications they name),
 // registration tokens (never used more often than they allow, even by
 // racing callers), tenant signing keys (rotated once, even by racing
-// callers), zero and non-UTC times, and concurrent use.
+// callers), sign-in (user profiles and second factors, recovery codes and
+// grants used once even by racing callers, tenant settings, identity
+// providers, sessions ended with those made from them and with their
+// user), zero and non-UTC times, and concurrent use.
 //
 // An implementation's test calls Run with a function opening a new, empty
 // store.
@@ -68,6 +71,20 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Assignments", testAssignments},
 		{"DirectoryCascades", testDirectoryCascades},
 		{"DirectoryTenantIsolation", testDirectoryTenantIsolation},
+		{"UserProfile", testUserProfile},
+		{"UserMFA", testUserMFA},
+		{"RecoveryCodeRace", testRecoveryCodeRace},
+		{"TenantSettings", testTenantSettings},
+		{"IdentityProviders", testIdentityProviders},
+		{"Sessions", testSessions},
+		{"DeleteSession", testDeleteSession},
+		{"DeleteExpiredSessions", testDeleteExpiredSessions},
+		{"Grants", testGrants},
+		{"TakeGrant", testTakeGrant},
+		{"TakeGrantRace", testTakeGrantRace},
+		{"DeleteExpiredGrants", testDeleteExpiredGrants},
+		{"SignInCascades", testSignInCascades},
+		{"DirectoryListings", testDirectoryListings},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
