@@ -97,9 +97,14 @@ func TestAccessDeviceFlow(t *testing.T) {
 		}
 	}
 
-	// access logout: the tokens are gone; token says how to sign in.
-	if res := user.ok(t, "", "access", "logout", appURL); !strings.Contains(res.stdout, "Signed out") {
+	// access logout: the cloud ends the sign-in (the token no longer
+	// opens the application), the tokens are gone; token says how to
+	// sign in.
+	if res := user.ok(t, "", "access", "logout", appURL); !strings.Contains(res.stdout, "the cloud ended the sign-in") {
 		t.Errorf("access logout: %s", res)
+	}
+	if resp, _ := pc.get(t, pc.webHost, "/headers", "Accept", "application/json", "Authorization", "Bearer "+tok); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the access token after logout: %s, want 401", resp.Status)
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Errorf("the token file is still there after logout: %v", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -80,16 +81,19 @@ func newAccessCurlCmd() *cobra.Command {
 func newAccessLogoutCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout APP-URL",
-		Short: "Remove the application's stored tokens",
+		Short: "End the sign-in at the cloud and remove the application's stored tokens",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			removed, err := accessclient.Logout(accessclient.Options{AppURL: args[0]})
+			res, err := accessclient.Logout(cmd.Context(), accessclient.Options{AppURL: args[0]})
 			if err != nil {
 				return err
 			}
-			if removed {
-				fmt.Fprintf(cmd.OutOrStdout(), "Signed out of %s: its tokens were removed from this machine.\n", args[0])
-			} else {
+			switch {
+			case res.Removed && res.Ended:
+				fmt.Fprintf(cmd.OutOrStdout(), "Signed out of %s: the cloud ended the sign-in, and its tokens were removed from this machine.\n", args[0])
+			case res.Removed:
+				fmt.Fprintf(cmd.OutOrStdout(), "Signed out of %s: its tokens were removed from this machine, but the cloud could not be told (%s); the sign-in ends on its own within 30 days, or when you sign out in a browser.\n", args[0], strings.TrimSuffix(res.NotEnded.Error(), "."))
+			default:
 				fmt.Fprintf(cmd.OutOrStdout(), "You were not signed in to %s on this machine: nothing to remove.\n", args[0])
 			}
 			return nil

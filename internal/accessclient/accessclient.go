@@ -454,23 +454,73 @@ func token(ctx context.Context, o Options) (string, *saved, error) {
 	return s.AccessToken, s, nil
 }
 
-// Logout removes the application's tokens (they expire at the cloud on
-// their own: the access token within the hour).
-func Logout(o Options) (bool, error) {
+// LogoutResult is what Logout did.
+type LogoutResult struct {
+	Removed bool // there were tokens, and they were removed
+	// Ended: the cloud ended the sign-in (RFC 7009 revocation of the
+	// refresh token and its access token). When it could not be told,
+	// NotEnded says why, and the tokens end on their own (the refresh
+	// token within 30 days).
+	Ended    bool
+	NotEnded error
+}
+
+// Logout ends the sign-in at the cloud and removes the application's
+// tokens from this machine (removed even when the cloud cannot be
+// reached).
+func Logout(ctx context.Context, o Options) (LogoutResult, error) {
+	var res LogoutResult
 	a, err := parseApp(o.AppURL)
 	if err != nil {
-		return false, err
+		return res, err
 	}
 	dir, err := o.dir()
 	if err != nil {
-		return false, err
+		return res, err
 	}
-	err = os.Remove(filepath.Join(dir, a.key+".json"))
+	path := filepath.Join(dir, a.key+".json")
+	s, err := load(dir, a.key)
+	if err == nil && s != nil {
+		res.NotEnded = revoke(ctx, s)
+		res.Ended = res.NotEnded == nil
+	}
+	err = os.Remove(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
+		return res, nil
 	}
 	if err != nil {
-		return false, problem.Newf(400, "token_file", "check the directory's permissions", "The tokens of %s/ cannot be removed (%v)", a.origin, err)
+		return res, problem.Newf(400, "token_file", "check the directory's permissions", "The tokens of %s/ cannot be removed (%v)", a.origin, err)
 	}
-	return true, nil
+	res.Removed = true
+	return res, nil
+}
+
+// revoke asks the cloud to end the refresh token (and its access token).
+func revoke(ctx context.Context, s *saved) error {
+	u, err := url.Parse(s.TokenURL)
+	if err != nil {
+		return err
+	}
+	u.Path = "/oauth/revoke"
+	hc, err := httpClient(s.CAFile)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(),
+		strings.NewReader(url.Values{"token": {s.RefreshToken}, "token_type_hint": {"refresh_token"}, "client_id": {ClientID}}.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return unreachable("The cloud", u.String(), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the cloud answered %s at %s", resp.Status, u)
+	}
+	return nil
 }

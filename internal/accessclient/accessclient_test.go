@@ -61,6 +61,15 @@ func startFake(t *testing.T) *fakeCloud {
 		answer(w, 200, map[string]any{"device_code": "spd_x", "user_code": "BCDF-GHJK", "verification_uri": "https://cloud/device",
 			"verification_uri_complete": "https://cloud/device?user_code=BCDF-GHJK", "expires_in": 600, "interval": 1})
 	})
+	mux.HandleFunc("POST /oauth/revoke", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.forms = append(f.forms, r.PostForm.Encode())
+		if r.PostForm.Get("token") == f.refresh {
+			f.refresh = "revoked"
+		}
+	})
 	mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
 		f.mu.Lock()
@@ -152,8 +161,8 @@ func TestLoginTokenRefreshLogout(t *testing.T) {
 	}
 	_, err = Token(ctx, o)
 	problemtest.Want(t, "Token after the sign-in ended", err, "not_signed_in", "sallyport access login "+f.srv.URL+"/")
-	if removed, err := Logout(o); err != nil || removed {
-		t.Errorf("Logout when signed out = %v, %v", removed, err)
+	if res, err := Logout(ctx, o); err != nil || res.Removed {
+		t.Errorf("Logout when signed out = %+v, %v", res, err)
 	}
 }
 
@@ -185,9 +194,14 @@ func TestCurl(t *testing.T) {
 	if strings.Contains(strings.ReplaceAll(got, "Authorization: Bearer spa_0", ""), "spa_0") {
 		t.Errorf("the token is on curl's command line:\n%s", got)
 	}
-	if removed, err := Logout(o); err != nil || !removed {
-		t.Errorf("Logout = %v, %v", removed, err)
+	if res, err := Logout(ctx, o); err != nil || !res.Removed || !res.Ended {
+		t.Errorf("Logout = %+v, %v", res, err)
 	}
+	f.mu.Lock()
+	if f.refresh != "revoked" {
+		t.Errorf("Logout did not revoke the refresh token at the cloud: %q", f.forms[len(f.forms)-1])
+	}
+	f.mu.Unlock()
 	_, err = Curl(ctx, CurlOptions{Options: o, Program: fake})
 	problemtest.Want(t, "Curl signed out", err, "not_signed_in")
 }

@@ -70,6 +70,7 @@ func (s *Server) apiHandler() http.Handler {
 	// The device flow (RFC 8628) of 'sallyport access': device.go.
 	mux.HandleFunc("POST /oauth/device_authorization", s.handleDeviceAuthorization)
 	mux.HandleFunc("POST /oauth/token", s.handleToken)
+	mux.HandleFunc("POST /oauth/revoke", s.handleRevoke)
 	mux.HandleFunc("GET /device", s.handleDevicePage)
 	mux.HandleFunc("POST /device", s.handleDeviceDecision)
 	// Each tenant's issuer: its JWKS and discovery document, public.

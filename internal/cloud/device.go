@@ -577,6 +577,40 @@ func (s *Server) endSession(ctx context.Context, sess store.Session) ([]string, 
 	return ids, err
 }
 
+// handleRevoke is POST /oauth/revoke (RFC 7009): `sallyport access
+// logout` ends its sign-in at the cloud. A refresh token ends with its
+// access token; an access token alone. As the RFC says, an unknown or
+// already ended token is answered 200 too: the client's goal is met.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	err := s.signin.admit(sourceOf(r.RemoteAddr))
+	if err == nil {
+		err = parseOAuthForm(w, r)
+	}
+	if err == nil {
+		err = checkClient(r, false)
+	}
+	if err != nil {
+		s.writeOAuthFailure(w, r, err)
+		return
+	}
+	tok := r.PostForm.Get("token")
+	if !validSecret(tok, prefixRefresh) && !validSecret(tok, prefixAccess) {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	s.deviceMu.Lock()
+	defer s.deviceMu.Unlock()
+	sess, err := s.store.SessionByHash(r.Context(), hashToken(tok))
+	if err == nil && (sess.Kind == store.SessionRefresh || sess.Kind == store.SessionAccess) {
+		_, err = s.endSession(r.Context(), sess)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.writeOAuthFailure(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
 // tenantApp is the tenant's published application with id, or nil.
 func (s *Server) tenantApp(tenantID, id string) *edge.App {
 	if a := s.appByID(id); a != nil && a.TenantID == tenantID {

@@ -529,3 +529,35 @@ func TestDeviceCodePage(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceRevoke: POST /oauth/revoke (RFC 7009, `access logout`) ends
+// a refresh token with its access token; an unknown token is 200 too.
+func TestDeviceRevoke(t *testing.T) {
+	env := startPreauth(t)
+	tok := env.deviceLogin(t, env.webURL, "alice@contoso.com")
+	revoke := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", deviceCloud+"/oauth/revoke", strings.NewReader(url.Values{"token": {token}, "client_id": {DeviceClientID}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := env.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, junk := range []string{"", "spc_x", newSecret(prefixRefresh), newSecret(prefixCookie)} {
+		if code := revoke(junk); code != 200 {
+			t.Errorf("revoking %q: %d, want 200", junk, code)
+		}
+	}
+	resp, body := env.bearerGet(t, env.webURL, tok.str("access_token"))
+	backendSaw(t, resp, body)
+	if code := revoke(tok.str("refresh_token")); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	if resp, _ := env.bearerGet(t, env.webURL, tok.str("access_token")); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the access token after revoking its refresh token: %s, want 401", resp.Status)
+	}
+	wantOAuthError(t, "a revoked refresh token", env.refresh(t, tok.str("refresh_token")), 400, "invalid_grant")
+}
