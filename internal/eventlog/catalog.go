@@ -99,6 +99,12 @@ const (
 	AccessRefused    ID = 2925 // A signed-in user was refused an application: not assigned, disabled or deleted
 	SessionsEnded    ID = 2926 // Sessions ended because their user changed (deleted, disabled, second factor reset)
 
+	// Cloud: federation at a tenant's OpenID provider (2927–2930)
+	IdentityProviderSet     ID = 2927 // A tenant's OpenID provider was set: sign-in for its applications goes there
+	IdentityProviderDeleted ID = 2928 // A tenant's OpenID provider was removed: sign-in for its applications is with local accounts again
+	FederatedUserSynced     ID = 2929 // A user of the tenant's OpenID provider was created on first sign-in, or their user groups changed to follow the groups claim
+	IdentityProviderFailed  ID = 2930 // A sign-in at a tenant's OpenID provider failed: the provider could not be reached, or its answer was refused
+
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
@@ -213,6 +219,11 @@ var Catalog = []Def{
 	{RecoveryCodeUsed, LevelWarning, "signin", "A user signed in with a recovery code"},
 	{AccessRefused, LevelWarning, "signin", "A signed-in user was refused an application: not assigned, disabled or deleted"},
 	{SessionsEnded, LevelInformation, "signin", "Sessions ended because their user changed (deleted, disabled, second factor reset)"},
+	// Cloud: federation at a tenant's OpenID provider (2927–2930)
+	{IdentityProviderSet, LevelInformation, "federation", "A tenant's OpenID provider was set: sign-in for its applications goes there"},
+	{IdentityProviderDeleted, LevelInformation, "federation", "A tenant's OpenID provider was removed: sign-in for its applications is with local accounts again"},
+	{FederatedUserSynced, LevelInformation, "federation", "A user of the tenant's OpenID provider was created on first sign-in, or their user groups changed to follow the groups claim"},
+	{IdentityProviderFailed, LevelWarning, "federation", "A sign-in at a tenant's OpenID provider failed: the provider could not be reached, or its answer was refused"},
 	// Cloud: identity assertion keys (2940–2949)
 	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
