@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/sallyport/sallyport/internal/store"
@@ -260,9 +262,7 @@ func TestPreAuthBrowserFlow(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	if h.Get("Sallyport-Assertion") == "" {
-		t.Error("no Sallyport-Assertion")
-	}
+	verifyAssertion(t, env, h.Get("Sallyport-Assertion"), "https://web-contoso.sallyport.localhost", env.alice)
 	if c := h.Get("Cookie"); strings.Contains(c, "sallyport") {
 		t.Errorf("the backend got Sallyport's cookie: %q", c)
 	}
@@ -509,5 +509,51 @@ func TestTOTPGuard(t *testing.T) {
 	}
 	if g.check(store.User{ID: "u2"}, at(0), now) {
 		t.Error("a user without a secret passed")
+	}
+}
+
+// verifyAssertion checks a Sallyport-Assertion with go-jose against the
+// JWKS the cloud publishes for the tenant: issuer, audience, subject,
+// e-mail, lifetime.
+func verifyAssertion(t *testing.T, env *preauthEnv, tok, aud string, u store.User) {
+	t.Helper()
+	if tok == "" {
+		t.Fatal("no Sallyport-Assertion at the backend")
+	}
+	issuer := "https://sallyport.localhost/t/contoso"
+	resp, err := env.client.Get(issuer + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil || len(parsed.Headers) != 1 {
+		t.Fatalf("parse the assertion: %v", err)
+	}
+	keys := set.Key(parsed.Headers[0].KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("kid %q not in the JWKS", parsed.Headers[0].KeyID)
+	}
+	var claims jwt.Claims
+	var extra struct {
+		Email  string   `json:"email"`
+		Name   string   `json:"name"`
+		Groups []string `json:"groups"`
+	}
+	if err := parsed.Claims(keys[0].Key, &claims, &extra); err != nil {
+		t.Fatalf("the assertion does not verify with the published key: %v", err)
+	}
+	if err := claims.Validate(jwt.Expected{Issuer: issuer, AnyAudience: jwt.Audience{aud}, Subject: u.ID, Time: time.Now()}); err != nil {
+		t.Fatalf("assertion claims: %v", err)
+	}
+	if extra.Email != u.Email || extra.Name != u.DisplayName {
+		t.Fatalf("assertion email %q name %q, want %q %q", extra.Email, extra.Name, u.Email, u.DisplayName)
+	}
+	if claims.Expiry.Time().Sub(claims.IssuedAt.Time()) > 5*time.Minute {
+		t.Fatalf("assertion lives %s, more than 5 minutes", claims.Expiry.Time().Sub(claims.IssuedAt.Time()))
 	}
 }

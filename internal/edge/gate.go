@@ -3,6 +3,8 @@ package edge
 import (
 	"net/http"
 	"strings"
+
+	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // Gate signs users in before a request reaches an application with
@@ -36,7 +38,7 @@ const (
 	HeaderUser      = "X-Sallyport-User"
 	HeaderEmail     = "X-Sallyport-Email"
 	HeaderGroups    = "X-Sallyport-Groups"
-	HeaderAssertion = "Sallyport-Assertion"
+	HeaderAssertion = tunnel.HeaderAssertion
 )
 
 // CookiePrefix starts the names of the cookies of Sallyport's own on an

@@ -12,6 +12,11 @@ const (
 	// HeaderConnector names, inside the cloud only, the connector that
 	// answered (for session affinity); it never crosses the tunnel.
 	HeaderConnector = "Sallyport-Connector"
+	// HeaderAssertion is the signed identity of a pre-authenticated
+	// request's user, for the backend (docs/identity.md): it starts with
+	// HeaderPrefix (so the cloud removes a client's copies) but is not a
+	// protocol header, and the connector passes it on.
+	HeaderAssertion = "Sallyport-Assertion"
 )
 
 // IsProtocolHeader reports whether a header named name belongs to the
@@ -20,6 +25,9 @@ const (
 // read 'Sallyport_App' as 'Sallyport-App'). Such headers never come from
 // a client or a backend.
 func IsProtocolHeader(name string) bool {
+	if len(name) == len(HeaderAssertion) && headerNameIs(name, HeaderAssertion) {
+		return false
+	}
 	const p = "sallyport-"
 	if len(name) < len(p) {
 		return false
@@ -45,4 +53,24 @@ func StripProtocolHeaders(h map[string][]string) {
 			delete(h, k)
 		}
 	}
+}
+
+// headerNameIs reports whether name is want in any case, '_' read as '-'.
+func headerNameIs(name, want string) bool {
+	for i := 0; i < len(want); i++ {
+		c, w := name[i], want[i]
+		if c == '_' {
+			c = '-'
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= w && w <= 'Z' {
+			w += 'a' - 'A'
+		}
+		if c != w {
+			return false
+		}
+	}
+	return true
 }
