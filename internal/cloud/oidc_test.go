@@ -408,7 +408,9 @@ func TestIdentityProviderAPI(t *testing.T) {
 		{"query", admin, with(func(in *api.SetIdentityProviderRequest) { in.Issuer += "?x=1" }), 400, "bad_issuer", "query"},
 		{"no secret", admin, with(func(in *api.SetIdentityProviderRequest) { in.ClientSecret = "" }), 400, "bad_client_secret", "empty"},
 		{"no client id", admin, with(func(in *api.SetIdentityProviderRequest) { in.ClientID = "" }), 400, "bad_client_id", "empty"},
-		{"a key as CA", admin, with(func(in *api.SetIdentityProviderRequest) { in.CAPEM = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }), 400, "bad_ca", "PRIVATE KEY block"},
+		{"a key as CA", admin, with(func(in *api.SetIdentityProviderRequest) {
+			in.CAPEM = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+		}), 400, "bad_ca", "PRIVATE KEY block"},
 		{"claim with a space", admin, with(func(in *api.SetIdentityProviderRequest) { in.EmailClaim = "e mail" }), 400, "bad_claim", "not a claim name"},
 	}
 	for _, c := range refused {
