@@ -51,8 +51,9 @@ const (
 	// providerLifetime is how long a provider's discovery document (and
 	// so its endpoints and keys' address) is kept before it is read again.
 	providerLifetime = 10 * time.Minute
-	// providerTimeout bounds each request to a provider.
-	providerTimeout = 10 * time.Second
+	// providerTimeout bounds each request to a provider (generous: a
+	// provider may make its signing keys on the first request for them).
+	providerTimeout = 30 * time.Second
 	// maxProviderBody bounds each answer of a provider.
 	maxProviderBody = 1 << 20
 	// maxGroupsClaim bounds the groups taken from a claim.
@@ -355,11 +356,13 @@ func reachWhy(err error) string {
 // (GET /signin/oidc/callback?state=…&code=… or error=…).
 func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	expired := problem.New(http.StatusBadRequest, "signin_expired", "open the application's address again to sign in",
-		"This sign-in at the identity provider has expired, was finished already, or was started in another browser")
+	expired := func() {
+		s.signinFailed(w, r, signinFlow{}, http.StatusBadRequest,
+			"This sign-in at the identity provider has expired, was finished already, or was started in another browser; open the application's address again to sign in")
+	}
 	state := q.Get("state")
 	if !validSecret(state, prefixState) {
-		s.messagePage(w, r, expired)
+		expired()
 		return
 	}
 	// Taken once: a replayed callback finds nothing.
@@ -370,7 +373,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 			s.messagePage(w, r, err)
 			return
 		}
-		s.messagePage(w, r, expired)
+		expired()
 		return
 	}
 	f := d.Flow
@@ -381,7 +384,7 @@ func (s *Server) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	t, ok := s.routesNow().tenants[g.TenantID]
 	if !ok || t.ID != f.TenantID {
-		s.messagePage(w, r, expired)
+		expired()
 		return
 	}
 	if e := q.Get("error"); e != "" {
@@ -446,6 +449,7 @@ func (s *Server) federatedUser(ctx context.Context, t store.Tenant, p store.Iden
 	cctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, lp.client), providerTimeout)
 	defer cancel()
 	tok, err := s.oauthConfig(p, lp).Exchange(cctx, code, oauth2.VerifierOption(d.Verifier))
+	cancel()
 	if err != nil {
 		s.providerFailed(t, p.Issuer, "exchange", err)
 		return store.User{}, signinRefusal(http.StatusBadGateway, "oidc_exchange", "The identity provider of %s did not accept this sign-in's code: %s (an administrator checks the client with 'sallyport admin idp show')", t.Domain, retry)
@@ -456,7 +460,9 @@ func (s *Server) federatedUser(ctx context.Context, t store.Tenant, p store.Iden
 		s.providerFailed(t, p.Issuer, "id_token", err)
 		return store.User{}, signinRefusal(http.StatusBadGateway, "oidc_id_token", "The identity provider of %s answered without an ID token: %s", t.Domain, retry)
 	}
-	idt, err := lp.provider.VerifierContext(oidc.ClientContext(ctx, lp.client), &oidc.Config{ClientID: p.ClientID, Now: s.now}).Verify(cctx, raw)
+	vctx, vcancel := context.WithTimeout(oidc.ClientContext(ctx, lp.client), providerTimeout)
+	defer vcancel()
+	idt, err := lp.provider.VerifierContext(oidc.ClientContext(ctx, lp.client), &oidc.Config{ClientID: p.ClientID, Now: s.now}).Verify(vctx, raw)
 	if err == nil && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(d.Nonce)) != 1 {
 		err = errors.New("the ID token's nonce is not the one this sign-in sent (a token of another sign-in)")
 	}
@@ -533,6 +539,8 @@ func tokenWhy(err error) string {
 	switch {
 	case errors.As(err, &exp):
 		return "it has expired: check that the clocks of the cloud and the provider are right"
+	case strings.Contains(msg, "fetching keys"):
+		return "the provider's keys could not be fetched to check it"
 	case strings.Contains(msg, "audience"):
 		return "it was issued to another client"
 	case strings.Contains(msg, "signature"):

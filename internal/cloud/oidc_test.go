@@ -16,6 +16,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/idptest"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/testnet"
@@ -194,6 +197,7 @@ func setIdP(t *testing.T, s *Server, tok string, in api.SetIdentityProviderReque
 func startOIDCEnv(t *testing.T, in api.SetIdentityProviderRequest) (*preauthEnv, api.IdentityProvider) {
 	t.Helper()
 	env := startPreauth(t)
+	logProviderFailures(t, env.srv)
 	ctx := t.Context()
 	g := store.UserGroup{ID: "ug_eng", TenantID: env.tenant.ID, Name: "Engineering", CreatedAt: time.Now()}
 	if err := env.srv.store.CreateUserGroup(ctx, g); err != nil {
@@ -485,6 +489,7 @@ func TestOIDCHydra(t *testing.T) {
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw})
 
 	env := startPreauth(t)
+	logProviderFailures(t, env.srv)
 	redirectURI := env.srv.redirectURI()
 	cl := idp.CreateClient(t, redirectURI)
 	ctx := t.Context()
@@ -551,6 +556,22 @@ func TestOIDCHydra(t *testing.T) {
 	}
 }
 
+// logProviderFailures logs the cloud's events 2930 (the detailed causes
+// of failed sign-ins at a provider) when the test fails.
+func logProviderFailures(t *testing.T, s *Server) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		raw, _ := os.ReadFile(filepath.Join(s.cfg.DataDir, datadir.EventsFile))
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.Contains(line, "2930") || strings.Contains(line, "2921") {
+				t.Log(line)
+			}
+		}
+	})
+}
+
 func countExternal(us []store.User) int {
 	n := 0
 	for _, u := range us {
@@ -559,4 +580,38 @@ func countExternal(us []store.User) int {
 		}
 	}
 	return n
+}
+
+// FuzzOIDCInput: whatever comes back to the callback (state, code,
+// error, the binding cookie) is answered with a page, never a server
+// error or a panic, and makes no user; the checks of an administrator's
+// issuer, CA and claim names, and the reading of a groups claim, never
+// panic either.
+func FuzzOIDCInput(f *testing.F) {
+	s := newTestServer(f)
+	f.Add("sps_"+strings.Repeat("A", 43), "code", "", "", "https://login.example.com/", `{"groups":["a","b"]}`)
+	f.Add("", "", "access_denied", "x", "http://127.0.0.1:1/", `{"groups":"a"}`)
+	f.Add("sps_", "c", "e\x00\n", "\xff", "https://[::1", `{"groups":[1,{"a":2},null]}`)
+	f.Fuzz(func(t *testing.T, state, code, errParam, cookie, issuer, claimsJSON string) {
+		q := url.Values{"state": {state}, "code": {code}}
+		if errParam != "" {
+			q.Set("error", errParam)
+		}
+		req := httptest.NewRequest("GET", "https://"+s.settings.Name+OIDCCallbackPath+"?"+q.Encode(), nil)
+		req.Header.Set("Cookie", bindCookie+"="+url.QueryEscape(cookie))
+		rec := httptest.NewRecorder()
+		s.route(rec, req)
+		if rec.Code >= 500 || rec.Code < 400 {
+			t.Fatalf("callback answered %d", rec.Code)
+		}
+		checkIssuer(issuer)
+		checkCAPEM(issuer + claimsJSON)
+		checkClaim("--groups-claim", code)
+		var claims map[string]any
+		if json.Unmarshal([]byte(claimsJSON), &claims) == nil {
+			if gs, _ := groupsOf(claims, "groups"); len(gs) > maxGroupsClaim {
+				t.Fatalf("%d groups", len(gs))
+			}
+		}
+	})
 }
