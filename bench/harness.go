@@ -435,7 +435,7 @@ func startSallyport(ctx context.Context, h *harness, backendAddr string, o sally
 	if _, err := h.run(ctx, adminPW+"\n", "admin", "login", "--cloud", s.url, "--user", adminUser, "--password-stdin", "--ca-file", s.caFile); err != nil {
 		return nil, err
 	}
-	out, err := h.run(ctx, "", "admin", "app", "create", appName, "--internal-url", "http://"+backendAddr+"/", "--json")
+	out, err := h.run(ctx, "", "admin", "app", "create", appName, "--internal-url", "http://"+backendAddr+"/", "--pre-auth", "passthrough", "--json")
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ func TestUserGroupsAndAssignments(t *testing.T) {
 	ops := newRunner(t, "contoso-ops")
 	c.login(t, ops, "ops@contoso.com", userPW)
 
-	const passthroughNote = "Note: 'web' uses pre-authentication passthrough, so anyone who can reach it gets through, assigned or not; assignments take effect once the application uses pre-authentication at the cloud (--pre-auth sallyport, coming in a later version)."
+	const passthroughNote = "Note: 'web' uses pre-authentication passthrough, so anyone who can reach it gets through, assigned or not; assignments take effect once it uses pre-authentication at the cloud ('sallyport admin app update web --pre-auth sallyport')."
 
 	t.Run("user groups", func(t *testing.T) {
 		mustContain(t, "user-group create", admin.ok(t, "", "admin", "user-group", "create", "Finance").stdout, "Created user group 'Finance'.")
@@ -76,9 +76,8 @@ func TestUserGroupsAndAssignments(t *testing.T) {
 		admin.refused(t, "", []string{"admin", "app", "unassign", "web", "--user", "ops@contoso.com"}, "ops@contoso.com is not assigned to the application 'web'")
 	})
 
-	// The note says what happens: an application with assignments is
-	// still served to anyone, signed in or not, until pre-authentication
-	// arrives. When it does, this test fails until the note changes too.
+	// The note says what happens: a passthrough application with
+	// assignments is still served to anyone, signed in or not.
 	t.Run("the note is true", func(t *testing.T) {
 		b := newBackend(t)
 		site := newRunner(t, "site")

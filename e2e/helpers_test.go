@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -542,9 +543,14 @@ type apiConnector struct {
 	Protocol int    `json:"tunnel_protocol"`
 }
 
-// publish creates an application as r and returns it.
+// publish creates an application as r and returns it: a passthrough one
+// (the tests of the tunnel reach it without signing in) unless extra
+// gives --pre-auth.
 func (c *cloud) publish(t *testing.T, r *runner, name, internalURL string, extra ...string) apiApp {
 	t.Helper()
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--pre-auth") }) {
+		extra = append([]string{"--pre-auth", "passthrough"}, extra...)
+	}
 	var a apiApp
 	r.okJSON(t, &a, append([]string{"admin", "app", "create", name, "--internal-url", internalURL, "--json"}, extra...)...)
 	return a

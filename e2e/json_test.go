@@ -78,8 +78,22 @@ func TestJSONOutput(t *testing.T) {
 		{name: "admin user-group add-member", args: []string{"Staff", "ann@contoso.com"}, fields: []string{"id", "name", "member_count", "members"}},
 		{name: "admin user-group list", array: true, fields: []string{"id", "name", "member_count", "created_at"}},
 		{name: "admin user-group show", args: []string{"Staff"}, fields: []string{"id", "name", "member_count", "members"}},
-		{name: "admin app create", args: []string{"erp", "--internal-url", "http://127.0.0.1:9/erp/"}, fields: []string{"id", "name", "group", "external_host", "external_url", "internal_url", "timeout"}},
+		{name: "admin user show", args: []string{"ann@contoso.com"}, fields: []string{"id", "name", "role", "email", "display_name", "disabled", "mfa_enrolled", "external", "user_groups", "created_at"},
+			then: func(t *testing.T, v any) {
+				m, _ := v.(map[string]any)
+				if gs, _ := m["user_groups"].([]any); len(gs) != 1 || gs[0] != "Staff" {
+					t.Errorf("admin user show --json: user_groups = %v, want [Staff]", m["user_groups"])
+				}
+			}},
+		{name: "admin user disable", args: []string{"ann@contoso.com"}, fields: []string{"id", "name", "disabled", "sessions_ended", "note"}},
+		{name: "admin user enable", args: []string{"ann@contoso.com"}, fields: []string{"id", "name", "disabled", "sessions_ended", "note"}},
+		{name: "admin user reset-mfa", args: []string{"ann@contoso.com"}, fields: []string{"id", "name", "mfa_enrolled", "sessions_ended", "note"}},
+		{name: "admin tenant show", fields: []string{"tenant", "require_mfa", "session_lifetime", "session_lifetime_seconds", "session_lifetime_default", "session_idle", "session_idle_seconds", "session_idle_default"}},
+		{name: "admin tenant set", args: []string{"--session-lifetime", "8h"}, fields: []string{"tenant", "require_mfa", "session_lifetime", "session_idle", "updated_at"}},
+		{name: "admin app create", args: []string{"erp", "--internal-url", "http://127.0.0.1:9/erp/"}, fields: []string{"id", "name", "group", "external_host", "external_url", "internal_url", "timeout", "preauth"}},
+		{name: "admin app create", args: []string{"open", "--internal-url", "http://127.0.0.1:9/open/", "--pre-auth", "passthrough"}, fields: []string{"id", "name", "preauth", "public_note"}},
 		{name: "admin app update", args: []string{"erp", "--timeout", "long"}, fields: []string{"id", "name", "timeout"}},
+		{name: "admin app update", args: []string{"erp", "--pre-auth", "passthrough"}, fields: []string{"id", "name", "preauth", "public_note"}},
 		{name: "admin app assign", args: []string{"web", "--user-group", "Staff"}, fields: []string{"kind", "name", "created_at", "note"}},
 		{name: "admin app show", args: []string{"web"}, fields: []string{"id", "name", "group", "external_host", "internal_url", "preauth", "assignments", "assignments_note"},
 			then: func(t *testing.T, v any) {
@@ -109,10 +123,12 @@ func TestJSONOutput(t *testing.T) {
 		{name: "admin domain list", array: true, fields: []string{"domain", "status"}},
 		{name: "admin domain delete", args: []string{domain}, fields: []string{"deleted"}},
 		{name: "admin app delete", args: []string{"erp"}, fields: []string{"deleted"}},
+		{name: "admin app delete", args: []string{"open"}, fields: []string{"deleted"}},
 		{name: "admin connector delete", args: []string{st.id}, fields: []string{"deleted"}},
 		{name: "admin group delete", args: []string{"Branch2"}, fields: []string{"deleted"}},
 		{name: "admin user-group remove-member", args: []string{"Staff", "ann@contoso.com"}, fields: []string{"id", "name", "member_count", "members"}},
 		{name: "admin user-group delete", args: []string{"Staff"}, fields: []string{"deleted"}},
+		{name: "admin user delete", args: []string{"ann@contoso.com"}, fields: []string{"deleted"}},
 	}
 	// token revoke needs the id token create printed.
 	var tokenID string

@@ -15,7 +15,7 @@ import (
 func newAdminCmd() *cobra.Command {
 	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
-	c.AddCommand(newLoginCmd(), newUserCmd(), newUserGroupCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd())
+	c.AddCommand(newLoginCmd(), newUserCmd(), newUserGroupCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd(), newAdminTenantCmd())
 	c.AddCommand(newIdpCmd())
 	return c
 }
@@ -85,7 +85,7 @@ func newLoginCmd() *cobra.Command {
 
 func newUserCmd() *cobra.Command {
 	c := group("user", "Manage the users of your tenant")
-	var role string
+	var role, email, display string
 	var pwStdin bool
 	create := &cobra.Command{
 		Use:   "create USER@DOMAIN",
@@ -96,18 +96,85 @@ func newUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.CreateUser(cmd.Context(), output(cmd), api.CreateUserRequest{Name: args[0], Role: role, Password: pw})
+			return c.CreateUser(cmd.Context(), output(cmd), api.CreateUserRequest{Name: args[0], Role: role, Password: pw, Email: email, DisplayName: display})
 		}),
 	}
 	create.Flags().StringVar(&role, "role", "user", "global-admin, app-admin or user")
 	create.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the new user's password from standard input")
+	create.Flags().StringVar(&email, "email", "", "the user's email address, sent to backends (X-Sallyport-Email)")
+	create.Flags().StringVar(&display, "display-name", "", "the user's full name, shown on sign-in pages and sent to backends")
 	list := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
 			return c.ListUsers(cmd.Context(), output(cmd))
 		}),
 	}
-	c.AddCommand(create, list)
+	show := &cobra.Command{
+		Use: "show USER@DOMAIN", Short: "Show a user: role, email, status, second factor, user groups (Global Administrators only)", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.ShowUser(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete USER@DOMAIN", Short: "Delete a user with its sessions, memberships and assignments (Global Administrators only)", Args: cobra.ExactArgs(1),
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			return c.DeleteUser(cmd.Context(), output(cmd), args[0])
+		}),
+	}
+	action := func(use, short string) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " USER@DOMAIN", Short: short, Args: cobra.ExactArgs(1),
+			RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+				return c.UserAction(cmd.Context(), output(cmd), args[0], use)
+			}),
+		}
+	}
+	c.AddCommand(create, list, show, del,
+		action("disable", "Disable a user: ends all its sessions, and it cannot sign in until enabled (Global Administrators only)"),
+		action("enable", "Enable a disabled user again (Global Administrators only)"),
+		action("reset-mfa", "Remove a user's second factor and end its sessions: it enrols again at its next sign-in (Global Administrators only)"))
+	return c
+}
+
+func newAdminTenantCmd() *cobra.Command {
+	c := group("tenant", "Show and change your tenant's sign-in settings")
+	show := &cobra.Command{
+		Use: "show", Short: "Show the tenant's sign-in settings, defaults included (Global Administrators only)", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			return c.ShowTenant(cmd.Context(), output(cmd))
+		}),
+	}
+	var mfa bool
+	var lifetime, idle string
+	set := &cobra.Command{
+		Use:   "set",
+		Short: "Change the tenant's sign-in settings; the others stay (Global Administrators only)",
+		Example: `  sallyport admin tenant set --require-mfa
+  sallyport admin tenant set --session-lifetime 8h --session-idle 30m
+  sallyport admin tenant set --session-lifetime default`,
+		Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			var in api.UpdateTenantSettingsRequest
+			if cmd.Flags().Changed("require-mfa") {
+				in.RequireMFA = &mfa
+			}
+			if cmd.Flags().Changed("session-lifetime") {
+				in.SessionLifetime = &lifetime
+			}
+			if cmd.Flags().Changed("session-idle") {
+				in.SessionIdle = &idle
+			}
+			if in == (api.UpdateTenantSettingsRequest{}) {
+				return problem.New(400, "nothing_to_change", "give --require-mfa, --session-lifetime or --session-idle", "No setting was given to change")
+			}
+			return c.SetTenant(cmd.Context(), output(cmd), in)
+		}),
+	}
+	f := set.Flags()
+	f.BoolVar(&mfa, "require-mfa", false, "every local user must sign in with a second factor (TOTP), enrolling at the next sign-in")
+	f.StringVar(&lifetime, "session-lifetime", "", "how long a sign-in lasts at most, 5m to 720h, or 'default' (12h)")
+	f.StringVar(&idle, "session-idle", "", "end a session unused this long, 1m to the lifetime, or 'default' (1h)")
+	c.AddCommand(show, set)
 	return c
 }
 
@@ -177,6 +244,8 @@ func newAppCmd() *cobra.Command {
 	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: the cloud's certificate, which covers only the default names NAME-TENANTLABEL.CLOUDNAME)")
 	cf.BoolVar(&in.DetailedErrors, "detailed-errors", false, "error pages show the internal detail (internal URL, connector) to anyone, for the app's developers")
 	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
+	cf.BoolVar(&in.KeepAuthorization, "keep-authorization", false, "send a signed-in client's access token (Authorization: Bearer) on to the backend; by default the edge removes it")
+	cf.StringVar(&in.PreAuth, "pre-auth", "sallyport", "pre-authentication: sallyport (users sign in at the cloud; only assigned users get through) or passthrough (anyone who knows the URL reaches the application)")
 	create.MarkFlagRequired("internal-url")
 
 	var up api.UpdateAppRequest
@@ -184,8 +253,10 @@ func newAppCmd() *cobra.Command {
 	var upAffinity bool
 	var upBackendProxy string
 	var upDetailed bool
+	var upPreAuth string
+	var upKeepAuth bool
 	update := &cobra.Command{
-		Use: "update NAME", Short: "Change an application's internal URL, group, timeout, session affinity, backend proxy or error pages", Args: cobra.ExactArgs(1),
+		Use: "update NAME", Short: "Change an application's internal URL, group, timeout, session affinity, backend proxy, error pages or pre-authentication", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
 			if cmd.Flags().Changed("internal-url") {
 				up.InternalURL = &upURL
@@ -205,6 +276,12 @@ func newAppCmd() *cobra.Command {
 			if cmd.Flags().Changed("detailed-errors") {
 				up.DetailedErrors = &upDetailed
 			}
+			if cmd.Flags().Changed("pre-auth") {
+				up.PreAuth = &upPreAuth
+			}
+			if cmd.Flags().Changed("keep-authorization") {
+				up.KeepAuthorization = &upKeepAuth
+			}
 			return c.UpdateApp(cmd.Context(), output(cmd), args[0], up)
 		}),
 	}
@@ -214,6 +291,8 @@ func newAppCmd() *cobra.Command {
 	update.Flags().StringVar(&upBackendProxy, "backend-proxy", "", "forward proxy for the backend, http://HOST:PORT ('' to remove)")
 	update.Flags().BoolVar(&upAffinity, "affinity", false, "session affinity on (--affinity) or off (--affinity=false)")
 	update.Flags().BoolVar(&upDetailed, "detailed-errors", false, "detailed error pages on (--detailed-errors) or off (--detailed-errors=false)")
+	update.Flags().BoolVar(&upKeepAuth, "keep-authorization", false, "send a client's access token on to the backend (--keep-authorization) or remove it (--keep-authorization=false)")
+	update.Flags().StringVar(&upPreAuth, "pre-auth", "", "sallyport (sign-in at the cloud, assigned users only) or passthrough (anyone who knows the URL); default: unchanged")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List applications", Args: cobra.NoArgs,

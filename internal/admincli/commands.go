@@ -122,6 +122,9 @@ func (c *Client) CreateApp(ctx context.Context, o Output, in api.CreateAppReques
 		if a.Note != "" {
 			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
 		}
+		if a.PublicNote != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", a.PublicNote)
+		}
 	})
 }
 
@@ -135,6 +138,9 @@ func (c *Client) UpdateApp(ctx context.Context, o Output, name string, in api.Up
 		fmt.Fprintf(tw, "Updated '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
 		if a.Note != "" {
 			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
+		}
+		if a.PublicNote != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", a.PublicNote)
 		}
 	})
 }
@@ -165,6 +171,7 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
 			{"Session affinity", fmt.Sprint(a.Affinity)}, {"Backend proxy", dash(a.BackendProxy)},
 			{"Detailed error pages", fmt.Sprint(a.DetailedErrors)},
+			{"Access token to backend", fmt.Sprint(a.KeepAuthorization)},
 			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])

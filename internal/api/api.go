@@ -85,18 +85,82 @@ type RegisterResponse struct {
 
 // User is a user as the API shows it.
 type User struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	Tenant    string    `json:"tenant"`
-	CreatedAt time.Time `json:"created_at"`
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Role        string    `json:"role"`
+	Tenant      string    `json:"tenant"`
+	Email       string    `json:"email"`        // "" when unknown
+	DisplayName string    `json:"display_name"` // "" when unknown
+	Disabled    bool      `json:"disabled"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// UserDetail is GET /api/v1/users/{name}, and the answer to the user
+// actions (disable, enable, reset-mfa).
+type UserDetail struct {
+	User
+	MFAEnrolled   bool      `json:"mfa_enrolled"`
+	MFAEnrolledAt time.Time `json:"mfa_enrolled_at,omitzero"`
+	// External is the user's identity at the tenant's OpenID provider
+	// ("ISSUER#SUBJECT"); "" for a local account.
+	External   string   `json:"external"`
+	UserGroups []string `json:"user_groups"` // names, sorted
+	// SessionsEnded, in the answer to an action, is how many of the
+	// user's sessions it ended.
+	SessionsEnded int `json:"sessions_ended"`
+	// Note, in the answer to an action, says what the user sees next.
+	Note string `json:"note,omitempty"`
 }
 
 // CreateUserRequest is POST /api/v1/users.
 type CreateUserRequest struct {
-	Name     string `json:"name"`
-	Role     string `json:"role"`
-	Password string `json:"password"`
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Password    string `json:"password"`
+	Email       string `json:"email,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+}
+
+// Session settings of a tenant, shared by the cloud (which enforces them)
+// and the CLI (which explains them).
+const (
+	// DefaultSessionLifetime is how long a sign-in lasts at most when the
+	// tenant did not set it; MinSessionLifetime and MaxSessionLifetime
+	// bound the setting.
+	DefaultSessionLifetime = 12 * time.Hour
+	MinSessionLifetime     = 5 * time.Minute
+	MaxSessionLifetime     = 30 * 24 * time.Hour
+	// DefaultSessionIdle ends a session unused for this long when the
+	// tenant did not set it; MinSessionIdle bounds the setting, which is
+	// at most the session lifetime.
+	DefaultSessionIdle = time.Hour
+	MinSessionIdle     = time.Minute
+)
+
+// TenantSettings is GET/PATCH /api/v1/tenant: the caller's tenant's
+// sign-in settings, with the defaults filled in.
+type TenantSettings struct {
+	Tenant     string `json:"tenant"`
+	RequireMFA bool   `json:"require_mfa"`
+	// SessionLifetime and SessionIdle are Go durations ("12h0m0s");
+	// SessionLifetimeDefault and SessionIdleDefault say they are the
+	// defaults (the tenant did not set them).
+	SessionLifetime        string    `json:"session_lifetime"`
+	SessionLifetimeSeconds int64     `json:"session_lifetime_seconds"`
+	SessionLifetimeDefault bool      `json:"session_lifetime_default"`
+	SessionIdle            string    `json:"session_idle"`
+	SessionIdleSeconds     int64     `json:"session_idle_seconds"`
+	SessionIdleDefault     bool      `json:"session_idle_default"`
+	UpdatedAt              time.Time `json:"updated_at,omitzero"`
+}
+
+// UpdateTenantSettingsRequest is PATCH /api/v1/tenant; absent fields
+// stay. The durations are Go durations ("8h", "30m"); "default" goes back
+// to the default.
+type UpdateTenantSettingsRequest struct {
+	RequireMFA      *bool   `json:"require_mfa,omitempty"`
+	SessionLifetime *string `json:"session_lifetime,omitempty"`
+	SessionIdle     *string `json:"session_idle,omitempty"`
 }
 
 // Group is a connector group as the API shows it.
@@ -183,13 +247,18 @@ type App struct {
 	BackendProxy string `json:"backend_proxy,omitempty"`
 	// DetailedErrors: the app's error pages show the internal detail
 	// (internal URL, connector) to anyone, for its developers.
-	DetailedErrors bool      `json:"detailed_errors"`
-	CustomCert     bool      `json:"custom_certificate"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	DetailedErrors bool `json:"detailed_errors"`
+	// KeepAuthorization: the backend gets the client's access token.
+	KeepAuthorization bool      `json:"keep_authorization"`
+	CustomCert        bool      `json:"custom_certificate"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 	// Note, in answers to create and update, says what the administrator
 	// still has to do (e.g. give a certificate for a custom domain).
 	Note string `json:"note,omitempty"`
+	// PublicNote, in the answer to a create, or to an update that made
+	// the application passthrough, says that anyone reaches it.
+	PublicNote string `json:"public_note,omitempty"`
 }
 
 // Domain is a domain the tenant claims for publishing applications under
@@ -211,27 +280,30 @@ type CreateDomainRequest struct {
 
 // CreateAppRequest is POST /api/v1/apps.
 type CreateAppRequest struct {
-	Name           string `json:"name"`
-	InternalURL    string `json:"internal_url"`
-	Group          string `json:"group,omitempty"`         // default "Default"
-	ExternalHost   string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
-	Timeout        string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
-	PreAuth        string `json:"preauth,omitempty"`       // "passthrough"
-	Affinity       bool   `json:"session_affinity,omitempty"`
-	BackendProxy   string `json:"backend_proxy,omitempty"`   // forward proxy between connector and backend, http://HOST:PORT
-	DetailedErrors bool   `json:"detailed_errors,omitempty"` // error pages show the internal detail to anyone
-	CertPEM        string `json:"cert_pem,omitempty"`        // optional edge certificate chain
-	KeyPEM         string `json:"key_pem,omitempty"`         // and its key
+	Name              string `json:"name"`
+	InternalURL       string `json:"internal_url"`
+	Group             string `json:"group,omitempty"`         // default "Default"
+	ExternalHost      string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
+	Timeout           string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
+	PreAuth           string `json:"preauth,omitempty"`       // "sallyport" (the default) or "passthrough"
+	Affinity          bool   `json:"session_affinity,omitempty"`
+	BackendProxy      string `json:"backend_proxy,omitempty"`      // forward proxy between connector and backend, http://HOST:PORT
+	DetailedErrors    bool   `json:"detailed_errors,omitempty"`    // error pages show the internal detail to anyone
+	KeepAuthorization bool   `json:"keep_authorization,omitempty"` // the backend gets the client's access token
+	CertPEM           string `json:"cert_pem,omitempty"`           // optional edge certificate chain
+	KeyPEM            string `json:"key_pem,omitempty"`            // and its key
 }
 
 // UpdateAppRequest is PATCH /api/v1/apps/{name}; absent fields stay.
 type UpdateAppRequest struct {
-	InternalURL    *string `json:"internal_url,omitempty"`
-	Group          *string `json:"group,omitempty"`
-	Timeout        *string `json:"timeout,omitempty"`
-	Affinity       *bool   `json:"session_affinity,omitempty"`
-	BackendProxy   *string `json:"backend_proxy,omitempty"` // "" removes it
-	DetailedErrors *bool   `json:"detailed_errors,omitempty"`
+	InternalURL       *string `json:"internal_url,omitempty"`
+	Group             *string `json:"group,omitempty"`
+	Timeout           *string `json:"timeout,omitempty"`
+	Affinity          *bool   `json:"session_affinity,omitempty"`
+	BackendProxy      *string `json:"backend_proxy,omitempty"` // "" removes it
+	DetailedErrors    *bool   `json:"detailed_errors,omitempty"`
+	KeepAuthorization *bool   `json:"keep_authorization,omitempty"`
+	PreAuth           *string `json:"preauth,omitempty"` // "sallyport" or "passthrough"
 }
 
 // AppDiagnosis is GET /api/v1/apps/{name}/diagnose: what the cloud knows

@@ -18,6 +18,12 @@ import (
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
+// publicNote is the one line that says a passthrough application is
+// public.
+func publicNote(out api.App) string {
+	return fmt.Sprintf("pre-authentication is passthrough: anyone who knows %s reaches the backend", out.ExternalURL)
+}
+
 // MaxInternalURLLength bounds internal URLs.
 const MaxInternalURLLength = 2048
 
@@ -142,11 +148,12 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	}
 	preauth := in.PreAuth
 	if preauth == "" {
-		preauth = "passthrough"
+		preauth = PreAuthSallyport
 	}
-	if preauth != "passthrough" {
-		return nil, problem.Newf(http.StatusBadRequest, "bad_preauth", "use 'passthrough'; sign-in at the cloud ('sallyport') comes in a later version",
-			"Pre-authentication %q is not available", tenancy.Truncate(in.PreAuth, 40))
+	if preauth != PreAuthSallyport && preauth != PreAuthPassthrough {
+		return nil, problem.Newf(http.StatusBadRequest, "bad_preauth",
+			"use 'sallyport' (users sign in at the cloud and only assigned users get through) or 'passthrough' (anyone who knows the URL reaches the application)",
+			"%q is not a pre-authentication", tenancy.Truncate(in.PreAuth, 40))
 	}
 	backendProxy, err := checkBackendProxy(in.BackendProxy)
 	if err != nil {
@@ -177,7 +184,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	return &appRequest{group: g, note: note, app: store.Application{
 		ID: tenancy.NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
-		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, CreatedAt: now, UpdatedAt: now,
+		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, KeepAuthorization: in.KeepAuthorization, CreatedAt: now, UpdatedAt: now,
 	}}, nil
 }
 
@@ -289,10 +296,13 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	s.events.Event(eventlog.AppPublished, fmt.Sprintf("Application '%s' of %s was published at %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, p.User.Name),
-		"app", ar.app.Name, "tenant", p.Tenant.Domain, "internal_url", ar.app.InternalURL)
+	s.events.Event(eventlog.AppPublished, fmt.Sprintf("Application '%s' of %s was published at %s with pre-authentication %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, ar.app.PreAuth, p.User.Name),
+		"app", ar.app.Name, "tenant", p.Tenant.Domain, "internal_url", ar.app.InternalURL, "preauth", ar.app.PreAuth)
 	out := s.apiApp(ar.app, ar.group.Name)
 	out.Note = ar.note
+	if ar.app.PreAuth == PreAuthPassthrough {
+		out.PublicNote = publicNote(out)
+	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
@@ -304,7 +314,7 @@ func (s *Server) apiApp(a store.Application, group string) api.App {
 	}
 	return api.App{
 		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
-		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, CustomCert: len(a.CertPEM) > 0,
+		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization, CustomCert: len(a.CertPEM) > 0,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
@@ -365,7 +375,7 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
-		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors}
+		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization}
 	names, err := s.groupNames(r.Context(), p.Tenant.ID)
 	if err != nil {
 		return err
@@ -389,6 +399,15 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	if in.DetailedErrors != nil {
 		req.DetailedErrors = *in.DetailedErrors
 	}
+	if in.KeepAuthorization != nil {
+		req.KeepAuthorization = *in.KeepAuthorization
+	}
+	if in.PreAuth != nil {
+		req.PreAuth = *in.PreAuth
+		if req.PreAuth == "" {
+			return problem.New(http.StatusBadRequest, "bad_preauth", "use 'sallyport' or 'passthrough'", "The pre-authentication given is empty")
+		}
+	}
 	ar, err := s.checkAppRequest(r.Context(), p.Tenant, req)
 	if err != nil {
 		return err
@@ -402,6 +421,13 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	out := s.apiApp(ar.app, ar.group.Name)
 	out.Note = ar.note
+	if a.PreAuth != ar.app.PreAuth {
+		s.events.Event(eventlog.AppPreAuthChanged, fmt.Sprintf("The pre-authentication of the application '%s' of %s was changed from %s to %s by %s", a.Name, p.Tenant.Domain, a.PreAuth, ar.app.PreAuth, p.User.Name),
+			"tenant", p.Tenant.Domain, "app", a.Name, "from", a.PreAuth, "to", ar.app.PreAuth, "user", p.User.Name)
+		if ar.app.PreAuth == PreAuthPassthrough {
+			out.PublicNote = publicNote(out)
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

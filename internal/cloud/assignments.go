@@ -18,16 +18,15 @@ const (
 	assigneeUserGroup = "user-group"
 )
 
-// assignmentsNote says whether a's assignments decide who reaches it. No
-// application checks them yet: every one is passthrough until the gate
-// (pre-authentication at the cloud) arrives, and the note must not let an
-// administrator believe an assignment protects anything before then.
+// assignmentsNote says whether a's assignments decide who reaches it: not
+// for a passthrough application, and the note must not let an
+// administrator believe an assignment protects anything there.
 func assignmentsNote(a store.Application) string {
-	if a.PreAuth == "sallyport" {
+	if a.PreAuth == PreAuthSallyport {
 		return ""
 	}
-	return fmt.Sprintf("'%s' uses pre-authentication %s, so anyone who can reach it gets through, assigned or not; assignments take effect once the application uses pre-authentication at the cloud (--pre-auth sallyport, coming in a later version)",
-		a.Name, a.PreAuth)
+	return fmt.Sprintf("'%s' uses pre-authentication %s, so anyone who can reach it gets through, assigned or not; assignments take effect once it uses pre-authentication at the cloud ('sallyport admin app update %s --pre-auth sallyport')",
+		a.Name, a.PreAuth, a.Name)
 }
 
 // apiAssignments returns the application's assignments with the names of
@@ -151,6 +150,9 @@ func (s *Server) handleAssign(w http.ResponseWriter, r *http.Request, p *princip
 	case err != nil:
 		return err
 	}
+	if err := s.directoryChanged(ctx); err != nil {
+		return err
+	}
 	s.events.Event(eventlog.AppAssigned, fmt.Sprintf("%s was assigned to the application '%s' of %s by %s", x.subject(), a.Name, p.Tenant.Domain, p.User.Name),
 		"tenant", p.Tenant.Domain, "app", a.Name, "assignee", x.name, "kind", x.kind, "user", p.User.Name)
 	writeJSON(w, http.StatusCreated, api.Assignment{Kind: x.kind, Name: x.name, CreatedAt: x.store.CreatedAt, Note: assignmentsNote(a)})
@@ -178,6 +180,9 @@ func (s *Server) handleUnassign(kind string) apiFunc {
 		if err := s.store.Unassign(ctx, x.store); errors.Is(err, store.ErrNotFound) {
 			return s.notAssigned(ctx, p.Tenant, a, x)
 		} else if err != nil {
+			return err
+		}
+		if err := s.directoryChanged(ctx); err != nil {
 			return err
 		}
 		s.events.Event(eventlog.AppUnassigned, fmt.Sprintf("%s was unassigned from the application '%s' of %s by %s", x.subject(), a.Name, p.Tenant.Domain, p.User.Name),

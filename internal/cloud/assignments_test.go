@@ -26,12 +26,12 @@ func assignmentsText(d api.AppDetail) string {
 // TestAssignmentsAPI: Application and Global Administrators assign users
 // and user groups of their tenant to its applications, never another
 // tenant's; GET /apps/{name} lists them with a note that they are not
-// enforced while the application is passthrough; deleting a user group
-// removes its assignments.
+// enforced while the application is passthrough (and none once it is
+// sallyport); deleting a user group removes its assignments.
 func TestAssignmentsAPI(t *testing.T) {
 	s, admin, ops, bob, fabrikam := directoryServer(t)
 	for _, tok := range []string{admin, fabrikam} {
-		if rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: "http://intranet:8080/"}); rec.Code != 201 {
+		if rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: "http://intranet:8080/", PreAuth: "passthrough"}); rec.Code != 201 {
 			t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
 		}
 	}
@@ -101,4 +101,18 @@ func TestAssignmentsAPI(t *testing.T) {
 		{name: "unassign it again", method: "DELETE", path: "/apps/web/assignments/user-groups/Staff", token: ops, status: 404, code: "not_assigned",
 			say: []string{"The user group 'Staff' is not assigned to the application 'web'"}},
 	})
+
+	// Once web uses pre-authentication at the cloud, nothing says the
+	// assignments are not enforced.
+	sallyport := "sallyport"
+	runSteps(t, s, []apiStep{{name: "web to sallyport", method: "PATCH", path: "/apps/web", token: ops, body: api.UpdateAppRequest{PreAuth: &sallyport}, status: 200}})
+	rec, eb = call(t, s, "POST", "/apps/web/assignments", ops, api.AssignRequest{User: "ann@contoso.com"})
+	a = api.Assignment{}
+	json.Unmarshal(rec.Body.Bytes(), &a)
+	if rec.Code != 201 || a.Note != "" {
+		t.Errorf("assigning to a sallyport app = %d %s, note %q, want 201 and no note", rec.Code, eb.Error.Message, a.Note)
+	}
+	if d := getAppDetail(t, s, bob, "web"); d.PreAuth != "sallyport" || d.AssignmentsNote != "" {
+		t.Errorf("sallyport app: preauth %q, assignments_note %q, want sallyport and none", d.PreAuth, d.AssignmentsNote)
+	}
 }

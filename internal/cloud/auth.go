@@ -88,6 +88,12 @@ func (s *Server) checkPassword(ctx context.Context, src, name, password string) 
 	return u, t, nil
 }
 
+// userDisabled refuses a disabled user, once the password is known right.
+func userDisabled(u store.User, t store.Tenant) error {
+	return problem.Newf(http.StatusForbidden, "user_disabled", "ask a Global Administrator of "+t.Domain+" to enable it ('sallyport admin user enable "+u.Name+"')",
+		"The user %s is disabled", u.Name)
+}
+
 // newToken returns a new bearer token and its stored hash.
 func newToken() (token, hash string) {
 	b := make([]byte, 32)
@@ -129,6 +135,9 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if err != nil {
 		return nil, unauth
 	}
+	if u.Disabled {
+		return nil, userDisabled(u, ten)
+	}
 	return &principal{User: u, Tenant: ten}, nil
 }
 
@@ -144,6 +153,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, t, err := s.checkPassword(r.Context(), src, in.User, in.Password)
+	if err == nil && u.Disabled {
+		err = userDisabled(u, t)
+	}
 	if err != nil {
 		s.log.Info("sign-in failed", "user", tenancy.Truncate(in.User, 80), "address", r.RemoteAddr)
 		s.writeError(w, r, err)

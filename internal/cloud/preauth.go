@@ -403,8 +403,12 @@ func (s *Server) refuseUnassigned(w http.ResponseWriter, r *http.Request, app *e
 		s.events.Event(eventlog.AccessRefused, fmt.Sprintf("%s is not assigned to application '%s'", u.Name, app.Name),
 			"tenant", app.Tenant, "app", app.Name, "user", u.Name, "reason", "not assigned", "request_id", rid)
 	}
+	ask := "an administrator of " + app.Tenant
+	if admins := s.routesNow().admins[app.TenantID]; len(admins) > 0 {
+		ask = strings.Join(admins[:min(3, len(admins))], " or ") + " (a Global Administrator of " + app.Tenant + ")"
+	}
 	p := problem.Newf(http.StatusForbidden, "not_assigned",
-		fmt.Sprintf("ask an administrator of %s to assign you to it ('sallyport admin app assign %s --user %s'), or sign out and sign in as another user", app.Tenant, app.Name, u.Name),
+		fmt.Sprintf("ask %s to assign you to it ('sallyport admin app assign %s --user %s'), or sign out and sign in as another user", ask, app.Name, u.Name),
 		"You are signed in as %s, and you are not assigned to the application '%s'", u.Name, app.Name)
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		edge.WritePage(w, r, p, rid)
@@ -520,4 +524,34 @@ func (s *Server) signOut(ctx context.Context, tenantID, userID, addr string) {
 	s.events.Event(eventlog.SignedOut, fmt.Sprintf("%s signed out: %d sessions ended", name, n),
 		"tenant", tenantID, "user", name, "sessions", fmt.Sprint(n), "address", addr)
 	s.metrics.signin(tenantID, "signout", "ok")
+}
+
+// IssueAccessToken makes an access token (Authorization: Bearer) of the
+// user for the tenant's application, valid for lifetime (0: the default
+// hour), as if the user had signed in with 'sallyport access login': the
+// demo prints one so that its curl line reaches a pre-authenticated app.
+func (s *Server) IssueAccessToken(ctx context.Context, tenantDomain, userName, appName string, lifetime time.Duration) (string, error) {
+	ten, err := s.store.TenantByDomain(ctx, tenantDomain)
+	if err != nil {
+		return "", err
+	}
+	u, err := s.store.UserByName(ctx, userName)
+	if err != nil || u.TenantID != ten.ID {
+		return "", fmt.Errorf("no user %s in %s", userName, tenantDomain)
+	}
+	a, err := s.store.AppByName(ctx, ten.ID, appName)
+	if err != nil {
+		return "", err
+	}
+	if lifetime <= 0 {
+		lifetime = AccessTokenLifetime
+	}
+	now := s.now().UTC()
+	secret := newSecret(prefixAccess)
+	sess := store.Session{ID: tenancy.NewID("ss"), Hash: hashToken(secret), TenantID: ten.ID, UserID: u.ID, Kind: store.SessionAccess,
+		AppID: a.ID, Method: "issued", CreatedAt: now, ExpiresAt: now.Add(lifetime), SeenAt: now}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", err
+	}
+	return secret, nil
 }

@@ -156,6 +156,9 @@ func (s *Server) passwordRegistrant(ctx context.Context, src string, in *api.Reg
 		}
 		return registrant{}, err
 	}
+	if u.Disabled {
+		return registrant{}, userDisabled(u, t)
+	}
 	if !u.Role.CanManage() {
 		return registrant{}, problem.Newf(http.StatusForbidden, "registration_denied",
 			"register with an account that has at least the Application Administrator role in "+t.Domain+", or ask a Global Administrator to grant it",

@@ -40,6 +40,7 @@ type routeTable struct {
 	users    map[string]*dirUser             // every tenant's users, by id
 	access   map[string]*appAccess           // who is assigned, by application id
 	settings map[string]store.TenantSettings // by tenant id
+	admins   map[string][]string             // Global Administrators' names by tenant id, by name (whom to ask)
 }
 
 // Lookup implements edge.Routes.
@@ -59,7 +60,8 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 		return nil, err
 	}
 	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{},
-		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{}}
+		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{},
+		admins: map[string][]string{}}
 	for _, ten := range tenants {
 		if err := s.loadDirectory(ctx, t, ten); err != nil {
 			return nil, err
@@ -86,7 +88,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 			ID: a.ID, TenantID: a.TenantID, Tenant: domains[a.TenantID], Name: a.Name,
 			GroupID: a.GroupID, Group: groupNames[a.GroupID], ExternalHost: a.ExternalHost,
 			InternalURL: a.InternalURL, Timeout: timeoutFor(a.Timeout), TimeoutName: a.Timeout, Affinity: a.Affinity,
-			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport,
+			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport, KeepAuthorization: a.KeepAuthorization,
 		}
 		t.byHost[a.ExternalHost] = ea
 		if len(a.CertPEM) > 0 {
@@ -151,6 +153,9 @@ func (s *Server) loadDirectory(ctx context.Context, t *routeTable, ten store.Ten
 	}
 	for _, u := range users {
 		t.users[u.ID] = &dirUser{User: u, groupIDs: map[string]bool{}}
+		if u.Role == store.RoleGlobalAdmin && !u.Disabled {
+			t.admins[ten.ID] = append(t.admins[ten.ID], u.Name)
+		}
 	}
 	groups, err := s.store.ListUserGroups(ctx, ten.ID)
 	if err != nil {

@@ -82,7 +82,7 @@ func startInProcess(t *testing.T, backendURL string) *inProcess {
 	})
 
 	tok := login(t, s, "admin@contoso.com", testPassword)
-	if rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: backendURL}); rec.Code != 201 {
+	if rec, eb := call(t, s, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: backendURL, PreAuth: "passthrough"}); rec.Code != 201 {
 		t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
 	}
 	caPEM, _ := os.ReadFile(filepath.Join(dir, datadir.CACertFile))

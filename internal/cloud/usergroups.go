@@ -141,6 +141,9 @@ func (s *Server) handleDeleteUserGroup(w http.ResponseWriter, r *http.Request, p
 	} else if err != nil {
 		return err
 	}
+	if err := s.directoryChanged(r.Context()); err != nil {
+		return err
+	}
 	s.events.Event(eventlog.UserGroupDeleted, fmt.Sprintf("User group '%s' of %s was deleted by %s, with its %d member%s and its assignments", g.Name, p.Tenant.Domain, p.User.Name, g.Members, plural(g.Members)),
 		"tenant", p.Tenant.Domain, "user_group", g.Name, "user", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)
@@ -173,6 +176,9 @@ func (s *Server) handleAddUserGroupMember(w http.ResponseWriter, r *http.Request
 	case err != nil:
 		return err
 	}
+	if err := s.directoryChanged(r.Context()); err != nil {
+		return err
+	}
 	s.events.Event(eventlog.UserGroupMemberAdded, fmt.Sprintf("%s was added to the user group '%s' of %s by %s", u.Name, g.Name, p.Tenant.Domain, p.User.Name),
 		"tenant", p.Tenant.Domain, "user_group", g.Name, "member", u.Name, "user", p.User.Name)
 	return s.writeUserGroup(w, ctx, http.StatusOK, p.Tenant, g)
@@ -194,6 +200,9 @@ func (s *Server) handleRemoveUserGroupMember(w http.ResponseWriter, r *http.Requ
 		return problem.Newf(http.StatusNotFound, "not_member", "see the members with 'sallyport admin user-group show "+shellWord(g.Name)+"'",
 			"%s is not a member of the user group '%s'", u.Name, g.Name)
 	} else if err != nil {
+		return err
+	}
+	if err := s.directoryChanged(r.Context()); err != nil {
 		return err
 	}
 	s.events.Event(eventlog.UserGroupMemberRemoved, fmt.Sprintf("%s was removed from the user group '%s' of %s by %s", u.Name, g.Name, p.Tenant.Domain, p.User.Name),

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
@@ -20,8 +21,9 @@ import (
 )
 
 // KEKFile is the data directory's key-encryption key: 32 random bytes
-// (0600) that wrap the tenant CA keys and the applications' edge keys in
-// the store, so that a copy of the database alone holds no usable key. It
+// (0600) that wrap the tenant CA keys, the applications' edge keys, the
+// tenants' signing keys, the users' TOTP secrets and the identity
+// providers' client secrets in the store, so that a copy of the database alone holds no usable key. It
 // is backed up apart from the store, and every instance sharing a store
 // needs the same file.
 const KEKFile = "store-kek.key"
@@ -56,6 +58,8 @@ func appCertPurpose(tenantID, appID string) string { return "app-cert:" + tenant
 func signingKeyPurpose(tenantID, kid string) string {
 	return "tenant-signing-key:" + tenantID + "/" + kid
 }
+func userTOTPPurpose(tenantID, userID string) string { return "user-totp:" + tenantID + "/" + userID }
+func idpSecretPurpose(tenantID string) string        { return "idp-secret:" + tenantID }
 
 // wrap seals a plaintext key for the row named by purpose. An empty key
 // (an application without its own certificate) stays empty.
@@ -183,6 +187,24 @@ func countWrapped(ctx context.Context, st store.Store) (int, error) {
 				n++
 			}
 		}
+		users, err := st.ListUsers(ctx, t.ID)
+		if err != nil {
+			return 0, err
+		}
+		for _, u := range users {
+			if isWrapped(u.TOTPSecret) {
+				n++
+			}
+		}
+	}
+	providers, err := st.ListIdentityProviders(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range providers {
+		if isWrapped(p.ClientSecret) {
+			n++
+		}
 	}
 	apps, err := st.ListAllApps(ctx)
 	if err != nil {
@@ -197,7 +219,9 @@ func countWrapped(ctx context.Context, st store.Store) (int, error) {
 }
 
 // wrapPlaintextKeys wraps, in place, every key of the store still in
-// plaintext (a data directory older than the key-encryption key).
+// plaintext (a data directory older than the key-encryption key), and any
+// TOTP or client secret written in plaintext by a store not opened
+// through the data directory.
 func wrapPlaintextKeys(ctx context.Context, st store.Store, k *kek) (int, error) {
 	n := 0
 	tenants, err := st.ListTenants(ctx)
@@ -209,10 +233,37 @@ func wrapPlaintextKeys(ctx context.Context, st store.Store, k *kek) (int, error)
 		if err != nil {
 			return n, err
 		}
-		if len(ca.KeyPEM) == 0 || isWrapped(ca.KeyPEM) {
+		if len(ca.KeyPEM) > 0 && !isWrapped(ca.KeyPEM) {
+			if err := st.SetTenantCAKey(ctx, t.ID, k.wrap(ca.KeyPEM, tenantCAPurpose(t.ID))); err != nil {
+				return n, err
+			}
+			n++
+		}
+		users, err := st.ListUsers(ctx, t.ID)
+		if err != nil {
+			return n, err
+		}
+		for _, u := range users {
+			if len(u.TOTPSecret) == 0 || isWrapped(u.TOTPSecret) {
+				continue
+			}
+			err := st.SetUserMFA(ctx, u.TenantID, u.ID, k.wrap(u.TOTPSecret, userTOTPPurpose(u.TenantID, u.ID)), u.MFAEnrolledAt, u.RecoveryCodes)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return n, err
+			}
+			n++
+		}
+	}
+	providers, err := st.ListIdentityProviders(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, p := range providers {
+		if len(p.ClientSecret) == 0 || isWrapped(p.ClientSecret) {
 			continue
 		}
-		if err := st.SetTenantCAKey(ctx, t.ID, k.wrap(ca.KeyPEM, tenantCAPurpose(t.ID))); err != nil {
+		p.ClientSecret = k.wrap(p.ClientSecret, idpSecretPurpose(p.TenantID))
+		if err := st.SetIdentityProvider(ctx, p); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return n, err
 		}
 		n++
@@ -235,8 +286,10 @@ func wrapPlaintextKeys(ctx context.Context, st store.Store, k *kek) (int, error)
 }
 
 // kekStore is the store as the cloud uses it: the tenant CA keys, the
-// applications' edge keys and the tenants' signing keys are wrapped on their way in and unwrapped on
-// their way out; everything else goes straight through. The store itself
+// applications' edge keys, the tenants' signing keys, the users' TOTP
+// secrets and the identity providers' client secrets are wrapped on their
+// way in and unwrapped on their way out; everything else goes straight
+// through. The store itself
 // stays dumb: it keeps what it is given.
 type kekStore struct {
 	store.Store
@@ -246,6 +299,7 @@ type kekStore struct {
 
 func (s *kekStore) CreateTenant(ctx context.Context, t store.Tenant, ca store.TenantCA, g store.Group, u store.User) error {
 	ca.KeyPEM = s.kek.wrap(ca.KeyPEM, tenantCAPurpose(ca.TenantID))
+	u.TOTPSecret = s.kek.wrap(u.TOTPSecret, userTOTPPurpose(u.TenantID, u.ID))
 	return s.Store.CreateTenant(ctx, t, ca, g, u)
 }
 
@@ -333,4 +387,97 @@ func (s *kekStore) TenantSigningKeys(ctx context.Context, tenantID string) ([]st
 		}
 	}
 	return ks, nil
+}
+
+// CreateUser wraps the user's TOTP secret, if it has one.
+func (s *kekStore) CreateUser(ctx context.Context, u store.User) error {
+	u.TOTPSecret = s.kek.wrap(u.TOTPSecret, userTOTPPurpose(u.TenantID, u.ID))
+	return s.Store.CreateUser(ctx, u)
+}
+
+// SetUserMFA wraps the TOTP secret (nil, a removal, stays nil).
+func (s *kekStore) SetUserMFA(ctx context.Context, tenantID, userID string, secret []byte, enrolledAt time.Time, recovery []string) error {
+	return s.Store.SetUserMFA(ctx, tenantID, userID, s.kek.wrap(secret, userTOTPPurpose(tenantID, userID)), enrolledAt, recovery)
+}
+
+func (s *kekStore) UserByName(ctx context.Context, name string) (store.User, error) {
+	return s.unwrapUser(s.Store.UserByName(ctx, name))
+}
+
+func (s *kekStore) UserByID(ctx context.Context, tenantID, id string) (store.User, error) {
+	return s.unwrapUser(s.Store.UserByID(ctx, tenantID, id))
+}
+
+func (s *kekStore) UserByExternal(ctx context.Context, tenantID, external string) (store.User, error) {
+	return s.unwrapUser(s.Store.UserByExternal(ctx, tenantID, external))
+}
+
+func (s *kekStore) ListUsers(ctx context.Context, tenantID string) ([]store.User, error) {
+	return s.unwrapUsers(s.Store.ListUsers(ctx, tenantID))
+}
+
+func (s *kekStore) ListUserGroupMembers(ctx context.Context, tenantID, groupID string) ([]store.User, error) {
+	return s.unwrapUsers(s.Store.ListUserGroupMembers(ctx, tenantID, groupID))
+}
+
+// unwrapUser unwraps a user's TOTP secret. One that does not unwrap is an
+// error, not a user without a second factor: that would let the user in
+// on the password alone.
+func (s *kekStore) unwrapUser(u store.User, err error) (store.User, error) {
+	if err != nil {
+		return u, err
+	}
+	if u.TOTPSecret, err = s.kek.unwrap(u.TOTPSecret, userTOTPPurpose(u.TenantID, u.ID)); err != nil {
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// unwrapUsers unwraps the TOTP secrets of users, failing as a whole if
+// one does not unwrap (see unwrapUser).
+func (s *kekStore) unwrapUsers(us []store.User, err error) ([]store.User, error) {
+	if err != nil {
+		return us, err
+	}
+	for i := range us {
+		if us[i], err = s.unwrapUser(us[i], nil); err != nil {
+			return nil, err
+		}
+	}
+	return us, nil
+}
+
+// SetIdentityProvider wraps the provider's client secret.
+func (s *kekStore) SetIdentityProvider(ctx context.Context, p store.IdentityProvider) error {
+	p.ClientSecret = s.kek.wrap(p.ClientSecret, idpSecretPurpose(p.TenantID))
+	return s.Store.SetIdentityProvider(ctx, p)
+}
+
+// IdentityProviderOf unwraps the provider's client secret; one that does
+// not unwrap is an error.
+func (s *kekStore) IdentityProviderOf(ctx context.Context, tenantID string) (store.IdentityProvider, error) {
+	p, err := s.Store.IdentityProviderOf(ctx, tenantID)
+	if err != nil {
+		return p, err
+	}
+	if p.ClientSecret, err = s.kek.unwrap(p.ClientSecret, idpSecretPurpose(p.TenantID)); err != nil {
+		return store.IdentityProvider{}, err
+	}
+	return p, nil
+}
+
+// ListIdentityProviders unwraps every provider's client secret. One that
+// does not unwrap is dropped and logged (sign-in at that provider then
+// fails at its token endpoint): one bad row must not take the other
+// tenants' sign-in down.
+func (s *kekStore) ListIdentityProviders(ctx context.Context) ([]store.IdentityProvider, error) {
+	ps, err := s.Store.ListIdentityProviders(ctx)
+	for i := range ps {
+		secret, uerr := s.kek.unwrap(ps[i].ClientSecret, idpSecretPurpose(ps[i].TenantID))
+		if uerr != nil {
+			s.log.Error("an identity provider's client secret cannot be used", "tenant", ps[i].TenantID, "error", uerr.Error())
+		}
+		ps[i].ClientSecret = secret
+	}
+	return ps, err
 }

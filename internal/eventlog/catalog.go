@@ -105,6 +105,12 @@ const (
 	FederatedUserSynced     ID = 2929 // A user of the tenant's OpenID provider was created on first sign-in, or their user groups changed to follow the groups claim
 	IdentityProviderFailed  ID = 2930 // A sign-in at a tenant's OpenID provider failed: the provider could not be reached, or its answer was refused
 
+	// Cloud: administration of sign-in (2934–2937)
+	UserDeleted           ID = 2934 // A user was deleted, with its sessions, memberships and assignments
+	UserAccessChanged     ID = 2935 // A user was disabled or enabled, or their second factor was reset
+	TenantSettingsChanged ID = 2936 // A tenant's sign-in settings changed (MFA required, session lifetime, idle timeout)
+	AppPreAuthChanged     ID = 2937 // An application's pre-authentication changed (sallyport or passthrough)
+
 	// Cloud: identity assertion keys (2940–2949)
 	SigningKeyCreated        ID = 2940 // A tenant got its first key for signing identity assertions
 	SigningKeyRotated        ID = 2941 // A tenant's next signing key was published; it signs after the publish-ahead period
@@ -224,6 +230,10 @@ var Catalog = []Def{
 	{IdentityProviderDeleted, LevelInformation, "federation", "A tenant's OpenID provider was removed: sign-in for its applications is with local accounts again"},
 	{FederatedUserSynced, LevelInformation, "federation", "A user of the tenant's OpenID provider was created on first sign-in, or their user groups changed to follow the groups claim"},
 	{IdentityProviderFailed, LevelWarning, "federation", "A sign-in at a tenant's OpenID provider failed: the provider could not be reached, or its answer was refused"},
+	{UserDeleted, LevelInformation, "directory", "A user was deleted, with its sessions, memberships and assignments"},
+	{UserAccessChanged, LevelInformation, "directory", "A user was disabled or enabled, or their second factor was reset"},
+	{TenantSettingsChanged, LevelInformation, "directory", "A tenant's sign-in settings changed (MFA required, session lifetime, idle timeout)"},
+	{AppPreAuthChanged, LevelInformation, "directory", "An application's pre-authentication changed (sallyport or passthrough)"},
 	// Cloud: identity assertion keys (2940–2949)
 	{SigningKeyCreated, LevelInformation, "identity", "A tenant got its first key for signing identity assertions"},
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
