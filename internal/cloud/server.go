@@ -217,6 +217,7 @@ type Server struct {
 	sessions     sessionCache                        // sessions read from the store (preauth.go)
 	refusals     eventlog.Throttle                   // event 2925: one per user and application per second
 	totp         totpGuard                           // second factor codes used (mfa.go)
+	oidc         oidcState                           // tenants' OpenID providers (oidc.go)
 }
 
 // New opens the data directory and prepares a server.
