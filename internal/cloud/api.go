@@ -73,6 +73,12 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/tokens", s.authed(true, s.handleCreateRegistrationToken))
 	mux.HandleFunc("DELETE "+p+"/tokens/{id}", s.authed(true, s.handleRevokeRegistrationToken))
 	mux.HandleFunc("GET "+CRLPath, s.handleCRL)
+	// The device flow (RFC 8628) of 'sallyport access': device.go.
+	mux.HandleFunc("POST /oauth/device_authorization", s.handleDeviceAuthorization)
+	mux.HandleFunc("POST /oauth/token", s.handleToken)
+	mux.HandleFunc("POST /oauth/revoke", s.handleRevoke)
+	mux.HandleFunc("GET /device", s.handleDevicePage)
+	mux.HandleFunc("POST /device", s.handleDeviceDecision)
 	// Each tenant's issuer: its JWKS and discovery document, public.
 	keys := s.identity.Handler(s.tenantByLabel, s.writeError)
 	for _, p := range identity.Patterns {

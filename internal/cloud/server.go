@@ -198,6 +198,7 @@ type Server struct {
 	edge      *edge.Handler
 	api       http.Handler
 	signin    *signinGuard // sign-in and registration limits (signin.go)
+	deviceMu  sync.Mutex   // one change of a device grant or refresh token at a time (device.go)
 	caCache   sync.Map     // tenant id → *pki.CA
 
 	wg           sync.WaitGroup // goroutines the server owns
