@@ -471,6 +471,15 @@ func TestIdentityProviderAPI(t *testing.T) {
 	if s.tenantHasProvider(contoso.ID) {
 		t.Fatal("deleted provider still used")
 	}
+
+	// Set by another instance sharing the store: seen within the refresh
+	// interval, without a store read per call.
+	s.cfg.RefreshInterval = 20 * time.Millisecond
+	if err := s.store.SetIdentityProvider(t.Context(), store.IdentityProvider{TenantID: fabrikam.ID, Issuer: idp.issuer, ClientID: "x",
+		ClientSecret: []byte("y"), EmailClaim: "email", CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitUntil(t, "fabrikam's provider set in the store is seen", func() bool { return s.tenantHasProvider(fabrikam.ID) })
 }
 
 // TestOIDCHydra: sign-in against a real OpenID provider, Ory Hydra, over
