@@ -232,7 +232,10 @@ func (s *Server) handleSigninPage(w http.ResponseWriter, r *http.Request) {
 		s.continueFlow(w, r, u, f, sess.ID, sess.Method)
 		return
 	}
-	if s.tenantHasProvider(f.TenantID) {
+	// With a provider, sign-in goes straight there; local=1 shows the
+	// password form anyway (break-glass for the local accounts that have a
+	// password, such as the Global Administrator, when the provider is down).
+	if s.tenantHasProvider(f.TenantID) && q.Get("local") != "1" {
 		s.startProvider(w, r, ten, f)
 		return
 	}
