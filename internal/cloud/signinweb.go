@@ -45,9 +45,11 @@ var pageTemplates = func() map[string]*template.Template {
 var styleCSS = func() []byte { b, _ := pageFiles.ReadFile("pages/style.css"); return b }()
 
 // pageCSP is the pages' Content-Security-Policy: no script at all, styles
-// from the page's own origin, images inline (the QR code), forms posted
-// to the page's own origin only.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// from the page's own origin, images inline (the QR code), not framed.
+// form-action also governs the redirects that answer a form, and a
+// sign-in's answer sends the browser to the application's host (any
+// https origin: custom domains cannot be listed), so it allows https:.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'"
 
 // pageData is what every page template gets.
 type pageData struct {
