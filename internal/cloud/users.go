@@ -66,6 +66,9 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	} else if err != nil {
 		return err
 	}
+	if err := s.directoryChanged(r.Context()); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, apiUser(u, p.Tenant))
 	return nil
 }
