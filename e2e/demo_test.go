@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -48,6 +49,8 @@ func TestDemo(t *testing.T) {
 	admin := field(`(?m)^\s+Admin\s+(\S+)$`)
 	password := field(`(?m)^\s+Password\s+(\S+)$`)
 	caFile := field(`--cacert (\S+)`)
+	user := field(`(?m)^\s+User\s+(\S+)$`)
+	userPW := field(`(?m)^\s+User password\s+(\S+)$`)
 
 	u, err := url.Parse(extURL)
 	if err != nil || u.Hostname() != "web-contoso."+cloudName {
@@ -57,7 +60,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the demo's temporary directory %s is not under TMPDIR %s", dataDir, tmp)
 	}
 
-	t.Run("fetch the printed URL", func(t *testing.T) {
+	t.Run("sign in at the printed URL", func(t *testing.T) {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
 			t.Fatal(err)
@@ -66,27 +69,48 @@ func TestDemo(t *testing.T) {
 		if !pool.AppendCertsFromPEM(pem) {
 			t.Fatalf("%s holds no certificate", caFile)
 		}
-		hc := &http.Client{Transport: &http.Transport{
+		jar, _ := cookiejar.New(nil)
+		hc := &http.Client{Jar: jar, Timeout: cmdTimeout, Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				var d net.Dialer
 				return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", u.Port()))
 			},
-			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		}}
 		defer hc.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, extURL, nil)
-		resp, err := hc.Do(req)
+		get := func(accept string) (*http.Response, string) {
+			req, _ := http.NewRequest(http.MethodGet, extURL, nil)
+			req.Header.Set("Accept", accept)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp, string(body)
+		}
+		// Anonymous: nothing of the application, a 401 for an API client.
+		if resp, body := get("application/json"); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, demoPage) {
+			t.Fatalf("anonymous GET %s: %s %s", extURL, resp.Status, body)
+		}
+		// A browser goes to the sign-in page, signs in as the printed user
+		// and lands on the application's page.
+		resp, page := get("text/html")
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil || resp.Request.URL.Path != "/signin" {
+			t.Fatalf("GET %s as a browser: %s at %s, not the sign-in page", extURL, resp.Status, resp.Request.URL)
+		}
+		form := url.Values{"csrf": {m[1]}, "user": {user}, "password": {userPW}, "rd": {resp.Request.URL.Query().Get("rd")}}
+		resp, err = hc.PostForm(resp.Request.URL.Scheme+"://"+resp.Request.URL.Host+"/signin", form)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %s %s", extURL, resp.Status, body)
+			t.Fatalf("signing in as %s: %s %s", user, resp.Status, body)
 		}
-		mustContain(t, "demo page", string(body), demoPage, "X-Forwarded-Proto: https", "X-Forwarded-For: 127.0.0.1")
+		mustContain(t, "demo page", string(body), demoPage, "Signed-in user: "+user, "X-Forwarded-Proto: https", "X-Forwarded-For: 127.0.0.1")
 	})
 
 	t.Run("the printed curl line", func(t *testing.T) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,9 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/sallyport/sallyport/internal/browsertest"
+	"github.com/sallyport/sallyport/internal/idptest"
 	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // preauthCloud is a running cloud with one connector, the e2e backend
@@ -173,4 +176,56 @@ func TestBrowserSignInLocal(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestBrowserSignInFederated, in a real Chromium against a real OpenID
+// provider (Ory Hydra over TLS): an anonymous browser goes from the
+// application straight to the provider (no page in between), signs in
+// there, and lands on the page it asked for as a user created on first
+// sign-in, in the user group its groups claim names — which is what
+// assigns it to the application.
+func TestBrowserSignInFederated(t *testing.T) {
+	pc := startPreauthCloud(t)
+	admin := pc.admin
+	admin.ok(t, "", "admin", "user-group", "create", "Sales")
+	admin.ok(t, "", "admin", "app", "assign", "web", "--user-group", "Sales")
+
+	ca := testnet.NewCA(t)
+	certPEM, keyPEM := ca.PEM(t, "127.0.0.1")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Root)
+	// Hydra in --dev mode marks its CSRF cookies SameSite=None without
+	// Secure, which Chromium drops; Lax is what a deployment uses.
+	idp := idptest.Start(t, idptest.Options{CertPEM: certPEM, KeyPEM: keyPEM, RootCAs: roots, Env: []string{"SERVE_COOKIES_SAME_SITE_MODE=Lax"}})
+	idp.SetUser(&idptest.User{Subject: "u-carol", Email: "carol@contoso.com", Name: "Carol", Groups: []string{"Sales", "Unknown"}})
+	cl := idp.CreateClient(t, pc.url+"/signin/oidc/callback")
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "idp-secret")
+	writeFile(t, secret, cl.Secret+"\n", 0o600)
+	caFile := filepath.Join(dir, "idp-ca.pem")
+	writeFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw})), 0o644)
+	admin.ok(t, "", "admin", "idp", "set", "--issuer", idp.Issuer(), "--client-id", cl.ID, "--client-secret-file", secret, "--ca-file", caFile)
+
+	cloudPEM, err := os.ReadFile(pc.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloudCA, err := pki.ParseCertPEM(cloudPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.Start(t, browsertest.Options{Trust: []*x509.Certificate{cloudCA, ca.Root}})
+	b.Navigate(pc.appURL(pc.webHost, "/headers"))
+	h := backendHeaders(t, b)
+	if got := h["X-Sallyport-User"]; len(got) != 1 || got[0] != "carol@contoso.com" {
+		t.Fatalf("X-Sallyport-User = %q", got)
+	}
+	if got := h["X-Sallyport-Groups"]; len(got) != 1 || got[0] != "Sales" {
+		t.Fatalf("X-Sallyport-Groups = %q", got)
+	}
+	if idp.Logins() != 1 {
+		t.Fatalf("the provider saw %d sign-ins, want 1", idp.Logins())
+	}
+	show := admin.ok(t, "", "admin", "user", "show", "carol@contoso.com").stdout
+	mustContain(t, "user show", show, idp.Issuer(), "Sales")
 }

@@ -27,7 +27,7 @@ var planned = []string{}
 // The groups the walls speak of.
 var (
 	// siteSide runs at the site, next to the applications.
-	siteSide = []string{"internal/connector", "internal/cloudlink", "internal/admincli", "internal/diag",
+	siteSide = []string{"internal/connector", "internal/cloudlink", "internal/admincli", "internal/accessclient", "internal/diag",
 		"internal/statedir", "internal/updater", "internal/doctor", "internal/service"}
 	// cloudSide is the cloud service and its data.
 	cloudSide = []string{"internal/cloud", "internal/edge", "internal/store", "internal/store/sqlite", "internal/datadir", "internal/tenancy", "internal/identity"}

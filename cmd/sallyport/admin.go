@@ -16,6 +16,7 @@ func newAdminCmd() *cobra.Command {
 	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
 	c.AddCommand(newLoginCmd(), newUserCmd(), newUserGroupCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd(), newAdminTenantCmd())
+	c.AddCommand(newIdpCmd())
 	return c
 }
 
@@ -243,6 +244,7 @@ func newAppCmd() *cobra.Command {
 	cf.StringVar(&certFile, "cert-file", "", "PEM certificate for the external host (default: the cloud's certificate, which covers only the default names NAME-TENANTLABEL.CLOUDNAME)")
 	cf.BoolVar(&in.DetailedErrors, "detailed-errors", false, "error pages show the internal detail (internal URL, connector) to anyone, for the app's developers")
 	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
+	cf.BoolVar(&in.KeepAuthorization, "keep-authorization", false, "send a signed-in client's access token (Authorization: Bearer) on to the backend; by default the edge removes it")
 	cf.StringVar(&in.PreAuth, "pre-auth", "sallyport", "pre-authentication: sallyport (users sign in at the cloud; only assigned users get through) or passthrough (anyone who knows the URL reaches the application)")
 	create.MarkFlagRequired("internal-url")
 
@@ -252,6 +254,7 @@ func newAppCmd() *cobra.Command {
 	var upBackendProxy string
 	var upDetailed bool
 	var upPreAuth string
+	var upKeepAuth bool
 	update := &cobra.Command{
 		Use: "update NAME", Short: "Change an application's internal URL, group, timeout, session affinity, backend proxy, error pages or pre-authentication", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
@@ -276,6 +279,9 @@ func newAppCmd() *cobra.Command {
 			if cmd.Flags().Changed("pre-auth") {
 				up.PreAuth = &upPreAuth
 			}
+			if cmd.Flags().Changed("keep-authorization") {
+				up.KeepAuthorization = &upKeepAuth
+			}
 			return c.UpdateApp(cmd.Context(), output(cmd), args[0], up)
 		}),
 	}
@@ -285,6 +291,7 @@ func newAppCmd() *cobra.Command {
 	update.Flags().StringVar(&upBackendProxy, "backend-proxy", "", "forward proxy for the backend, http://HOST:PORT ('' to remove)")
 	update.Flags().BoolVar(&upAffinity, "affinity", false, "session affinity on (--affinity) or off (--affinity=false)")
 	update.Flags().BoolVar(&upDetailed, "detailed-errors", false, "detailed error pages on (--detailed-errors) or off (--detailed-errors=false)")
+	update.Flags().BoolVar(&upKeepAuth, "keep-authorization", false, "send a client's access token on to the backend (--keep-authorization) or remove it (--keep-authorization=false)")
 	update.Flags().StringVar(&upPreAuth, "pre-auth", "", "sallyport (sign-in at the cloud, assigned users only) or passthrough (anyone who knows the URL); default: unchanged")
 
 	list := &cobra.Command{

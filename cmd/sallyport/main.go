@@ -71,7 +71,7 @@ Start with 'sallyport demo', then see docs/cli.md.`,
 	root.SetVersionTemplate(version.String() + "\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
 	root.PersistentFlags().Bool("verbose", false, "log debug details to standard error")
-	root.AddCommand(newVersionCmd(), newDemoCmd(), newCloudCmd(), newConnectorCmd(), newAdminCmd())
+	root.AddCommand(newVersionCmd(), newDemoCmd(), newCloudCmd(), newConnectorCmd(), newAdminCmd(), newAccessCmd())
 	return root
 }
 

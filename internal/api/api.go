@@ -247,10 +247,12 @@ type App struct {
 	BackendProxy string `json:"backend_proxy,omitempty"`
 	// DetailedErrors: the app's error pages show the internal detail
 	// (internal URL, connector) to anyone, for its developers.
-	DetailedErrors bool      `json:"detailed_errors"`
-	CustomCert     bool      `json:"custom_certificate"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	DetailedErrors bool `json:"detailed_errors"`
+	// KeepAuthorization: the backend gets the client's access token.
+	KeepAuthorization bool      `json:"keep_authorization"`
+	CustomCert        bool      `json:"custom_certificate"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 	// Note, in answers to create and update, says what the administrator
 	// still has to do (e.g. give a certificate for a custom domain).
 	Note string `json:"note,omitempty"`
@@ -278,28 +280,30 @@ type CreateDomainRequest struct {
 
 // CreateAppRequest is POST /api/v1/apps.
 type CreateAppRequest struct {
-	Name           string `json:"name"`
-	InternalURL    string `json:"internal_url"`
-	Group          string `json:"group,omitempty"`         // default "Default"
-	ExternalHost   string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
-	Timeout        string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
-	PreAuth        string `json:"preauth,omitempty"`       // "sallyport" (the default) or "passthrough"
-	Affinity       bool   `json:"session_affinity,omitempty"`
-	BackendProxy   string `json:"backend_proxy,omitempty"`   // forward proxy between connector and backend, http://HOST:PORT
-	DetailedErrors bool   `json:"detailed_errors,omitempty"` // error pages show the internal detail to anyone
-	CertPEM        string `json:"cert_pem,omitempty"`        // optional edge certificate chain
-	KeyPEM         string `json:"key_pem,omitempty"`         // and its key
+	Name              string `json:"name"`
+	InternalURL       string `json:"internal_url"`
+	Group             string `json:"group,omitempty"`         // default "Default"
+	ExternalHost      string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
+	Timeout           string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
+	PreAuth           string `json:"preauth,omitempty"`       // "sallyport" (the default) or "passthrough"
+	Affinity          bool   `json:"session_affinity,omitempty"`
+	BackendProxy      string `json:"backend_proxy,omitempty"`      // forward proxy between connector and backend, http://HOST:PORT
+	DetailedErrors    bool   `json:"detailed_errors,omitempty"`    // error pages show the internal detail to anyone
+	KeepAuthorization bool   `json:"keep_authorization,omitempty"` // the backend gets the client's access token
+	CertPEM           string `json:"cert_pem,omitempty"`           // optional edge certificate chain
+	KeyPEM            string `json:"key_pem,omitempty"`            // and its key
 }
 
 // UpdateAppRequest is PATCH /api/v1/apps/{name}; absent fields stay.
 type UpdateAppRequest struct {
-	InternalURL    *string `json:"internal_url,omitempty"`
-	Group          *string `json:"group,omitempty"`
-	Timeout        *string `json:"timeout,omitempty"`
-	Affinity       *bool   `json:"session_affinity,omitempty"`
-	BackendProxy   *string `json:"backend_proxy,omitempty"` // "" removes it
-	DetailedErrors *bool   `json:"detailed_errors,omitempty"`
-	PreAuth        *string `json:"preauth,omitempty"` // "sallyport" or "passthrough"
+	InternalURL       *string `json:"internal_url,omitempty"`
+	Group             *string `json:"group,omitempty"`
+	Timeout           *string `json:"timeout,omitempty"`
+	Affinity          *bool   `json:"session_affinity,omitempty"`
+	BackendProxy      *string `json:"backend_proxy,omitempty"` // "" removes it
+	DetailedErrors    *bool   `json:"detailed_errors,omitempty"`
+	KeepAuthorization *bool   `json:"keep_authorization,omitempty"`
+	PreAuth           *string `json:"preauth,omitempty"` // "sallyport" or "passthrough"
 }
 
 // AppDiagnosis is GET /api/v1/apps/{name}/diagnose: what the cloud knows

@@ -54,6 +54,12 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("DELETE "+p+"/user-groups/{name}", s.authed(false, s.handleDeleteUserGroup))
 	mux.HandleFunc("POST "+p+"/user-groups/{name}/members", s.authed(false, s.handleAddUserGroupMember))
 	mux.HandleFunc("DELETE "+p+"/user-groups/{name}/members/{user}", s.authed(false, s.handleRemoveUserGroupMember))
+	// The identity provider: Global Administrators only (each handler
+	// checks, so that its refusal names the role needed).
+	mux.HandleFunc("GET "+p+"/idp", s.authed(false, s.handleGetIdentityProvider))
+	mux.HandleFunc("PUT "+p+"/idp", s.authed(false, s.handleSetIdentityProvider))
+	mux.HandleFunc("DELETE "+p+"/idp", s.authed(false, s.handleDeleteIdentityProvider))
+	mux.HandleFunc("GET "+OIDCCallbackPath, s.handleOIDCCallback)
 	mux.HandleFunc("GET "+p+"/domains", s.authed(false, s.handleListDomains))
 	mux.HandleFunc("POST "+p+"/domains", s.authed(true, s.handleCreateDomain))
 	mux.HandleFunc("POST "+p+"/domains/{domain}/verify", s.authed(true, s.handleVerifyDomain))
@@ -67,6 +73,12 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/tokens", s.authed(true, s.handleCreateRegistrationToken))
 	mux.HandleFunc("DELETE "+p+"/tokens/{id}", s.authed(true, s.handleRevokeRegistrationToken))
 	mux.HandleFunc("GET "+CRLPath, s.handleCRL)
+	// The device flow (RFC 8628) of 'sallyport access': device.go.
+	mux.HandleFunc("POST /oauth/device_authorization", s.handleDeviceAuthorization)
+	mux.HandleFunc("POST /oauth/token", s.handleToken)
+	mux.HandleFunc("POST /oauth/revoke", s.handleRevoke)
+	mux.HandleFunc("GET /device", s.handleDevicePage)
+	mux.HandleFunc("POST /device", s.handleDeviceDecision)
 	// Each tenant's issuer: its JWKS and discovery document, public.
 	keys := s.identity.Handler(s.tenantByLabel, s.writeError)
 	for _, p := range identity.Patterns {

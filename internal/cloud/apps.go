@@ -184,7 +184,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	return &appRequest{group: g, note: note, app: store.Application{
 		ID: tenancy.NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
-		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, CreatedAt: now, UpdatedAt: now,
+		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, KeepAuthorization: in.KeepAuthorization, CreatedAt: now, UpdatedAt: now,
 	}}, nil
 }
 
@@ -314,7 +314,7 @@ func (s *Server) apiApp(a store.Application, group string) api.App {
 	}
 	return api.App{
 		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
-		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, CustomCert: len(a.CertPEM) > 0,
+		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization, CustomCert: len(a.CertPEM) > 0,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
@@ -375,7 +375,7 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
-		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors}
+		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization}
 	names, err := s.groupNames(r.Context(), p.Tenant.ID)
 	if err != nil {
 		return err
@@ -398,6 +398,9 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	if in.DetailedErrors != nil {
 		req.DetailedErrors = *in.DetailedErrors
+	}
+	if in.KeepAuthorization != nil {
+		req.KeepAuthorization = *in.KeepAuthorization
 	}
 	if in.PreAuth != nil {
 		req.PreAuth = *in.PreAuth

@@ -558,3 +558,60 @@ func verifyAssertion(t *testing.T, env *preauthEnv, tok, aud string, u store.Use
 		t.Fatalf("assertion lives %s, more than 5 minutes", claims.Expiry.Time().Sub(claims.IssuedAt.Time()))
 	}
 }
+
+// TestPreAuthBearer: an access token opens the application it was made
+// for, and not another one of the tenant; the edge removes it before the
+// backend unless the application keeps it; sign-out ends it.
+func TestPreAuthBearer(t *testing.T) {
+	env := startPreauth(t)
+	ctx := t.Context()
+	if err := env.srv.store.Assign(ctx, store.Assignment{TenantID: env.tenant.ID, AppID: env.wiki.ID, UserID: env.alice.ID, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := env.srv.IssueAccessToken(ctx, "contoso.com", "alice@contoso.com", "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(u string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Accept", "application/json")
+		resp, err := env.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := get(env.webURL)
+	h := backendSaw(t, resp, body)
+	if h.Get("Authorization") != "" || h.Get("X-Sallyport-User") != "alice@contoso.com" {
+		t.Fatalf("backend saw Authorization %q, user %q", h.Get("Authorization"), h.Get("X-Sallyport-User"))
+	}
+	// web's token on wiki (alice is assigned to both): refused.
+	if resp, _ := get(env.wikiURL); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("web's token on wiki: %s, want 401", resp.Status)
+	}
+	// An application that keeps it passes it on.
+	a := env.web
+	a.KeepAuthorization = true
+	if err := env.srv.store.UpdateApp(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = get(env.webURL)
+	if h := backendSaw(t, resp, body); h.Get("Authorization") != "Bearer "+tok {
+		t.Fatalf("kept Authorization = %q", h.Get("Authorization"))
+	}
+	// Sign-out (all sessions) ends the token at once.
+	env.srv.signOut(ctx, env.tenant.ID, env.alice.ID, "test")
+	if resp, _ := get(env.webURL); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("token after sign-out: %s, want 401", resp.Status)
+	}
+}

@@ -88,7 +88,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 			ID: a.ID, TenantID: a.TenantID, Tenant: domains[a.TenantID], Name: a.Name,
 			GroupID: a.GroupID, Group: groupNames[a.GroupID], ExternalHost: a.ExternalHost,
 			InternalURL: a.InternalURL, Timeout: timeoutFor(a.Timeout), TimeoutName: a.Timeout, Affinity: a.Affinity,
-			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport,
+			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport, KeepAuthorization: a.KeepAuthorization,
 		}
 		t.byHost[a.ExternalHost] = ea
 		if len(a.CertPEM) > 0 {

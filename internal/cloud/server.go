@@ -198,6 +198,7 @@ type Server struct {
 	edge      *edge.Handler
 	api       http.Handler
 	signin    *signinGuard // sign-in and registration limits (signin.go)
+	deviceMu  sync.Mutex   // one change of a device grant or refresh token at a time (device.go)
 	caCache   sync.Map     // tenant id → *pki.CA
 
 	wg           sync.WaitGroup // goroutines the server owns
@@ -216,6 +217,7 @@ type Server struct {
 	sessions     sessionCache                        // sessions read from the store (preauth.go)
 	refusals     eventlog.Throttle                   // event 2925: one per user and application per second
 	totp         totpGuard                           // second factor codes used (mfa.go)
+	oidc         oidcState                           // tenants' OpenID providers (oidc.go)
 }
 
 // New opens the data directory and prepares a server.

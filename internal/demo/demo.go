@@ -50,12 +50,18 @@ type Options struct {
 type Summary struct {
 	Dir, CloudURL, ExternalURL, CAFile, Admin, Password, Curl string
 	Port, Command                                             string
+	// User and UserPassword sign in to the application in a browser (it
+	// uses pre-authentication); Token is the user's access token in Curl.
+	User, UserPassword, Token string
 }
 
 const (
 	cloudName = "sallyport.localhost"
 	tenant    = "contoso.com"
 	admin     = "admin@contoso.com"
+	demoUser  = "alice@contoso.com"
+	// tokenLifetime is how long the printed curl line's token works.
+	tokenLifetime = 24 * time.Hour
 )
 
 // Run runs the demo until ctx is done.
@@ -148,18 +154,24 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}()
 	}
-	step("Publishing the internal application %s as 'web'", app.URL)
-	extURL, err := publish(ctx, cloudURL, caFile, password, app.URL)
+	userPassword := tenancy.GeneratePassword()
+	step("Publishing the internal application %s as 'web', with sign-in, for the user %s", app.URL, demoUser)
+	extURL, err := publish(ctx, cloudURL, caFile, password, app.URL, userPassword)
+	if err != nil {
+		return err
+	}
+	token, err := srv.IssueAccessToken(ctx, tenant, demoUser, "web", tokenLifetime)
 	if err != nil {
 		return err
 	}
 	sum := Summary{
 		Dir: dir, CloudURL: cloudURL, ExternalURL: extURL, CAFile: caFile, Admin: admin, Password: password, Port: port,
-		Command: o.Command,
-		Curl:    fmt.Sprintf("curl -sS --cacert %s --resolve web-contoso.%s:%s:127.0.0.1 %s", shellQuote(caFile), cloudName, port, extURL),
+		Command: o.Command, User: demoUser, UserPassword: userPassword, Token: token,
+		Curl: fmt.Sprintf("curl -sS --cacert %s --resolve web-contoso.%s:%s:127.0.0.1 -H 'Authorization: Bearer %s' %s",
+			shellQuote(caFile), cloudName, port, token, extURL),
 	}
 	step("Waiting for the connectors' tunnels and the application to answer")
-	if err := waitServing(ctx, conns, extURL, caFile); err != nil {
+	if err := waitServing(ctx, conns, extURL, caFile, token); err != nil {
 		return err
 	}
 	printSummary(o.Out, sum)
@@ -183,8 +195,9 @@ func listen(addr string) (net.Listener, error) {
 	return nil, problem.Newf(400, "listen", "choose another address with --listen", "The demo cannot listen on %s (%v)", addr, err)
 }
 
-// publish signs in over the admin API and publishes the internal app.
-func publish(ctx context.Context, cloudURL, caFile, password, internal string) (string, error) {
+// publish signs in over the admin API, publishes the internal app with
+// pre-authentication, and creates the demo user assigned to it.
+func publish(ctx context.Context, cloudURL, caFile, password, internal, userPassword string) (string, error) {
 	t, err := cloudlink.ParseURL(cloudURL)
 	if err != nil {
 		return "", err
@@ -205,12 +218,20 @@ func publish(ctx context.Context, cloudURL, caFile, password, internal string) (
 	}
 	var app api.App
 	err = cloudlink.DoJSON(ctx, hc, t, http.MethodPost, api.Prefix+"/apps", login.Token,
-		api.CreateAppRequest{Name: "web", InternalURL: internal, PreAuth: "passthrough"}, &app) // its printed curl reaches it without signing in
+		api.CreateAppRequest{Name: "web", InternalURL: internal, PreAuth: "sallyport"}, &app)
+	if err != nil {
+		return "", err
+	}
+	if err := cloudlink.DoJSON(ctx, hc, t, http.MethodPost, api.Prefix+"/users", login.Token,
+		api.CreateUserRequest{Name: demoUser, Role: "user", Password: userPassword}, nil); err != nil {
+		return "", err
+	}
+	err = cloudlink.DoJSON(ctx, hc, t, http.MethodPost, api.Prefix+"/apps/web/assignments", login.Token, api.AssignRequest{User: demoUser}, nil)
 	return app.ExternalURL, err
 }
 
 // waitServing waits until both connectors have tunnels and the app answers.
-func waitServing(ctx context.Context, conns []*connector.Connector, extURL, caFile string) error {
+func waitServing(ctx context.Context, conns []*connector.Connector, extURL, caFile, token string) error {
 	caPEM, _ := os.ReadFile(caFile)
 	ca, _ := pki.ParseCertPEM(caPEM)
 	roots := x509Pool(ca)
@@ -226,7 +247,9 @@ func waitServing(ctx context.Context, conns []*connector.Connector, extURL, caFi
 			up = up && c.TunnelsUp() > 0
 		}
 		if up {
-			if resp, err := hc.Get(extURL); err == nil {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, extURL, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			if resp, err := hc.Do(req); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					return nil
@@ -251,9 +274,14 @@ func printSummary(w io.Writer, s Summary) {
   Tenant          %s, with two connectors in group 'Default'
   Admin           %s
   Password        %s
-  Application     'web': %s
+  Application     'web': %s   (sign-in required)
+  User            %s
+  User password   %s
 
-Try it (paste into a shell on this machine):
+Try it in a browser: open the application's URL and sign in as %s
+(the browser warns about the demo's own CA: %s).
+
+Or from a shell on this machine, with the user's access token:
 
   %s
 
@@ -263,7 +291,8 @@ Manage it:
   %s admin connector list
 
 Press Ctrl-C to stop.
-`, s.CloudURL, s.Dir, tenant, s.Admin, s.Password, s.ExternalURL, s.Curl, s.Command, s.CloudURL, s.Admin, shellQuote(s.CAFile), s.Command)
+`, s.CloudURL, s.Dir, tenant, s.Admin, s.Password, s.ExternalURL, s.User, s.UserPassword, s.User, shellQuote(s.CAFile), s.Curl,
+		s.Command, s.CloudURL, s.Admin, shellQuote(s.CAFile), s.Command)
 }
 
 // SelfCommand is how a user on this machine runs the sallyport that is
@@ -336,8 +365,8 @@ func startInternalApp() (*internalApp, error) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!doctype html><title>Contoso intranet</title><h1>Hello from the internal app</h1>\n"+
 			"<p>This page was served by a web app listening only on %s, reached through a Sallyport connector's outbound tunnel.</p>\n"+
-			"<ul><li>Path: %s</li><li>X-Forwarded-For: %s</li><li>X-Forwarded-Host: %s</li><li>X-Forwarded-Proto: %s</li></ul>\n",
-			html.EscapeString(ln.Addr().String()), html.EscapeString(r.URL.Path), html.EscapeString(r.Header.Get("X-Forwarded-For")),
+			"<ul><li>Signed-in user: %s</li><li>Path: %s</li><li>X-Forwarded-For: %s</li><li>X-Forwarded-Host: %s</li><li>X-Forwarded-Proto: %s</li></ul>\n",
+			html.EscapeString(ln.Addr().String()), html.EscapeString(r.Header.Get("X-Sallyport-User")), html.EscapeString(r.URL.Path), html.EscapeString(r.Header.Get("X-Forwarded-For")),
 			html.EscapeString(r.Header.Get("X-Forwarded-Host")), html.EscapeString(r.Header.Get("X-Forwarded-Proto")))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

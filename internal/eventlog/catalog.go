@@ -99,6 +99,17 @@ const (
 	AccessRefused    ID = 2925 // A signed-in user was refused an application: not assigned, disabled or deleted
 	SessionsEnded    ID = 2926 // Sessions ended because their user changed (deleted, disabled, second factor reset)
 
+	// Cloud: federation at a tenant's OpenID provider (2927–2930)
+	IdentityProviderSet     ID = 2927 // A tenant's OpenID provider was set: sign-in for its applications goes there
+	IdentityProviderDeleted ID = 2928 // A tenant's OpenID provider was removed: sign-in for its applications is with local accounts again
+	FederatedUserSynced     ID = 2929 // A user of the tenant's OpenID provider was created on first sign-in, or their user groups changed to follow the groups claim
+	IdentityProviderFailed  ID = 2930 // A sign-in at a tenant's OpenID provider failed: the provider could not be reached, or its answer was refused
+
+	// Cloud: clients that are not browsers — the device flow (2931–2933)
+	DeviceDecided      ID = 2931 // A user approved or denied a device sign-in (sallyport access login)
+	AccessTokenIssued  ID = 2932 // An access token was issued to a device: after an approval, or refreshed
+	RefreshTokenReused ID = 2933 // A refresh token was used again after it was replaced: the sign-in it belongs to was ended
+
 	// Cloud: administration of sign-in (2934–2937)
 	UserDeleted           ID = 2934 // A user was deleted, with its sessions, memberships and assignments
 	UserAccessChanged     ID = 2935 // A user was disabled or enabled, or their second factor was reset
@@ -219,6 +230,14 @@ var Catalog = []Def{
 	{RecoveryCodeUsed, LevelWarning, "signin", "A user signed in with a recovery code"},
 	{AccessRefused, LevelWarning, "signin", "A signed-in user was refused an application: not assigned, disabled or deleted"},
 	{SessionsEnded, LevelInformation, "signin", "Sessions ended because their user changed (deleted, disabled, second factor reset)"},
+	// Cloud: federation at a tenant's OpenID provider (2927–2930)
+	{IdentityProviderSet, LevelInformation, "federation", "A tenant's OpenID provider was set: sign-in for its applications goes there"},
+	{IdentityProviderDeleted, LevelInformation, "federation", "A tenant's OpenID provider was removed: sign-in for its applications is with local accounts again"},
+	{FederatedUserSynced, LevelInformation, "federation", "A user of the tenant's OpenID provider was created on first sign-in, or their user groups changed to follow the groups claim"},
+	{IdentityProviderFailed, LevelWarning, "federation", "A sign-in at a tenant's OpenID provider failed: the provider could not be reached, or its answer was refused"},
+	{DeviceDecided, LevelInformation, "signin", "A user approved or denied a device sign-in (sallyport access login)"},
+	{AccessTokenIssued, LevelInformation, "signin", "An access token was issued to a device: after an approval, or refreshed"},
+	{RefreshTokenReused, LevelWarning, "signin", "A refresh token was used again after it was replaced: the sign-in it belongs to was ended"},
 	{UserDeleted, LevelInformation, "directory", "A user was deleted, with its sessions, memberships and assignments"},
 	{UserAccessChanged, LevelInformation, "directory", "A user was disabled or enabled, or their second factor was reset"},
 	{TenantSettingsChanged, LevelInformation, "directory", "A tenant's sign-in settings changed (MFA required, session lifetime, idle timeout)"},

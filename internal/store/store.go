@@ -208,8 +208,12 @@ type Application struct {
 	// DetailedErrors shows the detailed error pages (internal URL, the
 	// connector's account of a failure) to anyone, for the app's developers.
 	DetailedErrors bool
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// KeepAuthorization sends the access token a client of a
+	// pre-authenticated application signed in with (Authorization:
+	// Bearer) on to the backend; by default the edge removes it.
+	KeepAuthorization bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 // UserGroup is a group of a tenant's users, named apart from connector
@@ -598,7 +602,7 @@ type Store interface {
 	ListAllApps(ctx context.Context) ([]Application, error)
 	// UpdateApp replaces the mutable fields (GroupID, ExternalHost,
 	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, Affinity, BackendProxy,
-	// DetailedErrors, UpdatedAt) of the
+	// DetailedErrors, KeepAuthorization, UpdatedAt) of the
 	// application with a.TenantID and a.ID.
 	UpdateApp(ctx context.Context, a Application) error
 	// DeleteApp deletes the application and its assignments.

@@ -294,7 +294,9 @@ func scanGrant(r scanner) (store.Grant, error) {
 // CreateGrant inserts g in a write transaction: a kind and hash already
 // stored, or a UserCode of a grant unexpired at g.CreatedAt, is
 // store.ErrConflict; an unknown tenant, or a UserID not of g.TenantID,
-// store.ErrNotFound.
+// store.ErrNotFound. The user code is checked inside the transaction,
+// which (BEGIN IMMEDIATE) holds the write lock from its start: two
+// callers cannot both pass the check.
 func (s *Store) CreateGrant(ctx context.Context, g store.Grant) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if g.UserCode != "" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -415,5 +416,72 @@ func TestUserGroupsMigration(t *testing.T) {
 	}
 	if gs, err := s2.ListUserGroups(ctx, tn.ID); err != nil || len(gs) != 1 || gs[0].Members != 0 {
 		t.Errorf("user groups after deleting their member = %+v, %v; want Staff with 0 members", gs, err)
+	}
+}
+
+// TestSignInMigration is migration 0015 on a database made before it: the
+// users already there read back with the zero sign-in fields (enabled, no
+// profile, a local account, no second factor), and can then be given
+// them, sessions and grants; deleting one still ends its sessions.
+func TestSignInMigration(t *testing.T) {
+	path := tempPath(t)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := seedTenant(t, s, "alpha")
+	ctx := t.Context()
+	before, err := s.UserByID(ctx, tn.ID, "user-alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE grants`, `DROP TABLE sessions`, `DROP TABLE identity_providers`, `DROP TABLE tenant_settings`,
+		`DROP INDEX users_tenant_external`,
+		`ALTER TABLE users DROP COLUMN email`, `ALTER TABLE users DROP COLUMN display_name`, `ALTER TABLE users DROP COLUMN disabled`,
+		`ALTER TABLE users DROP COLUMN external`, `ALTER TABLE users DROP COLUMN totp_secret`,
+		`ALTER TABLE users DROP COLUMN mfa_enrolled_at`, `ALTER TABLE users DROP COLUMN recovery_codes`,
+		`DELETE FROM schema_migrations WHERE version = 15`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openT(t, path)
+	if _, ok := migrationRows(t, s2)[15]; !ok {
+		t.Fatal("migration 0015 was not applied")
+	}
+	after, err := s2.UserByID(ctx, tn.ID, "user-alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) || after.Disabled || after.External != "" || after.TOTPSecret != nil || after.RecoveryCodes != nil {
+		t.Fatalf("a user made before the migration reads back as %+v, want %+v", after, before)
+	}
+	if ts, err := s2.TenantSettings(ctx, tn.ID); err != nil || ts != (store.TenantSettings{TenantID: tn.ID}) {
+		t.Errorf("TenantSettings after the migration = %+v, %v; want the defaults", ts, err)
+	}
+	now := time.Now()
+	sess := store.Session{ID: "s-1", Hash: "h-1", TenantID: tn.ID, UserID: "user-alpha", Kind: store.SessionCloud, Method: "password", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	for _, step := range []error{
+		s2.SetUserMFA(ctx, tn.ID, "user-alpha", []byte("secret"), now, []string{"r1"}),
+		s2.UseRecoveryCode(ctx, tn.ID, "user-alpha", "r1"),
+		s2.CreateSession(ctx, sess),
+		s2.CreateGrant(ctx, store.Grant{Hash: "g-1", Kind: store.GrantCode, TenantID: tn.ID, UserID: "user-alpha", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}),
+		s2.DeleteUser(ctx, tn.ID, "user-alpha"),
+	} {
+		if step != nil {
+			t.Fatalf("after the migration: %v", step)
+		}
+	}
+	if _, err := s2.SessionByHash(ctx, sess.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the session of a deleted user: %v, want ErrNotFound", err)
+	}
+	if _, err := s2.GrantByHash(ctx, store.GrantCode, "g-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the grant of a deleted user: %v, want ErrNotFound", err)
 	}
 }

@@ -51,7 +51,7 @@ func testUpdateApp(t *testing.T, s store.Store) {
 	upd.Name, upd.CreatedAt = "ignored", at(-100) // immutable: not written
 	upd.GroupID, upd.ExternalHost, upd.InternalURL = dmz.ID, "wiki.alpha.com", "https://wiki2.corp.local/"
 	upd.Timeout, upd.PreAuth, upd.CertPEM, upd.KeyPEM, upd.UpdatedAt, upd.Affinity = "long", "sallyport", []byte("new cert"), []byte("new key"), at(50), !upd.Affinity
-	upd.BackendProxy, upd.DetailedErrors = "", !upd.DetailedErrors
+	upd.BackendProxy, upd.DetailedErrors, upd.KeepAuthorization = "", !upd.DetailedErrors, !upd.KeepAuthorization
 	must(t, s.UpdateApp(ctx, upd))
 
 	want := upd

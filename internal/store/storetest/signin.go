@@ -147,6 +147,23 @@ func testRecoveryCodeRace(t *testing.T, s store.Store) {
 	}
 	u := get(t, func() (store.User, error) { return s.UserByID(ctx, tid, d.Ann.ID) })
 	equal(t, "codes left", u.RecoveryCodes, []string{"h1", "h3"})
+
+	// Callers using different codes at once all succeed: none undoes
+	// another's removal.
+	codes := make([]string, racers)
+	for i := range codes {
+		codes[i] = fmt.Sprintf("c%02d", i)
+	}
+	must(t, s.SetUserMFA(ctx, tid, d.Ann.ID, []byte("secret"), at(31), codes))
+	for i := range racers {
+		wg.Go(func() { errs[i] = s.UseRecoveryCode(ctx, tid, d.Ann.ID, codes[i]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	u = get(t, func() (store.User, error) { return s.UserByID(ctx, tid, d.Ann.ID) })
+	equal(t, "no code left", u.RecoveryCodes, nil)
 }
 
 // countWinners counts the nil errors, failing the test on any error that
@@ -302,8 +319,12 @@ func testSessions(t *testing.T, s store.Store) {
 	equal(t, "another tenant's", byHash(eve.Hash), eve)
 
 	expired := newSession(d.Bob, "s-expired", store.SessionAccess, nil, -10)
+	expired.SeenAt = time.Time{} // never used
 	createSessions(t, s, expired)
 	equal(t, "expired sessions are found", byHash(expired.Hash), expired)
+	must(t, s.TouchSession(ctx, tid, expired.ID, at(-20)))
+	expired.SeenAt = at(-20)
+	equal(t, "touched from never", byHash(expired.Hash), expired)
 
 	dupHash := newSession(d.Bob, "s-other", store.SessionCloud, nil, 60)
 	dupHash.Hash = cloud.Hash
@@ -390,6 +411,14 @@ func testDeleteSession(t *testing.T, s store.Store) {
 	kept(refresh)
 	equal(t, "a session without children", get(t, func() ([]string, error) { return s.DeleteSession(ctx, tid, refresh.ID) }),
 		sessionIDs(refresh))
+
+	// Parents in a cycle (the store does not check parents exist) still
+	// end, once each.
+	loopA := newSession(d.Bob, "s-loop-a", store.SessionApp, nil, 60)
+	loopB := newSession(d.Bob, "s-loop-b", store.SessionApp, nil, 60)
+	loopA.ParentID, loopB.ParentID = loopB.ID, loopA.ID
+	createSessions(t, s, loopA, loopB)
+	equal(t, "a cycle", get(t, func() ([]string, error) { return s.DeleteSession(ctx, tid, loopB.ID) }), sessionIDs(loopB, loopA))
 
 	// DeleteUserSessions: the user's sessions only, by id; none is no
 	// error.
@@ -552,6 +581,30 @@ func testTakeGrantRace(t *testing.T, s store.Store) {
 		i := slices.IndexFunc(errs, func(err error) bool { return err == nil })
 		equal(t, "the grant taken", got[i], g)
 	}
+}
+
+// testUserCodeRace: device authorizations made at once with the same user
+// code: exactly one is stored, the others get ErrConflict.
+func testUserCodeRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	f := createTenant(t, s, "alpha")
+	const racers = 16
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			g := newGrant(f, store.GrantDevice, fmt.Sprintf("h-dev-%02d", i), 10)
+			g.UserCode = "BCDF-GHJK"
+			errs[i] = s.CreateGrant(ctx, g)
+		})
+	}
+	wg.Wait()
+	if won := countWinners(t, errs, store.ErrConflict); won != 1 {
+		t.Fatalf("%d grants were stored with one user code, want 1", won)
+	}
+	i := slices.IndexFunc(errs, func(err error) bool { return err == nil })
+	got := get(t, func() (store.Grant, error) { return s.GrantByUserCode(ctx, "BCDF-GHJK", at(0)) })
+	equal(t, "the grant stored", got.Hash, fmt.Sprintf("h-dev-%02d", i))
 }
 
 // testDeleteExpiredGrants checks that only grants expired strictly before

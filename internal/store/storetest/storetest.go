@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Grants", testGrants},
 		{"TakeGrant", testTakeGrant},
 		{"TakeGrantRace", testTakeGrantRace},
+		{"UserCodeRace", testUserCodeRace},
 		{"DeleteExpiredGrants", testDeleteExpiredGrants},
 		{"SignInCascades", testSignInCascades},
 		{"DirectoryListings", testDirectoryListings},

@@ -59,6 +59,21 @@ func testEmptyLists(t *testing.T, s store.Store) {
 	if l, err := s.ListUsers(ctx, "nope"); err != nil || len(l) != 0 {
 		t.Fatalf("ListUsers = %v, %v; want empty", l, err)
 	}
+	if l, err := s.ListIdentityProviders(ctx); err != nil || len(l) != 0 {
+		t.Fatalf("ListIdentityProviders = %v, %v; want empty", l, err)
+	}
+	if l, err := s.ListMemberships(ctx, "nope"); err != nil || len(l) != 0 {
+		t.Fatalf("ListMemberships = %v, %v; want empty", l, err)
+	}
+	if l, err := s.ListTenantAssignments(ctx, "nope"); err != nil || len(l) != 0 {
+		t.Fatalf("ListTenantAssignments = %v, %v; want empty", l, err)
+	}
+	if n, err := s.DeleteExpiredSessions(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("DeleteExpiredSessions = %d, %v; want 0", n, err)
+	}
+	if n, err := s.DeleteExpiredGrants(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("DeleteExpiredGrants = %d, %v; want 0", n, err)
+	}
 }
 
 // testConcurrent runs writers and readers on one store from several

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sallyport/sallyport/internal/accessclient"
+)
+
+// newAccessCmd is `sallyport access`: a program's sign-in to an
+// application with pre-authentication (accessclient).
+func newAccessCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "access",
+		Short: "Sign in to an application from a terminal or a script, and use its token (curl)",
+		Long: `Applications with pre-authentication answer programs that are not browsers with
+401. 'sallyport access login APP-URL' signs you in with the OAuth device flow:
+it prints a URL and a code, you approve in any browser, and the application's
+token is kept in your configuration directory. 'access token' prints it,
+'access curl' runs curl with it. See docs/identity.md.`,
+	}
+	cmd.AddCommand(newAccessLoginCmd(), newAccessTokenCmd(), newAccessCurlCmd(), newAccessLogoutCmd())
+	return cmd
+}
+
+func newAccessLoginCmd() *cobra.Command {
+	var caFile string
+	cmd := &cobra.Command{
+		Use:   "login APP-URL",
+		Short: "Sign in to an application: approve the printed code in a browser",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return accessclient.Login(cmd.Context(), accessclient.Options{AppURL: args[0], CAFile: caFile, Out: cmd.OutOrStdout()})
+		},
+	}
+	cmd.Flags().StringVar(&caFile, "ca-file", "", "a PEM file of CA certificates to trust besides the system's (the cloud's cloud-ca.pem when its certificates are its own); remembered for the other access commands")
+	return cmd
+}
+
+func newAccessTokenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "token APP-URL",
+		Short: "Print a valid access token for the application (refreshed when it expires within a minute)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := accessclient.Token(cmd.Context(), accessclient.Options{AppURL: args[0]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+}
+
+func newAccessCurlCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "curl APP-URL [CURL-ARGS...]",
+		Short: "Run curl on the URL with the application's access token; exits with curl's code",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := accessclient.Curl(cmd.Context(), accessclient.CurlOptions{Options: accessclient.Options{AppURL: args[0]}, Args: args[1:],
+				Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				os.Exit(code)
+			}
+			return nil
+		},
+	}
+	// Everything after the URL is curl's, flags included.
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func newAccessLogoutCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout APP-URL",
+		Short: "End the sign-in at the cloud and remove the application's stored tokens",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := accessclient.Logout(cmd.Context(), accessclient.Options{AppURL: args[0]})
+			if err != nil {
+				return err
+			}
+			switch {
+			case res.Removed && res.Ended:
+				fmt.Fprintf(cmd.OutOrStdout(), "Signed out of %s: the cloud ended the sign-in, and its tokens were removed from this machine.\n", args[0])
+			case res.Removed:
+				fmt.Fprintf(cmd.OutOrStdout(), "Signed out of %s: its tokens were removed from this machine, but the cloud could not be told (%s); the sign-in ends on its own within 30 days, or when you sign out in a browser.\n", args[0], strings.TrimSuffix(res.NotEnded.Error(), "."))
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "You were not signed in to %s on this machine: nothing to remove.\n", args[0])
+			}
+			return nil
+		},
+	}
+}
