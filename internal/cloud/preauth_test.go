@@ -327,10 +327,25 @@ func TestPreAuthBrowserFlow(t *testing.T) {
 		r3.Body.Close()
 	}
 
-	// A deleted user is refused from the next request on.
+	// An unassigned user is refused from the next request on, and let in
+	// again when assigned again.
 	b2 := env.browser(t)
 	resp, body = b2.signIn(env.webURL, "alice@contoso.com", testPassword)
 	backendSaw(t, resp, body)
+	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, env.srv, "DELETE", "/apps/web/assignments/users/alice@contoso.com", tok, nil); rec.Code != 200 && rec.Code != 204 {
+		t.Fatalf("unassign: %d %s", rec.Code, eb.Error.Message)
+	}
+	if resp, _ = b2.do("GET", env.webURL, nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("after unassignment: %s, want 403", resp.Status)
+	}
+	if rec, eb := call(t, env.srv, "POST", "/apps/web/assignments", tok, map[string]string{"user": "alice@contoso.com"}); rec.Code != 201 && rec.Code != 200 {
+		t.Fatalf("assign: %d %s", rec.Code, eb.Error.Message)
+	}
+	resp, body = b2.do("GET", env.webURL, nil)
+	backendSaw(t, resp, body)
+
+	// A deleted user is refused from the next request on.
 	if err := env.srv.store.DeleteUser(t.Context(), env.tenant.ID, env.alice.ID); err != nil {
 		t.Fatal(err)
 	}
