@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/pquerna/otp/totp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
@@ -444,6 +445,13 @@ func TestPreAuthSigninChecks(t *testing.T) {
 	}
 	if n := env.reached.Load(); n != 0 {
 		t.Fatalf("%d requests reached the backend", n)
+	}
+	// Counted: the three failed passwords, and the sign-ins that worked.
+	if got := testutil.ToFloat64(env.srv.metrics.signins.WithLabelValues("contoso.com", "password", "failed")); got < 3 {
+		t.Errorf("failed password sign-ins counted %v, want at least 3", got)
+	}
+	if got := testutil.ToFloat64(env.srv.metrics.signins.WithLabelValues("contoso.com", "password", "ok")); got < 1 {
+		t.Errorf("password sign-ins counted %v, want at least 1", got)
 	}
 }
 
