@@ -155,7 +155,9 @@ func TestPublicErrorPages(t *testing.T) {
 	t.Run("detailed errors for the developers", func(t *testing.T) {
 		c.admin.ok(t, "", "admin", "app", "update", refused.Name, "--detailed-errors")
 		show := c.admin.ok(t, "", "admin", "app", "show", refused.Name)
-		mustContain(t, "admin app show", show.stdout, "Detailed error pages:  true")
+		if !lineHas(show.stdout, "Detailed", "error", "pages:", "true") {
+			t.Errorf("admin app show has no line 'Detailed error pages: true':\n%s", show.stdout)
+		}
 		_, body := fetchPage(t, c, refused.ExternalHost, "h2", "*/*")
 		mustContain(t, "detailed page", body, "(error backend_refused", refusedURL, "refused the connection from connector "+hostname)
 		c.admin.ok(t, "", "admin", "app", "update", refused.Name, "--detailed-errors=false")
