@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -9,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sallyport/sallyport/internal/dnstest"
+	"github.com/sallyport/sallyport/internal/testnet"
 )
 
 // jsonCase is one command run with --json: what it must print.
@@ -51,6 +56,21 @@ func TestJSONOutput(t *testing.T) {
 	upd := []string{"--dir", st.dir, "--updater-dir", filepath.Join(r.dir, "json-updater"), "--binary", binary,
 		"--restart", "signal", "--release-key", filepath.Join(c.dataDir, "release.pub")}
 	const domain = "apps.contoso.com"
+	// An OpenID provider's discovery document (over TLS with a private
+	// CA) is all 'admin idp set' reads.
+	idpCA := testnet.NewCA(t)
+	idp := httptest.NewUnstartedServer(nil)
+	idp.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"issuer": idp.URL, "authorization_endpoint": idp.URL + "/auth", "token_endpoint": idp.URL + "/token",
+			"jwks_uri": idp.URL + "/jwks", "response_types_supported": []string{"code"}, "code_challenge_methods_supported": []string{"S256"}})
+	})
+	idp.TLS = &tls.Config{Certificates: []tls.Certificate{idpCA.Cert(t, "127.0.0.1")}}
+	idp.StartTLS()
+	t.Cleanup(idp.Close)
+	idpDir := t.TempDir()
+	writeFile(t, filepath.Join(idpDir, "secret"), "not-the-real-secret\n", 0o600)
+	writeFile(t, filepath.Join(idpDir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idpCA.Root.Raw})), 0o644)
 
 	tests := []jsonCase{
 		{name: "version", fields: []string{"version", "commit", "build_date", "go", "os", "arch"}},
@@ -88,6 +108,10 @@ func TestJSONOutput(t *testing.T) {
 		{name: "admin user disable", args: []string{"ann@contoso.com"}, fields: []string{"id", "name", "disabled", "sessions_ended", "note"}},
 		{name: "admin user enable", args: []string{"ann@contoso.com"}, fields: []string{"id", "name", "disabled", "sessions_ended", "note"}},
 		{name: "admin user reset-mfa", args: []string{"ann@contoso.com"}, fields: []string{"id", "name", "mfa_enrolled", "sessions_ended", "note"}},
+		{name: "admin idp set", args: []string{"--issuer", idp.URL, "--client-id", "sallyport", "--client-secret-file", filepath.Join(idpDir, "secret"), "--ca-file", filepath.Join(idpDir, "ca.pem")},
+			fields: []string{"issuer", "client_id", "groups_claim", "email_claim", "redirect_uri", "created_at"}},
+		{name: "admin idp show", fields: []string{"issuer", "client_id", "redirect_uri", "ca_subjects"}},
+		{name: "admin idp delete", fields: []string{"deleted"}},
 		{name: "admin tenant show", fields: []string{"tenant", "require_mfa", "session_lifetime", "session_lifetime_seconds", "session_lifetime_default", "session_idle", "session_idle_seconds", "session_idle_default"}},
 		{name: "admin tenant set", args: []string{"--session-lifetime", "8h"}, fields: []string{"tenant", "require_mfa", "session_lifetime", "session_idle", "updated_at"}},
 		{name: "admin app create", args: []string{"erp", "--internal-url", "http://127.0.0.1:9/erp/"}, fields: []string{"id", "name", "group", "external_host", "external_url", "internal_url", "timeout", "preauth"}},

@@ -94,7 +94,7 @@ func TestUserAndTenantAdmin(t *testing.T) {
 
 		mustContain(t, "user delete", admin.ok(t, "", "admin", "user", "delete", "ann@contoso.com").stdout,
 			"Deleted user ann@contoso.com with its sessions, memberships of user groups and assignments.")
-		ann.refused(t, "", []string{"admin", "app", "list"}, "The request has no valid admin token")
+		ann.refused(t, "", []string{"admin", "app", "list"}, "Your sign-in to "+c.url+" is no longer valid")
 		mustContain(t, "Finance after the delete", admin.ok(t, "", "admin", "user-group", "show", "Finance").stdout, "Members (0):")
 	})
 

@@ -243,3 +243,51 @@ func TestParseApp(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentRefresh: commands refreshing at once take turns, so the
+// refresh token is presented once (twice would end the sign-in).
+func TestConcurrentRefresh(t *testing.T) {
+	f := startFake(t)
+	dir := t.TempDir()
+	start := time.Now()
+	o := Options{AppURL: f.srv.URL + "/", CAFile: f.caFile, Dir: dir}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Login(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	o.Now = func() time.Time { return start.Add(2 * time.Hour) } // every command sees an expired token
+	const n = 8
+	toks := make(chan string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := Token(ctx, o)
+			toks <- tok
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(toks)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The first refresh's token expires an hour after "now" (2 h after
+	// start): the others find it fresh after waiting for the lock.
+	if f.refreshes != 1 {
+		t.Errorf("%d refreshes for %d commands at once, want 1", f.refreshes, n)
+	}
+	for tok := range toks {
+		if tok != "spa_1" {
+			t.Errorf("a command got %q, want spa_1", tok)
+		}
+	}
+}

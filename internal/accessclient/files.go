@@ -65,7 +65,7 @@ func save(dir, key string, s *saved) error {
 // that died, and is taken over.
 const (
 	lockWait  = 30 * time.Second
-	lockStale = time.Minute
+	lockStale = 2 * time.Minute // longer than a refresh can take (60 s HTTP timeout)
 	lockRetry = 50 * time.Millisecond
 )
 

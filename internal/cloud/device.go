@@ -15,6 +15,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
@@ -243,8 +244,18 @@ type deviceView struct {
 // deviceGrantFor looks up the grant of a typed user code; a page was
 // written when ok is false.
 func (s *Server) deviceGrantFor(w http.ResponseWriter, r *http.Request, typed string) (store.Grant, deviceData, bool) {
-	code := normalizeUserCode(typed)
 	var g store.Grant
+	// User codes are short (about 34 bits): each look-up costs a token
+	// of the address's sign-in bucket, so that nobody enumerates them.
+	if err := s.signin.admit(sourceOf(r.RemoteAddr)); err != nil {
+		var re *retryError
+		if errors.As(err, &re) {
+			w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(re.after)))
+		}
+		s.renderPage(w, r, http.StatusTooManyRequests, "device", deviceView{Form: true, Message: problem.Public(err).Error()})
+		return g, deviceData{}, false
+	}
+	code := normalizeUserCode(typed)
 	err := store.ErrNotFound
 	if code != "" {
 		g, err = s.store.GrantByUserCode(r.Context(), code, s.now())

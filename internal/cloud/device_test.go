@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -560,4 +561,25 @@ func TestDeviceRevoke(t *testing.T) {
 		t.Errorf("the access token after revoking its refresh token: %s, want 401", resp.Status)
 	}
 	wantOAuthError(t, "a revoked refresh token", env.refresh(t, tok.str("refresh_token")), 400, "invalid_grant")
+}
+
+// TestDeviceCodeGuessing: looking user codes up is rate-limited per
+// address, like sign-in, so that they cannot be enumerated.
+func TestDeviceCodeGuessing(t *testing.T) {
+	env := startPreauth(t)
+	b := env.browser(t)
+	limited := false
+	for i := range defaultSigninLimits.SourceBurst + 5 {
+		resp, page := b.do("GET", deviceCloud+"/device?user_code="+fmt.Sprintf("BCDF-%04d", i), nil)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" || !strings.Contains(page, "Too many") {
+				t.Errorf("429 without Retry-After or a sentence:\n%s", page)
+			}
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatalf("%d code look-ups from one address were all answered", defaultSigninLimits.SourceBurst+5)
+	}
 }

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -220,8 +222,12 @@ func (s *Server) handleGetIdentityProvider(w http.ResponseWriter, r *http.Reques
 	} else if err != nil {
 		return err
 	}
+	// The scopes come from the discovery document: a provider that does
+	// not answer soon leaves them out rather than hold the answer up.
 	var scopes []string
-	if lp, err := s.liveProviderOf(r.Context(), prov); err == nil {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if lp, err := s.liveProviderOf(ctx, prov); err == nil {
 		scopes = lp.scopes
 	}
 	writeJSON(w, http.StatusOK, s.apiProvider(prov, scopes))

@@ -24,6 +24,8 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	rtt      prometheus.Histogram
 	signins  *prometheus.CounterVec
+	// domainOf names a tenant by its domain (the label of every series).
+	domainOf func(tenantID string) string
 
 	mu     sync.Mutex
 	series map[seriesKey]*edgeSeries
@@ -49,8 +51,16 @@ func newMetrics(s *Server) *metrics {
 		Name: "sallyport_cloud_tunnel_rtt_seconds", Help: "Round-trip time of heartbeat PINGs on connector tunnels.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	})
+	m.domainOf = func(id string) string {
+		if t := s.routes.Load(); t != nil {
+			if ten, ok := t.tenants[id]; ok {
+				return ten.Domain
+			}
+		}
+		return id
+	}
 	m.signins = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sallyport_cloud_signins_total", Help: "Sign-ins, sign-outs and their failures, by tenant (id), method and result.",
+		Name: "sallyport_cloud_signins_total", Help: "Sign-ins, sign-outs and their failures, by tenant, method and result.",
 	}, []string{"tenant", "method", "result"})
 	m.reg.MustRegister(m.requests, m.latency, m.rtt, m.signins, &connectorCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -60,7 +70,7 @@ func newMetrics(s *Server) *metrics {
 // signin counts a sign-in (method password, password+totp, recovery-code,
 // oidc, device, signout) and its result (ok, failed).
 func (m *metrics) signin(tenantID, method, result string) {
-	m.signins.WithLabelValues(tenantID, method, result).Inc()
+	m.signins.WithLabelValues(m.domainOf(tenantID), method, result).Inc()
 }
 
 // observe records one edge request.

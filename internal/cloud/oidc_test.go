@@ -471,6 +471,15 @@ func TestIdentityProviderAPI(t *testing.T) {
 	if s.tenantHasProvider(contoso.ID) {
 		t.Fatal("deleted provider still used")
 	}
+
+	// Set by another instance sharing the store: seen within the refresh
+	// interval, without a store read per call.
+	s.cfg.RefreshInterval = 20 * time.Millisecond
+	if err := s.store.SetIdentityProvider(t.Context(), store.IdentityProvider{TenantID: fabrikam.ID, Issuer: idp.issuer, ClientID: "x",
+		ClientSecret: []byte("y"), EmailClaim: "email", CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitUntil(t, "fabrikam's provider set in the store is seen", func() bool { return s.tenantHasProvider(fabrikam.ID) })
 }
 
 // TestOIDCHydra: sign-in against a real OpenID provider, Ory Hydra, over
@@ -614,4 +623,42 @@ func FuzzOIDCInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOIDCBreakGlass: with a provider, sign-in goes straight there, but
+// local=1 shows the password form, and a local account with a password
+// (the tenant's administrator) still gets in while the provider is down.
+func TestOIDCBreakGlass(t *testing.T) {
+	idp := startFakeIdP(t)
+	env, _ := startOIDCEnv(t, api.SetIdentityProviderRequest{Issuer: idp.issuer, ClientID: fakeClientID, ClientSecret: fakeClientSecret, CAPEM: string(idp.caPEM)})
+	if err := env.srv.store.Assign(t.Context(), store.Assignment{TenantID: env.tenant.ID, AppID: env.web.ID, UserID: env.bob.ID, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.srv.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := env.oidcBrowser(t, idp.caPEM)
+	if auth := b.toProvider(env.webURL); auth.Hostname() == "sallyport.localhost" {
+		t.Fatalf("sign-in did not go to the provider: %s", auth)
+	}
+	resp, _ := b.do("GET", env.webURL, nil)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Path != "/signin" {
+		t.Fatalf("anonymous: Location %q", resp.Header.Get("Location"))
+	}
+	rd := loc.Query().Get("rd")
+	resp, page := b.do("GET", "https://sallyport.localhost/signin?rd="+url.QueryEscape(rd)+"&local=1", nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, `action="/signin"`) {
+		t.Fatalf("local=1: %s, not the password form", resp.Status)
+	}
+	form := url.Values{"csrf": {csrfOf(t, page)}, "user": {"bob@contoso.com"}, "password": {testPassword}, "rd": {rd}}
+	resp, _ = b.do("POST", "https://sallyport.localhost/signin", form)
+	loc, _ = resp.Request.URL.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || loc == nil {
+		t.Fatalf("password sign-in with a provider set: %s", resp.Status)
+	}
+	resp, body := b.follow(loc.String())
+	if h := backendSaw(t, resp, body); h.Get("X-Sallyport-User") != "bob@contoso.com" {
+		t.Fatalf("backend saw %q", h.Get("X-Sallyport-User"))
+	}
 }

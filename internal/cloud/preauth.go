@@ -503,7 +503,7 @@ func localReturn(ret string) string {
 	}
 	u.Scheme, u.Host, u.User, u.Fragment = "", "", nil, ""
 	out := u.RequestURI()
-	if strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") || strings.ContainsAny(out, "\r\n\t ") {
 		return "/"
 	}
 	return out

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/pquerna/otp/totp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
@@ -327,10 +328,25 @@ func TestPreAuthBrowserFlow(t *testing.T) {
 		r3.Body.Close()
 	}
 
-	// A deleted user is refused from the next request on.
+	// An unassigned user is refused from the next request on, and let in
+	// again when assigned again.
 	b2 := env.browser(t)
 	resp, body = b2.signIn(env.webURL, "alice@contoso.com", testPassword)
 	backendSaw(t, resp, body)
+	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, env.srv, "DELETE", "/apps/web/assignments/users/alice@contoso.com", tok, nil); rec.Code != 200 && rec.Code != 204 {
+		t.Fatalf("unassign: %d %s", rec.Code, eb.Error.Message)
+	}
+	if resp, _ = b2.do("GET", env.webURL, nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("after unassignment: %s, want 403", resp.Status)
+	}
+	if rec, eb := call(t, env.srv, "POST", "/apps/web/assignments", tok, map[string]string{"user": "alice@contoso.com"}); rec.Code != 201 && rec.Code != 200 {
+		t.Fatalf("assign: %d %s", rec.Code, eb.Error.Message)
+	}
+	resp, body = b2.do("GET", env.webURL, nil)
+	backendSaw(t, resp, body)
+
+	// A deleted user is refused from the next request on.
 	if err := env.srv.store.DeleteUser(t.Context(), env.tenant.ID, env.alice.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -360,9 +376,19 @@ func TestPreAuthSigninChecks(t *testing.T) {
 		})
 	}
 	t.Run("return path stays on the host", func(t *testing.T) {
-		for _, p := range []string{"//evil.example/x", "/\\evil.example"} {
-			if got := localReturn("https://web-contoso.sallyport.localhost" + p); got != "/" && !strings.HasPrefix(got, "/%") && strings.HasPrefix(got, "//") {
-				t.Fatalf("localReturn(%q) = %q", p, got)
+		for in, want := range map[string]string{
+			"https://h//evil.example/x": "/",
+			"https://h/%2F%2Fevil":      "/",
+			"https://h/\\evil.example":  "/%5Cevil.example",
+			"https://h/%09/evil":        "/%09/evil",
+			"https://h/a/b?c=//d#frag":  "/a/b?c=//d",
+			"https://h":                 "/",
+			"javascript:alert(1)":       "/",
+			"https://h/ok?x=1":          "/ok?x=1",
+		} {
+			got := localReturn(in)
+			if got != want || strings.HasPrefix(got, "//") || strings.HasPrefix(got, "/\\") {
+				t.Errorf("localReturn(%q) = %q, want %q", in, got, want)
 			}
 		}
 	})
@@ -419,6 +445,13 @@ func TestPreAuthSigninChecks(t *testing.T) {
 	}
 	if n := env.reached.Load(); n != 0 {
 		t.Fatalf("%d requests reached the backend", n)
+	}
+	// Counted: the three failed passwords, and the sign-ins that worked.
+	if got := testutil.ToFloat64(env.srv.metrics.signins.WithLabelValues("contoso.com", "password", "failed")); got < 3 {
+		t.Errorf("failed password sign-ins counted %v, want at least 3", got)
+	}
+	if got := testutil.ToFloat64(env.srv.metrics.signins.WithLabelValues("contoso.com", "password", "ok")); got < 1 {
+		t.Errorf("password sign-ins counted %v, want at least 1", got)
 	}
 }
 

@@ -45,9 +45,11 @@ var pageTemplates = func() map[string]*template.Template {
 var styleCSS = func() []byte { b, _ := pageFiles.ReadFile("pages/style.css"); return b }()
 
 // pageCSP is the pages' Content-Security-Policy: no script at all, styles
-// from the page's own origin, images inline (the QR code), forms posted
-// to the page's own origin only.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// from the page's own origin, images inline (the QR code), not framed.
+// form-action also governs the redirects that answer a form, and a
+// sign-in's answer sends the browser to the application's host (any
+// https origin: custom domains cannot be listed), so it allows https:.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'"
 
 // pageData is what every page template gets.
 type pageData struct {
@@ -232,7 +234,10 @@ func (s *Server) handleSigninPage(w http.ResponseWriter, r *http.Request) {
 		s.continueFlow(w, r, u, f, sess.ID, sess.Method)
 		return
 	}
-	if s.tenantHasProvider(f.TenantID) {
+	// With a provider, sign-in goes straight there; local=1 shows the
+	// password form anyway (break-glass for the local accounts that have a
+	// password, such as the Global Administrator, when the provider is down).
+	if s.tenantHasProvider(f.TenantID) && q.Get("local") != "1" {
 		s.startProvider(w, r, ten, f)
 		return
 	}

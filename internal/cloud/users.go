@@ -66,6 +66,9 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 	} else if err != nil {
 		return err
 	}
+	if err := s.directoryChanged(r.Context()); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, apiUser(u, p.Tenant))
 	return nil
 }
@@ -275,7 +278,11 @@ func (s *Server) handleUserAction(change string) apiFunc {
 		if err := s.directoryChanged(ctx); err != nil {
 			return err
 		}
-		s.events.Event(eventlog.UserAccessChanged, fmt.Sprintf("User %s of %s was %s by %s (%d session%s ended)", u.Name, p.Tenant.Domain, what, p.User.Name, n, plural(n)),
+		ended := fmt.Sprintf(" (%d session%s ended)", n, plural(n))
+		if change == "enabled" {
+			ended = ""
+		}
+		s.events.Event(eventlog.UserAccessChanged, fmt.Sprintf("User %s of %s was %s by %s%s", u.Name, p.Tenant.Domain, what, p.User.Name, ended),
 			"tenant", p.Tenant.Domain, "member", u.Name, "change", change, "sessions", fmt.Sprint(n), "user", p.User.Name)
 		d, err := s.userDetail(ctx, p.Tenant, u)
 		if err != nil {
