@@ -33,6 +33,10 @@ const (
 	foreignKeyViolation = "23503"
 )
 
+// defaultConnectTimeout bounds each connection attempt when the address
+// sets no connect_timeout.
+const defaultConnectTimeout = 10 * time.Second
+
 // Store is a store.Store backed by a PostgreSQL database. It is safe for
 // concurrent use by several goroutines, and several processes (cloud
 // instances, operator commands) may open the same database.
@@ -44,13 +48,14 @@ var _ store.Store = (*Store)(nil)
 
 // Open connects to the PostgreSQL database dsn names (a postgres:// URL or
 // a key=value string, as libpq takes; pgxpool's pool_max_conns and the
-// other pool_ parameters apply), checks that it answers, and brings its
+// other pool_ parameters apply; connect_timeout defaults to 10 s), checks
+// that it answers, and brings its
 // schema up to date. It fails if the database was written by a newer
 // binary (see ErrSchemaTooNew).
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	cfg, err := parseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: the store address is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): %w", err)
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -65,6 +70,21 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: migrate %s: %w", where(cfg), err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// parseDSN reads the pool's configuration from dsn, with
+// defaultConnectTimeout unless dsn sets connect_timeout.
+func parseDSN(dsn string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: the store address is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without one a silent host (a firewall dropping packets) holds
+		// Open for the system's TCP timeout, minutes on Linux.
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	return cfg, nil
 }
 
 // where names the database of cfg for errors: host, port and database,

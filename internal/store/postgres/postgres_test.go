@@ -143,6 +143,28 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// TestConnectTimeout: an address without connect_timeout gets the
+// default, one with it keeps its own (a silent host must not hold Open for
+// the system's TCP timeout).
+func TestConnectTimeout(t *testing.T) {
+	for _, c := range []struct {
+		dsn  string
+		want time.Duration
+	}{
+		{"postgres://cloud@db.example:5432/sallyport", defaultConnectTimeout},
+		{"postgres://cloud@db.example:5432/sallyport?connect_timeout=3", 3 * time.Second},
+		{"host=db.example dbname=sallyport", defaultConnectTimeout},
+	} {
+		cfg, err := parseDSN(c.dsn)
+		if err != nil {
+			t.Fatalf("parseDSN(%q): %v", c.dsn, err)
+		}
+		if got := cfg.ConnConfig.ConnectTimeout; got != c.want {
+			t.Errorf("parseDSN(%q): connect timeout %v, want %v", c.dsn, got, c.want)
+		}
+	}
+}
+
 // TestBadDSN: an address that is no PostgreSQL address says so.
 func TestBadDSN(t *testing.T) {
 	_, err := Open(t.Context(), "postgres://[::1")
