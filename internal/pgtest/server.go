@@ -47,11 +47,15 @@ var (
 	inMain   bool  // Main runs the tests (and will stop the server)
 )
 
-// Main runs the tests of m and then stops the server if a test started
-// it. Call it from the TestMain of every package that uses DSN:
+// Main runs the tests of m, stops the server if a test started it, and
+// exits. Call it (or Run) from the TestMain of every package that uses DSN:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it returns the tests' exit code, for a
+// TestMain that checks more after them (goroutine leaks).
+func Run(m *testing.M) int {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -67,7 +71,7 @@ func Main(m *testing.M) {
 		shared = nil
 	}
 	mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // DSN creates a new, empty database on the test binary's server (started
@@ -89,7 +93,7 @@ func DSN(t testing.TB) string {
 	mu.Lock()
 	defer mu.Unlock()
 	if !inMain {
-		t.Fatal("pgtest: the package's TestMain must call pgtest.Main, which stops the server")
+		t.Fatal("pgtest: the package's TestMain must call pgtest.Main (or Run), which stops the server")
 	}
 	if shared == nil && startErr == nil {
 		shared, startErr = start(bin)
