@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/jackc/pgx/v5"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/store"
@@ -215,64 +216,50 @@ func (s *Store) TouchSession(ctx context.Context, tenantID, id string, seen time
 		`UPDATE sessions SET seen_at = GREATEST(seen_at, ?) WHERE tenant_id = ? AND id = ?`, nanos(seen), tenantID, id)
 }
 
-// DeleteSession deletes the session and, in the same transaction, every
-// session made from it, at any depth. The ids ended are returned, the
-// session's own first, then the others by id.
+// DeleteSession deletes the session and every session made from it, at
+// any depth, in one statement: under READ COMMITTED, separate reads and
+// deletes would miss (and not report) a session another instance made in
+// between. The ids ended are returned, the session's own first, then the
+// others by id.
 func (s *Store) DeleteSession(ctx context.Context, tenantID, id string) ([]string, error) {
-	var ids []string
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		ids, err = getAll(ctx, tx, scanString, "sessions made from session",
-			`WITH RECURSIVE tree (id) AS (
-			     SELECT id FROM sessions WHERE tenant_id = ? AND id = ?
-			     UNION
-			     SELECT s.id FROM sessions s JOIN tree ON s.parent_id = tree.id
-			     WHERE s.tenant_id = ? AND s.parent_id <> ''
-			 )
-			 SELECT id FROM tree ORDER BY id <> ?, id`, tenantID, id, tenantID, id)
-		if err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return fmt.Errorf("postgres: delete session: %w", store.ErrNotFound)
-		}
-		return deleteSessions(ctx, tx, tenantID, ids)
-	})
+	ids, err := getAll(ctx, s.pool, scanString, "delete session",
+		`WITH RECURSIVE tree (id) AS (
+		     SELECT id FROM sessions WHERE tenant_id = ? AND id = ?
+		     UNION
+		     SELECT s.id FROM sessions s JOIN tree ON s.parent_id = tree.id
+		     WHERE s.tenant_id = ? AND s.parent_id <> ''
+		 )
+		 DELETE FROM sessions WHERE tenant_id = ? AND id IN (SELECT id FROM tree) RETURNING id`,
+		tenantID, id, tenantID, tenantID)
 	if err != nil {
 		return nil, err
 	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("postgres: delete session: %w", store.ErrNotFound)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		switch {
+		case a == id:
+			return -1
+		case b == id:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
 	return ids, nil
 }
 
-// DeleteUserSessions deletes every session of the user, returning their
-// ids by id (empty when it had none, or is unknown).
+// DeleteUserSessions deletes every session of the user in one statement,
+// returning the ids it deleted by id (empty when it had none, or is
+// unknown).
 func (s *Store) DeleteUserSessions(ctx context.Context, tenantID, userID string) ([]string, error) {
-	var ids []string
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		ids, err = getAll(ctx, tx, scanString, "sessions of user",
-			`SELECT id FROM sessions WHERE tenant_id = ? AND user_id = ? ORDER BY id`, tenantID, userID)
-		if err != nil {
-			return err
-		}
-		return exec(ctx, tx, "delete sessions of user",
-			`DELETE FROM sessions WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
-	})
+	ids, err := getAll(ctx, s.pool, scanString, "delete sessions of user",
+		`DELETE FROM sessions WHERE tenant_id = ? AND user_id = ? RETURNING id`, tenantID, userID)
 	if err != nil {
 		return nil, err
 	}
+	slices.Sort(ids)
 	return ids, nil
-}
-
-// deleteSessions deletes the sessions ids of tenantID.
-func deleteSessions(ctx context.Context, tx pgx.Tx, tenantID string, ids []string) error {
-	for _, id := range ids {
-		if err := exec(ctx, tx, "delete session",
-			`DELETE FROM sessions WHERE tenant_id = ? AND id = ?`, tenantID, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // DeleteExpiredSessions deletes the sessions whose ExpiresAt is before
