@@ -83,6 +83,8 @@ func rules() []rule {
 		rule{pkg: "internal/browsertest", only: []string{"internal/testnet"}, onlySet: true,
 			why: "a test browser (headless Chromium): it must not pull the product into tests that use it (it shares testnet's test helpers)"},
 		rule{pkg: "internal/store/sqlite", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
+		rule{pkg: "internal/store/postgres", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
+		leaf("internal/pgtest", "a test PostgreSQL server: it must not pull the product into tests that use it"),
 		rule{pkg: "internal/store/storetest", only: []string{"internal/store"}, onlySet: true, why: "the conformance tests run against the interface only"},
 		rule{pkg: "internal/problem/problemtest", only: []string{"internal/problem"}, onlySet: true, why: "a check of problems for any package's tests: it must not pull the product into them"},
 		rule{pkg: "internal/diag", only: []string{"internal/version", "internal/statedir"}, onlySet: true,
@@ -115,7 +117,7 @@ var cmdMustNotImport = []string{
 
 // testOnly are packages for tests: no non-test file imports them, but
 // those of another package for tests (a harness built on testnet).
-var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet", "internal/idptest", "internal/browsertest"}
+var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet", "internal/idptest", "internal/browsertest", "internal/pgtest"}
 
 // browserDriver: the one package whose non-test files may import the
 // browser driver (github.com/chromedp/...): a test harness, so the product
