@@ -245,6 +245,7 @@ func newAppCmd() *cobra.Command {
 	cf.BoolVar(&in.DetailedErrors, "detailed-errors", false, "error pages show the internal detail (internal URL, connector) to anyone, for the app's developers")
 	cf.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
 	cf.BoolVar(&in.KeepAuthorization, "keep-authorization", false, "send a signed-in client's access token (Authorization: Bearer) on to the backend; by default the edge removes it")
+	cf.StringVar(&in.Description, "description", "", "a short text for users, shown under the application's tile in My Apps (up to 200 printable characters)")
 	cf.StringVar(&in.PreAuth, "pre-auth", "sallyport", "pre-authentication: sallyport (users sign in at the cloud; only assigned users get through) or passthrough (anyone who knows the URL reaches the application)")
 	create.MarkFlagRequired("internal-url")
 
@@ -255,8 +256,9 @@ func newAppCmd() *cobra.Command {
 	var upDetailed bool
 	var upPreAuth string
 	var upKeepAuth bool
+	var upDescription string
 	update := &cobra.Command{
-		Use: "update NAME", Short: "Change an application's internal URL, group, timeout, session affinity, backend proxy, error pages or pre-authentication", Args: cobra.ExactArgs(1),
+		Use: "update NAME", Short: "Change an application's internal URL, group, timeout, session affinity, backend proxy, error pages, pre-authentication or description", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
 			if cmd.Flags().Changed("internal-url") {
 				up.InternalURL = &upURL
@@ -282,6 +284,9 @@ func newAppCmd() *cobra.Command {
 			if cmd.Flags().Changed("keep-authorization") {
 				up.KeepAuthorization = &upKeepAuth
 			}
+			if cmd.Flags().Changed("description") {
+				up.Description = &upDescription
+			}
 			return c.UpdateApp(cmd.Context(), output(cmd), args[0], up)
 		}),
 	}
@@ -292,6 +297,7 @@ func newAppCmd() *cobra.Command {
 	update.Flags().BoolVar(&upAffinity, "affinity", false, "session affinity on (--affinity) or off (--affinity=false)")
 	update.Flags().BoolVar(&upDetailed, "detailed-errors", false, "detailed error pages on (--detailed-errors) or off (--detailed-errors=false)")
 	update.Flags().BoolVar(&upKeepAuth, "keep-authorization", false, "send a client's access token on to the backend (--keep-authorization) or remove it (--keep-authorization=false)")
+	update.Flags().StringVar(&upDescription, "description", "", "new text under the application's tile in My Apps ('' to remove)")
 	update.Flags().StringVar(&upPreAuth, "pre-auth", "", "sallyport (sign-in at the cloud, assigned users only) or passthrough (anyone who knows the URL); default: unchanged")
 
 	list := &cobra.Command{

@@ -171,7 +171,7 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
 			{"Session affinity", fmt.Sprint(a.Affinity)}, {"Backend proxy", dash(a.BackendProxy)},
 			{"Detailed error pages", fmt.Sprint(a.DetailedErrors)},
-			{"Bearer to backend", fmt.Sprint(a.KeepAuthorization)},
+			{"Bearer to backend", fmt.Sprint(a.KeepAuthorization)}, {"Description", dash(a.Description)},
 			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])

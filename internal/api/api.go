@@ -245,6 +245,8 @@ type App struct {
 	PreAuth      string `json:"preauth"`
 	Affinity     bool   `json:"session_affinity"`
 	BackendProxy string `json:"backend_proxy,omitempty"`
+	// Description is the short text shown under the app's tile in My Apps.
+	Description string `json:"description,omitempty"`
 	// DetailedErrors: the app's error pages show the internal detail
 	// (internal URL, connector) to anyone, for its developers.
 	DetailedErrors bool `json:"detailed_errors"`
@@ -290,6 +292,7 @@ type CreateAppRequest struct {
 	BackendProxy      string `json:"backend_proxy,omitempty"`      // forward proxy between connector and backend, http://HOST:PORT
 	DetailedErrors    bool   `json:"detailed_errors,omitempty"`    // error pages show the internal detail to anyone
 	KeepAuthorization bool   `json:"keep_authorization,omitempty"` // the backend gets the client's access token
+	Description       string `json:"description,omitempty"`        // shown under the app's tile in My Apps (≤ 200 printable characters)
 	CertPEM           string `json:"cert_pem,omitempty"`           // optional edge certificate chain
 	KeyPEM            string `json:"key_pem,omitempty"`            // and its key
 }
@@ -303,7 +306,8 @@ type UpdateAppRequest struct {
 	BackendProxy      *string `json:"backend_proxy,omitempty"` // "" removes it
 	DetailedErrors    *bool   `json:"detailed_errors,omitempty"`
 	KeepAuthorization *bool   `json:"keep_authorization,omitempty"`
-	PreAuth           *string `json:"preauth,omitempty"` // "sallyport" or "passthrough"
+	PreAuth           *string `json:"preauth,omitempty"`     // "sallyport" or "passthrough"
+	Description       *string `json:"description,omitempty"` // "" removes it
 }
 
 // AppDiagnosis is GET /api/v1/apps/{name}/diagnose: what the cloud knows

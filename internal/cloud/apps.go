@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/edge"
@@ -159,6 +161,10 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	if err != nil {
 		return nil, err
 	}
+	description, err := checkDescription(in.Description)
+	if err != nil {
+		return nil, err
+	}
 	if (in.CertPEM == "") != (in.KeyPEM == "") {
 		return nil, problem.New(http.StatusBadRequest, "bad_certificate", "give both or neither", "Only one of the certificate and key was given")
 	}
@@ -184,7 +190,7 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	return &appRequest{group: g, note: note, app: store.Application{
 		ID: tenancy.NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
-		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, KeepAuthorization: in.KeepAuthorization, CreatedAt: now, UpdatedAt: now,
+		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, KeepAuthorization: in.KeepAuthorization, Description: description, CreatedAt: now, UpdatedAt: now,
 	}}, nil
 }
 
@@ -314,7 +320,7 @@ func (s *Server) apiApp(a store.Application, group string) api.App {
 	}
 	return api.App{
 		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
-		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization, CustomCert: len(a.CertPEM) > 0,
+		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization, Description: a.Description, CustomCert: len(a.CertPEM) > 0,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
@@ -375,7 +381,7 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
-		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization}
+		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization, Description: a.Description}
 	names, err := s.groupNames(r.Context(), p.Tenant.ID)
 	if err != nil {
 		return err
@@ -401,6 +407,9 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	if in.KeepAuthorization != nil {
 		req.KeepAuthorization = *in.KeepAuthorization
+	}
+	if in.Description != nil {
+		req.Description = *in.Description
 	}
 	if in.PreAuth != nil {
 		req.PreAuth = *in.PreAuth
@@ -475,4 +484,25 @@ func checkBackendProxy(raw string) (string, error) {
 		return "", bad("it must not contain a path or query")
 	}
 	return u.Scheme + "://" + u.Host, nil
+}
+
+// MaxDescriptionLength bounds an application's description, in characters.
+const MaxDescriptionLength = 200
+
+// checkDescription returns an application's description with its outer
+// spaces removed, or refuses one that is too long or holds a character
+// that is not printable (a line break, a control or format character).
+func checkDescription(raw string) (string, error) {
+	d := strings.TrimSpace(raw)
+	if n := utf8.RuneCountInString(d); n > MaxDescriptionLength {
+		return "", problem.Newf(http.StatusBadRequest, "bad_description", fmt.Sprintf("shorten it to %d characters", MaxDescriptionLength),
+			"The description has %d characters, more than %d", n, MaxDescriptionLength)
+	}
+	for _, c := range d {
+		if c == utf8.RuneError || !unicode.IsPrint(c) {
+			return "", problem.Newf(http.StatusBadRequest, "bad_description", "use one line of printable text",
+				"The description holds the character %U, which is not printable", c)
+		}
+	}
+	return d, nil
 }

@@ -212,8 +212,11 @@ type Application struct {
 	// pre-authenticated application signed in with (Authorization:
 	// Bearer) on to the backend; by default the edge removes it.
 	KeepAuthorization bool
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// Description is a short text for users (My Apps): up to 200
+	// printable characters, "" for none.
+	Description string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // UserGroup is a group of a tenant's users, named apart from connector

@@ -8,12 +8,12 @@ import (
 
 // appCols is the column list scanApp reads.
 const appCols = `id, tenant_id, name, group_id, external_host, internal_url, timeout, pre_auth,
-	cert_pem, key_pem, created_at, updated_at, affinity, backend_proxy, detailed_errors, keep_authorization`
+	cert_pem, key_pem, created_at, updated_at, affinity, backend_proxy, detailed_errors, keep_authorization, description`
 
 func scanApp(r scanner) (store.Application, error) {
 	var a store.Application
 	err := r.Scan(&a.ID, &a.TenantID, &a.Name, &a.GroupID, &a.ExternalHost, &a.InternalURL, &a.Timeout, &a.PreAuth,
-		blobCol{&a.CertPEM}, blobCol{&a.KeyPEM}, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Affinity, &a.BackendProxy, &a.DetailedErrors, &a.KeepAuthorization)
+		blobCol{&a.CertPEM}, blobCol{&a.KeyPEM}, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Affinity, &a.BackendProxy, &a.DetailedErrors, &a.KeepAuthorization, &a.Description)
 	return a, err
 }
 
@@ -22,9 +22,9 @@ func scanApp(r scanner) (store.Application, error) {
 // store.ErrNotFound.
 func (s *Store) CreateApp(ctx context.Context, a store.Application) error {
 	return exec(ctx, s.pool, "create application",
-		`INSERT INTO applications (`+appCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO applications (`+appCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.TenantID, a.Name, a.GroupID, a.ExternalHost, a.InternalURL, a.Timeout, a.PreAuth,
-		a.CertPEM, a.KeyPEM, nanos(a.CreatedAt), nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization)
+		a.CertPEM, a.KeyPEM, nanos(a.CreatedAt), nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization, a.Description)
 }
 
 // AppByName returns the application of tenantID named name.
@@ -51,9 +51,9 @@ func (s *Store) ListAllApps(ctx context.Context) ([]store.Application, error) {
 func (s *Store) UpdateApp(ctx context.Context, a store.Application) error {
 	return execOne(ctx, s.pool, "update application",
 		`UPDATE applications SET group_id = ?, external_host = ?, internal_url = ?, timeout = ?, pre_auth = ?,
-		 cert_pem = ?, key_pem = ?, updated_at = ?, affinity = ?, backend_proxy = ?, detailed_errors = ?, keep_authorization = ? WHERE tenant_id = ? AND id = ?`,
+		 cert_pem = ?, key_pem = ?, updated_at = ?, affinity = ?, backend_proxy = ?, detailed_errors = ?, keep_authorization = ?, description = ? WHERE tenant_id = ? AND id = ?`,
 		a.GroupID, a.ExternalHost, a.InternalURL, a.Timeout, a.PreAuth,
-		a.CertPEM, a.KeyPEM, nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization, a.TenantID, a.ID)
+		a.CertPEM, a.KeyPEM, nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization, a.Description, a.TenantID, a.ID)
 }
 
 // DeleteApp deletes the application of tenantID named name.

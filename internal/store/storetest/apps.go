@@ -52,15 +52,16 @@ func testUpdateApp(t *testing.T, s store.Store) {
 	upd.GroupID, upd.ExternalHost, upd.InternalURL = dmz.ID, "wiki.alpha.com", "https://wiki2.corp.local/"
 	upd.Timeout, upd.PreAuth, upd.CertPEM, upd.KeyPEM, upd.UpdatedAt, upd.Affinity = "long", "sallyport", []byte("new cert"), []byte("new key"), at(50), !upd.Affinity
 	upd.BackendProxy, upd.DetailedErrors, upd.KeepAuthorization = "", !upd.DetailedErrors, !upd.KeepAuthorization
+	upd.Description = "A new description"
 	must(t, s.UpdateApp(ctx, upd))
 
 	want := upd
 	want.Name, want.CreatedAt = app.Name, app.CreatedAt
 	equal(t, "after UpdateApp", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "wiki") }), want)
 
-	upd.CertPEM, upd.KeyPEM = nil, nil // removing the edge certificate
+	upd.CertPEM, upd.KeyPEM, upd.Description = nil, nil, "" // removing the edge certificate and the description
 	must(t, s.UpdateApp(ctx, upd))
-	want.CertPEM, want.KeyPEM = nil, nil
+	want.CertPEM, want.KeyPEM, want.Description = nil, nil, ""
 	equal(t, "after removing cert", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "wiki") }), want)
 
 	missing := app

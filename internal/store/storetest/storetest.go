@@ -159,8 +159,8 @@ func newApp(f tenantFixture, name string) store.Application {
 		ExternalHost: name + "-" + f.Tenant.Label + ".sallyport.example",
 		InternalURL:  "http://" + name + ".corp.local:8080/", Timeout: "default", PreAuth: "passthrough",
 		CertPEM: []byte("cert of " + name), KeyPEM: []byte("key of " + name), Affinity: name == "web", BackendProxy: "http://proxy.corp:3128",
-		DetailedErrors: name == "wiki",
-		CreatedAt:      at(20), UpdatedAt: at(21),
+		DetailedErrors: name == "wiki", Description: "The " + name + " of the team — ünïcode kept",
+		CreatedAt: at(20), UpdatedAt: at(21),
 	}
 }
 
