@@ -187,7 +187,7 @@ func (s *Server) handleEnrollPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.events.Event(eventlog.MFAEnrolled, fmt.Sprintf("%s enrolled a second factor", u.Name), "tenant", ten.Domain, "user", u.Name)
-	if d.Flow.AppID == "" && d.Flow.Device == "" {
+	if d.Flow.AppID == "" && d.Flow.Device == "" && !d.Flow.Home {
 		http.SetCookie(w, &http.Cookie{Name: mfaCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		s.renderPage(w, r, http.StatusOK, "message", messageView{Title: "Second factor enrolled",
 			Message: "From your next sign-in on, Sallyport asks for the code of your authenticator app"})

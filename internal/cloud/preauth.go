@@ -94,6 +94,12 @@ type signinFlow struct {
 	AppID    string `json:"app,omitempty"`    // the application to go back to ("" for a device approval)
 	Return   string `json:"return,omitempty"` // https://APPHOST/path?query on that application's host
 	Device   string `json:"device,omitempty"` // the user code of the device authorization being approved
+	// Home: the sign-in started at the cloud's own start page (My Apps,
+	// myapps.go) and goes back to https://CLOUDNAME/. TenantID is ""
+	// until the user is known when it started at the password form (the
+	// page does not tell which domains have a tenant). A flow with
+	// neither AppID, Device nor Home is a signed-in user's own enrolment.
+	Home bool `json:"home,omitempty"`
 }
 
 // sessionSettings returns a tenant's lifetime and idle timeout.

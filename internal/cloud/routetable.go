@@ -41,6 +41,9 @@ type routeTable struct {
 	access   map[string]*appAccess           // who is assigned, by application id
 	settings map[string]store.TenantSettings // by tenant id
 	admins   map[string][]string             // Global Administrators' names by tenant id, by name (whom to ask)
+	// descriptions of the applications, by id, for My Apps (myapps.go):
+	// the edge has no use for them.
+	descriptions map[string]string
 }
 
 // Lookup implements edge.Routes.
@@ -61,7 +64,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 	}
 	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{},
 		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{},
-		admins: map[string][]string{}}
+		admins: map[string][]string{}, descriptions: map[string]string{}}
 	for _, ten := range tenants {
 		if err := s.loadDirectory(ctx, t, ten); err != nil {
 			return nil, err
@@ -91,6 +94,9 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport, KeepAuthorization: a.KeepAuthorization,
 		}
 		t.byHost[a.ExternalHost] = ea
+		if a.Description != "" {
+			t.descriptions[a.ID] = a.Description
+		}
 		if len(a.CertPEM) > 0 {
 			if c, err := tls.X509KeyPair(a.CertPEM, a.KeyPEM); err == nil {
 				t.certs[a.ExternalHost] = &c

@@ -55,6 +55,7 @@ const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; for
 type pageData struct {
 	Title string
 	Style string // the stylesheet's path on the host serving the page
+	Wide  bool   // a page of tiles (My Apps), wider than a form
 	Data  any
 }
 
@@ -66,7 +67,7 @@ func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, 
 	if host, _ := edge.NormalizeHost(r.Host); host != s.settings.Name {
 		style = ownPathPrefix + "style.css"
 	}
-	if t == nil || t.ExecuteTemplate(&buf, "base", pageData{Style: style, Data: data}) != nil {
+	if t == nil || t.ExecuteTemplate(&buf, "base", pageData{Style: style, Wide: name == "myapps", Data: data}) != nil {
 		s.log.Error("rendering a page failed", "page", name)
 		http.Error(w, "page error", http.StatusInternalServerError)
 		return
@@ -136,6 +137,8 @@ func (s *Server) signinRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /signout", s.handleSignout)
 	mux.HandleFunc("POST /signout", s.handleSignout)
 	mux.HandleFunc("GET /static/style.css", serveStyle)
+	mux.HandleFunc("GET /{$}", s.handleHome)
+	mux.HandleFunc("POST /{$}", s.handleHomePost)
 }
 
 // errBadFlow: a sign-in link that names no application using sign-in.
@@ -209,6 +212,7 @@ type signinView struct {
 	App     string
 	Device  string
 	RD      string
+	Home    bool // the start page's password form: names no tenant (myapps.go)
 	CSRF    string
 	User    string
 	Message string
@@ -255,12 +259,20 @@ func (s *Server) handleSigninPost(w http.ResponseWriter, r *http.Request) {
 		s.messagePage(w, r, err)
 		return
 	}
-	f, ten, err := s.flowOf(r.Context(), r.PostFormValue("rd"), r.PostFormValue("device"))
-	if err != nil {
-		s.messagePage(w, r, err)
-		return
+	var f signinFlow
+	var ten store.Tenant
+	if r.PostFormValue("home") == "1" {
+		// From the start page: the tenant is the user's, known once the
+		// password is (homeSignin).
+		f.Home = true
+	} else {
+		var err error
+		if f, ten, err = s.flowOf(r.Context(), r.PostFormValue("rd"), r.PostFormValue("device")); err != nil {
+			s.messagePage(w, r, err)
+			return
+		}
 	}
-	view := signinView{Tenant: ten.Domain, App: s.appName(f.AppID), Device: f.Device, RD: r.PostFormValue("rd"),
+	view := signinView{Tenant: ten.Domain, App: s.appName(f.AppID), Device: f.Device, RD: r.PostFormValue("rd"), Home: f.Home,
 		CSRF: s.csrfToken(w, r), User: tenancy.Truncate(r.PostFormValue("user"), 200)}
 	src := sourceOf(r.RemoteAddr)
 	fail := func(status int, reason, msg string) {
@@ -281,6 +293,9 @@ func (s *Server) handleSigninPost(w http.ResponseWriter, r *http.Request) {
 		p := problem.Public(err)
 		fail(p.Status, p.Code, p.Error())
 		return
+	}
+	if f.Home {
+		f.TenantID, ten = ut.ID, ut
 	}
 	if ut.ID != ten.ID {
 		fail(http.StatusForbidden, "other tenant", fmt.Sprintf("%s is an account of %s, and this application belongs to %s: sign in with an account of %s", u.Name, ut.Domain, ten.Domain, ten.Domain))
@@ -324,6 +339,9 @@ func (s *Server) retryURL(f signinFlow) string {
 	}
 	if f.Return != "" {
 		return f.Return
+	}
+	if f.Home {
+		return "/"
 	}
 	return ""
 }
@@ -387,10 +405,14 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, u store.Us
 }
 
 // continueFlow sends a signed-in browser on: to the application's host
-// with a one-time code, or back to the device approval.
+// with a one-time code, back to the device approval, or to the start page.
 func (s *Server) continueFlow(w http.ResponseWriter, r *http.Request, u store.User, f signinFlow, parent, method string) {
 	if f.Device != "" {
 		http.Redirect(w, r, "/device?user_code="+url.QueryEscape(f.Device), http.StatusSeeOther)
+		return
+	}
+	if f.Home {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
 	app := s.appByID(f.AppID)

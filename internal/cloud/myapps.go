@@ -1,0 +1,153 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tenancy"
+)
+
+// The cloud's start page, https://CLOUDNAME/ (docs/identity.md, "My
+// Apps"): signed out, it asks for the user name and sends the browser to
+// the tenant's OpenID provider or to the password form (home realm
+// discovery); signed in, it shows the applications the user is assigned
+// to. It reads only the routing snapshot, and the store for a verified
+// custom domain.
+
+// discoverView is the data of the start page's first form.
+type discoverView struct {
+	CSRF    string
+	User    string
+	Message string
+}
+
+// myAppsView is the data of My Apps.
+type myAppsView struct {
+	User   string
+	Tenant string
+	Ask    string // whom to ask for an assignment
+	Apps   []appTile
+	CSRF   string
+}
+
+// appTile is one application of My Apps.
+type appTile struct {
+	Name        string
+	URL         string
+	Description string
+}
+
+// handleHome serves GET /: My Apps for a signed-in browser, the user name
+// form otherwise.
+func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
+	if _, u, ok := s.homeSession(r); ok {
+		s.renderPage(w, r, http.StatusOK, "myapps", s.myApps(u, s.csrfToken(w, r)))
+		return
+	}
+	s.renderPage(w, r, http.StatusOK, "discover", discoverView{CSRF: s.csrfToken(w, r)})
+}
+
+// handleHomePost takes the user name of the start page: the tenant of
+// its domain with an OpenID provider sends the browser there; any other
+// domain, a tenant's or not, gets the same password form. Whether the
+// user exists is never looked up here.
+func (s *Server) handleHomePost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.messagePage(w, r, problem.New(http.StatusBadRequest, "bad_form", "open the sign-in page again", "The sign-in form could not be read"))
+		return
+	}
+	if err := s.checkCSRF(r); err != nil {
+		s.messagePage(w, r, err)
+		return
+	}
+	view := discoverView{CSRF: s.csrfToken(w, r), User: tenancy.Truncate(r.PostFormValue("user"), 200)}
+	name, err := tenancy.CheckUserName("bad_user_name", view.User, "")
+	if err == nil {
+		err = s.signin.admit(sourceOf(r.RemoteAddr))
+	}
+	if err != nil {
+		p := problem.Public(err)
+		view.Message = p.Error()
+		var re *retryError
+		if errors.As(err, &re) {
+			w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(re.after)))
+		}
+		s.renderPage(w, r, p.Status, "discover", view)
+		return
+	}
+	ten, ok, err := s.realmOf(r.Context(), name[strings.LastIndexByte(name, '@')+1:])
+	if err != nil {
+		s.messagePage(w, r, err)
+		return
+	}
+	if ok && s.tenantHasProvider(ten.ID) {
+		s.startProvider(w, r, ten, signinFlow{TenantID: ten.ID, Home: true})
+		return
+	}
+	s.renderPage(w, r, http.StatusOK, "signin", signinView{Home: true, User: name, CSRF: view.CSRF})
+}
+
+// realmOf returns the tenant whose users have names of domain: the tenant
+// of that primary domain, or the one that verified it ('admin domain').
+func (s *Server) realmOf(ctx context.Context, domain string) (store.Tenant, bool, error) {
+	t := s.routesNow()
+	for _, ten := range t.tenants {
+		if ten.Domain == domain {
+			return ten, true, nil
+		}
+	}
+	d, err := s.store.VerifiedDomain(ctx, domain)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, false, nil
+	}
+	if err != nil {
+		return store.Tenant{}, false, err
+	}
+	ten, ok := t.tenants[d.TenantID]
+	return ten, ok, nil
+}
+
+// homeSession returns the browser's cloud session and its user, of
+// whichever tenant, if the user may still sign in.
+func (s *Server) homeSession(r *http.Request) (*cachedSession, *dirUser, bool) {
+	c, err := r.Cookie(cloudCookie)
+	if err != nil {
+		return nil, nil, false
+	}
+	cs, err := s.sessionOf(r.Context(), sourceOf(r.RemoteAddr), c.Value, prefixCookie, store.SessionCloud, "")
+	if err != nil || cs == nil {
+		return nil, nil, false
+	}
+	u, ok := s.routesNow().users[cs.UserID]
+	if !ok || u.Disabled || u.TenantID != cs.TenantID {
+		return nil, nil, false
+	}
+	return cs, u, true
+}
+
+// myApps lists the pre-authenticated applications of u's tenant that u is
+// assigned to, directly or through a user group, by name. Passthrough
+// applications assign nobody and are not listed.
+func (s *Server) myApps(u *dirUser, csrf string) myAppsView {
+	t := s.routesNow()
+	ten := t.tenants[u.TenantID]
+	v := myAppsView{User: u.Name, Tenant: ten.Domain, CSRF: csrf, Ask: "an administrator of " + ten.Domain}
+	if admins := t.admins[u.TenantID]; len(admins) > 0 {
+		v.Ask = strings.Join(admins[:min(len(admins), 3)], " or ")
+	}
+	for _, a := range t.byHost {
+		if a.TenantID != u.TenantID || !a.PreAuth || !t.assigned(a.ID, u) {
+			continue
+		}
+		v.Apps = append(v.Apps, appTile{Name: a.Name, URL: s.origin(a.ExternalHost) + "/", Description: t.descriptions[a.ID]})
+	}
+	sort.Slice(v.Apps, func(i, j int) bool { return v.Apps[i].Name < v.Apps[j].Name })
+	return v
+}
