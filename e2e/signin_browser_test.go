@@ -229,3 +229,49 @@ func TestBrowserSignInFederated(t *testing.T) {
 	show := admin.ok(t, "", "admin", "user", "show", "carol@contoso.com").stdout
 	mustContain(t, "user show", show, idp.Issuer(), "Sales")
 }
+
+// TestBrowserMyApps, in a real Chromium: at https://CLOUDNAME/ alice gives
+// her user name, then her password, and sees My Apps with the tile of
+// 'web' and its description; its link takes her to the application
+// signed in, without a second sign-in.
+func TestBrowserMyApps(t *testing.T) {
+	pc := startPreauthCloud(t)
+	const desc = "The team's intranet"
+	pc.admin.ok(t, "", "admin", "app", "update", "web", "--description", desc)
+	show := pc.admin.ok(t, "", "admin", "app", "show", "web").stdout
+	mustContain(t, "app show", show, "Description:", desc)
+
+	b := pc.startBrowser(t)
+	b.Navigate(pc.url + "/")
+	b.WaitText("Sign in")
+	b.Fill("#submit", map[string]string{"user": alice})
+	b.WaitText("Password")
+	b.Fill("#submit", map[string]string{"password": userPW})
+	b.WaitText("My Apps")
+	text := b.Text()
+	for _, want := range []string{alice, "web", desc, "Sign out"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("My Apps without %q:\n%s", want, text)
+		}
+	}
+	if loc := b.Location(); loc != pc.url+"/" {
+		t.Fatalf("My Apps at %s, want %s/", loc, pc.url)
+	}
+
+	b.Fill("#app-web a", nil)
+	home := pc.appURL(pc.webHost, "/")
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Location() != home && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // polling the tab's location, bounded
+	}
+	if loc := b.Location(); loc != home {
+		t.Fatalf("after the tile's link: at %s, want %s\n%s", loc, home, b.Text())
+	}
+	if ck := b.Cookie(home, "__Host-sallyport"); ck == nil {
+		t.Fatal("no session cookie on web's host after the tile's link")
+	}
+	b.Navigate(pc.appURL(pc.webHost, "/headers"))
+	if got := backendHeaders(t, b)["X-Sallyport-User"]; len(got) != 1 || got[0] != alice {
+		t.Fatalf("X-Sallyport-User = %q", got)
+	}
+}
