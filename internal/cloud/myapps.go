@@ -88,7 +88,7 @@ func (s *Server) handleHomePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok && s.tenantHasProvider(ten.ID) {
-		s.startProvider(w, r, ten, signinFlow{TenantID: ten.ID, Home: true})
+		s.startProvider(w, r, ten, signinFlow{TenantID: ten.ID, Home: true}, name)
 		return
 	}
 	s.renderPage(w, r, http.StatusOK, "signin", signinView{Home: true, User: name, CSRF: view.CSRF})

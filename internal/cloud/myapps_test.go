@@ -153,8 +153,15 @@ func TestMyApps(t *testing.T) {
 		t.Fatalf("fabrikam's My Apps:\n%s", page)
 	}
 
-	// Sign-out from My Apps ends the sign-in: / asks for the user name again.
+	// Sign-out from My Apps ends the sign-in (its form needs the CSRF
+	// token): / asks for the user name again.
 	_, page = b.do("GET", cloudURL+"/", nil)
+	if resp, _ = b.do("POST", cloudURL+"/signout", url.Values{"csrf": {strings.Repeat("x", 43)}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-out with a wrong token: %s, want 403", resp.Status)
+	}
+	if _, page := b.do("GET", cloudURL+"/", nil); !strings.Contains(page, "<h1>My Apps</h1>") {
+		t.Fatal("a refused sign-out signed out")
+	}
 	resp, _ = b.do("POST", cloudURL+"/signout", url.Values{"csrf": {csrfOf(t, page)}})
 	if resp.StatusCode != 200 {
 		t.Fatalf("sign-out: %s", resp.Status)
@@ -251,7 +258,8 @@ func TestHomeRealmDiscoveryProvider(t *testing.T) {
 		b := env.oidcBrowser(t, idp.caPEM)
 		resp, page := b.discover(user)
 		auth, err := url.Parse(resp.Header.Get("Location"))
-		if resp.StatusCode != http.StatusFound || err != nil || auth.Path != "/authorize" || auth.Query().Get("client_id") != fakeClientID {
+		if resp.StatusCode != http.StatusFound || err != nil || auth.Path != "/authorize" || auth.Query().Get("client_id") != fakeClientID ||
+			auth.Query().Get("login_hint") != user {
 			t.Fatalf("%s: %s, Location %q, not the provider\n%s", user, resp.Status, resp.Header.Get("Location"), page)
 		}
 		if user != "ada@contoso.net" {

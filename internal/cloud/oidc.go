@@ -281,9 +281,10 @@ func (s *Server) providerFailed(t store.Tenant, issuer, stage string, err error)
 	}
 }
 
-// startProvider sends the browser to the tenant's OpenID provider, or
-// shows the error page when the provider cannot be reached.
-func (s *Server) startProvider(w http.ResponseWriter, r *http.Request, t store.Tenant, f signinFlow) {
+// startProvider sends the browser to the tenant's OpenID provider (with
+// loginHint as login_hint when not ""), or shows the error page when the
+// provider cannot be reached.
+func (s *Server) startProvider(w http.ResponseWriter, r *http.Request, t store.Tenant, f signinFlow, loginHint string) {
 	p, ok := s.providers().byTenant[t.ID]
 	if !ok {
 		s.signinFailed(w, r, f, http.StatusServiceUnavailable, fmt.Sprintf("The identity provider of %s was removed just now: open the application's address again to sign in", t.Domain))
@@ -312,7 +313,13 @@ func (s *Server) startProvider(w http.ResponseWriter, r *http.Request, t store.T
 		s.messagePage(w, r, err)
 		return
 	}
-	to := s.oauthConfig(p, lp).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if loginHint != "" {
+		// The user name typed at the start page, so that the provider need
+		// not ask for it again (OpenID Connect Core 1.0, 3.1.2.1).
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", loginHint))
+	}
+	to := s.oauthConfig(p, lp).AuthCodeURL(state, opts...)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, to, http.StatusFound)

@@ -242,7 +242,7 @@ func (s *Server) handleSigninPage(w http.ResponseWriter, r *http.Request) {
 	// password form anyway (break-glass for the local accounts that have a
 	// password, such as the Global Administrator, when the provider is down).
 	if s.tenantHasProvider(f.TenantID) && q.Get("local") != "1" {
-		s.startProvider(w, r, ten, f)
+		s.startProvider(w, r, ten, f, "")
 		return
 	}
 	s.renderPage(w, r, http.StatusOK, "signin", signinView{Tenant: ten.Domain, App: s.appName(f.AppID), Device: f.Device,
@@ -444,7 +444,18 @@ func (s *Server) appByID(id string) *edge.App {
 	return nil
 }
 
+// handleSignout ends the browser's sign-in. A GET does so too (the link
+// on an application's pages, and where an application host's sign-out
+// sends the browser); a POST is a form of the cloud's pages (My Apps) and
+// must carry its CSRF token.
 func (s *Server) handleSignout(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := s.checkCSRF(r); err != nil {
+			s.messagePage(w, r, err)
+			return
+		}
+	}
 	if c, err := r.Cookie(cloudCookie); err == nil {
 		if cs, _ := s.sessionOf(r.Context(), sourceOf(r.RemoteAddr), c.Value, prefixCookie, store.SessionCloud, ""); cs != nil {
 			s.signOut(r.Context(), cs.TenantID, cs.UserID, r.RemoteAddr)
