@@ -3,9 +3,12 @@ package cloud
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/datadir"
@@ -279,4 +282,60 @@ func TestHomeRealmDiscoveryProvider(t *testing.T) {
 			t.Fatalf("after the provider: %s %s\n%s", resp.Status, resp.Request.URL, page)
 		}
 	}
+}
+
+// TestMyAppsSecondFactor: at the start page, a tenant that requires a
+// second factor makes the user enrol, and the enrolment finishes the
+// sign-in at My Apps (a flow with no application is not taken for a
+// signed-in user's own enrolment); the next sign-in asks for the code and
+// ends at My Apps too.
+func TestMyAppsSecondFactor(t *testing.T) {
+	env := startMyApps(t)
+	ctx := t.Context()
+	if err := env.srv.store.SetTenantSettings(ctx, store.TenantSettings{TenantID: env.tenant.ID, RequireMFA: true, UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	password := func(b *browser) string {
+		t.Helper()
+		_, page := b.discover("alice@contoso.com")
+		resp, _ := b.do("POST", cloudURL+"/signin", url.Values{"csrf": {csrfOf(t, page)}, "home": {"1"}, "user": {"alice@contoso.com"}, "password": {testPassword}})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("password: %s", resp.Status)
+		}
+		return resp.Header.Get("Location")
+	}
+	finish := func(b *browser, resp *http.Response, page string) {
+		t.Helper()
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+			t.Fatalf("second factor: %s, Location %q, want / \n%s", resp.Status, resp.Header.Get("Location"), page)
+		}
+		if _, page := b.do("GET", cloudURL+"/", nil); !strings.Contains(page, `id="app-web"`) {
+			t.Fatalf("not My Apps after the second factor:\n%s", page)
+		}
+	}
+
+	b := env.browser(t)
+	if loc := password(b); loc != "/signin/enroll" {
+		t.Fatalf("first sign-in: Location %q, want /signin/enroll", loc)
+	}
+	_, page := b.do("GET", cloudURL+"/signin/enroll", nil)
+	secret := regexp.MustCompile(`id="secret">([A-Z2-7]+)<`).FindStringSubmatch(page)
+	if secret == nil {
+		t.Fatalf("no enrolment page:\n%s", page)
+	}
+	code, _ := totp.GenerateCode(secret[1], time.Now())
+	resp, page := b.do("POST", cloudURL+"/signin/enroll", url.Values{"csrf": {csrfOf(t, page)}, "code": {code}})
+	finish(b, resp, page)
+
+	b2 := env.browser(t)
+	if loc := password(b2); loc != "/signin/mfa" {
+		t.Fatalf("second sign-in: Location %q, want /signin/mfa", loc)
+	}
+	_, page = b2.do("GET", cloudURL+"/signin/mfa", nil)
+	next, _ := totp.GenerateCode(secret[1], time.Now().Add(totpPeriod*time.Second))
+	resp, page = b2.do("POST", cloudURL+"/signin/mfa", url.Values{"csrf": {csrfOf(t, page)}, "code": {next}})
+	finish(b2, resp, page)
 }
