@@ -96,19 +96,21 @@ func (s *Server) handleHomePost(w http.ResponseWriter, r *http.Request) {
 
 // realmOf returns the tenant whose users have names of domain: the tenant
 // of that primary domain, or the one that verified it ('admin domain').
+// The store is read for every domain, a tenant's primary one too, so that
+// the answer's time does not tell a tenant's domain from another.
 func (s *Server) realmOf(ctx context.Context, domain string) (store.Tenant, bool, error) {
 	t := s.routesNow()
+	d, err := s.store.VerifiedDomain(ctx, domain)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, false, err
+	}
 	for _, ten := range t.tenants {
 		if ten.Domain == domain {
 			return ten, true, nil
 		}
 	}
-	d, err := s.store.VerifiedDomain(ctx, domain)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Tenant{}, false, nil
-	}
 	if err != nil {
-		return store.Tenant{}, false, err
+		return store.Tenant{}, false, nil
 	}
 	ten, ok := t.tenants[d.TenantID]
 	return ten, ok, nil
