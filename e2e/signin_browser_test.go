@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/sallyport/sallyport/internal/browsertest"
@@ -256,6 +257,14 @@ func TestBrowserMyApps(t *testing.T) {
 	}
 	if loc := b.Location(); loc != pc.url+"/" {
 		t.Fatalf("My Apps at %s, want %s/", loc, pc.url)
+	}
+	// At a phone's width (375 px) the page fits: nothing scrolls sideways,
+	// and the tile's link is as wide as the screen allows.
+	if err := b.Do(chromedp.EmulateViewport(375, 740)); err != nil {
+		t.Fatal(err)
+	}
+	if w := browsertest.Eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
+		t.Fatalf("My Apps is %d px wide at a 375 px screen", w)
 	}
 
 	b.Fill("#app-web a", nil)
