@@ -95,10 +95,11 @@ type signinFlow struct {
 	Return   string `json:"return,omitempty"` // https://APPHOST/path?query on that application's host
 	Device   string `json:"device,omitempty"` // the user code of the device authorization being approved
 	// Home: the sign-in started at the cloud's own start page (My Apps,
-	// myapps.go) and goes back to https://CLOUDNAME/. TenantID is ""
-	// until the user is known when it started at the password form (the
-	// page does not tell which domains have a tenant). A flow with
-	// neither AppID, Device nor Home is a signed-in user's own enrolment.
+	// myapps.go) and goes back to https://CLOUDNAME/. Sent to a provider,
+	// it has the provider's tenant; at the password form (which does not
+	// tell which domains have a tenant) TenantID is set from the user once
+	// the password is checked. A flow with neither AppID, Device nor Home
+	// is a signed-in user's own enrolment (mfa.go).
 	Home bool `json:"home,omitempty"`
 }
 

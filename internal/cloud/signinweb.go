@@ -262,8 +262,8 @@ func (s *Server) handleSigninPost(w http.ResponseWriter, r *http.Request) {
 	var f signinFlow
 	var ten store.Tenant
 	if r.PostFormValue("home") == "1" {
-		// From the start page: the tenant is the user's, known once the
-		// password is (homeSignin).
+		// The start page's password form (myapps.go): the tenant is the
+		// user's, known once the password is checked below.
 		f.Home = true
 	} else {
 		var err error
