@@ -100,3 +100,45 @@ func TestCloudOnPostgresRefusals(t *testing.T) {
 	}
 	mustContain(t, "cloud serve with the store unreachable", res.stderr, "The PostgreSQL store cannot be opened")
 }
+
+// TestStoreCopyToPostgres: a SQLite cloud with a connector and an
+// application is stopped, 'cloud store copy --switch' moves it to
+// PostgreSQL and says what it copied; served again from there, the same
+// application answers through the same connector and 'admin app list'
+// shows it. A second copy to the now full database is refused.
+func TestStoreCopyToPostgres(t *testing.T) {
+	t.Parallel()
+	c := startCloud(t)
+	b := newBackend(t)
+	site := newRunner(t, "site")
+	st := c.mustRegister(t, site, filepath.Join(site.dir, "connector"), contosoAdmin, contosoPW)
+	web := c.publish(t, c.admin, "web", b.url)
+	p := c.runConnector(t, c.admin, st)
+	c.serve.stop()
+
+	dsn := pgtest.DSN(t)
+	pwFile := filepath.Join(t.TempDir(), "pg-password")
+	writeFile(t, pwFile, pgPassword+"\n", 0o600)
+	copyArgs := []string{"cloud", "store", "copy", "--from", "sqlite:" + c.dataDir, "--to", dsn, "--to-password-file", pwFile, "--switch"}
+	res := c.admin.ok(t, "", copyArgs...)
+	mustContain(t, "cloud store copy output", res.stdout, "tenants              1", "connectors           1", "applications         1",
+		"Not copied", "now uses "+dsn)
+	noSecretIn(t, c.dataDir, pgPassword, "the store password")
+
+	restarted := c.admin.start(t, "cloud serve (on PostgreSQL)", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+c.port)
+	if up := c.waitServing(restarted); !up || restarted.exited() {
+		t.Fatalf("cloud serve did not come up on PostgreSQL on port %s:\n%s", c.port, tail(restarted.out.String(), 40))
+	}
+	c.serve = restarted
+	// API tokens are not copied (datadir.NotCopied): the administrator
+	// signs in again.
+	c.login(t, c.admin, contosoAdmin, contosoPW)
+	c.waitConnector(t, c.admin, st.id, p, func(x *apiConnector) bool { return x != nil && x.Status == "active" && x.Tunnels == 2 })
+	if resp, body := c.get(t, web.ExternalHost, "/page"); resp.StatusCode != http.StatusOK || !strings.Contains(body, backendPage) {
+		t.Fatalf("web after the copy to PostgreSQL: %d %s", resp.StatusCode, body)
+	}
+	mustContain(t, "admin app list on PostgreSQL", c.admin.ok(t, "", "admin", "app", "list").stdout, "web", web.ExternalHost)
+
+	// The data directory now names PostgreSQL: the copy refuses it as a source.
+	c.admin.refused(t, "", copyArgs, "already uses a PostgreSQL store")
+}
