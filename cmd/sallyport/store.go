@@ -39,7 +39,7 @@ func newCloudStoreCopyCmd() *cobra.Command {
 			for _, c := range counts {
 				fmt.Fprintf(out, "  %-20s %d\n", c.Kind, c.N)
 			}
-			fmt.Fprintf(out, "Not copied (recreated by use): %s.\n", strings.Join(datadir.NotCopied, ", "))
+			fmt.Fprintf(out, "Not copied (short-lived or made again by use, see docs/cli.md): %s.\n", strings.Join(datadir.NotCopied, ", "))
 			if o.Switch {
 				fmt.Fprintf(out, "The data directory %s now uses %s; start 'sallyport cloud serve --data-dir %s'.\n", dir, o.To, dir)
 			} else {
