@@ -165,14 +165,24 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if IsPostgres(o.Store) {
+		// Before the key-encryption key is made: a database holding
+		// another cloud's wrapped keys is refused for what it is.
+		raw, err := openRawStore(o.DataDir, settings)
+		if err != nil {
+			return nil, err
+		}
+		err = checkStoreEmpty(ctx, raw, o.Store)
+		raw.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
 	st, err := OpenStore(o.DataDir, settings)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	if err := checkStoreEmpty(ctx, st, o.Store); err != nil {
-		return nil, err
-	}
 	res, err := AddTenant(ctx, st, o.Tenant, o.Label, o.Admin, o.AdminPassword)
 	if err != nil {
 		return nil, err

@@ -138,6 +138,7 @@ func redact(msg, dsn string) string {
 		return msg
 	}
 	if pw, ok := u.User.Password(); ok && pw != "" {
+		msg = strings.ReplaceAll(msg, u.User.String(), u.User.Username()+":xxxxx")
 		msg = strings.ReplaceAll(msg, pw, "xxxxx")
 	}
 	return msg
