@@ -121,7 +121,7 @@ func TestStoreCopyToPostgres(t *testing.T) {
 	writeFile(t, pwFile, pgPassword+"\n", 0o600)
 	copyArgs := []string{"cloud", "store", "copy", "--from", "sqlite:" + c.dataDir, "--to", dsn, "--to-password-file", pwFile, "--switch"}
 	res := c.admin.ok(t, "", copyArgs...)
-	mustContain(t, "cloud store copy output", res.stdout, "tenants              1", "connectors           1", "applications         1",
+	mustContain(t, "cloud store copy output", res.stdout, "tenants              1", "connectors           1", "applications         1", "API tokens           1",
 		"Not copied", "now uses "+dsn)
 	noSecretIn(t, c.dataDir, pgPassword, "the store password")
 
@@ -130,9 +130,7 @@ func TestStoreCopyToPostgres(t *testing.T) {
 		t.Fatalf("cloud serve did not come up on PostgreSQL on port %s:\n%s", c.port, tail(restarted.out.String(), 40))
 	}
 	c.serve = restarted
-	// API tokens are not copied (datadir.NotCopied): the administrator
-	// signs in again.
-	c.login(t, c.admin, contosoAdmin, contosoPW)
+	// API tokens are copied: the administrator's sign-in still holds.
 	c.waitConnector(t, c.admin, st.id, p, func(x *apiConnector) bool { return x != nil && x.Status == "active" && x.Tunnels == 2 })
 	if resp, body := c.get(t, web.ExternalHost, "/page"); resp.StatusCode != http.StatusOK || !strings.Contains(body, backendPage) {
 		t.Fatalf("web after the copy to PostgreSQL: %d %s", resp.StatusCode, body)

@@ -15,13 +15,12 @@ import (
 
 // NotCopied names the kinds of rows CopyStore leaves behind: the Store
 // interface has no way to list them, and each is short-lived or
-// recreated. Sessions and API tokens: users and administrators sign in
-// again. Sign-in and device-code grants: a sign-in under way starts over.
+// recreated. Sign-in and device-code grants: a sign-in under way starts over.
 // Update turns and halts: a rollout in progress takes its turn again, and
 // a halted version must be halted again. Revocations: a deleted or
 // replaced connector's certificate is refused all the same (the connector
 // or its current serial is gone), only the refusal's wording changes.
-var NotCopied = []string{"sessions", "API tokens", "sign-in grants", "update turns", "update halts", "revocations"}
+var NotCopied = []string{"sign-in grants", "update turns", "update halts", "revocations"}
 
 // CopyCount is how many rows of one kind CopyStore copied.
 type CopyCount struct {
@@ -124,7 +123,7 @@ func WriteSettings(dataDir string, s Settings) error {
 
 // copyKinds is the order of CopyStore's counts.
 var copyKinds = []string{"tenants", "tenant CAs", "groups", "users", "users with MFA", "user groups", "memberships", "connectors",
-	"applications", "assignments", "registration tokens", "domains", "signing keys", "tenant settings", "identity providers", "releases"}
+	"applications", "assignments", "registration tokens", "domains", "signing keys", "tenant settings", "API tokens", "sessions", "identity providers", "releases"}
 
 type copier struct {
 	src, dst store.Store
@@ -314,6 +313,26 @@ func (c *copier) copyTenantRest(ctx context.Context, tenantID string) error {
 			return fmt.Errorf("signing key %s: %w", k.KID, err)
 		}
 		c.n["signing keys"]++
+	}
+	apiToks, err := c.src.ListAPITokens(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	for _, x := range apiToks {
+		if err := c.dst.CreateAPIToken(ctx, x); err != nil {
+			return fmt.Errorf("API token %s: %w", x.ID, err)
+		}
+		c.n["API tokens"]++
+	}
+	sessions, err := c.src.ListSessions(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	for _, x := range sessions {
+		if err := c.dst.CreateSession(ctx, x); err != nil {
+			return fmt.Errorf("session %s: %w", x.ID, err)
+		}
+		c.n["sessions"]++
 	}
 	ts, err := c.src.TenantSettings(ctx, tenantID)
 	if err != nil {

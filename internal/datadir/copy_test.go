@@ -35,7 +35,7 @@ func TestCopyStore(t *testing.T) {
 	}
 	for kind, want := range map[string]int{"tenants": 1, "tenant CAs": 1, "groups": 2, "users": 2, "users with MFA": 1, "user groups": 1,
 		"memberships": 1, "connectors": 1, "applications": 1, "assignments": 2, "registration tokens": 1, "domains": 1,
-		"signing keys": 1, "tenant settings": 1, "identity providers": 1, "releases": 1} {
+		"signing keys": 1, "tenant settings": 1, "API tokens": 1, "sessions": 2, "identity providers": 1, "releases": 1} {
 		if n[kind] != want {
 			t.Errorf("copied %d %s, want %d", n[kind], kind, want)
 		}
@@ -147,6 +147,13 @@ func fillStore(t *testing.T, dir string) {
 		ClientID: "cid", ClientSecret: []byte("client-secret"), CreatedAt: now, UpdatedAt: now}))
 	must("signing key", st.AddTenantSigningKey(ctx, store.SigningKey{TenantID: tid, KID: "kid-1", KeyPEM: []byte("signing-key"),
 		CreatedAt: now, SignFrom: now}, ""))
+	must("API token", st.CreateAPIToken(ctx, store.APIToken{ID: "tok_1", UserID: u.ID, TenantID: tid, Hash: "th", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	parent := store.Session{ID: "s_1", Hash: "sh1", TenantID: tid, UserID: u.ID, Kind: store.SessionCloud, Method: "password",
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour), SeenAt: now}
+	must("session", st.CreateSession(ctx, parent))
+	child := parent
+	child.ID, child.Hash, child.Kind, child.AppID, child.ParentID = "s_2", "sh2", store.SessionApp, app.ID, parent.ID
+	must("app session", st.CreateSession(ctx, child))
 	must("release", st.CreateRelease(ctx, store.Release{Version: "1.2.3", OS: "linux", Arch: "amd64", SHA256: "ab", Size: 1,
 		Manifest: []byte("{}"), Signature: []byte("sig"), KeyID: "k", PublishedAt: now}))
 }
@@ -189,6 +196,10 @@ func dump(t *testing.T, st store.Store) string {
 		add("signing keys", v10, err)
 		v11, err := st.TenantSettings(ctx, x.ID)
 		add("tenant settings", v11, err)
+		v12, err := st.ListAPITokens(ctx, x.ID)
+		add("API tokens", v12, err)
+		v13, err := st.ListSessions(ctx, x.ID)
+		add("sessions", v13, err)
 	}
 	idps, err := st.ListIdentityProviders(ctx)
 	add("identity providers", idps, err)

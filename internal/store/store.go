@@ -467,6 +467,10 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	// SessionByHash finds a session by its hash, expired or not.
 	SessionByHash(ctx context.Context, hash string) (Session, error)
+	// ListSessions returns the tenant's sessions, expired or not, each
+	// parent before its children (by CreatedAt then ID; for 'cloud store
+	// copy').
+	ListSessions(ctx context.Context, tenantID string) ([]Session, error)
 	// TouchSession records the session's last use (only ever later).
 	TouchSession(ctx context.Context, tenantID, id string, seen time.Time) error
 	// DeleteSession ends one session and those made from it (ParentID),
@@ -539,6 +543,9 @@ type Store interface {
 
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	// ListAPITokens returns the tenant's API tokens, expired or not, by
+	// CreatedAt then ID (for 'cloud store copy').
+	ListAPITokens(ctx context.Context, tenantID string) ([]APIToken, error)
 	DeleteAPIToken(ctx context.Context, id string) error
 	// DeleteExpiredAPITokens removes tokens that expired before now.
 	DeleteExpiredAPITokens(ctx context.Context, now time.Time) error
