@@ -16,11 +16,11 @@ import (
 // NotCopied names the kinds of rows CopyStore leaves behind: the Store
 // interface has no way to list them, and each is short-lived or
 // recreated. Sign-in and device-code grants: a sign-in under way starts over.
-// Update turns and halts: a rollout in progress takes its turn again, and
-// a halted version must be halted again. Revocations: a deleted or
+// Update turns: a rollout in progress takes its turn again (a turn lasts
+// minutes). Revocations: a deleted or
 // replaced connector's certificate is refused all the same (the connector
 // or its current serial is gone), only the refusal's wording changes.
-var NotCopied = []string{"sign-in grants", "update turns", "update halts", "revocations"}
+var NotCopied = []string{"sign-in grants", "update turns", "revocations"}
 
 // CopyCount is how many rows of one kind CopyStore copied.
 type CopyCount struct {
@@ -123,7 +123,7 @@ func WriteSettings(dataDir string, s Settings) error {
 
 // copyKinds is the order of CopyStore's counts.
 var copyKinds = []string{"tenants", "tenant CAs", "groups", "users", "users with MFA", "user groups", "memberships", "connectors",
-	"applications", "assignments", "registration tokens", "domains", "signing keys", "tenant settings", "API tokens", "sessions", "identity providers", "releases"}
+	"applications", "assignments", "registration tokens", "domains", "signing keys", "tenant settings", "API tokens", "sessions", "update halts", "identity providers", "releases"}
 
 type copier struct {
 	src, dst store.Store
@@ -333,6 +333,16 @@ func (c *copier) copyTenantRest(ctx context.Context, tenantID string) error {
 			return fmt.Errorf("session %s: %w", x.ID, err)
 		}
 		c.n["sessions"]++
+	}
+	halts, err := c.src.ListUpdateHalts(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	for _, h := range halts {
+		if err := c.dst.HaltUpdate(ctx, h); err != nil {
+			return fmt.Errorf("update halt of %s: %w", h.Version, err)
+		}
+		c.n["update halts"]++
 	}
 	ts, err := c.src.TenantSettings(ctx, tenantID)
 	if err != nil {

@@ -35,7 +35,7 @@ func TestCopyStore(t *testing.T) {
 	}
 	for kind, want := range map[string]int{"tenants": 1, "tenant CAs": 1, "groups": 2, "users": 2, "users with MFA": 1, "user groups": 1,
 		"memberships": 1, "connectors": 1, "applications": 1, "assignments": 2, "registration tokens": 1, "domains": 1,
-		"signing keys": 1, "tenant settings": 1, "API tokens": 1, "sessions": 2, "identity providers": 1, "releases": 1} {
+		"signing keys": 1, "tenant settings": 1, "API tokens": 1, "sessions": 2, "update halts": 1, "identity providers": 1, "releases": 1} {
 		if n[kind] != want {
 			t.Errorf("copied %d %s, want %d", n[kind], kind, want)
 		}
@@ -154,6 +154,7 @@ func fillStore(t *testing.T, dir string) {
 	child := parent
 	child.ID, child.Hash, child.Kind, child.AppID, child.ParentID = "s_2", "sh2", store.SessionApp, app.ID, parent.ID
 	must("app session", st.CreateSession(ctx, child))
+	must("update halt", st.HaltUpdate(ctx, store.UpdateHalt{TenantID: tid, GroupID: g.ID, Version: "1.2.3", ConnectorID: "c_1", HaltedAt: now}))
 	must("release", st.CreateRelease(ctx, store.Release{Version: "1.2.3", OS: "linux", Arch: "amd64", SHA256: "ab", Size: 1,
 		Manifest: []byte("{}"), Signature: []byte("sig"), KeyID: "k", PublishedAt: now}))
 }
@@ -200,6 +201,8 @@ func dump(t *testing.T, st store.Store) string {
 		add("API tokens", v12, err)
 		v13, err := st.ListSessions(ctx, x.ID)
 		add("sessions", v13, err)
+		v14, err := st.ListUpdateHalts(ctx, x.ID)
+		add("update halts", v14, err)
 	}
 	idps, err := st.ListIdentityProviders(ctx)
 	add("identity providers", idps, err)

@@ -642,6 +642,9 @@ type Store interface {
 	HaltUpdate(ctx context.Context, h UpdateHalt) error
 	// UpdateHaltOf returns the halt of version in the group, or ErrNotFound.
 	UpdateHaltOf(ctx context.Context, tenantID, groupID, version string) (UpdateHalt, error)
+	// ListUpdateHalts returns the tenant's halts, by group then version
+	// (for 'cloud store copy').
+	ListUpdateHalts(ctx context.Context, tenantID string) ([]UpdateHalt, error)
 
 	// CreateDomain stores a tenant's claim of a domain (pending, or already
 	// verified when d.VerifiedAt is set). The tenant's claim of the same
