@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/pgtest"
 	"github.com/sallyport/sallyport/internal/testnet"
 )
 
@@ -71,7 +72,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: building sallyport failed: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	// pgtest.Run stops the PostgreSQL server the store tests start.
+	return pgtest.Run(m)
 }
 
 // ---------------------------------------------------------------------------
@@ -358,6 +360,12 @@ var fingerprintRe = regexp.MustCompile(`Cloud CA fingerprint: (sha256:[0-9a-f]{6
 // password from a file) and returns the cloud, not yet serving.
 func initCloud(t *testing.T) *cloud {
 	t.Helper()
+	return initCloudArgs(t)
+}
+
+// initCloudArgs is initCloud with more flags for 'cloud init' (--store).
+func initCloudArgs(t *testing.T, extra ...string) *cloud {
+	t.Helper()
 	admin := newRunner(t, "contoso-admin")
 	c := &cloud{admin: admin, dataDir: filepath.Join(admin.dir, "cloud-data"), clients: map[string]*http.Client{}}
 	t.Cleanup(func() {
@@ -369,8 +377,8 @@ func initCloud(t *testing.T) *cloud {
 	})
 	pwFile := filepath.Join(admin.dir, "admin-password")
 	writeFile(t, pwFile, contosoPW+"\n", 0o600)
-	res := admin.ok(t, "", "cloud", "init", "--data-dir", c.dataDir, "--name", cloudName,
-		"--tenant", contoso, "--admin", contosoAdmin, "--admin-password-file", pwFile)
+	res := admin.ok(t, "", append([]string{"cloud", "init", "--data-dir", c.dataDir, "--name", cloudName,
+		"--tenant", contoso, "--admin", contosoAdmin, "--admin-password-file", pwFile}, extra...)...)
 	c.initOut = res.stdout
 	m := fingerprintRe.FindStringSubmatch(res.stdout)
 	if m == nil {

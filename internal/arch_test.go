@@ -30,7 +30,7 @@ var (
 	siteSide = []string{"internal/connector", "internal/cloudlink", "internal/admincli", "internal/accessclient", "internal/diag",
 		"internal/statedir", "internal/updater", "internal/doctor", "internal/service"}
 	// cloudSide is the cloud service and its data.
-	cloudSide = []string{"internal/cloud", "internal/edge", "internal/store", "internal/store/sqlite", "internal/datadir", "internal/tenancy", "internal/identity"}
+	cloudSide = []string{"internal/cloud", "internal/edge", "internal/store", "internal/store/sqlite", "internal/store/postgres", "internal/datadir", "internal/tenancy", "internal/identity"}
 )
 
 // rule is one wall. The rule is about pkg; it is skipped (and says so)
@@ -111,7 +111,7 @@ var http2Users = []string{"internal/h2"}
 // logic that belongs to a package of its own, where it can be tested.
 var cmdMustNotImport = []string{
 	"net", "net/http", "net/http/httputil", "net/http/httptrace", "crypto/tls", "crypto/x509",
-	"database/sql", "golang.org/x/net/", "github.com/sallyport/sallyport/internal/store/sqlite",
+	"database/sql", "golang.org/x/net/", "github.com/sallyport/sallyport/internal/store/sqlite", "github.com/sallyport/sallyport/internal/store/postgres",
 	"github.com/sallyport/sallyport/internal/tunnel", "github.com/sallyport/sallyport/internal/h2",
 }
 

@@ -17,7 +17,7 @@ import (
 
 func newCloudCmd() *cobra.Command {
 	c := group("cloud", "Run and set up the cloud service")
-	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd())
+	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newCloudStoreCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd())
 	return c
 }
 
@@ -59,6 +59,9 @@ func newCloudInitCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Created the cloud %s in %s.\n", o.Name, o.DataDir)
+			if o.Store != "" {
+				fmt.Fprintf(out, "Store: %s\n", o.Store)
+			}
 			fmt.Fprintf(out, "Tenant %s with connector group 'Default'; Global Administrator %s.\n", o.Tenant, o.Admin)
 			if res.GeneratedPassword {
 				fmt.Fprintf(out, "Administrator password (shown once): %s\n", res.AdminPassword)
@@ -79,6 +82,8 @@ func newCloudInitCmd() *cobra.Command {
 	f.StringVar(&o.Label, "label", "", "the tenant's label in default host names NAME-LABEL.CLOUDNAME (default: the domain's first label)")
 	f.StringVar(&pwFile, "admin-password-file", "", "file holding the administrator's password (default: generate and print one)")
 	f.BoolVar(&asJSON, "json", false, "print JSON (the generated password, if any, is its admin_password)")
+	f.StringVar(&o.Store, "store", "", "the store: sqlite: (default, store.db in the data directory) or postgres://USER@HOST:PORT/DATABASE without a password")
+	f.StringVar(&o.StorePasswordFile, "store-password-file", "", "file (mode 0600) holding the PostgreSQL password, read at every start (default: PGPASSWORD or ~/.pgpass)")
 	f.StringVar(&o.ReleasePublicKeyFile, "release-public-key", "", "public half of a release key kept offline (from 'cloud release keygen'); default: create a release key in the data directory")
 	for _, n := range []string{"data-dir", "name", "tenant", "admin"} {
 		cmd.MarkFlagRequired(n)

@@ -17,7 +17,6 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/release"
 	"github.com/sallyport/sallyport/internal/store"
-	"github.com/sallyport/sallyport/internal/store/sqlite"
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
@@ -35,8 +34,14 @@ type Settings struct {
 	Name          string `json:"name"`
 	// ConnectorCertLifetime is how long connector certificates live (default 90 days).
 	ConnectorCertLifetime Duration `json:"connector_cert_lifetime"`
-	// Store is the store DSN; "" means sqlite in the data directory.
+	// Store is the store's address: "" (or "sqlite:") for store.db in the
+	// data directory, "sqlite:PATH", or postgres://USER@HOST:PORT/DATABASE
+	// without a password (see CheckStoreURL).
 	Store string `json:"store,omitempty"`
+	// StorePasswordFile names a file (mode 0600) holding the PostgreSQL
+	// password; "" for PGPASSWORD or ~/.pgpass. The password itself is
+	// never in this file.
+	StorePasswordFile string `json:"store_password_file,omitempty"`
 }
 
 // Duration is a time.Duration written as "2160h0m0s" in JSON.
@@ -70,6 +75,12 @@ type InitOptions struct {
 	// ReleasePublicKeyFile, when set, is the public half of a release key
 	// kept offline; otherwise a release key is created in the directory.
 	ReleasePublicKeyFile string
+	// Store is the store's address (see Settings.Store); "" for SQLite in
+	// the data directory. A PostgreSQL database must hold no cloud yet.
+	Store string
+	// StorePasswordFile is the PostgreSQL password's file (mode 0600),
+	// kept in the settings by its absolute path; "" for PGPASSWORD.
+	StorePasswordFile string
 }
 
 // InitResult says what Init made.
@@ -95,6 +106,20 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 	if err := checkEmptyDir(o.DataDir); err != nil {
 		return nil, err
 	}
+	if err := CheckStoreURL(o.Store); err != nil {
+		return nil, err
+	}
+	if o.StorePasswordFile != "" {
+		if !IsPostgres(o.Store) {
+			return nil, problem.New(400, "store_password_file", "give it only with --store postgres://...", "A store password file is only for a PostgreSQL store")
+		}
+		if _, err := PasswordFromFile(o.StorePasswordFile); err != nil {
+			return nil, err
+		}
+		if o.StorePasswordFile, err = filepath.Abs(o.StorePasswordFile); err != nil {
+			return nil, err
+		}
+	}
 	_, statErr := os.Stat(o.DataDir)
 	created := errors.Is(statErr, fs.ErrNotExist)
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
@@ -117,7 +142,8 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 	if err != nil {
 		return nil, err
 	}
-	settings := Settings{FormatVersion: 1, Name: name, ConnectorCertLifetime: Duration(DefaultConnectorCertLifetime)}
+	settings := Settings{FormatVersion: 1, Name: name, ConnectorCertLifetime: Duration(DefaultConnectorCertLifetime),
+		Store: o.Store, StorePasswordFile: o.StorePasswordFile}
 	js, _ := json.MarshalIndent(settings, "", "  ")
 	for _, f := range []struct {
 		name string
@@ -139,6 +165,19 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if IsPostgres(o.Store) {
+		// Before the key-encryption key is made: a database holding
+		// another cloud's wrapped keys is refused for what it is.
+		raw, err := openRawStore(o.DataDir, settings)
+		if err != nil {
+			return nil, err
+		}
+		err = checkStoreEmpty(ctx, raw, o.Store)
+		raw.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
 	st, err := OpenStore(o.DataDir, settings)
 	if err != nil {
 		return nil, err
@@ -152,6 +191,20 @@ func Init(ctx context.Context, o InitOptions) (_ *InitResult, err error) {
 	res.CAFingerprint = pki.Fingerprint(ca.Cert)
 	res.ReleaseKeyID = release.KeyID(releasePub)
 	return res, nil
+}
+
+// checkStoreEmpty refuses a store that already holds a cloud's tenants:
+// init never writes a second cloud into a shared database.
+func checkStoreEmpty(ctx context.Context, st store.Store, dsn string) error {
+	ts, err := st.ListTenants(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ts) > 0 {
+		return problem.Newf(409, "store_not_empty", "give an empty database, or serve the existing cloud from its own data directory",
+			"The store %s already holds a cloud (%d tenants)", dsn, len(ts))
+	}
+	return nil
 }
 
 // undoInit removes what a failed Init wrote to dir, which was empty or
@@ -229,24 +282,6 @@ func OpenStoreCount(dataDir string, s Settings, log *slog.Logger) (store.Store, 
 		return nil, 0, err
 	}
 	return &kekStore{Store: st, kek: k, log: log}, n, nil
-}
-
-// openRawStore opens the store itself: keys as stored.
-func openRawStore(dataDir string, s Settings) (store.Store, error) {
-	dsn := s.Store
-	switch {
-	case dsn == "" || dsn == "sqlite:":
-		dsn = filepath.Join(dataDir, StoreFile)
-	case strings.HasPrefix(dsn, "sqlite:"):
-		dsn = strings.TrimPrefix(dsn, "sqlite:")
-	default:
-		return nil, problem.Newf(400, "store_dsn", "use a sqlite: store; PostgreSQL support comes with scale-out", "The store %q is not supported by this version", dsn)
-	}
-	st, err := sqlite.Open(dsn)
-	if err != nil {
-		return nil, problem.Newf(500, "store_open", "check the file's permissions and that the disk is not full", "The store %s cannot be opened (%v)", dsn, err)
-	}
-	return st, nil
 }
 
 // AddTenant creates a tenant with its connector CA, Default group and a

@@ -470,6 +470,10 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	// SessionByHash finds a session by its hash, expired or not.
 	SessionByHash(ctx context.Context, hash string) (Session, error)
+	// ListSessions returns the tenant's sessions, expired or not, each
+	// parent before its children (by CreatedAt then ID; for 'cloud store
+	// copy').
+	ListSessions(ctx context.Context, tenantID string) ([]Session, error)
 	// TouchSession records the session's last use (only ever later).
 	TouchSession(ctx context.Context, tenantID, id string, seen time.Time) error
 	// DeleteSession ends one session and those made from it (ParentID),
@@ -542,6 +546,9 @@ type Store interface {
 
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	// ListAPITokens returns the tenant's API tokens, expired or not, by
+	// CreatedAt then ID (for 'cloud store copy').
+	ListAPITokens(ctx context.Context, tenantID string) ([]APIToken, error)
 	DeleteAPIToken(ctx context.Context, id string) error
 	// DeleteExpiredAPITokens removes tokens that expired before now.
 	DeleteExpiredAPITokens(ctx context.Context, now time.Time) error
@@ -638,6 +645,9 @@ type Store interface {
 	HaltUpdate(ctx context.Context, h UpdateHalt) error
 	// UpdateHaltOf returns the halt of version in the group, or ErrNotFound.
 	UpdateHaltOf(ctx context.Context, tenantID, groupID, version string) (UpdateHalt, error)
+	// ListUpdateHalts returns the tenant's halts, by group then version
+	// (for 'cloud store copy').
+	ListUpdateHalts(ctx context.Context, tenantID string) ([]UpdateHalt, error)
 
 	// CreateDomain stores a tenant's claim of a domain (pending, or already
 	// verified when d.VerifiedAt is set). The tenant's claim of the same

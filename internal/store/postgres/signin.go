@@ -209,6 +209,13 @@ func (s *Store) SessionByHash(ctx context.Context, hash string) (store.Session, 
 		`SELECT `+sessionCols+` FROM sessions WHERE hash = ?`, hash)
 }
 
+// ListSessions returns the tenant's sessions, expired or not, parents
+// (no parent_id) first.
+func (s *Store) ListSessions(ctx context.Context, tenantID string) ([]store.Session, error) {
+	return getAll(ctx, s.pool, scanSession, "list sessions",
+		`SELECT `+sessionCols+` FROM sessions WHERE tenant_id = ? ORDER BY parent_id <> '', created_at, id`, tenantID)
+}
+
 // TouchSession sets the session's SeenAt to seen unless it is later
 // already.
 func (s *Store) TouchSession(ctx context.Context, tenantID, id string, seen time.Time) error {

@@ -108,6 +108,16 @@ func (s *Store) HaltUpdate(ctx context.Context, h store.UpdateHalt) error {
 		h.TenantID, h.GroupID, h.Version, h.ConnectorID, nanos(h.HaltedAt), h.TenantID, h.GroupID)
 }
 
+// ListUpdateHalts returns the tenant's halts, by group then version.
+func (s *Store) ListUpdateHalts(ctx context.Context, tenantID string) ([]store.UpdateHalt, error) {
+	return getAll(ctx, s.db, func(r scanner) (store.UpdateHalt, error) {
+		var h store.UpdateHalt
+		err := r.Scan(&h.TenantID, &h.GroupID, &h.Version, &h.ConnectorID, timeCol{&h.HaltedAt})
+		return h, err
+	}, "list update halts", `SELECT tenant_id, group_id, version, connector_id, halted_at FROM update_halts
+		WHERE tenant_id = ? ORDER BY group_id, version`, tenantID)
+}
+
 // UpdateHaltOf returns the halt of version in the group.
 func (s *Store) UpdateHaltOf(ctx context.Context, tenantID, groupID, version string) (store.UpdateHalt, error) {
 	return getOne(ctx, s.db, func(r scanner) (store.UpdateHalt, error) {

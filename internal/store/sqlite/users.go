@@ -77,6 +77,12 @@ func (s *Store) APITokenByHash(ctx context.Context, hash string) (store.APIToken
 		`SELECT `+tokenCols+` FROM api_tokens WHERE hash = ?`, hash)
 }
 
+// ListAPITokens returns the tenant's tokens, expired or not.
+func (s *Store) ListAPITokens(ctx context.Context, tenantID string) ([]store.APIToken, error) {
+	return getAll(ctx, s.db, scanToken, "list API tokens",
+		`SELECT `+tokenCols+` FROM api_tokens WHERE tenant_id = ? ORDER BY created_at, id`, tenantID)
+}
+
 // DeleteAPIToken deletes the token id.
 func (s *Store) DeleteAPIToken(ctx context.Context, id string) error {
 	return execOne(ctx, s.db, "delete API token", `DELETE FROM api_tokens WHERE id = ?`, id)

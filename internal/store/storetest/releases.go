@@ -146,6 +146,11 @@ func testUpdateHalts(t *testing.T, s store.Store) {
 			t.Fatalf("UpdateHaltOf(%v) = %v, want ErrNotFound", q, err)
 		}
 	}
+	h3 := store.UpdateHalt{TenantID: a.Tenant.ID, GroupID: a.Group.ID, Version: "2.9.0", ConnectorID: "c3", HaltedAt: at(8)}
+	must(t, s.HaltUpdate(ctx, h3))
+	must(t, s.HaltUpdate(ctx, store.UpdateHalt{TenantID: b.Tenant.ID, GroupID: b.Group.ID, Version: "3.0.0", ConnectorID: "c4", HaltedAt: at(9)}))
+	equal(t, "ListUpdateHalts: the tenant's, by version", get(t, func() ([]store.UpdateHalt, error) { return s.ListUpdateHalts(ctx, a.Tenant.ID) }),
+		[]store.UpdateHalt{h3, h})
 	// A halt naming another tenant's group is not recorded.
 	must(t, s.HaltUpdate(ctx, store.UpdateHalt{TenantID: b.Tenant.ID, GroupID: a.Group.ID, Version: "4.0.0", ConnectorID: "c9", HaltedAt: at(7)}))
 	if _, err := s.UpdateHaltOf(ctx, b.Tenant.ID, a.Group.ID, "4.0.0"); !errors.Is(err, store.ErrNotFound) {

@@ -325,6 +325,15 @@ func testSessions(t *testing.T, s store.Store) {
 	must(t, s.TouchSession(ctx, tid, expired.ID, at(-20)))
 	expired.SeenAt = at(-20)
 	equal(t, "touched from never", byHash(expired.Hash), expired)
+	listed := get(t, func() ([]store.Session, error) { return s.ListSessions(ctx, tid) })
+	if got := sessionIDs(listed...); !slices.Equal(got, []string{cloud.ID, expired.ID, app.ID}) && !slices.Equal(got, []string{expired.ID, cloud.ID, app.ID}) {
+		t.Errorf("ListSessions = %v, want the tenant's %s and %s (expired too), then the child %s", got, cloud.ID, expired.ID, app.ID)
+	}
+	for _, x := range listed {
+		if x.ID == app.ID {
+			equal(t, "a listed session", x, app)
+		}
+	}
 
 	dupHash := newSession(d.Bob, "s-other", store.SessionCloud, nil, 60)
 	dupHash.Hash = cloud.Hash

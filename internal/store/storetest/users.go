@@ -44,6 +44,13 @@ func testAPITokens(t *testing.T, s store.Store) {
 	must(t, s.CreateAPIToken(ctx, tok))
 	equal(t, "APITokenByHash", get(t, func() (store.APIToken, error) { return s.APITokenByHash(ctx, tok.Hash) }), tok)
 
+	b := createTenant(t, s, "beta")
+	expired := newToken(a, "tok-0-expired", -60)
+	must(t, s.CreateAPIToken(ctx, expired))
+	must(t, s.CreateAPIToken(ctx, newToken(b, "tok-b", 60)))
+	equal(t, "ListAPITokens: the tenant's, expired too", get(t, func() ([]store.APIToken, error) { return s.ListAPITokens(ctx, a.Tenant.ID) }),
+		[]store.APIToken{expired, tok})
+
 	must(t, s.DeleteAPIToken(ctx, tok.ID))
 	wantErr(t, "APITokenByHash after delete", errOf(s.APITokenByHash(ctx, tok.Hash)), store.ErrNotFound)
 	wantErr(t, "DeleteAPIToken twice", s.DeleteAPIToken(ctx, tok.ID), store.ErrNotFound)
