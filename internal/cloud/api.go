@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/console"
 	"github.com/sallyport/sallyport/internal/identity"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -85,6 +86,7 @@ func (s *Server) apiHandler() http.Handler {
 		mux.Handle(p, keys)
 	}
 	s.signinRoutes(mux)
+	mux.Handle(console.Prefix+"/", s.newConsole(mux))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem.Newf(http.StatusNotFound, "not_found", "see docs/api.md for the routes of the admin API",

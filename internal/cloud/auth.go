@@ -112,6 +112,9 @@ func hashToken(t string) string {
 func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	unauth := problem.New(http.StatusUnauthorized, "unauthenticated",
 		"sign in with 'sallyport admin login'", "The request has no valid admin token")
+	if p, ok, err := s.consolePrincipal(r); ok {
+		return p, err
+	}
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || len(tok) > 200 {

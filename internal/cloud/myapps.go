@@ -34,6 +34,7 @@ type myAppsView struct {
 	Ask    string // whom to ask for an assignment
 	Apps   []appTile
 	CSRF   string
+	Admin  bool // an administrator: My Apps links the admin center
 }
 
 // appTile is one application of My Apps.
@@ -140,7 +141,7 @@ func (s *Server) homeSession(r *http.Request) (*cachedSession, *dirUser, bool) {
 func (s *Server) myApps(u *dirUser, csrf string) myAppsView {
 	t := s.routesNow()
 	ten := t.tenants[u.TenantID]
-	v := myAppsView{User: u.Name, Tenant: ten.Domain, CSRF: csrf, Ask: "an administrator of " + ten.Domain}
+	v := myAppsView{User: u.Name, Tenant: ten.Domain, CSRF: csrf, Ask: "an administrator of " + ten.Domain, Admin: isAdmin(u.User)}
 	if admins := t.admins[u.TenantID]; len(admins) > 0 {
 		v.Ask = strings.Join(admins[:min(len(admins), 3)], " or ")
 	}
