@@ -22,9 +22,11 @@ type consoleUserKey struct{}
 // newConsole builds the admin center over api, the admin API's handler.
 func (s *Server) newConsole(api http.Handler) *console.Console {
 	return console.New(console.Config{
-		API:       api,
-		Who:       s.consoleUser,
-		As:        func(ctx context.Context, u console.User) context.Context { return context.WithValue(ctx, consoleUserKey{}, u) },
+		API: api,
+		Who: s.consoleUser,
+		As: func(ctx context.Context, u console.User) context.Context {
+			return context.WithValue(ctx, consoleUserKey{}, u)
+		},
 		CSRFToken: s.csrfToken,
 		CheckCSRF: s.checkCSRF,
 		Origin:    s.origin(s.settings.Name),
