@@ -411,6 +411,35 @@ func (s *sallyport) connectorPID() int {
 
 // startSallyport sets up and starts everything behind the edge.
 func startSallyport(ctx context.Context, h *harness, backendAddr string, o sallyportOpts) (*sallyport, error) {
+	s, err := startCloudSignedIn(ctx, h, o)
+	if err != nil {
+		return nil, err
+	}
+	out, err := h.run(ctx, "", "admin", "app", "create", appName, "--internal-url", "http://"+backendAddr+"/", "--pre-auth", "passthrough", "--json")
+	if err != nil {
+		return nil, err
+	}
+	var app struct {
+		ExternalHost string `json:"external_host"`
+	}
+	if err := json.Unmarshal([]byte(out), &app); err != nil || app.ExternalHost == "" {
+		return nil, fmt.Errorf("'admin app create --json' printed no external host: %q", out)
+	}
+	s.appHost = app.ExternalHost
+	if _, err := h.run(ctx, adminPW+"\n", "connector", "register", "--cloud", s.url, "--dir", s.connDir,
+		"--user", adminUser, "--password-stdin", "--ca-file", s.caFile); err != nil {
+		return nil, err
+	}
+	if err := s.startConnector(ctx, o.connections); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startCloudSignedIn runs 'cloud init' and 'cloud serve', and signs the
+// harness's admin profile in ('admin login'): no application, no
+// connector yet.
+func startCloudSignedIn(ctx context.Context, h *harness, o sallyportOpts) (*sallyport, error) {
 	s := &sallyport{h: h, opts: o, cloudDir: filepath.Join(h.dir, "cloud"), connDir: filepath.Join(h.dir, "connector")}
 	pwFile := filepath.Join(h.dir, "admin-password")
 	if err := os.WriteFile(pwFile, []byte(adminPW+"\n"), 0o600); err != nil {
@@ -433,24 +462,6 @@ func startSallyport(ctx context.Context, h *harness, backendAddr string, o sally
 		return nil, err
 	}
 	if _, err := h.run(ctx, adminPW+"\n", "admin", "login", "--cloud", s.url, "--user", adminUser, "--password-stdin", "--ca-file", s.caFile); err != nil {
-		return nil, err
-	}
-	out, err := h.run(ctx, "", "admin", "app", "create", appName, "--internal-url", "http://"+backendAddr+"/", "--pre-auth", "passthrough", "--json")
-	if err != nil {
-		return nil, err
-	}
-	var app struct {
-		ExternalHost string `json:"external_host"`
-	}
-	if err := json.Unmarshal([]byte(out), &app); err != nil || app.ExternalHost == "" {
-		return nil, fmt.Errorf("'admin app create --json' printed no external host: %q", out)
-	}
-	s.appHost = app.ExternalHost
-	if _, err := h.run(ctx, adminPW+"\n", "connector", "register", "--cloud", s.url, "--dir", s.connDir,
-		"--user", adminUser, "--password-stdin", "--ca-file", s.caFile); err != nil {
-		return nil, err
-	}
-	if err := s.startConnector(ctx, o.connections); err != nil {
 		return nil, err
 	}
 	return s, nil

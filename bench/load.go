@@ -37,6 +37,9 @@ type target struct {
 	headers []string
 	// smallOnly: measured with small requests only.
 	smallOnly bool
+	// local, when set, is the source address of its connections (-scale
+	// spreads them over several loopback addresses).
+	local net.Addr
 }
 
 // url is the address wrk is given: the dialled address, not the host.
@@ -45,7 +48,7 @@ func (t *target) url(path string) string {
 }
 
 func (t *target) dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: t.local}
 	c, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil || t.tls == nil {
 		return c, err

@@ -57,6 +57,12 @@ type options struct {
 
 	bare bool // measure the bare relay too
 
+	// -scale (scale.go)
+	scale                                  bool
+	scaleConnectors, scaleWS, scaleTunnels int
+	phaseTimeout                           time.Duration
+	wsClients                              string // internal: run as the WebSocket clients of -scale
+
 	backendServe string // internal: run as the backend child
 	bareServe    string // internal: run as a side of the bare relay
 	bareTo       string // internal: where that side dials
@@ -94,6 +100,7 @@ func parseFlags() *options {
 	flag.StringVar(&o.backendServe, "backend-serve", "", "internal: serve the backend on this address")
 	flag.StringVar(&o.bareServe, "bare-serve", "", "internal: serve one side (edge or site) of the bare relay")
 	flag.StringVar(&o.bareTo, "bare-to", "", "internal: the address the bare relay side dials")
+	o.scaleFlags()
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(fmt.Errorf("unexpected arguments %q", flag.Args()))
@@ -143,6 +150,12 @@ func parseFlags() *options {
 		fail(errors.New("-tunnel-version is 1 or 2"))
 	case o.ws > 14000:
 		fail(errors.New("-ws is at most 14000 (a connector has at most 16 tunnels of 1000 streams)"))
+	case o.scale && (o.scaleConnectors < 1 || o.scaleWS < 0 || o.phaseTimeout <= 0):
+		fail(errors.New("-connectors must be at least 1, -websockets at least 0, -phase-timeout positive"))
+	case o.scale && (o.scaleTunnels < 1 || o.scaleTunnels > 16):
+		fail(errors.New("-connector-tunnels is 1 to 16"))
+	case o.scale && o.scaleConnectors > 100*maxTokenUses:
+		fail(fmt.Errorf("-connectors is at most %d", 100*maxTokenUses))
 	}
 	return o
 }
@@ -179,6 +192,13 @@ func main() {
 		}
 		return
 	}
+	if o.wsClients != "" {
+		if err := serveWSClients(o.wsClients); err != nil {
+			fmt.Fprintf(os.Stderr, "WebSocket clients: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.bareServe != "" {
 		if err := serveBare(o.bareServe, o.bareTo); err != nil {
 			fmt.Fprintf(os.Stderr, "bare %s: %v\n", o.bareServe, err)
@@ -190,7 +210,11 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the run took longer than -timeout %s", o.timeout))
 	defer cancel()
-	err := runBench(ctx, o)
+	run := runBench
+	if o.scale {
+		run = runScale
+	}
+	err := run(ctx, o)
 	switch {
 	case err == nil:
 		return
