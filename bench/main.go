@@ -62,6 +62,7 @@ type options struct {
 	scaleConnectors, scaleWS, scaleTunnels int
 	phaseTimeout                           time.Duration
 	wsClients                              string // internal: run as the WebSocket clients of -scale
+	connectorHost                          bool   // internal: run simulated connectors of -scale (scale_hosts.go)
 
 	backendServe string // internal: run as the backend child
 	bareServe    string // internal: run as a side of the bare relay
@@ -188,6 +189,13 @@ func main() {
 	if o.backendServe != "" {
 		if err := serveBackend(o.backendServe); err != nil {
 			fmt.Fprintf(os.Stderr, "backend: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.connectorHost {
+		if err := serveConnectorHost(); err != nil {
+			fmt.Fprintf(os.Stderr, "connector host: %v\n", err)
 			os.Exit(1)
 		}
 		return

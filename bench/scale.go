@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +25,6 @@ import (
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
 	"github.com/sallyport/sallyport/internal/connector"
-	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
 )
 
@@ -85,6 +82,8 @@ type scaleResult struct {
 	clientsRSS                    int64   // the WebSocket clients' process
 	cloudIdleCPU, benchIdleCPU    float64 // share of one CPU over 10 s with every tunnel up and idle
 
+	cloudFDs                    int    // open files of the cloud with every tunnel up
+	wsCapped                    string // why fewer WebSockets than asked were opened
 	wsOpened, wsFailed, wsAlive int
 	wsTime                      time.Duration
 	wsErr                       string
@@ -105,6 +104,7 @@ func (o *options) scaleFlags() {
 	flag.IntVar(&o.scaleTunnels, "connector-tunnels", 1, "-scale: tunnels of each simulated connector (1 to 16)")
 	flag.DurationVar(&o.phaseTimeout, "phase-timeout", 10*time.Minute, "-scale: longest time for each phase (registering, connecting, opening WebSockets); the count reached by then is reported")
 	flag.StringVar(&o.wsClients, "ws-clients", "", "internal: run as the WebSocket clients of -scale (JSON spec)")
+	flag.BoolVar(&o.connectorHost, "connector-host", false, "internal: run simulated connectors of -scale (spec on standard input)")
 }
 
 // runScale is the -scale run; every process it starts is stopped before
@@ -148,11 +148,11 @@ func runScale(ctx context.Context, o *options) error {
 	}
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	h.logf("starting the cloud (metrics on %s)", metricsURL)
-	s, err := startCloudSignedIn(ctx, h, sallyportOpts{cloudArgs: []string{"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport)}})
+	s, err := startCloudSignedIn(ctx, h, sallyportOpts{cloudArgs: append([]string{"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport)}, strings.Fields(o.cloudArgs)...)})
 	if err != nil {
 		return err
 	}
-	var hosts []string
+	var appHosts []string
 	for i, b := range backends {
 		out, err := h.run(ctx, "", "admin", "app", "create", fmt.Sprintf("%s-%d", appName, i+1), "--internal-url", "http://"+b+"/", "--pre-auth", "passthrough", "--json")
 		if err != nil {
@@ -164,7 +164,7 @@ func runScale(ctx context.Context, o *options) error {
 		if err := json.Unmarshal([]byte(out), &app); err != nil || app.ExternalHost == "" {
 			return fmt.Errorf("'admin app create --json' printed no external host: %q", out)
 		}
-		hosts = append(hosts, app.ExternalHost)
+		appHosts = append(appHosts, app.ExternalHost)
 	}
 	var tokens []string
 	for _, uses := range tokenUses(o.scaleConnectors) {
@@ -223,37 +223,37 @@ func runScale(ctx context.Context, o *options) error {
 		return err
 	}
 	r.cloudBase = cloudMem(ctx, s.cloudPID(), metricsURL, o.settle)
-	r.benchBase = benchMem(ctx, o.settle)
-	h.logf("cloud: RSS %s, heap %s; bench: RSS %s, heap %s", fmtMB(r.cloudBase.rss), fmtMB(r.cloudBase.heap), fmtMB(r.benchBase.rss), fmtMB(r.benchBase.heap))
+	hosts, err := startConnectorHosts(ctx, h, dirs, o.scaleTunnels)
+	if err != nil {
+		return err
+	}
+	r.benchBase = hostsMem(ctx, hosts, o.settle)
+	h.logf("cloud: RSS %s, heap %s; connector hosts: RSS %s, heap %s", fmtMB(r.cloudBase.rss), fmtMB(r.cloudBase.heap), fmtMB(r.benchBase.rss), fmtMB(r.benchBase.heap))
 
-	runCtx, stopConnectors := context.WithCancel(context.Background())
-	var running sync.WaitGroup
-	defer func() {
-		stopConnectors()
-		done := make(chan struct{})
-		go func() { running.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			h.logf("some simulated connectors did not stop within 30 s")
-		}
-	}()
-	connectAll(ctx, runCtx, h, r, dirs, o.scaleTunnels, o.phaseTimeout, &running)
+	connectAll(ctx, h, r, hosts, len(dirs), o.scaleTunnels, o.phaseTimeout)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	r.listed = listedActive(ctx, h, o.scaleTunnels)
 	r.cloudConn = cloudMem(ctx, s.cloudPID(), metricsURL, o.settle)
-	r.benchConn = benchMem(ctx, o.settle)
-	h.logf("cloud: RSS %s, heap %s, %d goroutines; bench: RSS %s, heap %s, %d goroutines", fmtMB(r.cloudConn.rss), fmtMB(r.cloudConn.heap), r.cloudConn.goroutines,
+	r.benchConn = hostsMem(ctx, hosts, o.settle)
+	h.logf("cloud: RSS %s, heap %s, %d goroutines; connector hosts: RSS %s, heap %s, %d goroutines", fmtMB(r.cloudConn.rss), fmtMB(r.cloudConn.heap), r.cloudConn.goroutines,
 		fmtMB(r.benchConn.rss), fmtMB(r.benchConn.heap), r.benchConn.goroutines)
 	h.logf("measuring idle CPU for 10 s")
-	r.cloudIdleCPU, r.benchIdleCPU = idleCPU(ctx, s.cloudPID(), 10*time.Second)
+	r.cloudIdleCPU, r.benchIdleCPU = idleCPU(ctx, s.cloudPID(), hosts, 10*time.Second)
 
-	// Phase 3: idle WebSockets.
+	// Phase 3: idle WebSockets, as many as the cloud's open files limit
+	// allows (a WebSocket is one open file at the cloud).
+	r.cloudFDs = countFDs(s.cloudPID())
+	if room := int(r.fdLimit) - r.cloudFDs - fdMargin; o.scaleWS > room {
+		r.wsCapped = fmt.Sprintf("capped at %s: the cloud holds %s open files and may hold %d (`ulimit -Hn`; raising it needs CAP_SYS_RESOURCE), a WebSocket takes one, %d are kept for its store, metrics and admin API",
+			fmtNum(float64(max(0, room))), fmtNum(float64(r.cloudFDs)), r.fdLimit, fdMargin)
+		h.logf("%s", r.wsCapped)
+		o.scaleWS = max(0, room)
+	}
 	if o.scaleWS > 0 && r.tunnelsUp > 0 {
-		h.logf("opening %d idle WebSockets over %d applications", o.scaleWS, len(hosts))
-		if err := openScaleWS(ctx, h, r, s, hosts, metricsURL, o); err != nil {
+		h.logf("opening %d idle WebSockets over %d applications", o.scaleWS, len(appHosts))
+		if err := openScaleWS(ctx, h, r, s, appHosts, hosts, metricsURL, o); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -324,94 +324,50 @@ func registerConnectors(ctx context.Context, h *harness, r *scaleResult, s *sall
 	return out
 }
 
-// connectAll runs a connector for every directory (runCtx ends them) and
-// waits until all their tunnels are up, or the phase's deadline.
-func connectAll(ctx, runCtx context.Context, h *harness, r *scaleResult, dirs []string, tunnels int, limit time.Duration, running *sync.WaitGroup) []*connector.Connector {
-	srcs := sourceRange(3, scaleSources)
-	var dialed atomic.Uint64
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err == nil && cloudlink.IsLoopbackName(host) {
-			addr = net.JoinHostPort("127.0.0.1", port)
-		}
-		src := srcs[dialed.Add(1)%uint64(len(srcs))]
-		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
-		return d.DialContext(ctx, network, addr)
-	}
-	discard := slog.New(slog.DiscardHandler)
+// connectAll starts the connector hosts' connectors and waits until all
+// their tunnels are up, or the phase's deadline.
+func connectAll(ctx context.Context, h *harness, r *scaleResult, hosts []*connectorHost, n, tunnels int, limit time.Duration) {
 	pctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	start := time.Now()
-	var conns []*connector.Connector
-	upNow := func() (up, full int) {
-		for _, c := range conns {
-			n := c.TunnelsUp()
-			up += n
-			if n == tunnels {
-				full++
-			}
-		}
-		return
+	h.logf("starting %d connectors in %d host process(es), %d tunnel(s) each", n, len(hosts), tunnels)
+	for _, ch := range hosts {
+		ch.send("start")
 	}
-	stopLog := logEvery(h, 5*time.Second, func() string {
-		return fmt.Sprintf("%d connectors started", len(conns))
-	})
-	h.logf("starting %d connectors, %d tunnel(s) each", len(dirs), tunnels)
-	for i, dir := range dirs {
-		if pctx.Err() != nil {
-			break
-		}
-		c, err := connector.New(connector.Config{
-			Dir: dir, Connections: tunnels, Version: version.Version, Hostname: fmt.Sprintf("scale-%05d", i),
-			Tunnel: tunnel.ServerConfig{DrainTimeout: time.Second}, Dial: dial, Logger: discard,
-		})
-		if err != nil {
-			r.connectErr = err.Error()
-			break
-		}
-		conns = append(conns, c)
-		running.Go(func() {
-			defer c.Close()
-			c.Run(runCtx)
-		})
-		// At most 1000 new connectors a second: their TLS handshakes
-		// share the machine with the cloud's.
-		if i%100 == 99 {
-			sleep(pctx, 100*time.Millisecond)
-		}
-	}
-	stopLog()
-	want := len(conns) * tunnels
+	want := n * tunnels
 	last := -1
 	lastChange := time.Now()
 	for {
-		up, full := upNow()
-		r.tunnelsUp, r.connected = up, full
-		if up == want {
+		st := hostsState(hosts)
+		r.tunnelsUp, r.connected = st.Up, st.Full
+		if st.Err != "" && r.connectErr == "" {
+			r.connectErr = st.Err
+		}
+		if st.Up == want {
 			break
 		}
-		if up != last {
-			h.logf("%d of %d tunnels up, %d of %d connectors with all their tunnels", up, want, full, len(conns))
-			last, lastChange = up, time.Now()
+		if st.Up != last {
+			h.logf("%d of %d connectors started, %d of %d tunnels up, %d connectors with all their tunnels", st.Started, n, st.Up, want, st.Full)
+			last, lastChange = st.Up, time.Now()
 		}
 		if pctx.Err() != nil {
 			if r.connectErr == "" {
-				r.connectErr = fmt.Sprintf("the phase's deadline (-phase-timeout %s) passed with %d of %d tunnels up", limit, up, want)
+				r.connectErr = fmt.Sprintf("the phase's deadline (-phase-timeout %s) passed with %d of %d tunnels up", limit, st.Up, want)
 			}
 			break
 		}
 		if time.Since(lastChange) > 2*time.Minute {
-			r.connectErr = fmt.Sprintf("no more tunnel came up for 2 minutes (%d of %d up)", up, want)
+			r.connectErr = fmt.Sprintf("no more tunnel came up for 2 minutes (%d of %d up)", st.Up, want)
+			break
+		}
+		if x := h.exitedChildren(); x != "" {
+			r.connectErr = oneLine(x)
 			break
 		}
 		sleep(pctx, time.Second)
 	}
 	r.connectTime = time.Since(start)
 	h.logf("%d of %d tunnels up (%d connectors complete) after %s", r.tunnelsUp, want, r.connected, r.connectTime.Round(100*time.Millisecond))
-	if len(conns) < r.registered && r.connectErr == "" {
-		r.connectErr = fmt.Sprintf("only %d of %d connectors could be started", len(conns), r.registered)
-	}
-	return conns
 }
 
 // listedActive is how many connectors 'admin connector list' shows active
@@ -440,7 +396,7 @@ func listedActive(ctx context.Context, h *harness, tunnels int) int {
 }
 
 // openScaleWS opens the WebSockets from a child process and measures.
-func openScaleWS(ctx context.Context, h *harness, r *scaleResult, s *sallyport, hosts []string, metricsURL string, o *options) error {
+func openScaleWS(ctx context.Context, h *harness, r *scaleResult, s *sallyport, hosts []string, conns []*connectorHost, metricsURL string, o *options) error {
 	var srcs []string
 	for _, a := range sourceRange(4, scaleSources) {
 		srcs = append(srcs, a.String())
@@ -488,9 +444,9 @@ wait:
 	}
 	h.logf("%d WebSockets open, %d failed, in %s", r.wsOpened, r.wsFailed, r.wsTime.Round(100*time.Millisecond))
 	r.cloudWS = cloudMem(ctx, s.cloudPID(), metricsURL, o.settle)
-	r.benchWS = benchMem(ctx, o.settle)
+	r.benchWS = hostsMem(ctx, conns, o.settle)
 	r.clientsRSS = readProc(cl.pid()).rss
-	h.logf("cloud: RSS %s, heap %s; bench: RSS %s, heap %s; clients: RSS %s", fmtMB(r.cloudWS.rss), fmtMB(r.cloudWS.heap), fmtMB(r.benchWS.rss), fmtMB(r.benchWS.heap), fmtMB(r.clientsRSS))
+	h.logf("cloud: RSS %s, heap %s; connector hosts: RSS %s, heap %s; clients: RSS %s", fmtMB(r.cloudWS.rss), fmtMB(r.cloudWS.heap), fmtMB(r.benchWS.rss), fmtMB(r.benchWS.heap), fmtMB(r.clientsRSS))
 	h.logf("checking that every WebSocket still echoes")
 	if err := send("check"); err != nil {
 		return err
@@ -561,22 +517,26 @@ func cloudMem(ctx context.Context, pid int, metricsURL string, settle time.Durat
 	return m
 }
 
-// benchMem is the bench process's own memory after a garbage collection:
-// the simulated connectors (the proxy and harness are idle and small).
-func benchMem(ctx context.Context, settle time.Duration) procMem {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return procMem{rss: settleRSS(ctx, []int{os.Getpid()}, settle, 5*settle)[0], heap: int64(ms.HeapInuse), goroutines: runtime.NumGoroutine()}
-}
-
-// idleCPU is the share of one CPU the cloud and the bench used over d.
-func idleCPU(ctx context.Context, cloudPID int, d time.Duration) (cloud, bench float64) {
-	c0, b0 := readProc(cloudPID).cpu, readProc(os.Getpid()).cpu
+// idleCPU is the share of one CPU the cloud and the connector hosts used
+// over d.
+func idleCPU(ctx context.Context, cloudPID int, hosts []*connectorHost, d time.Duration) (cloud, conns float64) {
+	c0, b0 := readProc(cloudPID).cpu, hostsCPU(hosts)
 	t0 := time.Now()
 	sleep(ctx, d)
 	el := time.Since(t0).Seconds()
-	return (readProc(cloudPID).cpu - c0).Seconds() / el, (readProc(os.Getpid()).cpu - b0).Seconds() / el
+	return (readProc(cloudPID).cpu - c0).Seconds() / el, (hostsCPU(hosts) - b0).Seconds() / el
+}
+
+// fdMargin open files are left to the cloud besides the WebSockets.
+const fdMargin = 300
+
+// countFDs is the number of open files of pid (-1 if unknown).
+func countFDs(pid int) int {
+	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(es)
 }
 
 // logEvery logs line() every d until stop is called.
@@ -802,7 +762,7 @@ func (r *scaleResult) print(w io.Writer, source string) {
 		{"connectors registered", fmtNum(float64(r.wantConnectors)), fmtNum(float64(r.registered)), fmtDur(r.registerTime.Seconds()), orDash(r.registerErr)},
 		{"tunnels up", fmtNum(float64(r.registered * r.tunnelsEach)), fmt.Sprintf("%s (%s connectors complete, %s listed active)", fmtNum(float64(r.tunnelsUp)), fmtNum(float64(r.connected)), listed),
 			fmtDur(r.connectTime.Seconds()), orDash(r.connectErr)},
-		{"idle WebSockets", fmtNum(float64(r.wantWS)), fmtNum(float64(r.wsOpened)) + alive, fmtDur(r.wsTime.Seconds()), orDash(r.wsErr)},
+		{"idle WebSockets", fmtNum(float64(r.wantWS)), fmtNum(float64(r.wsOpened)) + alive, fmtDur(r.wsTime.Seconds()), orDash(strings.Trim(r.wsCapped+"; "+r.wsErr, "; "))},
 	})
 	row := func(name string, c, b procMem) []string {
 		return []string{name, fmtMB(c.rss), fmtMB(c.heap), fmtNum(float64(c.goroutines)), fmtMB(b.rss), fmtMB(b.heap), fmtNum(float64(b.goroutines))}

@@ -80,7 +80,7 @@ broken_value abc
 	}{
 		{"go_goroutines", 413, true},
 		{"go_memstats_heap_inuse_bytes", 37527552, true},
-		{"go_memstats_heap", 0, false},          // a prefix is not a name
+		{"go_memstats_heap", 0, false},           // a prefix is not a name
 		{"sallyport_cloud_connectors", 0, false}, // labelled: not an unlabelled sample
 		{"broken_value", 0, false},
 		{"missing", 0, false},
