@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/cloudlink"
@@ -245,7 +244,7 @@ func runScale(ctx context.Context, o *options) error {
 	// Phase 3: idle WebSockets, as many as the cloud's open files limit
 	// allows (a WebSocket is one open file at the cloud).
 	r.cloudFDs = countFDs(s.cloudPID())
-	if room := int(r.fdLimit) - r.cloudFDs - fdMargin; o.scaleWS > room {
+	if room := int(r.fdLimit) - r.cloudFDs - fdMargin; r.fdLimit > 0 && r.cloudFDs >= 0 && o.scaleWS > room {
 		r.wsCapped = fmt.Sprintf("capped at %s: the cloud holds %s open files and may hold %d (`ulimit -Hn`; raising it needs CAP_SYS_RESOURCE), a WebSocket takes one, %d are kept for its store, metrics and admin API",
 			fmtNum(float64(max(0, room))), fmtNum(float64(r.cloudFDs)), r.fdLimit, fdMargin)
 		h.logf("%s", r.wsCapped)
@@ -623,35 +622,6 @@ func perItem(before, after int64, n int) float64 {
 		return 0
 	}
 	return float64(after-before) / float64(n)
-}
-
-// raiseNoFile raises this process's open files limit (soft and hard) to
-// want, or as far as it can: the hard limit needs root (or
-// CAP_SYS_RESOURCE) and stops at fs.nr_open. It returns the soft limit in
-// force afterwards.
-func raiseNoFile(want uint64) (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	if lim.Cur >= want {
-		return lim.Cur, nil
-	}
-	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
-		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			want = min(want, n)
-		}
-	}
-	next := syscall.Rlimit{Cur: want, Max: max(want, lim.Max)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &next); err != nil {
-		// Not allowed above the hard limit: take the hard limit.
-		next = syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
-		if err2 := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &next); err2 != nil {
-			return lim.Cur, fmt.Errorf("the open files limit stays %d: %v", lim.Cur, err2)
-		}
-		return lim.Max, fmt.Errorf("the open files limit could be raised only to the hard limit %d, not %d (%v): run as root or raise 'ulimit -Hn'", lim.Max, want, err)
-	}
-	return want, nil
 }
 
 // ---------------------------------------------------------------------------
