@@ -91,6 +91,12 @@ func (h *history) record(k historyKey, s historySample, now time.Time) {
 	r := v.(*minuteRing)
 	r.mu.Lock()
 	b := &r.buckets[m%historyMinutes]
+	if b.minute > m {
+		// A sample an hour late (a clock stepped back): its bucket holds
+		// a newer minute now.
+		r.mu.Unlock()
+		return
+	}
 	if b.minute != m {
 		*b = minuteBucket{minute: m}
 	}
