@@ -233,3 +233,99 @@ func TestOverviewForgetsDeleted(t *testing.T) {
 		t.Error("the deleted application's series is still kept")
 	}
 }
+
+// TestOverviewPage: the admin center's overview renders the API's
+// overview — attention first, linking the pages to open; the connectors
+// by group with their status in words and server-drawn charts; the
+// applications' health with the last error's request id — in live
+// sections that the next fetch brings up to date (a connector coming up
+// leaves the attention list), with nothing of another tenant and no
+// inline style.
+func TestOverviewPage(t *testing.T) {
+	env := startOverview(t)
+	env.get(t, "ok")
+	env.get(t, "down")
+	host1 := ""
+	cs, err := env.srv.store.ListConnectors(t.Context(), env.tenant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.ID != env.branch.ID {
+			host1 = c.ID
+		}
+	}
+	down := env.srv.appErrors.recent(mustApp(t, env, "down").ID)
+	if len(down) != 1 {
+		t.Fatalf("down has %d recent errors, want 1", len(down))
+	}
+	admin := env.browser(t)
+	admin.homeSignIn("admin@contoso.com", testPassword)
+	resp, page := admin.do("GET", cloudURL+"/admin/", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /admin/: %s\n%s", resp.Status, page)
+	}
+	section := func(page, id string) string {
+		t.Helper()
+		i := strings.Index(page, `<section id="`+id+`"`)
+		if i < 0 {
+			t.Fatalf("the overview has no section %s:\n%s", id, page)
+		}
+		j := strings.Index(page[i:], "</section>")
+		return page[i : i+j]
+	}
+	attention, connectors, apps := section(page, "attention"), section(page, "connectors"), section(page, "apps")
+	if strings.Index(page, `id="attention"`) > strings.Index(page, `id="connectors"`) {
+		t.Error("attention does not come first")
+	}
+	for _, want := range []string{`class="attention"`, "data-live", "c_branch1 (branch1) of group &#39;Branch&#39; is inactive",
+		`<a href="/admin/connectors/c_branch1">`, "Release 2.0.0 was rolled back", `<a href="/admin/updates">`} {
+		if !strings.Contains(attention, want) {
+			t.Errorf("the attention section lacks %q:\n%s", want, attention)
+		}
+	}
+	for _, want := range []string{"data-live", "Group Default", "Group Branch", `id="connector-` + host1 + `"`, `id="connector-c_branch1"`,
+		`<a href="/admin/connectors/` + host1 + `">`, `class="status-active">active<`, `class="status-inactive">inactive<`, "connected now",
+		`<svg xmlns="http://www.w3.org/2000/svg" class="spark" role="img"`, `aria-label="Requests per second to branch1 over the last hour`,
+		"<title>Error rate of branch1"} {
+		if !strings.Contains(connectors, want) {
+			t.Errorf("the connectors section lacks %q:\n%s", want, connectors)
+		}
+	}
+	if n := strings.Count(connectors, "<svg"); n != 4 {
+		t.Errorf("the connectors section has %d charts, want 2 for each of 2 connectors", n)
+	}
+	for _, want := range []string{`id="app-down"`, `<a href="/admin/apps/down">`, "Failing: 1 of 1 requests failed", down[0].RequestID,
+		`id="app-ok"`, `class="ok">OK<`, "Idle: no request in the last hour"} {
+		if !strings.Contains(apps, want) {
+			t.Errorf("the applications section lacks %q:\n%s", want, apps)
+		}
+	}
+	for _, leak := range []string{"fabrikam", `/admin/apps/fab"`, "style="} {
+		if strings.Contains(page, leak) {
+			t.Errorf("the overview holds %q", leak)
+		}
+	}
+
+	// branch1 comes up: the next fetch of the page (what console.js does
+	// every 3 s) shows it active and no longer asks for attention.
+	if err := env.srv.store.UpdateConnectorSeen(t.Context(), env.tenant.ID, env.branch.ID, time.Now(), "192.0.2.1:4000", "branch1", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	_, page = admin.do("GET", cloudURL+"/admin/", nil)
+	if row := section(page, "connectors"); !strings.Contains(row[strings.Index(row, `id="connector-c_branch1"`):], `class="status-active">active<`) {
+		t.Errorf("branch1 is not shown active after its heartbeat:\n%s", row)
+	}
+	if strings.Contains(section(page, "attention"), "is inactive") {
+		t.Errorf("the attention section still lists branch1 as inactive:\n%s", section(page, "attention"))
+	}
+}
+
+func mustApp(t *testing.T, env *overviewEnv, name string) store.Application {
+	t.Helper()
+	a, err := env.srv.store.AppByName(t.Context(), env.tenant.ID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
