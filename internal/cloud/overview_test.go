@@ -208,29 +208,39 @@ func TestOverviewAPI(t *testing.T) {
 }
 
 // TestOverviewForgetsDeleted: an application deleted drops out of the
-// overview and its series goes from the history.
+// overview and its series goes from the history: at once when deleted
+// through this instance, at the next overview when deleted elsewhere
+// (another instance: here, the store directly).
 func TestOverviewForgetsDeleted(t *testing.T) {
 	env := startOverview(t)
 	env.get(t, "ok")
+	env.get(t, "down")
 	tok := login(t, env.srv, "admin@contoso.com", testPassword)
-	ok, err := env.srv.store.AppByName(t.Context(), env.tenant.ID, "ok")
-	if err != nil {
-		t.Fatal(err)
+	has := func(name string) bool {
+		_, found := env.srv.history.series.Load(historyKey{appSeries, env.tenant.ID, mustApp(t, env, name).ID})
+		return found
 	}
-	key := historyKey{appSeries, env.tenant.ID, ok.ID}
-	if _, found := env.srv.history.series.Load(key); !found {
-		t.Fatal("the request to ok left no series")
+	okKey := historyKey{appSeries, env.tenant.ID, mustApp(t, env, "ok").ID}
+	if !has("ok") || !has("down") {
+		t.Fatal("the requests to ok and down left no series")
 	}
 	if rec, eb := call(t, env.srv, "DELETE", "/apps/ok", tok, nil); rec.Code != 204 {
 		t.Fatalf("delete ok: %d %s", rec.Code, eb.Error.Message)
 	}
+	if _, found := env.srv.history.series.Load(okKey); found {
+		t.Error("the series of ok, deleted through the API, is still kept")
+	}
+	downKey := historyKey{appSeries, env.tenant.ID, mustApp(t, env, "down").ID}
+	if err := env.srv.store.DeleteApp(t.Context(), env.tenant.ID, "down"); err != nil {
+		t.Fatal(err)
+	}
 	for _, a := range overviewOf(t, env.srv, tok).Apps {
-		if a.Name == "ok" {
-			t.Errorf("the overview still shows the deleted application ok")
+		if a.Name == "ok" || a.Name == "down" {
+			t.Errorf("the overview still shows the deleted application %s", a.Name)
 		}
 	}
-	if _, found := env.srv.history.series.Load(key); found {
-		t.Error("the deleted application's series is still kept")
+	if _, found := env.srv.history.series.Load(downKey); found {
+		t.Error("the series of down, deleted elsewhere, is still kept after the overview")
 	}
 }
 
