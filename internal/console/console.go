@@ -130,6 +130,12 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/connectors/{id}/move", c.moveConnector},
 		{"GET " + Prefix + "/connectors/{id}/delete", c.deleteConnectorPage},
 		{"POST " + Prefix + "/connectors/{id}/delete", c.deleteConnector},
+		{"GET " + Prefix + "/groups", c.groupsPage},
+		{"POST " + Prefix + "/groups", c.createGroup},
+		{"GET " + Prefix + "/groups/{name}", c.groupPage},
+		{"POST " + Prefix + "/groups/{name}/rename", c.renameGroup},
+		{"GET " + Prefix + "/groups/{name}/delete", c.deleteGroupPage},
+		{"POST " + Prefix + "/groups/{name}/delete", c.deleteGroup},
 	}
 }
 
