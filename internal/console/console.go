@@ -136,6 +136,10 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/groups/{name}/rename", c.renameGroup},
 		{"GET " + Prefix + "/groups/{name}/delete", c.deleteGroupPage},
 		{"POST " + Prefix + "/groups/{name}/delete", c.deleteGroup},
+		{"GET " + Prefix + "/tokens", c.tokensPage},
+		{"POST " + Prefix + "/tokens", c.createToken},
+		{"GET " + Prefix + "/tokens/{id}/revoke", c.revokeTokenPage},
+		{"POST " + Prefix + "/tokens/{id}/revoke", c.revokeToken},
 	}
 }
 
