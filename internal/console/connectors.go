@@ -136,7 +136,7 @@ const maxField = 1024
 func formValue(r *http.Request, name string) string {
 	v := strings.TrimSpace(r.PostFormValue(name))
 	if len(v) > maxField {
-		v = v[:maxField]
+		v = strings.ToValidUTF8(v[:maxField], "")
 	}
 	return v
 }
