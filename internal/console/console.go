@@ -73,7 +73,10 @@ type Config struct {
 	CheckCSRF func(r *http.Request) error
 	// Origin is the cloud's own origin, https://CLOUDNAME[:PORT].
 	Origin string
-	Log    *slog.Logger
+	// CAFingerprint is the cloud CA's "sha256:HEX" fingerprint, for the
+	// ready 'connector register' command of a new registration token.
+	CAFingerprint string
+	Log           *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -122,6 +125,21 @@ type route struct {
 func (c *Console) routes() []route {
 	return []route{
 		{"GET " + Prefix + "/{$}", c.overviewPage},
+		{"GET " + Prefix + "/connectors", c.connectorsPage},
+		{"GET " + Prefix + "/connectors/{id}", c.connectorPage},
+		{"POST " + Prefix + "/connectors/{id}/move", c.moveConnector},
+		{"GET " + Prefix + "/connectors/{id}/delete", c.deleteConnectorPage},
+		{"POST " + Prefix + "/connectors/{id}/delete", c.deleteConnector},
+		{"GET " + Prefix + "/groups", c.groupsPage},
+		{"POST " + Prefix + "/groups", c.createGroup},
+		{"GET " + Prefix + "/groups/{name}", c.groupPage},
+		{"POST " + Prefix + "/groups/{name}/rename", c.renameGroup},
+		{"GET " + Prefix + "/groups/{name}/delete", c.deleteGroupPage},
+		{"POST " + Prefix + "/groups/{name}/delete", c.deleteGroup},
+		{"GET " + Prefix + "/tokens", c.tokensPage},
+		{"POST " + Prefix + "/tokens", c.createToken},
+		{"GET " + Prefix + "/tokens/{id}/revoke", c.revokeTokenPage},
+		{"POST " + Prefix + "/tokens/{id}/revoke", c.revokeToken},
 	}
 }
 
