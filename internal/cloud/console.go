@@ -27,11 +27,12 @@ func (s *Server) newConsole(api http.Handler) *console.Console {
 		As: func(ctx context.Context, u console.User) context.Context {
 			return context.WithValue(ctx, consoleUserKey{}, u)
 		},
-		CSRFToken: s.csrfToken,
-		CheckCSRF: s.checkCSRF,
-		Origin:    s.origin(s.settings.Name),
-		Log:       s.log,
-		Now:       s.now,
+		CSRFToken:   s.csrfToken,
+		CheckCSRF:   s.checkCSRF,
+		Origin:      s.origin(s.settings.Name),
+		RedirectURI: s.redirectURI(),
+		Log:         s.log,
+		Now:         s.now,
 	})
 }
 

@@ -73,6 +73,10 @@ type Config struct {
 	CheckCSRF func(r *http.Request) error
 	// Origin is the cloud's own origin, https://CLOUDNAME[:PORT].
 	Origin string
+	// RedirectURI is the address an OpenID provider sends the browser
+	// back to (https://CLOUDNAME[:PORT]/signin/oidc/callback): the
+	// identity provider page shows it to copy even before one is set.
+	RedirectURI string
 	Log    *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -122,6 +126,17 @@ type route struct {
 func (c *Console) routes() []route {
 	return []route{
 		{"GET " + Prefix + "/{$}", c.overviewPage},
+		{"GET " + Prefix + "/apps", c.appsPage},
+		{"GET " + Prefix + "/apps/new", c.newAppPage},
+		{"POST " + Prefix + "/apps", c.createApp},
+		{"GET " + Prefix + "/apps/{name}", c.appPage},
+		{"POST " + Prefix + "/apps/{name}", c.updateApp},
+		{"POST " + Prefix + "/apps/{name}/test", c.testApp},
+		{"GET " + Prefix + "/apps/{name}/delete", c.deleteAppPage},
+		{"POST " + Prefix + "/apps/{name}/delete", c.deleteApp},
+		{"POST " + Prefix + "/apps/{name}/assignments", c.assign},
+		{"GET " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassignPage},
+		{"POST " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassign},
 	}
 }
 
