@@ -257,7 +257,7 @@ type appTestView struct {
 	Diagnosis api.AppDiagnosis
 	Steps     []testStep
 	Failed    bool
-	Warned    bool // a step passed with a warning
+	Warned    bool            // a step passed with a warning
 	Errors    []api.EdgeError // the last ones, newest first
 }
 

@@ -77,7 +77,7 @@ type Config struct {
 	// back to (https://CLOUDNAME[:PORT]/signin/oidc/callback): the
 	// identity provider page shows it to copy even before one is set.
 	RedirectURI string
-	Log    *slog.Logger
+	Log         *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
