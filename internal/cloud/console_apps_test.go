@@ -68,7 +68,13 @@ func wantIn(t *testing.T, page string, wants ...string) {
 // shows it (HTML-escaped), with the status.
 func apiMessage(t *testing.T, env *preauthEnv, method, path string, body any) (int, string) {
 	t.Helper()
-	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	return apiMessageAs(t, env, "admin@contoso.com", method, path, body)
+}
+
+// apiMessageAs is apiMessage for user.
+func apiMessageAs(t *testing.T, env *preauthEnv, user, method, path string, body any) (int, string) {
+	t.Helper()
+	tok := login(t, env.srv, user, testPassword)
 	rec, eb := call(t, env.srv, method, path, tok, body)
 	if rec.Code < 400 {
 		t.Fatalf("%s %s was accepted (%d): the test needs a refusal", method, path, rec.Code)
@@ -192,4 +198,129 @@ func mustApp(t *testing.T, env *preauthEnv, name string) struct{ ID string } {
 		t.Fatal(err)
 	}
 	return struct{ ID string }{a.ID}
+}
+
+// TestConsoleUsers: the users pages show the API's users with their role,
+// status, account and second factor, create one (a refusal keeps what was
+// typed, never the password), disable, enable, reset the second factor
+// and delete after a confirmation; the API's refusal of an action on the
+// administrator's own account is shown on the page.
+func TestConsoleUsers(t *testing.T) {
+	env := startMyApps(t)
+	ctx := t.Context()
+	st := env.srv.store
+	b := adminBrowser(t, env, "admin@contoso.com")
+
+	page, _ := b.page("/admin/users", 200)
+	wantIn(t, page, `id="user-alice@contoso.com"`, `href="/admin/users/alice@contoso.com"`, "Global Administrator", "Alice")
+	if strings.Contains(page, "fabrikam") {
+		t.Errorf("the list shows fabrikam.com's users:\n%s", page)
+	}
+
+	page, csrf := b.page("/admin/users/new", 200)
+	wantIn(t, page, `type="password"`, `<option value="user" selected>`)
+	bad := url.Values{"name": {"carol@contoso.com"}, "password": {"short"}, "role": {"app-admin"}, "email": {"carol@contoso.com"}, "display_name": {"Carol"}}
+	status, msg := apiMessage(t, env, "POST", "/users", api.CreateUserRequest{Name: "carol@contoso.com", Role: "app-admin", Password: "short"})
+	page = b.post("/admin/users", csrf, bad, status)
+	wantIn(t, page, `id="error"`, msg, `value="carol@contoso.com"`, `value="Carol"`, `<option value="app-admin" selected>`)
+	if strings.Contains(page, `value="short"`) {
+		t.Error("the refused form shows the password typed")
+	}
+	bad.Set("password", testPassword)
+	page = b.post("/admin/users", csrf, bad, http.StatusSeeOther)
+	wantIn(t, page, "Created the user carol@contoso.com (Application Administrator)", "<h1>User carol@contoso.com</h1>", `id="user-mfa">none`)
+	carol, err := st.UserByName(ctx, "carol@contoso.com")
+	if err != nil || carol.Role != "app-admin" || carol.DisplayName != "Carol" || carol.Email != "carol@contoso.com" {
+		t.Fatalf("the store's carol: %+v, %v", carol, err)
+	}
+
+	page = b.post("/admin/users/carol@contoso.com/disable", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Disabled the user carol@contoso.com (0 sessions ended)", `id="user-status"><span class="bad">disabled`)
+	if u, _ := st.UserByName(ctx, "carol@contoso.com"); !u.Disabled {
+		t.Fatal("carol is not disabled in the store")
+	}
+	page = b.post("/admin/users/carol@contoso.com/enable", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Enabled the user carol@contoso.com.", `id="user-status">enabled`)
+	page = b.post("/admin/users/carol@contoso.com/reset-mfa", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Reset the second factor of the user carol@contoso.com")
+
+	// The API refuses an action on one's own account: its sentence, its status.
+	status, msg = apiMessage(t, env, "POST", "/users/admin@contoso.com/disable", nil)
+	page = b.post("/admin/users/admin@contoso.com/disable", csrf, nil, status)
+	wantIn(t, page, `id="error"`, msg, "<h1>User admin@contoso.com</h1>")
+
+	page, csrf = b.page("/admin/users/carol@contoso.com/delete", 200)
+	wantIn(t, page, `action="/admin/users/carol@contoso.com/delete"`, "cannot be undone")
+	page = b.post("/admin/users/carol@contoso.com/delete", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Deleted the user carol@contoso.com")
+	if _, err := st.UserByName(ctx, "carol@contoso.com"); err == nil {
+		t.Fatal("carol is still in the store")
+	}
+}
+
+// TestConsoleUserGroups: the user groups pages list, create (a refusal
+// keeps the name typed), add and remove members and delete after a
+// confirmation; an Application Administrator gets the API's refusal, 403.
+func TestConsoleUserGroups(t *testing.T) {
+	env := startMyApps(t)
+	ctx := t.Context()
+	st := env.srv.store
+	b := adminBrowser(t, env, "admin@contoso.com")
+
+	page, csrf := b.page("/admin/user-groups", 200)
+	wantIn(t, page, `id="user-group-Staff"`, `href="/admin/user-groups/Staff"`)
+	status, msg := apiMessage(t, env, "POST", "/user-groups", api.CreateUserGroupRequest{Name: "Staff"})
+	page = b.post("/admin/user-groups", csrf, url.Values{"name": {"Staff"}}, status)
+	wantIn(t, page, `id="error"`, msg, `value="Staff"`)
+	page = b.post("/admin/user-groups", csrf, url.Values{"name": {"Finance"}}, http.StatusSeeOther)
+	wantIn(t, page, "Created the user group &#39;Finance&#39;", "<h1>User group Finance</h1>", "No member yet")
+
+	status, msg = apiMessage(t, env, "POST", "/user-groups/Finance/members", api.AddMemberRequest{User: "nobody@contoso.com"})
+	page = b.post("/admin/user-groups/Finance/members", csrf, url.Values{"user": {"nobody@contoso.com"}}, status)
+	wantIn(t, page, `id="error"`, msg, `value="nobody@contoso.com"`)
+	page = b.post("/admin/user-groups/Finance/members", csrf, url.Values{"user": {"bob@contoso.com"}}, http.StatusSeeOther)
+	wantIn(t, page, "Added bob@contoso.com to the user group &#39;Finance&#39; (1 member)", `id="member-bob@contoso.com"`)
+	g, err := st.UserGroupByName(ctx, env.tenant.ID, "Finance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := st.ListUserGroupMembers(ctx, env.tenant.ID, g.ID); err != nil || len(ms) != 1 || ms[0].ID != env.bob.ID {
+		t.Fatalf("Finance's members in the store: %+v, %v", ms, err)
+	}
+	page = b.post("/admin/user-groups/Finance/members/bob@contoso.com/remove", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Removed bob@contoso.com from the user group &#39;Finance&#39; (0 members)", "No member yet")
+
+	page, csrf = b.page("/admin/user-groups/Finance/delete", 200)
+	wantIn(t, page, `action="/admin/user-groups/Finance/delete"`)
+	page = b.post("/admin/user-groups/Finance/delete", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Deleted the user group &#39;Finance&#39;")
+	if _, err := st.UserGroupByName(ctx, env.tenant.ID, "Finance"); err == nil {
+		t.Fatal("Finance is still in the store")
+	}
+
+	// An Application Administrator: the API's 403 sentence, not a crash.
+	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, env.srv, "POST", "/users", tok, api.CreateUserRequest{Name: "dan@contoso.com", Role: "app-admin", Password: testPassword}); rec.Code != 201 {
+		t.Fatalf("create dan: %d %s", rec.Code, eb.Error.Message)
+	}
+	dan := adminBrowser(t, env, "dan@contoso.com")
+	page, csrf = dan.page("/admin/user-groups", 200)
+	wantIn(t, page, `id="user-group-Staff"`, "Only Global Administrators change user groups")
+	status, msg = apiMessageAs(t, env, "dan@contoso.com", "POST", "/user-groups", api.CreateUserGroupRequest{Name: "Sales"})
+	if status != http.StatusForbidden {
+		t.Fatalf("POST /user-groups as an Application Administrator: %d, want 403", status)
+	}
+	page = dan.post("/admin/user-groups", csrf, url.Values{"name": {"Sales"}}, http.StatusForbidden)
+	wantIn(t, page, `id="error"`, msg, `value="Sales"`)
+	page = dan.post("/admin/user-groups/Staff/members", csrf, url.Values{"user": {"bob@contoso.com"}}, http.StatusForbidden)
+	wantIn(t, page, `id="error"`, msg, `id="member-alice@contoso.com"`)
+	page = dan.post("/admin/user-groups/Staff/delete", csrf, nil, http.StatusForbidden)
+	wantIn(t, page, msg)
+	if _, err := st.UserGroupByName(ctx, env.tenant.ID, "Sales"); err == nil {
+		t.Fatal("an Application Administrator created a user group")
+	}
+	// The users list is open to Application Administrators, a user's page is not.
+	dan.page("/admin/users", 200)
+	page, _ = dan.page("/admin/users/alice@contoso.com", http.StatusForbidden)
+	wantIn(t, page, "Global Administrator")
 }

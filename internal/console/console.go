@@ -137,6 +137,20 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/apps/{name}/assignments", c.assign},
 		{"GET " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassignPage},
 		{"POST " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassign},
+		{"GET " + Prefix + "/users", c.usersPage},
+		{"GET " + Prefix + "/users/new", c.newUserPage},
+		{"POST " + Prefix + "/users", c.createUser},
+		{"GET " + Prefix + "/users/{name}", c.userPage},
+		{"POST " + Prefix + "/users/{name}/{action}", c.userAction},
+		{"GET " + Prefix + "/users/{name}/delete", c.deleteUserPage},
+		{"POST " + Prefix + "/users/{name}/delete", c.deleteUser},
+		{"GET " + Prefix + "/user-groups", c.userGroupsPage},
+		{"POST " + Prefix + "/user-groups", c.createUserGroup},
+		{"GET " + Prefix + "/user-groups/{name}", c.userGroupPage},
+		{"POST " + Prefix + "/user-groups/{name}/members", c.addMember},
+		{"POST " + Prefix + "/user-groups/{name}/members/{user}/remove", c.removeMember},
+		{"GET " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroupPage},
+		{"POST " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroup},
 	}
 }
 
