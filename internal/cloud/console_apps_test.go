@@ -324,3 +324,60 @@ func TestConsoleUserGroups(t *testing.T) {
 	page, _ = dan.page("/admin/users/alice@contoso.com", http.StatusForbidden)
 	wantIn(t, page, "Global Administrator")
 }
+
+// TestConsoleIdentityProvider: the identity provider page shows the
+// redirect URI to copy before any provider is set, sets one (a refusal
+// keeps what was typed, never the secret), shows it without its secret,
+// and removes it after a confirmation; an Application Administrator gets
+// the API's 403 sentence.
+func TestConsoleIdentityProvider(t *testing.T) {
+	env := startMyApps(t)
+	ctx := t.Context()
+	st := env.srv.store
+	idp := startFakeIdP(t)
+	b := adminBrowser(t, env, "admin@contoso.com")
+	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, env.srv, "POST", "/users", tok, api.CreateUserRequest{Name: "dan@contoso.com", Role: "app-admin", Password: testPassword}); rec.Code != 201 {
+		t.Fatalf("create dan: %d %s", rec.Code, eb.Error.Message)
+	}
+	dan := adminBrowser(t, env, "dan@contoso.com") // before the provider: then it signs in there
+
+	page, csrf := b.page("/admin/idp", 200)
+	wantIn(t, page, `id="no-idp"`, `<code id="redirect-uri">`+env.srv.redirectURI()+`</code>`, `data-copy="redirect-uri"`, `value="groups"`)
+
+	form := url.Values{"issuer": {strings.TrimSuffix(idp.issuer, "/")}, "client_id": {fakeClientID}, "client_secret": {fakeClientSecret},
+		"groups_claim": {"roles"}, "email_claim": {""}, "ca_pem": {string(idp.caPEM)}}
+	roles := "roles"
+	status, msg := apiMessage(t, env, "PUT", "/idp", api.SetIdentityProviderRequest{Issuer: form.Get("issuer"), ClientID: fakeClientID,
+		ClientSecret: fakeClientSecret, CAPEM: string(idp.caPEM), GroupsClaim: &roles})
+	page = b.post("/admin/idp", csrf, form, status)
+	wantIn(t, page, `id="error"`, msg, `value="`+form.Get("issuer")+`"`, `value="roles"`, `id="no-idp"`)
+	if strings.Contains(page, fakeClientSecret) {
+		t.Error("the refused form shows the client secret")
+	}
+
+	form.Set("issuer", idp.issuer)
+	page = b.post("/admin/idp", csrf, form, http.StatusSeeOther)
+	wantIn(t, page, "Sign-in for your tenant&#39;s applications now goes to "+idp.issuer, `<dd id="idp-issuer">`+idp.issuer+`</dd>`,
+		`<dd id="idp-groups-claim">roles</dd>`, `<dd id="idp-client-id">`+fakeClientID+`</dd>`, env.srv.redirectURI())
+	if strings.Contains(page, fakeClientSecret) {
+		t.Error("the page shows the client secret")
+	}
+	p, err := st.IdentityProviderOf(ctx, env.tenant.ID)
+	if err != nil || p.Issuer != idp.issuer || p.ClientID != fakeClientID || p.GroupsClaim != "roles" {
+		t.Fatalf("the store's provider: %+v, %v", p, err)
+	}
+
+	// An Application Administrator: the API's refusal.
+	status, msg = apiMessageAs(t, env, "dan@contoso.com", "GET", "/idp", nil)
+	page, _ = dan.page("/admin/idp", status)
+	wantIn(t, page, `id="error"`, msg)
+
+	page, csrf = b.page("/admin/idp/delete", 200)
+	wantIn(t, page, idp.issuer, `action="/admin/idp/delete"`)
+	page = b.post("/admin/idp/delete", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Removed the identity provider", `id="no-idp"`)
+	if _, err := st.IdentityProviderOf(ctx, env.tenant.ID); err == nil {
+		t.Fatal("the provider is still in the store")
+	}
+}

@@ -143,11 +143,12 @@ func (f appForm) externalHost() string {
 	return f.HostName + "." + f.HostDomain
 }
 
-// formError returns the sentence of an API refusal (a status below 500)
-// to show next to the form, or "" and err for anything else.
+// apiRefusal returns the API's refusal of a form, to show next to the
+// form with its sentence and status, or nil and err when err is no
+// refusal (an internal error, shown as the error page).
 func apiRefusal(err error) (*APIError, error) {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Status < 500 {
+	if errors.As(err, &ae) && ae.Code != "internal" && ae.Code != "api_error" {
 		return ae, nil
 	}
 	return nil, err

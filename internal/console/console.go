@@ -151,6 +151,10 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/user-groups/{name}/members/{user}/remove", c.removeMember},
 		{"GET " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroupPage},
 		{"POST " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroup},
+		{"GET " + Prefix + "/idp", c.idpPage},
+		{"POST " + Prefix + "/idp", c.setIdP},
+		{"GET " + Prefix + "/idp/delete", c.deleteIdPPage},
+		{"POST " + Prefix + "/idp/delete", c.deleteIdP},
 	}
 }
 
