@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"encoding/json"
 	"html"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/dnstest"
 )
 
 // adminBrowser signs the contoso.com administrator in at the start page.
@@ -379,5 +381,78 @@ func TestConsoleIdentityProvider(t *testing.T) {
 	wantIn(t, page, "Removed the identity provider", `id="no-idp"`)
 	if _, err := st.IdentityProviderOf(ctx, env.tenant.ID); err == nil {
 		t.Fatal("the provider is still in the store")
+	}
+}
+
+// TestConsoleDomains: the domains page adds a domain and shows the TXT
+// record to create (with copy buttons), shows the API's sentence when
+// Verify finds no record, proves it when the record is there, offers it on
+// the new-application form, and deletes it after a confirmation (the
+// API's refusal while an application is published under it shown).
+func TestConsoleDomains(t *testing.T) {
+	env := startMyApps(t)
+	ctx := t.Context()
+	st := env.srv.store
+	z := dnstest.Start(t)
+	env.srv.resolver = txtResolver{addr: z.Addr()}
+	if _, err := st.TenantByDomain(ctx, "contoso.com"); err != nil { // orders the write before the handlers' store calls
+		t.Fatal(err)
+	}
+	b := adminBrowser(t, env, "admin@contoso.com")
+
+	page, csrf := b.page("/admin/domains", 200)
+	wantIn(t, page, "No domain yet", `id="domain"`)
+	page = b.post("/admin/domains", csrf, url.Values{"domain": {"apps.contoso.com"}}, http.StatusSeeOther)
+	claim, err := st.DomainOf(ctx, env.tenant.ID, "apps.contoso.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []api.Domain
+	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	if rec, _ := call(t, env.srv, "GET", "/domains", tok, nil); rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &ds) != nil || len(ds) != 1 {
+		t.Fatalf("GET /domains: %d %s", rec.Code, rec.Body)
+	}
+	d := ds[0]
+	wantIn(t, page, "Added apps.contoso.com: create the TXT record _sallyport.apps.contoso.com", `id="domain-apps.contoso.com"`, "pending",
+		`<code id="txt-name-0">_sallyport.apps.contoso.com</code>`, `<code id="txt-value-0">`+d.TXTValue+`</code>`,
+		`data-copy="txt-name-0"`, `data-copy="txt-value-0"`, `action="/admin/domains/apps.contoso.com/verify"`)
+	if claim.Verified() {
+		t.Fatal("the claim is verified before any record")
+	}
+
+	status, msg := apiMessage(t, env, "POST", "/domains", api.CreateDomainRequest{Domain: "apps.contoso.com"})
+	page = b.post("/admin/domains", csrf, url.Values{"domain": {"apps.contoso.com"}}, status)
+	wantIn(t, page, `id="error"`, msg, `value="apps.contoso.com"`)
+
+	status, msg = apiMessage(t, env, "POST", "/domains/apps.contoso.com/verify", nil)
+	page = b.post("/admin/domains/apps.contoso.com/verify", csrf, nil, status)
+	wantIn(t, page, `id="error" data-domain="apps.contoso.com"`, msg, "No TXT record _sallyport.apps.contoso.com was found")
+
+	z.SetTXT("_sallyport.apps.contoso.com", d.TXTValue)
+	page = b.post("/admin/domains/apps.contoso.com/verify", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "apps.contoso.com is proven", "proven")
+	if claim, _ := st.DomainOf(ctx, env.tenant.ID, "apps.contoso.com"); !claim.Verified() {
+		t.Fatal("the claim is not verified in the store")
+	}
+
+	// The new-application form offers it; an application published under it.
+	page, csrf = b.page("/admin/apps/new", 200)
+	wantIn(t, page, `<option value="apps.contoso.com">under apps.contoso.com (proven)</option>`)
+	b.post("/admin/apps", csrf, url.Values{"name": {"hr2"}, "internal_url": {"http://hr2.corp/"}, "host_domain": {"apps.contoso.com"}, "host_name": {"hr"},
+		"group": {"Default"}, "timeout": {"default"}, "preauth": {"sallyport"}}, http.StatusSeeOther)
+	if a, err := st.AppByName(ctx, env.tenant.ID, "hr2"); err != nil || a.ExternalHost != "hr.apps.contoso.com" {
+		t.Fatalf("hr2 in the store: %+v, %v", a, err)
+	}
+
+	page, csrf = b.page("/admin/domains/apps.contoso.com/delete", 200)
+	wantIn(t, page, `action="/admin/domains/apps.contoso.com/delete"`, "no application can be published under it")
+	status, msg = apiMessage(t, env, "DELETE", "/domains/apps.contoso.com", nil)
+	page = b.post("/admin/domains/apps.contoso.com/delete", csrf, nil, status)
+	wantIn(t, page, `id="error"`, msg)
+	b.post("/admin/apps/hr2/delete", csrf, nil, http.StatusSeeOther)
+	page = b.post("/admin/domains/apps.contoso.com/delete", csrf, nil, http.StatusSeeOther)
+	wantIn(t, page, "Deleted the domain apps.contoso.com", "No domain yet")
+	if _, err := st.DomainOf(ctx, env.tenant.ID, "apps.contoso.com"); err == nil {
+		t.Fatal("the domain is still in the store")
 	}
 }

@@ -155,6 +155,11 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/idp", c.setIdP},
 		{"GET " + Prefix + "/idp/delete", c.deleteIdPPage},
 		{"POST " + Prefix + "/idp/delete", c.deleteIdP},
+		{"GET " + Prefix + "/domains", c.domainsPage},
+		{"POST " + Prefix + "/domains", c.addDomain},
+		{"POST " + Prefix + "/domains/{domain}/verify", c.verifyDomain},
+		{"GET " + Prefix + "/domains/{domain}/delete", c.deleteDomainPage},
+		{"POST " + Prefix + "/domains/{domain}/delete", c.deleteDomain},
 	}
 }
 
