@@ -34,6 +34,7 @@ func (s *Server) newConsole(api http.Handler) *console.Console {
 		CAFingerprint: s.caFingerprint(),
 		Log:           s.log,
 		Now:           s.now,
+		RedirectURI:   s.redirectURI(),
 	})
 }
 

@@ -76,7 +76,11 @@ type Config struct {
 	// CAFingerprint is the cloud CA's "sha256:HEX" fingerprint, for the
 	// ready 'connector register' command of a new registration token.
 	CAFingerprint string
-	Log           *slog.Logger
+	// RedirectURI is the address an OpenID provider sends the browser
+	// back to (https://CLOUDNAME[:PORT]/signin/oidc/callback): the
+	// identity provider page shows it to copy even before one is set.
+	RedirectURI string
+	Log         *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -140,6 +144,40 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/tokens", c.createToken},
 		{"GET " + Prefix + "/tokens/{id}/revoke", c.revokeTokenPage},
 		{"POST " + Prefix + "/tokens/{id}/revoke", c.revokeToken},
+		{"GET " + Prefix + "/apps", c.appsPage},
+		{"GET " + Prefix + "/apps/new", c.newAppPage},
+		{"POST " + Prefix + "/apps", c.createApp},
+		{"GET " + Prefix + "/apps/{name}", c.appPage},
+		{"POST " + Prefix + "/apps/{name}", c.updateApp},
+		{"POST " + Prefix + "/apps/{name}/test", c.testApp},
+		{"GET " + Prefix + "/apps/{name}/delete", c.deleteAppPage},
+		{"POST " + Prefix + "/apps/{name}/delete", c.deleteApp},
+		{"POST " + Prefix + "/apps/{name}/assignments", c.assign},
+		{"GET " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassignPage},
+		{"POST " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassign},
+		{"GET " + Prefix + "/users", c.usersPage},
+		{"GET " + Prefix + "/users/new", c.newUserPage},
+		{"POST " + Prefix + "/users", c.createUser},
+		{"GET " + Prefix + "/users/{name}", c.userPage},
+		{"POST " + Prefix + "/users/{name}/{action}", c.userAction},
+		{"GET " + Prefix + "/users/{name}/delete", c.deleteUserPage},
+		{"POST " + Prefix + "/users/{name}/delete", c.deleteUser},
+		{"GET " + Prefix + "/user-groups", c.userGroupsPage},
+		{"POST " + Prefix + "/user-groups", c.createUserGroup},
+		{"GET " + Prefix + "/user-groups/{name}", c.userGroupPage},
+		{"POST " + Prefix + "/user-groups/{name}/members", c.addMember},
+		{"POST " + Prefix + "/user-groups/{name}/members/{user}/remove", c.removeMember},
+		{"GET " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroupPage},
+		{"POST " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroup},
+		{"GET " + Prefix + "/idp", c.idpPage},
+		{"POST " + Prefix + "/idp", c.setIdP},
+		{"GET " + Prefix + "/idp/delete", c.deleteIdPPage},
+		{"POST " + Prefix + "/idp/delete", c.deleteIdP},
+		{"GET " + Prefix + "/domains", c.domainsPage},
+		{"POST " + Prefix + "/domains", c.addDomain},
+		{"POST " + Prefix + "/domains/{domain}/verify", c.verifyDomain},
+		{"GET " + Prefix + "/domains/{domain}/delete", c.deleteDomainPage},
+		{"POST " + Prefix + "/domains/{domain}/delete", c.deleteDomain},
 	}
 }
 
