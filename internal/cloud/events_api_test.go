@@ -109,7 +109,9 @@ func TestEventsAPI(t *testing.T) {
 	fabrikam := login(t, s, "admin@fabrikam.com", testPassword)
 	ops, bob := addOpsAndBob(t, s, contoso)
 	t0 := eventFixture(t, s)
-	rfc := func(m int) string { return url.QueryEscape(t0.Add(time.Duration(m) * time.Minute).Format(time.RFC3339)) }
+	rfc := func(m int) string {
+		return url.QueryEscape(t0.Add(time.Duration(m) * time.Minute).Format(time.RFC3339))
+	}
 
 	tests := []struct {
 		name, token, query, want string
