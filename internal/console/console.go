@@ -122,6 +122,8 @@ type route struct {
 func (c *Console) routes() []route {
 	return []route{
 		{"GET " + Prefix + "/{$}", c.overviewPage},
+		{"GET " + Prefix + "/events", c.eventsPage},
+		{"GET " + Prefix + "/requests", c.requestPage},
 	}
 }
 
