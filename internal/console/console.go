@@ -124,6 +124,7 @@ func (c *Console) routes() []route {
 		{"GET " + Prefix + "/{$}", c.overviewPage},
 		{"GET " + Prefix + "/events", c.eventsPage},
 		{"GET " + Prefix + "/requests", c.requestPage},
+		{"GET " + Prefix + "/updates", c.updatesPage},
 	}
 }
 
