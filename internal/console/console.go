@@ -178,6 +178,9 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/domains/{domain}/verify", c.verifyDomain},
 		{"GET " + Prefix + "/domains/{domain}/delete", c.deleteDomainPage},
 		{"POST " + Prefix + "/domains/{domain}/delete", c.deleteDomain},
+		{"GET " + Prefix + "/events", c.eventsPage},
+		{"GET " + Prefix + "/requests", c.requestPage},
+		{"GET " + Prefix + "/updates", c.updatesPage},
 	}
 }
 
