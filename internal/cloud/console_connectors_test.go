@@ -25,7 +25,7 @@ func (env *preauthEnv) adminBrowser(t *testing.T) *browser {
 
 // post sends a form of the admin center at path (with the CSRF token of
 // the page it was on) and returns the answer, not following a redirect.
-func (b *browser) post(path, onPage string, form url.Values) (*http.Response, string) {
+func (b *browser) postFrom(path, onPage string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
 	form.Set("csrf", csrfOf(b.t, onPage))
 	return b.do("POST", cloudURL+path, form)
@@ -41,9 +41,9 @@ func mustContain(t *testing.T, what, page string, want ...string) {
 	}
 }
 
-// apiMessage is the sentence the admin API answers to method path with
+// apiRefusal is the sentence the admin API answers to method path with
 // body, HTML-escaped as a page shows it, after checking its status.
-func apiMessage(t *testing.T, s *Server, method, path string, body any, status int) string {
+func apiRefusal(t *testing.T, s *Server, method, path string, body any, status int) string {
 	t.Helper()
 	tok := login(t, s, "admin@contoso.com", testPassword)
 	rec, eb := call(t, s, method, path, tok, body)
@@ -101,8 +101,8 @@ func TestConsoleConnectors(t *testing.T) {
 
 	// Moving to a group that does not exist: the API's refusal, next to
 	// the form, with its status; nothing moved.
-	want := apiMessage(t, env.srv, "POST", "/connectors/"+host1.ID+"/move", api.MoveConnectorRequest{Group: "Nowhere"}, 404)
-	resp, moved := admin.post("/admin/connectors/"+host1.ID+"/move", page, url.Values{"group": {"Nowhere"}})
+	want := apiRefusal(t, env.srv, "POST", "/connectors/"+host1.ID+"/move", api.MoveConnectorRequest{Group: "Nowhere"}, 404)
+	resp, moved := admin.postFrom("/admin/connectors/"+host1.ID+"/move", page, url.Values{"group": {"Nowhere"}})
 	if resp.StatusCode != 404 {
 		t.Fatalf("move to a missing group: %s, want 404:\n%s", resp.Status, moved)
 	}
@@ -113,7 +113,7 @@ func TestConsoleConnectors(t *testing.T) {
 	if rec, eb := call(t, env.srv, "POST", "/groups", tok, api.CreateGroupRequest{Name: "Site-B"}); rec.Code != 201 {
 		t.Fatalf("create Site-B: %d %s", rec.Code, eb.Error.Message)
 	}
-	resp, _ = admin.post("/admin/connectors/"+host1.ID+"/move", page, url.Values{"group": {"Site-B"}})
+	resp, _ = admin.postFrom("/admin/connectors/"+host1.ID+"/move", page, url.Values{"group": {"Site-B"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/connectors/"+host1.ID {
 		t.Fatalf("move to Site-B: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
@@ -134,7 +134,7 @@ func TestConsoleConnectors(t *testing.T) {
 	if _, err := st.ConnectorByID(ctx, env.tenant.ID, "c_oldsite"); err != nil {
 		t.Fatalf("the confirmation page deleted the connector: %v", err)
 	}
-	resp, _ = admin.post("/admin/connectors/c_oldsite/delete", confirm, url.Values{})
+	resp, _ = admin.postFrom("/admin/connectors/c_oldsite/delete", confirm, url.Values{})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/connectors" {
 		t.Fatalf("delete: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
@@ -147,8 +147,8 @@ func TestConsoleConnectors(t *testing.T) {
 		t.Errorf("the API after the deletion: %d, want 404", rec.Code)
 	}
 	// Deleting it again: the API's 404, on the error page.
-	want = apiMessage(t, env.srv, "DELETE", "/connectors/c_oldsite", nil, 404)
-	resp, page = admin.post("/admin/connectors/c_oldsite/delete", confirm, url.Values{})
+	want = apiRefusal(t, env.srv, "DELETE", "/connectors/c_oldsite", nil, 404)
+	resp, page = admin.postFrom("/admin/connectors/c_oldsite/delete", confirm, url.Values{})
 	if resp.StatusCode != 404 {
 		t.Fatalf("deleting again: %s, want 404", resp.Status)
 	}

@@ -32,13 +32,13 @@ func TestConsoleGroups(t *testing.T) {
 	}
 
 	// Create: a refusal keeps what was typed; then a group is created.
-	want := apiMessage(t, env.srv, "POST", "/groups", api.CreateGroupRequest{Name: "Bad/Name"}, 400)
-	resp, bad := admin.post("/admin/groups", page, url.Values{"name": {"Bad/Name"}})
+	want := apiRefusal(t, env.srv, "POST", "/groups", api.CreateGroupRequest{Name: "Bad/Name"}, 400)
+	resp, bad := admin.postFrom("/admin/groups", page, url.Values{"name": {"Bad/Name"}})
 	if resp.StatusCode != 400 {
 		t.Fatalf("create a bad name: %s, want 400:\n%s", resp.Status, bad)
 	}
 	mustContain(t, "the refused create", bad, `id="error"`, want, `value="Bad/Name"`)
-	resp, _ = admin.post("/admin/groups", page, url.Values{"name": {"Berlin DC"}})
+	resp, _ = admin.postFrom("/admin/groups", page, url.Values{"name": {"Berlin DC"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/groups/Berlin%20DC" {
 		t.Fatalf("create Berlin DC: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
@@ -52,8 +52,8 @@ func TestConsoleGroups(t *testing.T) {
 		t.Fatalf("Berlin DC in the store: %v", err)
 	}
 	// Creating it again: the API's 409.
-	want = apiMessage(t, env.srv, "POST", "/groups", api.CreateGroupRequest{Name: "Berlin DC"}, 409)
-	resp, bad = admin.post("/admin/groups", page, url.Values{"name": {"Berlin DC"}})
+	want = apiRefusal(t, env.srv, "POST", "/groups", api.CreateGroupRequest{Name: "Berlin DC"}, 409)
+	resp, bad = admin.postFrom("/admin/groups", page, url.Values{"name": {"Berlin DC"}})
 	if resp.StatusCode != 409 {
 		t.Fatalf("create Berlin DC again: %s, want 409", resp.Status)
 	}
@@ -62,13 +62,13 @@ func TestConsoleGroups(t *testing.T) {
 	// Rename: refused for Default, then done.
 	_, defPage := admin.do("GET", cloudURL+"/admin/groups/Default", nil)
 	mustContain(t, "Default's page", defPage, `id="connector-`, `<a href="/admin/apps/web">web</a>`)
-	want = apiMessage(t, env.srv, "PATCH", "/groups/Default", api.UpdateGroupRequest{Name: "Main"}, 409)
-	resp, bad = admin.post("/admin/groups/Default/rename", defPage, url.Values{"name": {"Main"}})
+	want = apiRefusal(t, env.srv, "PATCH", "/groups/Default", api.UpdateGroupRequest{Name: "Main"}, 409)
+	resp, bad = admin.postFrom("/admin/groups/Default/rename", defPage, url.Values{"name": {"Main"}})
 	if resp.StatusCode != 409 {
 		t.Fatalf("rename Default: %s, want 409:\n%s", resp.Status, bad)
 	}
 	mustContain(t, "the refused rename", bad, `id="error"`, want, `value="Main"`)
-	resp, _ = admin.post("/admin/groups/Berlin%20DC/rename", page, url.Values{"name": {"Berlin-DC"}})
+	resp, _ = admin.postFrom("/admin/groups/Berlin%20DC/rename", page, url.Values{"name": {"Berlin-DC"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/groups/Berlin-DC" {
 		t.Fatalf("rename to Berlin-DC: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
@@ -90,8 +90,8 @@ func TestConsoleGroups(t *testing.T) {
 		t.Fatalf("delete confirmation: %s:\n%s", resp.Status, confirm)
 	}
 	mustContain(t, "the delete confirmation", confirm, "It has 1 connectors", `action="/admin/groups/Berlin-DC/delete"`)
-	want = apiMessage(t, env.srv, "DELETE", "/groups/Berlin-DC", nil, 409)
-	resp, bad = admin.post("/admin/groups/Berlin-DC/delete", confirm, url.Values{})
+	want = apiRefusal(t, env.srv, "DELETE", "/groups/Berlin-DC", nil, 409)
+	resp, bad = admin.postFrom("/admin/groups/Berlin-DC/delete", confirm, url.Values{})
 	if resp.StatusCode != 409 {
 		t.Fatalf("delete a group with a connector: %s, want 409:\n%s", resp.Status, bad)
 	}
@@ -100,7 +100,7 @@ func TestConsoleGroups(t *testing.T) {
 	if rec, eb := call(t, env.srv, "POST", "/connectors/"+cs[0].ID+"/move", tok, api.MoveConnectorRequest{Group: "Default"}); rec.Code != 200 {
 		t.Fatalf("move back: %d %s", rec.Code, eb.Error.Message)
 	}
-	resp, _ = admin.post("/admin/groups/Berlin-DC/delete", confirm, url.Values{})
+	resp, _ = admin.postFrom("/admin/groups/Berlin-DC/delete", confirm, url.Values{})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/groups" {
 		t.Fatalf("delete Berlin-DC: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}

@@ -36,34 +36,34 @@ func TestConsoleTokens(t *testing.T) {
 		`<label for="lifetime">`, `id="lifetime" name="lifetime" value="24h"`, `<label for="uses">`, `value="1"`)
 
 	// Refusals: a lifetime the form cannot read, then what the API refuses.
-	resp, bad := admin.post("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"forever"}, "uses": {"1"}})
+	resp, bad := admin.postFrom("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"forever"}, "uses": {"1"}})
 	if resp.StatusCode != 400 {
 		t.Fatalf("lifetime forever: %s, want 400", resp.Status)
 	}
 	mustContain(t, "lifetime forever", bad, `id="error"`, "&#34;forever&#34; is not a token lifetime", `value="forever"`)
 	long := int64(45 * 86400)
-	want := apiMessage(t, env.srv, "POST", "/tokens", api.CreateRegistrationTokenRequest{ExpiresInSeconds: &long}, 400)
-	resp, bad = admin.post("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"45d"}, "uses": {"1"}})
+	want := apiRefusal(t, env.srv, "POST", "/tokens", api.CreateRegistrationTokenRequest{ExpiresInSeconds: &long}, 400)
+	resp, bad = admin.postFrom("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"45d"}, "uses": {"1"}})
 	if resp.StatusCode != 400 {
 		t.Fatalf("lifetime 45d: %s, want 400", resp.Status)
 	}
 	mustContain(t, "lifetime 45d", bad, want, `value="45d"`)
 	many := 99999
-	want = apiMessage(t, env.srv, "POST", "/tokens", api.CreateRegistrationTokenRequest{MaxUses: &many}, 400)
-	resp, bad = admin.post("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"1h"}, "uses": {"99999"}})
+	want = apiRefusal(t, env.srv, "POST", "/tokens", api.CreateRegistrationTokenRequest{MaxUses: &many}, 400)
+	resp, bad = admin.postFrom("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"1h"}, "uses": {"99999"}})
 	if resp.StatusCode != 400 {
 		t.Fatalf("99999 uses: %s, want 400", resp.Status)
 	}
 	mustContain(t, "99999 uses", bad, want)
-	want = apiMessage(t, env.srv, "POST", "/tokens", api.CreateRegistrationTokenRequest{Group: "Nowhere"}, 404)
-	resp, bad = admin.post("/admin/tokens", page, url.Values{"group": {"Nowhere"}, "lifetime": {"1h"}, "uses": {"1"}})
+	want = apiRefusal(t, env.srv, "POST", "/tokens", api.CreateRegistrationTokenRequest{Group: "Nowhere"}, 404)
+	resp, bad = admin.postFrom("/admin/tokens", page, url.Values{"group": {"Nowhere"}, "lifetime": {"1h"}, "uses": {"1"}})
 	if resp.StatusCode != 404 {
 		t.Fatalf("group Nowhere: %s, want 404", resp.Status)
 	}
 	mustContain(t, "group Nowhere", bad, want)
 
 	// Created: the token on the answer itself, not stored by the browser.
-	resp, created := admin.post("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"2h"}, "uses": {"2"}})
+	resp, created := admin.postFrom("/admin/tokens", page, url.Values{"group": {"Default"}, "lifetime": {"2h"}, "uses": {"2"}})
 	if resp.StatusCode != 200 {
 		t.Fatalf("create: %s, want 200 (the token on the answer):\n%s", resp.Status, created)
 	}
@@ -118,7 +118,7 @@ func TestConsoleTokens(t *testing.T) {
 		t.Fatalf("revoke confirmation: %s:\n%s", resp.Status, confirm)
 	}
 	mustContain(t, "the revoke confirmation", confirm, "can then no longer register connectors", `action="/admin/tokens/`+id+`/revoke"`)
-	resp, _ = admin.post("/admin/tokens/"+id+"/revoke", confirm, url.Values{})
+	resp, _ = admin.postFrom("/admin/tokens/"+id+"/revoke", confirm, url.Values{})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/tokens" {
 		t.Fatalf("revoke: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
@@ -132,8 +132,8 @@ func TestConsoleTokens(t *testing.T) {
 		t.Errorf("the token after revoking: %+v", ts)
 	}
 	// A token that does not exist: the API's 404.
-	want = apiMessage(t, env.srv, "DELETE", "/tokens/r_nope", nil, 404)
-	resp, page = admin.post("/admin/tokens/r_nope/revoke", confirm, url.Values{})
+	want = apiRefusal(t, env.srv, "DELETE", "/tokens/r_nope", nil, 404)
+	resp, page = admin.postFrom("/admin/tokens/r_nope/revoke", confirm, url.Values{})
 	if resp.StatusCode != 404 {
 		t.Fatalf("revoke r_nope: %s, want 404", resp.Status)
 	}
