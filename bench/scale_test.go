@@ -176,3 +176,11 @@ func TestConnectProxy(t *testing.T) {
 		}
 	}
 }
+
+func TestHostsFor(t *testing.T) {
+	for _, tc := range []struct{ n, want int }{{0, 1}, {1, 1}, {3000, 1}, {3001, 2}, {10000, 4}} {
+		if got := hostsFor(tc.n); got != tc.want {
+			t.Errorf("hostsFor(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}
