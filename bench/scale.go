@@ -65,6 +65,7 @@ type scaleResult struct {
 	wantConnectors, wantWS, tunnelsEach int
 	fdLimit                             uint64
 	stateDir                            string
+	cloudArgs                           string // -cloud-args
 
 	registered   int
 	registerTime time.Duration
@@ -109,7 +110,7 @@ func (o *options) scaleFlags() {
 // runScale is the -scale run; every process it starts is stopped before
 // it returns.
 func runScale(ctx context.Context, o *options) error {
-	r := &scaleResult{wantConnectors: o.scaleConnectors, wantWS: o.scaleWS, tunnelsEach: o.scaleTunnels}
+	r := &scaleResult{wantConnectors: o.scaleConnectors, wantWS: o.scaleWS, tunnelsEach: o.scaleTunnels, cloudArgs: o.cloudArgs}
 	var err error
 	r.fdLimit, err = raiseNoFile(fdsNeeded(o.scaleConnectors, o.scaleTunnels, o.scaleWS))
 	h, herr := newHarness(o.verbose, o.keep)
@@ -719,7 +720,11 @@ func orDash(s string) string {
 
 func (r *scaleResult) print(w io.Writer, source string) {
 	fmt.Fprintf(w, "### Scale: %s connectors × %d tunnel(s), %s idle WebSockets, one cloud\n\n", fmtNum(float64(r.wantConnectors)), r.tunnelsEach, fmtNum(float64(r.wantWS)))
-	fmt.Fprintf(w, "%s; open files limit %d; connectors' state directories under %s.\n\n", machineLine(source), r.fdLimit, r.stateDir)
+	fmt.Fprintf(w, "%s; open files limit %d; connectors' state directories under %s.", machineLine(source), r.fdLimit, r.stateDir)
+	if r.cloudArgs != "" {
+		fmt.Fprintf(w, " `cloud serve` with `%s`.", r.cloudArgs)
+	}
+	fmt.Fprint(w, "\n\n")
 	listed := "–"
 	if r.listed >= 0 {
 		listed = fmtNum(float64(r.listed))
