@@ -82,6 +82,7 @@ type scaleResult struct {
 	clientsRSS                    int64   // the WebSocket clients' process
 	cloudIdleCPU, benchIdleCPU    float64 // share of one CPU over 10 s with every tunnel up and idle
 
+	cloudFDsBase                int    // open files of the cloud before the tunnels
 	cloudFDs                    int    // open files of the cloud with every tunnel up
 	wsCapped                    string // why fewer WebSockets than asked were opened
 	wsOpened, wsFailed, wsAlive int
@@ -223,6 +224,7 @@ func runScale(ctx context.Context, o *options) error {
 		return err
 	}
 	r.cloudBase = cloudMem(ctx, s.cloudPID(), metricsURL, o.settle)
+	r.cloudFDsBase = countFDs(s.cloudPID())
 	hosts, err := startConnectorHosts(ctx, h, dirs, o.scaleTunnels)
 	if err != nil {
 		return err
@@ -760,6 +762,7 @@ func (r *scaleResult) print(w io.Writer, source string) {
 	}
 	table(w, []string{"cost", "cloud RSS", "cloud heap", "connector side RSS", "connector side heap"}, per)
 	fmt.Fprintf(w, "With every tunnel up and nothing else moving, over 10 s: the cloud used %.1f %% of one CPU, the simulated connectors %.1f %%.", 100*r.cloudIdleCPU, 100*r.benchIdleCPU)
+	fmt.Fprintf(w, " The cloud held %d open files before the tunnels, %d with them.", r.cloudFDsBase, r.cloudFDs)
 	if r.clientsRSS > 0 {
 		fmt.Fprintf(w, " The WebSocket clients' process (not counted above) held %s.", fmtMB(r.clientsRSS))
 	}
