@@ -131,6 +131,7 @@ func TestJSONOutput(t *testing.T) {
 		{name: "admin app list", array: true, fields: []string{"id", "name", "external_host"}},
 		{name: "admin app diagnose", args: []string{"web"}, fields: []string{"app", "connectors", "recent_errors", "findings"}},
 		{name: "admin request show", args: []string{requestID}, fields: []string{"request_id", "time", "app", "group"}},
+		{name: "admin overview", fields: []string{"time", "attention", "groups", "apps"}},
 		{name: "admin connector list", array: true, fields: []string{"id", "group", "status"}},
 		{name: "admin connector show", args: []string{st.id}, fields: []string{"id", "group", "status"}},
 		{name: "admin connector move", args: []string{st.id, "--group", "Branch2"}, fields: []string{"id", "group"}},

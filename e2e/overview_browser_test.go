@@ -74,6 +74,10 @@ func TestBrowserOverview(t *testing.T) {
 		t.Fatalf("the chart's label is %q", label)
 	}
 
+	// The CLI prints the same overview.
+	out := c.admin.ok(t, "", "admin", "overview").stdout
+	mustContain(t, "admin overview", out, "Nothing needs attention.", st.id, "active", "APPLICATION", "web")
+
 	// At a phone's width the page does not scroll sideways: the tables
 	// scroll inside their sections.
 	if err := b.Do(chromedp.EmulateViewport(375, 740)); err != nil {
