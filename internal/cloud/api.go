@@ -68,6 +68,8 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+p+"/overview", s.authed(false, s.handleOverview))
 	mux.HandleFunc("GET "+p+"/connectors", s.authed(false, s.handleListConnectors))
 	mux.HandleFunc("GET "+p+"/requests/{id}", s.authed(false, s.handleShowRequest))
+	mux.HandleFunc("GET "+p+"/events", s.authed(false, s.handleListEvents))
+	mux.HandleFunc("GET "+p+"/updates", s.authed(false, s.handleUpdates))
 	mux.HandleFunc("GET "+p+"/connectors/{id}", s.authed(false, s.handleGetConnector))
 	mux.HandleFunc("DELETE "+p+"/connectors/{id}", s.authed(true, s.handleDeleteConnector))
 	mux.HandleFunc("POST "+p+"/connectors/{id}/move", s.authed(true, s.handleMoveConnector))

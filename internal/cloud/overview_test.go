@@ -217,10 +217,10 @@ func TestOverviewForgetsDeleted(t *testing.T) {
 	env.get(t, "down")
 	tok := login(t, env.srv, "admin@contoso.com", testPassword)
 	has := func(name string) bool {
-		_, found := env.srv.history.series.Load(historyKey{appSeries, env.tenant.ID, mustApp(t, env, name).ID})
+		_, found := env.srv.history.series.Load(historyKey{appSeries, env.tenant.ID, overviewApp(t, env, name).ID})
 		return found
 	}
-	okKey := historyKey{appSeries, env.tenant.ID, mustApp(t, env, "ok").ID}
+	okKey := historyKey{appSeries, env.tenant.ID, overviewApp(t, env, "ok").ID}
 	if !has("ok") || !has("down") {
 		t.Fatal("the requests to ok and down left no series")
 	}
@@ -230,7 +230,7 @@ func TestOverviewForgetsDeleted(t *testing.T) {
 	if _, found := env.srv.history.series.Load(okKey); found {
 		t.Error("the series of ok, deleted through the API, is still kept")
 	}
-	downKey := historyKey{appSeries, env.tenant.ID, mustApp(t, env, "down").ID}
+	downKey := historyKey{appSeries, env.tenant.ID, overviewApp(t, env, "down").ID}
 	if err := env.srv.store.DeleteApp(t.Context(), env.tenant.ID, "down"); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestOverviewPage(t *testing.T) {
 			host1 = c.ID
 		}
 	}
-	down := env.srv.appErrors.recent(mustApp(t, env, "down").ID)
+	down := env.srv.appErrors.recent(overviewApp(t, env, "down").ID)
 	if len(down) != 1 {
 		t.Fatalf("down has %d recent errors, want 1", len(down))
 	}
@@ -331,7 +331,7 @@ func TestOverviewPage(t *testing.T) {
 	}
 }
 
-func mustApp(t *testing.T, env *overviewEnv, name string) store.Application {
+func overviewApp(t *testing.T, env *overviewEnv, name string) store.Application {
 	t.Helper()
 	a, err := env.srv.store.AppByName(t.Context(), env.tenant.ID, name)
 	if err != nil {

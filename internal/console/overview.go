@@ -12,18 +12,18 @@ import (
 // overviewView is the data of the overview.
 type overviewView struct {
 	Attention []api.Attention
-	Groups    []groupView
+	Groups    []overviewGroup
 	Apps      []appView
 }
 
-type groupView struct {
+type overviewGroup struct {
 	Name       string
 	Active     int
 	Apps       int
-	Connectors []connectorView
+	Connectors []overviewConnector
 }
 
-type connectorView struct {
+type overviewConnector struct {
 	api.Connector
 	Connected    bool          // has tunnels to this instance now
 	Rate, Errors string        // the last full minute, in words
@@ -55,9 +55,9 @@ func (c *Console) overviewPage(w http.ResponseWriter, r *http.Request, u User) e
 func newOverviewView(ov *api.Overview) overviewView {
 	v := overviewView{Attention: ov.Attention}
 	for _, g := range ov.Groups {
-		gv := groupView{Name: g.Name, Active: g.Active, Apps: g.Apps}
+		gv := overviewGroup{Name: g.Name, Active: g.Active, Apps: g.Apps}
 		for _, oc := range g.Connectors {
-			gv.Connectors = append(gv.Connectors, newConnectorView(oc))
+			gv.Connectors = append(gv.Connectors, newOverviewConnector(oc))
 		}
 		v.Groups = append(v.Groups, gv)
 	}
@@ -67,11 +67,11 @@ func newOverviewView(ov *api.Overview) overviewView {
 	return v
 }
 
-// newConnectorView charts a connector's full minutes: the current minute
+// newOverviewConnector charts a connector's full minutes: the current minute
 // is left out, so that a live refresh changes the section at most once a
 // minute (and a screen reader is not told of every request).
-func newConnectorView(oc api.OverviewConnector) connectorView {
-	cv := connectorView{Connector: oc.Connector, Connected: oc.Tunnels > 0}
+func newOverviewConnector(oc api.OverviewConnector) overviewConnector {
+	cv := overviewConnector{Connector: oc.Connector, Connected: oc.Tunnels > 0}
 	full := oc.Minutes
 	if len(full) > 0 {
 		full = full[:len(full)-1]
