@@ -305,7 +305,7 @@ func TestOverviewPage(t *testing.T) {
 	if n := strings.Count(connectors, "<svg"); n != 4 {
 		t.Errorf("the connectors section has %d charts, want 2 for each of 2 connectors", n)
 	}
-	for _, want := range []string{`id="app-down"`, `<a href="/admin/apps/down">`, "Failing: 1 of 1 requests failed", `<a href="/admin/requests?id=` + down[0].RequestID + `">`,
+	for _, want := range []string{"data-live", `id="app-down"`, `<a href="/admin/apps/down">`, "Failing: 1 of 1 requests failed", `<a href="/admin/requests?id=` + down[0].RequestID + `">`,
 		`id="app-ok"`, `class="ok">OK<`, "Idle: no request in the last hour"} {
 		if !strings.Contains(apps, want) {
 			t.Errorf("the applications section lacks %q:\n%s", want, apps)
