@@ -65,6 +65,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/domains", s.authed(true, s.handleCreateDomain))
 	mux.HandleFunc("POST "+p+"/domains/{domain}/verify", s.authed(true, s.handleVerifyDomain))
 	mux.HandleFunc("DELETE "+p+"/domains/{domain}", s.authed(true, s.handleDeleteDomain))
+	mux.HandleFunc("GET "+p+"/overview", s.authed(false, s.handleOverview))
 	mux.HandleFunc("GET "+p+"/connectors", s.authed(false, s.handleListConnectors))
 	mux.HandleFunc("GET "+p+"/requests/{id}", s.authed(false, s.handleShowRequest))
 	mux.HandleFunc("GET "+p+"/events", s.authed(false, s.handleListEvents))
