@@ -41,7 +41,7 @@ func TestBrowserConsoleEvents(t *testing.T) {
 		t.Fatalf("the events page lacks the failed request %s:\n%s", requestID, b.Text())
 	}
 	if w := browsertest.Eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
-		t.Errorf("the events page is %d px wide at 375 px: the table must scroll inside its section", w)
+		t.Errorf("the events page is %d px wide at 375 px: the table must scroll inside its section: %s", w, wideElements(b))
 	}
 	if err := b.Do(chromedp.SetValue(chromedp.CSS("#level"), "warning"), chromedp.SendKeys(chromedp.CSS("#app"), "web"),
 		chromedp.Click(chromedp.CSS("#apply-filter"), chromedp.NodeVisible)); err != nil {
@@ -64,6 +64,35 @@ func TestBrowserConsoleEvents(t *testing.T) {
 		}
 	}
 	if w := browsertest.Eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
-		t.Errorf("the request page is %d px wide at 375 px", w)
+		t.Errorf("the request page is %d px wide at 375 px: %s", w, wideElements(b))
 	}
+
+	// A request id of the widest digits, unknown: the page that says so
+	// fits too.
+	b.Navigate(c.url + "/admin/requests?id=" + strings.Repeat("d", 24))
+	b.WaitText("knows no failed request")
+	if w := browsertest.Eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("the page of an unknown request is %d px wide at 375 px: %s", w, wideElements(b))
+	}
+
+	// The updates page, at the same width: the connectors' table and
+	// the empty releases.
+	b.Navigate(c.url + "/admin/updates")
+	b.WaitText("Which connector runs what")
+	if !strings.Contains(b.Text(), "No release is published yet") {
+		t.Errorf("the updates page of a cloud without releases:\n%s", b.Text())
+	}
+	if w := browsertest.Eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("the updates page is %d px wide at 375 px: %s", w, wideElements(b))
+	}
+}
+
+// wideElements names the elements that reach past the window's right
+// edge, or whose content overflows them without a scroll bar, for a
+// failure's message.
+func wideElements(b *browsertest.Browser) string {
+	return browsertest.Eval[string](b, `Array.from(document.querySelectorAll('body *')).
+		filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth ||
+			(getComputedStyle(e).overflowX === 'visible' && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)).
+		slice(0, 8).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' (' + e.scrollWidth + ' px)').join(', ')`)
 }
