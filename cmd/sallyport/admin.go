@@ -17,6 +17,7 @@ func newAdminCmd() *cobra.Command {
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
 	c.AddCommand(newLoginCmd(), newOverviewCmd(), newUserCmd(), newUserGroupCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd(), newAdminTenantCmd())
 	c.AddCommand(newIdpCmd())
+	c.AddCommand(newAdminEventsCmd(), newAdminUpdatesCmd())
 	return c
 }
 
