@@ -61,6 +61,7 @@ type options struct {
 	scale                                  bool
 	scaleConnectors, scaleWS, scaleTunnels int
 	phaseTimeout                           time.Duration
+	connectRate                            float64
 	wsClients                              string // internal: run as the WebSocket clients of -scale
 	connectorHost                          bool   // internal: run simulated connectors of -scale (scale_hosts.go)
 
@@ -151,8 +152,8 @@ func parseFlags() *options {
 		fail(errors.New("-tunnel-version is 1 or 2"))
 	case o.ws > 14000:
 		fail(errors.New("-ws is at most 14000 (a connector has at most 16 tunnels of 1000 streams)"))
-	case o.scale && (o.scaleConnectors < 1 || o.scaleWS < 0 || o.phaseTimeout <= 0):
-		fail(errors.New("-connectors must be at least 1, -websockets at least 0, -phase-timeout positive"))
+	case o.scale && (o.scaleConnectors < 1 || o.scaleWS < 0 || o.phaseTimeout <= 0 || !(o.connectRate > 0)):
+		fail(errors.New("-connectors must be at least 1, -websockets at least 0, -phase-timeout and -connect-rate positive"))
 	case o.scale && (o.scaleTunnels < 1 || o.scaleTunnels > 16):
 		fail(errors.New("-connector-tunnels is 1 to 16"))
 	case o.scale && o.scaleConnectors > 100*maxTokenUses:

@@ -103,6 +103,7 @@ func (o *options) scaleFlags() {
 	flag.IntVar(&o.scaleConnectors, "connectors", 10000, "-scale: simulated connectors")
 	flag.IntVar(&o.scaleWS, "websockets", 50000, "-scale: idle WebSockets through the edge (0: skip)")
 	flag.IntVar(&o.scaleTunnels, "connector-tunnels", 1, "-scale: tunnels of each simulated connector (1 to 16)")
+	flag.Float64Var(&o.connectRate, "connect-rate", 100, "-scale: simulated connectors started a second, all hosts together (a cloud on 2 CPUs completes about 110-150 tunnel handshakes a second)")
 	flag.DurationVar(&o.phaseTimeout, "phase-timeout", 10*time.Minute, "-scale: longest time for each phase (registering, connecting, opening WebSockets); the count reached by then is reported")
 	flag.StringVar(&o.wsClients, "ws-clients", "", "internal: run as the WebSocket clients of -scale (JSON spec)")
 	flag.BoolVar(&o.connectorHost, "connector-host", false, "internal: run simulated connectors of -scale (spec on standard input)")
@@ -225,7 +226,7 @@ func runScale(ctx context.Context, o *options) error {
 	}
 	r.cloudBase = cloudMem(ctx, s.cloudPID(), metricsURL, o.settle)
 	r.cloudFDsBase = countFDs(s.cloudPID())
-	hosts, err := startConnectorHosts(ctx, h, dirs, o.scaleTunnels)
+	hosts, err := startConnectorHosts(ctx, h, dirs, o.scaleTunnels, o.connectRate)
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,9 @@ import (
 // with room for its share of the WebSockets' backend connections.
 //
 // Protocol, one JSON line each way: the first line on its standard input
-// is a hostSpec; it answers {"ready":true}. Then "start" starts its
-// connectors (at most 1000 a second) and it reports a hostReport every
-// second; "mem" answers a hostReport with its heap after a garbage
+// is a hostSpec; it answers {"kind":"ready"}. Then "start" starts its
+// connectors and it reports a hostReport every
+// second, at spec.Rate connectors a second; "mem" answers a hostReport with its heap after a garbage
 // collection (kind "mem"). The end of its standard input stops them all.
 
 // connectorsPerHost bounds the connectors of one host process.
@@ -42,6 +42,7 @@ type hostSpec struct {
 	Dirs    []string `json:"dirs"`
 	First   int      `json:"first"` // index of Dirs[0], for host names
 	Tunnels int      `json:"tunnels"`
+	Rate    float64  `json:"rate"`    // connectors started a second by this host
 	Sources []string `json:"sources"` // loopback source addresses of the tunnels
 }
 
@@ -123,6 +124,7 @@ func serveConnectorHost() error {
 	for in.Scan() {
 		switch in.Text() {
 		case "start":
+			t0 := time.Now()
 			bg.Go(func() {
 				for i, dir := range spec.Dirs {
 					if ctx.Err() != nil {
@@ -145,8 +147,9 @@ func serveConnectorHost() error {
 						defer c.Close()
 						c.Run(ctx)
 					})
-					if i%100 == 99 {
-						sleep(ctx, 100*time.Millisecond)
+					// The i-th connector starts at i/rate seconds.
+					if d := time.Until(t0.Add(time.Duration(float64(i+1) / spec.Rate * float64(time.Second)))); d > 0 {
+						sleep(ctx, d)
 					}
 				}
 			})
@@ -195,7 +198,7 @@ type connectorHost struct {
 
 // startConnectorHosts starts the hosts for dirs and waits until each has
 // read its share.
-func startConnectorHosts(ctx context.Context, h *harness, dirs []string, tunnels int) ([]*connectorHost, error) {
+func startConnectorHosts(ctx context.Context, h *harness, dirs []string, tunnels int, rate float64) ([]*connectorHost, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -237,7 +240,7 @@ func startConnectorHosts(ctx context.Context, h *harness, dirs []string, tunnels
 				}
 			}
 		}()
-		spec, _ := json.Marshal(hostSpec{Dirs: share, First: i, Tunnels: tunnels, Sources: srcs})
+		spec, _ := json.Marshal(hostSpec{Dirs: share, First: i, Tunnels: tunnels, Sources: srcs, Rate: rate / float64(n)})
 		if err := send(string(spec)); err != nil {
 			return nil, err
 		}
