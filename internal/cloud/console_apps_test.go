@@ -138,7 +138,7 @@ func TestConsoleApps(t *testing.T) {
 	// Assignments: a user and a user group; an unknown user is the API's 404.
 	status, msg = apiMessage(t, env, "POST", "/apps/intranet/assignments", api.AssignRequest{User: "nobody@contoso.com"})
 	page = b.post("/admin/apps/intranet/assignments", csrf, url.Values{"kind": {"user"}, "assignee": {"nobody@contoso.com"}}, status)
-	wantIn(t, page, `id="error"`, msg)
+	wantIn(t, page, `id="error"`, msg, `id="assignee" name="assignee" value="nobody@contoso.com"`)
 	b.post("/admin/apps/intranet/assignments", csrf, url.Values{"kind": {"user"}, "assignee": {"alice@contoso.com"}}, http.StatusSeeOther)
 	page = b.post("/admin/apps/intranet/assignments", csrf, url.Values{"kind": {"user-group"}, "assignee": {"Staff"}}, http.StatusSeeOther)
 	wantIn(t, page, "Assigned the user group Staff", `id="assignment-user-alice@contoso.com"`, `id="assignment-user-group-Staff"`)

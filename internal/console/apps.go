@@ -37,6 +37,9 @@ type appFormView struct {
 	Domains []string // the tenant's proven domains
 	Suffix  string   // the default external host's suffix, -LABEL.CLOUDNAME
 	App     api.AppDetail
+	// Assignee and AssignGroup are what was typed in the assign form.
+	Assignee    string
+	AssignGroup bool
 }
 
 // appsView is the data of the applications list.
@@ -394,7 +397,7 @@ func (c *Console) assign(w http.ResponseWriter, r *http.Request, u User) error {
 		if err != nil {
 			return err
 		}
-		v.Error = ae.Message
+		v.Error, v.Assignee, v.AssignGroup = ae.Message, who, in.UserGroup != ""
 		c.render(w, r, u, ae.Status, "app", "apps", v)
 		return nil
 	}
