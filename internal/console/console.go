@@ -73,6 +73,9 @@ type Config struct {
 	CheckCSRF func(r *http.Request) error
 	// Origin is the cloud's own origin, https://CLOUDNAME[:PORT].
 	Origin string
+	// CAFingerprint is the cloud CA's "sha256:HEX" fingerprint, for the
+	// ready 'connector register' command of a new registration token.
+	CAFingerprint string
 	// RedirectURI is the address an OpenID provider sends the browser
 	// back to (https://CLOUDNAME[:PORT]/signin/oidc/callback): the
 	// identity provider page shows it to copy even before one is set.
@@ -126,6 +129,21 @@ type route struct {
 func (c *Console) routes() []route {
 	return []route{
 		{"GET " + Prefix + "/{$}", c.overviewPage},
+		{"GET " + Prefix + "/connectors", c.connectorsPage},
+		{"GET " + Prefix + "/connectors/{id}", c.connectorPage},
+		{"POST " + Prefix + "/connectors/{id}/move", c.moveConnector},
+		{"GET " + Prefix + "/connectors/{id}/delete", c.deleteConnectorPage},
+		{"POST " + Prefix + "/connectors/{id}/delete", c.deleteConnector},
+		{"GET " + Prefix + "/groups", c.groupsPage},
+		{"POST " + Prefix + "/groups", c.createGroup},
+		{"GET " + Prefix + "/groups/{name}", c.groupPage},
+		{"POST " + Prefix + "/groups/{name}/rename", c.renameGroup},
+		{"GET " + Prefix + "/groups/{name}/delete", c.deleteGroupPage},
+		{"POST " + Prefix + "/groups/{name}/delete", c.deleteGroup},
+		{"GET " + Prefix + "/tokens", c.tokensPage},
+		{"POST " + Prefix + "/tokens", c.createToken},
+		{"GET " + Prefix + "/tokens/{id}/revoke", c.revokeTokenPage},
+		{"POST " + Prefix + "/tokens/{id}/revoke", c.revokeToken},
 		{"GET " + Prefix + "/apps", c.appsPage},
 		{"GET " + Prefix + "/apps/new", c.newAppPage},
 		{"POST " + Prefix + "/apps", c.createApp},
@@ -160,6 +178,9 @@ func (c *Console) routes() []route {
 		{"POST " + Prefix + "/domains/{domain}/verify", c.verifyDomain},
 		{"GET " + Prefix + "/domains/{domain}/delete", c.deleteDomainPage},
 		{"POST " + Prefix + "/domains/{domain}/delete", c.deleteDomain},
+		{"GET " + Prefix + "/events", c.eventsPage},
+		{"GET " + Prefix + "/requests", c.requestPage},
+		{"GET " + Prefix + "/updates", c.updatesPage},
 	}
 }
 
