@@ -169,10 +169,10 @@ func TestConsoleApps(t *testing.T) {
 		t.Fatalf("the down application answered %s, want 502:\n%s", resp.Status, body)
 	}
 	page = b.post("/admin/apps/down/test", csrf, nil, 200)
-	wantIn(t, page, "A step failed", `id="failing-step"`, "Requests reach the backend", "The last failed request")
-	i, j := strings.Index(page, `id="failing-step"`), strings.Index(page, "Requests reach the backend")
-	if i < j || strings.Count(page, `id="failing-step"`) != 1 {
-		t.Errorf("the failing step marked is not 'Requests reach the backend':\n%s", page)
+	wantIn(t, page, "A step failed", `id="failing-step"`, "The backend answers a test request", "A test request to "+down, "Requests reach the backend", "The last failed request")
+	i, j, k := strings.Index(page, `id="failing-step"`), strings.Index(page, "The backend answers a test request"), strings.Index(page, "Requests reach the backend")
+	if i < j || i > k || strings.Count(page, `id="failing-step"`) != 1 {
+		t.Errorf("the failing step marked is not 'The backend answers a test request':\n%s", page)
 	}
 	errs := env.srv.appErrors.recent(mustApp(t, env, "down").ID)
 	if len(errs) == 0 {

@@ -323,8 +323,10 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 	}
 	probe := testStep{Name: "The backend answers a test request", Result: "passed"}
 	switch {
-	case len(d.Probes) == 0:
+	case len(d.Probes) == 0 && connected == 0:
 		probe.Result, probe.Detail = "not run", "No connector of the group is connected to send it."
+	case len(d.Probes) == 0:
+		probe.Result, probe.Detail = "not run", "The cloud sent no test request this time (the application was just changed): run Test again."
 	default:
 		var ok []string
 		for _, p := range d.Probes {
