@@ -322,7 +322,11 @@ func TestConsoleUserGroups(t *testing.T) {
 		t.Fatal("an Application Administrator created a user group")
 	}
 	// The users list is open to Application Administrators, a user's page is not.
-	dan.page("/admin/users", 200)
+	page, _ = dan.page("/admin/users", 200)
+	wantIn(t, page, `id="user-alice@contoso.com"`, `id="global-only"`)
+	if strings.Contains(page, `href="/admin/users/`) {
+		t.Errorf("an Application Administrator's users list links pages the API refuses them:\n%s", page)
+	}
 	page, _ = dan.page("/admin/users/alice@contoso.com", http.StatusForbidden)
 	wantIn(t, page, "Global Administrator")
 }
