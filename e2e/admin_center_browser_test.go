@@ -135,7 +135,6 @@ func TestBrowserAdminCenter(t *testing.T) {
 	if !browsertest.Eval[bool](b, `window.notReloaded === true`) {
 		t.Fatal("the overview was reloaded to show the connector: it must refresh itself")
 	}
-	shoot(t, b, "admin-overview")
 
 	// Test on an application whose backend is down: the failing step.
 	down := freePort(t) // nothing listens there
@@ -172,8 +171,15 @@ func TestBrowserAdminCenter(t *testing.T) {
 	}
 	shoot(t, ab, "myapps")
 	appHost := "intranet-contoso." + cloudName
-	ab.Navigate(c.appURL(appHost, "/page"))
-	ab.WaitText(backendPage)
+	for range 5 {
+		ab.Navigate(c.appURL(appHost, "/page"))
+		ab.WaitText(backendPage)
+	}
+	// The overview with that traffic, and the application healthy.
+	b.Navigate(c.url + "/admin/")
+	b.WaitText("Overview")
+	mustContain(t, "the overview", b.Text(), "intranet", "OK")
+	shoot(t, b, "admin-overview")
 
 	// The administrator deletes the connector; alice's next request fails.
 	b.Navigate(c.url + "/admin/connectors/" + st.id)
