@@ -275,6 +275,7 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 		changes: make(chan struct{}, 1)}
 	s.inst.self = store.Instance{ID: newInstanceID(), Advertise: cfg.Advertise, StartedAt: time.Now().UTC()}
 	s.inst.seen = map[string]*seenInstance{}
+	s.totp.claim = s.claimTOTPStep
 	if err := s.startServerCerts(); err != nil {
 		return nil, err
 	}
