@@ -60,17 +60,20 @@ func (s *Server) followChanges(ctx context.Context) {
 				s.log.Warn("reloading the identity providers after a change elsewhere failed; they are read again within the refresh interval", "error", err.Error())
 			}
 		}
-		s.dropRevoked(ctx)
+		if s.feed.connectors.Swap(false) {
+			s.dropRevoked(ctx)
+		}
 	}
 }
 
 // feedState is what the change feed's handlers share with the refresher.
 type feedState struct {
-	providers atomic.Bool  // an identity provider changed: reload them
-	reloads   atomic.Int64 // routing table reloads after changes, for tests
-	connects  atomic.Int64 // times the feed (re)connected, for tests
-	checking  atomic.Bool  // a check of the cached sessions runs
-	lost      atomic.Bool  // the feed is not following (logged once)
+	providers  atomic.Bool  // an identity provider changed: reload them
+	connectors atomic.Bool  // a connector was deleted or revoked: close its tunnels
+	reloads    atomic.Int64 // routing table reloads after changes, for tests
+	connects   atomic.Int64 // times the feed (re)connected, for tests
+	checking   atomic.Bool  // a check of the cached sessions runs
+	lost       atomic.Bool  // the feed is not following (logged once)
 }
 
 // onChange handles one change notified by the store.
@@ -86,6 +89,8 @@ func (s *Server) onChange(c store.Change) {
 		return
 	case "identity_providers":
 		s.feed.providers.Store(true)
+	case "connectors", "revocations":
+		s.feed.connectors.Store(true)
 	}
 	s.changed()
 }
@@ -99,6 +104,7 @@ func (s *Server) onFeedConnected(ctx context.Context) {
 		s.log.Info("following other instances' changes again")
 	}
 	s.feed.providers.Store(true)
+	s.feed.connectors.Store(true)
 	s.changed()
 	if s.feed.checking.Swap(true) {
 		return

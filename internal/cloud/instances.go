@@ -199,6 +199,7 @@ func (s *Server) storeOK() {
 		return
 	}
 	s.events.Event(eventlog.StoreBack, "The store is reachable again: this instance reloads its routing table and follows changes again", "instance", s.inst.self.ID)
+	s.feed.connectors.Store(true)
 	s.changed()
 }
 
