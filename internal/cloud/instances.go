@@ -31,6 +31,14 @@ import (
 // before the others count it gone.
 const instanceMissedBeats = 3
 
+// DefaultInstanceBeat is how often an instance writes its heartbeat
+// (Config.InstanceBeat), and InstanceGoneAfter how long after its last
+// one the others count it gone.
+const (
+	DefaultInstanceBeat = 2 * time.Second
+	InstanceGoneAfter   = instanceMissedBeats * DefaultInstanceBeat
+)
+
 // instanceForgetAfter is how long a silent instance's row is kept before
 // any instance removes it (it is not counted alive meanwhile).
 const instanceForgetAfter = time.Hour

@@ -192,7 +192,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.InstanceBeat <= 0 {
-		c.InstanceBeat = 2 * time.Second
+		c.InstanceBeat = DefaultInstanceBeat
 	}
 	if c.ChangeDebounce <= 0 {
 		c.ChangeDebounce = 200 * time.Millisecond
