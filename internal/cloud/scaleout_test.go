@@ -38,7 +38,7 @@ func newPostgresServer(t *testing.T, c *pgtest.Cluster, cfg Config) *Server {
 
 // TestTwoInstancesOnPostgres: two instances on one PostgreSQL database.
 // A change made through one (an application published, then deleted; a
-// user's sessions ended) reaches the other's routing table and session
+// user created, then disabled; a user's sessions ended) reaches the other's routing table and session
 // cache without waiting for the periodic reload (an hour here). When
 // PostgreSQL stops, both say so once and keep serving what they cached;
 // when it is back they say so, follow changes again, and a change made
@@ -77,6 +77,24 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 		t.Fatalf("delete wiki: %d %s", rec.Code, eb.Error.Message)
 	}
 	testnet.WaitUntil(t, "b no longer routes the application deleted on a", func() bool { _, ok := b.Lookup(host2); return !ok })
+
+	// A user created, then disabled, on a: b's directory snapshot follows.
+	if rec, eb := call(t, a, "POST", "/users", admin, api.CreateUserRequest{Name: "bob@contoso.com", Role: "user", Password: testPassword}); rec.Code != 201 {
+		t.Fatalf("create bob: %d %s", rec.Code, eb.Error.Message)
+	}
+	bobIn := func(s *Server) *dirUser {
+		for _, u := range s.routesNow().users {
+			if u.Name == "bob@contoso.com" {
+				return u
+			}
+		}
+		return nil
+	}
+	testnet.WaitUntil(t, "b knows the user created on a", func() bool { return bobIn(b) != nil })
+	if rec, eb := call(t, a, "POST", "/users/bob@contoso.com/disable", admin, nil); rec.Code >= 300 {
+		t.Fatalf("disable bob: %d %s", rec.Code, eb.Error.Message)
+	}
+	testnet.WaitUntil(t, "b knows the user disabled on a", func() bool { u := bobIn(b); return u != nil && u.Disabled })
 
 	// A session b has cached ends on a.
 	u, err := a.store.UserByName(ctx, "admin@contoso.com")
