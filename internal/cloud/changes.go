@@ -151,10 +151,11 @@ func (s *Server) recheckSessions(ctx context.Context) {
 }
 
 // followConnectors applies to this instance's live connectors what
-// another instance changed: one deleted has its tunnels closed, one moved
-// to another group serves that group's applications from now on (as
-// MoveConnector does on the instance that moved it). A store failure
-// changes nothing.
+// another instance or an operator command changed: one deleted has its
+// tunnels closed, one moved to another group serves that group's
+// applications from now on (as MoveConnector does on the instance that
+// moved it). It runs after such a change is notified, and at every
+// periodic reload (the backstop). A store failure changes nothing.
 func (s *Server) followConnectors(ctx context.Context) {
 	for _, c := range s.registry.liveTunnels() {
 		lc := c.lc
