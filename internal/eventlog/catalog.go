@@ -122,6 +122,15 @@ const (
 	SigningKeyRetired        ID = 2942 // A tenant's retired signing key was removed from its JWKS
 	SigningKeyRotationFailed ID = 2943 // Rotating a tenant's signing keys failed; retried at the next pass
 
+	// Cloud: instances on a shared store, scale-out (2970–2979)
+	InstanceJoined    ID = 2970 // Another cloud instance joined: its heartbeat appeared in the store
+	InstanceStopped   ID = 2971 // Another cloud instance stopped cleanly: it removed its row from the store
+	InstanceLost      ID = 2972 // Another cloud instance missed 3 heartbeats: it is counted gone
+	InstanceAnnounced ID = 2973 // This cloud instance wrote its first heartbeat in the store
+	StoreUnreachable  ID = 2974 // The store cannot be reached: the instance serves from its cached routing table
+	StoreBack         ID = 2975 // The store is reachable again after an outage
+	StoreWaiting      ID = 2976 // The store cannot be reached at start: the cloud retries until --store-wait ends
+
 	// Updater (3000–3099)
 	UpdaterStarted            ID = 3000 // The updater started
 	UpdateNothingNewer        ID = 3001 // Update check: no newer release to install
@@ -247,6 +256,14 @@ var Catalog = []Def{
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
 	{SigningKeyRetired, LevelInformation, "identity", "A tenant's retired signing key was removed from its JWKS"},
 	{SigningKeyRotationFailed, LevelWarning, "identity", "Rotating a tenant's signing keys failed; retried at the next pass"},
+	// Cloud: instances on a shared store, scale-out (2970–2979)
+	{InstanceJoined, LevelInformation, "instances", "Another cloud instance joined: its heartbeat appeared in the store"},
+	{InstanceStopped, LevelInformation, "instances", "Another cloud instance stopped cleanly: it removed its row from the store"},
+	{InstanceLost, LevelWarning, "instances", "Another cloud instance missed 3 heartbeats: it is counted gone"},
+	{InstanceAnnounced, LevelInformation, "instances", "This cloud instance wrote its first heartbeat in the store"},
+	{StoreUnreachable, LevelError, "store", "The store cannot be reached: the instance serves from its cached routing table"},
+	{StoreBack, LevelInformation, "store", "The store is reachable again after an outage"},
+	{StoreWaiting, LevelWarning, "store", "The store cannot be reached at start: the cloud retries until --store-wait ends"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},
