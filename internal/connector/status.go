@@ -37,7 +37,13 @@ func (c *Connector) writeStatus(stopped bool) {
 	c.mu.Lock()
 	rs := statedir.RunStatus{PID: os.Getpid(), Version: c.cfg.Version, UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, TunnelProtocol: c.protocol, Connections: c.cfg.Connections,
 		Serial: c.State().Trust.Serial, LastConnectedAt: c.lastUp, LastError: c.lastErr, ConfigVersion: tbl.cfg.Version, Apps: []string{}}
+	rs.Listed = len(c.insts.list)
 	c.mu.Unlock()
+	if rs.Listed > 0 {
+		for _, ci := range c.Instances() {
+			rs.Instances = append(rs.Instances, statedir.RunInstance{ID: ci.ID, Advertise: ci.Advertise, TunnelsUp: ci.Tunnels})
+		}
+	}
 	for _, a := range tbl.cfg.Apps {
 		rs.Apps = append(rs.Apps, a.Name)
 	}

@@ -27,6 +27,11 @@ const (
 	CloudUnreachable  ID = 1203 // The connector failed to download its configuration: the cloud cannot be reached
 	ConnectorDraining ID = 1204 // The connector is draining: no new requests, requests in flight finish
 	ConnectorStopped  ID = 1205 // The connector stopped
+	// Connector: the cloud's instances (1206–1209, docs/scale-out.md)
+	InstanceJoined      ID = 1206 // A cloud instance is live: the connector keeps tunnels to it
+	InstanceLeft        ID = 1207 // A cloud instance is no longer live: its tunnels are closed
+	InstanceUnreachable ID = 1208 // The connector cannot reach a live cloud instance at its advertise address
+	InstancesFallback   ID = 1209 // No tunnel to any of the cloud's instances is up: the connector connects through the cloud's name too
 
 	// Connector: configuration (1300–1399)
 	ConfigReceived ID = 1300 // The connector received its configuration
@@ -172,6 +177,10 @@ var Catalog = []Def{
 	{CloudUnreachable, LevelError, "connectivity", "The connector failed to download its configuration: the cloud cannot be reached"},
 	{ConnectorDraining, LevelInformation, "connectivity", "The connector is draining: no new requests, requests in flight finish"},
 	{ConnectorStopped, LevelInformation, "connectivity", "The connector stopped"},
+	{InstanceJoined, LevelInformation, "connectivity", "A cloud instance is live: the connector keeps tunnels to it"},
+	{InstanceLeft, LevelInformation, "connectivity", "A cloud instance is no longer live: its tunnels are closed"},
+	{InstanceUnreachable, LevelWarning, "connectivity", "The connector cannot reach a live cloud instance at its advertise address"},
+	{InstancesFallback, LevelWarning, "connectivity", "No tunnel to any of the cloud's instances is up: the connector connects through the cloud's name too"},
 	// Connector: configuration (1300–1399)
 	{ConfigReceived, LevelInformation, "configuration", "The connector received its configuration"},
 	{ConfigRefused, LevelError, "configuration", "The connector refused a configuration from the cloud"},

@@ -30,6 +30,19 @@ type RunStatus struct {
 	// Serial is the serial of the certificate in use: a refusal concerns
 	// that registration only, not one made after it.
 	Serial string `json:"serial,omitempty"`
+	// Instances are the cloud instances it holds tunnels to, when the
+	// cloud runs several (docs/scale-out.md); empty for a single one.
+	Instances []RunInstance `json:"instances,omitempty"`
+	// Listed is how many instances the cloud lists as live (0: a single
+	// instance, reached through the cloud's name).
+	Listed int `json:"listed_instances,omitempty"`
+}
+
+// RunInstance is one cloud instance a running connector holds tunnels to.
+type RunInstance struct {
+	ID        string `json:"id"`                  // "" when the instance did not say
+	Advertise string `json:"advertise,omitempty"` // its address; "" through the cloud's name
+	TunnelsUp int    `json:"tunnels_up"`
 }
 
 // StatusEvery is how often a running connector rewrites status.json; a
