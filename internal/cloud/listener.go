@@ -108,10 +108,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.serveMetrics(ctx, mln)
 		}()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.maintain(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.announceInstances(ctx) // connectorinstances.go
 	}()
 	errc := make(chan error, 1)
 	// Tunnels batch their writes (tunnel.BatchConn); other connections

@@ -127,6 +127,9 @@ const (
 	SigningKeyRetired        ID = 2942 // A tenant's retired signing key was removed from its JWKS
 	SigningKeyRotationFailed ID = 2943 // Rotating a tenant's signing keys failed; retried at the next pass
 
+	// Cloud: connectors and instances (2980–2984, docs/scale-out.md)
+	InstancesChanged ID = 2980 // The cloud's live instances changed: connectors are told on their tunnels
+
 	// Updater (3000–3099)
 	UpdaterStarted            ID = 3000 // The updater started
 	UpdateNothingNewer        ID = 3001 // Update check: no newer release to install
@@ -256,6 +259,7 @@ var Catalog = []Def{
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
 	{SigningKeyRetired, LevelInformation, "identity", "A tenant's retired signing key was removed from its JWKS"},
 	{SigningKeyRotationFailed, LevelWarning, "identity", "Rotating a tenant's signing keys failed; retried at the next pass"},
+	{InstancesChanged, LevelInformation, "cloud", "The cloud's live instances changed: connectors are told on their tunnels"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},
