@@ -371,12 +371,12 @@ type RequestConnector struct {
 
 // Connector is a connector as the API shows it.
 type Connector struct {
-	ID        string `json:"id"`
-	Group     string `json:"group"`
-	Status    string `json:"status"` // "active" or "inactive"
-	Hostname  string `json:"hostname"`
-	Version   string `json:"version"`
-	Address   string `json:"address"`
+	ID       string `json:"id"`
+	Group    string `json:"group"`
+	Status   string `json:"status"` // "active" or "inactive"
+	Hostname string `json:"hostname"`
+	Version  string `json:"version"`
+	Address  string `json:"address"`
 	// Instances is the number of cloud instances it holds tunnels to, as
 	// the connector says (1 for a single instance, or a connector too old
 	// to say); 0 when not connected to the instance that answers.
