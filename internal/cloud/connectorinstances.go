@@ -32,15 +32,12 @@ import (
 // has to get its tunnels.
 var announceEvery = 2 * time.Second
 
-// instanceAddr is a live instance as connectors see it.
-type instanceAddr struct{ ID, Advertise string }
-
 // instancesMessage builds what connectors are told: the live instances
 // with an advertise address, by id; an empty list (version "") when there
 // are none (a single instance, or instances without --advertise).
 func (s *Server) instancesMessage() *tunnel.Instances {
-	m := &tunnel.Instances{Self: s.selfInstanceID(), Instances: []tunnel.Instance{}}
-	for _, in := range s.liveInstancesForConnectors() {
+	m := &tunnel.Instances{Self: s.InstanceID(), Instances: []tunnel.Instance{}}
+	for _, in := range s.LiveInstances() {
 		if in.Advertise != "" && in.ID != "" {
 			m.Instances = append(m.Instances, tunnel.Instance{ID: in.ID, Advertise: in.Advertise})
 		}

@@ -108,11 +108,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.serveMetrics(ctx, mln)
 		}()
 	}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.maintain(ctx)
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.beat(ctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.followChanges(ctx)
+	}()
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.announceInstances(ctx) // connectorinstances.go

@@ -99,9 +99,25 @@ type Config struct {
 	// TXT records proving tenants' domains are looked up at (default: the
 	// system's resolver).
 	DNSResolver string
-	Tunnel      tunnel.ClientConfig
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Advertise is the HOST:PORT at which connectors reach this instance
+	// directly, when several instances share one PostgreSQL store
+	// (docs/scale-out.md); "" for none (a single instance).
+	Advertise string
+	// InstanceBeat is how often this instance writes its heartbeat in the
+	// store and reads the others'; an instance that missed 3 is gone.
+	// Default 2s (test-only setting).
+	InstanceBeat time.Duration
+	// ChangeDebounce is how long a change notified by another instance
+	// (PostgreSQL) waits for more before the routing table is reloaded.
+	// Default 200ms (test-only setting).
+	ChangeDebounce time.Duration
+	// StoreWait is how long New keeps retrying a store it cannot reach
+	// (PostgreSQL down or not up yet) before it gives up. Default 0: no
+	// retry.
+	StoreWait time.Duration
+	Tunnel    tunnel.ClientConfig
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Validate fills defaults.
@@ -172,6 +188,18 @@ func (c *Config) Validate() error {
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = 5 * time.Second
 	}
+	if err := validateAdvertise(c.Advertise); err != nil {
+		return err
+	}
+	if c.InstanceBeat <= 0 {
+		c.InstanceBeat = 2 * time.Second
+	}
+	if c.ChangeDebounce <= 0 {
+		c.ChangeDebounce = 200 * time.Millisecond
+	}
+	if c.StoreWait < 0 {
+		return problem.Newf(400, "bad_config", "give 0 (no retry) or a duration such as 5m", "The store wait %s is negative", c.StoreWait)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -218,6 +246,8 @@ type Server struct {
 	refusals     eventlog.Throttle                   // event 2925: one per user and application per second
 	totp         totpGuard                           // second factor codes used (mfa.go)
 	oidc         oidcState                           // tenants' OpenID providers (oidc.go)
+	inst         instances                           // the other instances on the store (instances.go)
+	changes      chan struct{}                       // changes made elsewhere, for the refresher (changes.go)
 }
 
 // New opens the data directory and prepares a server.
@@ -236,7 +266,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, resolver: txtResolver{addr: cfg.DNSResolver}}
+	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, resolver: txtResolver{addr: cfg.DNSResolver},
+		changes: make(chan struct{}, 1)}
+	s.inst.self = store.Instance{ID: newInstanceID(), Advertise: cfg.Advertise, StartedAt: time.Now().UTC()}
+	s.inst.seen = map[string]*seenInstance{}
 	if err := s.startServerCerts(); err != nil {
 		return nil, err
 	}

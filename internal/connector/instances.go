@@ -208,7 +208,7 @@ func (c *Connector) keepInstances(ctx context.Context) {
 			r.cancel() // its tunnels drain: requests in flight finish
 			delete(running, id)
 			if !ok {
-				c.events.Event(eventlog.InstanceLeft, fmt.Sprintf("Cloud instance %s (%s) is no longer live; its tunnels are closed", id, r.addr),
+				c.events.Event(eventlog.InstanceUnlisted, fmt.Sprintf("Cloud instance %s (%s) is no longer live; its tunnels are closed", id, r.addr),
 					"instance", id, "address", r.addr)
 			}
 		}
@@ -219,7 +219,7 @@ func (c *Connector) keepInstances(ctx context.Context) {
 			rctx, cancel := context.WithCancel(ctx)
 			r := &instanceRun{id: in.ID, addr: in.Advertise, cancel: cancel}
 			running[in.ID] = r
-			c.events.Event(eventlog.InstanceJoined, fmt.Sprintf("Cloud instance %s at %s is live; keeping %d tunnel connection(s) to it", in.ID, in.Advertise, c.cfg.Connections),
+			c.events.Event(eventlog.InstanceListed, fmt.Sprintf("Cloud instance %s at %s is live; keeping %d tunnel connection(s) to it", in.ID, in.Advertise, c.cfg.Connections),
 				"instance", in.ID, "address", in.Advertise)
 			for i := range c.cfg.Connections {
 				start(rctx, &slot{name: fmt.Sprintf("%s/%d", in.ID, i), instance: in.ID, addr: in.Advertise, run: r})

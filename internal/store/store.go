@@ -408,6 +408,17 @@ type SigningKey struct {
 	SignUntil time.Time // zero: no successor yet
 }
 
+// Instance is a running cloud instance as the others see it: a row each
+// instance writes every few seconds (Heartbeat). Advertise is the
+// HOST:PORT at which connectors reach it directly ("" for an instance that
+// advertises none: a single cloud).
+type Instance struct {
+	ID          string
+	Advertise   string
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+}
+
 // Store is the cloud's persistent state. Implementations are safe for
 // concurrent use. Methods taking a tenantID only ever see that tenant's rows.
 type Store interface {
@@ -682,4 +693,14 @@ type Store interface {
 	AddTenantSigningKey(ctx context.Context, k SigningKey, replaces string) error
 	// DeleteTenantSigningKey removes the tenant's key, or returns ErrNotFound.
 	DeleteTenantSigningKey(ctx context.Context, tenantID, kid string) error
+
+	// Heartbeat creates or replaces the row of instance i.ID (its
+	// Advertise, StartedAt and HeartbeatAt).
+	Heartbeat(ctx context.Context, i Instance) error
+	// ListInstances returns the instances whose last heartbeat is at or
+	// after aliveSince (the zero time: all), by ID.
+	ListInstances(ctx context.Context, aliveSince time.Time) ([]Instance, error)
+	// DeleteInstance removes an instance's row (a clean shutdown), or
+	// returns ErrNotFound.
+	DeleteInstance(ctx context.Context, id string) error
 }

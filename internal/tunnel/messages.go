@@ -104,7 +104,7 @@ type Config struct {
 type Instances struct {
 	Version string `json:"version"` // opaque; changes whenever the list changes ("" for an empty list)
 	// Self is the id of the instance that sends it: the one at the other
-	// end of this tunnel ("" if it has no advertise address).
+	// end of this tunnel.
 	Self      string     `json:"self,omitempty"`
 	Instances []Instance `json:"instances"`
 }
