@@ -190,6 +190,9 @@ func newStatusCmd() *cobra.Command {
 				t.ConnectorID, t.Tenant, t.TenantID, t.Group, t.CloudURL, t.Thumbprint, t.KeyLocation,
 				t.IssuedAt.Format(time.RFC3339), t.Source, t.ExpiresAt.Format(time.RFC3339), days)
 			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir, t))
+			if rs, fresh := statedir.ReadRunStatus(dir, time.Now()); fresh && rs.Listed > 0 {
+				fmt.Fprintf(out, "Instances:    %s\n", rs.InstancesLine())
+			}
 			if t.ReleaseKey != "" {
 				if k, err := release.ParsePublicKey([]byte(t.ReleaseKey)); err == nil {
 					fmt.Fprintf(out, "Release key:  %s (the cloud's, from the registration; the updater checks updates against the key root pinned for it)\n", release.KeyID(k))
