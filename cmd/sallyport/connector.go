@@ -221,7 +221,7 @@ func connectionState(dir string, t statedir.Trust) string {
 		if rs.TunnelProtocol > 0 {
 			proto = fmt.Sprintf(" (tunnel protocol %d)", rs.TunnelProtocol)
 		}
-		return fmt.Sprintf("connected: %d of %d tunnels up%s, serving %d application(s), version %s (pid %d)", rs.TunnelsUp, rs.Connections, proto, len(rs.Apps), rs.Version, rs.PID)
+		return fmt.Sprintf("connected: %d of %d tunnels up%s, serving %d application(s), version %s (pid %d)", rs.TunnelsUp, rs.Connections*max(1, rs.Listed), proto, len(rs.Apps), rs.Version, rs.PID)
 	case rs.LastError != "":
 		return "running but not connected: " + rs.LastError
 	default:
