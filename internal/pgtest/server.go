@@ -228,9 +228,17 @@ func (s *server) init() error {
 		return err
 	}
 	s.port = port
-	if err := s.startServer(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
-		return fmt.Errorf("%w\n%s", err, tail(log))
+	// fsync and the like are off: a test cluster is thrown away, and they
+	// cost seconds per test binary.
+	opts := strings.Join([]string{
+		"-c listen_addresses=127.0.0.1", "-p " + strconv.Itoa(port),
+		"-c unix_socket_directories=" + s.dir, "-c max_connections=300",
+		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+	}, " ")
+	logFile := filepath.Join(s.dir, "postgres.log")
+	if out, err := s.run("pg_ctl", "-D", data, "-l", logFile, "-w", "-t", strconv.Itoa(int(startTimeout.Seconds())), "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(logFile)
+		return fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, tail(log))
 	}
 	version, err := s.version()
 	if err != nil {
@@ -241,17 +249,6 @@ func (s *server) init() error {
 		s.strategy = " STRATEGY FILE_COPY"
 	}
 	return nil
-}
-
-// options are the server's command-line options: fsync and the like are
-// off, since a test cluster is thrown away and they cost seconds per test
-// binary.
-func (s *server) options() string {
-	return strings.Join([]string{
-		"-c listen_addresses=127.0.0.1", "-p " + strconv.Itoa(s.port),
-		"-c unix_socket_directories=" + s.dir, "-c max_connections=300",
-		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-	}, " ")
 }
 
 // version is the server's server_version_num (150004 for 15.4).

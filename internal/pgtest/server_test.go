@@ -67,30 +67,3 @@ func TestVersionOf(t *testing.T) {
 		t.Errorf("versionOf(x) = %d, want 0", got)
 	}
 }
-
-// TestRestart: the server comes back on the same address with the data it
-// had; a connection open across the restart is cut.
-func TestRestart(t *testing.T) {
-	dsn := DSN(t)
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(context.Background()) }()
-	if _, err := conn.Exec(t.Context(), `CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)`); err != nil {
-		t.Fatal(err)
-	}
-	Restart(t, 0)
-	if _, err := conn.Exec(t.Context(), `SELECT 1`); err == nil {
-		t.Error("a connection open across the restart still works")
-	}
-	again, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = again.Close(context.Background()) }()
-	var x int
-	if err := again.QueryRow(t.Context(), `SELECT x FROM kept`).Scan(&x); err != nil || x != 7 {
-		t.Fatalf("after the restart: %d, %v", x, err)
-	}
-}
