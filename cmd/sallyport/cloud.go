@@ -99,7 +99,7 @@ func newCloudServeCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger(cmd)
-			srv, err := cloud.New(cfg)
+			srv, err := cloud.NewContext(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

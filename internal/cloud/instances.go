@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
@@ -293,5 +294,42 @@ func (s *Server) updateInstances(ctx context.Context, rows []store.Instance, now
 		if err := s.store.DeleteInstance(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("removing a long-silent instance's row failed", "instance", id, "error", err.Error())
 		}
+	}
+}
+
+// openStore opens the data directory's store. A PostgreSQL server that
+// cannot be reached is tried again, every second doubling to 30 s, until
+// Config.StoreWait has passed or ctx is done (event 2976 once, then 2975
+// when it comes); any other failure, or the end of the wait, is returned.
+func (s *Server) openStore(ctx context.Context) (store.Store, int, error) {
+	deadline := time.Now().Add(s.cfg.StoreWait)
+	delay := time.Second
+	waiting := false
+	for {
+		st, wrapped, err := datadir.OpenStoreCount(s.cfg.DataDir, s.settings, s.log)
+		if err == nil {
+			if waiting {
+				s.events.Event(eventlog.StoreBack, "The store is reachable: the cloud starts", "instance", s.inst.self.ID)
+			}
+			return st, wrapped, nil
+		}
+		remaining := time.Until(deadline)
+		if !errors.Is(err, datadir.ErrStoreUnreachable) || remaining <= 0 {
+			return nil, 0, err
+		}
+		if !waiting {
+			waiting = true
+			s.events.Event(eventlog.StoreWaiting, fmt.Sprintf("%v; the cloud tries again until %s have passed (--store-wait)", err, humanDuration(s.cfg.StoreWait)),
+				"error", err.Error(), "wait", s.cfg.StoreWait.String())
+		}
+		s.log.Warn("the store cannot be reached; trying again", "in", delay.String(), "error", err.Error())
+		t := time.NewTimer(min(delay, remaining))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, err
+		case <-t.C:
+		}
+		delay = min(2*delay, 30*time.Second)
 	}
 }

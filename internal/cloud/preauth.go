@@ -194,6 +194,25 @@ func (c *sessionCache) drop(ids []string, user string) {
 	}
 }
 
+// clear forgets every cached session (they are read again from the
+// store when used).
+func (c *sessionCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byHash = nil
+}
+
+// all returns the cached sessions' ids and hashes.
+func (c *sessionCache) all() []store.Session {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]store.Session, 0, len(c.byHash))
+	for _, cs := range c.byHash {
+		out = append(out, store.Session{ID: cs.ID, Hash: cs.Hash})
+	}
+	return out
+}
+
 func (c *sessionCache) expire(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

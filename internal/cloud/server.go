@@ -248,10 +248,15 @@ type Server struct {
 	oidc         oidcState                           // tenants' OpenID providers (oidc.go)
 	inst         instances                           // the other instances on the store (instances.go)
 	changes      chan struct{}                       // changes made elsewhere, for the refresher (changes.go)
+	feed         feedState                           // the store's change feed (changes.go)
 }
 
 // New opens the data directory and prepares a server.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (*Server, error) { return NewContext(context.Background(), cfg) }
+
+// NewContext is New, giving up waiting for the store (Config.StoreWait)
+// when ctx is done.
+func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -285,16 +290,16 @@ func New(cfg Config) (*Server, error) {
 	if s.releasePub, err = datadir.LoadReleaseKey(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	st, wrapped, err := datadir.OpenStoreCount(cfg.DataDir, settings, s.log)
+	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, datadir.EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
+		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
+	}
+	st, wrapped, err := s.openStore(ctx)
 	if err != nil {
+		s.events.Close()
 		return nil, err
 	}
 	s.store = st
 	s.metrics = newMetrics(s)
-	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, datadir.EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
-		st.Close()
-		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
-	}
 	if wrapped > 0 {
 		s.events.Event(eventlog.StoreKeysWrapped, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, datadir.KEKFile)),
 			"keys", fmt.Sprint(wrapped))

@@ -419,6 +419,61 @@ type Instance struct {
 	HeartbeatAt time.Time
 }
 
+// Change is one change committed to a store several instances share,
+// as ChangeFeed reports it: the table written, and for the sessions
+// ended, their ids.
+type Change struct {
+	Table string
+	// SessionIDs are the ids of the sessions deleted (Table "sessions");
+	// nil with AllSessions, when they were too many to list.
+	SessionIDs  []string
+	AllSessions bool
+}
+
+// ChangeHandler receives what a ChangeFeed follows. Its functions are
+// called from one goroutine, in order, and must not block for long.
+type ChangeHandler struct {
+	// Change is called for every change committed by any process on the
+	// store (this one included).
+	Change func(Change)
+	// Connected is called each time the feed is (again) following: changes
+	// may have been missed before, so the caller reloads what it caches.
+	Connected func()
+	// Lost is called when the feed's connection failed; the feed
+	// reconnects by itself, backing off.
+	Lost func(error)
+}
+
+// ChangeFeed is implemented by a store several cloud instances share
+// (PostgreSQL): FollowChanges reports changes to the tables whose rows
+// the cloud caches, until ctx is done. A store only one process uses
+// (SQLite) does not implement it.
+type ChangeFeed interface {
+	FollowChanges(ctx context.Context, h ChangeHandler)
+}
+
+// Unwrapper is implemented by a store that wraps another (the data
+// directory's key-wrapping store), for callers looking for an optional
+// interface such as ChangeFeed.
+type Unwrapper interface {
+	Unwrap() Store
+}
+
+// FeedOf returns st's ChangeFeed, looking through wrappers, or nil.
+func FeedOf(st Store) ChangeFeed {
+	for st != nil {
+		if f, ok := st.(ChangeFeed); ok {
+			return f
+		}
+		u, ok := st.(Unwrapper)
+		if !ok {
+			return nil
+		}
+		st = u.Unwrap()
+	}
+	return nil
+}
+
 // Store is the cloud's persistent state. Implementations are safe for
 // concurrent use. Methods taking a tenantID only ever see that tenant's rows.
 type Store interface {
