@@ -151,7 +151,7 @@ func newRunCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", statedir.DefaultDir(), "the connector's state directory")
-	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
+	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud (to each of its instances when it lists several)")
 	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", connector.DefaultMetricsListen, "where to serve /metrics, /healthz and /ready ('' for nowhere; keep it on loopback)")
 	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long requests in flight may finish (no new ones are taken; 0: close at once)")
