@@ -47,6 +47,10 @@ type Me struct {
 	Tenant   string `json:"tenant"`
 	TenantID string `json:"tenant_id"`
 	Role     string `json:"role"`
+	// DefaultHostSuffix is how the tenant's default external host names
+	// end: an application NAME is published at NAME + this suffix
+	// ("-LABEL.CLOUDNAME") unless it is given another host.
+	DefaultHostSuffix string `json:"default_host_suffix"`
 }
 
 // RegisterRequest is POST /api/v1/connectors/register: a connector asks
@@ -93,18 +97,19 @@ type User struct {
 	DisplayName string    `json:"display_name"` // "" when unknown
 	Disabled    bool      `json:"disabled"`
 	CreatedAt   time.Time `json:"created_at"`
+	// MFAEnrolled: the user has a second factor (TOTP).
+	MFAEnrolled bool `json:"mfa_enrolled"`
+	// External is the user's identity at the tenant's OpenID provider
+	// ("ISSUER#SUBJECT"); "" for a local account.
+	External string `json:"external"`
 }
 
 // UserDetail is GET /api/v1/users/{name}, and the answer to the user
 // actions (disable, enable, reset-mfa).
 type UserDetail struct {
 	User
-	MFAEnrolled   bool      `json:"mfa_enrolled"`
 	MFAEnrolledAt time.Time `json:"mfa_enrolled_at,omitzero"`
-	// External is the user's identity at the tenant's OpenID provider
-	// ("ISSUER#SUBJECT"); "" for a local account.
-	External   string   `json:"external"`
-	UserGroups []string `json:"user_groups"` // names, sorted
+	UserGroups    []string  `json:"user_groups"` // names, sorted
 	// SessionsEnded, in the answer to an action, is how many of the
 	// user's sessions it ended.
 	SessionsEnded int `json:"sessions_ended"`

@@ -24,6 +24,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -121,7 +123,59 @@ func Start(t testing.TB, opts Options) *Browser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	return &Browser{t: t, ctx: ctx, timeout: opts.Timeout}
+	b := &Browser{t: t, ctx: ctx, timeout: opts.Timeout}
+	// Registered after the browser's own cleanup, so run before it: a
+	// failed test leaves the page it ended on, as a picture and as HTML.
+	t.Cleanup(func() {
+		if t.Failed() {
+			b.saveFailure()
+		}
+	})
+	return b
+}
+
+// EnvArtifacts names the directory where a failed browser test leaves a
+// screenshot and the HTML of the page it ended on (default: a directory
+// under the system's temporary directory, which the test's log names).
+const EnvArtifacts = "SALLYPORT_ARTIFACTS"
+
+// saveFailure writes the tab's screenshot and HTML and logs their paths.
+func (b *Browser) saveFailure() {
+	dir := os.Getenv(EnvArtifacts)
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "sallyport-browser-failures")
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(b.t.Name())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Logf("browser: cannot keep the failed page: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	var html string
+	if err == nil {
+		html, err = chromedp.Run(ctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+	}
+	if err != nil {
+		b.t.Logf("browser: cannot keep the failed page: %v", err)
+		return
+	}
+	shot, page := filepath.Join(dir, name+".png"), filepath.Join(dir, name+".html")
+	if os.WriteFile(shot, png, 0o644) == nil && os.WriteFile(page, []byte(html), 0o644) == nil {
+		b.t.Logf("browser: the page the test ended on: %s and %s", shot, page)
+	}
+}
+
+// Screenshot saves the page as a PNG at path, at width × height CSS
+// pixels (the whole page when it is taller), for the docs' images.
+func (b *Browser) Screenshot(path string, width, height int64) {
+	b.t.Helper()
+	run(b, "set the screen's size", chromedp.EmulateViewport(width, height))
+	png := run(b, "take a screenshot", chromedp.FullScreenshot(100))
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatalf("browser: write %s: %v", path, err)
+	}
 }
 
 // Context is the tab's context, for chromedp actions this package does not

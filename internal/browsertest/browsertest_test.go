@@ -5,11 +5,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"html"
+	"image/png"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -111,4 +114,30 @@ func names(cs []*browsertest.Cookie) []string {
 		n = append(n, c.Name)
 	}
 	return n
+}
+
+// TestScreenshot: a screenshot is a PNG of the width asked for.
+func TestScreenshot(t *testing.T) {
+	ca := testnet.NewCA(t)
+	srv := httptest.NewUnstartedServer(pages())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Cert(t, "127.0.0.1")}}
+	srv.StartTLS()
+	defer srv.Close()
+	b := browsertest.Start(t, browsertest.Options{Trust: []*x509.Certificate{ca.Root}})
+	b.Navigate(srv.URL + "/")
+	b.WaitText("Who are you?")
+	path := filepath.Join(t.TempDir(), "page.png")
+	b.Screenshot(path, 375, 600)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Fatalf("the screenshot is not a PNG: %v", err)
+	}
+	if cfg.Width != 375 {
+		t.Fatalf("the screenshot is %d px wide, want 375", cfg.Width)
+	}
 }

@@ -452,6 +452,7 @@ func (s *Server) handleDeleteApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
+	s.history.forget(historyKey{appSeries, p.Tenant.ID, a.ID})
 	s.events.Event(eventlog.AppDeleted, fmt.Sprintf("Application '%s' of %s was deleted by %s", a.Name, p.Tenant.Domain, p.User.Name), "app", a.Name, "tenant", p.Tenant.Domain)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

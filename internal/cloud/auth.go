@@ -176,6 +176,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, p *principal) error {
-	writeJSON(w, http.StatusOK, api.Me{User: p.User.Name, Tenant: p.Tenant.Domain, TenantID: p.Tenant.ID, Role: string(p.User.Role)})
+	writeJSON(w, http.StatusOK, api.Me{User: p.User.Name, Tenant: p.Tenant.Domain, TenantID: p.Tenant.ID, Role: string(p.User.Role),
+		DefaultHostSuffix: "-" + p.Tenant.Label + "." + s.settings.Name})
 	return nil
 }

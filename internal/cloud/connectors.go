@@ -82,6 +82,7 @@ func (s *Server) handleDeleteConnector(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	s.registry.disconnect(c.ID)
+	s.history.forget(historyKey{connectorSeries, p.Tenant.ID, c.ID})
 	s.events.Event(eventlog.ConnectorDeleted, fmt.Sprintf("Connector %s (%s) was deleted by %s and its certificate revoked", c.ID, tenancy.DashIfEmpty(c.Hostname), p.User.Name),
 		"connector", c.ID, "tenant", p.Tenant.Domain, "by", p.User.Name)
 	w.WriteHeader(http.StatusNoContent)

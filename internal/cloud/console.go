@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/sallyport/sallyport/internal/console"
+	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 )
@@ -27,12 +28,22 @@ func (s *Server) newConsole(api http.Handler) *console.Console {
 		As: func(ctx context.Context, u console.User) context.Context {
 			return context.WithValue(ctx, consoleUserKey{}, u)
 		},
-		CSRFToken: s.csrfToken,
-		CheckCSRF: s.checkCSRF,
-		Origin:    s.origin(s.settings.Name),
-		Log:       s.log,
-		Now:       s.now,
+		CSRFToken:     s.csrfToken,
+		CheckCSRF:     s.checkCSRF,
+		Origin:        s.origin(s.settings.Name),
+		CAFingerprint: s.caFingerprint(),
+		Log:           s.log,
+		Now:           s.now,
+		RedirectURI:   s.redirectURI(),
 	})
+}
+
+// caFingerprint is the cloud CA's fingerprint ("" without a CA).
+func (s *Server) caFingerprint() string {
+	if s.ca == nil || s.ca.Cert == nil {
+		return ""
+	}
+	return pki.Fingerprint(s.ca.Cert)
 }
 
 // consoleUser is the signed-in user of r's session at the cloud's name.

@@ -51,6 +51,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.App != nil {
 		s.metrics.observe(out.App.Tenant, out.App.Name, rec.code, rec.took)
+		s.recordEdge(&out, rec.code, rec.took)
 	}
 	if s.access != nil {
 		s.logAccess(r, rec, &out, in)

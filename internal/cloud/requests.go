@@ -116,6 +116,7 @@ func (s *Server) onEdgeError(f *edge.Failure) {
 	now := s.now().UTC()
 	s.appErrors.record(f, now)
 	s.requests.record(f, now)
+	s.recordFailedAttempts(f, now)
 	if f.Refused {
 		return // logged by the edge (edge request refused), at most once per second
 	}

@@ -234,6 +234,7 @@ type Server struct {
 	metrics      *metrics
 	appErrors    errorLog          // recent failed requests per application
 	requests     requestIndex      // failed requests by request id, per tenant
+	history      history           // the last hour per application and connector, for the overview (history.go)
 	failureLogs  eventlog.Throttle // event 2700: one per application and code per second
 	events       *eventlog.Log
 	releasePub   ed25519.PublicKey                   // the release key connectors pin

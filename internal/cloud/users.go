@@ -104,7 +104,8 @@ func checkProfile(email, display string) error {
 
 // apiUser is u as the API shows it.
 func apiUser(u store.User, t store.Tenant) api.User {
-	return api.User{ID: u.ID, Name: u.Name, Role: string(u.Role), Tenant: t.Domain, Email: u.Email, DisplayName: u.DisplayName, Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+	return api.User{ID: u.ID, Name: u.Name, Role: string(u.Role), Tenant: t.Domain, Email: u.Email, DisplayName: u.DisplayName, Disabled: u.Disabled, CreatedAt: u.CreatedAt,
+		MFAEnrolled: u.TOTPSecret != nil || !u.MFAEnrolledAt.IsZero(), External: u.External}
 }
 
 // userDetail is u with its second factor and user groups.
@@ -113,7 +114,7 @@ func (s *Server) userDetail(ctx context.Context, t store.Tenant, u store.User) (
 	if err != nil {
 		return api.UserDetail{}, err
 	}
-	d := api.UserDetail{User: apiUser(u, t), MFAEnrolled: u.TOTPSecret != nil || !u.MFAEnrolledAt.IsZero(), MFAEnrolledAt: u.MFAEnrolledAt, External: u.External, UserGroups: make([]string, 0, len(gs))}
+	d := api.UserDetail{User: apiUser(u, t), MFAEnrolledAt: u.MFAEnrolledAt, UserGroups: make([]string, 0, len(gs))}
 	for _, g := range gs {
 		d.UserGroups = append(d.UserGroups, g.Name)
 	}

@@ -73,7 +73,14 @@ type Config struct {
 	CheckCSRF func(r *http.Request) error
 	// Origin is the cloud's own origin, https://CLOUDNAME[:PORT].
 	Origin string
-	Log    *slog.Logger
+	// CAFingerprint is the cloud CA's "sha256:HEX" fingerprint, for the
+	// ready 'connector register' command of a new registration token.
+	CAFingerprint string
+	// RedirectURI is the address an OpenID provider sends the browser
+	// back to (https://CLOUDNAME[:PORT]/signin/oidc/callback): the
+	// identity provider page shows it to copy even before one is set.
+	RedirectURI string
+	Log         *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -122,6 +129,58 @@ type route struct {
 func (c *Console) routes() []route {
 	return []route{
 		{"GET " + Prefix + "/{$}", c.overviewPage},
+		{"GET " + Prefix + "/connectors", c.connectorsPage},
+		{"GET " + Prefix + "/connectors/{id}", c.connectorPage},
+		{"POST " + Prefix + "/connectors/{id}/move", c.moveConnector},
+		{"GET " + Prefix + "/connectors/{id}/delete", c.deleteConnectorPage},
+		{"POST " + Prefix + "/connectors/{id}/delete", c.deleteConnector},
+		{"GET " + Prefix + "/groups", c.groupsPage},
+		{"POST " + Prefix + "/groups", c.createGroup},
+		{"GET " + Prefix + "/groups/{name}", c.groupPage},
+		{"POST " + Prefix + "/groups/{name}/rename", c.renameGroup},
+		{"GET " + Prefix + "/groups/{name}/delete", c.deleteGroupPage},
+		{"POST " + Prefix + "/groups/{name}/delete", c.deleteGroup},
+		{"GET " + Prefix + "/tokens", c.tokensPage},
+		{"POST " + Prefix + "/tokens", c.createToken},
+		{"GET " + Prefix + "/tokens/{id}/revoke", c.revokeTokenPage},
+		{"POST " + Prefix + "/tokens/{id}/revoke", c.revokeToken},
+		{"GET " + Prefix + "/apps", c.appsPage},
+		{"GET " + Prefix + "/apps/new", c.newAppPage},
+		{"POST " + Prefix + "/apps", c.createApp},
+		{"GET " + Prefix + "/apps/{name}", c.appPage},
+		{"POST " + Prefix + "/apps/{name}", c.updateApp},
+		{"POST " + Prefix + "/apps/{name}/test", c.testApp},
+		{"GET " + Prefix + "/apps/{name}/delete", c.deleteAppPage},
+		{"POST " + Prefix + "/apps/{name}/delete", c.deleteApp},
+		{"POST " + Prefix + "/apps/{name}/assignments", c.assign},
+		{"GET " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassignPage},
+		{"POST " + Prefix + "/apps/{name}/assignments/{kind}/{assignee}/delete", c.unassign},
+		{"GET " + Prefix + "/users", c.usersPage},
+		{"GET " + Prefix + "/users/new", c.newUserPage},
+		{"POST " + Prefix + "/users", c.createUser},
+		{"GET " + Prefix + "/users/{name}", c.userPage},
+		{"POST " + Prefix + "/users/{name}/{action}", c.userAction},
+		{"GET " + Prefix + "/users/{name}/delete", c.deleteUserPage},
+		{"POST " + Prefix + "/users/{name}/delete", c.deleteUser},
+		{"GET " + Prefix + "/user-groups", c.userGroupsPage},
+		{"POST " + Prefix + "/user-groups", c.createUserGroup},
+		{"GET " + Prefix + "/user-groups/{name}", c.userGroupPage},
+		{"POST " + Prefix + "/user-groups/{name}/members", c.addMember},
+		{"POST " + Prefix + "/user-groups/{name}/members/{user}/remove", c.removeMember},
+		{"GET " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroupPage},
+		{"POST " + Prefix + "/user-groups/{name}/delete", c.deleteUserGroup},
+		{"GET " + Prefix + "/idp", c.idpPage},
+		{"POST " + Prefix + "/idp", c.setIdP},
+		{"GET " + Prefix + "/idp/delete", c.deleteIdPPage},
+		{"POST " + Prefix + "/idp/delete", c.deleteIdP},
+		{"GET " + Prefix + "/domains", c.domainsPage},
+		{"POST " + Prefix + "/domains", c.addDomain},
+		{"POST " + Prefix + "/domains/{domain}/verify", c.verifyDomain},
+		{"GET " + Prefix + "/domains/{domain}/delete", c.deleteDomainPage},
+		{"POST " + Prefix + "/domains/{domain}/delete", c.deleteDomain},
+		{"GET " + Prefix + "/events", c.eventsPage},
+		{"GET " + Prefix + "/requests", c.requestPage},
+		{"GET " + Prefix + "/updates", c.updatesPage},
 	}
 }
 

@@ -26,6 +26,9 @@ type Filter struct {
 	IDs []ID
 	// Source keeps only events of this source; empty keeps all.
 	Source string
+	// Where, if not nil, keeps only the events it returns true for; it
+	// runs after the other conditions, and Newest counts what it keeps.
+	Where func(*Event) bool
 }
 
 // Validate reports a Filter that Read would refuse.
@@ -43,7 +46,8 @@ func (f Filter) match(ev *Event) bool {
 	return ev.Level.rank() >= f.MinLevel.rank() &&
 		(f.Since.IsZero() || !ev.Time.Before(f.Since)) &&
 		(len(f.IDs) == 0 || slices.Contains(f.IDs, ev.ID)) &&
-		(f.Source == "" || ev.Source == f.Source)
+		(f.Source == "" || ev.Source == f.Source) &&
+		(f.Where == nil || f.Where(ev))
 }
 
 // maxScanBytes bounds how much of the files Read looks at, newest first;

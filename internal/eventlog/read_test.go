@@ -59,6 +59,8 @@ func TestReadFilters(t *testing.T) {
 		{"newest error", Filter{MinLevel: LevelError, Newest: 1}, "e8"},
 		{"newest 2 warnings", Filter{MinLevel: LevelWarning, Newest: 2}, "e6 e8"},
 		{"ids since", Filter{IDs: []ID{1000}, Since: at(3)}, "e5"},
+		{"where", Filter{Where: func(ev *Event) bool { return ev.Message != "e2" && ev.ID == 1000 }}, "e5"},
+		{"where before newest", Filter{Where: func(ev *Event) bool { return ev.ID == 100 }, Newest: 2}, "e7 u1"},
 		{"everything combined", Filter{IDs: []ID{100, 1000}, MinLevel: LevelInformation, Since: at(2), Source: "connector", Newest: 2}, "e5 e7"},
 	}
 	for _, tt := range tests {
