@@ -291,6 +291,10 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	}
 	status := site.ok(t, "", "connector", "status", "--dir", stA.dir).stdout
 	mustContain(t, "connector status", status, "Instances:    3 of 3 cloud instance(s) connected", adverts[0], adverts[1], adverts[2])
+	show := c.admin.ok(t, "", "admin", "connector", "show", stA.id).stdout
+	mustContain(t, "admin connector show", show, "Cloud instances:", "3: ", adverts[0], adverts[1], adverts[2])
+	doctor := site.run(t, "", "connector", "doctor", "--dir", stA.dir)
+	mustContain(t, "connector doctor", doctor.stdout+doctor.stderr, "3 of 3 cloud instance(s) connected")
 
 	// Every instance serves every application of every tenant.
 	waitServed(t, ins, hosts, readyTimeout)
