@@ -64,18 +64,22 @@ func (s *Server) announceInstances(ctx context.Context) {
 	t := time.NewTicker(announceEvery)
 	defer t.Stop()
 	for {
-		m := s.instancesMessage()
-		if old := s.registry.instances.Swap(m); old == nil || old.Version != m.Version {
-			if old != nil || m.Version != "" {
-				ids := make([]string, 0, len(m.Instances))
-				for _, in := range m.Instances {
-					ids = append(ids, in.ID+" at "+in.Advertise)
+		// Not before this instance has read the others' heartbeats: a
+		// list of itself alone would be a wrong one.
+		if s.inst.live.Load() != nil {
+			m := s.instancesMessage()
+			if old := s.registry.instances.Swap(m); old == nil || old.Version != m.Version {
+				if old != nil || m.Version != "" {
+					ids := make([]string, 0, len(m.Instances))
+					for _, in := range m.Instances {
+						ids = append(ids, in.ID+" at "+in.Advertise)
+					}
+					s.events.Event(eventlog.InstancesChanged, fmt.Sprintf("The cloud's live instances changed: %d reached directly by connectors (%s); connectors are told on their tunnels",
+						len(m.Instances), dashIfNone(strings.Join(ids, ", "))), "instances", fmt.Sprint(len(m.Instances)))
 				}
-				s.events.Event(eventlog.InstancesChanged, fmt.Sprintf("The cloud's live instances changed: %d reached directly by connectors (%s); connectors are told on their tunnels",
-					len(m.Instances), dashIfNone(strings.Join(ids, ", "))), "instances", fmt.Sprint(len(m.Instances)))
 			}
+			s.registry.pushInstancesAll(ctx)
 		}
-		s.registry.pushInstancesAll(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -52,12 +52,6 @@ func slotOf(ctx context.Context) *slot {
 	return sl
 }
 
-// instanceList is the latest list the cloud sent.
-type instanceList struct {
-	version string
-	list    []tunnel.Instance
-}
-
 // instanceRun is the group of slots kept to one instance.
 type instanceRun struct {
 	id, addr string
@@ -88,16 +82,27 @@ func (r *instanceRun) connected() {
 	r.mu.Unlock()
 }
 
-// setInstances takes a list sent by the cloud on the tunnel of sl.
+// setInstances takes a list sent by the cloud on the tunnel of sl. Each
+// instance's latest list is kept apart: the instances the connector
+// keeps tunnels to are the union of the lists of the instances it has a
+// tunnel up to (instancesLocked), so that two instances whose views
+// differ for a moment (one started a second ago, one that noticed a death
+// sooner) never make it drop tunnels another one still lists.
 func (c *Connector) setInstances(sl *slot, m tunnel.Instances) {
 	c.mu.Lock()
 	if sl != nil && sl.instance == "" {
 		sl.self = m.Self
 	}
-	changed := m.Version != c.insts.version
-	if changed {
-		c.insts = instanceList{version: m.Version, list: slices.Clone(m.Instances)}
+	before := c.instancesLocked()
+	c.lists[m.Self] = slices.Clone(m.Instances)
+	// Forget the lists of instances it has no tunnel up to any more.
+	up := c.sendersUpLocked()
+	for self := range c.lists {
+		if !up[self] && self != m.Self {
+			delete(c.lists, self)
+		}
 	}
+	changed := !slices.Equal(before, c.instancesLocked())
 	c.mu.Unlock()
 	if changed {
 		kick(c.instKick)
@@ -105,11 +110,57 @@ func (c *Connector) setInstances(sl *slot, m tunnel.Instances) {
 	}
 }
 
-// instancesNow returns the latest list (a copy).
+// sendersUpLocked is the set of instances (by id) it has a tunnel up
+// to; callers hold mu.
+func (c *Connector) sendersUpLocked() map[string]bool {
+	up := map[string]bool{}
+	for sl := range c.slots {
+		if sl.up == 0 {
+			continue
+		}
+		if sl.instance != "" {
+			up[sl.instance] = true
+		} else {
+			up[sl.self] = true
+		}
+	}
+	return up
+}
+
+// instancesLocked is the union, by id, of the lists of the instances it
+// has a tunnel up to — or, when none of those sent one (they are all
+// down, or the instance behind the cloud's name is not listed), of every
+// list it kept; callers hold mu.
+func (c *Connector) instancesLocked() []tunnel.Instance {
+	up := c.sendersUpLocked()
+	anyUp := false
+	for self := range c.lists {
+		anyUp = anyUp || up[self]
+	}
+	by := map[string]string{}
+	for self, list := range c.lists {
+		if anyUp && !up[self] {
+			continue
+		}
+		for _, in := range list {
+			if a, ok := by[in.ID]; !ok || in.Advertise < a {
+				by[in.ID] = in.Advertise // the same id at two addresses: one, always the same
+			}
+		}
+	}
+	out := make([]tunnel.Instance, 0, len(by))
+	for id, a := range by {
+		out = append(out, tunnel.Instance{ID: id, Advertise: a})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// instancesNow returns the instances it keeps tunnels to.
 func (c *Connector) instancesNow() []tunnel.Instance {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.insts.list)
+	return c.instancesLocked()
 }
 
 // instanceTunnelsUp counts the tunnels up to listed instances.
@@ -150,7 +201,7 @@ func (c *Connector) Instances() []tunnel.ConnectedInstance {
 		}
 		ci.Tunnels += sl.up
 	}
-	for _, in := range c.insts.list { // bootstrap tunnels to a listed instance
+	for _, in := range c.instancesLocked() { // bootstrap tunnels to a listed instance
 		if ci := by[in.ID]; ci != nil && ci.Advertise == "" {
 			ci.Advertise = in.Advertise
 		}

@@ -76,7 +76,10 @@ func (ic *instanceCloud) up() int {
 }
 
 // sendList pushes an instances list on every open tunnel of ic.
-func (ic *instanceCloud) sendList(t *testing.T, m tunnel.Instances) {
+func (ic *instanceCloud) sendList(t *testing.T, m tunnel.Instances) { ic.send(t, m, false) }
+
+// send pushes an instances list on every open tunnel of ic, or on one.
+func (ic *instanceCloud) send(t *testing.T, m tunnel.Instances, one bool) {
 	t.Helper()
 	js, _ := json.Marshal(m)
 	ic.mu.Lock()
@@ -89,6 +92,9 @@ func (ic *instanceCloud) sendList(t *testing.T, m tunnel.Instances) {
 	ic.mu.Unlock()
 	if len(cs) == 0 {
 		t.Fatal("no tunnel to send the list on")
+	}
+	if one {
+		cs = cs[:1]
 	}
 	for _, c := range cs {
 		req, _ := http.NewRequest("PUT", "https://connector"+tunnel.PathInstances, bytes.NewReader(js))
@@ -124,7 +130,7 @@ func TestKeepsTunnelsToEveryInstance(t *testing.T) {
 
 	testnet.WaitUntil(t, "2 tunnels through the cloud's name", func() bool { return name.up() == 2 })
 	list := tunnel.Instances{Version: "v1", Self: "a", Instances: []tunnel.Instance{{ID: "a", Advertise: a.addr}, {ID: "b", Advertise: b.addr}}}
-	name.sendList(t, list)
+	name.send(t, list, true) // its tunnels close once one to an instance is up
 	testnet.WaitUntil(t, "2 tunnels to each instance", func() bool { return a.up() == 2 && b.up() == 2 })
 	testnet.WaitUntil(t, "the tunnels through the cloud's name closed", func() bool { return name.up() == 0 })
 	testnet.WaitUntil(t, "the connector reports both instances", func() bool {
@@ -183,7 +189,7 @@ func TestUnreachableInstanceWarnsOnce(t *testing.T) {
 	writeTestState(t, dir, name.fakeCloud, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	runConnector(t, dir)
 	testnet.WaitUntil(t, "2 tunnels through the cloud's name", func() bool { return name.up() == 2 })
-	name.sendList(t, tunnel.Instances{Version: "v1", Instances: []tunnel.Instance{{ID: "a", Advertise: a.addr}, {ID: "dead", Advertise: dead.Addr().String()}}})
+	name.send(t, tunnel.Instances{Version: "v1", Instances: []tunnel.Instance{{ID: "a", Advertise: a.addr}, {ID: "dead", Advertise: dead.Addr().String()}}}, true) // its tunnels close once one to an instance is up
 	testnet.WaitUntil(t, "2 tunnels to a", func() bool { return a.up() == 2 })
 	testnet.WaitUntil(t, "the tunnels through the cloud's name closed", func() bool { return name.up() == 0 })
 	testnet.WaitUntil(t, "one event 1208", func() bool { return countEvents(t, dir, 1208) == 1 })
@@ -202,5 +208,39 @@ func TestUnreachableInstanceWarnsOnce(t *testing.T) {
 	testnet.WaitUntil(t, "tunnels through the cloud's name again", func() bool { return name.up() == 2 })
 	if n := countEvents(t, dir, 1209); n != 1 {
 		t.Errorf("%d events 1209, want 1", n)
+	}
+}
+
+// TestInstancesListsAreMerged: the instances whose lists differ for a
+// moment (one just started and knows only itself) do not make the
+// connector drop tunnels: it keeps the union of the lists of the
+// instances it is connected to, and drops an instance once none lists it.
+func TestInstancesListsAreMerged(t *testing.T) {
+	name := newInstance(t, nil)
+	a := newInstance(t, name.fakeCloud)
+	b := newInstance(t, name.fakeCloud)
+	dir := t.TempDir()
+	writeTestState(t, dir, name.fakeCloud, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	c, _ := runConnector(t, dir)
+	testnet.WaitUntil(t, "2 tunnels through the cloud's name", func() bool { return name.up() == 2 })
+	both := []tunnel.Instance{{ID: "a", Advertise: a.addr}, {ID: "b", Advertise: b.addr}}
+	name.send(t, tunnel.Instances{Version: "v1", Self: "a", Instances: both}, true) // its tunnels close once one to an instance is up
+	testnet.WaitUntil(t, "2 tunnels to each instance", func() bool { return a.up() == 2 && b.up() == 2 && name.up() == 0 })
+
+	// b, just restarted, knows only itself: a stays.
+	b.sendList(t, tunnel.Instances{Version: "vb", Self: "b", Instances: both[1:]})
+	// a no longer lists b, but b lists itself: both stay.
+	a.sendList(t, tunnel.Instances{Version: "va", Self: "a", Instances: both[:1]})
+	if got := c.instancesNow(); len(got) != 2 {
+		t.Fatalf("instances %v, want a and b", got)
+	}
+	if n := countEvents(t, dir, 1207); n != 0 {
+		t.Fatalf("%d events 1207 while each instance was still listed", n)
+	}
+	// b's own list drops b (it is going away): none lists it any more.
+	b.send(t, tunnel.Instances{Version: "vb2", Self: "b", Instances: both[:1]}, true) // its tunnels close at once
+	testnet.WaitUntil(t, "b's tunnels closed", func() bool { return b.up() == 0 })
+	if a.up() != 2 || countEvents(t, dir, 1207) != 1 {
+		t.Errorf("a has %d tunnels and %d events 1207; want 2 and 1", a.up(), countEvents(t, dir, 1207))
 	}
 }

@@ -117,11 +117,11 @@ type Connector struct {
 	lastUp   time.Time // when a tunnel last came up
 	lastErr  string    // last connection error, for status.json
 
-	statusKick chan struct{}  // asks statusLoop to write status.json now
-	instKick   chan struct{}  // asks keepInstances to look at the instances again
-	insts      instanceList   // the cloud's live instances, as last sent (guarded by mu)
-	slots      map[*slot]bool // running tunnel slots (guarded by mu)
-	refusal    error          // set when the cloud refused this connector for good
+	statusKick chan struct{}                // asks statusLoop to write status.json now
+	instKick   chan struct{}                // asks keepInstances to look at the instances again
+	lists      map[string][]tunnel.Instance // the latest list of live instances from each instance, by its id (guarded by mu)
+	slots      map[*slot]bool               // running tunnel slots (guarded by mu)
+	refusal    error                        // set when the cloud refused this connector for good
 	stop       context.CancelFunc
 }
 
@@ -134,7 +134,7 @@ func New(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID), statusKick: make(chan struct{}, 1), instKick: make(chan struct{}, 1), slots: map[*slot]bool{}}
+	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID), statusKick: make(chan struct{}, 1), instKick: make(chan struct{}, 1), slots: map[*slot]bool{}, lists: map[string][]tunnel.Instance{}}
 	if c.cfg.Dial == nil {
 		// The state's proxy, looked up per dial: a state reloaded from
 		// disk brings its proxy settings along.

@@ -3,7 +3,6 @@ package connector
 import (
 	"context"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/problem"
@@ -39,7 +38,7 @@ func (c *Connector) writeStatus(stopped bool) {
 	c.mu.Lock()
 	rs := statedir.RunStatus{PID: os.Getpid(), Version: c.cfg.Version, UpdatedAt: time.Now().UTC(), TunnelsUp: c.up, TunnelProtocol: c.protocol, Connections: c.cfg.Connections,
 		Serial: c.State().Trust.Serial, LastConnectedAt: c.lastUp, LastError: c.lastErr, ConfigVersion: tbl.cfg.Version, Apps: []string{}}
-	listed := slices.Clone(c.insts.list)
+	listed := c.instancesLocked()
 	c.mu.Unlock()
 	rs.Listed = len(listed)
 	if rs.Listed > 0 {
