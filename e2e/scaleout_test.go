@@ -374,4 +374,11 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	}) {
 		t.Errorf("the admin API does not answer after PostgreSQL came back")
 	}
+	for _, st := range []connectorState{stA, stB} {
+		counts := []string{}
+		for _, id := range []int{1203, 1206, 1207, 1208, 1209} {
+			counts = append(counts, fmt.Sprintf("%d×%d", countConnectorEvents(t, st.dir, id), id))
+		}
+		t.Logf("connector %s events: %s", st.id, strings.Join(counts, ", "))
+	}
 }
