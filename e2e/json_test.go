@@ -129,7 +129,7 @@ func TestJSONOutput(t *testing.T) {
 			}},
 		{name: "admin app unassign", args: []string{"web", "--user-group", "Staff"}, fields: []string{"app", "unassigned", "kind"}},
 		{name: "admin app list", array: true, fields: []string{"id", "name", "external_host"}},
-		{name: "admin app diagnose", args: []string{"web"}, fields: []string{"app", "connectors", "recent_errors", "findings"}},
+		{name: "admin app diagnose", args: []string{"web"}, fields: []string{"app", "connectors", "probes", "recent_errors", "findings"}},
 		{name: "admin request show", args: []string{requestID}, fields: []string{"request_id", "time", "app", "group"}},
 		{name: "admin connector list", array: true, fields: []string{"id", "group", "status"}},
 		{name: "admin connector show", args: []string{st.id}, fields: []string{"id", "group", "status"}},

@@ -127,7 +127,8 @@ func TestPublicErrorPages(t *testing.T) {
 		res := c.admin.ok(t, "", "admin", "request", "show", rid)
 		mustContain(t, "admin request show", res.stdout, rid, tc.app.InternalURL, st.id, hostname, tc.detail, "Secret Net", story.PublicMessage)
 		diag := c.admin.ok(t, "", "admin", "app", "diagnose", tc.app.Name)
-		mustContain(t, "admin app diagnose", diag.stdout, rid, "sallyport admin request show "+rid)
+		mustContain(t, "admin app diagnose", diag.stdout, rid, "sallyport admin request show "+rid,
+			"Test requests", st.id, "FAILED "+tc.code, "A test request to "+tc.app.InternalURL+" through connector "+st.id+" failed")
 	}
 
 	t.Run("another tenant cannot read the story", func(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 
 func newCloudCmd() *cobra.Command {
 	c := group("cloud", "Run and set up the cloud service")
-	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newCloudStoreCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd())
+	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newCloudStoreCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd(), newCloudInstanceCmd())
 	return c
 }
 

@@ -283,6 +283,17 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", x.ID, x.Status, dash(x.Hostname), x.Tunnels, x.InFlight, when(x.LastSeenAt))
 			}
 		}
+		fmt.Fprintln(tw, "\nTest requests (GET / of the internal URL through each connected connector):")
+		if len(d.Probes) == 0 {
+			fmt.Fprintln(tw, "  none: no connector of the group is connected")
+		}
+		for _, p := range d.Probes {
+			if p.OK {
+				fmt.Fprintf(tw, "  %s\tanswered %d in %d ms\n", p.Connector, p.Status, p.Millis)
+			} else {
+				fmt.Fprintf(tw, "  %s\tFAILED %s\trequest id %s\n  \t%s\n", p.Connector, p.Code, p.RequestID, p.Message)
+			}
+		}
 		fmt.Fprintf(tw, "\nRecent errors (%d):\n", len(d.RecentErrors))
 		for i := len(d.RecentErrors) - 1; i >= 0 && i >= len(d.RecentErrors)-5; i-- {
 			e := d.RecentErrors[i]

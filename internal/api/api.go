@@ -321,9 +321,26 @@ type AppDiagnosis struct {
 	App          App         `json:"app"`
 	Connectors   []Connector `json:"connectors"` // of the application's group
 	RecentErrors []EdgeError `json:"recent_errors"`
+	// Probes are the test requests the cloud sent to the backend through
+	// each connected connector of the group (at most 4): GET of the
+	// internal URL's root, marked "User-Agent: Sallyport-Test".
+	Probes []BackendProbe `json:"probes"`
 	// Findings are sentences: what looks wrong and what to do, most
 	// important first; empty when all looks well.
 	Findings []string `json:"findings"`
+}
+
+// BackendProbe is one test request of a diagnosis: the backend answered
+// (OK, with its Status) or the connector could not reach it (Code and
+// Message, the connector's own sentence).
+type BackendProbe struct {
+	Connector string `json:"connector"`
+	OK        bool   `json:"ok"`
+	Status    int    `json:"status,omitempty"`
+	Code      string `json:"code,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Millis    int64  `json:"ms"`
+	RequestID string `json:"request_id"`
 }
 
 // EdgeError is one failed request, with the detailed sentence (what the

@@ -60,17 +60,24 @@ func (s *Server) followChanges(ctx context.Context) {
 				s.log.Warn("reloading the identity providers after a change elsewhere failed; they are read again within the refresh interval", "error", err.Error())
 			}
 		}
-		s.dropRevoked(ctx)
+		if s.feed.connectors.Swap(false) {
+			s.dropRevoked(ctx)
+		}
+		if s.feed.revocations.Swap(false) {
+			s.checkTunnels(ctx)
+		}
 	}
 }
 
 // feedState is what the change feed's handlers share with the refresher.
 type feedState struct {
-	providers atomic.Bool  // an identity provider changed: reload them
-	reloads   atomic.Int64 // routing table reloads after changes, for tests
-	connects  atomic.Int64 // times the feed (re)connected, for tests
-	checking  atomic.Bool  // a check of the cached sessions runs
-	lost      atomic.Bool  // the feed is not following (logged once)
+	providers   atomic.Bool  // an identity provider changed: reload them
+	connectors  atomic.Bool  // a connector was deleted or moved: close the tunnels of those gone
+	revocations atomic.Bool  // a certificate was revoked: check the live tunnels' certificates
+	reloads     atomic.Int64 // routing table reloads after changes, for tests
+	connects    atomic.Int64 // times the feed (re)connected, for tests
+	checking    atomic.Bool  // a check of the cached sessions runs
+	lost        atomic.Bool  // the feed is not following (logged once)
 }
 
 // onChange handles one change notified by the store.
@@ -86,6 +93,11 @@ func (s *Server) onChange(c store.Change) {
 		return
 	case "identity_providers":
 		s.feed.providers.Store(true)
+	case "connectors":
+		s.feed.connectors.Store(true)
+	case "revocations":
+		s.feed.connectors.Store(true)
+		s.feed.revocations.Store(true)
 	}
 	s.changed()
 }
@@ -99,6 +111,7 @@ func (s *Server) onFeedConnected(ctx context.Context) {
 		s.log.Info("following other instances' changes again")
 	}
 	s.feed.providers.Store(true)
+	s.feed.connectors.Store(true)
 	s.changed()
 	if s.feed.checking.Swap(true) {
 		return

@@ -80,6 +80,17 @@ func (s *Server) handleDiagnoseApp(w http.ResponseWriter, r *http.Request, p *pr
 	case active == 1:
 		d.Findings = append(d.Findings, fmt.Sprintf("Only one connector of group '%s' is connected: add a second one so that losing a machine does not stop '%s'", group, a.Name))
 	}
+	d.Probes = []api.BackendProbe{}
+	if ea := s.appByID(a.ID); ea != nil && active > 0 {
+		d.Probes = s.probeBackend(ctx, ea)
+	}
+	for _, pr := range d.Probes {
+		if !pr.OK {
+			d.Findings = append([]string{fmt.Sprintf("A test request to %s through connector %s failed (%s): %s; check that the application runs and that the connector's machine reaches it (run 'sallyport connector doctor' there)",
+				a.InternalURL, pr.Connector, pr.Code, strings.TrimSuffix(pr.Message, "."))}, d.Findings...)
+			break
+		}
+	}
 	if n := len(d.RecentErrors); n > 0 {
 		last := d.RecentErrors[n-1]
 		d.Findings = append(d.Findings, fmt.Sprintf("The last failed request (%s, request id %s) said: %s (its whole story: 'sallyport admin request show %s')",

@@ -31,6 +31,14 @@ import (
 // before the others count it gone.
 const instanceMissedBeats = 3
 
+// DefaultInstanceBeat is how often an instance writes its heartbeat
+// (Config.InstanceBeat), and InstanceGoneAfter how long after its last
+// one the others count it gone.
+const (
+	DefaultInstanceBeat = 2 * time.Second
+	InstanceGoneAfter   = instanceMissedBeats * DefaultInstanceBeat
+)
+
 // instanceForgetAfter is how long a silent instance's row is kept before
 // any instance removes it (it is not counted alive meanwhile).
 const instanceForgetAfter = time.Hour
@@ -99,6 +107,7 @@ type instances struct {
 	// storeDown is set while the store cannot be reached (events 2974,
 	// 2975: once each per outage).
 	storeDown bool
+	announced bool // event 2973 was written
 }
 
 // seenInstance is another instance as this one saw it: its last heartbeat
@@ -130,10 +139,8 @@ func (s *Server) InstanceID() string { return s.inst.self.ID }
 func (s *Server) beat(ctx context.Context) {
 	t := time.NewTicker(s.cfg.InstanceBeat)
 	defer t.Stop()
-	first := true
 	for {
-		s.beatOnce(ctx, first)
-		first = false
+		s.beatOnce(ctx)
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -148,7 +155,7 @@ func (s *Server) beat(ctx context.Context) {
 }
 
 // beatOnce writes one heartbeat and reads the others' rows.
-func (s *Server) beatOnce(ctx context.Context, first bool) {
+func (s *Server) beatOnce(ctx context.Context) {
 	now := time.Now()
 	self := s.inst.self
 	self.HeartbeatAt = now.UTC()
@@ -165,7 +172,7 @@ func (s *Server) beatOnce(ctx context.Context, first bool) {
 		return
 	}
 	s.storeOK()
-	s.updateInstances(ctx, rows, now, first)
+	s.updateInstances(ctx, rows, now)
 }
 
 // storeFailed records that the store cannot be reached: event 2974 once
@@ -199,6 +206,7 @@ func (s *Server) storeOK() {
 		return
 	}
 	s.events.Event(eventlog.StoreBack, "The store is reachable again: this instance reloads its routing table and follows changes again", "instance", s.inst.self.ID)
+	s.feed.connectors.Store(true)
 	s.changed()
 }
 
@@ -206,8 +214,10 @@ func (s *Server) storeOK() {
 // is alive while its heartbeat value changes at least every
 // instanceMissedBeats beats; one seen for the first time is judged on its
 // heartbeat time. It logs joins and departures (events 2970–2972) and
-// removes rows silent for instanceForgetAfter.
-func (s *Server) updateInstances(ctx context.Context, rows []store.Instance, now time.Time, first bool) {
+// removes rows silent for instanceForgetAfter. The first time (the first
+// beat that reached the store) it logs this instance's arrival instead of
+// the others' joins (event 2973).
+func (s *Server) updateInstances(ctx context.Context, rows []store.Instance, now time.Time) {
 	window := time.Duration(instanceMissedBeats) * s.cfg.InstanceBeat
 	type change struct {
 		in  store.Instance
@@ -216,6 +226,8 @@ func (s *Server) updateInstances(ctx context.Context, rows []store.Instance, now
 	var changes []change
 	var forget []string
 	s.inst.mu.Lock()
+	first := !s.inst.announced
+	s.inst.announced = true
 	present := map[string]bool{}
 	live := []store.Instance{s.inst.self}
 	for _, r := range rows {

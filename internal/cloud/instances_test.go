@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/store"
@@ -204,4 +206,33 @@ func serveStoppable(t *testing.T, s *Server) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// TestTOTPCodeUsedOnceAcrossInstances: a second factor code accepted by
+// one instance is refused by another on the same store (and by a
+// restarted one), the next code is not.
+func TestTOTPCodeUsedOnceAcrossInstances(t *testing.T) {
+	a := newTestServer(t)
+	b := peerOf(t, a, Config{})
+	u, err := a.store.UserByName(t.Context(), "admin@contoso.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "JBSWY3DPEHPK3PXP"
+	u.TOTPSecret = []byte(secret)
+	now := time.Now()
+	code, _ := totp.GenerateCode(secret, now)
+	next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
+	if !a.totp.check(u, code, now) {
+		t.Fatal("a refused a fresh code")
+	}
+	if b.totp.check(u, code, now) {
+		t.Error("b accepted a code used on a")
+	}
+	if !b.totp.check(u, next, now) {
+		t.Error("b refused the next code")
+	}
+	if a.totp.check(u, next, now) {
+		t.Error("a accepted the next code used on b")
+	}
 }

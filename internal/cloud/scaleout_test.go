@@ -2,8 +2,10 @@ package cloud
 
 import (
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +38,7 @@ func newPostgresServer(t *testing.T, c *pgtest.Cluster, cfg Config) *Server {
 
 // TestTwoInstancesOnPostgres: two instances on one PostgreSQL database.
 // A change made through one (an application published, then deleted; a
-// user's sessions ended) reaches the other's routing table and session
+// user created, then disabled; a user's sessions ended) reaches the other's routing table and session
 // cache without waiting for the periodic reload (an hour here). When
 // PostgreSQL stops, both say so once and keep serving what they cached;
 // when it is back they say so, follow changes again, and a change made
@@ -75,6 +77,24 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 		t.Fatalf("delete wiki: %d %s", rec.Code, eb.Error.Message)
 	}
 	testnet.WaitUntil(t, "b no longer routes the application deleted on a", func() bool { _, ok := b.Lookup(host2); return !ok })
+
+	// A user created, then disabled, on a: b's directory snapshot follows.
+	if rec, eb := call(t, a, "POST", "/users", admin, api.CreateUserRequest{Name: "bob@contoso.com", Role: "user", Password: testPassword}); rec.Code != 201 {
+		t.Fatalf("create bob: %d %s", rec.Code, eb.Error.Message)
+	}
+	bobIn := func(s *Server) *dirUser {
+		for _, u := range s.routesNow().users {
+			if u.Name == "bob@contoso.com" {
+				return u
+			}
+		}
+		return nil
+	}
+	testnet.WaitUntil(t, "b knows the user created on a", func() bool { return bobIn(b) != nil })
+	if rec, eb := call(t, a, "POST", "/users/bob@contoso.com/disable", admin, nil); rec.Code >= 300 {
+		t.Fatalf("disable bob: %d %s", rec.Code, eb.Error.Message)
+	}
+	testnet.WaitUntil(t, "b knows the user disabled on a", func() bool { u := bobIn(b); return u != nil && u.Disabled })
 
 	// A session b has cached ends on a.
 	u, err := a.store.UserByName(ctx, "admin@contoso.com")
@@ -132,4 +152,75 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	testnet.WaitUntil(t, "each instance lists both after the restart", func() bool {
 		return slices.Equal(liveIDs(a), both) && slices.Equal(liveIDs(b), both)
 	})
+}
+
+// TestStoreWaitAtStart: a store that cannot be reached at start stops New
+// at once by default, and with StoreWait is tried again until it comes
+// (event 2976 once, then 2975) or the wait ends; a store that refuses
+// (here: no such database) is not tried again.
+func TestStoreWaitAtStart(t *testing.T) {
+	cluster := pgtest.NewCluster(t)
+	dir := filepath.Join(t.TempDir(), "cloud")
+	dsn := cluster.DSN(t)
+	if _, err := datadir.Init(t.Context(), datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com",
+		Admin: "admin@contoso.com", AdminPassword: testPassword, Store: dsn}); err != nil {
+		t.Fatal(err)
+	}
+	events := func(id eventlog.ID) int {
+		evs, err := eventlog.Read(filepath.Join(dir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	cluster.Stop(t)
+
+	if _, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0"}); !errors.Is(err, datadir.ErrStoreUnreachable) || !strings.Contains(err.Error(), "cannot be opened") {
+		t.Fatalf("New without a wait on a stopped store = %v, want store_unreachable", err)
+	}
+	if _, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", StoreWait: 1500 * time.Millisecond}); !errors.Is(err, datadir.ErrStoreUnreachable) {
+		t.Fatalf("New after a short wait on a stopped store = %v, want store_unreachable", err)
+	}
+	if n := events(eventlog.StoreWaiting); n != 1 {
+		t.Fatalf("events 2976 after one wait = %d, want 1", n)
+	}
+
+	type result struct {
+		s   *Server
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", StoreWait: 5 * time.Minute})
+		got <- result{s, err}
+	}()
+	testnet.WaitUntil(t, "New says it waits for the store (2976)", func() bool { return events(eventlog.StoreWaiting) == 2 })
+	cluster.Start(t)
+	r := testnet.RecvWithin(t, "New once the store is back", got)
+	if r.err != nil {
+		t.Fatalf("New once the store is back = %v", r.err)
+	}
+	r.s.Close()
+	if n := events(eventlog.StoreBack); n != 1 {
+		t.Errorf("events 2975 = %d, want 1", n)
+	}
+
+	// A database that does not exist is an answer, not an absence.
+	st, err := datadir.LoadSettings(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Store = strings.Replace(dsn, "/t1_", "/missing_", 1)
+	if st.Store == dsn {
+		t.Fatalf("cannot name a missing database after %s", dsn)
+	}
+	if err := datadir.WriteSettings(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", StoreWait: 5 * time.Minute}); err == nil || errors.Is(err, datadir.ErrStoreUnreachable) {
+		t.Fatalf("New on a missing database = %v, want a failure not worth a retry", err)
+	}
+	if n := events(eventlog.StoreWaiting); n != 2 {
+		t.Errorf("events 2976 = %d after a missing database, want still 2", n)
+	}
 }

@@ -192,7 +192,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.InstanceBeat <= 0 {
-		c.InstanceBeat = 2 * time.Second
+		c.InstanceBeat = DefaultInstanceBeat
 	}
 	if c.ChangeDebounce <= 0 {
 		c.ChangeDebounce = 200 * time.Millisecond
@@ -276,6 +276,7 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 		changes: make(chan struct{}, 1)}
 	s.inst.self = store.Instance{ID: newInstanceID(), Advertise: cfg.Advertise, StartedAt: time.Now().UTC()}
 	s.inst.seen = map[string]*seenInstance{}
+	s.totp.claim = s.claimTOTPStep
 	if err := s.startServerCerts(); err != nil {
 		return nil, err
 	}

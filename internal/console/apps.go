@@ -318,6 +318,29 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 	case connected == 1:
 		conn.Result, conn.Sentence = "warning", finding("Only one connector")
 	}
+	probe := testStep{Name: "The backend answers a test request", Result: "passed"}
+	switch {
+	case len(d.Probes) == 0:
+		probe.Result, probe.Detail = "not run", "No connector of the group is connected to send it."
+	default:
+		var ok []string
+		for _, p := range d.Probes {
+			if !p.OK && probe.Result == "passed" {
+				probe.Result = "failed"
+				probe.Detail = fmt.Sprintf("GET %s through connector %s: %s (request id %s).", a.InternalURL, p.Connector, p.Code, p.RequestID)
+				probe.Sentence = finding("A test request")
+				if probe.Sentence == "" {
+					probe.Sentence = p.Message
+				}
+			}
+			if p.OK {
+				ok = append(ok, fmt.Sprintf("%s answered %d in %d ms", p.Connector, p.Status, p.Millis))
+			}
+		}
+		if probe.Result == "passed" {
+			probe.Detail = "GET " + a.InternalURL + " through each connected connector: " + strings.Join(ok, "; ") + "."
+		}
+	}
 	reqs := testStep{Name: "Requests reach the backend", Result: "passed", Detail: "No request failed recently."}
 	if n := len(d.RecentErrors); n > 0 {
 		last := d.RecentErrors[n-1]
@@ -328,7 +351,7 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 			reqs.Sentence = last.Message
 		}
 	}
-	return append(steps, has, conn, reqs)
+	return append(steps, has, conn, probe, reqs)
 }
 
 // countOf is n with noun, plural when n is not 1 ("2 connectors").

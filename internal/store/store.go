@@ -375,6 +375,10 @@ const (
 	GrantFlow = "flow"
 	// GrantDevice is a device authorization (RFC 8628).
 	GrantDevice = "device"
+	// GrantTOTP records a TOTP code's time step used by a user, so that
+	// the code is refused on every instance sharing the store (its Hash
+	// names the user and the step; it expires with the code's window).
+	GrantTOTP = "totp"
 )
 
 // Grant is a short-lived, single-use secret of a sign-in in progress:
