@@ -131,6 +131,15 @@ func TestJSONOutput(t *testing.T) {
 		{name: "admin app list", array: true, fields: []string{"id", "name", "external_host"}},
 		{name: "admin app diagnose", args: []string{"web"}, fields: []string{"app", "connectors", "probes", "recent_errors", "findings"}},
 		{name: "admin request show", args: []string{requestID}, fields: []string{"request_id", "time", "app", "group"}},
+		{name: "admin overview", fields: []string{"time", "attention", "groups", "apps"}},
+		{name: "admin events", args: []string{"--request-id", requestID}, fields: []string{"events", "more", "capped"},
+			then: func(t *testing.T, v any) {
+				m, _ := v.(map[string]any)
+				if evs, _ := m["events"].([]any); len(evs) != 1 {
+					t.Errorf("admin events --request-id %s --json: events = %v, want the edge's one event 2700", requestID, m["events"])
+				}
+			}},
+		{name: "admin updates", fields: []string{"releases", "connectors", "turns", "halts"}},
 		{name: "admin connector list", array: true, fields: []string{"id", "group", "status"}},
 		{name: "admin connector show", args: []string{st.id}, fields: []string{"id", "group", "status"}},
 		{name: "admin connector move", args: []string{st.id, "--group", "Branch2"}, fields: []string{"id", "group"}},

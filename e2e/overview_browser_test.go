@@ -17,7 +17,7 @@ import (
 // left open, shows without a reload what happens meanwhile — a connector
 // registered from the CLI appears (inactive, asking for attention), and
 // once it runs it shows active and connected, and the application of its
-// group stops asking for attention. The charts are inline SVG that the
+// group stops asking for attention and is no longer unreachable. The charts are inline SVG that the
 // CSP lets through, and the page fits a 375 px screen.
 func TestBrowserOverview(t *testing.T) {
 	c := startCloud(t)
@@ -53,6 +53,9 @@ func TestBrowserOverview(t *testing.T) {
 	// Both sections come from the same fetch: the attention list is empty
 	// now (web's group has an active connector, which is connected).
 	b.WaitText("Nothing needs your attention")
+	if health := browsertest.Eval[string](b, `document.querySelector("#app-web td.ok, #app-web td.bad").textContent`); !strings.HasPrefix(health, "Idle") {
+		t.Fatalf("web's health reads %q, want Idle (its group has an active connector now)", health)
+	}
 	status := browsertest.Eval[string](b, `document.querySelector("#connector-`+st.id+` td[class^=status-]").textContent`)
 	if status != "active" {
 		t.Fatalf("the connector's status reads %q, want active", status)
@@ -73,6 +76,10 @@ func TestBrowserOverview(t *testing.T) {
 	if !strings.HasPrefix(label, "Requests per second to ") {
 		t.Fatalf("the chart's label is %q", label)
 	}
+
+	// The CLI prints the same overview.
+	out := c.admin.ok(t, "", "admin", "overview").stdout
+	mustContain(t, "admin overview", out, "Nothing needs attention.", st.id, "active", "APPLICATION", "web")
 
 	// At a phone's width the page does not scroll sideways: the tables
 	// scroll inside their sections.

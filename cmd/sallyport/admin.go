@@ -15,8 +15,9 @@ import (
 func newAdminCmd() *cobra.Command {
 	c := group("admin", "Administer a cloud over its admin API (sign in first with 'admin login')")
 	c.PersistentFlags().Bool("json", false, "print JSON instead of tables")
-	c.AddCommand(newLoginCmd(), newUserCmd(), newUserGroupCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd(), newAdminTenantCmd())
+	c.AddCommand(newLoginCmd(), newOverviewCmd(), newUserCmd(), newUserGroupCmd(), newGroupCmd(), newAppCmd(), newAdminConnectorCmd(), newTokenCmd(), newDomainCmd(), newRequestCmd(), newAdminTenantCmd())
 	c.AddCommand(newIdpCmd())
+	c.AddCommand(newAdminEventsCmd(), newAdminUpdatesCmd())
 	return c
 }
 
@@ -414,6 +415,15 @@ The token is printed once and only its hash is kept. It allows one registration 
 	}
 	c.AddCommand(create, list, revoke)
 	return c
+}
+
+func newOverviewCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "overview", Short: "Print what needs attention, the connectors by group and the applications' health of the last hour", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, _ []string) error {
+			return c.Overview(cmd.Context(), output(cmd))
+		}),
+	}
 }
 
 func newRequestCmd() *cobra.Command {

@@ -305,7 +305,7 @@ func TestOverviewPage(t *testing.T) {
 	if n := strings.Count(connectors, "<svg"); n != 4 {
 		t.Errorf("the connectors section has %d charts, want 2 for each of 2 connectors", n)
 	}
-	for _, want := range []string{`id="app-down"`, `<a href="/admin/apps/down">`, "Failing: 1 of 1 requests failed", down[0].RequestID,
+	for _, want := range []string{"data-live", `id="app-down"`, `<a href="/admin/apps/down">`, "Failing: 1 of 1 requests failed", `<a href="/admin/requests?id=` + down[0].RequestID + `">`,
 		`id="app-ok"`, `class="ok">OK<`, "Idle: no request in the last hour"} {
 		if !strings.Contains(apps, want) {
 			t.Errorf("the applications section lacks %q:\n%s", want, apps)
@@ -338,4 +338,48 @@ func overviewApp(t *testing.T, env *overviewEnv, name string) store.Application 
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestHaltAttention: only a halt of the newest published release, in a
+// group that still exists, needs attention (a newer release or the
+// release's withdrawal ends it).
+func TestHaltAttention(t *testing.T) {
+	at := time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC)
+	groups := map[string]string{"g1": "Default", "g2": "Paris"}
+	rel := func(vs ...string) []store.Release {
+		var out []store.Release
+		for _, v := range vs {
+			out = append(out, store.Release{Version: v})
+		}
+		return out
+	}
+	halt := func(group, version string) store.UpdateHalt {
+		return store.UpdateHalt{GroupID: group, Version: version, ConnectorID: "c_1", HaltedAt: at}
+	}
+	for _, tc := range []struct {
+		name     string
+		halts    []store.UpdateHalt
+		releases []store.Release // newest publication first
+		want     []string        // groups named, in order
+	}{
+		{name: "no release", halts: []store.UpdateHalt{halt("g1", "2.0.0")}},
+		{name: "the newest release halted", halts: []store.UpdateHalt{halt("g1", "2.0.0"), halt("g2", "2.0.0")}, releases: rel("2.0.0", "1.0.0"),
+			want: []string{"Default", "Paris"}},
+		{name: "a newer release published since", halts: []store.UpdateHalt{halt("g1", "2.0.0")}, releases: rel("2.0.1", "2.0.0")},
+		{name: "the halted release withdrawn", halts: []store.UpdateHalt{halt("g1", "2.0.0")}, releases: rel("1.0.0")},
+		{name: "its group deleted", halts: []store.UpdateHalt{halt("g9", "2.0.0")}, releases: rel("2.0.0")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := haltAttention(tc.halts, tc.releases, groups)
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d attentions, want %d: %+v", len(got), len(tc.want), got)
+			}
+			for i, g := range tc.want {
+				want := "Release 2.0.0 was rolled back on connector c_1 of group '" + g + "' at 2026-12-05 09:30 UTC"
+				if got[i].Kind != api.AttentionHalted || got[i].Link != "/admin/updates" || !strings.HasPrefix(got[i].Message, want) {
+					t.Errorf("attention %d: %+v, want %q…", i, got[i], want)
+				}
+			}
+		})
+	}
 }

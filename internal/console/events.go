@@ -34,6 +34,15 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, u User) err
 			v.Filters = true
 		}
 	}
+	// The API also takes warn and info; the form's select shows them.
+	switch strings.ToLower(v.Filter["level"]) {
+	case "warn", "warning":
+		v.Filter["level"] = "warning"
+	case "info", "information":
+		v.Filter["level"] = "information"
+	case "error":
+		v.Filter["level"] = "error"
+	}
 	path := "/events"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
