@@ -115,6 +115,8 @@ func (s *Server) handleMoveConnector(w http.ResponseWriter, r *http.Request, p *
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.apiConnector(c, names))
+	out := []api.Connector{s.apiConnector(c, names)}
+	s.withInstances(ctx, out)
+	writeJSON(w, http.StatusOK, out[0])
 	return nil
 }
