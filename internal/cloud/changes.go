@@ -61,7 +61,7 @@ func (s *Server) followChanges(ctx context.Context) {
 			}
 		}
 		if s.feed.connectors.Swap(false) {
-			s.dropRevoked(ctx)
+			s.followConnectors(ctx)
 		}
 		if s.feed.revocations.Swap(false) {
 			s.checkTunnels(ctx)
@@ -146,6 +146,29 @@ func (s *Server) recheckSessions(ctx context.Context) {
 			s.sessions.drop([]string{cs.ID}, "")
 		case err != nil:
 			return
+		}
+	}
+}
+
+// followConnectors applies to this instance's live connectors what
+// another instance or an operator command changed: one deleted has its
+// tunnels closed, one moved to another group serves that group's
+// applications from now on (as MoveConnector does on the instance that
+// moved it). It runs after such a change is notified, and at every
+// periodic reload (the backstop). A store failure changes nothing.
+func (s *Server) followConnectors(ctx context.Context) {
+	for _, c := range s.registry.liveTunnels() {
+		lc := c.lc
+		rec, err := s.store.ConnectorByID(ctx, lc.TenantID, lc.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.log.Info("closing the tunnels of a connector that no longer exists", "connector", lc.ID, "tenant", lc.TenantID)
+			s.registry.disconnect(lc.ID)
+		case err != nil:
+			return
+		case rec.GroupID != *lc.groupID.Load():
+			s.log.Info("a connector was moved to another group on another instance", "connector", lc.ID, "group", rec.GroupID)
+			s.registry.setGroup(lc.ID, rec.GroupID, s.routesNow())
 		}
 	}
 }

@@ -236,3 +236,53 @@ func TestTOTPCodeUsedOnceAcrossInstances(t *testing.T) {
 		t.Error("a accepted the next code used on b")
 	}
 }
+
+// TestSessionCacheDrop: sessions are dropped by id (as another instance
+// notifies them), by user, by expiry and all at once, and the id index
+// follows.
+func TestSessionCacheDrop(t *testing.T) {
+	now := time.Now()
+	mk := func(id, user string, exp time.Duration) *cachedSession {
+		return &cachedSession{Session: store.Session{ID: id, Hash: "h-" + id, UserID: user, ExpiresAt: now.Add(exp)}}
+	}
+	var c sessionCache
+	for _, cs := range []*cachedSession{mk("a", "u1", time.Hour), mk("b", "u1", time.Hour), mk("c", "u2", time.Hour), mk("d", "u3", -time.Second)} {
+		c.put(cs, now)
+	}
+	ids := func() []string {
+		var out []string
+		for _, s := range c.all() {
+			out = append(out, s.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	tests := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"by id, unknown ids ignored", func() { c.drop([]string{"a", "zz"}, "") }, []string{"b", "c", "d"}},
+		{"expired", func() { c.expire(now) }, []string{"b", "c"}},
+		{"by user", func() { c.drop(nil, "u1") }, []string{"c"}},
+		{"by id again after the user's", func() { c.drop([]string{"b", "c"}, "") }, nil},
+	}
+	for _, tc := range tests {
+		tc.do()
+		if got := ids(); !slices.Equal(got, tc.want) {
+			t.Fatalf("%s: cached %v, want %v", tc.name, got, tc.want)
+		}
+		if len(c.byID) != len(c.byHash) {
+			t.Fatalf("%s: %d ids indexed for %d sessions", tc.name, len(c.byID), len(c.byHash))
+		}
+	}
+	c.put(mk("e", "u4", time.Hour), now)
+	c.clear()
+	if c.get("h-e") != nil || len(c.all()) != 0 {
+		t.Fatal("clear kept a session")
+	}
+	c.put(mk("f", "u4", time.Hour), now)
+	if c.get("h-f") == nil {
+		t.Fatal("put after clear lost the session")
+	}
+}

@@ -1,8 +1,10 @@
 package cloud
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/connector"
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pgtest"
@@ -20,9 +23,14 @@ import (
 // newPostgresServer makes a cloud (tenant contoso.com) on a new database
 // of cluster c.
 func newPostgresServer(t *testing.T, c *pgtest.Cluster, cfg Config) *Server {
+	return newPostgresServerNamed(t, c, "sallyport.test", cfg)
+}
+
+// newPostgresServerNamed is newPostgresServer for a cloud named name.
+func newPostgresServerNamed(t *testing.T, c *pgtest.Cluster, name string, cfg Config) *Server {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cloud")
-	if _, err := datadir.Init(t.Context(), datadir.InitOptions{DataDir: dir, Name: "sallyport.test", Tenant: "contoso.com",
+	if _, err := datadir.Init(t.Context(), datadir.InitOptions{DataDir: dir, Name: name, Tenant: "contoso.com",
 		Admin: "admin@contoso.com", AdminPassword: testPassword, Store: c.DSN(t)}); err != nil {
 		t.Fatal(err)
 	}
@@ -223,4 +231,65 @@ func TestStoreWaitAtStart(t *testing.T) {
 	if n := events(eventlog.StoreWaiting); n != 2 {
 		t.Errorf("events 2976 = %d after a missing database, want still 2", n)
 	}
+}
+
+// TestConnectorChangesReachOtherInstance: a connector connected to
+// instance b is moved to another group, then deleted, through instance a:
+// b serves the new group with it, then closes its tunnels.
+func TestConnectorChangesReachOtherInstance(t *testing.T) {
+	cluster := pgtest.NewCluster(t)
+	cfg := Config{RefreshInterval: time.Hour, KeyCheckInterval: time.Hour, TunnelCheckInterval: time.Hour}
+	a := newPostgresServerNamed(t, cluster, "sallyport.localhost", cfg)
+	b := peerOf(t, a, cfg)
+	serveLive(t, a)
+	lnB := serveLive(t, b)
+	testnet.WaitUntil(t, "b follows the change feed", func() bool { return b.feed.connects.Load() >= 1 })
+
+	ctx := context.Background()
+	cdir := filepath.Join(t.TempDir(), "connector")
+	cloudURL := "https://sallyport.localhost:" + itoa(lnB.Addr().(*net.TCPAddr).Port)
+	if _, err := connector.Register(ctx, connector.RegisterOptions{CloudURL: cloudURL, Dir: cdir, User: "admin@contoso.com",
+		Password: testPassword, CAFile: filepath.Join(a.cfg.DataDir, datadir.CACertFile), Hostname: "host1", Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := connector.New(connector.Config{Dir: cdir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stopConnector := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(cctx) }()
+	t.Cleanup(func() {
+		stopConnector()
+		<-ran // refused once deleted: its error is not this test's
+		c.Close()
+	})
+	id := c.State().Trust.ConnectorID
+	testnet.WaitUntil(t, "the connector serves through b", func() bool { return b.registry.pickable(id) })
+
+	admin := login(t, a, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, a, "POST", "/groups", admin, api.CreateGroupRequest{Name: "Paris"}); rec.Code != 201 {
+		t.Fatalf("create group: %d %s", rec.Code, eb.Error.Message)
+	}
+	paris, err := a.store.GroupByName(ctx, c.State().Trust.TenantID, "Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, eb := call(t, a, "POST", "/connectors/"+id+"/move", admin, api.MoveConnectorRequest{Group: "Paris"}); rec.Code >= 300 {
+		t.Fatalf("move: %d %s", rec.Code, eb.Error.Message)
+	}
+	groupOnB := func() string {
+		for _, cand := range b.registry.liveTunnels() {
+			if cand.lc.ID == id {
+				return *cand.lc.groupID.Load()
+			}
+		}
+		return ""
+	}
+	testnet.WaitUntil(t, "b serves the group the connector was moved to on a", func() bool { return groupOnB() == paris.ID })
+
+	if rec, eb := call(t, a, "DELETE", "/connectors/"+id, admin, nil); rec.Code >= 300 {
+		t.Fatalf("delete: %d %s", rec.Code, eb.Error.Message)
+	}
+	testnet.WaitUntil(t, "b closes the tunnels of the connector deleted on a", func() bool { _, live := b.registry.info(id); return !live })
 }
