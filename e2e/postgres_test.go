@@ -94,11 +94,13 @@ func TestCloudOnPostgresRefusals(t *testing.T) {
 	// A port nothing listens on: the store is unreachable.
 	dead := "postgres://sallyport@127.0.0.1:" + freePort(t) + "/none?sslmode=disable&connect_timeout=2"
 	writeFile(t, settings, strings.Replace(string(raw), dsn, dead, 1), 0o600)
-	res := c.admin.run(t, "", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+freePort(t))
+	// It waits for the store (--store-wait, here 1 s), then gives up.
+	res := c.admin.run(t, "", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+freePort(t), "--store-wait", "1s")
 	if res.code == 0 {
 		t.Fatalf("cloud serve with its store unreachable exited 0:\n%s", res)
 	}
 	mustContain(t, "cloud serve with the store unreachable", res.stderr, "The PostgreSQL store cannot be opened")
+	mustContain(t, "cloud serve waiting for the store", res.stderr, "trying again")
 }
 
 // TestStoreCopyToPostgres: a SQLite cloud with a connector and an
@@ -139,4 +141,40 @@ func TestStoreCopyToPostgres(t *testing.T) {
 
 	// The data directory now names PostgreSQL: the copy refuses it as a source.
 	c.admin.refused(t, "", copyArgs, "already uses a PostgreSQL store")
+}
+
+// TestServeStoreFromEnvironment: 'cloud serve' takes its store from
+// SALLYPORT_STORE (and the password from PGPASSWORD), in place of the one
+// cloud.json names, as every instance of a scale-out can be configured by
+// its service's environment: what it changes is in PostgreSQL, and the
+// data directory's own SQLite store does not have it.
+func TestServeStoreFromEnvironment(t *testing.T) {
+	t.Parallel()
+	c := startCloud(t)
+	c.publish(t, c.admin, "web", "http://127.0.0.1:9/")
+	c.serve.stop()
+	dsn := pgtest.DSN(t)
+	pwFile := filepath.Join(t.TempDir(), "pg-password")
+	writeFile(t, pwFile, pgPassword+"\n", 0o600)
+	c.admin.ok(t, "", "cloud", "store", "copy", "--from", "sqlite:"+c.dataDir, "--to", dsn, "--to-password-file", pwFile)
+
+	c.admin.extra = []string{"SALLYPORT_STORE=" + dsn, "PGPASSWORD=" + pgPassword}
+	c.startServe(t)
+	c.login(t, c.admin, contosoAdmin, contosoPW)
+	c.publish(t, c.admin, "pgonly", "http://127.0.0.1:9/")
+	mustContain(t, "admin app list on PostgreSQL", c.admin.ok(t, "", "admin", "app", "list").stdout, "web", "pgonly")
+	c.serve.stop()
+
+	c.admin.extra = nil
+	c.startServe(t)
+	c.login(t, c.admin, contosoAdmin, contosoPW)
+	if out := c.admin.ok(t, "", "admin", "app", "list").stdout; !strings.Contains(out, "web") || strings.Contains(out, "pgonly") {
+		t.Fatalf("the SQLite store after serving from PostgreSQL by the environment:\n%s", out)
+	}
+	// A password in the variable's URL is refused with the sentence.
+	c.serve.stop()
+	c.admin.extra = []string{"SALLYPORT_STORE=postgres://sallyport:secret@127.0.0.1:5432/x"}
+	res := c.admin.run(t, "", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+c.port)
+	checkRefusal(t, res, "carries a password")
+	c.admin.extra = nil
 }
