@@ -79,6 +79,10 @@ const (
 	// Cloud: the edge (2700–2799)
 	EdgeRequestFailed ID = 2700 // A request to an application failed
 
+	// Cloud: ACME certificates (2985–2989)
+	ACMECertObtained ID = 2985 // An ACME certificate was obtained (or renewed) for a published host
+	ACMECertFailed   ID = 2986 // No ACME certificate could be obtained for a published host
+
 	// Cloud: keys (2800–2899)
 	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
 
@@ -216,6 +220,9 @@ var Catalog = []Def{
 	{EdgeRequestFailed, LevelWarning, "edge", "A request to an application failed"},
 	// Cloud: keys (2800–2899)
 	{StoreKeysWrapped, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
+	// Cloud: ACME certificates (2985–2989)
+	{ACMECertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for a published host"},
+	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},
 	// Cloud: the directory — user groups and assignments (2900–2919)
 	{UserGroupCreated, LevelInformation, "directory", "A user group was created"},
 	{UserGroupDeleted, LevelInformation, "directory", "A user group was deleted, with its memberships and assignments"},
