@@ -220,9 +220,6 @@ var Catalog = []Def{
 	{EdgeRequestFailed, LevelWarning, "edge", "A request to an application failed"},
 	// Cloud: keys (2800–2899)
 	{StoreKeysWrapped, LevelInformation, "keys", "The store's private keys were wrapped with a new key-encryption key (a data directory older than it)"},
-	// Cloud: ACME certificates (2985–2989)
-	{ACMECertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for a published host"},
-	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},
 	// Cloud: the directory — user groups and assignments (2900–2919)
 	{UserGroupCreated, LevelInformation, "directory", "A user group was created"},
 	{UserGroupDeleted, LevelInformation, "directory", "A user group was deleted, with its memberships and assignments"},
@@ -254,6 +251,9 @@ var Catalog = []Def{
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
 	{SigningKeyRetired, LevelInformation, "identity", "A tenant's retired signing key was removed from its JWKS"},
 	{SigningKeyRotationFailed, LevelWarning, "identity", "Rotating a tenant's signing keys failed; retried at the next pass"},
+	// Cloud: ACME certificates (2985–2989)
+	{ACMECertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for a published host"},
+	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},
