@@ -94,11 +94,13 @@ func TestCloudOnPostgresRefusals(t *testing.T) {
 	// A port nothing listens on: the store is unreachable.
 	dead := "postgres://sallyport@127.0.0.1:" + freePort(t) + "/none?sslmode=disable&connect_timeout=2"
 	writeFile(t, settings, strings.Replace(string(raw), dsn, dead, 1), 0o600)
-	res := c.admin.run(t, "", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+freePort(t))
+	// It waits for the store (--store-wait, here 1 s), then gives up.
+	res := c.admin.run(t, "", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+freePort(t), "--store-wait", "1s")
 	if res.code == 0 {
 		t.Fatalf("cloud serve with its store unreachable exited 0:\n%s", res)
 	}
 	mustContain(t, "cloud serve with the store unreachable", res.stderr, "The PostgreSQL store cannot be opened")
+	mustContain(t, "cloud serve waiting for the store", res.stderr, "trying again")
 }
 
 // TestStoreCopyToPostgres: a SQLite cloud with a connector and an

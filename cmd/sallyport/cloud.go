@@ -17,7 +17,7 @@ import (
 
 func newCloudCmd() *cobra.Command {
 	c := group("cloud", "Run and set up the cloud service")
-	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newCloudStoreCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd())
+	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newCloudStoreCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd(), newCloudInstanceCmd())
 	return c
 }
 
@@ -99,7 +99,7 @@ func newCloudServeCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger(cmd)
-			srv, err := cloud.New(cfg)
+			srv, err := cloud.NewContext(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -160,6 +160,10 @@ func newCloudServeCmd() *cobra.Command {
 	f.IntVar(&lim.AppBurst, "app-burst", 0, fmt.Sprintf("requests one application may get at once before --app-rate applies (default twice --app-rate, %d with the default rate)", def.AppBurst))
 	f.Float64Var(&lim.TenantRate, "tenant-rate", def.TenantRate, "requests per second the edge accepts for all the applications of one tenant (more: 429)")
 	f.IntVar(&lim.TenantBurst, "tenant-burst", 0, fmt.Sprintf("requests one tenant may get at once before --tenant-rate applies (default twice --tenant-rate, %d with the default rate)", def.TenantBurst))
+	f.StringVar(&cfg.Advertise, "advertise", "", "HOST:PORT at which connectors reach this instance directly, when several instances share one PostgreSQL store (default: none, a single instance)")
+	f.DurationVar(&cfg.StoreWait, "store-wait", 2*time.Minute, "when the store cannot be reached at start, keep retrying for this long before giving up (0: give up at once)")
+	f.DurationVar(&cfg.InstanceBeat, "test-instance-beat", 0, "test only: how often this instance writes its heartbeat in the store (default 2s)")
+	f.MarkHidden("test-instance-beat")
 	f.DurationVar(&cfg.BackendTimeoutOverride, "test-backend-timeout", 0, "test only: replace every application's backend timeout")
 	f.MarkHidden("test-backend-timeout")
 	cmd.MarkFlagRequired("data-dir")

@@ -151,7 +151,7 @@ func newRunCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", statedir.DefaultDir(), "the connector's state directory")
-	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud")
+	f.IntVar(&cfg.Connections, "connections", 2, "number of tunnel connections kept to the cloud (to each of its instances when it lists several)")
 	f.StringVar(&proxyURL, "proxy", "", "outbound proxy to the cloud, http://HOST:PORT (default: 'connector proxy set', else HTTPS_PROXY)")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", connector.DefaultMetricsListen, "where to serve /metrics, /healthz and /ready ('' for nowhere; keep it on loopback)")
 	f.DurationVar(&cfg.Tunnel.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long requests in flight may finish (no new ones are taken; 0: close at once)")
@@ -190,6 +190,9 @@ func newStatusCmd() *cobra.Command {
 				t.ConnectorID, t.Tenant, t.TenantID, t.Group, t.CloudURL, t.Thumbprint, t.KeyLocation,
 				t.IssuedAt.Format(time.RFC3339), t.Source, t.ExpiresAt.Format(time.RFC3339), days)
 			fmt.Fprintf(out, "Connection:   %s\n", connectionState(dir, t))
+			if rs, fresh := statedir.ReadRunStatus(dir, time.Now()); fresh && rs.Listed > 0 {
+				fmt.Fprintf(out, "Instances:    %s\n", rs.InstancesLine())
+			}
 			if t.ReleaseKey != "" {
 				if k, err := release.ParsePublicKey([]byte(t.ReleaseKey)); err == nil {
 					fmt.Fprintf(out, "Release key:  %s (the cloud's, from the registration; the updater checks updates against the key root pinned for it)\n", release.KeyID(k))
@@ -218,7 +221,7 @@ func connectionState(dir string, t statedir.Trust) string {
 		if rs.TunnelProtocol > 0 {
 			proto = fmt.Sprintf(" (tunnel protocol %d)", rs.TunnelProtocol)
 		}
-		return fmt.Sprintf("connected: %d of %d tunnels up%s, serving %d application(s), version %s (pid %d)", rs.TunnelsUp, rs.Connections, proto, len(rs.Apps), rs.Version, rs.PID)
+		return fmt.Sprintf("connected: %d of %d tunnels up%s, serving %d application(s), version %s (pid %d)", rs.TunnelsUp, rs.Connections*max(1, rs.Listed), proto, len(rs.Apps), rs.Version, rs.PID)
 	case rs.LastError != "":
 		return "running but not connected: " + rs.LastError
 	default:

@@ -223,13 +223,30 @@ func (c *Client) ShowConnector(ctx context.Context, o Output, id string) error {
 	}
 	return o.Emit(x, func(tw *tabwriter.Writer) {
 		rows := [][2]string{{"ID", x.ID}, {"Status", x.Status}, {"Group", x.Group}, {"Host name", dash(x.Hostname)},
-			{"Version", dash(x.Version)}, {"Address", dash(x.Address)}, {"Cloud instances", fmt.Sprint(x.Instances)}, {"Tunnels", tunnelsText(x)},
+			{"Version", dash(x.Version)}, {"Address", dash(x.Address)}, {"Cloud instances", instancesText(x)}, {"Tunnels", tunnelsText(x)},
 			{"In flight", fmt.Sprint(x.InFlight)}, {"Certificate expires", when(x.CertExpiresAt)},
 			{"Last seen", when(x.LastSeenAt)}, {"Registered", when(x.CreatedAt)}}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 		}
 	})
+}
+
+// instancesText is the count of cloud instances a connector holds
+// tunnels to, with each when the cloud runs several.
+func instancesText(x api.Connector) string {
+	if len(x.ConnectedInstances) == 0 {
+		return fmt.Sprint(x.Instances)
+	}
+	parts := make([]string, 0, len(x.ConnectedInstances))
+	for _, in := range x.ConnectedInstances {
+		id := dash(in.ID)
+		if in.Advertise != "" {
+			id += " at " + in.Advertise
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d tunnel(s))", id, in.Tunnels))
+	}
+	return fmt.Sprintf("%d: %s", x.Instances, strings.Join(parts, ", "))
 }
 
 // DeleteConnector removes a connector and revokes its certificate.

@@ -393,14 +393,20 @@ type RequestConnector struct {
 
 // Connector is a connector as the API shows it.
 type Connector struct {
-	ID        string `json:"id"`
-	Group     string `json:"group"`
-	Status    string `json:"status"` // "active" or "inactive"
-	Hostname  string `json:"hostname"`
-	Version   string `json:"version"`
-	Address   string `json:"address"`
-	Instances int    `json:"instances"` // cloud instances it is connected to
-	Tunnels   int    `json:"tunnels"`
+	ID       string `json:"id"`
+	Group    string `json:"group"`
+	Status   string `json:"status"` // "active" or "inactive"
+	Hostname string `json:"hostname"`
+	Version  string `json:"version"`
+	Address  string `json:"address"`
+	// Instances is the number of cloud instances it holds tunnels to, as
+	// the connector says (1 for a single instance, or a connector too old
+	// to say); 0 when not connected to the instance that answers.
+	Instances int `json:"instances"`
+	// ConnectedInstances are those instances, when the cloud runs several
+	// (docs/scale-out.md); absent when the connector does not say.
+	ConnectedInstances []ConnectorInstance `json:"connected_instances,omitempty"`
+	Tunnels            int                 `json:"tunnels"` // to the instance that answers
 	// TunnelProtocol is the tunnel protocol version its connections use
 	// (the lowest, if they differ); 0 when not connected.
 	TunnelProtocol int       `json:"tunnel_protocol,omitempty"`
@@ -408,6 +414,13 @@ type Connector struct {
 	CertExpiresAt  time.Time `json:"cert_expires_at"`
 	LastSeenAt     time.Time `json:"last_seen_at"`
 	CreatedAt      time.Time `json:"created_at"`
+}
+
+// ConnectorInstance is a cloud instance a connector holds tunnels to.
+type ConnectorInstance struct {
+	ID        string `json:"id"`                  // "" for a single instance that has no id to give
+	Advertise string `json:"advertise,omitempty"` // where the connector reaches it
+	Tunnels   int    `json:"tunnels"`
 }
 
 // Registration token limits, shared by the cloud (which enforces them) and

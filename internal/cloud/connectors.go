@@ -24,6 +24,7 @@ func (s *Server) handleListConnectors(w http.ResponseWriter, r *http.Request, p 
 	for _, c := range cs {
 		out = append(out, s.apiConnector(c, names))
 	}
+	s.withInstances(r.Context(), out)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -63,7 +64,9 @@ func (s *Server) handleGetConnector(w http.ResponseWriter, r *http.Request, p *p
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.apiConnector(c, names))
+	out := []api.Connector{s.apiConnector(c, names)}
+	s.withInstances(r.Context(), out)
+	writeJSON(w, http.StatusOK, out[0])
 	return nil
 }
 
@@ -112,6 +115,8 @@ func (s *Server) handleMoveConnector(w http.ResponseWriter, r *http.Request, p *
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.apiConnector(c, names))
+	out := []api.Connector{s.apiConnector(c, names)}
+	s.withInstances(ctx, out)
+	writeJSON(w, http.StatusOK, out[0])
 	return nil
 }

@@ -138,7 +138,7 @@ func TestConsoleApps(t *testing.T) {
 	// Assignments: a user and a user group; an unknown user is the API's 404.
 	status, msg = apiMessage(t, env, "POST", "/apps/intranet/assignments", api.AssignRequest{User: "nobody@contoso.com"})
 	page = b.post("/admin/apps/intranet/assignments", csrf, url.Values{"kind": {"user"}, "assignee": {"nobody@contoso.com"}}, status)
-	wantIn(t, page, `id="error"`, msg)
+	wantIn(t, page, `id="error"`, msg, `id="assignee" name="assignee" value="nobody@contoso.com"`)
 	b.post("/admin/apps/intranet/assignments", csrf, url.Values{"kind": {"user"}, "assignee": {"alice@contoso.com"}}, http.StatusSeeOther)
 	page = b.post("/admin/apps/intranet/assignments", csrf, url.Values{"kind": {"user-group"}, "assignee": {"Staff"}}, http.StatusSeeOther)
 	wantIn(t, page, "Assigned the user group Staff", `id="assignment-user-alice@contoso.com"`, `id="assignment-user-group-Staff"`)
@@ -169,10 +169,10 @@ func TestConsoleApps(t *testing.T) {
 		t.Fatalf("the down application answered %s, want 502:\n%s", resp.Status, body)
 	}
 	page = b.post("/admin/apps/down/test", csrf, nil, 200)
-	wantIn(t, page, "A step failed", `id="failing-step"`, "Requests reach the backend", "The last failed request")
-	i, j := strings.Index(page, `id="failing-step"`), strings.Index(page, "Requests reach the backend")
-	if i < j || strings.Count(page, `id="failing-step"`) != 1 {
-		t.Errorf("the failing step marked is not 'Requests reach the backend':\n%s", page)
+	wantIn(t, page, "A step failed", `id="failing-step"`, "The backend answers a test request", "A test request to "+down, "Requests reach the backend", "The last failed request")
+	i, j, k := strings.Index(page, `id="failing-step"`), strings.Index(page, "The backend answers a test request"), strings.Index(page, "Requests reach the backend")
+	if i < j || i > k || strings.Count(page, `id="failing-step"`) != 1 {
+		t.Errorf("the failing step marked is not 'The backend answers a test request':\n%s", page)
 	}
 	errs := env.srv.appErrors.recent(mustApp(t, env, "down").ID)
 	if len(errs) == 0 {
@@ -322,7 +322,11 @@ func TestConsoleUserGroups(t *testing.T) {
 		t.Fatal("an Application Administrator created a user group")
 	}
 	// The users list is open to Application Administrators, a user's page is not.
-	dan.page("/admin/users", 200)
+	page, _ = dan.page("/admin/users", 200)
+	wantIn(t, page, `id="user-alice@contoso.com"`, `id="global-only"`)
+	if strings.Contains(page, `href="/admin/users/`) {
+		t.Errorf("an Application Administrator's users list links pages the API refuses them:\n%s", page)
+	}
 	page, _ = dan.page("/admin/users/alice@contoso.com", http.StatusForbidden)
 	wantIn(t, page, "Global Administrator")
 }

@@ -97,7 +97,7 @@ func TestConsoleConnectors(t *testing.T) {
 		t.Errorf("host1's fresh certificate is warned about:\n%s", page)
 	}
 	_, oldPage := admin.do("GET", cloudURL+"/admin/connectors/c_oldsite", nil)
-	mustContain(t, "oldsite's page", oldPage, `id="cert-warning"`, "in 5 days", "not connected")
+	mustContain(t, "oldsite's page", oldPage, `id="cert-warning"`, "in 5 days", "not connected", `id="no-events"`)
 
 	// Moving to a group that does not exist: the API's refusal, next to
 	// the form, with its status; nothing moved.
@@ -120,6 +120,9 @@ func TestConsoleConnectors(t *testing.T) {
 	_, page = admin.do("GET", cloudURL+"/admin/connectors/"+host1.ID, nil)
 	mustContain(t, "host1's page after the move", page, `id="flash"`, "Moved connector "+host1.ID+" to group &#39;Site-B&#39;.",
 		`<option value="Site-B" selected>`)
+	// The move is among its events of the last hours, from the cloud's side.
+	mustContain(t, "host1's events after the move", page, "<h2 id=\"events-h\">Events of the last 24 hours</h2>", `<tr class="event" data-id="`,
+		"Connector "+host1.ID+" was moved to group &#39;Site-B&#39; by admin@contoso.com")
 	siteB, _ := st.GroupByName(ctx, env.tenant.ID, "Site-B")
 	if c, err := st.ConnectorByID(ctx, env.tenant.ID, host1.ID); err != nil || c.GroupID != siteB.ID {
 		t.Errorf("host1 after the move: group %q (%v), want Site-B's %q", c.GroupID, err, siteB.ID)

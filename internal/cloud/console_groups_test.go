@@ -96,6 +96,22 @@ func TestConsoleGroups(t *testing.T) {
 		t.Fatalf("delete a group with a connector: %s, want 409:\n%s", resp.Status, bad)
 	}
 	mustContain(t, "the refused delete", bad, `id="error"`, want, cs[0].ID, "sallyport admin connector move")
+	// A group that only an application uses: refused too, naming it.
+	if rec, eb := call(t, env.srv, "POST", "/groups", tok, api.CreateGroupRequest{Name: "Apps-only"}); rec.Code != 201 {
+		t.Fatalf("create Apps-only: %d %s", rec.Code, eb.Error.Message)
+	}
+	appsOnly := "Apps-only"
+	if rec, eb := call(t, env.srv, "PATCH", "/apps/hr", tok, api.UpdateAppRequest{Group: &appsOnly}); rec.Code != 200 {
+		t.Fatalf("move hr: %d %s", rec.Code, eb.Error.Message)
+	}
+	_, appsConfirm := admin.do("GET", cloudURL+"/admin/groups/Apps-only/delete", nil)
+	mustContain(t, "Apps-only's delete confirmation", appsConfirm, "It has 0 connectors and 1 applications (hr)")
+	want = apiRefusal(t, env.srv, "DELETE", "/groups/Apps-only", nil, 409)
+	resp, bad = admin.postFrom("/admin/groups/Apps-only/delete", appsConfirm, url.Values{})
+	if resp.StatusCode != 409 {
+		t.Fatalf("delete a group with an application: %s, want 409:\n%s", resp.Status, bad)
+	}
+	mustContain(t, "the refused delete of Apps-only", bad, `id="error"`, want, "application &#39;hr&#39;", "sallyport admin app update")
 	// Moved back, the group is deleted.
 	if rec, eb := call(t, env.srv, "POST", "/connectors/"+cs[0].ID+"/move", tok, api.MoveConnectorRequest{Group: "Default"}); rec.Code != 200 {
 		t.Fatalf("move back: %d %s", rec.Code, eb.Error.Message)

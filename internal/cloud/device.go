@@ -563,6 +563,14 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (*tokenAnswe
 		}
 		return nil, err
 	}
+	// Ending the old token first is the claim: of two instances (deviceMu
+	// is this one's only) refreshing the same token at once, one ends it
+	// and the other finds it gone.
+	if _, err := s.endSession(ctx, sess); errors.Is(err, store.ErrNotFound) {
+		return nil, s.refreshReused(ctx, r, hash)
+	} else if err != nil {
+		return nil, err
+	}
 	ans, next, err := s.issueTokens(ctx, u, app)
 	if err != nil {
 		return nil, err
@@ -570,9 +578,6 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (*tokenAnswe
 	used, _ := json.Marshal(usedData{Next: next.Hash})
 	if err := s.store.CreateGrant(ctx, store.Grant{Hash: hash, Kind: grantRefreshUsed, TenantID: sess.TenantID, AppID: sess.AppID, UserID: sess.UserID,
 		Data: used, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, err
-	}
-	if _, err := s.endSession(ctx, sess); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	s.events.Event(eventlog.AccessTokenIssued, fmt.Sprintf("The device sign-in of %s to the application %s of %s was refreshed", u.Name, app.Name, t.Domain),

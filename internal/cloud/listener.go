@@ -137,6 +137,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer s.wg.Done()
 		s.maintain(ctx)
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.beat(ctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.followChanges(ctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.announceInstances(ctx) // connectorinstances.go
+	}()
 	errc := make(chan error, 1)
 	// Tunnels batch their writes (tunnel.BatchConn); other connections
 	// write straight through it.

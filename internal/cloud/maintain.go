@@ -31,7 +31,7 @@ func (s *Server) maintain(ctx context.Context) {
 			if err := s.refreshRoutes(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reloading applications from the store failed", "error", err.Error())
 			}
-			s.dropRevoked(ctx)
+			s.followConnectors(ctx)
 			if time.Since(lastSweep) >= time.Minute {
 				lastSweep = time.Now()
 				if _, err := s.SweepInactive(ctx); err != nil && ctx.Err() == nil {
@@ -47,19 +47,6 @@ func (s *Server) maintain(ctx context.Context) {
 				}
 				s.keyPasses.Add(1)
 			}
-		}
-	}
-}
-
-// dropRevoked closes the tunnels of live connectors that were deleted or
-// revoked elsewhere (another cloud instance, an operator command), so a
-// revocation takes effect everywhere within one refresh interval.
-func (s *Server) dropRevoked(ctx context.Context) {
-	for _, lc := range s.registry.live() {
-		_, err := s.store.ConnectorByID(ctx, lc.TenantID, lc.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			s.log.Info("closing the tunnels of a connector that no longer exists", "connector", lc.ID, "tenant", lc.TenantID)
-			s.registry.disconnect(lc.ID)
 		}
 	}
 }

@@ -2,12 +2,14 @@ package cloud
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"image/png"
@@ -35,11 +37,15 @@ const (
 
 // totpGuard checks TOTP codes and refuses a code used once already (a
 // code seen over a shoulder or replayed within its 90 s window). The
-// last step used is kept per user in memory: an instance that restarts
-// forgets it, which costs at most one window.
+// last step used is kept per user in memory, and each step accepted is
+// also claimed in the store (claim), so that the other instances sharing
+// it refuse the same code, and a restarted instance too.
 type totpGuard struct {
 	mu   sync.Mutex
 	last map[string]uint64 // user id → last accepted time step
+	// claim records u's step in the store; false: used already (or the
+	// store failed). nil: nothing to claim (tests).
+	claim func(u store.User, step uint64) bool
 }
 
 // check reports whether code is u's current TOTP code, not used before.
@@ -57,17 +63,36 @@ func (g *totpGuard) check(u store.User, code string, now time.Time) bool {
 			continue
 		}
 		g.mu.Lock()
-		defer g.mu.Unlock()
 		if g.last == nil {
 			g.last = map[string]uint64{}
 		}
 		if last, ok := g.last[u.ID]; ok && st <= last {
+			g.mu.Unlock()
 			return false
 		}
 		g.last[u.ID] = st
-		return true
+		g.mu.Unlock()
+		return g.claim == nil || g.claim(u, st)
 	}
 	return false
+}
+
+// claimTOTPStep records that u used the TOTP code of step (a grant of
+// kind store.GrantTOTP, expiring with the code's window): false when it
+// was recorded already, by this instance or another, or the store failed.
+func (s *Server) claimTOTPStep(u store.User, step uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := s.now().UTC()
+	err := s.store.CreateGrant(ctx, store.Grant{
+		Hash: hashToken(fmt.Sprintf("totp/%s/%s/%d", u.TenantID, u.ID, step)), Kind: store.GrantTOTP,
+		TenantID: u.TenantID, UserID: u.ID, CreatedAt: now,
+		ExpiresAt: time.Unix(int64((step+totpSkew+1)*totpPeriod), 0).UTC(),
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		s.log.Warn("recording a used second factor code failed; the code is refused", "user", u.Name, "error", err.Error())
+	}
+	return err == nil
 }
 
 // newRecoveryCodes returns recovery codes (xxxxx-xxxxx, base32 lower

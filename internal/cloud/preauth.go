@@ -137,10 +137,13 @@ func (s *Server) newSession(ctx context.Context, u store.User, kind, appID, pare
 	return secret, sess, nil
 }
 
-// sessionCache holds the sessions read from the store, by hash.
+// sessionCache holds the sessions read from the store, by hash (and
+// their hashes by id, so that sessions ended elsewhere, notified by id,
+// are dropped without a walk of the whole cache).
 type sessionCache struct {
 	mu     sync.RWMutex
 	byHash map[string]*cachedSession
+	byID   map[string]string
 }
 
 // maxCachedSessions bounds the cache; past it, expired entries go first,
@@ -167,15 +170,16 @@ func (c *sessionCache) put(cs *cachedSession, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byHash == nil {
-		c.byHash = map[string]*cachedSession{}
+		c.byHash, c.byID = map[string]*cachedSession{}, map[string]string{}
 	}
 	if len(c.byHash) >= maxCachedSessions {
 		c.expireLocked(now)
 		if len(c.byHash) >= maxCachedSessions {
-			c.byHash = map[string]*cachedSession{}
+			c.byHash, c.byID = map[string]*cachedSession{}, map[string]string{}
 		}
 	}
 	c.byHash[cs.Hash] = cs
+	c.byID[cs.ID] = cs.Hash
 }
 
 // drop forgets the sessions with these ids and those of user ("" for
@@ -183,15 +187,40 @@ func (c *sessionCache) put(cs *cachedSession, now time.Time) {
 func (c *sessionCache) drop(ids []string, user string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	gone := map[string]bool{}
 	for _, id := range ids {
-		gone[id] = true
-	}
-	for h, cs := range c.byHash {
-		if gone[cs.ID] || (user != "" && cs.UserID == user) {
+		if h, ok := c.byID[id]; ok {
 			delete(c.byHash, h)
+			delete(c.byID, id)
 		}
 	}
+	if user == "" {
+		return
+	}
+	for h, cs := range c.byHash {
+		if cs.UserID == user {
+			delete(c.byHash, h)
+			delete(c.byID, cs.ID)
+		}
+	}
+}
+
+// clear forgets every cached session (they are read again from the
+// store when used).
+func (c *sessionCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byHash, c.byID = nil, nil
+}
+
+// all returns the cached sessions' ids and hashes.
+func (c *sessionCache) all() []store.Session {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]store.Session, 0, len(c.byHash))
+	for _, cs := range c.byHash {
+		out = append(out, store.Session{ID: cs.ID, Hash: cs.Hash})
+	}
+	return out
 }
 
 func (c *sessionCache) expire(now time.Time) {
@@ -204,6 +233,7 @@ func (c *sessionCache) expireLocked(now time.Time) {
 	for h, cs := range c.byHash {
 		if !now.Before(cs.ExpiresAt) {
 			delete(c.byHash, h)
+			delete(c.byID, cs.ID)
 		}
 	}
 }

@@ -39,6 +39,10 @@ type registry struct {
 	groups atomic.Pointer[map[string][]candidate]
 
 	pushes sync.WaitGroup // background configuration pushes
+
+	// instances is what connectors are told of the cloud's live
+	// instances (connectorinstances.go); nil until first looked at.
+	instances atomic.Pointer[tunnel.Instances]
 }
 
 // candidate is a connector as pick sees it: its tunnels when the snapshot
@@ -72,6 +76,13 @@ type liveConnector struct {
 	Address      string
 	tunnels      []*liveTunnel // guarded by registry.mu
 	active       atomic.Int64  // requests reserved on it, for the concurrency limit
+
+	// The instances it said it holds tunnels to, cached for the admin
+	// API (connectorinstances.go).
+	instMu     sync.Mutex
+	instCached []tunnel.ConnectedInstance
+	instOK     bool
+	instAt     time.Time
 }
 
 // reserve counts one more request on the connector unless it already
@@ -96,6 +107,8 @@ type liveTunnel struct {
 	conn     *liveConnector
 	pushMu   sync.Mutex
 	pushed   string // config version the connector acknowledged
+	// instPushed is the version of the instances list it acknowledged.
+	instPushed string
 }
 
 func newRegistry(log *slog.Logger, limit int, routes func() *routeTable, refresh func(context.Context) error) *registry {

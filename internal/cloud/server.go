@@ -110,9 +110,25 @@ type Config struct {
 	// TXT records proving tenants' domains are looked up at (default: the
 	// system's resolver).
 	DNSResolver string
-	Tunnel      tunnel.ClientConfig
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Advertise is the HOST:PORT at which connectors reach this instance
+	// directly, when several instances share one PostgreSQL store
+	// (docs/scale-out.md); "" for none (a single instance).
+	Advertise string
+	// InstanceBeat is how often this instance writes its heartbeat in the
+	// store and reads the others'; an instance that missed 3 is gone.
+	// Default 2s (test-only setting).
+	InstanceBeat time.Duration
+	// ChangeDebounce is how long a change notified by another instance
+	// (PostgreSQL) waits for more before the routing table is reloaded.
+	// Default 200ms (test-only setting).
+	ChangeDebounce time.Duration
+	// StoreWait is how long New keeps retrying a store it cannot reach
+	// (PostgreSQL down or not up yet) before it gives up. Default 0: no
+	// retry.
+	StoreWait time.Duration
+	Tunnel    tunnel.ClientConfig
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Validate fills defaults.
@@ -186,6 +202,18 @@ func (c *Config) Validate() error {
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = 5 * time.Second
 	}
+	if err := validateAdvertise(c.Advertise); err != nil {
+		return err
+	}
+	if c.InstanceBeat <= 0 {
+		c.InstanceBeat = DefaultInstanceBeat
+	}
+	if c.ChangeDebounce <= 0 {
+		c.ChangeDebounce = 200 * time.Millisecond
+	}
+	if c.StoreWait < 0 {
+		return problem.Newf(400, "bad_config", "give 0 (no retry) or a duration such as 5m", "The store wait %s is negative", c.StoreWait)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -235,10 +263,17 @@ type Server struct {
 	refusals     eventlog.Throttle                   // event 2925: one per user and application per second
 	totp         totpGuard                           // second factor codes used (mfa.go)
 	oidc         oidcState                           // tenants' OpenID providers (oidc.go)
+	inst         instances                           // the other instances on the store (instances.go)
+	changes      chan struct{}                       // changes made elsewhere, for the refresher (changes.go)
+	feed         feedState                           // the store's change feed (changes.go)
 }
 
 // New opens the data directory and prepares a server.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (*Server, error) { return NewContext(context.Background(), cfg) }
+
+// NewContext is New, giving up waiting for the store (Config.StoreWait)
+// when ctx is done.
+func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -253,7 +288,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, resolver: txtResolver{addr: cfg.DNSResolver}}
+	s := &Server{cfg: cfg, settings: settings, log: cfg.Logger, ca: ca, resolver: txtResolver{addr: cfg.DNSResolver},
+		changes: make(chan struct{}, 1)}
+	s.inst.self = store.Instance{ID: newInstanceID(), Advertise: cfg.Advertise, StartedAt: time.Now().UTC()}
+	s.inst.seen = map[string]*seenInstance{}
+	s.totp.claim = s.claimTOTPStep
 	if err := s.startServerCerts(); err != nil {
 		return nil, err
 	}
@@ -269,16 +308,16 @@ func New(cfg Config) (*Server, error) {
 	if s.releasePub, err = datadir.LoadReleaseKey(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	st, wrapped, err := datadir.OpenStoreCount(cfg.DataDir, settings, s.log)
+	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, datadir.EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
+		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
+	}
+	st, wrapped, err := s.openStore(ctx)
 	if err != nil {
+		s.events.Close()
 		return nil, err
 	}
 	s.store = st
 	s.metrics = newMetrics(s)
-	if s.events, err = eventlog.Open(eventlog.Config{Path: filepath.Join(cfg.DataDir, datadir.EventsFile), Source: "cloud", Logger: s.log, Now: cfg.Now}); err != nil {
-		st.Close()
-		return nil, problem.Newf(400, "data_dir", "check the data directory's permissions", "The cloud's event log cannot be opened (%v)", err)
-	}
 	if wrapped > 0 {
 		s.events.Event(eventlog.StoreKeysWrapped, fmt.Sprintf("The store's %d private keys were wrapped with the new key-encryption key %s: back that file up apart from the store", wrapped, filepath.Join(cfg.DataDir, datadir.KEKFile)),
 			"keys", fmt.Sprint(wrapped))

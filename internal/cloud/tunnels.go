@@ -69,6 +69,9 @@ func (s *Server) serveTunnel(ctx context.Context, conn *tls.Conn) {
 		s.log.Warn("sending configuration to connector failed", "connector", rec.ID, "error", err.Error())
 		return
 	}
+	if err := s.registry.ensureInstances(ctx, lt); err != nil {
+		s.log.Warn("sending the list of instances to connector failed", "connector", rec.ID, "error", err.Error())
+	}
 	s.log.Info("connector tunnel up", "connector", rec.ID, "tenant", rec.TenantID, "hostname", hello.Hostname, "version", hello.Version, "address", addr)
 	s.heartbeat(ctx, client, rec, addr, hello)
 	s.log.Info("connector tunnel down", "connector", rec.ID, "address", addr)

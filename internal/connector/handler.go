@@ -125,6 +125,8 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case (r.Method == http.MethodPut || r.Method == http.MethodGet) && r.URL.Path == tunnel.PathInstances:
+		h.serveInstances(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == tunnel.PathRefuse:
 		var eb tunnel.ErrorBody
 		json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&eb)

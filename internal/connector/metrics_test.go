@@ -118,11 +118,12 @@ func TestHealthEndpoints(t *testing.T) {
 	if got := get("/ready"); got != 503 {
 		t.Errorf("/ready with no tunnel = %d, want 503", got)
 	}
-	c.setUp(1)
+	sl := &slot{}
+	c.slotUp(sl, 1)
 	if got := get("/ready"); got != 200 {
 		t.Errorf("/ready with a tunnel = %d, want 200", got)
 	}
-	c.setUp(-1)
+	c.slotUp(sl, -1)
 	if got := get("/metrics"); got != 200 {
 		t.Errorf("/metrics = %d", got)
 	}

@@ -117,8 +117,11 @@ type Connector struct {
 	lastUp   time.Time // when a tunnel last came up
 	lastErr  string    // last connection error, for status.json
 
-	statusKick chan struct{} // asks statusLoop to write status.json now
-	refusal    error         // set when the cloud refused this connector for good
+	statusKick chan struct{}                // asks statusLoop to write status.json now
+	instKick   chan struct{}                // asks keepInstances to look at the instances again
+	lists      map[string][]tunnel.Instance // the latest list of live instances from each instance, by its id (guarded by mu)
+	slots      map[*slot]bool               // running tunnel slots (guarded by mu)
+	refusal    error                        // set when the cloud refused this connector for good
 	stop       context.CancelFunc
 }
 
@@ -131,7 +134,7 @@ func New(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID), statusKick: make(chan struct{}, 1)}
+	c := &Connector{cfg: cfg, log: cfg.Logger.With("connector_id", st.Trust.ConnectorID), statusKick: make(chan struct{}, 1), instKick: make(chan struct{}, 1), slots: map[*slot]bool{}, lists: map[string][]tunnel.Instance{}}
 	if c.cfg.Dial == nil {
 		// The state's proxy, looked up per dial: a state reloaded from
 		// disk brings its proxy settings along.
@@ -209,14 +212,11 @@ func (c *Connector) Run(ctx context.Context) error {
 			c.serveMetrics(ctx, mln)
 		}()
 	}
-	for i := range c.cfg.Connections {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.keepTunnel(ctx, i)
-		}()
-	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		c.keepInstances(ctx) // the tunnels: to the cloud's name, and to each instance it lists
+	}()
 	go func() {
 		defer wg.Done()
 		c.renewLoop(ctx)
@@ -238,15 +238,17 @@ func (c *Connector) Run(ctx context.Context) error {
 	return c.refusal
 }
 
-// keepTunnel keeps one tunnel connection up, forever.
-func (c *Connector) keepTunnel(ctx context.Context, slot int) {
+// keepTunnel keeps one tunnel connection of a slot up until ctx is done:
+// to the cloud's name (a bootstrap slot) or to one instance's advertise
+// address (an instance slot, instances.go).
+func (c *Connector) keepTunnel(ctx context.Context, sl *slot) {
 	// failures sets the backoff and counts a tunnel that closed soon
 	// after it came up; dialFailures counts the failed connection
 	// attempts in a row, for event 1203 at the first and every 10th (a
 	// dropped tunnel must not push the first one to the tenth: issue 20).
 	failures, dialFailures := 0, 0
 	for ctx.Err() == nil {
-		conn, err := c.dial(ctx)
+		conn, err := c.dial(ctx, sl.addr)
 		if err != nil {
 			failures++
 			dialFailures++
@@ -254,8 +256,11 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 				return
 			}
 			c.noteError(err)
-			if dialFailures == 1 || dialFailures%10 == 0 {
-				c.connectFailed(err, slot, dialFailures)
+			switch {
+			case sl.instance != "":
+				sl.run.dialFailed(c, err) // one event per instance, not per slot
+			case dialFailures == 1 || dialFailures%10 == 0:
+				c.connectFailed(err, sl.name, dialFailures)
 			}
 			c.wait(ctx, failures)
 			continue
@@ -269,14 +274,21 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 		if conn.ConnectionState().NegotiatedProtocol == tunnel.ALPN2 {
 			protocol = 2
 		}
+		sctx := withSlot(ctx, sl)
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == tunnel.PathHello && r.Header.Get(tunnel.HeaderApp) == "" && accepted.CompareAndSwap(false, true) {
-				c.setUp(+1)
-				c.mu.Lock()
-				c.protocol = protocol
-				c.mu.Unlock()
-				c.events.Event(eventlog.TunnelUp, "A tunnel connection to the cloud is up", "tunnel", fmt.Sprint(slot), "after_failures", fmt.Sprint(failures),
-					"protocol", fmt.Sprint(protocol))
+			if r.Header.Get(tunnel.HeaderApp) == "" {
+				if r.URL.Path == tunnel.PathHello && accepted.CompareAndSwap(false, true) {
+					c.slotUp(sl, +1)
+					c.mu.Lock()
+					c.protocol = protocol
+					c.mu.Unlock()
+					if sl.run != nil {
+						sl.run.connected()
+					}
+					c.events.Event(eventlog.TunnelUp, "A tunnel connection to the cloud is up", "tunnel", sl.name, "after_failures", fmt.Sprint(failures),
+						"protocol", fmt.Sprint(protocol))
+				}
+				r = r.WithContext(sctx) // control messages learn their slot
 			}
 			c.handler.ServeHTTP(w, r)
 		})
@@ -286,7 +298,7 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			tunnel.Serve(ctx, conn, h, c.cfg.Tunnel)
 		}
 		if accepted.Load() {
-			c.setUp(-1)
+			c.slotUp(sl, -1)
 		}
 		if ctx.Err() != nil || c.refused() {
 			return
@@ -295,26 +307,40 @@ func (c *Connector) keepTunnel(ctx context.Context, slot int) {
 			failures = 0
 		}
 		failures++
+		c.metrics.reconnects.Inc()
+		if sl.instance != "" {
+			// An instance that stops is dropped quietly: event 1208 if it
+			// cannot be reached again, 1207 when it leaves the list.
+			c.log.Info("a tunnel connection to a cloud instance closed; reconnecting", "tunnel", sl.name, "instance", sl.instance, "address", sl.addr)
+			c.wait(ctx, failures)
+			continue
+		}
 		msg := "A tunnel connection to the cloud closed; reconnecting"
 		if p := c.State().Target.Proxy; p != nil && p.Applies(c.State().Target.Host) {
 			msg += fmt.Sprintf("; it goes through the proxy %s: if this repeats after quiet periods, the proxy cuts idle tunnels, so raise its idle timeout above a minute (the connector pings every %s)",
 				p, c.cfg.Tunnel.PingInterval)
 		}
-		c.events.Event(eventlog.TunnelClosed, msg, "tunnel", fmt.Sprint(slot), "lasted", time.Since(started).Round(time.Second).String())
-		c.metrics.reconnects.Inc()
+		c.events.Event(eventlog.TunnelClosed, msg, "tunnel", sl.name, "lasted", time.Since(started).Round(time.Second).String())
 		c.wait(ctx, failures)
 	}
 }
 
-func (c *Connector) setUp(d int) {
+func (c *Connector) slotUp(sl *slot, d int) {
 	c.mu.Lock()
 	c.up += d
+	sl.up += d
 	if d > 0 {
 		c.lastUp, c.lastErr = time.Now().UTC(), ""
 	}
 	c.mu.Unlock()
+	kick(c.statusKick)
+	kick(c.instKick)
+}
+
+// kick wakes a loop waiting on ch without blocking.
+func kick(ch chan struct{}) {
 	select {
-	case c.statusKick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -336,13 +362,21 @@ func (c *Connector) wait(ctx context.Context, n int) {
 	}
 }
 
-func (c *Connector) dial(ctx context.Context) (*tls.Conn, error) {
+// dial opens a tunnel connection: to the cloud's name when addr is "",
+// else to an instance's advertise address — with the same TLS name (the
+// cloud's, for SNI and verification against the pinned CA), client
+// certificate and outbound proxy.
+func (c *Connector) dial(ctx context.Context, addr string) (*tls.Conn, error) {
 	c.reloadIfChanged()
 	alpn := []string{tunnel.ALPN2, tunnel.ALPN}
 	if c.cfg.TunnelVersion == 1 {
 		alpn = alpn[1:]
 	}
-	return cloudlink.DialIdentified(ctx, c.State(), c.cfg.Dial, alpn...)
+	id := c.State().Identity()
+	if addr != "" {
+		id.Target.Addr = addr
+	}
+	return cloudlink.DialIdentified(ctx, id, c.cfg.Dial, alpn...)
 }
 
 // reloadIfChanged picks up a state directory changed by another process
@@ -398,15 +432,15 @@ func (c *Connector) refused() bool {
 var errRefused = errors.New("refused by the cloud")
 
 // connectFailed records why a tunnel could not be set up.
-func (c *Connector) connectFailed(err error, slot, failures int) {
+func (c *Connector) connectFailed(err error, slot string, failures int) {
 	p := problem.Public(err)
 	switch p.Code {
 	case "tls_inspection":
-		c.events.Event(eventlog.TLSInspected, p.Error(), "tunnel", fmt.Sprint(slot))
+		c.events.Event(eventlog.TLSInspected, p.Error(), "tunnel", slot)
 	case "clock_skew":
-		c.events.Event(eventlog.CertNotYetValid, p.Error(), "tunnel", fmt.Sprint(slot))
+		c.events.Event(eventlog.CertNotYetValid, p.Error(), "tunnel", slot)
 	default:
 		c.events.Event(eventlog.CloudUnreachable, "The connector failed to download its configuration: "+p.Error(),
-			"tunnel", fmt.Sprint(slot), "attempts", fmt.Sprint(failures), "code", p.Code)
+			"tunnel", slot, "attempts", fmt.Sprint(failures), "code", p.Code)
 	}
 }

@@ -37,6 +37,9 @@ type appFormView struct {
 	Domains []string // the tenant's proven domains
 	Suffix  string   // the default external host's suffix, -LABEL.CLOUDNAME
 	App     api.AppDetail
+	// Assignee and AssignGroup are what was typed in the assign form.
+	Assignee    string
+	AssignGroup bool
 }
 
 // appsView is the data of the applications list.
@@ -320,8 +323,10 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 	}
 	probe := testStep{Name: "The backend answers a test request", Result: "passed"}
 	switch {
-	case len(d.Probes) == 0:
+	case len(d.Probes) == 0 && connected == 0:
 		probe.Result, probe.Detail = "not run", "No connector of the group is connected to send it."
+	case len(d.Probes) == 0:
+		probe.Result, probe.Detail = "not run", "The cloud sent no test request this time (the application was just changed): run Test again."
 	default:
 		var ok []string
 		for _, p := range d.Probes {
@@ -417,7 +422,7 @@ func (c *Console) assign(w http.ResponseWriter, r *http.Request, u User) error {
 		if err != nil {
 			return err
 		}
-		v.Error = ae.Message
+		v.Error, v.Assignee, v.AssignGroup = ae.Message, who, in.UserGroup != ""
 		c.render(w, r, u, ae.Status, "app", "apps", v)
 		return nil
 	}

@@ -60,7 +60,20 @@ type connectorView struct {
 	Group    string // the group chosen in the move form
 	MoveErr  string // the API's refusal of the move
 	Protocol string // the tunnel protocol as text
+	// Events are the connector's last events from the cloud's side
+	// (GET /api/v1/events?connector=ID); EventsErr is the API's sentence
+	// when it could not give them (the page shows the rest).
+	Events    api.EventList
+	EventsErr string
+	EventsFor string // the period, as the heading says it
 }
+
+// connectorEvents is how far back, and how many of, a connector's events
+// its page shows; the events page shows more.
+const (
+	connectorEventsSince = "24h"
+	connectorEventsLimit = 10
+)
 
 // connectorPage shows one connector (GET /api/v1/connectors/{id}) with
 // the form to move it to another group and a link to delete it.
@@ -84,6 +97,15 @@ func (c *Console) showConnector(w http.ResponseWriter, r *http.Request, u User, 
 	}
 	if err := c.Call(r, u, http.MethodGet, "/groups", nil, &v.Groups); err != nil {
 		return err
+	}
+	v.EventsFor = "24 hours"
+	q := url.Values{"connector": {x.ID}, "since": {connectorEventsSince}, "limit": {fmt.Sprint(connectorEventsLimit)}}
+	if err := c.Call(r, u, http.MethodGet, "/events?"+q.Encode(), nil, &v.Events); err != nil {
+		var ae *APIError
+		if !errors.As(err, &ae) {
+			return err
+		}
+		v.EventsErr = ae.Message
 	}
 	c.render(w, r, u, status, "connector", "connectors", v)
 	return nil

@@ -297,6 +297,9 @@ type kekStore struct {
 	log *slog.Logger
 }
 
+// Unwrap returns the store itself (store.FeedOf looks through it).
+func (s *kekStore) Unwrap() store.Store { return s.Store }
+
 func (s *kekStore) CreateTenant(ctx context.Context, t store.Tenant, ca store.TenantCA, g store.Group, u store.User) error {
 	ca.KeyPEM = s.kek.wrap(ca.KeyPEM, tenantCAPurpose(ca.TenantID))
 	u.TOTPSecret = s.kek.wrap(u.TOTPSecret, userTOTPPurpose(u.TenantID, u.ID))

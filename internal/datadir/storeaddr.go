@@ -2,6 +2,7 @@ package datadir
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,6 +19,11 @@ import (
 // storeOpenTimeout bounds connecting to PostgreSQL and migrating its
 // schema when a command opens the store.
 const storeOpenTimeout = 30 * time.Second
+
+// ErrStoreUnreachable is wrapped by the failure of OpenStore when the
+// PostgreSQL server could not be reached or does not take connections
+// yet: a later attempt may succeed ('cloud serve --store-wait').
+var ErrStoreUnreachable = errors.New("the store cannot be reached")
 
 // IsPostgres reports whether dsn names a PostgreSQL store.
 func IsPostgres(dsn string) bool {
@@ -115,9 +121,13 @@ func openRawStore(dataDir string, s Settings) (store.Store, error) {
 	defer cancel()
 	st, err := postgres.Open(ctx, full)
 	if err != nil {
-		return nil, problem.Newf(503, "store_unreachable",
+		p := problem.Newf(503, "store_unreachable",
 			"check that PostgreSQL runs there and accepts this user, and that the password is in PGPASSWORD or the settings' store_password_file; then start again",
 			"The PostgreSQL store cannot be opened (%s)", redact(err.Error(), full))
+		if errors.Is(err, postgres.ErrUnreachable) {
+			p = p.Wrap(ErrStoreUnreachable)
+		}
+		return nil, p
 	}
 	return st, nil
 }

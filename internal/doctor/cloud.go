@@ -410,6 +410,7 @@ func (r *runner) checkRegistration(ctx context.Context, s *Step) {
 	switch st.Status {
 	case "active":
 		f.add(Pass, "its status is active", "")
+		r.instances(&f)
 	default:
 		found, advice := r.notActive(st.Status)
 		f.add(Warn, found, advice)
@@ -425,6 +426,21 @@ func (r *runner) checkRegistration(ctx context.Context, s *Step) {
 			fmt.Sprintf("run 'sallyport connector renew --dir %s --force'", r.o.Dir))
 	}
 	f.to(s)
+}
+
+// instances adds what status.json says of the cloud's instances, when
+// the cloud runs several (docs/scale-out.md): a tunnel to each is a pass.
+func (r *runner) instances(f *findings) {
+	rs, fresh := statedir.ReadRunStatus(r.o.Dir, r.o.Now())
+	if !fresh || rs.Listed == 0 {
+		return
+	}
+	if missing := rs.InstancesMissing(); len(missing) > 0 {
+		f.add(Warn, fmt.Sprintf("the connector running on this machine has %s; none to %s", rs.InstancesLine(), strings.Join(missing, ", ")),
+			fmt.Sprintf("check that the advertise addresses of those instances are reachable from this machine (firewall, NO_PROXY); event 1208 in 'sallyport connector events --dir %s --level warning' names the cause", r.o.Dir))
+		return
+	}
+	f.add(Pass, "the connector running on this machine has "+rs.InstancesLine(), "")
 }
 
 // notActive explains an inactive connector with what status.json says.

@@ -27,6 +27,11 @@ const (
 	CloudUnreachable  ID = 1203 // The connector failed to download its configuration: the cloud cannot be reached
 	ConnectorDraining ID = 1204 // The connector is draining: no new requests, requests in flight finish
 	ConnectorStopped  ID = 1205 // The connector stopped
+	// Connector: the cloud's instances (1206–1209, docs/scale-out.md)
+	InstanceListed      ID = 1206 // A cloud instance is live: the connector keeps tunnels to it
+	InstanceUnlisted    ID = 1207 // A cloud instance is no longer live: its tunnels are closed
+	InstanceUnreachable ID = 1208 // The connector cannot reach a live cloud instance at its advertise address
+	InstancesFallback   ID = 1209 // No tunnel to any of the cloud's instances is up: the connector connects through the cloud's name too
 
 	// Connector: configuration (1300–1399)
 	ConfigReceived ID = 1300 // The connector received its configuration
@@ -126,6 +131,17 @@ const (
 	SigningKeyRetired        ID = 2942 // A tenant's retired signing key was removed from its JWKS
 	SigningKeyRotationFailed ID = 2943 // Rotating a tenant's signing keys failed; retried at the next pass
 
+	// Cloud: instances on a shared store, scale-out (2970–2979)
+	InstanceJoined    ID = 2970 // Another cloud instance joined: its heartbeat appeared in the store
+	InstanceStopped   ID = 2971 // Another cloud instance stopped cleanly: it removed its row from the store
+	InstanceLost      ID = 2972 // Another cloud instance missed 3 heartbeats: it is counted gone
+	InstanceAnnounced ID = 2973 // This cloud instance wrote its first heartbeat in the store
+	StoreUnreachable  ID = 2974 // The store cannot be reached: the instance serves from its cached routing table
+	StoreBack         ID = 2975 // The store is reachable again after an outage
+	StoreWaiting      ID = 2976 // The store cannot be reached at start: the cloud retries until --store-wait ends
+	// Cloud: connectors and instances (2980–2984, docs/scale-out.md)
+	InstancesChanged ID = 2980 // The cloud's live instances changed: connectors are told on their tunnels
+
 	// Updater (3000–3099)
 	UpdaterStarted            ID = 3000 // The updater started
 	UpdateNothingNewer        ID = 3001 // Update check: no newer release to install
@@ -176,6 +192,10 @@ var Catalog = []Def{
 	{CloudUnreachable, LevelError, "connectivity", "The connector failed to download its configuration: the cloud cannot be reached"},
 	{ConnectorDraining, LevelInformation, "connectivity", "The connector is draining: no new requests, requests in flight finish"},
 	{ConnectorStopped, LevelInformation, "connectivity", "The connector stopped"},
+	{InstanceListed, LevelInformation, "connectivity", "A cloud instance is live: the connector keeps tunnels to it"},
+	{InstanceUnlisted, LevelInformation, "connectivity", "A cloud instance is no longer live: its tunnels are closed"},
+	{InstanceUnreachable, LevelWarning, "connectivity", "The connector cannot reach a live cloud instance at its advertise address"},
+	{InstancesFallback, LevelWarning, "connectivity", "No tunnel to any of the cloud's instances is up: the connector connects through the cloud's name too"},
 	// Connector: configuration (1300–1399)
 	{ConfigReceived, LevelInformation, "configuration", "The connector received its configuration"},
 	{ConfigRefused, LevelError, "configuration", "The connector refused a configuration from the cloud"},
@@ -251,6 +271,15 @@ var Catalog = []Def{
 	{SigningKeyRotated, LevelInformation, "identity", "A tenant's next signing key was published; it signs after the publish-ahead period"},
 	{SigningKeyRetired, LevelInformation, "identity", "A tenant's retired signing key was removed from its JWKS"},
 	{SigningKeyRotationFailed, LevelWarning, "identity", "Rotating a tenant's signing keys failed; retried at the next pass"},
+	// Cloud: instances on a shared store, scale-out (2970–2979)
+	{InstanceJoined, LevelInformation, "instances", "Another cloud instance joined: its heartbeat appeared in the store"},
+	{InstanceStopped, LevelInformation, "instances", "Another cloud instance stopped cleanly: it removed its row from the store"},
+	{InstanceLost, LevelWarning, "instances", "Another cloud instance missed 3 heartbeats: it is counted gone"},
+	{InstanceAnnounced, LevelInformation, "instances", "This cloud instance wrote its first heartbeat in the store"},
+	{StoreUnreachable, LevelError, "store", "The store cannot be reached: the instance serves from its cached routing table"},
+	{StoreBack, LevelInformation, "store", "The store is reachable again after an outage"},
+	{StoreWaiting, LevelWarning, "store", "The store cannot be reached at start: the cloud retries until --store-wait ends"},
+	{InstancesChanged, LevelInformation, "cloud", "The cloud's live instances changed: connectors are told on their tunnels"},
 	// Cloud: ACME certificates (2985–2989)
 	{ACMECertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for a published host"},
 	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},

@@ -228,17 +228,8 @@ func (s *server) init() error {
 		return err
 	}
 	s.port = port
-	// fsync and the like are off: a test cluster is thrown away, and they
-	// cost seconds per test binary.
-	opts := strings.Join([]string{
-		"-c listen_addresses=127.0.0.1", "-p " + strconv.Itoa(port),
-		"-c unix_socket_directories=" + s.dir, "-c max_connections=300",
-		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-	}, " ")
-	logFile := filepath.Join(s.dir, "postgres.log")
-	if out, err := s.run("pg_ctl", "-D", data, "-l", logFile, "-w", "-t", strconv.Itoa(int(startTimeout.Seconds())), "-o", opts, "start"); err != nil {
-		log, _ := os.ReadFile(logFile)
-		return fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, tail(log))
+	if err := s.startServer(); err != nil {
+		return err
 	}
 	version, err := s.version()
 	if err != nil {
@@ -249,6 +240,107 @@ func (s *server) init() error {
 		s.strategy = " STRATEGY FILE_COPY"
 	}
 	return nil
+}
+
+// startServer starts the initialised cluster on s.port and waits until
+// it takes connections.
+func (s *server) startServer() error {
+	// fsync and the like are off: a test cluster is thrown away, and they
+	// cost seconds per test binary.
+	opts := strings.Join([]string{
+		"-c listen_addresses=127.0.0.1", "-p " + strconv.Itoa(s.port),
+		"-c unix_socket_directories=" + s.dir, "-c max_connections=300",
+		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+	}, " ")
+	data := filepath.Join(s.dir, "data")
+	logFile := filepath.Join(s.dir, "postgres.log")
+	if out, err := s.run("pg_ctl", "-D", data, "-l", logFile, "-w", "-t", strconv.Itoa(int(startTimeout.Seconds())), "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(logFile)
+		return fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, tail(log))
+	}
+	return nil
+}
+
+// stopServer stops the cluster (fast: open connections are ended) and
+// keeps its files.
+func (s *server) stopServer() error {
+	if out, err := s.run("pg_ctl", "-D", filepath.Join(s.dir, "data"), "-m", "fast", "-w", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
+	}
+	return nil
+}
+
+// Cluster is a PostgreSQL server of one test's own, which the test may
+// stop and start again (a restart or a fail-over of the store), unlike
+// the server DSN shares among a binary's tests.
+type Cluster struct {
+	s       *server
+	stopped bool
+}
+
+// NewCluster initialises and starts a cluster, stopped and removed when
+// the test ends. Without PostgreSQL's programs the test is skipped, or
+// fails under CI=true (as DSN).
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	bin, err := findBin()
+	if errors.Is(err, errBadEnv) {
+		t.Fatalf("pgtest: %v", err)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("pgtest: %v; .ci/run installs Debian's postgresql package, or set SALLYPORT_PG_BIN to the directory of initdb", err)
+		}
+		t.Skipf("pgtest: %v (set SALLYPORT_PG_BIN to the directory of initdb to run this test)", err)
+	}
+	s, err := start(bin)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	c := &Cluster{s: s}
+	t.Cleanup(func() {
+		if c.stopped {
+			_ = os.RemoveAll(s.dir)
+			return
+		}
+		if err := s.stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return c
+}
+
+// DSN creates a new, empty database on the cluster and returns its
+// address, a postgres:// URL (the cluster goes with the test).
+func (c *Cluster) DSN(t testing.TB) string {
+	t.Helper()
+	c.s.seq++
+	name := fmt.Sprintf("t%d_%s", c.s.seq, dbName(t.Name()))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.s.exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()+c.s.strategy); err != nil {
+		t.Fatalf("pgtest: create database %s: %v", name, err)
+	}
+	return c.s.url(name)
+}
+
+// Stop stops the cluster: its connections end, and new ones are refused
+// until Start.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	if err := c.s.stopServer(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	c.stopped = true
+}
+
+// Start starts the stopped cluster again, on the same port.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	if err := c.s.startServer(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	c.stopped = false
 }
 
 // version is the server's server_version_num (150004 for 15.4).

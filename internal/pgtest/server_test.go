@@ -67,3 +67,31 @@ func TestVersionOf(t *testing.T) {
 		t.Errorf("versionOf(x) = %d, want 0", got)
 	}
 }
+
+// TestClusterRestart: a test's own cluster stops (connections refused)
+// and starts again on the same address, its data kept.
+func TestClusterRestart(t *testing.T) {
+	c := NewCluster(t)
+	dsn := c.DSN(t)
+	ctx := t.Context()
+	exec := func(sql string) error {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec(`CREATE TABLE kept (x INT)`); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(t)
+	if err := exec(`SELECT 1`); err == nil {
+		t.Fatal("a stopped cluster took a connection")
+	}
+	c.Start(t)
+	if err := exec(`SELECT * FROM kept`); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+}

@@ -2,8 +2,10 @@ package statedir
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/pki"
@@ -30,6 +32,56 @@ type RunStatus struct {
 	// Serial is the serial of the certificate in use: a refusal concerns
 	// that registration only, not one made after it.
 	Serial string `json:"serial,omitempty"`
+	// Listed is how many instances the cloud lists as live (0: a single
+	// instance, reached through the cloud's name).
+	Listed int `json:"listed_instances,omitempty"`
+	// Instances, when Listed > 0 (docs/scale-out.md): first the listed
+	// instances with the tunnels up to each (0 for one it cannot reach),
+	// then any other it holds tunnels to through the cloud's name.
+	Instances []RunInstance `json:"instances,omitempty"`
+}
+
+// InstancesLine describes the instances in one line for 'connector
+// status' and the doctor: "2 of 3 instances connected: a (10.0.0.1:443, 2
+// tunnels), …"; "" for a single instance.
+func (rs RunStatus) InstancesLine() string {
+	if rs.Listed == 0 {
+		return ""
+	}
+	n := 0
+	parts := make([]string, 0, len(rs.Instances))
+	for i, in := range rs.Instances {
+		if i < rs.Listed && in.TunnelsUp > 0 {
+			n++
+		}
+		id := in.ID
+		if id == "" {
+			id = "through the cloud's name"
+		}
+		if in.Advertise != "" {
+			id += " at " + in.Advertise
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d tunnel(s))", id, in.TunnelsUp))
+	}
+	return fmt.Sprintf("%d of %d cloud instance(s) connected: %s", n, rs.Listed, strings.Join(parts, ", "))
+}
+
+// InstancesMissing lists the listed instances without a tunnel up.
+func (rs RunStatus) InstancesMissing() []string {
+	var out []string
+	for i, in := range rs.Instances {
+		if i < rs.Listed && in.TunnelsUp == 0 {
+			out = append(out, in.ID+" at "+in.Advertise)
+		}
+	}
+	return out
+}
+
+// RunInstance is one cloud instance a running connector holds tunnels to.
+type RunInstance struct {
+	ID        string `json:"id"`                  // "" when the instance did not say
+	Advertise string `json:"advertise,omitempty"` // its address; "" through the cloud's name
+	TunnelsUp int    `json:"tunnels_up"`
 }
 
 // StatusEvery is how often a running connector rewrites status.json; a

@@ -375,6 +375,10 @@ const (
 	GrantFlow = "flow"
 	// GrantDevice is a device authorization (RFC 8628).
 	GrantDevice = "device"
+	// GrantTOTP records a TOTP code's time step used by a user, so that
+	// the code is refused on every instance sharing the store (its Hash
+	// names the user and the step; it expires with the code's window).
+	GrantTOTP = "totp"
 )
 
 // Grant is a short-lived, single-use secret of a sign-in in progress:
@@ -406,6 +410,72 @@ type SigningKey struct {
 	CreatedAt time.Time
 	SignFrom  time.Time
 	SignUntil time.Time // zero: no successor yet
+}
+
+// Instance is a running cloud instance as the others see it: a row each
+// instance writes every few seconds (Heartbeat). Advertise is the
+// HOST:PORT at which connectors reach it directly ("" for an instance that
+// advertises none: a single cloud).
+type Instance struct {
+	ID          string
+	Advertise   string
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+}
+
+// Change is one change committed to a store several instances share,
+// as ChangeFeed reports it: the table written, and for the sessions
+// ended, their ids.
+type Change struct {
+	Table string
+	// SessionIDs are the ids of the sessions deleted (Table "sessions");
+	// nil with AllSessions, when they were too many to list.
+	SessionIDs  []string
+	AllSessions bool
+}
+
+// ChangeHandler receives what a ChangeFeed follows. Its functions are
+// called from one goroutine, in order, and must not block for long.
+type ChangeHandler struct {
+	// Change is called for every change committed by any process on the
+	// store (this one included).
+	Change func(Change)
+	// Connected is called each time the feed is (again) following: changes
+	// may have been missed before, so the caller reloads what it caches.
+	Connected func()
+	// Lost is called when the feed's connection failed; the feed
+	// reconnects by itself, backing off.
+	Lost func(error)
+}
+
+// ChangeFeed is implemented by a store several cloud instances share
+// (PostgreSQL): FollowChanges reports changes to the tables whose rows
+// the cloud caches, until ctx is done. A store only one process uses
+// (SQLite) does not implement it.
+type ChangeFeed interface {
+	FollowChanges(ctx context.Context, h ChangeHandler)
+}
+
+// Unwrapper is implemented by a store that wraps another (the data
+// directory's key-wrapping store), for callers looking for an optional
+// interface such as ChangeFeed.
+type Unwrapper interface {
+	Unwrap() Store
+}
+
+// FeedOf returns st's ChangeFeed, looking through wrappers, or nil.
+func FeedOf(st Store) ChangeFeed {
+	for st != nil {
+		if f, ok := st.(ChangeFeed); ok {
+			return f
+		}
+		u, ok := st.(Unwrapper)
+		if !ok {
+			return nil
+		}
+		st = u.Unwrap()
+	}
+	return nil
 }
 
 // Store is the cloud's persistent state. Implementations are safe for
@@ -682,4 +752,14 @@ type Store interface {
 	AddTenantSigningKey(ctx context.Context, k SigningKey, replaces string) error
 	// DeleteTenantSigningKey removes the tenant's key, or returns ErrNotFound.
 	DeleteTenantSigningKey(ctx context.Context, tenantID, kid string) error
+
+	// Heartbeat creates or replaces the row of instance i.ID (its
+	// Advertise, StartedAt and HeartbeatAt).
+	Heartbeat(ctx context.Context, i Instance) error
+	// ListInstances returns the instances whose last heartbeat is at or
+	// after aliveSince (the zero time: all), by ID.
+	ListInstances(ctx context.Context, aliveSince time.Time) ([]Instance, error)
+	// DeleteInstance removes an instance's row (a clean shutdown), or
+	// returns ErrNotFound.
+	DeleteInstance(ctx context.Context, id string) error
 }

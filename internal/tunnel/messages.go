@@ -51,11 +51,20 @@ const (
 	PathHello  = "/_sallyport/v1/hello"  // GET: Hello
 	PathConfig = "/_sallyport/v1/config" // PUT: Config
 	PathRefuse = "/_sallyport/v1/refuse" // POST: ErrorBody; the cloud refuses this connector and closes
+	// PathInstances: PUT Instances (the cloud's live instances, pushed
+	// when a tunnel comes up and whenever the list changes); GET
+	// InstancesStatus (the instances the connector holds tunnels to).
+	// A connector that predates it answers 404: the cloud then counts it
+	// on its own instance only.
+	PathInstances = "/_sallyport/v1/instances"
 )
 
 // Limits on control messages.
 const (
 	MaxControlBody = 4 << 20
+	// MaxInstances bounds the instances list a connector accepts; each
+	// costs it Connections tunnels.
+	MaxInstances = 64
 )
 
 // Hello is the connector's answer on PathHello: who and what it is.
@@ -83,6 +92,40 @@ type Config struct {
 	ConnectorID string      `json:"connector_id"`
 	Group       string      `json:"group"`
 	Apps        []AppConfig `json:"apps"`
+}
+
+// Instances is the list of the cloud's live instances that connectors
+// reach directly (cloud serve --advertise), sent by the cloud on
+// PathInstances. The connector keeps its tunnels to every one of them, at
+// its advertise address, verifying the cloud's name (the certificate is
+// the cloud's, not the address's). An empty list means one instance, or
+// instances without advertise addresses: the connector connects through
+// the cloud's name only.
+type Instances struct {
+	Version string `json:"version"` // opaque; changes whenever the list changes ("" for an empty list)
+	// Self is the id of the instance that sends it: the one at the other
+	// end of this tunnel.
+	Self      string     `json:"self,omitempty"`
+	Instances []Instance `json:"instances"`
+}
+
+// Instance is one live cloud instance.
+type Instance struct {
+	ID        string `json:"id"`
+	Advertise string `json:"advertise"` // HOST:PORT
+}
+
+// InstancesStatus is the connector's answer to GET PathInstances: the
+// instances it holds tunnels to now.
+type InstancesStatus struct {
+	Instances []ConnectedInstance `json:"instances"`
+}
+
+// ConnectedInstance is one instance a connector holds tunnels to.
+type ConnectedInstance struct {
+	ID        string `json:"id"`
+	Advertise string `json:"advertise,omitempty"` // "" for tunnels through the cloud's name
+	Tunnels   int    `json:"tunnels"`
 }
 
 // AppConfig is one application a connector serves.

@@ -63,13 +63,44 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: cannot reach the database %s (%w); check that PostgreSQL runs there and accepts this user and password", where(cfg), err)
+		err = fmt.Errorf("postgres: cannot reach the database %s (%w); check that PostgreSQL runs there and accepts this user and password", where(cfg), err)
+		if transient(err) {
+			err = unreachable{err}
+		}
+		return nil, err
 	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate %s: %w", where(cfg), err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// ErrUnreachable marks an Open that failed because the server could not
+// be reached, or does not take connections yet (starting, shutting down,
+// full): trying again later may succeed. A refused user or password, a
+// missing database or a schema too new is not it.
+var ErrUnreachable = errors.New("postgres: the database cannot be reached")
+
+// unreachable is an error of Open that Is ErrUnreachable, with the
+// message of its cause.
+type unreachable struct{ err error }
+
+func (u unreachable) Error() string        { return u.err.Error() }
+func (u unreachable) Unwrap() error        { return u.err }
+func (u unreachable) Is(target error) bool { return target == ErrUnreachable }
+
+// transient reports whether err, a failure to connect or to run a
+// statement, may pass by itself: the network, a timeout, or the server
+// saying it cannot take connections now (class 57P: starting up,
+// shutting down; 53300: too many connections; class 08: connection
+// exceptions).
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "08") || pe.Code == "53300"
+	}
+	return true
 }
 
 // parseDSN reads the pool's configuration from dsn, with

@@ -9,7 +9,8 @@
 // callers), sign-in (user profiles and second factors, recovery codes and
 // grants used once even by racing callers, tenant settings, identity
 // providers, sessions ended with those made from them and with their
-// user), zero and non-UTC times, and concurrent use.
+// user), the instances' heartbeat rows, zero and non-UTC times, and
+// concurrent use.
 //
 // An implementation's test calls Run with a function opening a new, empty
 // store.
@@ -86,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteExpiredGrants", testDeleteExpiredGrants},
 		{"SignInCascades", testSignInCascades},
 		{"DirectoryListings", testDirectoryListings},
+		{"Instances", testInstances},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,12 +12,14 @@ import (
 	"github.com/sallyport/sallyport/internal/browsertest"
 )
 
-// TestBrowserAdminToken, in a real Chromium: an administrator signs in at
+// TestBrowserAdminTokenAndConnector, in a real Chromium: an administrator signs in at
 // the start page, creates a registration token in the admin center, sees
 // it once with working copy buttons (the console's script runs under its
 // CSP) on a page that fits 375 px; the page's own commands, run as
-// shown, register a connector, which the connectors page then lists.
-func TestBrowserAdminToken(t *testing.T) {
+// shown, register a connector, which the connectors page then lists; a
+// new group, the connector moved into it and deleted, all with the
+// pages' forms at 375 px.
+func TestBrowserAdminTokenAndConnector(t *testing.T) {
 	c := startCloud(t)
 	b := (&preauthCloud{cloud: c}).startBrowser(t)
 
@@ -43,9 +45,7 @@ func TestBrowserAdminToken(t *testing.T) {
 	if err := b.Do(chromedp.EmulateViewport(375, 800)); err != nil {
 		t.Fatal(err)
 	}
-	if w := browsertest.Eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
-		t.Errorf("the token's page is %d px wide at 375 px", w)
-	}
+	fits(t, b, "the token's page")
 
 	// The page's commands, as an administrator at the site runs them.
 	site := newRunner(t, "site")
@@ -66,11 +66,43 @@ func TestBrowserAdminToken(t *testing.T) {
 	b.Navigate(c.url + "/admin/connectors")
 	b.WaitText("Registered connectors")
 	if n := browsertest.Eval[int](b, `document.querySelectorAll("tr[id^=connector-]").length`); n != 1 {
-		t.Errorf("%d connectors listed after the registration, want 1:\n%s", n, b.Text())
+		t.Fatalf("%d connectors listed after the registration, want 1:\n%s", n, b.Text())
+	}
+	fits(t, b, "the connectors page")
+	id := strings.TrimPrefix(browsertest.Eval[string](b, `document.querySelector("tr[id^=connector-]").id`), "connector-")
+
+	// A new group, the connector moved into it, then deleted — each form
+	// posted by the browser (its CSRF cookie and Origin).
+	b.Navigate(c.url + "/admin/groups")
+	b.WaitText("Create a connector group")
+	b.Fill("#create", map[string]string{"name": "Branch"})
+	b.WaitText("Created connector group 'Branch'.")
+	fits(t, b, "a group's page")
+	b.Navigate(c.url + "/admin/connectors/" + id)
+	b.WaitText("Move to another group")
+	fits(t, b, "the connector's page")
+	browsertest.Eval[string](b, `document.getElementById("group").value = "Branch"`)
+	b.Fill("#move", nil)
+	b.WaitText("Moved connector " + id + " to group 'Branch'.")
+	b.Fill("#delete", nil)
+	b.WaitText("revokes its certificate")
+	b.Fill("#confirm-delete", nil)
+	b.WaitText("Deleted connector " + id)
+	if n := browsertest.Eval[int](b, `document.querySelectorAll("tr[id^=connector-]").length`); n != 0 {
+		t.Errorf("%d connectors listed after the deletion, want 0", n)
 	}
 	b.Navigate(c.url + "/admin/tokens")
 	b.WaitText("Registration tokens")
 	if strings.Contains(b.Text(), token) {
 		t.Error("the tokens page shows the token again")
+	}
+}
+
+// fits fails the test when the page is wider than the 375 px screen the
+// browser emulates (tables scroll inside their section, not the page).
+func fits(t *testing.T, b *browsertest.Browser, what string) {
+	t.Helper()
+	if w := browsertest.Eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("%s is %d px wide at 375 px", what, w)
 	}
 }

@@ -1,0 +1,10 @@
+-- The running cloud instances (scale-out on one store): each writes its
+-- row every few seconds; an instance whose heartbeat is old is gone.
+-- advertise is the HOST:PORT connectors reach it at ('' for none).
+CREATE TABLE instances (
+    id           TEXT   PRIMARY KEY,
+    advertise    TEXT   NOT NULL DEFAULT '',
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
+CREATE INDEX instances_heartbeat ON instances (heartbeat_at);
