@@ -17,6 +17,7 @@ import (
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/dnstest"
+	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem/problemtest"
 	"github.com/sallyport/sallyport/internal/testnet"
@@ -195,5 +196,33 @@ func TestACMEConfigChecks(t *testing.T) {
 	}
 	if err := (&Config{ACMEEmail: "ops@example.com", HTTPListen: "127.0.0.1:8080"}).checkACME(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestACMEDecision: an order is allowed only for a host an application is
+// published at without its own certificate — never for the cloud's name,
+// a deleted application's host, or any other name.
+func TestACMEDecision(t *testing.T) {
+	s := &Server{}
+	if err := s.acmeDecision("web-contoso." + acmeCloudName); err == nil {
+		t.Fatal("an order is allowed before the routing table is loaded")
+	}
+	s.routes.Store(&routeTable{
+		byHost: map[string]*edge.App{"web-contoso." + acmeCloudName: {}, "own.contoso.com": {}},
+		certs:  map[string]*tls.Certificate{"own.contoso.com": {}},
+	})
+	for _, tc := range []struct {
+		host  string
+		allow bool
+	}{
+		{"web-contoso." + acmeCloudName, true},
+		{"own.contoso.com", false},               // its own certificate wins
+		{acmeCloudName, false},                   // the cloud CA's, pinned
+		{"gone-contoso." + acmeCloudName, false}, // deleted, or never published
+		{"random.example", false},
+	} {
+		if err := s.acmeDecision(tc.host); (err == nil) != tc.allow {
+			t.Errorf("acmeDecision(%q) = %v, want allowed %v", tc.host, err, tc.allow)
+		}
 	}
 }
