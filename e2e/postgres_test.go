@@ -142,3 +142,39 @@ func TestStoreCopyToPostgres(t *testing.T) {
 	// The data directory now names PostgreSQL: the copy refuses it as a source.
 	c.admin.refused(t, "", copyArgs, "already uses a PostgreSQL store")
 }
+
+// TestServeStoreFromEnvironment: 'cloud serve' takes its store from
+// SALLYPORT_STORE (and the password from PGPASSWORD), in place of the one
+// cloud.json names, as every instance of a scale-out can be configured by
+// its service's environment: what it changes is in PostgreSQL, and the
+// data directory's own SQLite store does not have it.
+func TestServeStoreFromEnvironment(t *testing.T) {
+	t.Parallel()
+	c := startCloud(t)
+	c.publish(t, c.admin, "web", "http://127.0.0.1:9/")
+	c.serve.stop()
+	dsn := pgtest.DSN(t)
+	pwFile := filepath.Join(t.TempDir(), "pg-password")
+	writeFile(t, pwFile, pgPassword+"\n", 0o600)
+	c.admin.ok(t, "", "cloud", "store", "copy", "--from", "sqlite:"+c.dataDir, "--to", dsn, "--to-password-file", pwFile)
+
+	c.admin.extra = []string{"SALLYPORT_STORE=" + dsn, "PGPASSWORD=" + pgPassword}
+	c.startServe(t)
+	c.login(t, c.admin, contosoAdmin, contosoPW)
+	c.publish(t, c.admin, "pgonly", "http://127.0.0.1:9/")
+	mustContain(t, "admin app list on PostgreSQL", c.admin.ok(t, "", "admin", "app", "list").stdout, "web", "pgonly")
+	c.serve.stop()
+
+	c.admin.extra = nil
+	c.startServe(t)
+	c.login(t, c.admin, contosoAdmin, contosoPW)
+	if out := c.admin.ok(t, "", "admin", "app", "list").stdout; !strings.Contains(out, "web") || strings.Contains(out, "pgonly") {
+		t.Fatalf("the SQLite store after serving from PostgreSQL by the environment:\n%s", out)
+	}
+	// A password in the variable's URL is refused with the sentence.
+	c.serve.stop()
+	c.admin.extra = []string{"SALLYPORT_STORE=postgres://sallyport:secret@127.0.0.1:5432/x"}
+	res := c.admin.run(t, "", "cloud", "serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:"+c.port)
+	checkRefusal(t, res, "carries a password")
+	c.admin.extra = nil
+}

@@ -161,6 +161,8 @@ func newCloudServeCmd() *cobra.Command {
 	f.Float64Var(&lim.TenantRate, "tenant-rate", def.TenantRate, "requests per second the edge accepts for all the applications of one tenant (more: 429)")
 	f.IntVar(&lim.TenantBurst, "tenant-burst", 0, fmt.Sprintf("requests one tenant may get at once before --tenant-rate applies (default twice --tenant-rate, %d with the default rate)", def.TenantBurst))
 	f.StringVar(&cfg.Advertise, "advertise", "", "HOST:PORT at which connectors reach this instance directly, when several instances share one PostgreSQL store (default: none, a single instance)")
+	f.StringVar(&cfg.Store, "store", "", "the store, in place of the one cloud.json names: sqlite: or postgres://USER@HOST:PORT/DATABASE without a password (also SALLYPORT_STORE)")
+	f.StringVar(&cfg.StorePasswordFile, "store-password-file", "", "file (mode 0600) holding the PostgreSQL password, in place of cloud.json's (default: cloud.json's, else PGPASSWORD or ~/.pgpass)")
 	f.DurationVar(&cfg.StoreWait, "store-wait", 2*time.Minute, "when the store cannot be reached at start, keep retrying for this long before giving up (0: give up at once)")
 	f.DurationVar(&cfg.InstanceBeat, "test-instance-beat", 0, "test only: how often this instance writes its heartbeat in the store (default 2s)")
 	f.MarkHidden("test-instance-beat")

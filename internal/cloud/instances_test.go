@@ -113,7 +113,10 @@ func liveIDs(s *Server) []string {
 // (with their advertised addresses) within a few beats, log the join, and
 // one that stops cleanly is gone from the other's list at its next beat.
 func TestInstancesSeeEachOther(t *testing.T) {
-	const beat = 50 * time.Millisecond
+	// A beat long enough that a loaded machine (CI runs many packages at
+	// once) does not miss three in a row; the losses a slow moment may
+	// still cause are counted before the stop, not assumed away.
+	const beat = 250 * time.Millisecond
 	a := newTestServer(t)
 	a.cfg.InstanceBeat, a.cfg.Advertise = beat, "cloud-a.test:443"
 	a.inst.self.Advertise = a.cfg.Advertise
@@ -134,15 +137,16 @@ func TestInstancesSeeEachOther(t *testing.T) {
 			t.Errorf("a sees b at %q, want cloud-b.test:443", in.Advertise)
 		}
 	}
-	testnet.WaitUntil(t, "a logs b's join (2970)", func() bool { return len(eventsOf(t, a, eventlog.InstanceJoined)) == 1 })
+	testnet.WaitUntil(t, "a logs b's join (2970)", func() bool { return len(eventsOf(t, a, eventlog.InstanceJoined)) >= 1 })
 	if evs := eventsOf(t, b, eventlog.InstanceAnnounced); len(evs) != 1 || evs[0].Fields["others"] != a.InstanceID() {
 		t.Errorf("b's 2973 = %+v, want one naming %s among the others", evs, a.InstanceID())
 	}
 
+	lostBefore := len(eventsOf(t, a, eventlog.InstanceLost))
 	stopB()
 	testnet.WaitUntil(t, "a lists itself alone after b stopped", func() bool { return slices.Equal(liveIDs(a), []string{a.InstanceID()}) })
 	testnet.WaitUntil(t, "a logs b's clean stop (2971)", func() bool { return len(eventsOf(t, a, eventlog.InstanceStopped)) == 1 })
-	if n := len(eventsOf(t, a, eventlog.InstanceLost)); n != 0 {
+	if n := len(eventsOf(t, a, eventlog.InstanceLost)) - lostBefore; n != 0 {
 		t.Errorf("a logged %d losses (2972) for a clean stop", n)
 	}
 }
@@ -151,7 +155,7 @@ func TestInstancesSeeEachOther(t *testing.T) {
 // its row stays) is gone after 3 missed beats, and back when it beats
 // again; rows silent for an hour are removed.
 func TestInstanceLost(t *testing.T) {
-	const beat = 50 * time.Millisecond
+	const beat = 300 * time.Millisecond // seen before it is lost, even on a loaded machine
 	a := newTestServer(t)
 	a.cfg.InstanceBeat = beat
 	ctx := t.Context()

@@ -114,6 +114,12 @@ type Config struct {
 	// directly, when several instances share one PostgreSQL store
 	// (docs/scale-out.md); "" for none (a single instance).
 	Advertise string
+	// Store, when set, is the store's address in place of the one
+	// cloud.json names ("sqlite:" or postgres://USER@HOST:PORT/DB without
+	// a password); StorePasswordFile, when set, replaces cloud.json's
+	// store_password_file.
+	Store             string
+	StorePasswordFile string
 	// InstanceBeat is how often this instance writes its heartbeat in the
 	// store and reads the others'; an instance that missed 3 is gone.
 	// Default 2s (test-only setting).
@@ -283,6 +289,18 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ConnectorCertLifetime > 0 {
 		settings.ConnectorCertLifetime = datadir.Duration(cfg.ConnectorCertLifetime)
+	}
+	if cfg.Store != "" {
+		if err := datadir.CheckStoreURL(cfg.Store); err != nil {
+			return nil, err
+		}
+		settings.Store = cfg.Store
+		if settings.Store == "sqlite:" {
+			settings.Store = ""
+		}
+	}
+	if cfg.StorePasswordFile != "" {
+		settings.StorePasswordFile = cfg.StorePasswordFile
 	}
 	ca, err := loadCloudCA(cfg.DataDir)
 	if err != nil {
