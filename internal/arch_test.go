@@ -80,6 +80,8 @@ func rules() []rule {
 		leaf("internal/testnet", "helpers any package's tests use: it must not pull the product into them"),
 		rule{pkg: "internal/idptest", only: []string{"internal/testnet"}, onlySet: true,
 			why: "a test OpenID provider (Ory Hydra, run as a process): it must not pull the product into tests that use it (it shares testnet's test helpers)"},
+		rule{pkg: "internal/acmetest", only: []string{"internal/testnet"}, onlySet: true,
+			why: "a test ACME server (Pebble, run as a process): it must not pull the product into tests that use it (it shares testnet's test helpers)"},
 		rule{pkg: "internal/browsertest", only: []string{"internal/testnet"}, onlySet: true,
 			why: "a test browser (headless Chromium): it must not pull the product into tests that use it (it shares testnet's test helpers)"},
 		rule{pkg: "internal/store/sqlite", only: []string{"internal/store"}, onlySet: true, why: "an implementation of the Store interface knows only the interface"},
@@ -119,7 +121,7 @@ var cmdMustNotImport = []string{
 
 // testOnly are packages for tests: no non-test file imports them, but
 // those of another package for tests (a harness built on testnet).
-var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet", "internal/idptest", "internal/browsertest", "internal/pgtest"}
+var testOnly = []string{"internal/dnstest", "internal/problem/problemtest", "internal/store/storetest", "internal/testnet", "internal/idptest", "internal/acmetest", "internal/browsertest", "internal/pgtest"}
 
 // browserDriver: the one package whose non-test files may import the
 // browser driver (github.com/chromedp/...): a test harness, so the product

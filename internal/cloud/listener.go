@@ -97,6 +97,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	tlsCfg := tlsProfile(&tls.Config{GetConfigForClient: s.tlsConfigFor})
+	hln, err := s.listenHTTP()
+	if err != nil {
+		return err
+	}
+	httpPort := 0
+	if hln != nil {
+		httpPort = hln.Addr().(*net.TCPAddr).Port
+	}
+	if err := s.startACME(ln, httpPort); err != nil {
+		if hln != nil {
+			hln.Close()
+		}
+		return err
+	}
+	if s.acmeStop != nil {
+		defer s.acmeStop()
+	}
+	if hln != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveHTTP(ctx, hln)
+		}()
+	}
 	if s.cfg.MetricsListen != "" {
 		mln, err := s.listenMetrics()
 		if err != nil {

@@ -23,7 +23,15 @@ import (
 	"github.com/sallyport/sallyport/internal/pki"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// certmagic's rate limiters of ACME orders are package-global, one
+		// per CA and account, and live as long as the process.
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"),
+		// certmagic's file storage refreshes a lock file every 5 s until it
+		// sees it removed (acme.go's storage, released at unlock).
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"))
+}
 
 // TestServeInProcess runs the whole path in one process — cloud,
 // registration, connector, edge — and checks that stopping the cloud and

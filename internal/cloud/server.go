@@ -35,6 +35,17 @@ type Config struct {
 	// EdgeCertFile and EdgeKeyFile, when set, are a certificate (e.g. a
 	// wildcard for *.NAME) the edge presents for the hosts it covers.
 	EdgeCertFile, EdgeKeyFile string
+	// ACMEEmail, when set, turns ACME on: the hosts applications are
+	// published at get certificates from ACMECA (default Let's Encrypt),
+	// on demand (acme.go, docs/certificates.md). ACMECARootFile is a PEM
+	// root to trust for the ACME server's own HTTPS (a private CA's).
+	ACMEEmail, ACMECA, ACMECARootFile string
+	// HTTPListen is the plain HTTP address with ACME on (default ":80"):
+	// HTTP-01 answers and a 308 to https, nothing else.
+	HTTPListen string
+	// acmeOnly, when set, is the one ACME challenge type offered
+	// ("http-01" or "tls-alpn-01"; tests: each checked alone).
+	acmeOnly string
 	// BackendTimeoutOverride replaces every application's backend timeout
 	// (test-only setting).
 	BackendTimeoutOverride time.Duration
@@ -137,6 +148,9 @@ func (c *Config) Validate() error {
 	if (c.EdgeCertFile == "") != (c.EdgeKeyFile == "") {
 		return problem.New(400, "edge_cert", "give both --edge-cert and --edge-key, or neither", "Only one of the edge certificate and key files was given")
 	}
+	if err := c.checkACME(); err != nil {
+		return err
+	}
 	if err := c.EdgeLimits.Validate(); err != nil {
 		return err
 	}
@@ -224,6 +238,8 @@ type Server struct {
 	ca       *pki.CA
 	certs    *serverCerts     // the server certificate for the cloud's name and *.name, and the CRL (servercert.go)
 	edgeCert *tls.Certificate // optional, configured
+	acme     *acmeManager     // with --acme-email (acme.go), set before serving
+	acmeStop func()           // stops the ACME certificate cache's maintenance
 	resolver txtResolver      // where domain proofs are looked up
 
 	routes    atomic.Pointer[routeTable]

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"slices"
 
+	"github.com/mholt/acmez/v3"
+
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/tunnel"
@@ -18,6 +20,14 @@ func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			Certificates: []tls.Certificate{*s.serverCert()},
 			ClientAuth:   tls.RequireAnyClientCert,
 			NextProtos:   []string{tunnel.ALPN2, tunnel.ALPN, tunnel.ControlALPN}, // version 2 when offered
+		}), nil
+	}
+	if s.acme != nil && slices.Contains(hello.SupportedProtos, acmez.ACMETLS1Protocol) {
+		// The CA's TLS-ALPN-01 validation: certmagic answers with the
+		// challenge certificate of an order in progress, or fails.
+		return tlsProfile(&tls.Config{
+			GetCertificate: s.acme.getCertificate,
+			NextProtos:     []string{acmez.ACMETLS1Protocol},
 		}), nil
 	}
 	return tlsProfile(&tls.Config{
@@ -41,7 +51,8 @@ func tlsProfile(c *tls.Config) *tls.Config {
 }
 
 // certificateFor chooses the edge certificate for a server name: an
-// application's own certificate, the configured edge certificate if it
+// application's own certificate, an ACME certificate (with --acme-email,
+// for a published host), the configured edge certificate if it
 // covers the name, else the server certificate (the cloud's name and
 // *.NAME). The cloud CA never issues a certificate for any other name: a
 // name nobody gave a certificate for gets a name mismatch, never a
@@ -56,6 +67,13 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	}
 	if c := s.routes.Load().certs[host]; c != nil {
 		return c, nil
+	}
+	if s.acme != nil && s.acmeDecision(host) == nil {
+		// Obtained now if not held (the handshake waits); on failure
+		// (an event says why) the next certificate in line serves.
+		if c, err := s.acme.getCertificate(hello); err == nil {
+			return c, nil
+		}
 	}
 	if s.edgeCert != nil && hello.SupportsCertificate(s.edgeCert) == nil {
 		return s.edgeCert, nil

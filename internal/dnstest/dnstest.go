@@ -24,13 +24,14 @@ type Server struct {
 	addr    string
 	mu      sync.Mutex
 	records map[string][]string // fully qualified name, lower case → TXT values
+	a       map[string]net.IP   // fully qualified name, lower case → IPv4 address
 }
 
 // Start starts a server on a free port of 127.0.0.1, the same port for UDP
 // and TCP; it stops when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	z := &Server{records: map[string][]string{}}
+	z := &Server{records: map[string][]string{}, a: map[string]net.IP{}}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +70,14 @@ func (z *Server) SetTXT(name string, values ...string) {
 	z.records[dns.Fqdn(strings.ToLower(name))] = values
 }
 
+// SetA makes name answer an A query with ip (an IPv4 address) and an
+// AAAA query with no records.
+func (z *Server) SetA(name string, ip net.IP) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.a[dns.Fqdn(strings.ToLower(name))] = ip.To4()
+}
+
 func (z *Server) serve(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
@@ -80,13 +89,18 @@ func (z *Server) serve(w dns.ResponseWriter, r *dns.Msg) {
 	q := r.Question[0]
 	z.mu.Lock()
 	vals, ok := z.records[strings.ToLower(q.Name)]
+	ip, hasA := z.a[strings.ToLower(q.Name)]
 	z.mu.Unlock()
+	ok = ok || hasA
 	if !ok {
 		m.Rcode = dns.RcodeNameError
 	}
 	if strings.HasPrefix(strings.ToLower(q.Name), TCPOnlyPrefix) && w.RemoteAddr().Network() == "udp" {
 		m.Truncated = true
 		vals = nil
+	}
+	if q.Qtype == dns.TypeA && hasA {
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: ip})
 	}
 	if q.Qtype == dns.TypeTXT {
 		for _, v := range vals {

@@ -1,0 +1,228 @@
+package cloud
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/acmetest"
+	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
+	"github.com/sallyport/sallyport/internal/dnstest"
+	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/pki"
+	"github.com/sallyport/sallyport/internal/problem/problemtest"
+	"github.com/sallyport/sallyport/internal/testnet"
+)
+
+// acmeCloud is a cloud with --acme-email against a real Pebble, its names
+// resolving to 127.0.0.1 for Pebble through a test DNS server.
+type acmeCloud struct {
+	srv      *Server
+	dir      string
+	pebble   *acmetest.Server
+	tlsAddr  string
+	httpAddr string
+	cloudCA  *x509.CertPool
+}
+
+const acmeCloudName = "cloud.acme.test"
+
+func startACMECloud(t *testing.T, only string) *acmeCloud {
+	t.Helper()
+	dns := dnstest.Start(t)
+	for _, n := range []string{acmeCloudName, "web-contoso." + acmeCloudName, "unknown." + acmeCloudName} {
+		dns.SetA(n, net.IPv4(127, 0, 0, 1))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := hl.Addr().String()
+	hl.Close() // taken again by the cloud (--http-listen takes an address)
+	httpPort, _ := strconv.Atoi(strings.Split(httpAddr, ":")[1])
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: httpPort, TLSPort: ln.Addr().(*net.TCPAddr).Port, DNSServer: dns.Addr()})
+
+	dir := filepath.Join(t.TempDir(), "cloud")
+	ctx := context.Background()
+	if _, err := datadir.Init(ctx, datadir.InitOptions{DataDir: dir, Name: acmeCloudName, Tenant: "contoso.com", Admin: "admin@contoso.com", AdminPassword: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{DataDir: dir, Listen: ln.Addr().String(), ShutdownGrace: time.Second,
+		ACMEEmail: "ops@contoso.com", ACMECA: p.Directory, ACMECARootFile: p.APICertFile, HTTPListen: httpAddr, acmeOnly: only})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(sctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	caPEM, err := os.ReadFile(filepath.Join(dir, datadir.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloudCA := x509.NewCertPool()
+	cloudCA.AddCert(ca)
+	return &acmeCloud{srv: s, dir: dir, pebble: p, tlsAddr: ln.Addr().String(), httpAddr: httpAddr, cloudCA: cloudCA}
+}
+
+// handshake connects with SNI name, trusting only roots, and returns the
+// certificate presented (or the verification error).
+func (c *acmeCloud) handshake(t *testing.T, name string, roots *x509.CertPool) (*x509.Certificate, error) {
+	t.Helper()
+	d := &net.Dialer{Timeout: time.Minute}
+	conn, err := tls.DialWithDialer(d, "tcp", c.tlsAddr, &tls.Config{ServerName: name, RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
+// TestACMECertificates: with --acme-email, a published host gets a
+// certificate from the ACME server at its first handshake (trusted by a
+// client trusting only that CA's root) and keeps it; a name no application
+// is published at never starts an order (and gets the cloud CA's
+// certificate); the cloud's own name keeps the cloud CA's certificate
+// (what connectors and the admin CLI pin); plain HTTP redirects to https.
+func TestACMECertificates(t *testing.T) {
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) { testACMECertificates(t, challenge) })
+	}
+}
+
+func testACMECertificates(t *testing.T, challenge string) {
+	c := startACMECloud(t, challenge)
+	tok := login(t, c.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, c.srv, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: "http://127.0.0.1:1", PreAuth: "passthrough"}); rec.Code != 201 {
+		t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
+	}
+	app := "web-contoso." + acmeCloudName
+	testnet.WaitUntil(t, "the route table has the app", func() bool { return c.srv.acmeDecision(app) == nil })
+	roots := c.pebble.Roots(t)
+
+	cert, err := c.handshake(t, app, roots)
+	if err != nil {
+		t.Fatalf("the app's host does not present a certificate from the ACME server: %v", err)
+	}
+	again, err := c.handshake(t, app, roots)
+	if err != nil || !again.Equal(cert) {
+		t.Fatalf("the second handshake presents another certificate (%v): ordered twice?", err)
+	}
+	testnet.WaitUntil(t, "event 2985 names the host", func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.dir, datadir.EventsFile))
+		return strings.Contains(string(b), `"id":2985`) && strings.Contains(string(b), app)
+	})
+	// Pebble logs its HTTP-01 fetches only.
+	if overHTTP := strings.Contains(c.pebble.Log.String(), "validate w/ HTTP"); overHTTP != (challenge == "http-01") {
+		t.Errorf("validated over HTTP: %v, want %v (only %s offered)", overHTTP, !overHTTP, challenge)
+	}
+	if n := strings.Count(c.pebble.Log.String(), "Issued certificate"); n != 1 {
+		t.Errorf("pebble issued %d certificates, want 1", n)
+	}
+
+	for _, tc := range []struct{ name, why string }{
+		{"unknown." + acmeCloudName, "no application is published there"},
+		{acmeCloudName, "the cloud's own name keeps the cloud CA's certificate"},
+	} {
+		if _, err := c.handshake(t, tc.name, roots); err == nil {
+			t.Errorf("%s presents an ACME certificate, but %s", tc.name, tc.why)
+		}
+		if _, err := c.handshake(t, tc.name, c.cloudCA); err != nil {
+			t.Errorf("%s: want the cloud CA's certificate: %v", tc.name, err)
+		}
+		if strings.Contains(c.pebble.Log.String(), `"`+tc.name+`"`) {
+			t.Errorf("an order was made for %s, but %s", tc.name, tc.why)
+		}
+	}
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	defer client.CloseIdleConnections()
+	tlsPort := strings.Split(c.tlsAddr, ":")[1]
+	for _, tc := range []struct{ path, want string }{
+		{"/", "https://" + app + ":" + tlsPort + "/"},
+		{"/a/b%2Fc?x=1&y=2", "https://" + app + ":" + tlsPort + "/a/b%2Fc?x=1&y=2"},
+		{"/.well-known/acme-challenge/unknown-token", "https://" + app + ":" + tlsPort + "/.well-known/acme-challenge/unknown-token"},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+c.httpAddr+tc.path, nil)
+		req.Host = app
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != tc.want {
+			t.Errorf("GET %s: %d to %q, want 308 to %q", tc.path, resp.StatusCode, resp.Header.Get("Location"), tc.want)
+		}
+	}
+}
+
+func TestACMEConfigChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		code string
+	}{
+		{"ca without email", Config{ACMECA: "https://ca.example/dir"}, "acme"},
+		{"http without email", Config{HTTPListen: ":80"}, "acme"},
+		{"bad http address", Config{ACMEEmail: "ops@example.com", HTTPListen: "80"}, "http_listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			problemtest.Want(t, "checkACME", tc.cfg.checkACME(), tc.code)
+		})
+	}
+	if err := (&Config{ACMEEmail: "ops@example.com", HTTPListen: "127.0.0.1:8080"}).checkACME(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestACMEDecision: an order is allowed only for a host an application is
+// published at without its own certificate — never for the cloud's name,
+// a deleted application's host, or any other name.
+func TestACMEDecision(t *testing.T) {
+	s := &Server{}
+	if err := s.acmeDecision("web-contoso." + acmeCloudName); err == nil {
+		t.Fatal("an order is allowed before the routing table is loaded")
+	}
+	s.routes.Store(&routeTable{
+		byHost: map[string]*edge.App{"web-contoso." + acmeCloudName: {}, "own.contoso.com": {}},
+		certs:  map[string]*tls.Certificate{"own.contoso.com": {}},
+	})
+	for _, tc := range []struct {
+		host  string
+		allow bool
+	}{
+		{"web-contoso." + acmeCloudName, true},
+		{"own.contoso.com", false},               // its own certificate wins
+		{acmeCloudName, false},                   // the cloud CA's, pinned
+		{"gone-contoso." + acmeCloudName, false}, // deleted, or never published
+		{"random.example", false},
+	} {
+		if err := s.acmeDecision(tc.host); (err == nil) != tc.allow {
+			t.Errorf("acmeDecision(%q) = %v, want allowed %v", tc.host, err, tc.allow)
+		}
+	}
+}
