@@ -49,7 +49,7 @@ func (c *Client) CreateToken(ctx context.Context, o Output, in api.CreateRegistr
 	}
 	return o.Emit(t, func(tw *tabwriter.Writer) {
 		fmt.Fprintf(tw, "Created registration token %s for connector group '%s' of %s, valid until %s (%s), for %s.\n",
-			t.ID, t.Group, c.p.Tenant, when(t.ExpiresAt), lifetime(t.ExpiresAt.Sub(t.CreatedAt)), registrations(t.MaxUses))
+			t.ID, t.Group, c.p.Tenant, when(t.ExpiresAt), api.LifetimeText(t.ExpiresAt.Sub(t.CreatedAt)), api.RegistrationsText(t.MaxUses))
 		fmt.Fprintln(tw, "The token is shown only now; keep it like a password:")
 		fmt.Fprintln(tw, t.Token)
 		// The command names a file, not the token: a token on a command
@@ -65,36 +65,6 @@ func (c *Client) CreateToken(ctx context.Context, o Output, in api.CreateRegistr
 // TokenFileName is the file the printed register command reads the
 // registration token from.
 const TokenFileName = "sallyport-token"
-
-// lifetime writes d in whole days (from 2 days), hours or minutes when it
-// is one: "7 days", "24 hours", "90 minutes".
-func lifetime(d time.Duration) string {
-	plural := func(n int64, unit string) string {
-		if n == 1 {
-			return "1 " + unit
-		}
-		return fmt.Sprintf("%d %ss", n, unit)
-	}
-	switch {
-	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
-		return plural(int64(d/(24*time.Hour)), "day")
-	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int64(d/time.Hour), "hour")
-	case d%time.Minute == 0:
-		return plural(int64(d/time.Minute), "minute")
-	}
-	return d.Round(time.Second).String()
-}
-
-func registrations(maxUses int) string {
-	switch maxUses {
-	case 0:
-		return "any number of registrations until then"
-	case 1:
-		return "1 registration"
-	}
-	return fmt.Sprintf("%d registrations", maxUses)
-}
 
 // ListTokens prints the registration tokens (never the tokens themselves).
 func (c *Client) ListTokens(ctx context.Context, o Output) error {

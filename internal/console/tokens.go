@@ -115,8 +115,8 @@ func (c *Console) createToken(w http.ResponseWriter, r *http.Request, u User) er
 		cmd += " --ca-fingerprint " + c.cfg.CAFingerprint
 	}
 	cmd += " --token-file " + tokenFile
-	c.render(w, r, u, http.StatusOK, "token-created", "tokens", tokenCreatedView{T: t, Lifetime: lifetimeText(t.ExpiresAt.Sub(t.CreatedAt)),
-		Registrations: registrations(t.MaxUses), FileCommand: "umask 077; cat > " + tokenFile, Command: cmd})
+	c.render(w, r, u, http.StatusOK, "token-created", "tokens", tokenCreatedView{T: t, Lifetime: api.LifetimeText(t.ExpiresAt.Sub(t.CreatedAt)),
+		Registrations: api.RegistrationsText(t.MaxUses), FileCommand: "umask 077; cat > " + tokenFile, Command: cmd})
 	return nil
 }
 
@@ -141,36 +141,6 @@ func parseLifetime(s string) (int64, error) {
 		sec++
 	}
 	return sec, nil
-}
-
-// lifetimeText is d in whole days (from 2 days), hours or minutes when it
-// is one: "7 days", "24 hours", "90 minutes".
-func lifetimeText(d time.Duration) string {
-	plural := func(n int64, unit string) string {
-		if n == 1 {
-			return "1 " + unit
-		}
-		return fmt.Sprintf("%d %ss", n, unit)
-	}
-	switch {
-	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
-		return plural(int64(d/(24*time.Hour)), "day")
-	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int64(d/time.Hour), "hour")
-	case d%time.Minute == 0:
-		return plural(int64(d/time.Minute), "minute")
-	}
-	return d.Round(time.Second).String()
-}
-
-func registrations(maxUses int) string {
-	switch maxUses {
-	case 0:
-		return "any number of registrations until then"
-	case 1:
-		return "1 registration"
-	}
-	return fmt.Sprintf("%d registrations", maxUses)
 }
 
 // findToken is the token of r's {id} from the list (the API has no GET
