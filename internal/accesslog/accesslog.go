@@ -35,6 +35,10 @@ type Entry struct {
 	BytesIn   int64
 	BytesOut  int64
 	UserAgent string
+	// User and Dest: a private access stream's user and destination
+	// (HOST:PORT as asked); Method is then TCP or UDP.
+	User string
+	Dest string
 }
 
 // Options configure a Logger.
@@ -217,6 +221,8 @@ func AppendJSON(b []byte, e *Entry) []byte {
 	str("method", e.Method)
 	str("host", e.Host)
 	str("path", e.Path)
+	str("user", e.User)
+	str("dest", e.Dest)
 	str("proto", e.Proto)
 	num("status", int64(e.Status))
 	str("error", e.Error)

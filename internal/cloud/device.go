@@ -66,8 +66,12 @@ const (
 // deviceData is what a device grant keeps besides the store's fields.
 type deviceData struct {
 	App      string `json:"app"`      // the application's name, for the approval page
-	Host     string `json:"host"`     // its external host
+	Host     string `json:"host"`     // its external host (the cloud's name for a network sign-in)
 	Interval int    `json:"interval"` // seconds the client must wait between polls
+	// Network: a network sign-in (accessnet.go), for every network
+	// application of the tenant the user is assigned to; the grant has no
+	// application.
+	Network bool `json:"network,omitempty"`
 }
 
 // oauthError is an RFC 6749 §5.2 error answer.
@@ -194,15 +198,25 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) err
 	if err := checkClient(r, true); err != nil {
 		return err
 	}
-	app, err := s.deviceApp(r.PostForm.Get("resource"))
-	if err != nil {
+	d := deviceData{Interval: int(devicePollInterval / time.Second)}
+	var tenantID, appID string
+	if ten, ok, err := s.networkTarget(r.Context(), r.PostForm.Get("resource"), r.PostForm.Get("login_hint")); err != nil {
 		return err
+	} else if ok {
+		tenantID, d.App, d.Host, d.Network = ten.ID, networkAppsName, s.settings.Name, true
+	} else {
+		app, err := s.deviceApp(r.PostForm.Get("resource"))
+		if err != nil {
+			return err
+		}
+		tenantID, appID, d.App, d.Host = app.TenantID, app.ID, app.Name, app.ExternalHost
 	}
 	now := s.now()
-	data, _ := json.Marshal(deviceData{App: app.Name, Host: app.ExternalHost, Interval: int(devicePollInterval / time.Second)})
+	data, _ := json.Marshal(d)
 	code := newSecret(prefixDevice)
-	g := store.Grant{Hash: hashToken(code), Kind: store.GrantDevice, TenantID: app.TenantID, AppID: app.ID,
+	g := store.Grant{Hash: hashToken(code), Kind: store.GrantDevice, TenantID: tenantID, AppID: appID,
 		Status: devicePending, Data: data, CreatedAt: now, ExpiresAt: now.Add(deviceCodeLifetime)}
+	var err error
 	for attempt := 0; ; attempt++ {
 		g.UserCode = newUserCode()
 		err = s.store.CreateGrant(r.Context(), g)
@@ -239,6 +253,7 @@ type deviceView struct {
 	Approve  bool // the Approve / Deny form
 	Approved bool // the outcome page: approved (else denied) when Done
 	Done     bool
+	Network  bool // a network sign-in: every network application the user is assigned to
 }
 
 // deviceGrantFor looks up the grant of a typed user code; a page was
@@ -291,10 +306,15 @@ func (s *Server) deviceUser(w http.ResponseWriter, r *http.Request, g store.Gran
 		s.renderDeviceError(w, r, err)
 		return u, t, false
 	}
-	assigned, err := s.store.IsAssigned(r.Context(), g.TenantID, g.AppID, u.ID)
-	if err != nil {
-		s.renderDeviceError(w, r, err)
-		return u, t, false
+	// A network sign-in is for any user of the tenant: each stream is
+	// checked against the application's assignments (accessnet.go).
+	assigned := d.Network
+	if !d.Network {
+		var err error
+		if assigned, err = s.store.IsAssigned(r.Context(), g.TenantID, g.AppID, u.ID); err != nil {
+			s.renderDeviceError(w, r, err)
+			return u, t, false
+		}
 	}
 	if !assigned || u.Disabled {
 		s.renderPage(w, r, http.StatusForbidden, "device", deviceView{Code: g.UserCode, App: d.App, Host: d.Host, Tenant: t.Domain, User: u.Name,
@@ -328,7 +348,7 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.renderPage(w, r, http.StatusOK, "device", deviceView{Approve: true, Code: g.UserCode, App: d.App, Host: d.Host,
-		Tenant: t.Domain, User: u.Name, CSRF: s.csrfToken(w, r)})
+		Tenant: t.Domain, User: u.Name, CSRF: s.csrfToken(w, r), Network: d.Network})
 }
 
 // handleDeviceDecision is POST /device: Approve or Deny.
@@ -470,66 +490,76 @@ func (s *Server) deviceToken(ctx context.Context, r *http.Request) (*tokenAnswer
 	} else if err != nil {
 		return nil, err
 	}
-	u, t, app, err := s.deviceSubject(ctx, g.TenantID, g.UserID, g.AppID)
+	u, t, appID, appName, err := s.deviceSubject(ctx, g.TenantID, g.UserID, g.AppID)
 	if err != nil {
 		s.metrics.signin(g.TenantID, "device", "failed")
 		return nil, err
 	}
-	ans, _, err := s.issueTokens(ctx, u, app)
+	ans, _, err := s.issueTokens(ctx, u, appID, appName)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics.signin(t.ID, "device", "ok")
-	s.events.Event(eventlog.AccessTokenIssued, fmt.Sprintf("%s signed a device (sallyport access) in to the application %s of %s", u.Name, app.Name, t.Domain),
-		"tenant", t.Domain, "app", app.Name, "user", u.Name, "grant", "device_code", "address", sourceOf(r.RemoteAddr))
+	s.events.Event(eventlog.AccessTokenIssued, fmt.Sprintf("%s signed a device (sallyport access) in to the application %s of %s", u.Name, appName, t.Domain),
+		"tenant", t.Domain, "app", appName, "user", u.Name, "grant", "device_code", "address", sourceOf(r.RemoteAddr))
 	return ans, nil
 }
 
 // deviceSubject checks that the user may still get tokens for the
 // application: it exists, uses pre-authentication, and the user exists,
-// is enabled and assigned.
-func (s *Server) deviceSubject(ctx context.Context, tenantID, userID, appID string) (store.User, store.Tenant, *edge.App, error) {
+// is enabled and assigned. appID "" is a network sign-in (accessnet.go):
+// the user need only exist and be enabled; it returns the application's
+// id and name (networkAppsName for a network sign-in).
+func (s *Server) deviceSubject(ctx context.Context, tenantID, userID, appID string) (store.User, store.Tenant, string, string, error) {
 	t, err := s.store.TenantByID(ctx, tenantID)
 	if err != nil {
-		return store.User{}, t, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "The organisation of this sign-in no longer exists")
+		return store.User{}, t, "", "", oauthErr(http.StatusBadRequest, "invalid_grant", "The organisation of this sign-in no longer exists")
 	}
-	app := s.tenantApp(tenantID, appID)
-	if app == nil || !app.PreAuth {
-		return store.User{}, t, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "The application of this sign-in no longer exists or no longer uses sign-in")
+	name := networkAppsName
+	var app *edge.App
+	if appID != "" {
+		if app = s.tenantApp(tenantID, appID); app == nil || !app.PreAuth {
+			return store.User{}, t, "", "", oauthErr(http.StatusBadRequest, "invalid_grant", "The application of this sign-in no longer exists or no longer uses sign-in")
+		}
+		name = app.Name
 	}
 	u, err := s.store.UserByID(ctx, tenantID, userID)
 	if errors.Is(err, store.ErrNotFound) {
-		return u, t, nil, oauthErr(http.StatusBadRequest, "invalid_grant", "The user of this sign-in was deleted: ask an administrator of "+t.Domain+" for an account")
+		return u, t, "", "", oauthErr(http.StatusBadRequest, "invalid_grant", "The user of this sign-in was deleted: ask an administrator of "+t.Domain+" for an account")
 	} else if err != nil {
-		return u, t, nil, err
+		return u, t, "", "", err
 	}
 	if u.Disabled {
-		return u, t, nil, oauthErr(http.StatusBadRequest, "invalid_grant", fmt.Sprintf("The user %s is disabled: ask an administrator of %s to enable the account", u.Name, t.Domain))
+		return u, t, "", "", oauthErr(http.StatusBadRequest, "invalid_grant", fmt.Sprintf("The user %s is disabled: ask an administrator of %s to enable the account", u.Name, t.Domain))
+	}
+	if app == nil {
+		return u, t, "", name, nil
 	}
 	ok, err := s.store.IsAssigned(ctx, tenantID, appID, userID)
 	if err != nil {
-		return u, t, nil, err
+		return u, t, "", "", err
 	}
 	if !ok {
-		return u, t, nil, oauthErr(http.StatusBadRequest, "invalid_grant", fmt.Sprintf("%s is not assigned to the application %s: ask an administrator of %s to assign you (sallyport admin app assign %s --user %s)", u.Name, app.Name, t.Domain, app.Name, u.Name))
+		return u, t, "", "", oauthErr(http.StatusBadRequest, "invalid_grant", fmt.Sprintf("%s is not assigned to the application %s: ask an administrator of %s to assign you (sallyport admin app assign %s --user %s)", u.Name, app.Name, t.Domain, app.Name, u.Name))
 	}
-	return u, t, app, nil
+	return u, t, app.ID, name, nil
 }
 
 // issueTokens makes a refresh session and an access session made from
-// it (so that ending the refresh session ends its access token too).
-func (s *Server) issueTokens(ctx context.Context, u store.User, app *edge.App) (*tokenAnswer, store.Session, error) {
-	refresh, rs, err := s.newSession(ctx, u, store.SessionRefresh, app.ID, "", "device")
+// it (so that ending the refresh session ends its access token too), for
+// the application appID ("" for a network sign-in).
+func (s *Server) issueTokens(ctx context.Context, u store.User, appID, appName string) (*tokenAnswer, store.Session, error) {
+	refresh, rs, err := s.newSession(ctx, u, store.SessionRefresh, appID, "", "device")
 	if err != nil {
 		return nil, rs, err
 	}
-	access, as, err := s.newSession(ctx, u, store.SessionAccess, app.ID, rs.ID, "device")
+	access, as, err := s.newSession(ctx, u, store.SessionAccess, appID, rs.ID, "device")
 	if err != nil {
 		return nil, rs, err
 	}
 	now := s.now()
 	return &tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(as.ExpiresAt.Sub(now) / time.Second),
-		RefreshToken: refresh, RefreshExpiresIn: int(rs.ExpiresAt.Sub(now) / time.Second), User: u.Name, App: app.Name}, rs, nil
+		RefreshToken: refresh, RefreshExpiresIn: int(rs.ExpiresAt.Sub(now) / time.Second), User: u.Name, App: appName}, rs, nil
 }
 
 // refreshToken answers the refresh token grant: a new access token and a
@@ -555,7 +585,7 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (*tokenAnswe
 		s.endSession(ctx, sess)
 		return nil, oauthErr(http.StatusBadRequest, "invalid_grant", "The sign-in expired;"+errLoginAgain)
 	}
-	u, t, app, err := s.deviceSubject(ctx, sess.TenantID, sess.UserID, sess.AppID)
+	u, t, appID, appName, err := s.deviceSubject(ctx, sess.TenantID, sess.UserID, sess.AppID)
 	if err != nil {
 		var oe *oauthError
 		if errors.As(err, &oe) {
@@ -571,7 +601,7 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (*tokenAnswe
 	} else if err != nil {
 		return nil, err
 	}
-	ans, next, err := s.issueTokens(ctx, u, app)
+	ans, next, err := s.issueTokens(ctx, u, appID, appName)
 	if err != nil {
 		return nil, err
 	}
@@ -580,8 +610,8 @@ func (s *Server) refreshToken(ctx context.Context, r *http.Request) (*tokenAnswe
 		Data: used, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil && !errors.Is(err, store.ErrConflict) {
 		return nil, err
 	}
-	s.events.Event(eventlog.AccessTokenIssued, fmt.Sprintf("The device sign-in of %s to the application %s of %s was refreshed", u.Name, app.Name, t.Domain),
-		"tenant", t.Domain, "app", app.Name, "user", u.Name, "grant", "refresh_token", "address", sourceOf(r.RemoteAddr))
+	s.events.Event(eventlog.AccessTokenIssued, fmt.Sprintf("The device sign-in of %s to the application %s of %s was refreshed", u.Name, appName, t.Domain),
+		"tenant", t.Domain, "app", appName, "user", u.Name, "grant", "refresh_token", "address", sourceOf(r.RemoteAddr))
 	return ans, nil
 }
 

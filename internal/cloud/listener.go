@@ -82,6 +82,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				defer s.wg.Done()
 				s.serveTunnel(tctx, c)
 			},
+			tunnel.AccessALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+				s.wg.Add(1)
+				defer s.wg.Done()
+				s.serveAccess(tctx, c)
+			},
 			tunnel.ControlALPN: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
 				s.wg.Add(1)
 				defer s.wg.Done()

@@ -44,6 +44,9 @@ type routeTable struct {
 	// descriptions of the applications, by id, for My Apps (myapps.go):
 	// the edge has no use for them.
 	descriptions map[string]string
+	// netApps are the network applications (tcp, udp) by tenant id, for
+	// private access (accessnet.go).
+	netApps map[string][]*netApp
 }
 
 // Lookup implements edge.Routes.
@@ -64,7 +67,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 	}
 	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{},
 		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{},
-		admins: map[string][]string{}, descriptions: map[string]string{}}
+		admins: map[string][]string{}, descriptions: map[string]string{}, netApps: map[string][]*netApp{}}
 	for _, ten := range tenants {
 		if err := s.loadDirectory(ctx, t, ten); err != nil {
 			return nil, err
@@ -92,6 +95,10 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 			GroupID: a.GroupID, Group: groupNames[a.GroupID], ExternalHost: a.ExternalHost,
 			InternalURL: a.InternalURL, Timeout: timeoutFor(a.Timeout), TimeoutName: a.Timeout, Affinity: a.Affinity,
 			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport, KeepAuthorization: a.KeepAuthorization,
+		}
+		if network, segs := networkOf(a); network != "" {
+			t.netApps[a.TenantID] = append(t.netApps[a.TenantID], &netApp{ID: a.ID, TenantID: a.TenantID, Tenant: ea.Tenant, Name: a.Name,
+				Network: network, GroupID: a.GroupID, Group: ea.Group, Segments: segs})
 		}
 		t.byHost[a.ExternalHost] = ea
 		if a.Description != "" {

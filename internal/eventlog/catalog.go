@@ -76,6 +76,10 @@ const (
 	AppHostRefused     ID = 2406 // Publishing an application was refused: its external host is not the tenant's
 	AppHostNotOwned    ID = 2410 // An application is published at a host its tenant does not own (made by an older version)
 
+	// Cloud: private access, the client's streams (2515–2529)
+	NetAccessRefused ID = 2515 // A private access stream was refused (not signed in, not assigned, outside the segments, no connector, refused at the connector, limits)
+	NetAccessRetried ID = 2516 // A connector failed to open a private access stream: another connector of the group was tried
+
 	// Cloud: sign-in (2600–2699)
 	SignInSourceBackoff ID = 2600 // Sign-ins from one address failed too often: its attempts back off
 	SignInUserBackoff   ID = 2601 // Sign-ins as one user name failed too often: attempts from failing addresses back off
@@ -232,6 +236,9 @@ var Catalog = []Def{
 	{DomainClaimRefused, LevelWarning, "domains", "A tenant's claim of a domain was refused"},
 	{AppHostRefused, LevelWarning, "domains", "Publishing an application was refused: its external host is not the tenant's"},
 	{AppHostNotOwned, LevelWarning, "domains", "An application is published at a host its tenant does not own (made by an older version)"},
+	// Cloud: private access, the client's streams (2515–2529)
+	{NetAccessRefused, LevelWarning, "access", "A private access stream was refused (not signed in, not assigned, outside the segments, no connector, refused at the connector, limits)"},
+	{NetAccessRetried, LevelWarning, "access", "A connector failed to open a private access stream: another connector of the group was tried"},
 	// Cloud: sign-in (2600–2699)
 	{SignInSourceBackoff, LevelWarning, "sign-in", "Sign-ins from one address failed too often: its attempts back off"},
 	{SignInUserBackoff, LevelWarning, "sign-in", "Sign-ins as one user name failed too often: attempts from failing addresses back off"},
