@@ -22,6 +22,14 @@ func (s *Server) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			NextProtos:   []string{tunnel.ALPN2, tunnel.ALPN, tunnel.ControlALPN}, // version 2 when offered
 		}), nil
 	}
+	if slices.Contains(hello.SupportedProtos, tunnel.AccessALPN) {
+		// Private access (accessnet.go): the client authenticates with its
+		// token inside, and checks the cloud's certificate as a browser would.
+		return tlsProfile(&tls.Config{
+			GetCertificate: s.certificateFor,
+			NextProtos:     []string{tunnel.AccessALPN},
+		}), nil
+	}
 	if s.acme != nil && slices.Contains(hello.SupportedProtos, acmez.ACMETLS1Protocol) {
 		// The CA's TLS-ALPN-01 validation: certmagic answers with the
 		// challenge certificate of an order in progress, or fails.

@@ -1,0 +1,240 @@
+package cloud
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/api"
+	"github.com/sallyport/sallyport/internal/datadir"
+	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/tunnel"
+)
+
+// accessEnv is a cloud with a connector (preauthEnv) whose tenant
+// contoso.com has the network applications ssh (alice is assigned) and
+// lonely (a group without connector), fabrikam.com the application fab;
+// the connector's raw streams are played by rawFake.
+type accessEnv struct {
+	*preauthEnv
+	addr string
+}
+
+// rawFake plays the connector: an echo service at echo.corp:22 (half-close
+// passed on), refusals at refused.corp and unreach.corp.
+func rawFake(t *testing.T) func(context.Context, *liveTunnel, string, string, string, string) (rawConn, error) {
+	return func(ctx context.Context, _ *liveTunnel, network, appID, dest, user string) (rawConn, error) {
+		switch dest {
+		case "refused.corp:22":
+			return nil, &rawRefusal{Code: "refused", Message: "refused.corp:22 refused the connection"}
+		case "unreach.corp:22":
+			return nil, &rawRefusal{Code: "unreachable", Message: "the name unreach.corp does not resolve"}
+		case "broken.corp:22":
+			return nil, errors.New("the tunnel closed")
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		go func() {
+			defer s.Close()
+			io.Copy(s, s)
+			s.(*net.TCPConn).CloseWrite()
+		}()
+		return c.(*net.TCPConn), nil
+	}
+}
+
+func startAccess(t *testing.T) *accessEnv {
+	prevNet, prevRaw := networkOf, defaultRawOpen
+	t.Cleanup(func() { networkOf, defaultRawOpen = prevNet, prevRaw })
+	networkOf = func(a store.Application) (string, []string) {
+		switch a.Name {
+		case "ssh":
+			return "tcp", []string{"echo.corp:22", "refused.corp:22", "unreach.corp:22", "broken.corp:22"}
+		case "lonely":
+			return "tcp", []string{"lonely.corp:22"}
+		case "fab":
+			return "tcp", []string{"fab.corp:22"}
+		}
+		return "", nil
+	}
+	defaultRawOpen = rawFake(t)
+	env := &accessEnv{preauthEnv: startPreauth(t)}
+	u, _ := url.Parse(env.appURL)
+	env.addr = "127.0.0.1:" + u.Port()
+	ctx := t.Context()
+	st := env.srv.store
+	tok := login(t, env.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, env.srv, "POST", "/groups", tok, map[string]any{"name": "empty"}); rec.Code != 201 {
+		t.Fatalf("create group: %d %s", rec.Code, eb.Error.Message)
+	}
+	for _, a := range []api.CreateAppRequest{{Name: "ssh", InternalURL: "http://127.0.0.1:9"}, {Name: "lonely", InternalURL: "http://127.0.0.1:9", Group: "empty"}} {
+		if rec, eb := call(t, env.srv, "POST", "/apps", tok, a); rec.Code != 201 {
+			t.Fatalf("create %s: %d %s", a.Name, rec.Code, eb.Error.Message)
+		}
+		app, err := st.AppByName(ctx, env.tenant.ID, a.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Assign(ctx, store.Assignment{TenantID: env.tenant.ID, AppID: app.ID, UserID: env.alice.ID, CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := datadir.AddTenant(ctx, st, "fabrikam.com", "", "admin@fabrikam.com", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	ftok := login(t, env.srv, "admin@fabrikam.com", testPassword)
+	if rec, eb := call(t, env.srv, "POST", "/apps", ftok, api.CreateAppRequest{Name: "fab", InternalURL: "http://127.0.0.1:9"}); rec.Code != 201 {
+		t.Fatalf("create fab: %d %s", rec.Code, eb.Error.Message)
+	}
+	if err := env.srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// networkLogin runs the device flow for the cloud itself as user.
+func (env *accessEnv) networkLogin(t *testing.T, user string) oauthAnswer {
+	t.Helper()
+	a := env.oauthPost(t, "/oauth/device_authorization", url.Values{"client_id": {DeviceClientID}, "resource": {deviceCloud + "/"}, "login_hint": {user}})
+	if a.status != 200 {
+		t.Fatalf("network device authorization: %d %v", a.status, a.body)
+	}
+	b := env.browser(t)
+	resp, page := b.signInForDevice(a.str("verification_uri_complete"), user)
+	if resp.StatusCode != 200 || !strings.Contains(page, "every network application of contoso.com") {
+		t.Fatalf("approval page: %s\n%s", resp.Status, page)
+	}
+	if resp, page = b.decide(page, a.str("user_code"), "approve"); resp.StatusCode != 200 {
+		t.Fatalf("approve: %s\n%s", resp.Status, page)
+	}
+	tok := env.pollNow(t, a.str("device_code"))
+	if tok.status != 200 || tok.str("app") != networkAppsName || tok.str("user") != user {
+		t.Fatalf("token: %d %v", tok.status, tok.body)
+	}
+	return tok
+}
+
+// open sends one access request and returns the answer and the
+// connection (nil when refused).
+func (env *accessEnv) open(t *testing.T, req tunnel.AccessRequest) (*tls.Conn, *bufio.Reader, error) {
+	t.Helper()
+	cfg := env.client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.ServerName, cfg.NextProtos = "sallyport.localhost", []string{tunnel.AccessALPN}
+	c, err := tls.Dial("tcp", env.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c.ConnectionState().NegotiatedProtocol != tunnel.AccessALPN {
+		t.Fatalf("ALPN %q", c.ConnectionState().NegotiatedProtocol)
+	}
+	if err := tunnel.WriteAccessLine(c, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	_, err = tunnel.ReadAccessAnswer(br)
+	return c, br, err
+}
+
+func TestPrivateAccess(t *testing.T) {
+	env := startAccess(t)
+	alice := env.networkLogin(t, "alice@contoso.com").str("access_token")
+	bob := env.networkLogin(t, "bob@contoso.com").str("access_token")
+	web := env.deviceLogin(t, env.webURL, "alice@contoso.com").str("access_token")
+
+	// An assigned user reaches the echo service; a half-close reaches it
+	// and the rest of the answer still comes back.
+	for _, app := range []string{"ssh", ""} {
+		c, br, err := env.open(t, tunnel.AccessRequest{Token: alice, Network: "tcp", App: app, Dest: "echo.corp:22"})
+		if err != nil {
+			t.Fatalf("app %q: %v", app, err)
+		}
+		io.WriteString(c, "hello through the connector")
+		c.CloseWrite()
+		got, err := io.ReadAll(br)
+		if err != nil || string(got) != "hello through the connector" {
+			t.Fatalf("app %q: echo %q, %v", app, got, err)
+		}
+	}
+
+	tests := []struct {
+		name, token, app, dest, code, says string
+	}{
+		{"no token of this cloud", "spa_" + strings.Repeat("x", 43), "ssh", "echo.corp:22", tunnel.AccessNotSignedIn, "sallyport access login https://sallyport.localhost"},
+		{"a web application's token", web, "ssh", "echo.corp:22", tunnel.AccessNotSignedIn, "one web application only"},
+		{"not assigned, by name", bob, "ssh", "echo.corp:22", tunnel.AccessNotAssigned, "bob@contoso.com) are not assigned to the application ssh"},
+		{"not assigned, by segment", bob, "", "echo.corp:22", tunnel.AccessNotAssigned, "not assigned to the application ssh"},
+		{"outside the application's segments", alice, "ssh", "db.corp:5432", tunnel.AccessNotCovered, "outside every internal address of the application ssh"},
+		{"outside every segment", alice, "", "db.corp:5432", tunnel.AccessNotCovered, "outside every tcp segment of contoso.com"},
+		{"a segment of another tenant", alice, "", "fab.corp:22", tunnel.AccessNotCovered, "outside every tcp segment of contoso.com"},
+		{"an application of another tenant", alice, "fab", "fab.corp:22", tunnel.AccessNoApp, "contoso.com has no tcp application named fab"},
+		{"no connector in the group", alice, "lonely", "lonely.corp:22", tunnel.AccessNoConnector, "No connector is active in group 'empty'"},
+		{"refused at the connector", alice, "ssh", "refused.corp:22", tunnel.AccessRefused, "connection was refused there"},
+		{"unreachable from the connector", alice, "ssh", "unreach.corp:22", tunnel.AccessUnreachable, "cannot reach unreach.corp:22"},
+		{"the connector fails to open", alice, "ssh", "broken.corp:22", tunnel.AccessNoConnector, "the tunnel closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := env.open(t, tunnel.AccessRequest{Token: tt.token, Network: "tcp", App: tt.app, Dest: tt.dest})
+			var ae *tunnel.AccessError
+			if !errors.As(err, &ae) || ae.Code != tt.code || !strings.Contains(ae.Message, tt.says) || !strings.HasSuffix(ae.Message, ".") {
+				t.Fatalf("answer %v, want %s saying %q", err, tt.code, tt.says)
+			}
+		})
+	}
+	wantEvents(t, env.srv, eventlog.NetAccessRefused, eventlog.NetAccessRetried)
+}
+
+// TestAccessLimits: a user's rate and open streams are bounded; a
+// released stream frees its place.
+func TestAccessLimits(t *testing.T) {
+	var l accessLimits
+	now := time.Unix(1e9, 0)
+	for i := range accessBurst {
+		if ar := l.admit("t1", "contoso.com", "u1", now); ar != nil {
+			t.Fatalf("stream %d refused: %v", i, ar)
+		}
+	}
+	if ar := l.admit("t1", "contoso.com", "u1", now); ar == nil || ar.Code != tunnel.AccessRateLimited {
+		t.Fatalf("past the burst: %v", ar)
+	}
+	// A second later the rate allows more, up to the streams per user.
+	for i := accessBurst; i < accessUserStreams; i++ {
+		now = now.Add(time.Second / accessRate)
+		if ar := l.admit("t1", "contoso.com", "u1", now); ar != nil {
+			t.Fatalf("stream %d refused: %v", i, ar)
+		}
+	}
+	now = now.Add(time.Second)
+	if ar := l.admit("t1", "contoso.com", "u1", now); ar == nil || !strings.Contains(ar.Message, "256 streams open") {
+		t.Fatalf("past the streams per user: %v", ar)
+	}
+	l.release("t1", "u1")
+	if ar := l.admit("t1", "contoso.com", "u1", now); ar != nil {
+		t.Fatalf("after a release: %v", ar)
+	}
+	if !l.refusalDue("k", now) || l.refusalDue("k", now.Add(time.Second)) || !l.refusalDue("k", now.Add(accessRefusalEvery)) {
+		t.Error("refusal events are not one a minute")
+	}
+}
