@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -48,10 +49,7 @@ func serveRaw(st *mux.Stream, h any, cfg ServerConfig) {
 	conn, err := d.DialRaw(ctx, req)
 	cancel()
 	if err != nil {
-		var re *RawError
-		if !errors.As(err, &re) {
-			re = &RawError{Code: RawUnreachable, Message: fmt.Sprintf("The connector could not reach %s: %v.", req.Dest, err)}
-		}
+		re := DialError(req.Dest, err)
 		// The refusal, then the end: FIN, and RESET 0 for the cloud's
 		// direction (the cloud reads the line before the reset).
 		writeRawStatus(st, re)
@@ -71,6 +69,36 @@ func serveRaw(st *mux.Stream, h any, cfg ServerConfig) {
 		return
 	}
 	serveTCP(st, conn)
+}
+
+// DialError is the refusal for a failed dial of dest: err itself if it is
+// a *RawError, RawRefused for a refused connection, RawUnreachable for
+// anything else (DNS, no route, timeout).
+func DialError(dest string, err error) *RawError {
+	var re *RawError
+	switch {
+	case errors.As(err, &re):
+		return re
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &RawError{Code: RawRefused, Message: fmt.Sprintf("%s refused the connection from the connector.", dest)}
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return &RawError{Code: RawUnreachable, Message: fmt.Sprintf("The connector could not reach %s within %s.", dest, RawDialTimeout)}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return &RawError{Code: RawUnreachable, Message: fmt.Sprintf("The connector could not resolve %s (%s).", dest, dnsErr.Err)}
+	}
+	return &RawError{Code: RawUnreachable, Message: fmt.Sprintf("The connector could not reach %s (%v).", dest, errText(err))}
+}
+
+// errText is err's innermost text (a net.OpError's cause, without the
+// addresses the message already names).
+func errText(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
 }
 
 // serveTCP copies both ways, passing each direction's end on as a
