@@ -193,10 +193,10 @@ type Revocation struct {
 // Application maps an external host at the edge to an internal URL reached
 // by the connectors of one group.
 type Application struct {
-	ID           string
-	TenantID     string
-	Name         string
-	GroupID      string
+	ID       string
+	TenantID string
+	Name     string
+	GroupID  string
 	// Type is AppHTTP (also written for ""), AppTCP or AppUDP.
 	Type         string
 	ExternalHost string // lower-case, unique across the cloud; "" for a network application
@@ -204,12 +204,12 @@ type Application struct {
 	// InternalAddresses are a network application's segments as typed
 	// (package segment), nil for a web application.
 	InternalAddresses []string
-	Timeout      string // "default" or "long"
-	PreAuth      string // "passthrough" (later also "sallyport")
-	CertPEM      []byte // optional edge certificate for ExternalHost
-	KeyPEM       []byte // its key; secret
-	Affinity     bool   // session affinity: keep a browser on one connector
-	BackendProxy string // forward proxy URL the connector uses for this backend ("" for none)
+	Timeout           string // "default" or "long"
+	PreAuth           string // "passthrough" (later also "sallyport")
+	CertPEM           []byte // optional edge certificate for ExternalHost
+	KeyPEM            []byte // its key; secret
+	Affinity          bool   // session affinity: keep a browser on one connector
+	BackendProxy      string // forward proxy URL the connector uses for this backend ("" for none)
 	// DetailedErrors shows the detailed error pages (internal URL, the
 	// connector's account of a failure) to anyone, for the app's developers.
 	DetailedErrors bool
