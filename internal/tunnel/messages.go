@@ -138,7 +138,19 @@ type AppConfig struct {
 	// BackendProxy, when set, is the forward proxy (http://HOST:PORT) the
 	// connector sends this application's backend requests through.
 	BackendProxy string `json:"backend_proxy,omitempty"`
+	// Type is "" or "http" for a web application, "tcp" or "udp" for a
+	// network application (private access), which has no external host
+	// and no internal URL and is never served over HTTP.
+	Type string `json:"type,omitempty"`
+	// Segments are a network application's internal addresses as typed
+	// (package segment parses them): the only destinations the connector
+	// dials for it.
+	Segments []string `json:"segments,omitempty"`
 }
+
+// IsNetwork reports whether the application is a network application
+// (tcp or udp), which the connector never serves over HTTP.
+func (a AppConfig) IsNetwork() bool { return a.Type == "tcp" || a.Type == "udp" }
 
 // ErrorBody is the JSON body of a response the connector makes itself
 // (marked with HeaderError).
