@@ -14,6 +14,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
@@ -33,6 +34,7 @@ type handler struct {
 	mu        sync.Mutex                 // serialises config updates
 
 	backendLogs eventlog.Throttle // at most one backend failure event per app per second
+	rawLogs     eventlog.Throttle // at most one refused destination and one dial failure event per app per second
 }
 
 type appTable struct {
@@ -45,6 +47,7 @@ type app struct {
 	target *url.URL
 	met    *appMetrics
 	rt     *http.Transport // direct, or through the application's backend proxy
+	segs   segment.Set     // a network application's internal addresses
 }
 
 func newHandler(c *Connector) *handler {
@@ -74,7 +77,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := h.apps.Load().byID[id]
-	if a == nil {
+	if a == nil || a.cfg.IsNetwork() {
 		writeError(w, problem.Newf(http.StatusMisdirectedRequest, "app_not_configured",
 			"retry; the cloud sends the connector its configuration again",
 			"The connector has no application with id %s in its configuration", id))
@@ -160,6 +163,16 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 	}
 	t := &appTable{cfg: cfg, byID: make(map[string]*app, len(cfg.Apps))}
 	for _, ac := range cfg.Apps {
+		if ac.IsNetwork() {
+			// No internal URL: the connector dials its segments only
+			// (raw.go), and never serves it over HTTP.
+			segs, err := segment.ParseSet(ac.Segments)
+			if err != nil || len(segs) == 0 {
+				return fmt.Errorf("network application %s has unusable internal addresses", ac.Name)
+			}
+			t.byID[ac.ID] = &app{cfg: ac, met: h.c.metrics.forApp(ac.Name), segs: segs}
+			continue
+		}
 		u, err := url.Parse(ac.InternalURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("application %s has an unusable internal URL", ac.Name)

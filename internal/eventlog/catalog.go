@@ -40,6 +40,10 @@ const (
 	// Connector: backend (1400–1499)
 	BackendRequestFailed ID = 1400 // A request to an internal application failed
 
+	// Connector: private access (1500–1509)
+	RawRefused    ID = 1500 // A destination of a network application was refused: outside its internal addresses, or not a network application of the connector's
+	RawDialFailed ID = 1501 // The connector could not connect to a network application's destination
+
 	// Cloud: the service (2000–2099)
 	CloudStarted ID = 2000 // The cloud service started
 	CloudStopped ID = 2001 // The cloud service stopped
@@ -201,6 +205,9 @@ var Catalog = []Def{
 	{ConfigRefused, LevelError, "configuration", "The connector refused a configuration from the cloud"},
 	// Connector: backend (1400–1499)
 	{BackendRequestFailed, LevelWarning, "backend", "A request to an internal application failed"},
+	// Connector: private access (1500–1509)
+	{RawRefused, LevelWarning, "private access", "A destination of a network application was refused: outside its internal addresses, or not a network application of the connector's"},
+	{RawDialFailed, LevelWarning, "private access", "The connector could not connect to a network application's destination"},
 	// Cloud: the service (2000–2099)
 	{CloudStarted, LevelInformation, "cloud", "The cloud service started"},
 	{CloudStopped, LevelInformation, "cloud", "The cloud service stopped"},
