@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -47,7 +48,9 @@ func (h *handler) DialRaw(ctx context.Context, req tunnel.RawRequest) (net.Conn,
 	ip, err := netip.ParseAddr(host)
 	isIP := err == nil
 	byName := !isIP && a.segs.CoversName(host, req.Port)
-	if isIP && !a.segs.CoversAddr(netip.AddrPortFrom(ip, req.Port)) {
+	if (isIP && !a.segs.CoversAddr(netip.AddrPortFrom(ip, req.Port))) || (!isIP && !byName && !hasAddrs(a.segs)) {
+		// An address no IP or prefix segment covers, or a name no name
+		// segment covers where no address could be covered either.
 		return nil, h.rawRefused(a, req, outside(a, req))
 	}
 	d := net.Dialer{}
@@ -80,6 +83,16 @@ func (h *handler) DialRaw(ctx context.Context, req tunnel.RawRequest) (net.Conn,
 	}
 	a.met.rawResult("ok")
 	return a.met.countRaw(conn), nil
+}
+
+// hasAddrs reports whether set has an IP or prefix segment.
+func hasAddrs(set segment.Set) bool {
+	for _, seg := range set {
+		if seg.Kind == segment.Addr || seg.Kind == segment.Prefix {
+			return true
+		}
+	}
+	return false
 }
 
 // notNetworkApp explains why app (nil: unknown) cannot carry req.
