@@ -115,6 +115,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			Arch:          runtime.GOARCH,
 			ConfigVersion: h.apps.Load().cfg.Version,
 			RelayWindow:   true,
+			RawStreams:    true,
 		})
 	case r.Method == http.MethodPut && r.URL.Path == tunnel.PathConfig:
 		var cfg tunnel.Config

@@ -80,6 +80,11 @@ type Hello struct {
 	// RelayWindow: the connector honours the window of a relay stream's
 	// open message (OpenMessage.Window, docs/protocol.md §15.2).
 	RelayWindow bool `json:"relay_window,omitempty"`
+	// RawStreams: the connector serves raw streams (kinds tcp and udp,
+	// docs/protocol.md §15.5) and takes network applications in its
+	// configuration. An older connector refuses a configuration with one
+	// (it has no internal URL): the cloud leaves them out for it.
+	RawStreams bool `json:"raw_streams,omitempty"`
 }
 
 // Config is what the cloud tells a connector on PathConfig: its group and
