@@ -82,7 +82,7 @@ func serveTCPBench(c net.Conn) {
 		}
 	case 'U':
 		b := tcpBenchBuf.Get().(*[]byte)
-		n, _ := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, *b)
+		n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{c}, *b)
 		tcpBenchBuf.Put(b)
 		var out [8]byte
 		for i := 7; i >= 0; i-- {
@@ -282,7 +282,7 @@ func transferOnce(addr string, cmd byte, size int64) (int64, error) {
 		if _, err := c.Write(req[:]); err != nil {
 			return 0, err
 		}
-		n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, *b)
+		n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{c}, *b)
 		if err == nil && n != size {
 			err = fmt.Errorf("%d bytes of %d", n, size)
 		}
