@@ -237,18 +237,25 @@ func measureTCP(ctx context.Context, addr string, o *options) (tcpResult, error)
 // transferRate moves -size per connection, -xfer-c connections at once,
 // again and again for -duration: MB/s.
 func transferRate(ctx context.Context, addr string, cmd byte, o *options) (float64, error) {
-	var moved atomic.Int64
+	n, secs, err := repeatFor(ctx, o.duration, o.xferConns, func() (int64, error) { return transferOnce(addr, cmd, o.size) })
+	return float64(n) / secs / 1e6, err
+}
+
+// repeatFor runs once in each of n goroutines, again and again for d:
+// the sum of what it returned, the seconds taken, and its first error.
+func repeatFor(ctx context.Context, d time.Duration, n int, once func() (int64, error)) (int64, float64, error) {
+	var total atomic.Int64
 	var firstErr atomic.Value
-	end := time.Now().Add(o.duration)
+	end := time.Now().Add(d)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range o.xferConns {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(end) && ctx.Err() == nil {
-				n, err := transferOnce(addr, cmd, o.size)
-				moved.Add(n)
+				k, err := once()
+				total.Add(k)
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
@@ -258,9 +265,9 @@ func transferRate(ctx context.Context, addr string, cmd byte, o *options) (float
 	}
 	wg.Wait()
 	if err, ok := firstErr.Load().(error); ok {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(moved.Load()) / time.Since(start).Seconds() / 1e6, nil
+	return total.Load(), time.Since(start).Seconds(), nil
 }
 
 func transferOnce(addr string, cmd byte, size int64) (int64, error) {
@@ -310,38 +317,23 @@ func transferOnce(addr string, cmd byte, size int64) (int64, error) {
 // setupRate is how many connections a second -c clients complete, each
 // connecting, exchanging one byte with the backend and closing.
 func setupRate(ctx context.Context, addr string, o *options) (float64, error) {
-	var done atomic.Int64
-	var firstErr atomic.Value
-	end := time.Now().Add(o.duration)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range o.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var b [1]byte
-			for time.Now().Before(end) && ctx.Err() == nil {
-				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-				if err == nil {
-					c.SetDeadline(time.Now().Add(10 * time.Second))
-					if _, err = c.Write([]byte{'P'}); err == nil {
-						_, err = io.ReadFull(c, b[:])
-					}
-					c.Close()
-				}
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				done.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
-		return 0, err
-	}
-	return float64(done.Load()) / time.Since(start).Seconds(), nil
+	n, secs, err := repeatFor(ctx, o.duration, o.conns, func() (int64, error) {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var b [1]byte
+		if _, err = c.Write([]byte{'P'}); err == nil {
+			_, err = io.ReadFull(c, b[:])
+		}
+		if err != nil {
+			return 0, err
+		}
+		return 1, nil
+	})
+	return float64(n) / secs, err
 }
 
 // runTCP is the -tcp run: each round measures direct then sallyport;

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +61,40 @@ func Pair(t testing.TB) (client, server net.Conn) {
 		r.c.Close()
 	})
 	return client, r.c
+}
+
+// ServeTCP serves each connection accepted on a new 127.0.0.1 listener
+// with serve (which may leave the connection open: it is closed after)
+// and returns the listener's address. The test's cleanup closes the
+// listener and waits for every serve to return.
+func ServeTCP(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
 }
 
 // WaitUntil polls cond until it holds, failing t after Wait with "timed

@@ -39,38 +39,6 @@ func startRaw(t testing.TB, cfg ServerConfig, dial func(context.Context, RawRequ
 	return startRelay(t, rawHandler{Handler: relayHandler(), dial: dial}, cfg)
 }
 
-// tcpServer serves each accepted connection with serve on a loopback
-// listener until the test ends.
-func tcpServer(t testing.TB, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
 func echo(c net.Conn) {
 	io.Copy(c, c)
 	c.(*net.TCPConn).CloseWrite()
@@ -155,7 +123,7 @@ func TestRawRefusals(t *testing.T) {
 // still arrives.
 func TestRawHalfCloseFromClient(t *testing.T) {
 	testnet.CheckLeaks(t)
-	addr := tcpServer(t, func(c net.Conn) {
+	addr := testnet.ServeTCP(t, func(c net.Conn) {
 		n, _ := io.Copy(io.Discard, c) // to the client's end
 		fmt.Fprintf(c, "got %d bytes", n)
 	})
@@ -182,7 +150,7 @@ func TestRawHalfCloseFromClient(t *testing.T) {
 func TestRawHalfCloseFromDestination(t *testing.T) {
 	testnet.CheckLeaks(t)
 	heard := make(chan string, 1)
-	addr := tcpServer(t, func(c net.Conn) {
+	addr := testnet.ServeTCP(t, func(c net.Conn) {
 		io.WriteString(c, "hello")
 		c.(*net.TCPConn).CloseWrite()
 		b, _ := io.ReadAll(c)
@@ -207,7 +175,7 @@ func TestRawHalfCloseFromDestination(t *testing.T) {
 // data intact.
 func TestRawConcurrent(t *testing.T) {
 	testnet.CheckLeaks(t)
-	addr := tcpServer(t, echo)
+	addr := testnet.ServeTCP(t, echo)
 	env := startRaw(t, ServerConfig{}, dialAny)
 	const streams, size = 1000, 32 << 10
 	var wg sync.WaitGroup
@@ -273,7 +241,7 @@ func TestRawStalledReader(t *testing.T) {
 	testnet.CheckLeaks(t)
 	var written atomic.Int64
 	stop := make(chan struct{})
-	flood := tcpServer(t, func(c net.Conn) {
+	flood := testnet.ServeTCP(t, func(c net.Conn) {
 		go func() { <-stop; c.Close() }()
 		chunk := testnet.RandBytes(64<<10, 7)
 		for {
@@ -285,7 +253,7 @@ func TestRawStalledReader(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(stop) })
-	addr := tcpServer(t, echo)
+	addr := testnet.ServeTCP(t, echo)
 	env := startRaw(t, ServerConfig{}, dialAny)
 	stalled := openRaw(t, env, "tcp", flood)
 	// The stream's window (4 MiB) is full once that much more than the
@@ -375,11 +343,13 @@ func TestRawUDP(t *testing.T) {
 // the stream at the client with an error, and the tunnel goes on.
 func TestRawDestinationGone(t *testing.T) {
 	testnet.CheckLeaks(t)
-	addr := tcpServer(t, func(c net.Conn) {
-		c.(*net.TCPConn).SetLinger(0) // RST
+	addr := testnet.ServeTCP(t, func(c net.Conn) {
+		io.ReadFull(c, make([]byte, 1)) // connected, surely
+		c.(*net.TCPConn).SetLinger(0)   // RST
 	})
 	env := startRaw(t, ServerConfig{}, dialAny)
 	rc := openRaw(t, env, "tcp", addr)
+	io.WriteString(rc, "x")
 	if _, err := io.ReadAll(rc); err == nil {
 		// A reset may arrive as an EOF when the destination sent nothing;
 		// either way the stream ends.
