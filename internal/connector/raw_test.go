@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -144,9 +145,30 @@ func TestRawDestinations(t *testing.T) {
 	if n := testutil.ToFloat64(m.bytesIn.WithLabelValues("dnsin")); n != 4 {
 		t.Errorf("received_bytes_total{dnsin} = %v, want 4", n)
 	}
+	// A network application is never served over HTTP.
+	ctx, cancel := context.WithTimeout(context.Background(), directWait)
+	defer cancel()
+	if resp, _ := env.do(t, env.req(t, ctx, "GET", "a_ip", "/", nil)); resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("GET for a network application = %d, want 421", resp.StatusCode)
+	}
 	testnet.WaitUntil(t, "the connections counted out", func() bool {
 		return testutil.ToFloat64(m.rawOpen.WithLabelValues("ip")) == 0 && testutil.ToFloat64(m.rawOpen.WithLabelValues("db")) == 0
 	})
+}
+
+// TestRawConfig: a configuration whose network application has no
+// usable internal addresses is refused whole, and the previous one kept.
+func TestRawConfig(t *testing.T) {
+	c, _, _ := newTestConnector(t, netApp("a_1", "db", "tcp", "db.corp:5432"))
+	for _, segs := range [][]string{nil, {"db.corp"}, {"10.1.0.5/24:22"}} {
+		err := c.handler.setConfig(tunnel.Config{Version: "v2", Apps: []tunnel.AppConfig{netApp("a_1", "db", "tcp", segs...)}})
+		if err == nil || !strings.Contains(err.Error(), "network application db has unusable internal addresses") {
+			t.Errorf("segments %q: setConfig = %v", segs, err)
+		}
+	}
+	if v := c.ConfigVersion(); v != "v1" {
+		t.Errorf("configuration %q held, want v1", v)
+	}
 }
 
 // TestRawUDPApp: a udp application's datagrams go to its destination and

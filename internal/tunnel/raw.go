@@ -228,7 +228,11 @@ func appendDatagram(b, p []byte) []byte {
 // (HOST:PORT) through the connector, for application appID and the
 // signed-in user (informational). It returns once the connector answered:
 // a refusal is a *RawError (so is an older connector: RawUnsupported);
-// ctx bounds the wait for the answer only.
+// an error for which NotSent holds (the connection draining or closed)
+// means another connector may be asked. ctx bounds the wait for the
+// answer only; its window budget (WithWindowBudget), if any, pays for the
+// stream's window growth for its whole life. Close the RawConn when done
+// (it counts in InFlight until then).
 func (c *Client) OpenRaw(ctx context.Context, network, appID, dest, user string) (RawConn, error) {
 	if network != RelayKindTCP && network != RelayKindUDP {
 		return nil, fmt.Errorf("tunnel: network %q is not tcp or udp", network)
