@@ -55,9 +55,14 @@ type RawConn interface {
 	CloseWrite() error
 }
 
-// MaxDatagram is the largest UDP payload a raw udp stream carries (the
-// largest an IPv4 UDP datagram holds).
-const MaxDatagram = 65507
+// MaxRawDatagram is the largest datagram a RawConn of network udp sends:
+// the largest payload of an IPv4 UDP datagram. (The framing's 2-byte
+// length allows up to 65 535: the connector passes a longer one to its
+// socket, which may refuse it, and the datagram is lost, as UDP's are.)
+const MaxRawDatagram = 65507
+
+// rawFrameMax is the longest datagram the framing can carry.
+const rawFrameMax = 1<<16 - 1
 
 // RawDialTimeout bounds the connector's dial of a raw stream's
 // destination (DNS included).
@@ -196,7 +201,7 @@ func writeRawStatus(w io.Writer, err *RawError) error {
 }
 
 // readDatagram reads one length-prefixed datagram into buf, which must
-// hold MaxDatagram bytes; io.EOF at a clean end between datagrams.
+// hold rawFrameMax bytes; io.EOF at a clean end between datagrams.
 func readDatagram(r io.Reader, buf []byte) (int, error) {
 	var h [2]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -206,9 +211,6 @@ func readDatagram(r io.Reader, buf []byte) (int, error) {
 		return 0, err
 	}
 	n := int(binary.BigEndian.Uint16(h[:]))
-	if n > MaxDatagram {
-		return 0, fmt.Errorf("tunnel: a datagram of %d bytes on a udp stream (at most %d)", n, MaxDatagram)
-	}
 	if _, err := io.ReadFull(r, buf[:n]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return 0, errors.New("tunnel: a udp stream ended inside a datagram")
@@ -277,7 +279,7 @@ func (c *Client) OpenRaw(ctx context.Context, network, appID, dest, user string)
 	c.inFlight.Add(1)
 	rc := &rawConn{Stream: st, c: c}
 	if network == RelayKindUDP {
-		return &rawUDPConn{rawConn: rc, rbuf: make([]byte, MaxDatagram)}, nil
+		return &rawUDPConn{rawConn: rc, rbuf: make([]byte, rawFrameMax)}, nil
 	}
 	return rc, nil
 }
@@ -342,8 +344,8 @@ func (u *rawUDPConn) Read(p []byte) (int, error) {
 
 // Write sends p as one datagram.
 func (u *rawUDPConn) Write(p []byte) (int, error) {
-	if len(p) > MaxDatagram {
-		return 0, fmt.Errorf("tunnel: a datagram of %d bytes is over %d", len(p), MaxDatagram)
+	if len(p) > MaxRawDatagram {
+		return 0, fmt.Errorf("tunnel: a datagram of %d bytes is over %d", len(p), MaxRawDatagram)
 	}
 	u.wmu.Lock()
 	defer u.wmu.Unlock()

@@ -157,7 +157,7 @@ func serveUDP(st *mux.Stream, conn net.Conn, idle time.Duration) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]byte, MaxDatagram)
+		buf := make([]byte, rawFrameMax)
 		for {
 			n, err := readDatagram(st, buf)
 			if err == io.EOF {
@@ -172,7 +172,7 @@ func serveUDP(st *mux.Stream, conn net.Conn, idle time.Duration) {
 			conn.Write(buf[:n]) // lost like any datagram if it fails
 		}
 	}()
-	buf := make([]byte, 2+MaxDatagram)
+	buf := make([]byte, 2+rawFrameMax)
 	for {
 		mu.Lock()
 		deadline := last.Add(idle)

@@ -318,8 +318,8 @@ func TestRawUDP(t *testing.T) {
 	addr := udpEcho(t)
 	env := startRaw(t, ServerConfig{UDPIdleTimeout: 300 * time.Millisecond}, dialAny)
 	rc := openRaw(t, env, "udp", addr)
-	buf := make([]byte, MaxDatagram+10)
-	for _, n := range []int{1, 512, 1400, 9000, MaxDatagram} {
+	buf := make([]byte, MaxRawDatagram+10)
+	for _, n := range []int{1, 512, 1400, 9000, MaxRawDatagram} {
 		d := testnet.RandBytes(n, byte(n))
 		if _, err := rc.Write(d); err != nil {
 			t.Fatal(err)
@@ -330,8 +330,8 @@ func TestRawUDP(t *testing.T) {
 		}
 		testnet.SameBytes(t, fmt.Sprintf("datagram of %d bytes", n), buf[:got], d)
 	}
-	if _, err := rc.Write(make([]byte, MaxDatagram+1)); err == nil {
-		t.Error("a datagram over MaxDatagram was sent")
+	if _, err := rc.Write(make([]byte, MaxRawDatagram+1)); err == nil {
+		t.Error("a datagram over MaxRawDatagram was sent")
 	}
 	// Idle: the connector ends the flow (EOF here), with no datagram sent.
 	if n, err := rc.Read(buf); err != io.EOF {
