@@ -1,13 +1,19 @@
 package cloud
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/testnet"
+	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // TestNetworkAppValidation: a network application (tcp, udp) needs
@@ -189,4 +195,63 @@ func TestNetworkApps(t *testing.T) {
 	if err != nil || a.Type != store.AppTCP || a.ExternalHost != "" {
 		t.Errorf("stored ssh: %+v, %v", a, err)
 	}
+}
+
+// TestPushNetworkAppsOnlyToThoseWhoKeepThem: a connector whose hello says
+// network_apps gets its group's network applications; an older one gets
+// the web applications only (it would refuse the whole configuration).
+func TestPushNetworkAppsOnlyToThoseWhoKeepThem(t *testing.T) {
+	testnet.CheckLeaks(t)
+	cfg := &tunnel.Config{Version: "v1", Group: "G", Apps: []tunnel.AppConfig{
+		{ID: "a_web", Name: "web", ExternalHost: "web.test", InternalURL: "http://web.corp/"},
+		{ID: "a_db", Name: "db", Type: "tcp", Segments: []string{"db.corp:5432"}},
+	}}
+	table := &routeTable{configs: map[string]*tunnel.Config{testGroupID: cfg}}
+	reg := newRegistry(slog.New(slog.DiscardHandler), 10, func() *routeTable { return table }, func(context.Context) error { return nil })
+	for _, tc := range []struct {
+		id    string
+		hello tunnel.Hello
+		want  string
+	}{
+		{"c_new", tunnel.Hello{NetworkApps: true}, "web,db"},
+		{"c_old", tunnel.Hello{}, "web"},
+	} {
+		got := make(chan tunnel.Config, 1)
+		cconn, sconn := net.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tunnel.Serve(ctx, cconn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var c tunnel.Config
+				json.NewDecoder(r.Body).Decode(&c)
+				got <- c
+				w.WriteHeader(http.StatusNoContent)
+			}), tunnel.ServerConfig{})
+		}()
+		c, err := tunnel.NewClient(sconn, tunnel.ClientConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lt := &liveTunnel{c: c}
+		reg.add(lt, tc.id, "t_test", testGroupID, "pipe", tc.hello)
+		if err := lt.push(t.Context(), cfg); err != nil {
+			t.Fatalf("%s: push: %v", tc.id, err)
+		}
+		pushed := testnet.RecvWithin(t, "the configuration", got)
+		var names []string
+		for _, a := range pushed.Apps {
+			names = append(names, a.Name)
+		}
+		if strings.Join(names, ",") != tc.want || pushed.ConnectorID != tc.id {
+			t.Errorf("%s got %q (connector %s), want %q", tc.id, names, pushed.ConnectorID, tc.want)
+		}
+		c.Close()
+		cancel()
+		<-done
+	}
+	if len(cfg.Apps) != 2 {
+		t.Error("pushing changed the route table's configuration")
+	}
+	reg.wait()
 }
