@@ -39,7 +39,18 @@ type handler struct {
 
 type appTable struct {
 	cfg  tunnel.Config
-	byID map[string]*app
+	byID map[string]*app // web applications: served over HTTP
+	// netByID are the network applications (tcp, udp): never served over
+	// HTTP, reached only through raw streams, to their segments.
+	netByID map[string]*netApp
+}
+
+// netApp is a network application the connector serves: the only
+// destinations it dials for it are those its segments cover.
+type netApp struct {
+	cfg      tunnel.AppConfig
+	segments segment.Set
+	met      *appMetrics
 }
 
 type app struct {
@@ -47,7 +58,6 @@ type app struct {
 	target *url.URL
 	met    *appMetrics
 	rt     *http.Transport // direct, or through the application's backend proxy
-	segs   segment.Set     // a network application's internal addresses
 }
 
 func newHandler(c *Connector) *handler {
@@ -66,7 +76,7 @@ func newHandler(c *Connector) *handler {
 		// field count is checked by serveProxied and serveUpgrade.
 		MaxResponseHeaderBytes: respLimits.WireBytes(),
 	}
-	h.apps.Store(&appTable{byID: map[string]*app{}})
+	h.apps.Store(&appTable{byID: map[string]*app{}, netByID: map[string]*netApp{}})
 	return h
 }
 
@@ -77,7 +87,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := h.apps.Load().byID[id]
-	if a == nil || a.cfg.IsNetwork() {
+	if a == nil {
 		writeError(w, problem.Newf(http.StatusMisdirectedRequest, "app_not_configured",
 			"retry; the cloud sends the connector its configuration again",
 			"The connector has no application with id %s in its configuration", id))
@@ -115,7 +125,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			Arch:          runtime.GOARCH,
 			ConfigVersion: h.apps.Load().cfg.Version,
 			RelayWindow:   true,
-			RawStreams:    true,
+			NetworkApps:   true,
 		})
 	case r.Method == http.MethodPut && r.URL.Path == tunnel.PathConfig:
 		var cfg tunnel.Config
@@ -162,17 +172,22 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 	if cfg.Version == h.apps.Load().cfg.Version {
 		return nil
 	}
-	t := &appTable{cfg: cfg, byID: make(map[string]*app, len(cfg.Apps))}
+	t := &appTable{cfg: cfg, byID: make(map[string]*app, len(cfg.Apps)), netByID: map[string]*netApp{}}
 	for _, ac := range cfg.Apps {
-		if ac.IsNetwork() {
-			// No internal URL: the connector dials its segments only
-			// (raw.go), and never serves it over HTTP.
-			segs, err := segment.ParseSet(ac.Segments)
-			if err != nil || len(segs) == 0 {
-				return fmt.Errorf("network application %s has unusable internal addresses", ac.Name)
+		switch ac.Type {
+		case "", "http":
+		case "tcp", "udp":
+			set, err := segment.ParseSet(ac.Segments)
+			if err != nil {
+				return fmt.Errorf("application %s has unusable internal addresses: %v", ac.Name, err)
 			}
-			t.byID[ac.ID] = &app{cfg: ac, met: h.c.metrics.forApp(ac.Name), segs: segs}
+			if len(set) == 0 {
+				return fmt.Errorf("application %s has no internal address", ac.Name)
+			}
+			t.netByID[ac.ID] = &netApp{cfg: ac, segments: set, met: h.c.metrics.forApp(ac.Name)}
 			continue
+		default:
+			return fmt.Errorf("application %s has the unknown type %q", ac.Name, ac.Type)
 		}
 		u, err := url.Parse(ac.InternalURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -189,6 +204,16 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 	h.c.events.Event(eventlog.ConfigReceived, fmt.Sprintf("The connector received its configuration: group '%s', %d application(s)", cfg.Group, len(cfg.Apps)),
 		"group", cfg.Group, "version", cfg.Version)
 	return nil
+}
+
+// networkApp returns the network application id of the configuration
+// held (tcp or udp) and its segments.
+func (h *handler) networkApp(id string) (tunnel.AppConfig, segment.Set, bool) {
+	a := h.apps.Load().netByID[id]
+	if a == nil {
+		return tunnel.AppConfig{}, nil, false
+	}
+	return a.cfg, a.segments, true
 }
 
 // ConfigVersion returns the version of the configuration held.

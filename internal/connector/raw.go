@@ -40,15 +40,16 @@ var errNotCovered = errors.New("the address is outside the application's interna
 // DialRaw checks a raw stream's destination against its application and
 // dials it (tunnel.RawDialer).
 func (h *handler) DialRaw(ctx context.Context, req tunnel.RawRequest) (net.Conn, error) {
-	a := h.apps.Load().byID[req.App]
+	t := h.apps.Load()
+	a := t.netByID[req.App]
 	if a == nil || a.cfg.Type != req.Network {
-		return nil, h.rawRefused(a, req, notNetworkApp(a, req))
+		return nil, h.rawRefused(a, req, notNetworkApp(a, t.byID[req.App], req))
 	}
 	host := strings.ToLower(strings.TrimSuffix(req.Host, "."))
 	ip, err := netip.ParseAddr(host)
 	isIP := err == nil
-	byName := !isIP && a.segs.CoversName(host, req.Port)
-	if (isIP && !a.segs.CoversAddr(netip.AddrPortFrom(ip, req.Port))) || (!isIP && !byName && !hasAddrs(a.segs)) {
+	byName := !isIP && a.segments.CoversName(host, req.Port)
+	if (isIP && !a.segments.CoversAddr(netip.AddrPortFrom(ip, req.Port))) || (!isIP && !byName && !hasAddrs(a.segments)) {
 		// An address no IP or prefix segment covers, or a name no name
 		// segment covers where no address could be covered either.
 		return nil, h.rawRefused(a, req, outside(a, req))
@@ -58,7 +59,7 @@ func (h *handler) DialRaw(ctx context.Context, req tunnel.RawRequest) (net.Conn,
 		// Every address dialled must be covered: the check is made on the
 		// socket's address, after resolution, so a DNS answer cannot lead
 		// the connection out of the segments.
-		segs := a.segs
+		segs := a.segments
 		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil || !segs.CoversAddr(ap) {
@@ -95,28 +96,29 @@ func hasAddrs(set segment.Set) bool {
 	return false
 }
 
-// notNetworkApp explains why app (nil: unknown) cannot carry req.
-func notNetworkApp(a *app, req tunnel.RawRequest) *tunnel.RawError {
+// notNetworkApp explains why the application req names cannot carry it:
+// a network application of the other type (a), a web application (web),
+// or none of the configuration.
+func notNetworkApp(a *netApp, web *app, req tunnel.RawRequest) *tunnel.RawError {
 	msg := fmt.Sprintf("The connector has no network application %s in its configuration; retry once the cloud sent it again.", req.App)
-	if a != nil {
-		kind := a.cfg.Type
-		if !a.cfg.IsNetwork() {
-			kind = "web"
-		}
-		msg = fmt.Sprintf("Application '%s' is a %s application, not a %s one: the connector does not connect to %s for it.", a.cfg.Name, kind, req.Network, req.Dest)
+	switch {
+	case a != nil:
+		msg = fmt.Sprintf("Application '%s' is a %s application, not a %s one: the connector does not connect to %s for it.", a.cfg.Name, a.cfg.Type, req.Network, req.Dest)
+	case web != nil:
+		msg = fmt.Sprintf("Application '%s' is a web application: the connector does not connect to %s for it.", web.cfg.Name, req.Dest)
 	}
 	return &tunnel.RawError{Code: tunnel.RawNotCovered, Message: msg}
 }
 
 // outside is the refusal of a destination no segment covers.
-func outside(a *app, req tunnel.RawRequest) *tunnel.RawError {
+func outside(a *netApp, req tunnel.RawRequest) *tunnel.RawError {
 	return &tunnel.RawError{Code: tunnel.RawNotCovered, Message: fmt.Sprintf(
 		"%s is outside the internal addresses of application '%s' at the connector; ask an administrator to add it.", req.Dest, a.cfg.Name)}
 }
 
 // rawRefused counts and logs a refused destination (event 1500, at most
 // one per application per second) and returns re.
-func (h *handler) rawRefused(a *app, req tunnel.RawRequest, re *tunnel.RawError) *tunnel.RawError {
+func (h *handler) rawRefused(a *netApp, req tunnel.RawRequest, re *tunnel.RawError) *tunnel.RawError {
 	name, key := req.App, req.App
 	if a != nil {
 		name, key = a.cfg.Name, a.cfg.ID

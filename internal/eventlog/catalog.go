@@ -80,6 +80,10 @@ const (
 	AppHostRefused     ID = 2406 // Publishing an application was refused: its external host is not the tenant's
 	AppHostNotOwned    ID = 2410 // An application is published at a host its tenant does not own (made by an older version)
 
+	// Cloud: network applications of private access (2500–2509)
+	NetworkAppCreated          ID = 2500 // A network application (tcp or udp) was created
+	NetworkAppAddressesChanged ID = 2501 // A network application's internal addresses were changed
+
 	// Cloud: sign-in (2600–2699)
 	SignInSourceBackoff ID = 2600 // Sign-ins from one address failed too often: its attempts back off
 	SignInUserBackoff   ID = 2601 // Sign-ins as one user name failed too often: attempts from failing addresses back off
@@ -239,6 +243,9 @@ var Catalog = []Def{
 	{DomainClaimRefused, LevelWarning, "domains", "A tenant's claim of a domain was refused"},
 	{AppHostRefused, LevelWarning, "domains", "Publishing an application was refused: its external host is not the tenant's"},
 	{AppHostNotOwned, LevelWarning, "domains", "An application is published at a host its tenant does not own (made by an older version)"},
+	// Cloud: network applications of private access (2500–2509)
+	{NetworkAppCreated, LevelInformation, "configuration", "A network application (tcp or udp) was created"},
+	{NetworkAppAddressesChanged, LevelInformation, "configuration", "A network application's internal addresses were changed"},
 	// Cloud: sign-in (2600–2699)
 	{SignInSourceBackoff, LevelWarning, "sign-in", "Sign-ins from one address failed too often: its attempts back off"},
 	{SignInUserBackoff, LevelWarning, "sign-in", "Sign-ins as one user name failed too often: attempts from failing addresses back off"},

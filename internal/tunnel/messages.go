@@ -80,11 +80,25 @@ type Hello struct {
 	// RelayWindow: the connector honours the window of a relay stream's
 	// open message (OpenMessage.Window, docs/protocol.md §15.2).
 	RelayWindow bool `json:"relay_window,omitempty"`
-	// RawStreams: the connector serves raw streams (kinds tcp and udp,
-	// docs/protocol.md §15.5) and takes network applications in its
-	// configuration. An older connector refuses a configuration with one
-	// (it has no internal URL): the cloud leaves them out for it.
-	RawStreams bool `json:"raw_streams,omitempty"`
+	// NetworkApps: the connector keeps network applications (AppConfig
+	// Type tcp or udp) in its configuration apart from its web
+	// applications. The cloud sends them only to connectors that say so:
+	// an older one refuses a configuration with an application that has
+	// no internal URL.
+	NetworkApps bool `json:"network_apps,omitempty"`
+}
+
+// WebOnly is c without its network applications (for a connector whose
+// Hello lacks NetworkApps).
+func (c Config) WebOnly() Config {
+	apps := make([]AppConfig, 0, len(c.Apps))
+	for _, a := range c.Apps {
+		if !a.IsNetwork() {
+			apps = append(apps, a)
+		}
+	}
+	c.Apps = apps
+	return c
 }
 
 // Config is what the cloud tells a connector on PathConfig: its group and
