@@ -160,27 +160,11 @@ func TestRawDestinations(t *testing.T) {
 // back.
 func TestRawUDPApp(t *testing.T) {
 	testnet.CheckLeaks(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("re: "), buf[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	env := startRawEnv(t, netAppConfig("a_dns", "dns", "udp", pc.LocalAddr().String()))
+	addr := testnet.ServeUDP(t, func(d []byte) []byte { return append([]byte("re: "), d...) })
+	env := startRawEnv(t, netAppConfig("a_dns", "dns", "udp", addr))
 	ctx, cancel := context.WithTimeout(context.Background(), directWait)
 	defer cancel()
-	rc, err := env.client.OpenRaw(ctx, "udp", "a_dns", pc.LocalAddr().String(), "ada")
+	rc, err := env.client.OpenRaw(ctx, "udp", "a_dns", addr, "ada")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,6 +97,34 @@ func ServeTCP(t testing.TB, serve func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// ServeUDP answers each datagram received on a new 127.0.0.1 socket with
+// answer(datagram) and returns the socket's address. The test's cleanup
+// closes it and waits for its goroutine.
+func ServeUDP(t testing.TB, answer func([]byte) []byte) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(answer(buf[:n]), from)
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-done
+	})
+	return pc.LocalAddr().String()
+}
+
 // WaitUntil polls cond until it holds, failing t after Wait with "timed
 // out waiting until " and what.
 func WaitUntil(t testing.TB, what string, cond func() bool) {

@@ -285,37 +285,11 @@ func TestRawStalledReader(t *testing.T) {
 	testnet.SameBytes(t, "the stalled stream's first bytes", got, want)
 }
 
-// udpEcho answers every datagram with itself on a loopback socket.
-func udpEcho(t testing.TB) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		<-done
-	})
-	return pc.LocalAddr().String()
-}
-
 // TestRawUDP: datagrams of every size go and come back whole, one per
 // Read, and a flow idle for the configured time ends.
 func TestRawUDP(t *testing.T) {
 	testnet.CheckLeaks(t)
-	addr := udpEcho(t)
+	addr := testnet.ServeUDP(t, func(d []byte) []byte { return d })
 	env := startRaw(t, ServerConfig{UDPIdleTimeout: 300 * time.Millisecond}, dialAny)
 	rc := openRaw(t, env, "udp", addr)
 	buf := make([]byte, MaxRawDatagram+10)
