@@ -550,3 +550,92 @@ func TestReplyCode(t *testing.T) {
 		}
 	}
 }
+
+// TestHalfCloseFromServer: a server that speaks first and then shuts its
+// write side: the client reads its words and EOF, and can still send,
+// which the server receives to its end.
+func TestHalfCloseFromServer(t *testing.T) {
+	testnet.CheckLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	received := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			received <- err.Error()
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("banner"))
+		c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		received <- string(b)
+	}()
+	d := newTestDialer()
+	d.set("ssh.corp:22", ln.Addr().String())
+	_, addr := startServer(t, Config{Dialer: d})
+	client, err := proxy.SOCKS5("tcp", addr, nil, proxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial("tcp", "ssh.corp:22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "banner" {
+		t.Fatalf("read %q, %v; want the banner then EOF", b, err)
+	}
+	if _, err := c.Write([]byte("after the server's EOF")); err != nil {
+		t.Fatal(err)
+	}
+	c.(interface{ CloseWrite() error }).CloseWrite()
+	if got := testnet.RecvWithin(t, "what the server received", received); got != "after the server's EOF" {
+		t.Errorf("the server received %q", got)
+	}
+}
+
+// TestUDPIdle: a flow idle for UDPIdleTimeout ends; the next datagram to
+// its destination dials again and is answered.
+func TestUDPIdle(t *testing.T) {
+	testnet.CheckLeaks(t)
+	d := newTestDialer()
+	d.set("dns.corp:53", udpEcho(t))
+	ended := make(chan string, 4)
+	_, addr := startServer(t, Config{Dialer: d, UDPIdleTimeout: 50 * time.Millisecond, Logf: func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); strings.Contains(msg, "idle") {
+			ended <- msg
+		}
+	}})
+	_, relay := associate(t, addr)
+	uc, err := net.DialUDP("udp", nil, relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.SetDeadline(time.Now().Add(30 * time.Second))
+	dns := Addr{Name: "dns.corp", Port: 53}
+	buf := make([]byte, 65535)
+	for i, q := range []string{"before", "after"} {
+		uc.Write(appendUDP(nil, dns, []byte(q)))
+		n, err := uc.Read(buf)
+		if _, data, _ := parseUDP(buf[:n]); err != nil || string(data) != "echo: "+q {
+			t.Fatalf("%s: %q, %v", q, data, err)
+		}
+		if i == 0 {
+			if msg := testnet.RecvWithin(t, "the flow's end", ended); !strings.Contains(msg, "UDP flow to dns.corp:53 ended: idle") {
+				t.Errorf("logged %q", msg)
+			}
+		}
+	}
+	d.mu.Lock()
+	n := len(d.asked)
+	d.mu.Unlock()
+	if n != 2 {
+		t.Errorf("%d dials, want 2 (one before and one after the idle end)", n)
+	}
+}

@@ -118,6 +118,7 @@ func (a *association) send(dst Addr, data []byte) {
 		}
 		ctx, cancel := context.WithCancel(a.ctx)
 		f = &flow{a: a, dst: dst, q: make(chan []byte, flowQueue), ctx: ctx, cancel: cancel}
+		f.touch() // before its reader can look at it
 		a.flows[dst] = f
 		a.wg.Add(1)
 		go func() {
@@ -125,12 +126,14 @@ func (a *association) send(dst Addr, data []byte) {
 			f.run()
 		}()
 	}
-	a.mu.Unlock()
+	// Touched and queued under the lock, so that an idle flow ending
+	// (readBack) either sees this datagram or is gone from the map first.
 	f.touch()
 	select {
 	case f.q <- append([]byte(nil), data...):
 	default: // the flow is behind: dropped
 	}
+	a.mu.Unlock()
 }
 
 // flow relays one destination's datagrams of an association.
@@ -187,8 +190,15 @@ func (f *flow) readBack(conn net.Conn) {
 		conn.SetReadDeadline(time.Unix(0, f.last.Load()).Add(idle))
 		n, err := conn.Read(buf)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, f.last.Load())) < idle {
-				continue // a datagram went out meanwhile
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				f.a.mu.Lock()
+				if time.Since(time.Unix(0, f.last.Load())) < idle {
+					f.a.mu.Unlock()
+					continue // a datagram went out meanwhile
+				}
+				f.removeLocked() // the next datagram to f.dst starts a new flow
+				f.a.mu.Unlock()
+				f.a.s.logf("socks5: UDP flow to %s ended: idle for %s", f.dst, idle)
 			}
 			return
 		}
@@ -204,8 +214,12 @@ func (f *flow) readBack(conn net.Conn) {
 // its destination starts a new one.
 func (f *flow) remove() {
 	f.a.mu.Lock()
+	f.removeLocked()
+	f.a.mu.Unlock()
+}
+
+func (f *flow) removeLocked() {
 	if f.a.flows[f.dst] == f {
 		delete(f.a.flows, f.dst)
 	}
-	f.a.mu.Unlock()
 }
