@@ -100,6 +100,23 @@ func TestRawRefusals(t *testing.T) {
 			env.get(t, "/small", smallBody) // the tunnel goes on
 		})
 	}
+	t.Run("too many streams", func(t *testing.T) {
+		addr := testnet.ServeTCP(t, echo)
+		env := startRaw(t, ServerConfig{MaxConcurrentStreams: 1}, dialAny) // at most 4 streams
+		for i := range 10 {
+			rc, err := env.c.OpenRaw(context.Background(), "tcp", "a_1", addr, "ada")
+			if err == nil {
+				defer rc.Close() // held open
+				continue
+			}
+			var re *RawError
+			if !errors.As(err, &re) || re.Code != RawBusy || i < 3 {
+				t.Fatalf("stream %d: OpenRaw = %v; want busy after 3", i+1, err)
+			}
+			return
+		}
+		t.Fatal("10 streams open at a connector that takes 4")
+	})
 	t.Run("older connector", func(t *testing.T) {
 		env := startRelay(t, relayHandler(), ServerConfig{}) // no RawDialer: RESET 3
 		_, err := env.c.OpenRaw(context.Background(), "udp", "a_1", "dns.corp:53", "ada")
