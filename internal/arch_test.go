@@ -71,6 +71,8 @@ func rules() []rule {
 		leaf("internal/version", "version is set at link time and read by everything"),
 		leaf("internal/pki", "keys and certificates: no network, store or CLI, no package of ours"),
 		leaf("internal/release", "the signed manifest and its choice of version: no network, store or files beyond what callers give"),
+		leaf("internal/segment", "the internal addresses of network applications are parsed and matched alike by the API (cloud), the admin client and the connector: a building block that imports nothing of ours"),
+		leaf("internal/socks5", "the SOCKS5 server of the access client is a protocol alone: destinations go to an injected Dialer, so it imports nothing of ours"),
 		leaf("internal/store", "the Store interface and its records: implementations depend on it, not the other way"),
 		rule{pkg: "internal/datadir", notReach: []string{"internal/cloud"},
 			why: "the offline data-directory operations run without the server: they must not link the live cloud service"},

@@ -215,12 +215,27 @@ func newAppCmd() *cobra.Command {
 	var certFile, keyFile string
 	create := &cobra.Command{
 		Use:   "create NAME",
-		Short: "Publish an internal URL through a connector group",
+		Short: "Publish an internal URL, or create a network application (tcp, udp) for private access, through a connector group",
 		Example: `  sallyport admin app create web --internal-url http://intranet.corp:8080/ --group Default
-  sallyport admin app create erp --internal-url https://erp.corp/ --external-host erp.contoso.com --timeout long`,
+  sallyport admin app create erp --internal-url https://erp.corp/ --external-host erp.contoso.com --timeout long
+  sallyport admin app create db --type tcp --internal-address db.corp:5432
+  sallyport admin app create ssh --type tcp --internal-address 10.1.0.0/24:22 --internal-address '*.lab.corp:22'
+  sallyport admin app create dns --type udp --internal-address dns.corp:53`,
 		Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
 			in.Name = args[0]
+			if in.Type == "tcp" || in.Type == "udp" {
+				// A network application: the web defaults do not apply.
+				if !cmd.Flags().Changed("timeout") {
+					in.Timeout = ""
+				}
+				if !cmd.Flags().Changed("pre-auth") {
+					in.PreAuth = ""
+				}
+			} else if in.InternalURL == "" && len(in.InternalAddresses) == 0 {
+				return problem.New(400, "missing_internal_url", "give --internal-url URL, or --type tcp (or udp) with --internal-address HOST:PORT for a network application",
+					"A web application needs --internal-url")
+			}
 			if (certFile == "") != (keyFile == "") {
 				return problem.New(400, "bad_certificate", "give both or neither", "Only one of --cert-file and --key-file was given")
 			}
@@ -236,7 +251,9 @@ func newAppCmd() *cobra.Command {
 		}),
 	}
 	cf := create.Flags()
-	cf.StringVar(&in.InternalURL, "internal-url", "", "URL of the application as the connector's machine reaches it")
+	cf.StringVar(&in.InternalURL, "internal-url", "", "URL of the application as the connector's machine reaches it (web applications)")
+	cf.StringVar(&in.Type, "type", "http", "http (a web application), or tcp or udp (a network application of private access, with --internal-address)")
+	cf.StringArrayVar(&in.InternalAddresses, "internal-address", nil, "a network application's destination, HOST:PORT or HOST:LOW-HIGH with HOST a name, *.DOMAIN, an IP address or a CIDR prefix (repeat for more, at most 64)")
 	cf.StringVar(&in.Group, "group", "", "connector group that serves it (default 'Default')")
 	cf.StringVar(&in.ExternalHost, "external-host", "", "external host name: one ending in -TENANTLABEL.CLOUDNAME, or under a domain the tenant proved ('admin domain add'); default NAME-TENANTLABEL.CLOUDNAME")
 	cf.StringVar(&in.Timeout, "timeout", "default", "backend application timeout: default (85 s) or long (180 s)")
@@ -248,7 +265,6 @@ func newAppCmd() *cobra.Command {
 	cf.BoolVar(&in.KeepAuthorization, "keep-authorization", false, "send a signed-in client's access token (Authorization: Bearer) on to the backend; by default the edge removes it")
 	cf.StringVar(&in.Description, "description", "", "a short text for users, shown under the application's tile in My Apps (up to 200 printable characters)")
 	cf.StringVar(&in.PreAuth, "pre-auth", "sallyport", "pre-authentication: sallyport (users sign in at the cloud; only assigned users get through) or passthrough (anyone who knows the URL reaches the application)")
-	create.MarkFlagRequired("internal-url")
 
 	var up api.UpdateAppRequest
 	var upURL, upGroup, upTimeout string
@@ -258,9 +274,13 @@ func newAppCmd() *cobra.Command {
 	var upPreAuth string
 	var upKeepAuth bool
 	var upDescription string
+	var upAddresses []string
 	update := &cobra.Command{
-		Use: "update NAME", Short: "Change an application's internal URL, group, timeout, session affinity, backend proxy, error pages, pre-authentication or description", Args: cobra.ExactArgs(1),
+		Use: "update NAME", Short: "Change an application's internal URL or internal addresses, group, timeout, session affinity, backend proxy, error pages, pre-authentication or description", Args: cobra.ExactArgs(1),
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
+			if cmd.Flags().Changed("internal-address") {
+				up.InternalAddresses = &upAddresses
+			}
 			if cmd.Flags().Changed("internal-url") {
 				up.InternalURL = &upURL
 			}
@@ -292,6 +312,7 @@ func newAppCmd() *cobra.Command {
 		}),
 	}
 	update.Flags().StringVar(&upURL, "internal-url", "", "new internal URL")
+	update.Flags().StringArrayVar(&upAddresses, "internal-address", nil, "a network application's new internal addresses, HOST:PORT (repeat for more): they replace the list")
 	update.Flags().StringVar(&upGroup, "group", "", "new connector group")
 	update.Flags().StringVar(&upTimeout, "timeout", "", "default (85 s) or long (180 s)")
 	update.Flags().StringVar(&upBackendProxy, "backend-proxy", "", "forward proxy for the backend, http://HOST:PORT ('' to remove)")

@@ -118,7 +118,11 @@ func (c *Client) CreateApp(ctx context.Context, o Output, in api.CreateAppReques
 		return err
 	}
 	return o.Emit(a, func(tw *tabwriter.Writer) {
-		fmt.Fprintf(tw, "Published '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+		if isNetworkApp(a) {
+			fmt.Fprintf(tw, "Created the %s application '%s' for %s (group '%s'): assigned users reach it with 'sallyport access'.\n", a.Type, a.Name, strings.Join(a.InternalAddresses, ", "), a.Group)
+		} else {
+			fmt.Fprintf(tw, "Published '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+		}
 		if a.Note != "" {
 			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
 		}
@@ -135,7 +139,11 @@ func (c *Client) UpdateApp(ctx context.Context, o Output, name string, in api.Up
 		return err
 	}
 	return o.Emit(a, func(tw *tabwriter.Writer) {
-		fmt.Fprintf(tw, "Updated '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+		if isNetworkApp(a) {
+			fmt.Fprintf(tw, "Updated the %s application '%s': %s (group '%s').\n", a.Type, a.Name, strings.Join(a.InternalAddresses, ", "), a.Group)
+		} else {
+			fmt.Fprintf(tw, "Updated '%s': %s → %s (group '%s', timeout %s).\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+		}
 		if a.Note != "" {
 			fmt.Fprintf(tw, "Note: %s.\n", a.Note)
 		}
@@ -152,9 +160,13 @@ func (c *Client) ListApps(ctx context.Context, o Output) error {
 		return err
 	}
 	return o.Emit(as, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "NAME\tEXTERNAL URL\tINTERNAL URL\tGROUP\tTIMEOUT")
+		fmt.Fprintln(tw, "NAME\tTYPE\tEXTERNAL URL\tINTERNAL URL OR ADDRESSES\tGROUP\tTIMEOUT")
 		for _, a := range as {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
+			if isNetworkApp(a) {
+				fmt.Fprintf(tw, "%s\t%s\t-\t%s\t%s\t-\n", a.Name, a.Type, strings.Join(a.InternalAddresses, " "), a.Group)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, appType(a), a.ExternalURL, a.InternalURL, a.Group, a.Timeout)
 		}
 	})
 }
@@ -167,14 +179,26 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 	}
 	a := d.App
 	return o.Emit(d, func(tw *tabwriter.Writer) {
-		rows := [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"External URL", a.ExternalURL}, {"Internal URL", a.InternalURL},
+		rows := [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"Type", appType(a)}, {"External URL", a.ExternalURL}, {"Internal URL", a.InternalURL},
 			{"Connector group", a.Group}, {"Backend timeout", a.Timeout}, {"Pre-authentication", a.PreAuth},
 			{"Session affinity", fmt.Sprint(a.Affinity)}, {"Backend proxy", dash(a.BackendProxy)},
 			{"Detailed error pages", fmt.Sprint(a.DetailedErrors)},
 			{"Bearer to backend", fmt.Sprint(a.KeepAuthorization)}, {"Description", dash(a.Description)},
 			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
+		if isNetworkApp(a) {
+			rows = [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"Type", a.Type}, {"Connector group", a.Group},
+				{"Pre-authentication", a.PreAuth + " (always: signed-in, assigned users only)"}, {"Description", dash(a.Description)},
+				{"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
+		}
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+		}
+		for i, x := range a.InternalAddresses {
+			label := ""
+			if i == 0 {
+				label = fmt.Sprintf("Internal addresses (%d):", len(a.InternalAddresses))
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", label, x)
 		}
 		if len(d.Assignments) == 0 {
 			fmt.Fprintln(tw, "Assignments:\tnone")
@@ -190,6 +214,17 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 			fmt.Fprintf(tw, "Note: %s.\n", d.AssignmentsNote)
 		}
 	})
+}
+
+// isNetworkApp reports whether a is a network application (tcp, udp).
+func isNetworkApp(a api.App) bool { return a.Type == "tcp" || a.Type == "udp" }
+
+// appType is a's type ("http" from a cloud that predates types).
+func appType(a api.App) string {
+	if a.Type == "" {
+		return "http"
+	}
+	return a.Type
 }
 
 // DeleteApp removes an application.
@@ -273,7 +308,11 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 		return err
 	}
 	return o.Emit(d, func(tw *tabwriter.Writer) {
-		fmt.Fprintf(tw, "Application '%s': %s → %s, group '%s', timeout %s\n\n", d.App.Name, d.App.ExternalURL, d.App.InternalURL, d.App.Group, d.App.Timeout)
+		if isNetworkApp(d.App) {
+			fmt.Fprintf(tw, "Application '%s' (%s): %s, group '%s'\n\n", d.App.Name, d.App.Type, strings.Join(d.App.InternalAddresses, ", "), d.App.Group)
+		} else {
+			fmt.Fprintf(tw, "Application '%s': %s → %s, group '%s', timeout %s\n\n", d.App.Name, d.App.ExternalURL, d.App.InternalURL, d.App.Group, d.App.Timeout)
+		}
 		fmt.Fprintf(tw, "Connectors of group '%s':\n", d.App.Group)
 		if len(d.Connectors) == 0 {
 			fmt.Fprintln(tw, "  none")
@@ -284,7 +323,9 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 			}
 		}
 		fmt.Fprintln(tw, "\nTest requests (GET / of the internal URL through each connected connector):")
-		if len(d.Probes) == 0 {
+		if isNetworkApp(d.App) {
+			fmt.Fprintln(tw, "  none: a network application has no internal URL")
+		} else if len(d.Probes) == 0 {
 			fmt.Fprintln(tw, "  none: no connector of the group is connected")
 		}
 		for _, p := range d.Probes {

@@ -240,16 +240,23 @@ type MoveConnectorRequest struct {
 
 // App is an application as the API shows it (never with its key).
 type App struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	Group        string `json:"group"`
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Group string `json:"group"`
+	// Type is "http" (a web application) or "tcp"/"udp" (a network
+	// application of private access, reached through its internal
+	// addresses, with no external host and no internal URL).
+	Type         string `json:"type"`
 	ExternalHost string `json:"external_host"`
 	ExternalURL  string `json:"external_url"`
 	InternalURL  string `json:"internal_url"`
-	Timeout      string `json:"timeout"`
-	PreAuth      string `json:"preauth"`
-	Affinity     bool   `json:"session_affinity"`
-	BackendProxy string `json:"backend_proxy,omitempty"`
+	// InternalAddresses are a network application's segments, as typed
+	// (db.corp:5432, 10.1.0.0/24:22, *.corp.contoso.com:443).
+	InternalAddresses []string `json:"internal_addresses,omitempty"`
+	Timeout           string   `json:"timeout"`
+	PreAuth           string   `json:"preauth"`
+	Affinity          bool     `json:"session_affinity"`
+	BackendProxy      string   `json:"backend_proxy,omitempty"`
 	// Description is the short text shown under the app's tile in My Apps.
 	Description string `json:"description,omitempty"`
 	// DetailedErrors: the app's error pages show the internal detail
@@ -287,32 +294,38 @@ type CreateDomainRequest struct {
 
 // CreateAppRequest is POST /api/v1/apps.
 type CreateAppRequest struct {
-	Name              string `json:"name"`
-	InternalURL       string `json:"internal_url"`
-	Group             string `json:"group,omitempty"`         // default "Default"
-	ExternalHost      string `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
-	Timeout           string `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
-	PreAuth           string `json:"preauth,omitempty"`       // "sallyport" (the default) or "passthrough"
-	Affinity          bool   `json:"session_affinity,omitempty"`
-	BackendProxy      string `json:"backend_proxy,omitempty"`      // forward proxy between connector and backend, http://HOST:PORT
-	DetailedErrors    bool   `json:"detailed_errors,omitempty"`    // error pages show the internal detail to anyone
-	KeepAuthorization bool   `json:"keep_authorization,omitempty"` // the backend gets the client's access token
-	Description       string `json:"description,omitempty"`        // shown under the app's tile in My Apps (≤ 200 printable characters)
-	CertPEM           string `json:"cert_pem,omitempty"`           // optional edge certificate chain
-	KeyPEM            string `json:"key_pem,omitempty"`            // and its key
+	Name        string `json:"name"`
+	Type        string `json:"type,omitempty"` // "http" (the default), "tcp" or "udp"
+	InternalURL string `json:"internal_url"`
+	// InternalAddresses: a tcp or udp application's segments (at least
+	// one, at most 64); none for an http application.
+	InternalAddresses []string `json:"internal_addresses,omitempty"`
+	Group             string   `json:"group,omitempty"`         // default "Default"
+	ExternalHost      string   `json:"external_host,omitempty"` // default APP-TENANTLABEL.CLOUDNAME
+	Timeout           string   `json:"timeout,omitempty"`       // "default" (85 s) or "long" (180 s)
+	PreAuth           string   `json:"preauth,omitempty"`       // "sallyport" (the default) or "passthrough"
+	Affinity          bool     `json:"session_affinity,omitempty"`
+	BackendProxy      string   `json:"backend_proxy,omitempty"`      // forward proxy between connector and backend, http://HOST:PORT
+	DetailedErrors    bool     `json:"detailed_errors,omitempty"`    // error pages show the internal detail to anyone
+	KeepAuthorization bool     `json:"keep_authorization,omitempty"` // the backend gets the client's access token
+	Description       string   `json:"description,omitempty"`        // shown under the app's tile in My Apps (≤ 200 printable characters)
+	CertPEM           string   `json:"cert_pem,omitempty"`           // optional edge certificate chain
+	KeyPEM            string   `json:"key_pem,omitempty"`            // and its key
 }
 
 // UpdateAppRequest is PATCH /api/v1/apps/{name}; absent fields stay.
 type UpdateAppRequest struct {
-	InternalURL       *string `json:"internal_url,omitempty"`
-	Group             *string `json:"group,omitempty"`
-	Timeout           *string `json:"timeout,omitempty"`
-	Affinity          *bool   `json:"session_affinity,omitempty"`
-	BackendProxy      *string `json:"backend_proxy,omitempty"` // "" removes it
-	DetailedErrors    *bool   `json:"detailed_errors,omitempty"`
-	KeepAuthorization *bool   `json:"keep_authorization,omitempty"`
-	PreAuth           *string `json:"preauth,omitempty"`     // "sallyport" or "passthrough"
-	Description       *string `json:"description,omitempty"` // "" removes it
+	InternalURL *string `json:"internal_url,omitempty"`
+	// InternalAddresses replaces a tcp or udp application's segments.
+	InternalAddresses *[]string `json:"internal_addresses,omitempty"`
+	Group             *string   `json:"group,omitempty"`
+	Timeout           *string   `json:"timeout,omitempty"`
+	Affinity          *bool     `json:"session_affinity,omitempty"`
+	BackendProxy      *string   `json:"backend_proxy,omitempty"` // "" removes it
+	DetailedErrors    *bool     `json:"detailed_errors,omitempty"`
+	KeepAuthorization *bool     `json:"keep_authorization,omitempty"`
+	PreAuth           *string   `json:"preauth,omitempty"`     // "sallyport" or "passthrough"
+	Description       *string   `json:"description,omitempty"` // "" removes it
 }
 
 // AppDiagnosis is GET /api/v1/apps/{name}/diagnose: what the cloud knows

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +21,7 @@ import (
 	"github.com/sallyport/sallyport/internal/accesslog"
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
+	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
 	"github.com/sallyport/sallyport/internal/tunnel"
@@ -57,33 +61,16 @@ const (
 	maxAccessLimiters  = 100000
 )
 
-// netApp is a network application (type tcp or udp) as private access
-// needs it (the routing snapshot).
-type netApp struct {
-	ID, TenantID, Tenant, Name string
-	Network                    string // "tcp" or "udp"
-	GroupID, Group             string
-	Segments                   []string
+// rawOpen opens a raw stream on one tunnel: (*tunnel.Client).OpenRaw
+// (tests replace it before a server starts).
+var rawOpen = func(ctx context.Context, lt *liveTunnel, network, appID, dest, user string) (tunnel.RawConn, error) {
+	return lt.c.OpenRaw(ctx, network, appID, dest, user)
 }
-
-// rawConn is a raw stream to a connector: tunnel.RawConn.
-type rawConn interface {
-	net.Conn
-	CloseWrite() error
-}
-
-// rawRefusal is a connector's refusal of a raw stream (tunnel.RawError):
-// Code is not_covered, unreachable, refused, unsupported or busy.
-type rawRefusal struct {
-	Code, Message string
-}
-
-func (e *rawRefusal) Error() string { return e.Message }
 
 // netOpener opens a raw stream for app to dest on a live connector of its
 // group, trying another when one fails to open; it returns the connector's
 // id. A refusal is an *accessRefusal.
-type netOpener func(ctx context.Context, app *netApp, network, dest, user string) (rawConn, string, error)
+type netOpener func(ctx context.Context, app *netApp, network, dest, user string) (tunnel.RawConn, string, error)
 
 // accessRefusal is a refusal of the access exchange: the code and
 // sentence sent to the client.
@@ -298,45 +285,71 @@ func (s *Server) admitAccess(ctx context.Context, src string, req tunnel.AccessR
 }
 
 // pickNetApp finds the network application of u's tenant: by name, or
-// (name "") the one whose segments cover the destination, preferring one
-// u is assigned to. It checks the assignment and the segments.
+// (name "") the one whose segments may cover the destination, preferring
+// one u is assigned to. It checks the assignment and the segments.
 func (t *routeTable) pickNetApp(u *dirUser, network, name, host string, port uint16, tenant string) (*netApp, error) {
-	apps := t.netApps[u.TenantID]
-	dest := fmt.Sprintf("%s:%d", host, port)
-	if strings.Contains(host, ":") {
-		dest = fmt.Sprintf("[%s]:%d", host, port)
-	}
+	dest := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	if name != "" {
-		for _, a := range apps {
-			if strings.EqualFold(a.Name, name) && a.Network == network {
-				if !t.assigned(a.ID, u) {
-					return a, notAssigned(u, a)
-				}
-				if !coversDest(a.Segments, host, port) {
-					return a, netRefuse(tunnel.AccessNotCovered, "%s is outside every internal address of the application %s (%s): use one of them, or ask an administrator of %s to add it (sallyport admin app update %s --internal-address %s)",
-						dest, a.Name, strings.Join(a.Segments, ", "), tenant, a.Name, dest)
-				}
-				return a, nil
-			}
+		a, ok := t.networkApp(u.TenantID, strings.ToLower(name))
+		if !ok || a.Type != network {
+			return nil, netRefuse(tunnel.AccessNoApp, "%s has no %s application named %s: check the name (your administrator lists them with 'sallyport admin app list')", tenant, network, name)
 		}
-		return nil, netRefuse(tunnel.AccessNoApp, "%s has no %s application named %s: check the name (your administrator lists them with 'sallyport admin app list')", tenant, network, name)
+		if !t.assigned(a.ID, u) {
+			return a, notAssigned(u, a)
+		}
+		if !mayCover(a.Segments, host, port) {
+			return a, netRefuse(tunnel.AccessNotCovered, "%s is outside every internal address of the application %s (%s): use one of them, or ask an administrator of %s to add it (sallyport admin app update %s --internal-address %s)",
+				dest, a.Name, strings.Join(a.Segments.Strings(), ", "), tenant, a.Name, dest)
+		}
+		return a, nil
 	}
-	var unassigned *netApp
-	for _, a := range apps {
-		if a.Network != network || !coversDest(a.Segments, host, port) {
-			continue
+	var apps []*netApp
+	for k, a := range t.netApps {
+		if k.tenantID == u.TenantID && a.Type == network && mayCover(a.Segments, host, port) {
+			apps = append(apps, a)
 		}
+	}
+	// A name segment that covers the name beats an address range the
+	// connector will check after resolving; then by name, for a stable
+	// choice.
+	slices.SortFunc(apps, func(x, y *netApp) int {
+		if cx, cy := x.Segments.CoversName(host, port), y.Segments.CoversName(host, port); cx != cy {
+			if cx {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x.Name, y.Name)
+	})
+	for _, a := range apps {
 		if t.assigned(a.ID, u) {
 			return a, nil
 		}
-		if unassigned == nil {
-			unassigned = a
-		}
 	}
-	if unassigned != nil {
-		return unassigned, notAssigned(u, unassigned)
+	if len(apps) > 0 {
+		return apps[0], notAssigned(u, apps[0])
 	}
 	return nil, netRefuse(tunnel.AccessNotCovered, "%s is outside every %s segment of %s's network applications: check the address, or ask an administrator of %s for an application that covers it", dest, network, tenant, tenant)
+}
+
+// mayCover is the cloud's check of a destination against segments
+// (docs/private-access.md): an IP address must be covered by an address
+// or prefix segment; a name by a name or wildcard segment, or else it may
+// resolve into an address or prefix segment, which only the connector
+// can tell (it checks the address it dials).
+func mayCover(set segment.Set, host string, port uint16) bool {
+	if set.CoversName(host, port) {
+		return true
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return false
+	}
+	for _, seg := range set {
+		if (seg.Kind == segment.Addr || seg.Kind == segment.Prefix) && seg.PortLo <= port && port <= seg.PortHi {
+			return true
+		}
+	}
+	return false
 }
 
 func notAssigned(u *dirUser, a *netApp) error {
@@ -370,7 +383,7 @@ func (s *Server) answerAccess(c net.Conn, ar *accessRefusal) {
 // bytes read ahead) and the connector's stream until both directions end
 // or the stream is idle for idle; it returns the bytes from the client and
 // to it. A half-close in one direction is passed on as one.
-func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc rawConn, network string, idle time.Duration) (in, out int64) {
+func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.RawConn, network string, idle time.Duration) (in, out int64) {
 	var last atomic.Int64
 	touch := func() { last.Store(time.Now().UnixNano()) }
 	touch()
@@ -460,7 +473,7 @@ func (t *touchReader) Read(p []byte) (int, error) {
 // openOnConnector is the netOpener of a running cloud: a live connector of
 // the application's group, another one when a connector fails to open
 // (its tunnel died), at most maxAttempts.
-func (s *Server) openOnConnector(ctx context.Context, app *netApp, network, dest, user string) (rawConn, string, error) {
+func (s *Server) openOnConnector(ctx context.Context, app *netApp, network, dest, user string) (tunnel.RawConn, string, error) {
 	var tried []string
 	var lastErr error
 	for range maxAttempts {
@@ -475,12 +488,12 @@ func (s *Server) openOnConnector(ctx context.Context, app *netApp, network, dest
 			return nil, "", netRefuse(tunnel.AccessNoConnector, "No connector is active in group '%s' of %s, which serves the application %s: ask an administrator of %s to start one", app.Group, app.Tenant, app.Name, app.Tenant)
 		}
 		tried = append(tried, lt.conn.ID)
-		rc, err := s.rawOpen(ctx, lt, network, app.ID, dest, user)
+		rc, err := rawOpen(ctx, lt, network, app.ID, dest, user)
 		lt.conn.active.Add(-1) // the reservation covers the opening only
 		if err == nil {
 			return rc, lt.conn.ID, nil
 		}
-		var rr *rawRefusal
+		var rr *tunnel.RawError
 		if errors.As(err, &rr) {
 			return nil, "", connectorRefusal(rr, app, dest)
 		}
@@ -496,18 +509,18 @@ func (s *Server) openOnConnector(ctx context.Context, app *netApp, network, dest
 
 // connectorRefusal maps a connector's refusal to the client's code and
 // sentence, named as the connector's.
-func connectorRefusal(rr *rawRefusal, app *netApp, dest string) *accessRefusal {
+func connectorRefusal(rr *tunnel.RawError, app *netApp, dest string) *accessRefusal {
 	msg := strings.TrimSuffix(rr.Message, ".")
 	switch rr.Code {
-	case "refused":
+	case tunnel.RawRefused:
 		return netRefuse(tunnel.AccessRefused, "The connector of group '%s' reached %s but the connection was refused there: %s", app.Group, dest, msg)
-	case "unreachable":
+	case tunnel.RawUnreachable:
 		return netRefuse(tunnel.AccessUnreachable, "The connector of group '%s' cannot reach %s: %s", app.Group, dest, msg)
-	case "not_covered":
+	case tunnel.RawNotCovered:
 		return netRefuse(tunnel.AccessNotCovered, "The connector of group '%s' refused %s, which is outside the application %s's internal addresses: %s", app.Group, dest, app.Name, msg)
-	case "unsupported":
+	case tunnel.RawUnsupported:
 		return netRefuse(tunnel.AccessUnsupported, "The connector of group '%s' is too old for private access: ask an administrator of %s to update it (sallyport connector update)", app.Group, app.Tenant)
-	case "busy":
+	case tunnel.RawBusy:
 		return netRefuse(tunnel.AccessBusy, "The connector of group '%s' has too many streams open: try again in a moment", app.Group)
 	}
 	return netRefuse(tunnel.AccessUnreachable, "The connector of group '%s' could not open a stream to %s: %s", app.Group, dest, msg)

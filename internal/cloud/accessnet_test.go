@@ -31,13 +31,13 @@ type accessEnv struct {
 
 // rawFake plays the connector: an echo service at echo.corp:22 (half-close
 // passed on), refusals at refused.corp and unreach.corp.
-func rawFake(t *testing.T) func(context.Context, *liveTunnel, string, string, string, string) (rawConn, error) {
-	return func(ctx context.Context, _ *liveTunnel, network, appID, dest, user string) (rawConn, error) {
+func rawFake(t *testing.T) func(context.Context, *liveTunnel, string, string, string, string) (tunnel.RawConn, error) {
+	return func(ctx context.Context, _ *liveTunnel, network, appID, dest, user string) (tunnel.RawConn, error) {
 		switch dest {
 		case "refused.corp:22":
-			return nil, &rawRefusal{Code: "refused", Message: "refused.corp:22 refused the connection"}
+			return nil, &tunnel.RawError{Code: tunnel.RawRefused, Message: "refused.corp:22 refused the connection"}
 		case "unreach.corp:22":
-			return nil, &rawRefusal{Code: "unreachable", Message: "the name unreach.corp does not resolve"}
+			return nil, &tunnel.RawError{Code: tunnel.RawUnreachable, Message: "the name unreach.corp does not resolve"}
 		case "broken.corp:22":
 			return nil, errors.New("the tunnel closed")
 		}
@@ -65,20 +65,9 @@ func rawFake(t *testing.T) func(context.Context, *liveTunnel, string, string, st
 }
 
 func startAccess(t *testing.T) *accessEnv {
-	prevNet, prevRaw := networkOf, defaultRawOpen
-	t.Cleanup(func() { networkOf, defaultRawOpen = prevNet, prevRaw })
-	networkOf = func(a store.Application) (string, []string) {
-		switch a.Name {
-		case "ssh":
-			return "tcp", []string{"echo.corp:22", "refused.corp:22", "unreach.corp:22", "broken.corp:22"}
-		case "lonely":
-			return "tcp", []string{"lonely.corp:22"}
-		case "fab":
-			return "tcp", []string{"fab.corp:22"}
-		}
-		return "", nil
-	}
-	defaultRawOpen = rawFake(t)
+	prev := rawOpen
+	t.Cleanup(func() { rawOpen = prev })
+	rawOpen = rawFake(t)
 	env := &accessEnv{preauthEnv: startPreauth(t)}
 	u, _ := url.Parse(env.appURL)
 	env.addr = "127.0.0.1:" + u.Port()
@@ -88,7 +77,10 @@ func startAccess(t *testing.T) *accessEnv {
 	if rec, eb := call(t, env.srv, "POST", "/groups", tok, map[string]any{"name": "empty"}); rec.Code != 201 {
 		t.Fatalf("create group: %d %s", rec.Code, eb.Error.Message)
 	}
-	for _, a := range []api.CreateAppRequest{{Name: "ssh", InternalURL: "http://127.0.0.1:9"}, {Name: "lonely", InternalURL: "http://127.0.0.1:9", Group: "empty"}} {
+	for _, a := range []api.CreateAppRequest{
+		{Name: "ssh", Type: "tcp", InternalAddresses: []string{"echo.corp:22", "refused.corp:22", "unreach.corp:22", "broken.corp:22"}},
+		{Name: "lonely", Type: "tcp", InternalAddresses: []string{"lonely.corp:22"}, Group: "empty"},
+	} {
 		if rec, eb := call(t, env.srv, "POST", "/apps", tok, a); rec.Code != 201 {
 			t.Fatalf("create %s: %d %s", a.Name, rec.Code, eb.Error.Message)
 		}
@@ -104,7 +96,7 @@ func startAccess(t *testing.T) *accessEnv {
 		t.Fatal(err)
 	}
 	ftok := login(t, env.srv, "admin@fabrikam.com", testPassword)
-	if rec, eb := call(t, env.srv, "POST", "/apps", ftok, api.CreateAppRequest{Name: "fab", InternalURL: "http://127.0.0.1:9"}); rec.Code != 201 {
+	if rec, eb := call(t, env.srv, "POST", "/apps", ftok, api.CreateAppRequest{Name: "fab", Type: "tcp", InternalAddresses: []string{"fab.corp:22"}}); rec.Code != 201 {
 		t.Fatalf("create fab: %d %s", rec.Code, eb.Error.Message)
 	}
 	if err := env.srv.Refresh(ctx); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/sallyport/sallyport/internal/edge"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
@@ -109,6 +110,20 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 			"use 1 to 40 lower-case letters, digits and hyphens, for example 'web' or 'expenses-2'",
 			"%q is not a valid application name", tenancy.Truncate(in.Name, 80))
 	}
+	switch in.Type {
+	case "", store.AppHTTP:
+	case store.AppTCP, store.AppUDP:
+		return s.checkNetworkAppRequest(ctx, t, in)
+	default:
+		return nil, problem.Newf(http.StatusBadRequest, "bad_app_type",
+			"use 'http' (a web application), 'tcp' or 'udp' (a network application of private access)",
+			"%q is not an application type", tenancy.Truncate(in.Type, 40))
+	}
+	if len(in.InternalAddresses) > 0 {
+		return nil, problem.New(http.StatusBadRequest, "bad_internal_address",
+			"give a web application its --internal-url, or create a network application with --type tcp or --type udp",
+			"A web (http) application takes no internal addresses")
+	}
 	iu, err := CheckInternalURL(in.InternalURL)
 	if err != nil {
 		return nil, err
@@ -188,9 +203,68 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 	}
 	now := s.now().UTC()
 	return &appRequest{group: g, note: note, app: store.Application{
-		ID: tenancy.NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, ExternalHost: host,
+		ID: tenancy.NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, Type: store.AppHTTP, ExternalHost: host,
 		InternalURL: iu.String(), Timeout: timeout, PreAuth: preauth,
 		CertPEM: []byte(in.CertPEM), KeyPEM: []byte(in.KeyPEM), Affinity: in.Affinity, BackendProxy: backendProxy, DetailedErrors: in.DetailedErrors, KeepAuthorization: in.KeepAuthorization, Description: description, CreatedAt: now, UpdatedAt: now,
+	}}, nil
+}
+
+// checkNetworkAppRequest checks the request of a network application
+// (tcp or udp): internal addresses, and none of a web application's
+// fields. It is never public: every connection is a signed-in, assigned
+// user's.
+func (s *Server) checkNetworkAppRequest(ctx context.Context, t store.Tenant, in api.CreateAppRequest) (*appRequest, error) {
+	not := func(what, step string) error {
+		return problem.Newf(http.StatusBadRequest, "not_for_network_app", step,
+			"A %s application takes no %s: it is reached through its internal addresses, not over HTTP", in.Type, what)
+	}
+	switch {
+	case len(in.InternalAddresses) == 0:
+		return nil, problem.Newf(http.StatusBadRequest, "no_internal_address",
+			"give one or more --internal-address HOST:PORT, for example db.corp:5432 or 10.1.0.0/24:22",
+			"A %s application needs at least one internal address", in.Type)
+	case in.InternalURL != "":
+		return nil, not("internal URL", "give its destinations with --internal-address HOST:PORT instead")
+	case in.ExternalHost != "":
+		return nil, not("external host", "leave the external host out: users reach it with 'sallyport access'")
+	case in.PreAuth == PreAuthPassthrough:
+		return nil, not("passthrough pre-authentication", "leave the pre-authentication out: only signed-in users assigned to it reach it")
+	case in.PreAuth != "" && in.PreAuth != PreAuthSallyport:
+		return nil, problem.Newf(http.StatusBadRequest, "bad_preauth", "leave the pre-authentication out", "%q is not a pre-authentication", tenancy.Truncate(in.PreAuth, 40))
+	case in.BackendProxy != "":
+		return nil, not("backend proxy", "leave the backend proxy out: the connector dials the internal addresses itself")
+	case in.CertPEM != "" || in.KeyPEM != "":
+		return nil, not("certificate", "leave the certificate and key out")
+	case in.Affinity:
+		return nil, not("session affinity", "leave session affinity out")
+	case in.KeepAuthorization:
+		return nil, not("keep-authorization setting", "leave keep-authorization out")
+	case in.DetailedErrors:
+		return nil, not("detailed error pages", "leave detailed errors out")
+	case in.Timeout != "" && in.Timeout != "default":
+		return nil, not("backend timeout", "leave the timeout out")
+	}
+	set, err := segment.ParseSet(in.InternalAddresses)
+	if err != nil {
+		return nil, problem.New(http.StatusBadRequest, "bad_internal_address",
+			"write each as HOST:PORT or HOST:LOW-HIGH, HOST a name, *.DOMAIN, an IP address or a CIDR prefix, for example db.corp:5432 or 10.1.0.0/24:22", err.Error())
+	}
+	description, err := checkDescription(in.Description)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.groupByName(ctx, t, in.Group)
+	if err != nil {
+		return nil, err
+	}
+	note, err := s.groupConnectorNote(ctx, t, g)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	return &appRequest{group: g, note: note, app: store.Application{
+		ID: tenancy.NewID("a"), TenantID: t.ID, Name: in.Name, GroupID: g.ID, Type: in.Type, InternalAddresses: set.Strings(),
+		Timeout: "default", PreAuth: PreAuthSallyport, Description: description, CreatedAt: now, UpdatedAt: now,
 	}}, nil
 }
 
@@ -302,8 +376,14 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.refreshRoutes(r.Context()); err != nil {
 		return err
 	}
-	s.events.Event(eventlog.AppPublished, fmt.Sprintf("Application '%s' of %s was published at %s with pre-authentication %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, ar.app.PreAuth, p.User.Name),
-		"app", ar.app.Name, "tenant", p.Tenant.Domain, "internal_url", ar.app.InternalURL, "preauth", ar.app.PreAuth)
+	if ar.app.IsNetwork() {
+		addrs := strings.Join(ar.app.InternalAddresses, ", ")
+		s.events.Event(eventlog.NetworkAppCreated, fmt.Sprintf("Network application '%s' (%s) of %s was created for %s by %s", ar.app.Name, ar.app.Type, p.Tenant.Domain, addrs, p.User.Name),
+			"app", ar.app.Name, "tenant", p.Tenant.Domain, "type", ar.app.Type, "internal_addresses", strings.Join(ar.app.InternalAddresses, ","), "user", p.User.Name)
+	} else {
+		s.events.Event(eventlog.AppPublished, fmt.Sprintf("Application '%s' of %s was published at %s with pre-authentication %s by %s", ar.app.Name, p.Tenant.Domain, ar.app.ExternalHost, ar.app.PreAuth, p.User.Name),
+			"app", ar.app.Name, "tenant", p.Tenant.Domain, "internal_url", ar.app.InternalURL, "preauth", ar.app.PreAuth)
+	}
 	out := s.apiApp(ar.app, ar.group.Name)
 	out.Note = ar.note
 	if ar.app.PreAuth == PreAuthPassthrough {
@@ -314,12 +394,18 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p *prin
 }
 
 func (s *Server) apiApp(a store.Application, group string) api.App {
+	if a.IsNetwork() {
+		return api.App{
+			ID: a.ID, Name: a.Name, Group: group, Type: a.Type, InternalAddresses: a.InternalAddresses, Timeout: a.Timeout, PreAuth: a.PreAuth,
+			Description: a.Description, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		}
+	}
 	u := "https://" + a.ExternalHost
 	if port := s.publicPort(); port != "" && port != "443" {
 		u += ":" + port
 	}
 	return api.App{
-		ID: a.ID, Name: a.Name, Group: group, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
+		ID: a.ID, Name: a.Name, Group: group, Type: store.AppHTTP, ExternalHost: a.ExternalHost, ExternalURL: u + "/",
 		InternalURL: a.InternalURL, Timeout: a.Timeout, PreAuth: a.PreAuth, Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization, Description: a.Description, CustomCert: len(a.CertPEM) > 0,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
@@ -380,7 +466,7 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	req := api.CreateAppRequest{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
+	req := api.CreateAppRequest{Name: a.Name, Type: a.Type, InternalAddresses: a.InternalAddresses, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Timeout: a.Timeout,
 		PreAuth: a.PreAuth, CertPEM: string(a.CertPEM), KeyPEM: string(a.KeyPEM), Affinity: a.Affinity, BackendProxy: a.BackendProxy, DetailedErrors: a.DetailedErrors, KeepAuthorization: a.KeepAuthorization, Description: a.Description}
 	names, err := s.groupNames(r.Context(), p.Tenant.ID)
 	if err != nil {
@@ -389,6 +475,9 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	req.Group = names[a.GroupID]
 	if in.InternalURL != nil {
 		req.InternalURL = *in.InternalURL
+	}
+	if in.InternalAddresses != nil {
+		req.InternalAddresses = *in.InternalAddresses
 	}
 	if in.Group != nil {
 		req.Group = *in.Group
@@ -430,6 +519,11 @@ func (s *Server) handleUpdateApp(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	out := s.apiApp(ar.app, ar.group.Name)
 	out.Note = ar.note
+	if from, to := strings.Join(a.InternalAddresses, ","), strings.Join(ar.app.InternalAddresses, ","); a.IsNetwork() && from != to {
+		s.events.Event(eventlog.NetworkAppAddressesChanged, fmt.Sprintf("The internal addresses of the network application '%s' of %s were changed from %s to %s by %s", a.Name, p.Tenant.Domain,
+			strings.Join(a.InternalAddresses, ", "), strings.Join(ar.app.InternalAddresses, ", "), p.User.Name),
+			"tenant", p.Tenant.Domain, "app", a.Name, "from", from, "to", to, "user", p.User.Name)
+	}
 	if a.PreAuth != ar.app.PreAuth {
 		s.events.Event(eventlog.AppPreAuthChanged, fmt.Sprintf("The pre-authentication of the application '%s' of %s was changed from %s to %s by %s", a.Name, p.Tenant.Domain, a.PreAuth, ar.app.PreAuth, p.User.Name),
 			"tenant", p.Tenant.Domain, "app", a.Name, "from", a.PreAuth, "to", ar.app.PreAuth, "user", p.User.Name)

@@ -460,3 +460,43 @@ func TestConsoleDomains(t *testing.T) {
 		t.Fatal("the domain is still in the store")
 	}
 }
+
+// TestConsoleNetworkApps: the admin center creates a network application
+// from its type and a textarea of addresses (one a line), shows its type
+// and addresses on its page and in the list, saves a new list, and shows
+// the API's refusal beside what was typed.
+func TestConsoleNetworkApps(t *testing.T) {
+	env := startMyApps(t)
+	ctx := t.Context()
+	b := adminBrowser(t, env, "admin@contoso.com")
+	page, csrf := b.page("/admin/apps/new", 200)
+	wantIn(t, page, `id="type"`, `<option value="tcp">`, `id="internal_addresses"`)
+
+	bad := url.Values{"name": {"db"}, "type": {"tcp"}, "internal_addresses": {"db.corp:5432\r\ndb.corp"}, "group": {"Default"}, "timeout": {"default"}, "preauth": {"sallyport"}}
+	status, msg := apiMessage(t, env, "POST", "/apps", api.CreateAppRequest{Name: "db", Type: "tcp", InternalAddresses: []string{"db.corp:5432", "db.corp"}})
+	page = b.post("/admin/apps", csrf, bad, status)
+	wantIn(t, page, `id="error"`, msg, `<option value="tcp" selected>`, "db.corp:5432\r\ndb.corp</textarea>")
+
+	good := url.Values{"name": {"db"}, "type": {"tcp"}, "internal_addresses": {"db.corp:5432\r\n\r\n 10.1.0.0/24:22 \r\n"}, "group": {"Default"}, "timeout": {"default"}, "preauth": {"sallyport"}}
+	page = b.post("/admin/apps", csrf, good, http.StatusSeeOther)
+	wantIn(t, page, "Created the tcp application &#39;db&#39; for db.corp:5432, 10.1.0.0/24:22.", `id="app-type">tcp`, "<li>db.corp:5432</li><li>10.1.0.0/24:22</li>",
+		`<input type="hidden" name="type" value="tcp">`)
+	if strings.Contains(page, `id="external-url"`) || strings.Contains(page, `id="internal_url"`) {
+		t.Errorf("the network application's page shows web fields:\n%s", page)
+	}
+	a, err := env.srv.store.AppByName(ctx, env.tenant.ID, "db")
+	if err != nil || a.Type != "tcp" || strings.Join(a.InternalAddresses, " ") != "db.corp:5432 10.1.0.0/24:22" || a.ExternalHost != "" {
+		t.Fatalf("the store's db: %+v, %v", a, err)
+	}
+
+	page = b.post("/admin/apps/db", csrf, url.Values{"type": {"tcp"}, "internal_addresses": {"db2.corp:5432"}, "group": {"Default"}, "description": {"Postgres"}}, http.StatusSeeOther)
+	wantIn(t, page, "Saved &#39;db&#39;: db2.corp:5432.", "<li>db2.corp:5432</li>")
+	status, msg = apiMessage(t, env, "PATCH", "/apps/db", api.UpdateAppRequest{InternalAddresses: &[]string{}})
+	page = b.post("/admin/apps/db", csrf, url.Values{"type": {"tcp"}, "internal_addresses": {""}, "group": {"Default"}}, status)
+	wantIn(t, page, `id="error"`, msg)
+
+	page, _ = b.page("/admin/apps", 200)
+	wantIn(t, page, `id="app-db"`, "<td>tcp</td><td>db2.corp:5432</td>", "<td>http</td>")
+	page = b.post("/admin/apps/db/test", csrf, nil, 200)
+	wantIn(t, page, "tcp application for db2.corp:5432", "A network application has no internal URL")
+}

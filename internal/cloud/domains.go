@@ -129,6 +129,9 @@ func (s *Server) warnUnownedHosts(ctx context.Context) error {
 	}
 	tenants := map[string]store.Tenant{}
 	for _, a := range apps {
+		if a.IsNetwork() {
+			continue // no external host
+		}
 		t, ok := tenants[a.TenantID]
 		if !ok {
 			if t, err = s.store.TenantByID(ctx, a.TenantID); err != nil {

@@ -461,6 +461,9 @@ func (r *registry) ensureConfig(ctx context.Context, lt *liveTunnel) error {
 // push sends cfg on the tunnel; callers hold pushMu.
 func (lt *liveTunnel) push(ctx context.Context, cfg *tunnel.Config) error {
 	c := *cfg
+	if !lt.conn.Hello.NetworkApps {
+		c = c.WebOnly()
+	}
 	c.ConnectorID = lt.conn.ID
 	js, _ := json.Marshal(&c)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

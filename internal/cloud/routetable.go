@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
@@ -44,9 +45,45 @@ type routeTable struct {
 	// descriptions of the applications, by id, for My Apps (myapps.go):
 	// the edge has no use for them.
 	descriptions map[string]string
-	// netApps are the network applications (tcp, udp) by tenant id, for
-	// private access (accessnet.go).
-	netApps map[string][]*netApp
+	// netApps are the network applications (tcp, udp) by tenant id and
+	// name: never in byHost, so the edge routes no host to them and no
+	// certificate is asked for them.
+	netApps map[netAppKey]*netApp
+}
+
+type netAppKey struct{ tenantID, name string }
+
+// netApp is a network application as private access needs it.
+type netApp struct {
+	ID, TenantID, Tenant, Name, GroupID, Type string
+	Group                                     string // the group's name, for messages
+	Segments                                  segment.Set
+}
+
+// addNetworkApp adds a network application: to netApps and to its
+// group's configuration (type and segments, no host, no internal URL).
+func (t *routeTable) addNetworkApp(a store.Application, tenant string) {
+	set, err := segment.ParseSet(a.InternalAddresses)
+	if err != nil {
+		set = nil // written by the API, which parsed them: cannot happen; the app then covers nothing
+	}
+	na := &netApp{ID: a.ID, TenantID: a.TenantID, Tenant: tenant, Name: a.Name, GroupID: a.GroupID, Type: a.Type, Segments: set}
+	if cfg := t.configs[a.GroupID]; cfg != nil {
+		na.Group = cfg.Group
+	}
+	t.netApps[netAppKey{a.TenantID, a.Name}] = na
+	if a.Description != "" {
+		t.descriptions[a.ID] = a.Description
+	}
+	if cfg := t.configs[a.GroupID]; cfg != nil {
+		cfg.Apps = append(cfg.Apps, tunnel.AppConfig{ID: a.ID, Name: a.Name, Type: a.Type, Segments: set.Strings(), Timeout: timeoutFor(a.Timeout)})
+	}
+}
+
+// networkApp returns the network application of a tenant by name.
+func (t *routeTable) networkApp(tenantID, name string) (*netApp, bool) {
+	a, ok := t.netApps[netAppKey{tenantID, name}]
+	return a, ok
 }
 
 // Lookup implements edge.Routes.
@@ -67,7 +104,7 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 	}
 	t := &routeTable{byHost: map[string]*edge.App{}, certs: map[string]*tls.Certificate{}, configs: map[string]*tunnel.Config{}, labels: map[string]store.Tenant{},
 		tenants: map[string]store.Tenant{}, users: map[string]*dirUser{}, access: map[string]*appAccess{}, settings: map[string]store.TenantSettings{},
-		admins: map[string][]string{}, descriptions: map[string]string{}, netApps: map[string][]*netApp{}}
+		admins: map[string][]string{}, descriptions: map[string]string{}, netApps: map[netAppKey]*netApp{}}
 	for _, ten := range tenants {
 		if err := s.loadDirectory(ctx, t, ten); err != nil {
 			return nil, err
@@ -90,15 +127,15 @@ func (s *Server) loadRoutes(ctx context.Context) (*routeTable, error) {
 		t.labels[ten.Label] = ten
 	}
 	for _, a := range apps {
+		if a.IsNetwork() {
+			t.addNetworkApp(a, domains[a.TenantID])
+			continue
+		}
 		ea := &edge.App{
 			ID: a.ID, TenantID: a.TenantID, Tenant: domains[a.TenantID], Name: a.Name,
 			GroupID: a.GroupID, Group: groupNames[a.GroupID], ExternalHost: a.ExternalHost,
 			InternalURL: a.InternalURL, Timeout: timeoutFor(a.Timeout), TimeoutName: a.Timeout, Affinity: a.Affinity,
 			DetailedErrors: a.DetailedErrors, PreAuth: a.PreAuth == PreAuthSallyport, KeepAuthorization: a.KeepAuthorization,
-		}
-		if network, segs := networkOf(a); network != "" {
-			t.netApps[a.TenantID] = append(t.netApps[a.TenantID], &netApp{ID: a.ID, TenantID: a.TenantID, Tenant: ea.Tenant, Name: a.Name,
-				Network: network, GroupID: a.GroupID, Group: ea.Group, Segments: segs})
 		}
 		t.byHost[a.ExternalHost] = ea
 		if a.Description != "" {

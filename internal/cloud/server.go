@@ -274,7 +274,6 @@ type Server struct {
 	feed         feedState                           // the store's change feed (changes.go)
 	accessLimits accessLimits                        // private access: per user rate, streams per user and tenant (accessnet.go)
 	openNet      netOpener                           // opens a private access stream on a connector (accessnet.go)
-	rawOpen      func(ctx context.Context, lt *liveTunnel, network, appID, dest, user string) (rawConn, error)
 }
 
 // New opens the data directory and prepares a server.
@@ -359,7 +358,7 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s.registry = newRegistry(s.log, cfg.ConnectorLimit, s.routesNow, s.refreshRoutes)
-	s.openNet, s.rawOpen = s.openOnConnector, defaultRawOpen
+	s.openNet = s.openOnConnector
 	s.registry.maxTunnels = cfg.MaxTunnelsPerConnector
 	t, err := s.loadRoutes(context.Background())
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/statedir"
 	"github.com/sallyport/sallyport/internal/tunnel"
 	"github.com/sallyport/sallyport/internal/version"
@@ -33,11 +34,23 @@ type handler struct {
 	mu        sync.Mutex                 // serialises config updates
 
 	backendLogs eventlog.Throttle // at most one backend failure event per app per second
+	rawLogs     eventlog.Throttle // at most one refused destination and one dial failure event per app per second
 }
 
 type appTable struct {
 	cfg  tunnel.Config
-	byID map[string]*app
+	byID map[string]*app // web applications: served over HTTP
+	// netByID are the network applications (tcp, udp): never served over
+	// HTTP, reached only through raw streams, to their segments.
+	netByID map[string]*netApp
+}
+
+// netApp is a network application the connector serves: the only
+// destinations it dials for it are those its segments cover.
+type netApp struct {
+	cfg      tunnel.AppConfig
+	segments segment.Set
+	met      *appMetrics
 }
 
 type app struct {
@@ -63,7 +76,7 @@ func newHandler(c *Connector) *handler {
 		// field count is checked by serveProxied and serveUpgrade.
 		MaxResponseHeaderBytes: respLimits.WireBytes(),
 	}
-	h.apps.Store(&appTable{byID: map[string]*app{}})
+	h.apps.Store(&appTable{byID: map[string]*app{}, netByID: map[string]*netApp{}})
 	return h
 }
 
@@ -112,6 +125,7 @@ func (h *handler) serveControl(w http.ResponseWriter, r *http.Request) {
 			Arch:          runtime.GOARCH,
 			ConfigVersion: h.apps.Load().cfg.Version,
 			RelayWindow:   true,
+			NetworkApps:   true,
 		})
 	case r.Method == http.MethodPut && r.URL.Path == tunnel.PathConfig:
 		var cfg tunnel.Config
@@ -158,8 +172,23 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 	if cfg.Version == h.apps.Load().cfg.Version {
 		return nil
 	}
-	t := &appTable{cfg: cfg, byID: make(map[string]*app, len(cfg.Apps))}
+	t := &appTable{cfg: cfg, byID: make(map[string]*app, len(cfg.Apps)), netByID: map[string]*netApp{}}
 	for _, ac := range cfg.Apps {
+		switch ac.Type {
+		case "", "http":
+		case "tcp", "udp":
+			set, err := segment.ParseSet(ac.Segments)
+			if err != nil {
+				return fmt.Errorf("application %s has unusable internal addresses: %v", ac.Name, err)
+			}
+			if len(set) == 0 {
+				return fmt.Errorf("application %s has no internal address", ac.Name)
+			}
+			t.netByID[ac.ID] = &netApp{cfg: ac, segments: set, met: h.c.metrics.forApp(ac.Name)}
+			continue
+		default:
+			return fmt.Errorf("application %s has the unknown type %q", ac.Name, ac.Type)
+		}
 		u, err := url.Parse(ac.InternalURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("application %s has an unusable internal URL", ac.Name)
@@ -175,6 +204,16 @@ func (h *handler) setConfig(cfg tunnel.Config) error {
 	h.c.events.Event(eventlog.ConfigReceived, fmt.Sprintf("The connector received its configuration: group '%s', %d application(s)", cfg.Group, len(cfg.Apps)),
 		"group", cfg.Group, "version", cfg.Version)
 	return nil
+}
+
+// networkApp returns the network application id of the configuration
+// held (tcp or udp) and its segments.
+func (h *handler) networkApp(id string) (tunnel.AppConfig, segment.Set, bool) {
+	a := h.apps.Load().netByID[id]
+	if a == nil {
+		return tunnel.AppConfig{}, nil, false
+	}
+	return a.cfg, a.segments, true
 }
 
 // ConfigVersion returns the version of the configuration held.

@@ -34,6 +34,8 @@ type metrics struct {
 	bytesIn    *prometheus.CounterVec
 	bytesOut   *prometheus.CounterVec
 	reconnects prometheus.Counter
+	rawConns   *prometheus.CounterVec
+	rawOpen    *prometheus.GaugeVec
 }
 
 func newMetrics(c *Connector) *metrics {
@@ -52,18 +54,24 @@ func newMetrics(c *Connector) *metrics {
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 85, 180},
 	}, []string{"app"})
 	m.bytesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sallyport_connector_received_bytes_total", Help: "Request body bytes received from the cloud, by application.",
+		Name: "sallyport_connector_received_bytes_total", Help: "Request body bytes (network applications: the connection's bytes) received from the cloud, by application.",
 	}, []string{"app"})
 	m.bytesOut = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sallyport_connector_sent_bytes_total", Help: "Response body bytes sent to the cloud, by application.",
+		Name: "sallyport_connector_sent_bytes_total", Help: "Response body bytes (network applications: the connection's bytes) sent to the cloud, by application.",
 	}, []string{"app"})
 	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sallyport_connector_reconnects_total", Help: "Tunnel connections that closed and were dialled again.",
 	})
+	m.rawConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sallyport_connector_network_connections_total", Help: "Connections asked for to network applications' destinations, by application and result (ok, not_covered, unreachable, refused).",
+	}, []string{"app", "result"})
+	m.rawOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sallyport_connector_network_connections_open", Help: "Connections to network applications' destinations open now, by application.",
+	}, []string{"app"})
 	expiry := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sallyport_connector_certificate_expiry_seconds", Help: "Seconds until the connector's certificate expires (negative once expired).",
 	}, func() float64 { return time.Until(c.State().Leaf.NotAfter).Seconds() })
-	m.reg.MustRegister(m.tunnelsUp, m.inFlight, m.requests, m.backend, m.bytesIn, m.bytesOut, m.reconnects, expiry,
+	m.reg.MustRegister(m.tunnelsUp, m.inFlight, m.requests, m.backend, m.bytesIn, m.bytesOut, m.reconnects, m.rawConns, m.rawOpen, expiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

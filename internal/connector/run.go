@@ -293,7 +293,7 @@ func (c *Connector) keepTunnel(ctx context.Context, sl *slot) {
 			c.handler.ServeHTTP(w, r)
 		})
 		if protocol == 2 {
-			tunnel.ServeSession(ctx, conn, h, c.cfg.Tunnel)
+			tunnel.ServeSession(ctx, conn, rawHandler{Handler: h, d: c.handler}, c.cfg.Tunnel)
 		} else {
 			tunnel.Serve(ctx, conn, h, c.cfg.Tunnel)
 		}

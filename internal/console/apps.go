@@ -13,7 +13,11 @@ import (
 // appForm is what the application form holds: the application's values,
 // or what was typed when the API refused them.
 type appForm struct {
-	Name              string
+	Name string
+	// Type is "http", "tcp" or "udp"; Addresses a network application's
+	// internal addresses, one a line, as typed.
+	Type              string
+	Addresses         string
 	InternalURL       string
 	HostName          string // the part before the chosen domain
 	HostDomain        string // a proven domain, "" for the default name
@@ -119,6 +123,8 @@ func readAppForm(r *http.Request) appForm {
 	f := r.PostForm
 	return appForm{
 		Name:              strings.TrimSpace(f.Get("name")),
+		Type:              f.Get("type"),
+		Addresses:         f.Get("internal_addresses"),
 		InternalURL:       strings.TrimSpace(f.Get("internal_url")),
 		HostName:          strings.TrimSpace(f.Get("host_name")),
 		HostDomain:        strings.TrimSpace(f.Get("host_domain")),
@@ -131,6 +137,21 @@ func readAppForm(r *http.Request) appForm {
 		BackendProxy:      strings.TrimSpace(f.Get("backend_proxy")),
 		Description:       strings.TrimSpace(f.Get("description")),
 	}
+}
+
+// network reports whether the form is of a network application.
+func (f appForm) network() bool { return f.Type == "tcp" || f.Type == "udp" }
+
+// addresses are the form's internal addresses: one a line, blank lines
+// left out (the API checks each, and their number).
+func (f appForm) addresses() []string {
+	out := []string{} // never nil: an empty list is sent as [], not left out
+	for _, l := range strings.Split(f.Addresses, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // externalHost is the host the form asks for: "" (the API's default
@@ -160,9 +181,22 @@ func apiRefusal(err error) (*APIError, error) {
 // createApp publishes an application (POST /admin/apps).
 func (c *Console) createApp(w http.ResponseWriter, r *http.Request, u User) error {
 	f := readAppForm(r)
-	in := api.CreateAppRequest{Name: f.Name, InternalURL: f.InternalURL, Group: f.Group, ExternalHost: f.externalHost(),
+	in := api.CreateAppRequest{Name: f.Name, Type: f.Type, InternalURL: f.InternalURL, Group: f.Group, ExternalHost: f.externalHost(),
 		Timeout: f.Timeout, PreAuth: f.PreAuth, Affinity: f.Affinity, BackendProxy: f.BackendProxy,
 		DetailedErrors: f.DetailedErrors, KeepAuthorization: f.KeepAuthorization, Description: f.Description}
+	if f.network() {
+		// A network application: its addresses, and the web fields only
+		// when they differ from the form's defaults (the API refuses them).
+		in.InternalAddresses = f.addresses()
+		if in.Timeout == "default" {
+			in.Timeout = ""
+		}
+		if in.PreAuth == "sallyport" {
+			in.PreAuth = ""
+		}
+	} else if f.Addresses != "" {
+		in.InternalAddresses = f.addresses()
+	}
 	var a api.App
 	err := c.Call(r, u, http.MethodPost, "/apps", in, &a)
 	if err != nil {
@@ -176,6 +210,9 @@ func (c *Console) createApp(w http.ResponseWriter, r *http.Request, u User) erro
 		}
 		c.render(w, r, u, ae.Status, "appnew", "apps", v)
 		return nil
+	}
+	if a.Type == "tcp" || a.Type == "udp" {
+		return c.done(w, r, Prefix+"/apps/"+url.PathEscape(a.Name), withAPINotes(fmt.Sprintf("Created the %s application '%s' for %s.", a.Type, a.Name, strings.Join(a.InternalAddresses, ", ")), a.Note))
 	}
 	return c.done(w, r, Prefix+"/apps/"+url.PathEscape(a.Name), withAPINotes(fmt.Sprintf("Published '%s' at %s.", a.Name, a.ExternalURL), a.Note, a.PublicNote))
 }
@@ -201,11 +238,11 @@ func (c *Console) appView(r *http.Request, u User, f *appForm) (appFormView, err
 		return v, err
 	}
 	a := v.App
-	v.Form = appForm{Name: a.Name, InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Group: a.Group, Timeout: a.Timeout,
+	v.Form = appForm{Name: a.Name, Type: a.Type, Addresses: strings.Join(a.InternalAddresses, "\n"), InternalURL: a.InternalURL, ExternalHost: a.ExternalHost, Group: a.Group, Timeout: a.Timeout,
 		PreAuth: a.PreAuth, KeepAuthorization: a.KeepAuthorization, Affinity: a.Affinity, DetailedErrors: a.DetailedErrors,
 		BackendProxy: a.BackendProxy, Description: a.Description}
 	if f != nil {
-		f.Name, f.ExternalHost = a.Name, a.ExternalHost
+		f.Name, f.ExternalHost, f.Type = a.Name, a.ExternalHost, a.Type
 		v.Form = *f
 	}
 	return v, nil
@@ -229,6 +266,12 @@ func (c *Console) updateApp(w http.ResponseWriter, r *http.Request, u User) erro
 	in := api.UpdateAppRequest{InternalURL: &f.InternalURL, Group: &f.Group, Timeout: &f.Timeout, Affinity: &f.Affinity,
 		BackendProxy: &f.BackendProxy, DetailedErrors: &f.DetailedErrors, KeepAuthorization: &f.KeepAuthorization,
 		PreAuth: &f.PreAuth, Description: &f.Description}
+	if f.network() {
+		// The form of a network application has its addresses, group and
+		// description only.
+		addrs := f.addresses()
+		in = api.UpdateAppRequest{InternalAddresses: &addrs, Group: &f.Group, Description: &f.Description}
+	}
 	var a api.App
 	err := c.Call(r, u, http.MethodPatch, "/apps/"+url.PathEscape(name), in, &a)
 	if err != nil {
@@ -243,6 +286,9 @@ func (c *Console) updateApp(w http.ResponseWriter, r *http.Request, u User) erro
 		v.Error = ae.Message
 		c.render(w, r, u, ae.Status, "app", "apps", v)
 		return nil
+	}
+	if a.Type == "tcp" || a.Type == "udp" {
+		return c.done(w, r, Prefix+"/apps/"+url.PathEscape(a.Name), withAPINotes(fmt.Sprintf("Saved '%s': %s.", a.Name, strings.Join(a.InternalAddresses, ", ")), a.Note))
 	}
 	return c.done(w, r, Prefix+"/apps/"+url.PathEscape(a.Name), withAPINotes(fmt.Sprintf("Saved '%s': %s → %s.", a.Name, a.ExternalURL, a.InternalURL), a.Note, a.PublicNote))
 }
@@ -304,6 +350,10 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 	}
 	steps := []testStep{{Name: "The application is published", Result: "passed",
 		Detail: fmt.Sprintf("%s → %s, connector group '%s', timeout %s, pre-authentication %s.", a.ExternalURL, a.InternalURL, a.Group, a.Timeout, a.PreAuth)}}
+	network := a.Type == "tcp" || a.Type == "udp"
+	if network {
+		steps[0].Detail = fmt.Sprintf("%s application for %s, connector group '%s'.", a.Type, strings.Join(a.InternalAddresses, ", "), a.Group)
+	}
 	connected := 0
 	for _, x := range d.Connectors {
 		if x.Tunnels > 0 {
@@ -323,6 +373,8 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 	}
 	probe := testStep{Name: "The backend answers a test request", Result: "passed"}
 	switch {
+	case network:
+		probe.Result, probe.Detail = "not run", "A network application has no internal URL to send a test request to."
 	case len(d.Probes) == 0 && connected == 0:
 		probe.Result, probe.Detail = "not run", "No connector of the group is connected to send it."
 	case len(d.Probes) == 0:

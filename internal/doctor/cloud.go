@@ -521,6 +521,10 @@ func (r *runner) checkGroup(_ context.Context, s *Step) {
 	}
 	var names []string
 	for _, a := range st.Apps {
+		if a.IsNetwork() {
+			names = append(names, fmt.Sprintf("%s (%s → %s)", a.Name, a.Type, strings.Join(a.Segments, ", ")))
+			continue
+		}
 		names = append(names, fmt.Sprintf("%s (%s → %s)", a.Name, a.ExternalHost, a.InternalURL))
 	}
 	noun := "applications"

@@ -40,6 +40,10 @@ const (
 	// Connector: backend (1400–1499)
 	BackendRequestFailed ID = 1400 // A request to an internal application failed
 
+	// Connector: private access (1500–1509)
+	RawRefused    ID = 1500 // A destination of a network application was refused: outside its internal addresses, or not a network application of the connector's
+	RawDialFailed ID = 1501 // The connector could not connect to a network application's destination
+
 	// Cloud: the service (2000–2099)
 	CloudStarted ID = 2000 // The cloud service started
 	CloudStopped ID = 2001 // The cloud service stopped
@@ -76,6 +80,9 @@ const (
 	AppHostRefused     ID = 2406 // Publishing an application was refused: its external host is not the tenant's
 	AppHostNotOwned    ID = 2410 // An application is published at a host its tenant does not own (made by an older version)
 
+	// Cloud: network applications of private access (2500–2509)
+	NetworkAppCreated          ID = 2500 // A network application (tcp or udp) was created
+	NetworkAppAddressesChanged ID = 2501 // A network application's internal addresses were changed
 	// Cloud: private access, the client's streams (2515–2529)
 	NetAccessRefused ID = 2515 // A private access stream was refused (not signed in, not assigned, outside the segments, no connector, refused at the connector, limits)
 	NetAccessRetried ID = 2516 // A connector failed to open a private access stream: another connector of the group was tried
@@ -205,6 +212,9 @@ var Catalog = []Def{
 	{ConfigRefused, LevelError, "configuration", "The connector refused a configuration from the cloud"},
 	// Connector: backend (1400–1499)
 	{BackendRequestFailed, LevelWarning, "backend", "A request to an internal application failed"},
+	// Connector: private access (1500–1509)
+	{RawRefused, LevelWarning, "private access", "A destination of a network application was refused: outside its internal addresses, or not a network application of the connector's"},
+	{RawDialFailed, LevelWarning, "private access", "The connector could not connect to a network application's destination"},
 	// Cloud: the service (2000–2099)
 	{CloudStarted, LevelInformation, "cloud", "The cloud service started"},
 	{CloudStopped, LevelInformation, "cloud", "The cloud service stopped"},
@@ -236,6 +246,9 @@ var Catalog = []Def{
 	{DomainClaimRefused, LevelWarning, "domains", "A tenant's claim of a domain was refused"},
 	{AppHostRefused, LevelWarning, "domains", "Publishing an application was refused: its external host is not the tenant's"},
 	{AppHostNotOwned, LevelWarning, "domains", "An application is published at a host its tenant does not own (made by an older version)"},
+	// Cloud: network applications of private access (2500–2509)
+	{NetworkAppCreated, LevelInformation, "configuration", "A network application (tcp or udp) was created"},
+	{NetworkAppAddressesChanged, LevelInformation, "configuration", "A network application's internal addresses were changed"},
 	// Cloud: private access, the client's streams (2515–2529)
 	{NetAccessRefused, LevelWarning, "access", "A private access stream was refused (not signed in, not assigned, outside the segments, no connector, refused at the connector, limits)"},
 	{NetAccessRetried, LevelWarning, "access", "A connector failed to open a private access stream: another connector of the group was tried"},

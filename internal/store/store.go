@@ -193,18 +193,23 @@ type Revocation struct {
 // Application maps an external host at the edge to an internal URL reached
 // by the connectors of one group.
 type Application struct {
-	ID           string
-	TenantID     string
-	Name         string
-	GroupID      string
-	ExternalHost string // lower-case, unique across the cloud
-	InternalURL  string
-	Timeout      string // "default" or "long"
-	PreAuth      string // "passthrough" (later also "sallyport")
-	CertPEM      []byte // optional edge certificate for ExternalHost
-	KeyPEM       []byte // its key; secret
-	Affinity     bool   // session affinity: keep a browser on one connector
-	BackendProxy string // forward proxy URL the connector uses for this backend ("" for none)
+	ID       string
+	TenantID string
+	Name     string
+	GroupID  string
+	// Type is AppHTTP (also written for ""), AppTCP or AppUDP.
+	Type         string
+	ExternalHost string // lower-case, unique across the cloud; "" for a network application
+	InternalURL  string // "" for a network application
+	// InternalAddresses are a network application's segments as typed
+	// (package segment), nil for a web application.
+	InternalAddresses []string
+	Timeout           string // "default" or "long"
+	PreAuth           string // "passthrough" (later also "sallyport")
+	CertPEM           []byte // optional edge certificate for ExternalHost
+	KeyPEM            []byte // its key; secret
+	Affinity          bool   // session affinity: keep a browser on one connector
+	BackendProxy      string // forward proxy URL the connector uses for this backend ("" for none)
 	// DetailedErrors shows the detailed error pages (internal URL, the
 	// connector's account of a failure) to anyone, for the app's developers.
 	DetailedErrors bool
@@ -681,7 +686,7 @@ type Store interface {
 	// routing table, never for an API answer.
 	ListAllApps(ctx context.Context) ([]Application, error)
 	// UpdateApp replaces the mutable fields (GroupID, ExternalHost,
-	// InternalURL, Timeout, PreAuth, CertPEM, KeyPEM, Affinity, BackendProxy,
+	// InternalURL, InternalAddresses, Timeout, PreAuth, CertPEM, KeyPEM, Affinity, BackendProxy,
 	// DetailedErrors, KeepAuthorization, UpdatedAt) of the
 	// application with a.TenantID and a.ID.
 	UpdateApp(ctx context.Context, a Application) error

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +61,68 @@ func Pair(t testing.TB) (client, server net.Conn) {
 		r.c.Close()
 	})
 	return client, r.c
+}
+
+// ServeTCP serves each connection accepted on a new 127.0.0.1 listener
+// with serve (which may leave the connection open: it is closed after)
+// and returns the listener's address. The test's cleanup closes the
+// listener and waits for every serve to return.
+func ServeTCP(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// ServeUDP answers each datagram received on a new 127.0.0.1 socket with
+// answer(datagram) and returns the socket's address. The test's cleanup
+// closes it and waits for its goroutine.
+func ServeUDP(t testing.TB, answer func([]byte) []byte) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(answer(buf[:n]), from)
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-done
+	})
+	return pc.LocalAddr().String()
 }
 
 // WaitUntil polls cond until it holds, failing t after Wait with "timed

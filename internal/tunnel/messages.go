@@ -80,6 +80,25 @@ type Hello struct {
 	// RelayWindow: the connector honours the window of a relay stream's
 	// open message (OpenMessage.Window, docs/protocol.md §15.2).
 	RelayWindow bool `json:"relay_window,omitempty"`
+	// NetworkApps: the connector keeps network applications (AppConfig
+	// Type tcp or udp) in its configuration apart from its web
+	// applications. The cloud sends them only to connectors that say so:
+	// an older one refuses a configuration with an application that has
+	// no internal URL.
+	NetworkApps bool `json:"network_apps,omitempty"`
+}
+
+// WebOnly is c without its network applications (for a connector whose
+// Hello lacks NetworkApps).
+func (c Config) WebOnly() Config {
+	apps := make([]AppConfig, 0, len(c.Apps))
+	for _, a := range c.Apps {
+		if !a.IsNetwork() {
+			apps = append(apps, a)
+		}
+	}
+	c.Apps = apps
+	return c
 }
 
 // Config is what the cloud tells a connector on PathConfig: its group and
@@ -138,7 +157,19 @@ type AppConfig struct {
 	// BackendProxy, when set, is the forward proxy (http://HOST:PORT) the
 	// connector sends this application's backend requests through.
 	BackendProxy string `json:"backend_proxy,omitempty"`
+	// Type is "" or "http" for a web application, "tcp" or "udp" for a
+	// network application (private access), which has no external host
+	// and no internal URL and is never served over HTTP.
+	Type string `json:"type,omitempty"`
+	// Segments are a network application's internal addresses as typed
+	// (package segment parses them): the only destinations the connector
+	// dials for it.
+	Segments []string `json:"segments,omitempty"`
 }
+
+// IsNetwork reports whether the application is a network application
+// (tcp or udp), which the connector never serves over HTTP.
+func (a AppConfig) IsNetwork() bool { return a.Type == "tcp" || a.Type == "udp" }
 
 // ErrorBody is the JSON body of a response the connector makes itself
 // (marked with HeaderError).

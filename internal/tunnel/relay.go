@@ -28,6 +28,11 @@ type OpenMessage struct {
 	// whose Hello says RelayWindow. The window grows with credit (WINDOW
 	// frames) as usual.
 	Window int `json:"window,omitempty"`
+	// Dest is the destination of a raw stream (kinds "tcp" and "udp"),
+	// HOST:PORT; User the signed-in user it is for (informational, for
+	// the connector's log).
+	Dest string `json:"dest,omitempty"`
+	User string `json:"user,omitempty"`
 }
 
 // ErrNotSent marks a relay failure that happened before any byte of the

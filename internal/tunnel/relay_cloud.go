@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -179,23 +178,7 @@ func (c *Client) roundTripRelay(req *http.Request, app string) (*http.Response, 
 
 // openRelay opens a relay stream of kind for app.
 func (c *Client) openRelay(kind, app string) (*mux.Stream, error) {
-	if !c.Available() {
-		// Told to drain (GOAWAY), or closed: no new stream (§15.4).
-		return nil, fmt.Errorf("%w: the connection takes no new request", ErrNotSent)
-	}
-	om := OpenMessage{Kind: kind, App: app}
-	if c.openWindow.Load() {
-		om.Window = RelayInitialWindow
-	}
-	msg, _ := json.Marshal(om)
-	st, err := c.sess.OpenWindow(msg, om.Window)
-	if err != nil {
-		if errors.Is(err, mux.ErrIDsExhausted) {
-			c.retire()
-		}
-		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
-	}
-	return st, nil
+	return c.openRelayMsg(OpenMessage{Kind: kind, App: app})
 }
 
 // errNoRelayUpgrade: the connector does not know relay streams of kind

@@ -46,7 +46,7 @@ func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg Server
 			relays.Add(1)
 			go func() {
 				defer relays.Done()
-				serveRelay(st, h)
+				serveRelay(st, h, cfg)
 			}()
 		}
 	}()
@@ -80,7 +80,7 @@ func ServeSession(ctx context.Context, conn net.Conn, h http.Handler, cfg Server
 
 // serveRelay serves the HTTP/1.1 requests of one relay stream with h,
 // one after the other, until the cloud closes the stream.
-func serveRelay(st *mux.Stream, h http.Handler) {
+func serveRelay(st *mux.Stream, h http.Handler, cfg ServerConfig) {
 	defer st.Abort()
 	defer func() {
 		if v := recover(); v != nil {
@@ -91,7 +91,12 @@ func serveRelay(st *mux.Stream, h http.Handler) {
 		}
 	}()
 	var om OpenMessage
-	if err := json.Unmarshal(st.OpenMessage(), &om); err != nil || (om.Kind != RelayKindHTTP && om.Kind != RelayKindUpgrade) {
+	err := json.Unmarshal(st.OpenMessage(), &om)
+	if err == nil && (om.Kind == RelayKindTCP || om.Kind == RelayKindUDP) {
+		serveRaw(st, h, cfg)
+		return
+	}
+	if err != nil || (om.Kind != RelayKindHTTP && om.Kind != RelayKindUpgrade) {
 		st.CloseWithCode(mux.ResetUnsupported, fmt.Sprintf("this connector does not serve relay streams of kind %q", om.Kind))
 		return
 	}

@@ -58,7 +58,11 @@ func startRelay(t testing.TB, h http.Handler, cfg ServerConfig) *relayEnv {
 	env.cancel = cancel
 	go func() {
 		defer close(env.served)
-		ServeSession(ctx, cconn, counted, cfg)
+		var served http.Handler = counted
+		if d, ok := h.(RawDialer); ok {
+			served = rawHandler{Handler: counted, dial: d.DialRaw} // raw_test.go
+		}
+		ServeSession(ctx, cconn, served, cfg)
 	}()
 	c, err := NewClient(sconn, ClientConfig{})
 	if err != nil {

@@ -271,7 +271,7 @@ func TestRelayUpgradeOlderConnector(t *testing.T) {
 					st.CloseWithCode(mux.ResetUnsupported, "unknown kind")
 					continue
 				}
-				opened.Go(func() { serveRelay(st, b.handler()) })
+				opened.Go(func() { serveRelay(st, b.handler(), ServerConfig{}) })
 			}
 		})
 		serveH2(ctx, sess.Stream0(), b.handler(), ServerConfig{}.withDefaults(), false)

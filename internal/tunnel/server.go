@@ -25,6 +25,9 @@ type ServerConfig struct {
 	// context is done (graceful drain: the cloud is told with GOAWAY to
 	// open no new stream). Zero closes the connection at once.
 	DrainTimeout time.Duration
+	// UDPIdleTimeout ends a raw udp stream that carried no datagram either
+	// way for this long. Default DefaultUDPIdleTimeout (60s).
+	UDPIdleTimeout time.Duration
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {

@@ -8,12 +8,20 @@ import (
 
 // appCols is the column list scanApp reads.
 const appCols = `id, tenant_id, name, group_id, external_host, internal_url, timeout, pre_auth,
-	cert_pem, key_pem, created_at, updated_at, affinity, backend_proxy, detailed_errors, keep_authorization, description`
+	cert_pem, key_pem, created_at, updated_at, affinity, backend_proxy, detailed_errors, keep_authorization, description,
+	type, internal_addresses`
 
 func scanApp(r scanner) (store.Application, error) {
 	var a store.Application
+	var addrs string
 	err := r.Scan(&a.ID, &a.TenantID, &a.Name, &a.GroupID, &a.ExternalHost, &a.InternalURL, &a.Timeout, &a.PreAuth,
-		blobCol{&a.CertPEM}, blobCol{&a.KeyPEM}, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Affinity, &a.BackendProxy, &a.DetailedErrors, &a.KeepAuthorization, &a.Description)
+		blobCol{&a.CertPEM}, blobCol{&a.KeyPEM}, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Affinity, &a.BackendProxy, &a.DetailedErrors, &a.KeepAuthorization, &a.Description,
+		&a.Type, &addrs)
+	if err != nil {
+		return a, err
+	}
+	a.ExternalHost = store.HostFromColumn(a.ExternalHost)
+	a.InternalAddresses, err = store.AddressesFromColumn(addrs)
 	return a, err
 }
 
@@ -22,9 +30,10 @@ func scanApp(r scanner) (store.Application, error) {
 // store.ErrNotFound.
 func (s *Store) CreateApp(ctx context.Context, a store.Application) error {
 	return exec(ctx, s.pool, "create application",
-		`INSERT INTO applications (`+appCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.TenantID, a.Name, a.GroupID, a.ExternalHost, a.InternalURL, a.Timeout, a.PreAuth,
-		a.CertPEM, a.KeyPEM, nanos(a.CreatedAt), nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization, a.Description)
+		`INSERT INTO applications (`+appCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.TenantID, a.Name, a.GroupID, store.HostColumn(a), a.InternalURL, a.Timeout, a.PreAuth,
+		a.CertPEM, a.KeyPEM, nanos(a.CreatedAt), nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization, a.Description,
+		store.TypeColumn(a), store.AddressesColumn(a))
 }
 
 // AppByName returns the application of tenantID named name.
@@ -51,9 +60,11 @@ func (s *Store) ListAllApps(ctx context.Context) ([]store.Application, error) {
 func (s *Store) UpdateApp(ctx context.Context, a store.Application) error {
 	return execOne(ctx, s.pool, "update application",
 		`UPDATE applications SET group_id = ?, external_host = ?, internal_url = ?, timeout = ?, pre_auth = ?,
-		 cert_pem = ?, key_pem = ?, updated_at = ?, affinity = ?, backend_proxy = ?, detailed_errors = ?, keep_authorization = ?, description = ? WHERE tenant_id = ? AND id = ?`,
-		a.GroupID, a.ExternalHost, a.InternalURL, a.Timeout, a.PreAuth,
-		a.CertPEM, a.KeyPEM, nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization, a.Description, a.TenantID, a.ID)
+		 cert_pem = ?, key_pem = ?, updated_at = ?, affinity = ?, backend_proxy = ?, detailed_errors = ?, keep_authorization = ?, description = ?,
+		 internal_addresses = ? WHERE tenant_id = ? AND id = ?`,
+		a.GroupID, store.HostColumn(a), a.InternalURL, a.Timeout, a.PreAuth,
+		a.CertPEM, a.KeyPEM, nanos(a.UpdatedAt), a.Affinity, a.BackendProxy, a.DetailedErrors, a.KeepAuthorization, a.Description,
+		store.AddressesColumn(a), a.TenantID, a.ID)
 }
 
 // DeleteApp deletes the application of tenantID named name.

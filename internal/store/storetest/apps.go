@@ -68,3 +68,49 @@ func testUpdateApp(t *testing.T, s store.Store) {
 	missing.ID = "app-missing"
 	wantErr(t, "UpdateApp of a missing app", s.UpdateApp(ctx, missing), store.ErrNotFound)
 }
+
+// testNetworkApps checks network applications: their type and internal
+// addresses round-trip, any number of them have no external host (the
+// column is unique), UpdateApp replaces the addresses and keeps the type,
+// and a web application reads back with type http even when written
+// without one.
+func testNetworkApps(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := createTenant(t, s, "alpha")
+	b := createTenant(t, s, "beta")
+	db := newNetworkApp(a, "db", store.AppTCP, "db.corp:5432", "10.1.0.0/24:5432")
+	dns := newNetworkApp(a, "dns", store.AppUDP, "dns.corp:53")
+	ssh := newNetworkApp(b, "ssh", store.AppTCP, "*.lab.corp:22", "[fd00::/64]:22")
+	legacy := newApp(a, "wiki")
+	legacy.Type = ""
+	for _, app := range []store.Application{db, dns, ssh, legacy} {
+		must(t, s.CreateApp(ctx, app))
+	}
+	equal(t, "AppByName tcp", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "db") }), db)
+	equal(t, "AppByName udp", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "dns") }), dns)
+	equal(t, "AppByName other tenant", get(t, func() (store.Application, error) { return s.AppByName(ctx, b.Tenant.ID, "ssh") }), ssh)
+	legacy.Type = store.AppHTTP
+	equal(t, "AppByName of a web app written without a type", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "wiki") }), legacy)
+	for _, app := range get(t, func() ([]store.Application, error) { return s.ListAllApps(ctx) }) {
+		if app.IsNetwork() != (app.ExternalHost == "") {
+			t.Errorf("ListAllApps: %s (type %s) has external host %q", app.Name, app.Type, app.ExternalHost)
+		}
+	}
+
+	upd := db
+	upd.InternalAddresses, upd.UpdatedAt = []string{"db2.corp:5432"}, at(60)
+	upd.Type = store.AppUDP // immutable: not written
+	must(t, s.UpdateApp(ctx, upd))
+	want := upd
+	want.Type = store.AppTCP
+	equal(t, "after UpdateApp", get(t, func() (store.Application, error) { return s.AppByName(ctx, a.Tenant.ID, "db") }), want)
+
+	// A web application's external host stays unique beside them, and a
+	// network application deleted frees its name.
+	must(t, s.DeleteApp(ctx, a.Tenant.ID, "db"))
+	wantErr(t, "AppByName after delete", errOf(s.AppByName(ctx, a.Tenant.ID, "db")), store.ErrNotFound)
+	must(t, s.CreateApp(ctx, newNetworkApp(a, "db", store.AppTCP, "db.corp:5432")))
+	dupName := newNetworkApp(a, "dns", store.AppTCP, "x.corp:1")
+	dupName.ID = "app-alpha-dns-2"
+	wantErr(t, "CreateApp network name taken", s.CreateApp(ctx, dupName), store.ErrConflict)
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteConnector", testDeleteConnector},
 		{"Apps", testApps},
 		{"UpdateApp", testUpdateApp},
+		{"NetworkApps", testNetworkApps},
 		{"Conflicts", testConflicts},
 		{"NotFound", testNotFound},
 		{"TenantIsolation", testTenantIsolation},
@@ -157,12 +158,21 @@ func newConnector(f tenantFixture, name string) store.Connector {
 // certificate.
 func newApp(f tenantFixture, name string) store.Application {
 	return store.Application{
-		ID: "app-" + f.Tenant.Label + "-" + name, TenantID: f.Tenant.ID, Name: name, GroupID: f.Group.ID,
+		ID: "app-" + f.Tenant.Label + "-" + name, TenantID: f.Tenant.ID, Name: name, GroupID: f.Group.ID, Type: store.AppHTTP,
 		ExternalHost: name + "-" + f.Tenant.Label + ".sallyport.example",
 		InternalURL:  "http://" + name + ".corp.local:8080/", Timeout: "default", PreAuth: "passthrough",
 		CertPEM: []byte("cert of " + name), KeyPEM: []byte("key of " + name), Affinity: name == "web", BackendProxy: "http://proxy.corp:3128",
 		DetailedErrors: name == "wiki", Description: "The " + name + " of the team — ünïcode kept",
 		CreatedAt: at(20), UpdatedAt: at(21),
+	}
+}
+
+// newNetworkApp builds a network application (tcp or udp) of f's Default
+// group: internal addresses, no external host, no internal URL.
+func newNetworkApp(f tenantFixture, name, typ string, addrs ...string) store.Application {
+	return store.Application{
+		ID: "app-" + f.Tenant.Label + "-" + name, TenantID: f.Tenant.ID, Name: name, GroupID: f.Group.ID, Type: typ,
+		InternalAddresses: addrs, Timeout: "default", PreAuth: "sallyport", CreatedAt: at(22), UpdatedAt: at(23),
 	}
 }
 

@@ -87,10 +87,17 @@ func NewSession(conn net.Conn, opener bool, cfg SessionConfig) *Session {
 		wbuf:    make([]byte, 0, headerLen+maxFramePayload),
 		streams: map[uint32]*Stream{},
 		nextID:  1,
-		accepts: make(chan *Stream, 256),
 		pings:   map[uint64]chan struct{}{},
 		done:    make(chan struct{}),
 	}
+	// The accepting end queues every stream it may have open (a burst of
+	// OPENs, a thousand connections at once, must not find the queue full
+	// while the acceptor is not scheduled); the opener accepts none.
+	queue := 0
+	if !opener {
+		queue = s.cfg.MaxStreams + 1
+	}
+	s.accepts = make(chan *Stream, queue)
 	s.lastRead.Store(time.Now().UnixNano())
 	s.stream0 = newStream(s, 0, stream0Window)
 	s.streams[0] = s.stream0
