@@ -20,23 +20,60 @@ func newAccessCmd() *cobra.Command {
 401. 'sallyport access login APP-URL' signs you in with the OAuth device flow:
 it prints a URL and a code, you approve in any browser, and the application's
 token is kept in your configuration directory. 'access token' prints it,
-'access curl' runs curl with it. See docs/identity.md.`,
+'access curl' runs curl with it. See docs/identity.md.
+
+'sallyport access login https://CLOUDNAME/ --user NAME@DOMAIN' signs you in to
+the network applications of your organisation (private access): then
+'access tcp APP' listens locally for an application, and 'access stdio HOST
+PORT' serves OpenSSH's ProxyCommand. See docs/private-access.md.`,
 	}
-	cmd.AddCommand(newAccessLoginCmd(), newAccessTokenCmd(), newAccessCurlCmd(), newAccessLogoutCmd())
+	cmd.AddCommand(newAccessLoginCmd(), newAccessTokenCmd(), newAccessCurlCmd(), newAccessLogoutCmd(), newAccessTCPCmd(), newAccessStdioCmd())
 	return cmd
 }
 
 func newAccessLoginCmd() *cobra.Command {
-	var caFile string
+	var caFile, user string
 	cmd := &cobra.Command{
-		Use:   "login APP-URL",
-		Short: "Sign in to an application: approve the printed code in a browser",
+		Use:   "login APP-URL | CLOUD-URL --user NAME@DOMAIN",
+		Short: "Sign in to an application, or with --user to the network applications at a cloud: approve the printed code in a browser",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return accessclient.Login(cmd.Context(), accessclient.Options{AppURL: args[0], CAFile: caFile, Out: cmd.OutOrStdout()})
+			return accessclient.Login(cmd.Context(), accessclient.Options{AppURL: args[0], CAFile: caFile, User: user, Out: cmd.OutOrStdout()})
 		},
 	}
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "a PEM file of CA certificates to trust besides the system's (the cloud's cloud-ca.pem when its certificates are its own); remembered for the other access commands")
+	cmd.Flags().StringVar(&user, "user", "", "your user name: signs in to every network application of its organisation at the cloud's address CLOUD-URL (private access)")
+	return cmd
+}
+
+func newAccessTCPCmd() *cobra.Command {
+	var cloud, listen, dest string
+	cmd := &cobra.Command{
+		Use:   "tcp APP",
+		Short: "Listen locally; each connection becomes a stream to the network application APP through its connector",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return accessclient.TCP(cmd.Context(), accessclient.TCPOptions{Options: accessclient.Options{AppURL: cloud, Out: cmd.OutOrStdout()},
+				App: args[0], Dest: dest, Listen: listen})
+		},
+	}
+	cmd.Flags().StringVar(&cloud, "cloud", "", "the cloud's address (https://CLOUDNAME/); by default the one network sign-in on this machine")
+	cmd.Flags().StringVar(&listen, "listen", "", "the local address to listen on, 127.0.0.1:PORT (default: 127.0.0.1 and the application's port)")
+	cmd.Flags().StringVar(&dest, "dest", "", "the destination HOST:PORT within the application's internal addresses (default: its one internal address)")
+	return cmd
+}
+
+func newAccessStdioCmd() *cobra.Command {
+	var cloud string
+	cmd := &cobra.Command{
+		Use:   "stdio HOST PORT",
+		Short: "Connect standard input and output to HOST:PORT through a connector (OpenSSH: ProxyCommand sallyport access stdio %h %p)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return accessclient.Stdio(cmd.Context(), accessclient.Options{AppURL: cloud}, args[0], args[1], cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&cloud, "cloud", "", "the cloud's address (https://CLOUDNAME/); by default the one network sign-in on this machine")
 	return cmd
 }
 

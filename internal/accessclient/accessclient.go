@@ -52,6 +52,10 @@ type Options struct {
 	// cloud's CA for a cloud without a public certificate); it is
 	// remembered with the tokens.
 	CAFile string
+	// User, on login, makes it a network sign-in: AppURL is then the
+	// cloud's own address, and the user name's domain names the tenant
+	// whose network applications the tokens are for.
+	User string
 	// Dir is where tokens are kept; "" is DefaultDir().
 	Dir string
 	// Out receives what the user reads (the code to approve, who signed
@@ -139,6 +143,9 @@ type saved struct {
 	AccessExpires  time.Time `json:"access_expires_at"`
 	RefreshToken   string    `json:"refresh_token"`
 	RefreshExpires time.Time `json:"refresh_expires_at"`
+	// Network: a network sign-in (the cloud's own address, for private
+	// access), not one application's.
+	Network bool `json:"network,omitempty"`
 }
 
 // httpClient trusts the system's roots and, when caFile is set, its
@@ -212,8 +219,13 @@ func Login(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	authURI, err := discover(ctx, hc, a)
-	if err != nil {
+	var authURI *url.URL
+	form := url.Values{"client_id": {ClientID}, "resource": {a.origin + "/"}}
+	if o.User != "" {
+		// A network sign-in: the cloud itself is the resource.
+		authURI, _ = url.Parse(a.origin + "/oauth/device_authorization")
+		form.Set("login_hint", o.User)
+	} else if authURI, err = discover(ctx, hc, a); err != nil {
 		return err
 	}
 	tokenURL := *authURI
@@ -227,7 +239,7 @@ func Login(ctx context.Context, o Options) error {
 		ExpiresIn               int    `json:"expires_in"`
 		Interval                int    `json:"interval"`
 	}
-	if err := postForm(ctx, hc, authURI.String(), url.Values{"client_id": {ClientID}, "resource": {a.origin + "/"}}, &da); err != nil {
+	if err := postForm(ctx, hc, authURI.String(), form, &da); err != nil {
 		return err
 	}
 	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
@@ -245,7 +257,7 @@ func Login(ctx context.Context, o Options) error {
 		interval = time.Duration(da.Interval) * time.Second
 	}
 	deadline := o.now().Add(time.Duration(max(da.ExpiresIn, 60)) * time.Second)
-	form := url.Values{"grant_type": {deviceGrantType}, "device_code": {da.DeviceCode}, "client_id": {ClientID}}
+	form = url.Values{"grant_type": {deviceGrantType}, "device_code": {da.DeviceCode}, "client_id": {ClientID}}
 	for {
 		t := time.NewTimer(interval)
 		select {
@@ -269,7 +281,7 @@ func Login(ctx context.Context, o Options) error {
 		case err != nil:
 			return err
 		}
-		s := saved{App: a.origin + "/", TokenURL: tokenURL.String(), CAFile: caFile}
+		s := saved{App: a.origin + "/", TokenURL: tokenURL.String(), CAFile: caFile, Network: o.User != ""}
 		s.update(tok, o.now())
 		if err := save(dir, a.key, &s); err != nil {
 			return err
@@ -296,7 +308,8 @@ func discover(ctx context.Context, hc *http.Client, a app) (*url.URL, error) {
 	c, ok := BearerChallenge(resp.Header.Values("WWW-Authenticate"))
 	if resp.StatusCode != http.StatusUnauthorized || !ok || c.Params["authorization_uri"] == "" {
 		if resp.StatusCode < 300 {
-			return nil, problem.Newf(400, "no_signin", "use it without a token", "The application %s/ does not ask for a sign-in (it answered %s)", a.origin, resp.Status)
+			return nil, problem.Newf(400, "no_signin", "use it without a token; if it is the cloud's own address, sign in to its network applications with --user NAME@DOMAIN",
+				"The application %s/ does not ask for a sign-in (it answered %s)", a.origin, resp.Status)
 		}
 		return nil, problem.Newf(400, "no_signin", "check that the URL is an application published by Sallyport with pre-authentication",
 			"The application %s/ did not ask for a Sallyport sign-in (it answered %s without a Bearer challenge naming an authorization_uri)", a.origin, resp.Status)

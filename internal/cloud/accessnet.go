@@ -208,6 +208,10 @@ func (s *Server) serveAccess(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer st.release()
+	if req.Check {
+		tunnel.WriteAccessLine(c, tunnel.AccessAnswer{OK: true, App: st.app.Name, Dest: st.dest})
+		return
+	}
 	ocx, cancel := context.WithTimeout(ctx, accessOpenWait)
 	rc, connector, err := s.openNet(ocx, st.app, req.Network, st.dest, st.user.Name)
 	cancel()
@@ -222,7 +226,7 @@ func (s *Server) serveAccess(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer rc.Close()
-	if err := tunnel.WriteAccessLine(c, tunnel.AccessAnswer{OK: true, App: st.app.Name}); err != nil {
+	if err := tunnel.WriteAccessLine(c, tunnel.AccessAnswer{OK: true, App: st.app.Name, Dest: st.dest}); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -233,7 +237,7 @@ func (s *Server) serveAccess(ctx context.Context, c net.Conn) {
 	in, out := relayAccess(ctx, c, br, rc, req.Network, idle)
 	if s.access != nil {
 		e := accesslog.Entry{Time: start, Tenant: st.app.Tenant, App: st.app.Name, Connector: connector, Client: src,
-			Method: strings.ToUpper(req.Network), Dest: req.Dest, User: st.user.Name, Duration: s.now().Sub(start), BytesIn: in, BytesOut: out}
+			Method: strings.ToUpper(req.Network), Dest: st.dest, User: st.user.Name, Duration: s.now().Sub(start), BytesIn: in, BytesOut: out}
 		s.access.Log(&e)
 	}
 }
@@ -270,18 +274,49 @@ func (s *Server) admitAccess(ctx context.Context, src string, req tunnel.AccessR
 	}
 	st.user = u
 	st.tenant = t.tenants[u.TenantID].Domain
-	host, port, _ := tunnel.SplitDest(req.Dest)
+	dest := req.Dest
+	if dest == "" {
+		a, ok := t.networkApp(u.TenantID, strings.ToLower(req.App))
+		if !ok || a.Type != req.Network {
+			return st, netRefuse(tunnel.AccessNoApp, "%s has no %s application named %s: check the name (your administrator lists them with 'sallyport admin app list')", st.tenant, req.Network, req.App)
+		}
+		if dest = singleAddress(a.Segments); dest == "" {
+			return st, netRefuse(tunnel.AccessBadRequest, "The application %s has no single internal address (%s): give the destination HOST:PORT with --dest", a.Name, strings.Join(a.Segments.Strings(), ", "))
+		}
+	}
+	host, port, _ := tunnel.SplitDest(dest)
 	st.dest = net.JoinHostPort(host, fmt.Sprint(port))
 	app, err := t.pickNetApp(u, req.Network, req.App, host, port, st.tenant)
 	st.app = app
 	if err != nil {
 		return st, err
 	}
+	if req.Check {
+		st.release = func() {}
+		return st, nil
+	}
 	if ar := s.accessLimits.admit(u.TenantID, st.tenant, u.ID, s.now()); ar != nil {
 		return st, ar
 	}
 	st.release = func() { s.accessLimits.release(u.TenantID, u.ID) }
 	return st, nil
+}
+
+// singleAddress is the first segment that names one destination (a name
+// or an address, one port) as HOST:PORT, or "".
+func singleAddress(set segment.Set) string {
+	for _, seg := range set {
+		if seg.PortLo != seg.PortHi {
+			continue
+		}
+		switch {
+		case seg.Kind == segment.Name:
+			return net.JoinHostPort(seg.Host, strconv.Itoa(int(seg.PortLo)))
+		case seg.Kind == segment.Addr:
+			return net.JoinHostPort(seg.Prefix.Addr().String(), strconv.Itoa(int(seg.PortLo)))
+		}
+	}
+	return ""
 }
 
 // pickNetApp finds the network application of u's tenant: by name, or

@@ -45,8 +45,12 @@ type AccessRequest struct {
 	// application of the user's tenant whose segments cover Dest.
 	App string `json:"app,omitempty"`
 	// Dest is HOST:PORT as the user gave it (a name is resolved by the
-	// connector).
-	Dest string `json:"dest"`
+	// connector); "" with App: the application's one internal address.
+	Dest string `json:"dest,omitempty"`
+	// Check asks only whether the stream would be admitted (signed in,
+	// assigned, covered): the answer names the destination, no stream is
+	// opened (`sallyport access tcp` checks before it listens).
+	Check bool `json:"check,omitempty"`
 }
 
 // Refusal codes of an AccessAnswer (docs/protocol.md).
@@ -72,8 +76,10 @@ type AccessAnswer struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 	// App is the application that serves the stream (useful when the
-	// request named none).
-	App string `json:"app,omitempty"`
+	// request named none), Dest the destination (the application's when
+	// the request named none).
+	App  string `json:"app,omitempty"`
+	Dest string `json:"dest,omitempty"`
 }
 
 // AccessError is a refusal as the client sees it.
@@ -102,6 +108,9 @@ func ParseAccessRequest(line []byte) (AccessRequest, error) {
 		return r, fmt.Errorf("the network %.20q is neither tcp nor udp", r.Network)
 	case len(r.App) > 63:
 		return r, errors.New("the application name is longer than 63 bytes")
+	}
+	if r.Dest == "" && r.App != "" {
+		return r, nil
 	}
 	if _, _, err := SplitDest(r.Dest); err != nil {
 		return r, err

@@ -17,6 +17,8 @@ func TestParseAccessRequest(t *testing.T) {
 		{"tcp with app", `{"token":"` + tok + `","network":"tcp","app":"db","dest":"db.corp:5432"}` + "\n", ""},
 		{"udp without app", `{"token":"` + tok + `","network":"udp","dest":"10.1.0.5:53"}`, ""},
 		{"ipv6", `{"token":"` + tok + `","network":"tcp","dest":"[fd00::1]:22"}`, ""},
+		{"app without dest", `{"token":"` + tok + `","network":"tcp","app":"db","check":true}`, ""},
+		{"no app, no dest", `{"token":"` + tok + `","network":"tcp"}`, "not HOST:PORT"},
 		{"not json", `GET / HTTP/1.1`, "not a JSON object"},
 		{"no token", `{"network":"tcp","dest":"a:1"}`, "no token"},
 		{"bad network", `{"token":"x","network":"sctp","dest":"a:1"}`, "neither tcp nor udp"},
@@ -88,6 +90,9 @@ func FuzzParseAccessRequest(f *testing.F) {
 		}
 		if len(r.Token) > 200 || len(r.App) > 63 || (r.Network != NetworkTCP && r.Network != NetworkUDP) {
 			t.Fatalf("accepted %+v", r)
+		}
+		if r.Dest == "" && r.App != "" {
+			return
 		}
 		if _, p, err := SplitDest(r.Dest); err != nil || p == 0 {
 			t.Fatalf("accepted dest %q", r.Dest)
