@@ -25,9 +25,10 @@ token is kept in your configuration directory. 'access token' prints it,
 'sallyport access login https://CLOUDNAME/ --user NAME@DOMAIN' signs you in to
 the network applications of your organisation (private access): then
 'access tcp APP' listens locally for an application, and 'access stdio HOST
-PORT' serves OpenSSH's ProxyCommand. See docs/private-access.md.`,
+PORT' serves OpenSSH's ProxyCommand, 'access socks' is a local SOCKS5 proxy.
+See docs/private-access.md.`,
 	}
-	cmd.AddCommand(newAccessLoginCmd(), newAccessTokenCmd(), newAccessCurlCmd(), newAccessLogoutCmd(), newAccessTCPCmd(), newAccessStdioCmd())
+	cmd.AddCommand(newAccessLoginCmd(), newAccessTokenCmd(), newAccessCurlCmd(), newAccessLogoutCmd(), newAccessTCPCmd(), newAccessStdioCmd(), newAccessSOCKSCmd())
 	return cmd
 }
 
@@ -136,4 +137,19 @@ func newAccessLogoutCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newAccessSOCKSCmd() *cobra.Command {
+	var cloud, listen string
+	cmd := &cobra.Command{
+		Use:   "socks",
+		Short: "A local SOCKS5 proxy (CONNECT, UDP ASSOCIATE) to every network application you are assigned to",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return accessclient.SOCKS(cmd.Context(), accessclient.SOCKSOptions{Options: accessclient.Options{AppURL: cloud, Out: cmd.OutOrStdout()}, Listen: listen})
+		},
+	}
+	cmd.Flags().StringVar(&cloud, "cloud", "", "the cloud's address (https://CLOUDNAME/); by default the one network sign-in on this machine")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:1080", "the local address of the SOCKS5 proxy")
+	return cmd
 }

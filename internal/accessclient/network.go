@@ -45,7 +45,8 @@ func (s *Stream) Read(p []byte) (int, error) { return s.br.Read(p) }
 // StreamOptions name a stream.
 type StreamOptions struct {
 	Options
-	App  string // "" lets the cloud choose by the destination
+	Network string // "tcp" (the default) or "udp"
+	App     string // "" lets the cloud choose by the destination
 	Dest string // HOST:PORT; "" with App: the application's one internal address
 	// Check asks only whether the stream would be admitted; the Stream
 	// returned is closed, with App and Dest set.
@@ -56,25 +57,9 @@ type StreamOptions struct {
 // signed in, not assigned, outside the segments, no connector, refused or
 // unreachable at the connector.
 func Open(ctx context.Context, o StreamOptions) (*Stream, error) {
-	if o.AppURL == "" {
-		cloud, err := networkCloud(o.Options)
-		if err != nil {
-			return nil, err
-		}
-		o.AppURL = cloud
-	}
-	tok, s, err := token(ctx, o.Options)
-	if p, ok := problem.As(err); ok && p.Code == "not_signed_in" {
-		a, _ := parseApp(o.AppURL)
-		return nil, problem.Newf(401, "not_signed_in", "run 'sallyport access login "+a.origin+"/ --user NAME@DOMAIN'", "You are not signed in to the network of %s/", a.origin)
-	}
+	tok, s, err := networkToken(ctx, &o.Options)
 	if err != nil {
 		return nil, err
-	}
-	if !s.Network {
-		a, _ := parseApp(o.AppURL)
-		return nil, problem.Newf(401, "not_signed_in", "run 'sallyport access login "+a.origin+"/ --user NAME@DOMAIN'",
-			"You are signed in to %s/ for one web application only, not for its network applications", a.origin)
 	}
 	u, err := url.Parse(s.App)
 	if err != nil {
@@ -107,7 +92,11 @@ func Open(ctx context.Context, o StreamOptions) (*Stream, error) {
 		c.Close()
 		return nil, problem.Newf(502, "no_private_access", "update the cloud, or ask its operator", "The cloud at %s does not offer private access (it is an older version)", s.App)
 	}
-	req := tunnel.AccessRequest{Token: tok, Network: tunnel.NetworkTCP, App: o.App, Dest: o.Dest, Check: o.Check}
+	network := o.Network
+	if network == "" {
+		network = tunnel.NetworkTCP
+	}
+	req := tunnel.AccessRequest{Token: tok, Network: network, App: o.App, Dest: o.Dest, Check: o.Check}
 	if err := tunnel.WriteAccessLine(c, req); err != nil {
 		c.Close()
 		return nil, unreachable("The cloud", s.App, err)
@@ -128,6 +117,31 @@ func Open(ctx context.Context, o StreamOptions) (*Stream, error) {
 		c.Close()
 	}
 	return st, nil
+}
+
+// networkToken is the access token of the network sign-in at o.AppURL
+// (set to the one kept on this machine when empty).
+func networkToken(ctx context.Context, o *Options) (string, *saved, error) {
+	if o.AppURL == "" {
+		cloud, err := networkCloud(*o)
+		if err != nil {
+			return "", nil, err
+		}
+		o.AppURL = cloud
+	}
+	tok, s, err := token(ctx, *o)
+	a, _ := parseApp(o.AppURL)
+	if p, ok := problem.As(err); ok && p.Code == "not_signed_in" {
+		return "", nil, problem.Newf(401, "not_signed_in", "run 'sallyport access login "+a.origin+"/ --user NAME@DOMAIN'", "You are not signed in to the network of %s/", a.origin)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if !s.Network {
+		return "", nil, problem.Newf(401, "not_signed_in", "run 'sallyport access login "+a.origin+"/ --user NAME@DOMAIN'",
+			"You are signed in to %s/ for one web application only, not for its network applications", a.origin)
+	}
+	return tok, s, nil
 }
 
 // refusalStatus is the exit's HTTP-like status of a refusal code.
