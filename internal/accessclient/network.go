@@ -47,7 +47,7 @@ type StreamOptions struct {
 	Options
 	Network string // "tcp" (the default) or "udp"
 	App     string // "" lets the cloud choose by the destination
-	Dest string // HOST:PORT; "" with App: the application's one internal address
+	Dest    string // HOST:PORT; "" with App: the application's one internal address
 	// Check asks only whether the stream would be admitted; the Stream
 	// returned is closed, with App and Dest set.
 	Check bool
