@@ -11,13 +11,20 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/testnet"
+)
+
+var (
+	listeningRe = regexp.MustCompile(`Listening on (\S+): each connection`)
+	socksRe     = regexp.MustCompile(`SOCKS5 on (\S+): `)
 )
 
 // sshServer is an OpenSSH sshd run by the test as the current user on a
@@ -204,6 +211,40 @@ func TestPrivateAccessSSH(t *testing.T) {
 	cf.Close()
 	if n != 100<<20 || !bytes.Equal(h.Sum(nil), want) {
 		t.Fatalf("the copy has %d bytes and another checksum", n)
+	}
+
+	// access tcp: a local listener; ssh straight to it.
+	tcp := a.start(t, "access tcp", "access", "tcp", "ssh", "--listen", "127.0.0.1:0")
+	m, ok := tcp.waitOutput(listeningRe, readyTimeout)
+	if !ok {
+		t.Fatalf("access tcp does not listen:\n%s", tcp.out.String())
+	}
+	lhost, lport, _ := net.SplitHostPort(m[1])
+	out, err = runSSH(t, a, cmdTimeout, sshd.sshPath, append(sshd.opts(a)[:len(sshd.opts(a))-2], "-p", lport, sshd.user+"@"+lhost, "echo", "through-access-tcp")...)
+	if err != nil || strings.TrimSpace(out) != "through-access-tcp" {
+		t.Fatalf("ssh through access tcp: %v\n%s", err, out)
+	}
+	tcp.stop()
+
+	// access socks: curl --socks5-hostname to the web backend, as a tcp
+	// application.
+	if curl, err := exec.LookPath("curl"); err == nil {
+		beURL, _ := url.Parse(pc.backend.url)
+		pc.admin.ok(t, "", "admin", "app", "create", "intranet", "--type", "tcp", "--internal-address", beURL.Host)
+		pc.admin.ok(t, "", "admin", "app", "assign", "intranet", "--user", alice)
+		socks := a.start(t, "access socks", "access", "socks", "--listen", "127.0.0.1:0")
+		m, ok := socks.waitOutput(socksRe, readyTimeout)
+		if !ok {
+			t.Fatalf("access socks does not listen:\n%s", socks.out.String())
+		}
+		out, err := runSSH(t, a, cmdTimeout, curl, "--silent", "--show-error", "--socks5-hostname", m[1], strings.TrimSuffix(beURL.String(), "/")+"/headers")
+		if err != nil || !strings.Contains(out, "User-Agent") {
+			t.Fatalf("curl through access socks: %v\n%s", err, out)
+		}
+		if out, err := runSSH(t, a, cmdTimeout, curl, "--silent", "--show-error", "--socks5-hostname", m[1], "http://db.corp:5432/"); err == nil || !strings.Contains(out, "SOCKS5 connection to db.corp. (2)") { // reply 2: not allowed
+			t.Errorf("curl through access socks to an address no segment covers: %v\n%s", err, out)
+		}
+		socks.stop()
 	}
 
 	// Refusals, each one sentence.
