@@ -79,7 +79,7 @@ func startAccess(t *testing.T) *accessEnv {
 	}
 	for _, a := range []api.CreateAppRequest{
 		{Name: "ssh", Type: "tcp", InternalAddresses: []string{"echo.corp:22", "refused.corp:22", "unreach.corp:22", "broken.corp:22"}},
-		{Name: "lonely", Type: "tcp", InternalAddresses: []string{"lonely.corp:22"}, Group: "empty"},
+		{Name: "lonely", Type: "tcp", InternalAddresses: []string{"10.9.0.0/24:2222", "10.9.0.1:2222", "lonely.corp:22"}, Group: "empty"},
 	} {
 		if rec, eb := call(t, env.srv, "POST", "/apps", tok, a); rec.Code != 201 {
 			t.Fatalf("create %s: %d %s", a.Name, rec.Code, eb.Error.Message)
@@ -130,6 +130,12 @@ func (env *accessEnv) networkLogin(t *testing.T, user string) oauthAnswer {
 // open sends one access request and returns the answer and the
 // connection (nil when refused).
 func (env *accessEnv) open(t *testing.T, req tunnel.AccessRequest) (*tls.Conn, *bufio.Reader, error) {
+	c, br, _, err := env.exchange(t, req)
+	return c, br, err
+}
+
+// exchange sends one access request and returns the answer too.
+func (env *accessEnv) exchange(t *testing.T, req tunnel.AccessRequest) (*tls.Conn, *bufio.Reader, tunnel.AccessAnswer, error) {
 	t.Helper()
 	cfg := env.client.Transport.(*http.Transport).TLSClientConfig.Clone()
 	cfg.ServerName, cfg.NextProtos = "sallyport.localhost", []string{tunnel.AccessALPN}
@@ -145,8 +151,8 @@ func (env *accessEnv) open(t *testing.T, req tunnel.AccessRequest) (*tls.Conn, *
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(c)
-	_, err = tunnel.ReadAccessAnswer(br)
-	return c, br, err
+	ans, err := tunnel.ReadAccessAnswer(br)
+	return c, br, ans, err
 }
 
 func TestPrivateAccess(t *testing.T) {
@@ -170,6 +176,16 @@ func TestPrivateAccess(t *testing.T) {
 		}
 	}
 
+	// A check names the application's one address and opens nothing.
+	c, br, ans, err := env.exchange(t, tunnel.AccessRequest{Token: alice, Network: "tcp", App: "lonely", Check: true})
+	if err != nil || ans.Dest != "10.9.0.1:2222" || ans.App != "lonely" {
+		t.Fatalf("check of lonely: %+v, %v", ans, err)
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Errorf("after a check: %q, %v; want the end", rest, err)
+	}
+	c.Close()
+
 	tests := []struct {
 		name, token, app, dest, code, says string
 	}{
@@ -185,6 +201,7 @@ func TestPrivateAccess(t *testing.T) {
 		{"refused at the connector", alice, "ssh", "refused.corp:22", tunnel.AccessRefused, "connection was refused there"},
 		{"unreachable from the connector", alice, "ssh", "unreach.corp:22", tunnel.AccessUnreachable, "cannot reach unreach.corp:22"},
 		{"the connector fails to open", alice, "ssh", "broken.corp:22", tunnel.AccessNoConnector, "the tunnel closed"},
+		{"no single address", alice, "ssh2", "", tunnel.AccessNoApp, "no tcp application named ssh2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
