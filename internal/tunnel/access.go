@@ -3,13 +3,11 @@ package tunnel
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 )
 
@@ -121,17 +119,13 @@ func ParseAccessRequest(line []byte) (AccessRequest, error) {
 // SplitDest checks HOST:PORT: a DNS name (lower-cased, no trailing dot)
 // or an IP address, and a port 1–65535.
 func SplitDest(dest string) (string, uint16, error) {
-	host, port, err := net.SplitHostPort(dest)
-	if err != nil || len(dest) > 260 {
-		return "", 0, fmt.Errorf("the destination %.80q is not HOST:PORT", dest)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 {
-		return "", 0, fmt.Errorf("the destination %.80q has no port from 1 to 65535", dest)
+	host, port, err := ParseDest(dest)
+	if err != nil {
+		return "", 0, err
 	}
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "" || len(host) > 253 {
-		return "", 0, fmt.Errorf("the destination %.80q has no host", dest)
+	if host == "" {
+		return "", 0, fmt.Errorf("the destination %.80q has no valid host", dest)
 	}
 	if net.ParseIP(host) == nil {
 		for _, c := range host {
@@ -140,7 +134,7 @@ func SplitDest(dest string) (string, uint16, error) {
 			}
 		}
 	}
-	return host, uint16(p), nil
+	return host, port, nil
 }
 
 // ReadAccessLine reads one line of at most MaxAccessLine bytes.
@@ -188,28 +182,22 @@ func ReadAccessAnswer(br *bufio.Reader) (AccessAnswer, error) {
 	return a, nil
 }
 
-// WriteDatagram writes one datagram with its 2-byte length.
+// WriteDatagram writes one datagram with its 2-byte length (the framing
+// of a raw udp stream, §15.5).
 func WriteDatagram(w io.Writer, p []byte) error {
 	if len(p) > MaxDatagram {
 		return errors.New("the datagram is larger than 65535 bytes")
 	}
-	b := make([]byte, 2+len(p))
-	binary.BigEndian.PutUint16(b, uint16(len(p)))
-	copy(b[2:], p)
-	_, err := w.Write(b)
+	_, err := w.Write(appendDatagram(make([]byte, 0, 2+len(p)), p))
 	return err
 }
 
 // ReadDatagram reads one length-prefixed datagram into buf (which must
 // hold MaxDatagram bytes) and returns its payload.
 func ReadDatagram(r io.Reader, buf []byte) ([]byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	n, err := readDatagram(r, buf)
+	if err != nil {
 		return nil, err
-	}
-	n := int(binary.BigEndian.Uint16(h[:]))
-	if _, err := io.ReadFull(r, buf[:n]); err != nil {
-		return nil, io.ErrUnexpectedEOF
 	}
 	return buf[:n], nil
 }
