@@ -77,8 +77,7 @@ func (r *runner) unknownApp(_ context.Context, s *Step) {
 
 func (r *runner) checkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	if a.IsNetwork() {
-		s.Checked = fmt.Sprintf("the %s network application '%s' (internal addresses %s)", a.Type, a.Name, strings.Join(a.Segments, ", "))
-		s.set(Skip, "Not checked: the doctor loads web applications only, and this one is reached through its internal addresses", "")
+		r.checkNetworkApp(ctx, s, a)
 		return
 	}
 	tname := r.status.TimeoutNames[a.ID]

@@ -434,6 +434,19 @@ func associate(t *testing.T, addr string) (*rawClient, *net.UDPAddr) {
 	return r, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port))
 }
 
+// udpTo is a UDP socket of the client connected to the relay, closed at
+// the test's end.
+func udpTo(t *testing.T, relay *net.UDPAddr) *net.UDPConn {
+	t.Helper()
+	uc, err := net.DialUDP("udp", nil, relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	uc.SetDeadline(time.Now().Add(30 * time.Second))
+	return uc
+}
+
 // TestUDPAssociate: datagrams to two destinations (a name and an IP)
 // through one association come back with their headers; a fragment is
 // dropped, and so is a datagram from another port than the client's.
@@ -445,12 +458,7 @@ func TestUDPAssociate(t *testing.T) {
 	d.set(echo, echo)
 	s, addr := startServer(t, Config{Dialer: d})
 	ctrl, relay := associate(t, addr)
-	uc, err := net.DialUDP("udp", nil, relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	uc.SetDeadline(time.Now().Add(30 * time.Second))
+	uc := udpTo(t, relay)
 	dns := Addr{Name: "dns.corp", Port: 53}
 	ep := netip.MustParseAddrPort(echo)
 	byIP := Addr{IP: ep.Addr(), Port: ep.Port()}
@@ -510,12 +518,7 @@ func TestUDPFlowLimit(t *testing.T) {
 	d.set("b.corp:53", echo)
 	_, addr := startServer(t, Config{Dialer: d, MaxUDPFlows: 1})
 	_, relay := associate(t, addr)
-	uc, err := net.DialUDP("udp", nil, relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	uc.SetDeadline(time.Now().Add(30 * time.Second))
+	uc := udpTo(t, relay)
 	a, b := Addr{Name: "a.corp", Port: 53}, Addr{Name: "b.corp", Port: 53}
 	buf := make([]byte, 65535)
 	for _, step := range []struct {
@@ -612,12 +615,7 @@ func TestUDPIdle(t *testing.T) {
 		}
 	}})
 	_, relay := associate(t, addr)
-	uc, err := net.DialUDP("udp", nil, relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	uc.SetDeadline(time.Now().Add(30 * time.Second))
+	uc := udpTo(t, relay)
 	dns := Addr{Name: "dns.corp", Port: 53}
 	buf := make([]byte, 65535)
 	for i, q := range []string{"before", "after"} {
