@@ -17,6 +17,7 @@ import (
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/store"
+	"github.com/sallyport/sallyport/internal/testnet"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -246,4 +247,83 @@ func TestAccessLimits(t *testing.T) {
 	if !l.refusalDue("k", now) || l.refusalDue("k", now.Add(time.Second)) || !l.refusalDue("k", now.Add(accessRefusalEvery)) {
 		t.Error("refusal events are not one a minute")
 	}
+}
+
+// tcpPair is a connected pair of loopback TCP connections.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a.(*net.TCPConn), b.(*net.TCPConn)
+}
+
+// TestRelayAccess: the relay passes bytes and half-close both ways (tcp)
+// and datagrams with their framing (udp), counts the bytes, ends an idle
+// stream, and leaves no goroutine behind.
+func TestRelayAccess(t *testing.T) {
+	testnet.CheckLeaks(t)
+	t.Run("tcp", func(t *testing.T) {
+		client, cloudSide := tcpPair(t)
+		connectorSide, dest := tcpPair(t)
+		done := make(chan [2]int64, 1)
+		go func() {
+			in, out := relayAccess(t.Context(), cloudSide, bufio.NewReader(cloudSide), connectorSide, "tcp", time.Minute)
+			done <- [2]int64{in, out}
+		}()
+		io.WriteString(client, "question")
+		client.CloseWrite()
+		got, _ := io.ReadAll(dest) // the client's half-close reached the destination
+		if string(got) != "question" {
+			t.Fatalf("the destination read %q", got)
+		}
+		io.WriteString(dest, "the longer answer")
+		dest.CloseWrite()
+		got, _ = io.ReadAll(client)
+		if string(got) != "the longer answer" {
+			t.Fatalf("the client read %q", got)
+		}
+		if n := <-done; n != [2]int64{8, 17} {
+			t.Errorf("bytes in, out = %v, want [8 17]", n)
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		client, cloudSide := tcpPair(t)
+		connectorSide, dest := tcpPair(t) // the connector's side: one Write, one datagram
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			relayAccess(t.Context(), cloudSide, bufio.NewReader(cloudSide), connectorSide, "udp", time.Minute)
+		}()
+		tunnel.WriteDatagram(client, []byte("query"))
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(dest, buf); err != nil || string(buf) != "query" {
+			t.Fatalf("the destination read %q, %v", buf, err)
+		}
+		dest.Write([]byte("reply"))
+		p, err := tunnel.ReadDatagram(client, make([]byte, tunnel.MaxDatagram))
+		if err != nil || string(p) != "reply" {
+			t.Fatalf("the client read %q, %v", p, err)
+		}
+		client.Close()
+		dest.Close()
+		<-done
+	})
+	t.Run("idle", func(t *testing.T) {
+		_, cloudSide := tcpPair(t)
+		connectorSide, _ := tcpPair(t)
+		// Nothing passes: the relay ends by itself after the idle time.
+		relayAccess(t.Context(), cloudSide, bufio.NewReader(cloudSide), connectorSide, "tcp", 50*time.Millisecond)
+	})
 }
