@@ -171,8 +171,9 @@ func tlsConfig(caFile string) (*tls.Config, error) {
 }
 
 // Pipe copies both ways between a and the stream until both directions
-// end, passing each half-close on.
-func Pipe(a io.ReadWriter, closeWriteA func() error, s *Stream) {
+// end, passing each half-close on. It returns the error that ended the
+// stream's direction, if it did not end cleanly.
+func Pipe(a io.ReadWriter, closeWriteA func() error, s *Stream) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -180,11 +181,12 @@ func Pipe(a io.ReadWriter, closeWriteA func() error, s *Stream) {
 		io.Copy(s, a)
 		s.CloseWrite()
 	}()
-	io.Copy(a, s)
+	_, err := io.Copy(a, s)
 	if closeWriteA != nil {
 		closeWriteA()
 	}
 	wg.Wait()
+	return err
 }
 
 // Stdio is `sallyport access stdio HOST PORT` (OpenSSH's ProxyCommand):
@@ -207,9 +209,16 @@ func Stdio(ctx context.Context, o Options, host, port string, stdin io.Reader, s
 	}()
 	_, err = io.Copy(stdout, s)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return problem.Newf(502, "stream_ended", "try again; if it persists, check the connector", "The stream to %s:%s ended abruptly (%v)", host, port, err)
+		return streamEnded(net.JoinHostPort(host, port), err)
 	}
 	return nil
+}
+
+// streamEnded: a stream ended without the destination's end (TLS's
+// close_notify): the connector or the cloud went away.
+func streamEnded(dest string, err error) error {
+	return problem.Newf(502, "stream_ended", "connect again (a new stream goes to a live connector); if it persists, ask an administrator to check the group's connectors",
+		"The stream to %s ended abruptly: its connector or the cloud went away (%v)", dest, err)
 }
 
 // TCPOptions configure `sallyport access tcp APP`.
@@ -270,7 +279,9 @@ func TCP(ctx context.Context, o TCPOptions) error {
 			defer s.Close()
 			stop := context.AfterFunc(ctx, func() { c.Close(); s.Close() })
 			defer stop()
-			Pipe(c, c.(*net.TCPConn).CloseWrite, s)
+			if err := Pipe(c, c.(*net.TCPConn).CloseWrite, s); err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				fmt.Fprintf(o.out(), "A connection from %s: %v\n", c.RemoteAddr(), streamEnded(chk.Dest, err))
+			}
 		}()
 	}
 }

@@ -3,6 +3,7 @@ package cloud
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -461,7 +462,17 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 				out += int64(n)
 			}
 		} else {
-			out, _ = io.Copy(c, &touchReader{r: rc, touch: touch})
+			var err error
+			out, err = io.Copy(c, &touchReader{r: rc, touch: touch})
+			if err != nil {
+				// The connector's side failed (its tunnel broke, or a reset):
+				// the client's connection ends without TLS's close_notify, so
+				// that the client sees an abrupt end, not the destination's.
+				if tc, ok := c.(*tls.Conn); ok {
+					tc.NetConn().Close()
+				}
+				c.Close()
+			}
 		}
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()

@@ -320,6 +320,25 @@ func TestRelayAccess(t *testing.T) {
 		dest.Close()
 		<-done
 	})
+	t.Run("the connector's side fails", func(t *testing.T) {
+		client, cloudSide := tcpPair(t)
+		connectorSide, dest := tcpPair(t)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			relayAccess(t.Context(), cloudSide, bufio.NewReader(cloudSide), connectorSide, "tcp", time.Minute)
+		}()
+		io.WriteString(dest, "partial")
+		buf := make([]byte, 7)
+		if _, err := io.ReadFull(client, buf); err != nil {
+			t.Fatal(err)
+		}
+		dest.SetLinger(0)
+		dest.Close() // a reset: the connector's read fails
+		io.Copy(io.Discard, client)
+		client.Close()
+		<-done
+	})
 	t.Run("idle", func(t *testing.T) {
 		_, cloudSide := tcpPair(t)
 		connectorSide, _ := tcpPair(t)
