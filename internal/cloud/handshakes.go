@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -105,12 +106,27 @@ func (l *handshakeListener) start() {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
+		var pause time.Duration
 		for {
 			c, err := l.inner.Accept()
 			if err != nil {
+				// Out of file descriptors (EMFILE) and the like pass: retry
+				// after a pause growing to 1 s, as http.Server does.
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Temporary() && !errors.Is(err, net.ErrClosed) { //nolint:staticcheck // Temporary is what Accept's errors still say
+					pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+					l.log.Warn("accepting a connection failed; retrying", "error", err.Error(), "pause", pause.String())
+					select {
+					case <-time.After(pause):
+						continue
+					case <-l.done:
+						return
+					}
+				}
 				l.stop(err)
 				return
 			}
+			pause = 0
 			l.wg.Add(1)
 			go func() {
 				defer l.wg.Done()

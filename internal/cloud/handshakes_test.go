@@ -157,3 +157,56 @@ func TestHandshakeRefusedEvent(t *testing.T) {
 		t.Fatalf("refused = %d, want %d", got, len(steps))
 	}
 }
+
+// tempErrListener fails its first Accept with a temporary error (as
+// accept does when the process is out of file descriptors).
+type tempErrListener struct {
+	net.Listener
+	failed bool
+}
+
+type tempErr struct{}
+
+func (tempErr) Error() string   { return "accept: too many open files" }
+func (tempErr) Timeout() bool   { return false }
+func (tempErr) Temporary() bool { return true }
+
+func (l *tempErrListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, tempErr{}
+	}
+	return l.Listener.Accept()
+}
+
+// TestHandshakeListenerTemporaryError: a temporary accept error (EMFILE)
+// does not stop the cloud's listener: the next connection is served.
+func TestHandshakeListenerTemporaryError(t *testing.T) {
+	testnet.CheckLeaks(t)
+	ca := testnet.NewCA(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Root)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newHandshakeListener(&tempErrListener{Listener: inner}, &tls.Config{Certificates: []tls.Certificate{ca.Cert(t, "127.0.0.1")}}, 1, slog.New(slog.DiscardHandler), nil)
+	l.start()
+	t.Cleanup(func() { l.Close(); l.waitClosed() })
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	c, err := tls.Dial("tcp", inner.Addr().String(), &tls.Config{ServerName: "127.0.0.1", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("after a temporary accept error: %v", err)
+	}
+	c.Close()
+	if err := testnet.RecvWithin(t, "Accept", accepted); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+}
