@@ -76,6 +76,10 @@ type scaleResult struct {
 	listed      int // connectors 'admin connector list' shows active with all tunnels
 	connectTime time.Duration
 	connectErr  string
+	connect90   time.Duration // until 90 % of the tunnels were up
+	peakRate    float64       // most tunnels that came up in one second (the cloud's handshake rate)
+	hsRefused   float64       // connections the cloud closed before TLS (sallyport_cloud_tls_handshakes_refused_total)
+	hsFailed    float64       // TLS handshakes that failed or timed out (sallyport_cloud_tls_handshakes_failed_total)
 
 	cloudBase, cloudConn, cloudWS procMem // the cloud before the tunnels, with them, with the WebSockets
 	benchBase, benchConn, benchWS procMem // the simulated connectors (the bench process)
@@ -237,6 +241,9 @@ func runScale(ctx context.Context, o *options) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	r.hsRefused = cloudCounter(ctx, metricsURL, "sallyport_cloud_tls_handshakes_refused_total")
+	r.hsFailed = cloudCounter(ctx, metricsURL, "sallyport_cloud_tls_handshakes_failed_total")
+	h.logf("the cloud closed %.0f connections before TLS (no handshake slot); %.0f handshakes failed", r.hsRefused, r.hsFailed)
 	r.listed = listedActive(ctx, h, o.scaleTunnels)
 	r.cloudConn = cloudMem(ctx, s.cloudPID(), metricsURL, o.settle)
 	r.benchConn = hostsMem(ctx, hosts, o.settle)
@@ -340,9 +347,17 @@ func connectAll(ctx context.Context, h *harness, r *scaleResult, hosts []*connec
 	want := n * tunnels
 	last := -1
 	lastChange := time.Now()
+	prevUp, prevAt := 0, time.Now()
 	for {
 		st := hostsState(hosts)
 		r.tunnelsUp, r.connected = st.Up, st.Full
+		if el := time.Since(prevAt).Seconds(); el >= 0.5 {
+			r.peakRate = max(r.peakRate, float64(st.Up-prevUp)/el)
+			prevUp, prevAt = st.Up, time.Now()
+		}
+		if r.connect90 == 0 && 10*st.Up >= 9*want {
+			r.connect90 = time.Since(start)
+		}
 		if st.Err != "" && r.connectErr == "" {
 			r.connectErr = st.Err
 		}
@@ -518,6 +533,24 @@ func cloudMem(ctx context.Context, pid int, metricsURL string, settle time.Durat
 		m.goroutines = int(v)
 	}
 	return m
+}
+
+// cloudCounter reads one metric of the cloud's (-1 when it cannot).
+func cloudCounter(ctx context.Context, metricsURL, name string) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if v, ok := promValue(string(body), name); ok {
+		return v
+	}
+	return -1
 }
 
 // idleCPU is the share of one CPU the cloud and the connector hosts used
@@ -752,6 +785,8 @@ func (r *scaleResult) print(w io.Writer, source string) {
 	if r.wsOpened > 0 {
 		rows = append(rows, row(fmt.Sprintf("+ %s idle WebSockets", fmtNum(float64(r.wsOpened))), r.cloudWS, r.benchWS))
 	}
+	fmt.Fprintf(w, "Tunnels: 90 %% up after %s; at most %.0f came up in one second (the cloud's handshake rate); the cloud closed %.0f connections before TLS (no handshake slot, `--max-handshakes`) and %.0f handshakes failed or timed out.\n\n",
+		fmtDur(r.connect90.Seconds()), r.peakRate, r.hsRefused, r.hsFailed)
 	table(w, []string{"memory", "cloud RSS", "cloud heap", "cloud goroutines", "connectors RSS", "connectors heap", "connectors goroutines"}, rows)
 	per := [][]string{{"per tunnel (and its connector)",
 		fmtKB(perItem(r.cloudBase.rss, r.cloudConn.rss, r.tunnelsUp)), fmtKB(perItem(r.cloudBase.heap, r.cloudConn.heap, r.tunnelsUp)),

@@ -152,6 +152,7 @@ func newCloudServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.TunnelCheckInterval, "tunnel-check-interval", 10*time.Second, "how often live tunnels are checked for an expired, revoked or replaced certificate (and closed)")
 	f.IntVar(&cfg.MaxTunnelsPerConnector, "max-tunnels-per-connector", 20, "most tunnel connections one connector may hold; beyond it, refused (too_many_tunnels) and retried by the connector")
 	f.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", 1024, "most connections one client address (IPv6: its /64) may hold open on the cloud's port; beyond it, closed before the TLS handshake")
+	f.IntVar(&cfg.MaxHandshakes, "max-handshakes", 0, "most TLS handshakes in progress at once on the cloud's port; a connection that finds none free within 250 ms is closed before its handshake (default 64 per CPU)")
 	lim, def := &cfg.EdgeLimits, edge.DefaultLimits
 	f.IntVar(&lim.MaxHeaderCount, "max-header-count", def.MaxHeaderCount, "most request header fields the edge accepts (more: 431)")
 	f.IntVar(&lim.MaxHeaderBytes, "max-header-bytes", def.MaxHeaderBytes, fmt.Sprintf("most bytes of request header names and values the edge accepts, at most %d (more: 431)", edge.MaxHeaderBytesCeiling))

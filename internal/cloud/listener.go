@@ -160,7 +160,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	// Tunnels batch their writes (tunnel.BatchConn); other connections
 	// write straight through it.
-	go func() { errc <- hs.Serve(tls.NewListener(tunnel.NewBatchListener(s.sourceLimit(ln)), tlsCfg)) }()
+	// At most MaxHandshakes TLS handshakes at once (handshakes.go).
+	hl := newHandshakeListener(tunnel.NewBatchListener(s.sourceLimit(ln)), tlsCfg, s.cfg.MaxHandshakes, s.log, s.events)
+	s.handshakes.Store(hl)
+	hl.start()
+	defer hl.waitClosed()
+	go func() { errc <- hs.Serve(hl) }()
 	s.events.Event(eventlog.CloudStarted, fmt.Sprintf("The cloud service %s started, listening on %s", s.settings.Name, ln.Addr()), "version", version.Version)
 	if err := s.warnUnownedHosts(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("checking the applications' external hosts failed", "error", err.Error())

@@ -62,6 +62,26 @@ func newMetrics(s *Server) *metrics {
 	m.signins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sallyport_cloud_signins_total", Help: "Sign-ins, sign-outs and their failures, by tenant, method and result.",
 	}, []string{"tenant", "method", "result"})
+	hs := func(f func(*handshakeListener) float64) func() float64 {
+		return func() float64 {
+			if l := s.handshakes.Load(); l != nil {
+				return f(l)
+			}
+			return 0
+		}
+	}
+	handshakes := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sallyport_cloud_tls_handshakes_in_progress",
+			Help: "TLS handshakes in progress on the cloud's port (at most --max-handshakes)."},
+			hs(func(l *handshakeListener) float64 { return float64(l.inProgress.Load()) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sallyport_cloud_tls_handshakes_refused_total",
+			Help: "Connections closed before their TLS handshake: no handshake slot free within 250 ms, or their address held its share (--max-handshakes)."},
+			hs(func(l *handshakeListener) float64 { return float64(l.refused.Load()) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sallyport_cloud_tls_handshakes_failed_total",
+			Help: "TLS handshakes on the cloud's port that failed or passed their 10 s deadline."},
+			hs(func(l *handshakeListener) float64 { return float64(l.failed.Load()) })),
+	}
+	m.reg.MustRegister(handshakes...)
 	m.reg.MustRegister(m.requests, m.latency, m.rtt, m.signins, &connectorCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -95,6 +95,11 @@ type Config struct {
 	// room for many connectors behind one NAT address (16 tunnels each at
 	// most) and for browsers behind a shared proxy.
 	MaxConnsPerSource int
+	// MaxHandshakes is the most TLS handshakes in progress at once on the
+	// cloud's port; a connection that finds none free within 250 ms is
+	// closed before its handshake (handshakes.go). Default 64 per CPU
+	// (GOMAXPROCS).
+	MaxHandshakes int
 	// ConnectorLimit is the most requests one connector serves at once;
 	// beyond it requests go to other connectors, or get 503. Default 1000.
 	ConnectorLimit int
@@ -184,6 +189,9 @@ func (c *Config) Validate() error {
 	if c.MaxConnsPerSource <= 0 {
 		c.MaxConnsPerSource = 1024
 	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = DefaultMaxHandshakes()
+	}
 	if c.InactiveAfter <= 0 {
 		c.InactiveAfter = 2 * time.Minute
 	}
@@ -262,6 +270,7 @@ type Server struct {
 	releasePub   ed25519.PublicKey                   // the release key connectors pin
 	access       *accesslog.Logger                   // nil without --access-log
 	connLimit    atomic.Pointer[sourceLimitListener] // set by Serve
+	handshakes   atomic.Pointer[handshakeListener]   // set by Serve
 	tunnelChecks atomic.Int64                        // passes of checkTunnels, for tests
 	identity     *identity.Service                   // tenants' signing keys, assertions, JWKS
 	keyPasses    atomic.Int64                        // passes of the signing keys' rotation, for tests

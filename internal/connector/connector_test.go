@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,9 @@ type fakeCloud struct {
 	conns chan *tunnel.Client
 	ln    net.Listener
 	addr  string
+	// closeFirst connections are closed before their TLS handshake, as a
+	// busy cloud does (issue 17); closed counts them.
+	closeFirst, closed atomic.Int32
 }
 
 func newFakeCloud(t *testing.T) *fakeCloud {
@@ -71,6 +75,11 @@ func (f *fakeCloud) start(t *testing.T) {
 			c, err := f.ln.Accept()
 			if err != nil {
 				return
+			}
+			if f.closeFirst.Add(-1) >= 0 {
+				f.closed.Add(1)
+				c.Close()
+				continue
 			}
 			if err := c.(*tls.Conn).Handshake(); err != nil {
 				c.Close()

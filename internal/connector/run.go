@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +34,11 @@ type Config struct {
 	// attempt costs one TCP (and TLS) handshake, and a connector must be
 	// back within seconds once the cloud is.
 	MinBackoff, MaxBackoff time.Duration
+	// BusyMaxBackoff bounds the wait after the cloud closed a connection
+	// before its TLS handshake or did not finish the handshake in time (a
+	// busy cloud): such failures grow the wait fourfold, up to this.
+	// Default 60s (backoff.go).
+	BusyMaxBackoff time.Duration
 	// Tunnel tunes each tunnel connection; Tunnel.DrainTimeout (default
 	// 30s) is the grace period for requests in flight when Run's context
 	// ends (SIGTERM): no new request is taken meanwhile.
@@ -88,6 +92,9 @@ func (c *Config) Validate() error {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Second
 	}
+	if c.BusyMaxBackoff <= 0 {
+		c.BusyMaxBackoff = time.Minute
+	}
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
 	}
@@ -122,6 +129,7 @@ type Connector struct {
 	lists      map[string][]tunnel.Instance // the latest list of live instances from each instance, by its id (guarded by mu)
 	slots      map[*slot]bool               // running tunnel slots (guarded by mu)
 	refusal    error                        // set when the cloud refused this connector for good
+	busyNoted  atomic.Bool                  // event 1210 written; cleared when a tunnel comes up
 	stop       context.CancelFunc
 }
 
@@ -242,31 +250,35 @@ func (c *Connector) Run(ctx context.Context) error {
 // to the cloud's name (a bootstrap slot) or to one instance's advertise
 // address (an instance slot, instances.go).
 func (c *Connector) keepTunnel(ctx context.Context, sl *slot) {
-	// failures sets the backoff and counts a tunnel that closed soon
-	// after it came up; dialFailures counts the failed connection
+	// bo sets the backoff (backoff.go) and counts a tunnel that closed
+	// soon after it came up; dialFailures counts the failed connection
 	// attempts in a row, for event 1203 at the first and every 10th (a
 	// dropped tunnel must not push the first one to the tenth: issue 20).
-	failures, dialFailures := 0, 0
+	bo := c.newBackoff()
+	dialFailures := 0
 	for ctx.Err() == nil {
-		conn, err := c.dial(ctx, sl.addr)
+		conn, connected, err := c.dial(ctx, sl.addr)
 		if err != nil {
-			failures++
 			dialFailures++
 			if ctx.Err() != nil {
 				return
 			}
 			c.noteError(err)
+			busy := cloudBusy(err, connected)
+			d := bo.fail(busy)
 			switch {
+			case busy && c.busyNoted.CompareAndSwap(false, true):
+				c.noteBusy(err, sl.name, d)
 			case sl.instance != "":
 				sl.run.dialFailed(c, err) // one event per instance, not per slot
 			case dialFailures == 1 || dialFailures%10 == 0:
 				c.connectFailed(err, sl.name, dialFailures)
 			}
-			c.wait(ctx, failures)
+			sleep(ctx, d)
 			continue
 		}
 		dialFailures = 0
-		started := time.Now()
+		started, after := time.Now(), bo.failures()
 		// The tunnel counts as up once the cloud has accepted the
 		// certificate and says hello (a refused one never does).
 		var accepted atomic.Bool
@@ -285,7 +297,7 @@ func (c *Connector) keepTunnel(ctx context.Context, sl *slot) {
 					if sl.run != nil {
 						sl.run.connected()
 					}
-					c.events.Event(eventlog.TunnelUp, "A tunnel connection to the cloud is up", "tunnel", sl.name, "after_failures", fmt.Sprint(failures),
+					c.events.Event(eventlog.TunnelUp, "A tunnel connection to the cloud is up", "tunnel", sl.name, "after_failures", fmt.Sprint(after),
 						"protocol", fmt.Sprint(protocol))
 				}
 				r = r.WithContext(sctx) // control messages learn their slot
@@ -304,15 +316,15 @@ func (c *Connector) keepTunnel(ctx context.Context, sl *slot) {
 			return
 		}
 		if time.Since(started) > time.Minute {
-			failures = 0
+			bo.reset() // it stayed up
 		}
-		failures++
+		d := bo.fail(false)
 		c.metrics.reconnects.Inc()
 		if sl.instance != "" {
 			// An instance that stops is dropped quietly: event 1208 if it
 			// cannot be reached again, 1207 when it leaves the list.
 			c.log.Info("a tunnel connection to a cloud instance closed; reconnecting", "tunnel", sl.name, "instance", sl.instance, "address", sl.addr)
-			c.wait(ctx, failures)
+			sleep(ctx, d)
 			continue
 		}
 		msg := "A tunnel connection to the cloud closed; reconnecting"
@@ -321,7 +333,7 @@ func (c *Connector) keepTunnel(ctx context.Context, sl *slot) {
 				p, c.cfg.Tunnel.PingInterval)
 		}
 		c.events.Event(eventlog.TunnelClosed, msg, "tunnel", sl.name, "lasted", time.Since(started).Round(time.Second).String())
-		c.wait(ctx, failures)
+		sleep(ctx, d)
 	}
 }
 
@@ -331,6 +343,7 @@ func (c *Connector) slotUp(sl *slot, d int) {
 	sl.up += d
 	if d > 0 {
 		c.lastUp, c.lastErr = time.Now().UTC(), ""
+		c.busyNoted.Store(false)
 	}
 	c.mu.Unlock()
 	kick(c.statusKick)
@@ -345,28 +358,12 @@ func kick(ch chan struct{}) {
 	}
 }
 
-// wait sleeps the backoff for the n-th consecutive failure, or until ctx
-// is done. Full jitter: a random wait in [d/2, d].
-func (c *Connector) wait(ctx context.Context, n int) {
-	d := c.cfg.MinBackoff
-	for i := 1; i < n && d < c.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.cfg.MaxBackoff)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // dial opens a tunnel connection: to the cloud's name when addr is "",
 // else to an instance's advertise address — with the same TLS name (the
 // cloud's, for SNI and verification against the pinned CA), client
-// certificate and outbound proxy.
-func (c *Connector) dial(ctx context.Context, addr string) (*tls.Conn, error) {
+// certificate and outbound proxy. connected reports whether the TCP
+// connection (through the proxy, if any) was made before a failure.
+func (c *Connector) dial(ctx context.Context, addr string) (conn *tls.Conn, connected bool, err error) {
 	c.reloadIfChanged()
 	alpn := []string{tunnel.ALPN2, tunnel.ALPN}
 	if c.cfg.TunnelVersion == 1 {
@@ -376,7 +373,13 @@ func (c *Connector) dial(ctx context.Context, addr string) (*tls.Conn, error) {
 	if addr != "" {
 		id.Target.Addr = addr
 	}
-	return cloudlink.DialIdentified(ctx, id, c.cfg.Dial, alpn...)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := c.cfg.Dial(ctx, network, addr)
+		connected = err == nil
+		return raw, err
+	}
+	conn, err = cloudlink.DialIdentified(ctx, id, dial, alpn...)
+	return conn, connected, err
 }
 
 // reloadIfChanged picks up a state directory changed by another process
@@ -430,6 +433,15 @@ func (c *Connector) refused() bool {
 
 // errRefused marks refusal problems.
 var errRefused = errors.New("refused by the cloud")
+
+// noteBusy records, once until a tunnel is up again, that the cloud is
+// busy with handshakes and the connector waits longer (event 1210).
+func (c *Connector) noteBusy(err error, slot string, wait time.Duration) {
+	p := problem.Public(err)
+	c.events.Event(eventlog.CloudBusyBackoff,
+		fmt.Sprintf("The cloud is busy: %s; the connector waits longer between attempts (now %s, at most %s) so that connectors reconnecting together do not overload it", p.Message, wait.Round(100*time.Millisecond), c.cfg.BusyMaxBackoff),
+		"tunnel", slot, "code", p.Code, "wait", wait.Round(100*time.Millisecond).String())
+}
 
 // connectFailed records why a tunnel could not be set up.
 func (c *Connector) connectFailed(err error, slot string, failures int) {

@@ -32,6 +32,8 @@ const (
 	InstanceUnlisted    ID = 1207 // A cloud instance is no longer live: its tunnels are closed
 	InstanceUnreachable ID = 1208 // The connector cannot reach a live cloud instance at its advertise address
 	InstancesFallback   ID = 1209 // No tunnel to any of the cloud's instances is up: the connector connects through the cloud's name too
+	// Connector: backoff when the cloud is busy (1210–1214)
+	CloudBusyBackoff ID = 1210 // The cloud closed or did not finish the TLS handshake: the connector waits longer between attempts
 
 	// Connector: configuration (1300–1399)
 	ConfigReceived ID = 1300 // The connector received its configuration
@@ -94,6 +96,9 @@ const (
 
 	// Cloud: the edge (2700–2799)
 	EdgeRequestFailed ID = 2700 // A request to an application failed
+
+	// Cloud: admission of TLS handshakes (2981–2984, docs/scale-out.md)
+	HandshakesRefused ID = 2981 // Connections were closed before their TLS handshake: the cloud ran as many handshakes as it allows
 
 	// Cloud: ACME certificates (2985–2989)
 	ACMECertObtained ID = 2985 // An ACME certificate was obtained (or renewed) for a published host
@@ -207,6 +212,7 @@ var Catalog = []Def{
 	{InstanceUnlisted, LevelInformation, "connectivity", "A cloud instance is no longer live: its tunnels are closed"},
 	{InstanceUnreachable, LevelWarning, "connectivity", "The connector cannot reach a live cloud instance at its advertise address"},
 	{InstancesFallback, LevelWarning, "connectivity", "No tunnel to any of the cloud's instances is up: the connector connects through the cloud's name too"},
+	{CloudBusyBackoff, LevelWarning, "connectivity", "The cloud closed or did not finish the TLS handshake: the connector waits longer between attempts"},
 	// Connector: configuration (1300–1399)
 	{ConfigReceived, LevelInformation, "configuration", "The connector received its configuration"},
 	{ConfigRefused, LevelError, "configuration", "The connector refused a configuration from the cloud"},
@@ -300,6 +306,8 @@ var Catalog = []Def{
 	{StoreBack, LevelInformation, "store", "The store is reachable again after an outage"},
 	{StoreWaiting, LevelWarning, "store", "The store cannot be reached at start: the cloud retries until --store-wait ends"},
 	{InstancesChanged, LevelInformation, "cloud", "The cloud's live instances changed: connectors are told on their tunnels"},
+	// Cloud: admission of TLS handshakes (2981–2984)
+	{HandshakesRefused, LevelWarning, "cloud", "Connections were closed before their TLS handshake: the cloud ran as many handshakes as it allows"},
 	// Cloud: ACME certificates (2985–2989)
 	{ACMECertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for a published host"},
 	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},
