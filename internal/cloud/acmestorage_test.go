@@ -50,9 +50,9 @@ func TestACMEStorage(t *testing.T) {
 	ctx := t.Context()
 	site := "certificates/acme-v02.example-directory/web-contoso.sallyport.test/"
 	files := map[string]string{
-		site + "web-contoso.sallyport.test.crt":  "-----BEGIN CERTIFICATE-----\n",
-		site + "web-contoso.sallyport.test.key":  "-----BEGIN EC PRIVATE KEY-----\nsecret\n",
-		site + "web-contoso.sallyport.test.json": `{"sans":["web-contoso.sallyport.test"]}`,
+		site + "web-contoso.sallyport.test.crt":                          "-----BEGIN CERTIFICATE-----\n",
+		site + "web-contoso.sallyport.test.key":                          "-----BEGIN EC PRIVATE KEY-----\nsecret\n",
+		site + "web-contoso.sallyport.test.json":                         `{"sans":["web-contoso.sallyport.test"]}`,
 		"acme/acme-v02.example-directory/users/ops@contoso.com/ops.json": "{}",
 		"acme/acme-v02.example-directory/users/ops@contoso.com/ops.key":  "-----BEGIN EC PRIVATE KEY-----\naccount\n",
 	}
