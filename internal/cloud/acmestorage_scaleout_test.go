@@ -1,7 +1,6 @@
 package cloud
 
 import (
-	"context"
 	"crypto/x509"
 	"net"
 	"strings"
@@ -36,7 +35,12 @@ func TestACMETwoInstancesOrderOnce(t *testing.T) {
 		HTTPListen: "127.0.0.1:0", acmeOnly: "tls-alpn-01", InstanceBeat: 100 * time.Millisecond}
 	a := newPostgresServerNamed(t, cluster, acmeCloudName, cfg)
 	b := peerOf(t, a, cfg)
-	addrs := []string{serveACME(t, a), serveACME(t, b)}
+	var addrs []string
+	for _, s := range []*Server{a, b} {
+		serveStoppable(t, s)
+		testnet.WaitUntil(t, "the instance listens", func() bool { return s.connLimit.Load() != nil })
+		addrs = append(addrs, s.connLimit.Load().Addr().String())
+	}
 	lb.SetTargets(addrs...)
 
 	admin := login(t, a, "admin@contoso.com", testPassword)
@@ -89,24 +93,4 @@ func TestACMETwoInstancesOrderOnce(t *testing.T) {
 	if lb.Conns() == 0 {
 		t.Error("Pebble's validation did not go through the load balancer")
 	}
-}
-
-// serveACME serves s on a listener of its own until the test ends, and
-// returns the listener's address.
-func serveACME(t *testing.T, s *Server) string {
-	t.Helper()
-	ln, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	})
-	return ln.Addr().String()
 }

@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -150,29 +149,8 @@ func testACMELocks(t *testing.T, s store.Store) {
 // testACMELockRace: owners racing for one free lock, one wins.
 func testACMELockRace(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	const n = 16
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won, lost := 0, 0
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := s.TakeACMELock(ctx, store.ACMELock{Name: "issue_cert_race.example", Owner: fmt.Sprintf("inst-%d", i), ExpiresAt: at(5)}, at(1))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, store.ErrConflict):
-				lost++
-			default:
-				t.Errorf("TakeACMELock: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if won != 1 || lost != n-1 {
-		t.Fatalf("%d owners got the lock and %d were refused; want 1 and %d", won, lost, n-1)
-	}
+	takeOnce(t, "owners got the lock", func(i int) error {
+		_, err := s.TakeACMELock(ctx, store.ACMELock{Name: "issue_cert_race.example", Owner: fmt.Sprintf("inst-%d", i), ExpiresAt: at(5)}, at(1))
+		return err
+	})
 }
