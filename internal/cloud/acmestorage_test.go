@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +19,6 @@ import (
 	"github.com/sallyport/sallyport/internal/testnet"
 )
 
-// acmeClock is a clock a test moves by hand.
-type acmeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *acmeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *acmeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestACMEStorage: certmagic's key/value semantics over the store —
 // values round-trip (private keys wrapped in the store), directories are
 // implied by the keys under them, missing keys are fs.ErrNotExist, Delete
@@ -45,8 +26,8 @@ func (c *acmeClock) add(d time.Duration) {
 // beyond the limits are refused.
 func TestACMEStorage(t *testing.T) {
 	s := newTestServer(t)
-	clock := &acmeClock{t: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
-	a := newACMEStorage(s.store, "inst-a", clock.now, s.log, s.events)
+	clk := &clock{now: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	a := newACMEStorage(s.store, "inst-a", clk.Now, s.log, s.events)
 	ctx := t.Context()
 	site := "certificates/acme-v02.example-directory/web-contoso.sallyport.test/"
 	files := map[string]string{
@@ -61,7 +42,7 @@ func TestACMEStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clock.add(time.Minute)
+	clk.Advance(time.Minute)
 	for k, v := range files {
 		if got, err := a.Load(ctx, k); err != nil || string(got) != v {
 			t.Errorf("Load(%s) = %q, %v", k, got, err)
@@ -100,7 +81,7 @@ func TestACMEStorage(t *testing.T) {
 	}
 
 	info, err := a.Stat(ctx, site+"web-contoso.sallyport.test.key")
-	if want := (certmagic.KeyInfo{Key: site + "web-contoso.sallyport.test.key", Modified: clock.now().Add(-time.Minute), Size: int64(len(files[site+"web-contoso.sallyport.test.key"])), IsTerminal: true}); err != nil || info != want {
+	if want := (certmagic.KeyInfo{Key: site + "web-contoso.sallyport.test.key", Modified: clk.Now().Add(-time.Minute), Size: int64(len(files[site+"web-contoso.sallyport.test.key"])), IsTerminal: true}); err != nil || info != want {
 		t.Errorf("Stat of a value = %+v, %v; want %+v", info, err, want)
 	}
 	if info, err := a.Stat(ctx, "certificates"); err != nil || info.IsTerminal || info.Key != "certificates" {
@@ -163,9 +144,9 @@ func TestACMEStorage(t *testing.T) {
 // what is held.
 func TestACMEStorageLocks(t *testing.T) {
 	s := newTestServer(t)
-	clock := &acmeClock{t: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	clk := &clock{now: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
 	newStorage := func(id string) *acmeStorage {
-		a := newACMEStorage(s.store, id, clock.now, s.log, s.events)
+		a := newACMEStorage(s.store, id, clk.Now, s.log, s.events)
 		a.poll = 5 * time.Millisecond
 		a.ttl = time.Hour // the refresh does not run (see below for one that does)
 		t.Cleanup(a.close)
@@ -213,8 +194,8 @@ func TestACMEStorageLocks(t *testing.T) {
 	a.Unlock(ctx, name)
 
 	// A crashed holder: its row stays, nobody extends it.
-	crashed := store.ACMELock{Name: name, Owner: "inst-crashed/1", ExpiresAt: clock.now().Add(acmeLockTTL)}
-	if _, err := s.store.TakeACMELock(ctx, crashed, clock.now()); err != nil {
+	crashed := store.ACMELock{Name: name, Owner: "inst-crashed/1", ExpiresAt: clk.Now().Add(acmeLockTTL)}
+	if _, err := s.store.TakeACMELock(ctx, crashed, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	go func() { got <- b.Lock(ctx, name) }()
@@ -223,7 +204,7 @@ func TestACMEStorageLocks(t *testing.T) {
 		t.Fatalf("b's Lock returned while a crashed holder's lock is unexpired: %v", err)
 	default:
 	}
-	clock.add(acmeLockTTL)
+	clk.Advance(acmeLockTTL)
 	if err := testnet.RecvWithin(t, "b's Lock after the crashed holder's expiry", got); err != nil {
 		t.Fatal(err)
 	}
