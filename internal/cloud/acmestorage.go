@@ -62,10 +62,14 @@ type acmeStorage struct {
 
 // heldLock is a lock this instance holds and keeps extending.
 type heldLock struct {
-	owner string        // this acquisition's owner: the instance id and a random suffix
-	stop  chan struct{} // closed to stop the refresher
-	done  chan struct{} // closed when it has stopped
+	owner   string        // this acquisition's owner: the instance id and a random suffix
+	started bool          // taken in the store, refresher running (false: being taken)
+	stop    chan struct{} // closed to stop the refresher
+	done    chan struct{} // closed when it has stopped
 }
+
+// errACMEClosed is TryLock's answer once the cloud is stopping.
+var errACMEClosed = errors.New("the ACME storage is closed: the cloud is stopping")
 
 var (
 	_ certmagic.Storage   = (*acmeStorage)(nil)
@@ -224,29 +228,44 @@ func (a *acmeStorage) Lock(ctx context.Context, name string) error {
 // TryLock takes the lock name if nobody holds it (or its holder let it
 // expire), and keeps it extended until Unlock.
 func (a *acmeStorage) TryLock(ctx context.Context, name string) (bool, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.held == nil {
-		return false, errors.New("the ACME storage is closed: the cloud is stopping")
-	}
-	if a.held[name] != nil {
-		return false, nil
-	}
 	var suffix [6]byte
 	rand.Read(suffix[:])
-	owner := a.self + "/" + hex.EncodeToString(suffix[:])
-	now := a.now()
-	_, err := a.st.TakeACMELock(ctx, store.ACMELock{Name: name, Owner: owner, ExpiresAt: now.Add(a.ttl)}, now)
-	if errors.Is(err, store.ErrConflict) {
+	h := &heldLock{owner: a.self + "/" + hex.EncodeToString(suffix[:]), stop: make(chan struct{}), done: make(chan struct{})}
+	// Reserved in the map first (another task of this instance waits), taken
+	// in the store without holding the mutex.
+	a.mu.Lock()
+	switch {
+	case a.held == nil:
+		a.mu.Unlock()
+		return false, errACMEClosed
+	case a.held[name] != nil:
+		a.mu.Unlock()
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	h := &heldLock{owner: owner, stop: make(chan struct{}), done: make(chan struct{})}
 	a.held[name] = h
-	go a.refresh(name, h)
-	return true, nil
+	a.mu.Unlock()
+	now := a.now()
+	_, err := a.st.TakeACMELock(ctx, store.ACMELock{Name: name, Owner: h.owner, ExpiresAt: now.Add(a.ttl)}, now)
+	a.mu.Lock()
+	closed := a.held == nil
+	switch {
+	case err == nil && !closed:
+		h.started = true
+		go a.refresh(name, h)
+	case !closed:
+		delete(a.held, name)
+	}
+	a.mu.Unlock()
+	switch {
+	case closed:
+		if err == nil {
+			a.release(ctx, name, h.owner)
+		}
+		return false, errACMEClosed
+	case errors.Is(err, store.ErrConflict):
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // refresh extends the held lock every third of its lifetime until it is
@@ -287,9 +306,11 @@ func (a *acmeStorage) refresh(name string, h *heldLock) {
 func (a *acmeStorage) Unlock(ctx context.Context, name string) error {
 	a.mu.Lock()
 	h := a.held[name]
-	delete(a.held, name)
+	if h != nil && h.started {
+		delete(a.held, name)
+	}
 	a.mu.Unlock()
-	if h == nil {
+	if h == nil || !h.started {
 		return nil
 	}
 	close(h.stop)
@@ -316,6 +337,9 @@ func (a *acmeStorage) close() {
 	a.held = nil
 	a.mu.Unlock()
 	for name, h := range held {
+		if !h.started {
+			continue // its TryLock sees the storage closed and releases it
+		}
 		close(h.stop)
 		<-h.done
 		if err := a.release(context.Background(), name, h.owner); err != nil {
