@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -23,10 +22,6 @@ import (
 	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/problem"
 )
-
-// acmeDir is where certificates and ACME accounts are kept, in the data
-// directory (certmagic's file storage: 0700 directories, 0600 files).
-const acmeDir = "acme"
 
 // acmeManager obtains, renews and serves the ACME certificates of the
 // published hosts (docs/certificates.md). Issuance is on demand, at the
@@ -78,17 +73,14 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		tlsPort = a.Port
 	}
-	dir := filepath.Join(s.cfg.DataDir, acmeDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return problem.Newf(400, "data_dir", "check the data directory's permissions", "The ACME certificates' directory %s cannot be made (%v)", dir, err)
-	}
+	storage := s.startACMEStorage() // acmestorage.go
 	var cfg *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
 		Logger:           zap.NewNop(),
 	})
 	cfg = certmagic.New(cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: dir},
+		Storage: storage,
 		Logger:  zap.NewNop(),
 		OnDemand: &certmagic.OnDemandConfig{
 			DecisionFunc: func(_ context.Context, name string) error { return s.acmeDecision(name) },
@@ -112,7 +104,10 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 	}
 	cfg.Issuers = []certmagic.Issuer{issuer}
 	s.acme = &acmeManager{cfg: cfg, issuer: issuer, tlsPort: tlsPort}
-	s.acmeStop = cache.Stop
+	s.acmeStop = func() {
+		cache.Stop()
+		storage.close()
+	}
 	return nil
 }
 

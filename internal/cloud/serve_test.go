@@ -27,10 +27,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// certmagic's rate limiters of ACME orders are package-global, one
 		// per CA and account, and live as long as the process.
-		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"),
-		// certmagic's file storage refreshes a lock file every 5 s until it
-		// sees it removed (acme.go's storage, released at unlock).
-		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"))
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"))
 }
 
 // TestServeInProcess runs the whole path in one process — cloud,

@@ -17,10 +17,10 @@ import (
 // interface has no way to list them, and each is short-lived or
 // recreated. Sign-in and device-code grants: a sign-in under way starts over.
 // Update turns: a rollout in progress takes its turn again (a turn lasts
-// minutes). Revocations: a deleted or
+// minutes). ACME locks: an order in progress is made again. Revocations: a deleted or
 // replaced connector's certificate is refused all the same (the connector
 // or its current serial is gone), only the refusal's wording changes.
-var NotCopied = []string{"sign-in grants", "update turns", "revocations"}
+var NotCopied = []string{"sign-in grants", "update turns", "revocations", "ACME locks"}
 
 // CopyCount is how many rows of one kind CopyStore copied.
 type CopyCount struct {
@@ -123,7 +123,7 @@ func WriteSettings(dataDir string, s Settings) error {
 
 // copyKinds is the order of CopyStore's counts.
 var copyKinds = []string{"tenants", "tenant CAs", "groups", "users", "users with MFA", "user groups", "memberships", "connectors",
-	"applications", "assignments", "registration tokens", "domains", "signing keys", "tenant settings", "API tokens", "sessions", "update halts", "identity providers", "releases"}
+	"applications", "assignments", "registration tokens", "domains", "signing keys", "tenant settings", "API tokens", "sessions", "update halts", "identity providers", "releases", "ACME objects"}
 
 type copier struct {
 	src, dst store.Store
@@ -167,6 +167,26 @@ func (c *copier) copyAll(ctx context.Context) error {
 			return fmt.Errorf("release %s %s/%s: %w", releases[i].Version, releases[i].OS, releases[i].Arch, err)
 		}
 		c.n["releases"]++
+	}
+	return c.copyACME(ctx)
+}
+
+// copyACME copies the ACME client's storage: certificates, their keys
+// (wrapped as they are) and the accounts.
+func (c *copier) copyACME(ctx context.Context) error {
+	objs, err := c.src.ListACMEObjects(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, l := range objs {
+		o, err := c.src.ACMEObject(ctx, l.Key)
+		if err == nil {
+			err = c.dst.PutACMEObject(ctx, o)
+		}
+		if err != nil {
+			return fmt.Errorf("ACME object %s: %w", l.Key, err)
+		}
+		c.n["ACME objects"]++
 	}
 	return nil
 }

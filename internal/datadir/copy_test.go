@@ -35,7 +35,7 @@ func TestCopyStore(t *testing.T) {
 	}
 	for kind, want := range map[string]int{"tenants": 1, "tenant CAs": 1, "groups": 2, "users": 2, "users with MFA": 1, "user groups": 1,
 		"memberships": 1, "connectors": 1, "applications": 1, "assignments": 2, "registration tokens": 1, "domains": 1,
-		"signing keys": 1, "tenant settings": 1, "API tokens": 1, "sessions": 2, "update halts": 1, "identity providers": 1, "releases": 1} {
+		"signing keys": 1, "tenant settings": 1, "API tokens": 1, "sessions": 2, "update halts": 1, "identity providers": 1, "releases": 1, "ACME objects": 2} {
 		if n[kind] != want {
 			t.Errorf("copied %d %s, want %d", n[kind], kind, want)
 		}
@@ -157,6 +157,8 @@ func fillStore(t *testing.T, dir string) {
 	must("update halt", st.HaltUpdate(ctx, store.UpdateHalt{TenantID: tid, GroupID: g.ID, Version: "1.2.3", ConnectorID: "c_1", HaltedAt: now}))
 	must("release", st.CreateRelease(ctx, store.Release{Version: "1.2.3", OS: "linux", Arch: "amd64", SHA256: "ab", Size: 1,
 		Manifest: []byte("{}"), Signature: []byte("sig"), KeyID: "k", PublishedAt: now}))
+	must("ACME certificate", st.PutACMEObject(ctx, store.ACMEObject{Key: "certificates/ca/web/web.crt", Value: []byte("cert"), Modified: now}))
+	must("ACME key", st.PutACMEObject(ctx, store.ACMEObject{Key: "certificates/ca/web/web.key", Value: []byte("acme-key"), Modified: now}))
 }
 
 // dump lists every kind the copy carries, as text to compare.
@@ -208,6 +210,12 @@ func dump(t *testing.T, st store.Store) string {
 	add("identity providers", idps, err)
 	rs, err := st.ListReleases(ctx, "", "")
 	add("releases", rs, err)
+	objs, err := st.ListACMEObjects(ctx, "")
+	add("ACME objects", objs, err)
+	for _, o := range objs {
+		o, err := st.ACMEObject(ctx, o.Key)
+		add("ACME object", o, err)
+	}
 	return b.String()
 }
 

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/internal/pki"
@@ -22,8 +23,9 @@ import (
 
 // KEKFile is the data directory's key-encryption key: 32 random bytes
 // (0600) that wrap the tenant CA keys, the applications' edge keys, the
-// tenants' signing keys, the users' TOTP secrets and the identity
-// providers' client secrets in the store, so that a copy of the database alone holds no usable key. It
+// tenants' signing keys, the users' TOTP secrets, the identity providers'
+// client secrets and the ACME private keys in the store, so that a copy of
+// the database alone holds no usable key. It
 // is backed up apart from the store, and every instance sharing a store
 // needs the same file.
 const KEKFile = "store-kek.key"
@@ -60,6 +62,12 @@ func signingKeyPurpose(tenantID, kid string) string {
 }
 func userTOTPPurpose(tenantID, userID string) string { return "user-totp:" + tenantID + "/" + userID }
 func idpSecretPurpose(tenantID string) string        { return "idp-secret:" + tenantID }
+func acmeKeyPurpose(key string) string               { return "acme:" + key }
+
+// acmeSecret reports whether the ACME object at key is a private key
+// (certmagic names them NAME.key: a certificate's, an account's), the
+// objects wrapped; certificates and metadata are public.
+func acmeSecret(key string) bool { return strings.HasSuffix(key, ".key") }
 
 // wrap seals a plaintext key for the row named by purpose. An empty key
 // (an application without its own certificate) stays empty.
@@ -215,7 +223,33 @@ func countWrapped(ctx context.Context, st store.Store) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	objs, err := acmeKeys(ctx, st)
+	for _, o := range objs {
+		if isWrapped(o.Value) {
+			n++
+		}
+	}
+	return n, err
+}
+
+// acmeKeys returns the ACME objects that are private keys, with their
+// values as stored.
+func acmeKeys(ctx context.Context, st store.Store) ([]store.ACMEObject, error) {
+	list, err := st.ListACMEObjects(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []store.ACMEObject
+	for _, o := range list {
+		if !acmeSecret(o.Key) {
+			continue
+		}
+		if o, err = st.ACMEObject(ctx, o.Key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // wrapPlaintextKeys wraps, in place, every key of the store still in
@@ -282,13 +316,28 @@ func wrapPlaintextKeys(ctx context.Context, st store.Store, k *kek) (int, error)
 		}
 		n++
 	}
+	objs, err := acmeKeys(ctx, st)
+	if err != nil {
+		return n, err
+	}
+	for _, o := range objs {
+		if len(o.Value) == 0 || isWrapped(o.Value) {
+			continue
+		}
+		o.Value = k.wrap(o.Value, acmeKeyPurpose(o.Key))
+		if err := st.PutACMEObject(ctx, o); err != nil {
+			return n, err
+		}
+		n++
+	}
 	return n, nil
 }
 
 // kekStore is the store as the cloud uses it: the tenant CA keys, the
 // applications' edge keys, the tenants' signing keys, the users' TOTP
-// secrets and the identity providers' client secrets are wrapped on their
-// way in and unwrapped on their way out; everything else goes straight
+// secrets, the identity providers' client secrets and the ACME private
+// keys (certificates' and accounts') are wrapped on their way in and
+// unwrapped on their way out; everything else goes straight
 // through. The store itself
 // stays dumb: it keeps what it is given.
 type kekStore struct {
@@ -483,4 +532,27 @@ func (s *kekStore) ListIdentityProviders(ctx context.Context) ([]store.IdentityP
 		ps[i].ClientSecret = secret
 	}
 	return ps, err
+}
+
+// PutACMEObject wraps the value of a private key (a key ending in
+// ".key"); certificates and metadata are stored as they are.
+func (s *kekStore) PutACMEObject(ctx context.Context, o store.ACMEObject) error {
+	if acmeSecret(o.Key) {
+		o.Value = s.kek.wrap(o.Value, acmeKeyPurpose(o.Key))
+	}
+	return s.Store.PutACMEObject(ctx, o)
+}
+
+// ACMEObject unwraps the value of a private key; one that does not unwrap
+// is an error (the ACME client then orders a new certificate, or makes a
+// new account). Size stays the stored value's.
+func (s *kekStore) ACMEObject(ctx context.Context, key string) (store.ACMEObject, error) {
+	o, err := s.Store.ACMEObject(ctx, key)
+	if err != nil || !acmeSecret(o.Key) {
+		return o, err
+	}
+	if o.Value, err = s.kek.unwrap(o.Value, acmeKeyPurpose(o.Key)); err != nil {
+		return store.ACMEObject{}, err
+	}
+	return o, nil
 }

@@ -311,3 +311,70 @@ func TestWrapPlaintextSignInSecrets(t *testing.T) {
 		t.Errorf("wrapPlaintextKeys again = %d, %v; want 0", n, err)
 	}
 }
+
+// TestKEKStoreACMEKeys: the ACME private keys (objects named NAME.key)
+// reach the raw store only wrapped for their own key, and come back in
+// plaintext; certificates and metadata are stored as they are; a wrapped
+// key moved to another name does not unwrap; plaintext keys written to
+// the raw store are wrapped when it is opened, and all are counted.
+func TestKEKStoreACMEKeys(t *testing.T) {
+	ctx := t.Context()
+	f := newKEKFixture(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	objs := []struct {
+		key    string
+		value  []byte
+		secret bool
+	}{
+		{"certificates/ca/a.example/a.example.key", []byte("-----BEGIN EC PRIVATE KEY-----\nsite\n"), true},
+		{"accounts/ca/ops@contoso.com/ops@contoso.com.key", []byte("-----BEGIN EC PRIVATE KEY-----\naccount\n"), true},
+		{"certificates/ca/a.example/a.example.crt", []byte("-----BEGIN CERTIFICATE-----\n"), false},
+		{"certificates/ca/a.example/a.example.json", []byte(`{"sans":["a.example"]}`), false},
+	}
+	for _, o := range objs {
+		if err := f.ks.PutACMEObject(ctx, store.ACMEObject{Key: o.key, Value: o.value, Modified: at}); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := f.raw.ACMEObject(ctx, o.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrapped := isWrapped(raw.Value) && !bytes.Contains(raw.Value, o.value); wrapped != o.secret {
+			t.Errorf("%s is stored as %q: wrapped %v, want %v", o.key, raw.Value, wrapped, o.secret)
+		}
+		got, err := f.ks.ACMEObject(ctx, o.key)
+		if err != nil || !bytes.Equal(got.Value, o.value) || !got.Modified.Equal(at) {
+			t.Errorf("%s reads back as %+v, %v", o.key, got, err)
+		}
+	}
+	if n, err := countWrapped(ctx, f.raw); err != nil || n != 4 { // the CA key, the admin's TOTP secret, the two ACME keys
+		t.Errorf("countWrapped = %d, %v; want 4", n, err)
+	}
+
+	// The site's wrapped key, moved to another site's name.
+	raw, err := f.raw.ACMEObject(ctx, objs[0].key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := "certificates/ca/b.example/b.example.key"
+	if err := f.raw.PutACMEObject(ctx, store.ACMEObject{Key: moved, Value: raw.Value, Modified: at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ks.ACMEObject(ctx, moved); err == nil {
+		t.Error("a wrapped ACME key moved to another name was accepted")
+	}
+
+	plain := "certificates/ca/c.example/c.example.key"
+	if err := f.raw.PutACMEObject(ctx, store.ACMEObject{Key: plain, Value: []byte("plain key"), Modified: at}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := wrapPlaintextKeys(ctx, f.raw, f.k); err != nil || n != 1 {
+		t.Fatalf("wrapPlaintextKeys = %d, %v; want 1", n, err)
+	}
+	if o, err := f.raw.ACMEObject(ctx, plain); err != nil || !isWrapped(o.Value) || !o.Modified.Equal(at) {
+		t.Errorf("the plaintext ACME key is stored as %+v, %v; want it wrapped, its time kept", o, err)
+	}
+	if o, err := f.ks.ACMEObject(ctx, plain); err != nil || string(o.Value) != "plain key" {
+		t.Errorf("the migrated ACME key reads back as %q, %v", o.Value, err)
+	}
+}

@@ -101,8 +101,10 @@ const (
 	HandshakesRefused ID = 2981 // Connections were closed before their TLS handshake: the cloud ran as many handshakes as it allows
 
 	// Cloud: ACME certificates (2985–2989)
-	ACMECertObtained ID = 2985 // An ACME certificate was obtained (or renewed) for a published host
-	ACMECertFailed   ID = 2986 // No ACME certificate could be obtained for a published host
+	ACMECertObtained    ID = 2985 // An ACME certificate was obtained (or renewed) for a published host
+	ACMECertFailed      ID = 2986 // No ACME certificate could be obtained for a published host
+	ACMEStorageImported ID = 2987 // The previous version's ACME directory was moved into the store
+	ACMELockLost        ID = 2988 // An ACME lock expired before its holder extended it and was taken over
 
 	// Cloud: keys (2800–2899)
 	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
@@ -311,6 +313,8 @@ var Catalog = []Def{
 	// Cloud: ACME certificates (2985–2989)
 	{ACMECertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for a published host"},
 	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},
+	{ACMEStorageImported, LevelInformation, "certificates", "The previous version's ACME directory was moved into the store"},
+	{ACMELockLost, LevelWarning, "certificates", "An ACME lock expired before its holder extended it and was taken over"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},

@@ -428,6 +428,31 @@ type Instance struct {
 	HeartbeatAt time.Time
 }
 
+// ACMEObject is one item of the ACME client's storage (certmagic's
+// key/value space: certificates, their private keys and metadata, ACME
+// accounts and their keys), kept in the store so that every instance
+// sharing it shares them. Key is a slash-separated path
+// ("certificates/CA/HOST/HOST.crt"). The value of a key ending in ".key"
+// is a private key: secret (the data directory's store wraps it).
+type ACMEObject struct {
+	Key   string
+	Value []byte // nil in ListACMEObjects
+	// Size is len(Value) as stored (ListACMEObjects fills it in too).
+	Size     int64
+	Modified time.Time
+}
+
+// ACMELock is a named lock of the ACME client: one instance at a time
+// orders a certificate, or creates an account. Owner holds it until
+// ExpiresAt; the holder extends it while it works, and once it has
+// expired another owner may take it over, so an instance that crashed
+// holding it blocks the others no longer than that.
+type ACMELock struct {
+	Name      string
+	Owner     string
+	ExpiresAt time.Time
+}
+
 // Change is one change committed to a store several instances share,
 // as ChangeFeed reports it: the table written, and for the sessions
 // ended, their ids.
@@ -757,6 +782,28 @@ type Store interface {
 	AddTenantSigningKey(ctx context.Context, k SigningKey, replaces string) error
 	// DeleteTenantSigningKey removes the tenant's key, or returns ErrNotFound.
 	DeleteTenantSigningKey(ctx context.Context, tenantID, kid string) error
+
+	// PutACMEObject creates or replaces the object at o.Key (its Value
+	// and Modified; Size is len(Value)).
+	PutACMEObject(ctx context.Context, o ACMEObject) error
+	// ACMEObject returns the object at key with its value, or ErrNotFound.
+	ACMEObject(ctx context.Context, key string) (ACMEObject, error)
+	// ListACMEObjects returns, by key and without their values, the
+	// objects at prefix and under it (keys equal to prefix or starting
+	// with prefix + "/"; "" : all of them).
+	ListACMEObjects(ctx context.Context, prefix string) ([]ACMEObject, error)
+	// DeleteACMEObjects deletes the objects ListACMEObjects(prefix) would
+	// return and says how many; none is not an error.
+	DeleteACMEObjects(ctx context.Context, prefix string) (int, error)
+	// TakeACMELock gives the lock l.Name to l.Owner until l.ExpiresAt,
+	// unless another owner holds it unexpired at now: then it returns that
+	// holder's lock and ErrConflict. An owner taking a lock it holds
+	// extends it; an expired lock is taken over. One transaction: racing
+	// callers (on any instance) get it one at a time.
+	TakeACMELock(ctx context.Context, l ACMELock, now time.Time) (ACMELock, error)
+	// ReleaseACMELock ends owner's hold of the lock; a lock owner does not
+	// hold (released, never taken, or taken over) is ErrNotFound.
+	ReleaseACMELock(ctx context.Context, name, owner string) error
 
 	// Heartbeat creates or replaces the row of instance i.ID (its
 	// Advertise, StartedAt and HeartbeatAt).

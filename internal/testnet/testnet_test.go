@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +210,45 @@ func TestWriteFile(t *testing.T) {
 	}
 	if got := run(func(t testing.TB) { WriteFile(t, filepath.Join(path, "under a file"), "", 0o600) }); got == "" {
 		t.Error("writing below a file did not fail the test")
+	}
+}
+
+// TestBalancer: connections go to the targets in turn, both ways.
+func TestBalancer(t *testing.T) {
+	CheckLeaks(t)
+	var names []string
+	for _, name := range []string{"one", "two"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				io.WriteString(c, name)
+				c.Close()
+			}
+		}()
+		names = append(names, ln.Addr().String())
+	}
+	b := StartBalancer(t)
+	b.SetTargets(names...)
+	for _, want := range []string{"one", "two", "one"} {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(b.Port()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(got) != want {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+	}
+	if n := b.Conns(); n != 3 {
+		t.Errorf("Conns = %d, want 3", n)
 	}
 }

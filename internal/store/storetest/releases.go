@@ -101,6 +101,17 @@ func testUpdateTurns(t *testing.T, s store.Store) {
 func testUpdateTurnRace(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a := createTenant(t, s, "alpha")
+	takeOnce(t, "connectors got the turn", func(i int) error {
+		_, err := s.TakeUpdateTurn(ctx, store.UpdateTurn{TenantID: a.Tenant.ID, GroupID: a.Group.ID,
+			ConnectorID: "c" + string(rune('a'+i)), Version: "2.0.0", TakenAt: at(1), ExpiresAt: at(1).Add(time.Hour)}, at(1))
+		return err
+	})
+}
+
+// takeOnce runs take for 16 racers at once and fails t unless exactly one
+// succeeds and every other is refused with ErrConflict.
+func takeOnce(t *testing.T, what string, take func(i int) error) {
+	t.Helper()
 	const n = 16
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -109,8 +120,7 @@ func testUpdateTurnRace(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.TakeUpdateTurn(ctx, store.UpdateTurn{TenantID: a.Tenant.ID, GroupID: a.Group.ID,
-				ConnectorID: "c" + string(rune('a'+i)), Version: "2.0.0", TakenAt: at(1), ExpiresAt: at(1).Add(time.Hour)}, at(1))
+			err := take(i)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -119,13 +129,13 @@ func testUpdateTurnRace(t *testing.T, s store.Store) {
 			case errors.Is(err, store.ErrConflict):
 				lost++
 			default:
-				t.Errorf("TakeUpdateTurn: %v", err)
+				t.Errorf("racer %d: %v", i, err)
 			}
 		}()
 	}
 	wg.Wait()
 	if won != 1 || lost != n-1 {
-		t.Fatalf("%d connectors got the turn and %d were refused; want 1 and %d", won, lost, n-1)
+		t.Fatalf("%d %s and %d were refused; want 1 and %d", won, what, lost, n-1)
 	}
 }
 

@@ -9,8 +9,9 @@
 // callers), sign-in (user profiles and second factors, recovery codes and
 // grants used once even by racing callers, tenant settings, identity
 // providers, sessions ended with those made from them and with their
-// user), the instances' heartbeat rows, zero and non-UTC times, and
-// concurrent use.
+// user), the instances' heartbeat rows, the ACME client's storage (objects
+// by prefix, locks held, extended, taken over once expired, and taken once
+// by racing owners), zero and non-UTC times, and concurrent use.
 //
 // An implementation's test calls Run with a function opening a new, empty
 // store.
@@ -89,6 +90,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SignInCascades", testSignInCascades},
 		{"DirectoryListings", testDirectoryListings},
 		{"Instances", testInstances},
+		{"ACMEObjects", testACMEObjects},
+		{"ACMELocks", testACMELocks},
+		{"ACMELockRace", testACMELockRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
