@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,6 +199,11 @@ func (s *Server) Roots(t testing.TB) *x509.CertPool {
 		t.Fatalf("pebble's root is not PEM: %q", b)
 	}
 	return pool
+}
+
+// Orders is how many orders Pebble has taken (each new order it logs).
+func (s *Server) Orders() int {
+	return strings.Count(s.Log.String(), "Added order ")
 }
 
 // freePort is a port of 127.0.0.1 free a moment ago (Pebble takes

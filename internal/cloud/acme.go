@@ -84,8 +84,15 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 	}
 	var cfg *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           zap.NewNop(),
+		GetConfigForCert: func(c certmagic.Certificate) (*certmagic.Config, error) {
+			if s.acmeName != nil && s.acmeName.covers(c) {
+				return s.acmeName.cfg, nil // acmename.go
+			}
+			return cfg, nil
+		},
+		RenewCheckInterval: s.cfg.acmeRenewCheck, // 0: certmagic's default
+		OCSPCheckInterval:  s.cfg.acmeRenewCheck,
+		Logger:             zap.NewNop(),
 	})
 	cfg = certmagic.New(cache, certmagic.Config{
 		Storage: &certmagic.FileStorage{Path: dir},
@@ -95,7 +102,7 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 		},
 		OnEvent: s.acmeEvent,
 	})
-	issuer := certmagic.NewACMEIssuer(cfg, certmagic.ACMEIssuer{
+	tmpl := certmagic.ACMEIssuer{
 		CA:                      s.cfg.ACMECA,
 		Email:                   s.cfg.ACMEEmail,
 		Agreed:                  true,
@@ -106,12 +113,14 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 		DisableHTTPChallenge:    httpPort == 0 || s.cfg.acmeOnly == "tls-alpn-01",
 		DisableTLSALPNChallenge: s.cfg.acmeOnly == "http-01",
 		Logger:                  zap.NewNop(),
-	})
-	if issuer.CA == "" {
-		issuer.CA = certmagic.LetsEncryptProductionCA
 	}
+	if tmpl.CA == "" {
+		tmpl.CA = certmagic.LetsEncryptProductionCA
+	}
+	issuer := certmagic.NewACMEIssuer(cfg, tmpl)
 	cfg.Issuers = []certmagic.Issuer{issuer}
 	s.acme = &acmeManager{cfg: cfg, issuer: issuer, tlsPort: tlsPort}
+	s.acmeName = s.newACMEName(cache, cfg.Storage, tmpl)
 	s.acmeStop = cache.Stop
 	return nil
 }

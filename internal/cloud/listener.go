@@ -114,6 +114,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.acmeStop != nil {
 		defer s.acmeStop()
 	}
+	if s.acmeName != nil {
+		if err := s.acmeName.manage(ctx); err != nil {
+			return err
+		}
+	}
 	if hln != nil {
 		s.wg.Add(1)
 		go func() {
