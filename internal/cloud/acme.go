@@ -100,7 +100,8 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 		OnDemand: &certmagic.OnDemandConfig{
 			DecisionFunc: func(_ context.Context, name string) error { return s.acmeDecision(name) },
 		},
-		OnEvent: s.acmeEvent,
+		OnEvent:            s.acmeEvent,
+		RenewalWindowRatio: s.cfg.acmeRenewalRatio, // 0: certmagic's third of the lifetime
 	})
 	tmpl := certmagic.ACMEIssuer{
 		CA:                      s.cfg.ACMECA,
