@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/sallyport/sallyport/internal/api"
 	"github.com/sallyport/sallyport/internal/datadir"
@@ -126,3 +129,84 @@ func (h *httpConn) get(t *testing.T, path string) int {
 }
 
 func (h *httpConn) Close() error { return h.conn.Close() }
+
+// TestACMEAppDeleted: once an application is deleted, a handshake for its
+// host gets the cloud CA's certificate and makes no order — not even when
+// its ACME certificate is due for renewal — and names no application is
+// published at never make one.
+func TestACMEAppDeleted(t *testing.T) {
+	c := startACMECloudWith(t, acmeCloudOptions{validity: renewalValidity, renewCheck: 200 * time.Millisecond, renewalRatio: 0.6})
+	roots := c.pebble.Roots(t)
+	tok := login(t, c.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, c.srv, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: "http://127.0.0.1:1", PreAuth: "passthrough"}); rec.Code != 201 {
+		t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
+	}
+	app := "web-contoso." + acmeCloudName
+	testnet.WaitUntil(t, "the route table has the app", func() bool { return c.srv.acmeDecision(app) == nil })
+	cert, err := c.handshake(t, app, roots)
+	if err != nil {
+		t.Fatalf("the app's host presents no ACME certificate: %v", err)
+	}
+	if rec, eb := call(t, c.srv, "DELETE", "/apps/web", tok, nil); rec.Code != 204 {
+		t.Fatalf("delete app: %d %s", rec.Code, eb.Error.Message)
+	}
+	testnet.WaitUntil(t, "the route table no longer has the app", func() bool { return c.srv.acmeDecision(app) != nil })
+
+	// The clock, read at the CA: wait until Pebble has issued the cloud's
+	// name a certificate after the app's was due for renewal.
+	due := cert.NotBefore.Add(time.Duration(float64(cert.NotAfter.Sub(cert.NotBefore)) * (1 - 0.6)))
+	if !testnet.Eventually(renewalWait, func() bool {
+		name, err := c.handshake(t, acmeCloudName, roots)
+		return err == nil && name.NotBefore.After(due)
+	}) {
+		t.Fatalf("the cloud's name got no certificate issued after %v within %v", due, renewalWait)
+	}
+
+	for _, name := range []string{app, app, "random-" + strconv.Itoa(int(time.Now().UnixNano()%1e6)) + "." + acmeCloudName, "random.example"} {
+		if _, err := c.handshake(t, name, roots); err == nil {
+			t.Errorf("%s presents an ACME certificate", name)
+		}
+		if name != "random.example" {
+			if _, err := c.handshake(t, name, c.cloudCA); err != nil {
+				t.Errorf("%s: want the cloud CA's certificate: %v", name, err)
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[name == app]; c.pebble.OrdersFor(name) != want {
+			t.Errorf("%d orders for %s, want %d", c.pebble.OrdersFor(name), name, want)
+		}
+	}
+}
+
+// TestACMEOCSPStapling: with an OCSP responder for Pebble's certificates
+// (their OCSP URL naming it), the cloud staples a good OCSP response to the
+// certificates of its name and of an application's host.
+func TestACMEOCSPStapling(t *testing.T) {
+	c := startACMECloudWith(t, acmeCloudOptions{ocsp: true})
+	roots := c.pebble.Roots(t)
+	testnet.WaitUntil(t, "the cloud's name presents an ACME certificate", func() bool {
+		_, err := c.handshake(t, acmeCloudName, roots)
+		return err == nil
+	})
+	tok := login(t, c.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, c.srv, "POST", "/apps", tok, api.CreateAppRequest{Name: "web", InternalURL: "http://127.0.0.1:1", PreAuth: "passthrough"}); rec.Code != 201 {
+		t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
+	}
+	app := "web-contoso." + acmeCloudName
+	testnet.WaitUntil(t, "the route table has the app", func() bool { return c.srv.acmeDecision(app) == nil })
+	for _, name := range []string{acmeCloudName, app} {
+		cs, err := c.handshakeALPN(t, name, roots, "http/1.1")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(cs.PeerCertificates[0].OCSPServer) == 0 || len(cs.PeerCertificates) < 2 {
+			t.Fatalf("%s: the certificate names no OCSP responder, or comes without its issuer", name)
+		}
+		if cs.OCSPResponse == nil {
+			t.Fatalf("%s: no OCSP staple (%d answers from the responder)", name, c.pebble.OCSPAnswers())
+		}
+		r, err := ocsp.ParseResponseForCert(cs.OCSPResponse, cs.PeerCertificates[0], cs.PeerCertificates[1])
+		if err != nil || r.Status != ocsp.Good {
+			t.Errorf("%s: the staple does not say good for the certificate (%v)", name, err)
+		}
+	}
+}
