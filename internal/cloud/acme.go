@@ -85,8 +85,8 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 	var cfg *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(c certmagic.Certificate) (*certmagic.Config, error) {
-			if s.acmeName != nil && s.acmeName.covers(c) {
-				return s.acmeName.cfg, nil // acmename.go
+			if n := s.acmeName.Load(); n != nil && n.covers(c) {
+				return n.cfg, nil // acmename.go
 			}
 			return cfg, nil
 		},
@@ -121,7 +121,7 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 	issuer := certmagic.NewACMEIssuer(cfg, tmpl)
 	cfg.Issuers = []certmagic.Issuer{issuer}
 	s.acme = &acmeManager{cfg: cfg, issuer: issuer, tlsPort: tlsPort}
-	s.acmeName = s.newACMEName(cache, cfg.Storage, tmpl)
+	s.acmeName.Store(s.newACMEName(cache, cfg.Storage, tmpl))
 	s.acmeStop = cache.Stop
 	return nil
 }

@@ -27,15 +27,16 @@ import (
 // the admin CLI, registration and fingerprint discovery by offering
 // pki.PinnedCAALPN (docs/certificates.md).
 type acmeName struct {
-	cfg  *certmagic.Config
-	name string
+	cfg   *certmagic.Config
+	cache *certmagic.Cache // shared with the published hosts' configuration
+	name  string
 }
 
 // newACMEName makes the cloud name's certmagic configuration on cache,
 // with the hosts' storage and issuer settings (tmpl, as given to their
 // issuer).
 func (s *Server) newACMEName(cache *certmagic.Cache, storage certmagic.Storage, tmpl certmagic.ACMEIssuer) *acmeName {
-	n := &acmeName{name: s.settings.Name}
+	n := &acmeName{name: s.settings.Name, cache: cache}
 	n.cfg = certmagic.New(cache, certmagic.Config{
 		Storage:            storage,
 		Logger:             zap.NewNop(),
@@ -82,8 +83,8 @@ func pinsCloudCA(hello *tls.ClientHelloInfo) bool {
 // one for browsers once it is held, else (and always for clients pinning
 // the cloud CA) the cloud CA's.
 func (s *Server) nameCertificate(hello *tls.ClientHelloInfo) *tls.Certificate {
-	if s.acmeName != nil && !pinsCloudCA(hello) {
-		if c := s.acmeName.certificate(hello); c != nil {
+	if n := s.acmeName.Load(); n != nil && !pinsCloudCA(hello) {
+		if c := n.certificate(hello); c != nil {
 			return c
 		}
 	}
@@ -113,4 +114,26 @@ func (s *Server) acmeNameEvent(_ context.Context, event string, data map[string]
 			"host", name, "renewal", strconv.FormatBool(renewal), "error", msg)
 	}
 	return nil
+}
+
+// forgetACMEHosts drops from the ACME cache the certificates of the hosts
+// that lost their application (deleted, moved, or given their own
+// certificate) between the route tables old and now: certmagic's
+// maintenance would otherwise keep refreshing their OCSP staples and
+// renew one its OCSP responder calls revoked — an order for a host no
+// application uses. Their files stay in storage until they expire.
+func (s *Server) forgetACMEHosts(old, now *routeTable) {
+	n := s.acmeName.Load()
+	if n == nil || old == nil {
+		return
+	}
+	var gone []certmagic.SubjectIssuer
+	for host := range old.byHost {
+		if _, ok := now.byHost[host]; !ok || now.certs[host] != nil {
+			gone = append(gone, certmagic.SubjectIssuer{Subject: host})
+		}
+	}
+	if len(gone) > 0 {
+		n.cache.RemoveManaged(gone)
+	}
 }

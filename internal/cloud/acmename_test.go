@@ -164,6 +164,9 @@ func TestACMEAppDeleted(t *testing.T) {
 		t.Fatalf("delete app: %d %s", rec.Code, eb.Error.Message)
 	}
 	testnet.WaitUntil(t, "the route table no longer has the app", func() bool { return c.srv.acmeDecision(app) != nil })
+	testnet.WaitUntil(t, "the ACME cache forgets the deleted app's certificate", func() bool {
+		return len(c.srv.acmeName.Load().cache.AllMatchingCertificates(app)) == 0
+	})
 
 	// The clock, read at the CA: wait until Pebble has issued the cloud's
 	// name a certificate after the app's was due for renewal.

@@ -114,8 +114,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.acmeStop != nil {
 		defer s.acmeStop()
 	}
-	if s.acmeName != nil {
-		if err := s.acmeName.manage(ctx); err != nil {
+	if n := s.acmeName.Load(); n != nil {
+		if err := n.manage(ctx); err != nil {
 			return err
 		}
 	}

@@ -246,8 +246,10 @@ type Server struct {
 	edgeCert *tls.Certificate // optional, configured
 	acme     *acmeManager     // with --acme-email (acme.go), set before serving
 	acmeStop func()           // stops the ACME certificate cache's maintenance
-	acmeName *acmeName        // the cloud name's ACME certificate (acmename.go), with acme
 	resolver txtResolver      // where domain proofs are looked up
+	// acmeName is the cloud name's ACME certificate (acmename.go), with
+	// acme; atomic: the route table's refresh reads it from any goroutine.
+	acmeName atomic.Pointer[acmeName]
 
 	routes    atomic.Pointer[routeTable]
 	refreshMu sync.Mutex
