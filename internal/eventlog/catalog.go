@@ -84,13 +84,13 @@ const (
 	// Cloud: the edge (2700–2799)
 	EdgeRequestFailed ID = 2700 // A request to an application failed
 
-	// Cloud: the ACME certificate of the cloud's own name (2990–2994)
-	ACMENameCertObtained ID = 2990 // An ACME certificate was obtained (or renewed) for the cloud's own name: browsers get it
-	ACMENameCertFailed   ID = 2991 // No ACME certificate could be obtained (or renewed) for the cloud's own name
-
 	// Cloud: ACME certificates (2985–2989)
 	ACMECertObtained ID = 2985 // An ACME certificate was obtained (or renewed) for a published host
 	ACMECertFailed   ID = 2986 // No ACME certificate could be obtained for a published host
+
+	// Cloud: the ACME certificate of the cloud's own name (2990–2994)
+	ACMENameCertObtained ID = 2990 // An ACME certificate was obtained (or renewed) for the cloud's own name: browsers get it
+	ACMENameCertFailed   ID = 2991 // No ACME certificate could be obtained (or renewed) for the cloud's own name
 
 	// Cloud: keys (2800–2899)
 	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
@@ -284,12 +284,12 @@ var Catalog = []Def{
 	{StoreBack, LevelInformation, "store", "The store is reachable again after an outage"},
 	{StoreWaiting, LevelWarning, "store", "The store cannot be reached at start: the cloud retries until --store-wait ends"},
 	{InstancesChanged, LevelInformation, "cloud", "The cloud's live instances changed: connectors are told on their tunnels"},
-	// Cloud: the ACME certificate of the cloud's own name (2990–2994)
-	{ACMENameCertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for the cloud's own name: browsers get it"},
-	{ACMENameCertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained (or renewed) for the cloud's own name"},
 	// Cloud: ACME certificates (2985–2989)
 	{ACMECertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for a published host"},
 	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},
+	// Cloud: the ACME certificate of the cloud's own name (2990–2994)
+	{ACMENameCertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for the cloud's own name: browsers get it"},
+	{ACMENameCertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained (or renewed) for the cloud's own name"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},
