@@ -121,9 +121,7 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 	issuer := certmagic.NewACMEIssuer(cfg, tmpl)
 	cfg.Issuers = []certmagic.Issuer{issuer}
 	s.acme = &acmeManager{cfg: cfg, issuer: issuer, tlsPort: tlsPort}
-	if n := s.newACMEName(cache, cfg.Storage, tmpl); n != nil {
-		s.acmeName.Store(n)
-	}
+	s.acmeName.Store(s.newACMEName(cache, cfg.Storage, tmpl))
 	s.acmeStop = cache.Stop
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
@@ -35,14 +34,8 @@ type acmeName struct {
 
 // newACMEName makes the cloud name's certmagic configuration on cache,
 // with the hosts' storage and issuer settings (tmpl, as given to their
-// issuer); nil for a name no ACME CA can validate (browsers then keep
-// getting the cloud CA's certificate for it).
+// issuer).
 func (s *Server) newACMEName(cache *certmagic.Cache, storage certmagic.Storage, tmpl certmagic.ACMEIssuer) *acmeName {
-	if !acmeNameQualifies(s.settings.Name) {
-		s.log.Warn("the cloud's name is an IP address or a loopback name, which no ACME CA can validate: browsers get the cloud CA's certificate for it (published hosts still get ACME certificates)",
-			"name", s.settings.Name)
-		return nil
-	}
 	n := &acmeName{name: s.settings.Name, cache: cache}
 	n.cfg = certmagic.New(cache, certmagic.Config{
 		Storage:            storage,
@@ -52,14 +45,6 @@ func (s *Server) newACMEName(cache *certmagic.Cache, storage certmagic.Storage, 
 	})
 	n.cfg.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(n.cfg, tmpl)}
 	return n
-}
-
-// acmeNameQualifies reports whether an ACME CA could validate name: not
-// an IP address, not localhost or a name under .localhost (which resolve
-// to this machine only). Internal names (.internal, .lan) are tried: a
-// private ACME CA may validate them.
-func acmeNameQualifies(name string) bool {
-	return !certmagic.SubjectIsIP(name) && name != "localhost" && !strings.HasSuffix(name, ".localhost")
 }
 
 // manage starts obtaining the name's certificate in the background (or

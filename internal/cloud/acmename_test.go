@@ -103,24 +103,6 @@ func throttled(cond func() bool) func() bool {
 	}
 }
 
-func TestACMENameQualifies(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-	}{
-		{"sallyport.example.com", true},
-		{"cloud.corp.internal", true}, // a private ACME CA may validate it
-		{"127.0.0.1", false},
-		{"::1", false},
-		{"localhost", false},
-		{"sallyport.localhost", false},
-	} {
-		if got := acmeNameQualifies(tc.name); got != tc.ok {
-			t.Errorf("acmeNameQualifies(%q) = %v, want %v", tc.name, got, tc.ok)
-		}
-	}
-}
-
 // httpConn is one HTTP/1.1 connection kept open across a test.
 type httpConn struct {
 	conn *tls.Conn
