@@ -77,11 +77,16 @@ type Options struct {
 	// Validity is the certificates' lifetime (Pebble's default profile);
 	// zero: 90 days.
 	Validity time.Duration
+	// OCSP runs an OCSP responder for the certificates Pebble issues
+	// (their OCSP URL names it). Without it the certificates have no OCSP
+	// URL, as Let's Encrypt's have had since 2025.
+	OCSP bool
 }
 
 // Server is a running Pebble.
 type Server struct {
-	// Directory is the ACME directory URL.
+	// Directory is the ACME directory URL (of a proxy in front of
+	// Pebble that counts the orders: Orders, OrdersFor).
 	Directory string
 	// APICertFile is the PEM file of the certificate Pebble's HTTPS API
 	// presents (self-signed here): what an ACME client must trust to talk
@@ -92,7 +97,9 @@ type Server struct {
 	// Log is Pebble's output (each order and validation).
 	Log *testnet.Buffer
 
-	mgmt string // https://127.0.0.1:PORT of the management API
+	mgmt    string // https://127.0.0.1:PORT of the management API
+	counter *orderCounter
+	ocsp    *ocspResponder // with Options.OCSP
 }
 
 // Start starts Pebble; it is stopped (killed and waited for) when the test
@@ -112,6 +119,27 @@ func Start(t testing.TB, o Options) *Server {
 		validity = 90 * 24 * time.Hour
 	}
 	listen, mgmt := freePort(t), freePort(t)
+	s := &Server{
+		APICertFile: rootFile,
+		Log:         &testnet.Buffer{},
+		mgmt:        fmt.Sprintf("https://127.0.0.1:%d", mgmt),
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Root)
+	s.API = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	t.Cleanup(s.API.CloseIdleConnections)
+	apiCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var origin string
+	s.counter, origin = startOrderCounter(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(listen)), pool, apiCert)
+	s.Directory = origin + "/dir"
+	ocspURL, keyAlgorithm := "", "ecdsa"
+	if o.OCSP {
+		s.ocsp, ocspURL = startOCSPResponder(t, s)
+		keyAlgorithm = "rsa" // Pebble hands out its intermediate's key only if RSA
+	}
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  net.JoinHostPort("127.0.0.1", strconv.Itoa(listen)),
 		"managementListenAddress":        net.JoinHostPort("127.0.0.1", strconv.Itoa(mgmt)),
@@ -119,10 +147,10 @@ func Start(t testing.TB, o Options) *Server {
 		"privateKey":                     keyFile,
 		"httpPort":                       o.HTTPPort,
 		"tlsPort":                        o.TLSPort,
-		"ocspResponderURL":               "",
+		"ocspResponderURL":               ocspURL,
 		"externalAccountBindingRequired": false,
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm":                   "ecdsa",
+		"keyAlgorithm":                   keyAlgorithm,
 		"profiles": map[string]any{"default": map[string]any{
 			"description": "sallyport tests", "validityPeriod": int(validity / time.Second)}},
 	}}
@@ -137,12 +165,6 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_VA_ALWAYS_VALID=0", "PEBBLE_WFE_NONCEREJECT=0")
-	s := &Server{
-		Directory:   fmt.Sprintf("https://127.0.0.1:%d/dir", listen),
-		APICertFile: rootFile,
-		Log:         &testnet.Buffer{},
-		mgmt:        fmt.Sprintf("https://127.0.0.1:%d", mgmt),
-	}
 	cmd.Stdout, cmd.Stderr = s.Log, s.Log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pebble: %v", err)
@@ -159,10 +181,6 @@ func Start(t testing.TB, o Options) *Server {
 			t.Logf("pebble's output:\n%s", s.Log.String())
 		}
 	})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Root)
-	s.API = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	t.Cleanup(s.API.CloseIdleConnections)
 	testnet.WaitUntil(t, "pebble answers at "+s.Directory, func() bool {
 		select {
 		case <-exited:

@@ -116,4 +116,7 @@ func TestPebbleIssuesOverHTTP01(t *testing.T) {
 	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: p.Roots(t), Intermediates: inter}); err != nil {
 		t.Fatalf("the issued certificate does not verify against pebble's root: %v", err)
 	}
+	if n, nn := p.Orders(), p.OrdersFor(name); n != 1 || nn != 1 || p.OrdersFor("other.example") != 0 {
+		t.Errorf("orders counted: %d, %d for %s, want 1 (the one made)", n, nn, name)
+	}
 }

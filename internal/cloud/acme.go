@@ -76,8 +76,15 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 	storage := s.startACMEStorage() // acmestorage.go
 	var cfg *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           zap.NewNop(),
+		GetConfigForCert: func(c certmagic.Certificate) (*certmagic.Config, error) {
+			if n := s.acmeName.Load(); n != nil && n.covers(c) {
+				return n.cfg, nil // acmename.go
+			}
+			return cfg, nil
+		},
+		RenewCheckInterval: s.cfg.acmeRenewCheck, // 0: certmagic's default
+		OCSPCheckInterval:  s.cfg.acmeRenewCheck,
+		Logger:             zap.NewNop(),
 	})
 	cfg = certmagic.New(cache, certmagic.Config{
 		Storage: storage,
@@ -85,9 +92,10 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 		OnDemand: &certmagic.OnDemandConfig{
 			DecisionFunc: func(_ context.Context, name string) error { return s.acmeDecision(name) },
 		},
-		OnEvent: s.acmeEvent,
+		OnEvent:            s.acmeEvent,
+		RenewalWindowRatio: s.cfg.acmeRenewalRatio, // 0: certmagic's third of the lifetime
 	})
-	issuer := certmagic.NewACMEIssuer(cfg, certmagic.ACMEIssuer{
+	tmpl := certmagic.ACMEIssuer{
 		CA:                      s.cfg.ACMECA,
 		Email:                   s.cfg.ACMEEmail,
 		Agreed:                  true,
@@ -98,12 +106,14 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 		DisableHTTPChallenge:    httpPort == 0 || s.cfg.acmeOnly == "tls-alpn-01",
 		DisableTLSALPNChallenge: s.cfg.acmeOnly == "http-01",
 		Logger:                  zap.NewNop(),
-	})
-	if issuer.CA == "" {
-		issuer.CA = certmagic.LetsEncryptProductionCA
 	}
+	if tmpl.CA == "" {
+		tmpl.CA = certmagic.LetsEncryptProductionCA
+	}
+	issuer := certmagic.NewACMEIssuer(cfg, tmpl)
 	cfg.Issuers = []certmagic.Issuer{issuer}
 	s.acme = &acmeManager{cfg: cfg, issuer: issuer, tlsPort: tlsPort}
+	s.acmeName.Store(s.newACMEName(cache, cfg.Storage, tmpl))
 	s.acmeStop = func() {
 		cache.Stop()
 		storage.close()

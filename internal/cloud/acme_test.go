@@ -21,6 +21,7 @@ import (
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem/problemtest"
 	"github.com/sallyport/sallyport/internal/testnet"
+	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
 // acmeCloud is a cloud with --acme-email against a real Pebble, its names
@@ -38,6 +39,24 @@ const acmeCloudName = "cloud.acme.test"
 
 func startACMECloud(t *testing.T, only string) *acmeCloud {
 	t.Helper()
+	return startACMECloudWith(t, acmeCloudOptions{only: only})
+}
+
+// acmeCloudOptions: the one challenge type offered (""; both), the
+// certificates' validity at Pebble (0: 90 days), and how often certmagic
+// checks renewals and the lifetime's part left when it renews (0: its
+// defaults).
+type acmeCloudOptions struct {
+	only         string
+	validity     time.Duration
+	renewCheck   time.Duration
+	renewalRatio float64
+	ocsp         bool // an OCSP responder for Pebble's certificates
+}
+
+func startACMECloudWith(t *testing.T, o acmeCloudOptions) *acmeCloud {
+	t.Helper()
+	only := o.only
 	dns := dnstest.Start(t)
 	for _, n := range []string{acmeCloudName, "web-contoso." + acmeCloudName, "unknown." + acmeCloudName} {
 		dns.SetA(n, net.IPv4(127, 0, 0, 1))
@@ -53,7 +72,7 @@ func startACMECloud(t *testing.T, only string) *acmeCloud {
 	httpAddr := hl.Addr().String()
 	hl.Close() // taken again by the cloud (--http-listen takes an address)
 	httpPort, _ := strconv.Atoi(strings.Split(httpAddr, ":")[1])
-	p := acmetest.Start(t, acmetest.Options{HTTPPort: httpPort, TLSPort: ln.Addr().(*net.TCPAddr).Port, DNSServer: dns.Addr()})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: httpPort, TLSPort: ln.Addr().(*net.TCPAddr).Port, DNSServer: dns.Addr(), Validity: o.validity, OCSP: o.ocsp})
 
 	dir := filepath.Join(t.TempDir(), "cloud")
 	ctx := context.Background()
@@ -61,7 +80,8 @@ func startACMECloud(t *testing.T, only string) *acmeCloud {
 		t.Fatal(err)
 	}
 	s, err := New(Config{DataDir: dir, Listen: ln.Addr().String(), ShutdownGrace: time.Second,
-		ACMEEmail: "ops@contoso.com", ACMECA: p.Directory, ACMECARootFile: p.APICertFile, HTTPListen: httpAddr, acmeOnly: only})
+		ACMEEmail: "ops@contoso.com", ACMECA: p.Directory, ACMECARootFile: p.APICertFile, HTTPListen: httpAddr, acmeOnly: only,
+		acmeRenewCheck: o.renewCheck, acmeRenewalRatio: o.renewalRatio})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
@@ -89,17 +109,53 @@ func startACMECloud(t *testing.T, only string) *acmeCloud {
 	return &acmeCloud{srv: s, dir: dir, pebble: p, tlsAddr: ln.Addr().String(), httpAddr: httpAddr, cloudCA: cloudCA}
 }
 
-// handshake connects with SNI name, trusting only roots, and returns the
-// certificate presented (or the verification error).
+// handshake connects with SNI name offering HTTP (as a browser does),
+// trusting only roots, and returns the certificate presented (or the
+// verification error).
 func (c *acmeCloud) handshake(t *testing.T, name string, roots *x509.CertPool) (*x509.Certificate, error) {
 	t.Helper()
-	d := &net.Dialer{Timeout: time.Minute}
-	conn, err := tls.DialWithDialer(d, "tcp", c.tlsAddr, &tls.Config{ServerName: name, RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	cs, err := c.handshakeALPN(t, name, roots, "http/1.1")
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0], nil
+	return cs.PeerCertificates[0], nil
+}
+
+// handshakeALPN connects with SNI name offering protos and returns the
+// connection's state once the certificate presented verifies for name
+// against roots alone (a connector's ALPN needs a client certificate,
+// which the test does not send: the server's certificate is checked
+// before that matters).
+func (c *acmeCloud) handshakeALPN(t *testing.T, name string, roots *x509.CertPool, protos ...string) (tls.ConnectionState, error) {
+	t.Helper()
+	var verified tls.ConnectionState
+	d := &net.Dialer{Timeout: time.Minute}
+	conn, err := tls.DialWithDialer(d, "tcp", c.tlsAddr, &tls.Config{ServerName: name, NextProtos: protos,
+		InsecureSkipVerify: true, // verified below, against roots only
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if err := verifyFor(cs, name, roots); err != nil {
+				return err
+			}
+			verified = cs
+			return nil
+		}})
+	if conn != nil {
+		conn.Close()
+	}
+	if verified.PeerCertificates != nil {
+		return verified, nil // a connector's ALPN fails later, wanting a client certificate
+	}
+	return tls.ConnectionState{}, err
+}
+
+// verifyFor checks the certificate of cs for name against roots alone.
+func verifyFor(cs tls.ConnectionState, name string, roots *x509.CertPool) error {
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: inter})
+	return err
 }
 
 // TestACMECertificates: with --acme-email, a published host gets a
@@ -123,6 +179,11 @@ func testACMECertificates(t *testing.T, challenge string) {
 	app := "web-contoso." + acmeCloudName
 	testnet.WaitUntil(t, "the route table has the app", func() bool { return c.srv.acmeDecision(app) == nil })
 	roots := c.pebble.Roots(t)
+	// The cloud's own name is ordered at start (not on demand).
+	testnet.WaitUntil(t, "the cloud's name presents an ACME certificate to browsers", func() bool {
+		_, err := c.handshake(t, acmeCloudName, roots)
+		return err == nil
+	})
 
 	cert, err := c.handshake(t, app, roots)
 	if err != nil {
@@ -140,24 +201,54 @@ func testACMECertificates(t *testing.T, challenge string) {
 	if overHTTP := strings.Contains(c.pebble.Log.String(), "validate w/ HTTP"); overHTTP != (challenge == "http-01") {
 		t.Errorf("validated over HTTP: %v, want %v (only %s offered)", overHTTP, !overHTTP, challenge)
 	}
-	if n := strings.Count(c.pebble.Log.String(), "Issued certificate"); n != 1 {
-		t.Errorf("pebble issued %d certificates, want 1", n)
+	if n := strings.Count(c.pebble.Log.String(), "Issued certificate"); n != 2 || c.pebble.OrdersFor(app) != 1 || c.pebble.OrdersFor(acmeCloudName) != 1 {
+		t.Errorf("pebble issued %d certificates (%d orders for %s, %d for %s), want 2: one order each for the cloud's name and the app's host",
+			n, c.pebble.OrdersFor(acmeCloudName), acmeCloudName, c.pebble.OrdersFor(app), app)
+	}
+	// Pebble's certificates here have no OCSP URL (as Let's Encrypt's have
+	// not since 2025): served with no staple, and no error.
+	if cs, err := c.handshakeALPN(t, app, roots, "http/1.1"); err != nil {
+		t.Errorf("a certificate without an OCSP URL: %v", err)
+	} else if urls := cs.PeerCertificates[0].OCSPServer; len(urls) != 0 || cs.OCSPResponse != nil {
+		t.Errorf("OCSP URLs %v, a staple of %d bytes; want none, none", urls, len(cs.OCSPResponse))
 	}
 
-	for _, tc := range []struct{ name, why string }{
-		{"unknown." + acmeCloudName, "no application is published there"},
-		{acmeCloudName, "the cloud's own name keeps the cloud CA's certificate"},
+	// No order for a name no application is published at.
+	unknown := "unknown." + acmeCloudName
+	orders := c.pebble.Orders()
+	if _, err := c.handshake(t, unknown, roots); err == nil {
+		t.Errorf("%s presents an ACME certificate, but no application is published there", unknown)
+	}
+	if _, err := c.handshake(t, unknown, c.cloudCA); err != nil {
+		t.Errorf("%s: want the cloud CA's certificate: %v", unknown, err)
+	}
+	if n := c.pebble.Orders(); n != orders || c.pebble.OrdersFor(unknown) != 0 {
+		t.Errorf("an order was made for %s (%d orders, %d before), but no application is published there", unknown, n, orders)
+	}
+
+	// Clients that pin the cloud CA get its certificate for the cloud's
+	// name: connectors (tunnels, control) by their ALPN, the admin CLI and
+	// registration by offering pki.PinnedCAALPN.
+	for _, protos := range [][]string{
+		{"h2", "http/1.1", pki.PinnedCAALPN},
+		{"http/1.1", pki.PinnedCAALPN},
+		{tunnel.ALPN2, tunnel.ALPN, tunnel.ControlALPN},
+		{tunnel.ALPN},
+		{tunnel.ControlALPN},
 	} {
-		if _, err := c.handshake(t, tc.name, roots); err == nil {
-			t.Errorf("%s presents an ACME certificate, but %s", tc.name, tc.why)
-		}
-		if _, err := c.handshake(t, tc.name, c.cloudCA); err != nil {
-			t.Errorf("%s: want the cloud CA's certificate: %v", tc.name, err)
-		}
-		if strings.Contains(c.pebble.Log.String(), `"`+tc.name+`"`) {
-			t.Errorf("an order was made for %s, but %s", tc.name, tc.why)
+		if _, err := c.handshakeALPN(t, acmeCloudName, c.cloudCA, protos...); err != nil {
+			t.Errorf("ALPN %v: want the cloud CA's certificate for the cloud's name: %v", protos, err)
 		}
 	}
+	for _, protos := range [][]string{{"h2", "http/1.1"}, {"http/1.1"}, nil} {
+		if _, err := c.handshakeALPN(t, acmeCloudName, roots, protos...); err != nil {
+			t.Errorf("ALPN %v: want the ACME certificate for the cloud's name: %v", protos, err)
+		}
+	}
+	testnet.WaitUntil(t, "event 2990 names the cloud", func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.dir, datadir.EventsFile))
+		return strings.Contains(string(b), `"id":2990`)
+	})
 
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer client.CloseIdleConnections()
@@ -217,7 +308,7 @@ func TestACMEDecision(t *testing.T) {
 	}{
 		{"web-contoso." + acmeCloudName, true},
 		{"own.contoso.com", false},               // its own certificate wins
-		{acmeCloudName, false},                   // the cloud CA's, pinned
+		{acmeCloudName, false},                   // ordered at start, never on demand
 		{"gone-contoso." + acmeCloudName, false}, // deleted, or never published
 		{"random.example", false},
 	} {

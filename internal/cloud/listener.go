@@ -119,6 +119,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.acmeStop != nil {
 		defer s.acmeStop()
 	}
+	if n := s.acmeName.Load(); n != nil {
+		if err := n.manage(ctx); err != nil {
+			return err
+		}
+	}
 	if hln != nil {
 		s.wg.Add(1)
 		go func() {

@@ -170,7 +170,7 @@ func (s *Server) refreshRoutes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.routes.Store(t)
+	s.forgetACMEHosts(s.routes.Swap(t), t) // acmename.go
 	s.registry.pushAll(ctx, t)
 	return nil
 }

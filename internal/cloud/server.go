@@ -46,6 +46,12 @@ type Config struct {
 	// acmeOnly, when set, is the one ACME challenge type offered
 	// ("http-01" or "tls-alpn-01"; tests: each checked alone).
 	acmeOnly string
+	// acmeRenewCheck and acmeRenewalRatio, when set, are how often
+	// certmagic checks for renewals and OCSP staples, and the part of a
+	// certificate's lifetime left when it is renewed (tests: a renewal
+	// within seconds).
+	acmeRenewCheck   time.Duration
+	acmeRenewalRatio float64
 	// BackendTimeoutOverride replaces every application's backend timeout
 	// (test-only setting).
 	BackendTimeoutOverride time.Duration
@@ -249,6 +255,9 @@ type Server struct {
 	acme     *acmeManager     // with --acme-email (acme.go), set before serving
 	acmeStop func()           // stops the ACME certificate cache's maintenance
 	resolver txtResolver      // where domain proofs are looked up
+	// acmeName is the cloud name's ACME certificate (acmename.go), with
+	// acme; atomic: the route table's refresh reads it from any goroutine.
+	acmeName atomic.Pointer[acmeName]
 
 	routes    atomic.Pointer[routeTable]
 	refreshMu sync.Mutex

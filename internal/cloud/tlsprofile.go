@@ -71,7 +71,7 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		return s.serverCert(), nil
 	}
 	if host == s.settings.Name {
-		return s.serverCert(), nil // what connectors and admin clients pin
+		return s.nameCertificate(hello), nil // acmename.go
 	}
 	if c := s.routes.Load().certs[host]; c != nil {
 		return c, nil

@@ -44,6 +44,8 @@ func PinnedCA(ctx context.Context, t Target, caFile, fingerprint, retry string) 
 }
 
 // HTTPClient is an HTTPS client for the cloud's API that trusts only ca.
+// It offers pki.PinnedCAALPN (besides h2 and http/1.1), so that a cloud
+// with ACME presents its cloud-CA certificate, not its public one.
 // Connections go through t.Proxy when it applies.
 func HTTPClient(t Target, ca *x509.Certificate) *http.Client {
 	p := t.Proxy
@@ -52,7 +54,7 @@ func HTTPClient(t Target, ca *x509.Certificate) *http.Client {
 		Transport: &http.Transport{
 			DialContext:         (&Dialer{Proxy: p}).DialContext,
 			Proxy:               nil, // our dialer does CONNECT itself
-			TLSClientConfig:     TLSConfig(t.Host, ca),
+			TLSClientConfig:     TLSConfig(t.Host, ca, "h2", "http/1.1", pki.PinnedCAALPN),
 			TLSHandshakeTimeout: DialTimeout,
 			ForceAttemptHTTP2:   true,
 		},

@@ -183,14 +183,16 @@ func issuerName(c *x509.Certificate) string {
 }
 
 // FetchChain connects to the cloud without trusting it and returns the
-// certificates it presents. Used only to show or match a CA fingerprint.
+// certificates it presents for its cloud CA (offering pki.PinnedCAALPN).
+// Used only to show or match a CA fingerprint.
 func FetchChain(ctx context.Context, t Target) ([]*x509.Certificate, error) {
 	raw, err := t.Dial(ctx)
 	if err != nil {
 		return nil, Explain(err, t)
 	}
 	defer raw.Close()
-	conn := tls.Client(raw, &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.Host, InsecureSkipVerify: true})
+	conn := tls.Client(raw, &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.Host, InsecureSkipVerify: true,
+		NextProtos: []string{"http/1.1", pki.PinnedCAALPN}})
 	hctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	if err := conn.HandshakeContext(hctx); err != nil {

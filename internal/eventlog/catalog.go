@@ -106,6 +106,10 @@ const (
 	ACMEStorageImported ID = 2987 // The previous version's ACME directory was moved into the store
 	ACMELockLost        ID = 2988 // An ACME lock expired before its holder extended it and was taken over
 
+	// Cloud: the ACME certificate of the cloud's own name (2990–2994)
+	ACMENameCertObtained ID = 2990 // An ACME certificate was obtained (or renewed) for the cloud's own name: browsers get it
+	ACMENameCertFailed   ID = 2991 // No ACME certificate could be obtained (or renewed) for the cloud's own name
+
 	// Cloud: keys (2800–2899)
 	StoreKeysWrapped ID = 2800 // The store's private keys were wrapped with a new key-encryption key (a data directory older than it)
 
@@ -315,6 +319,9 @@ var Catalog = []Def{
 	{ACMECertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained for a published host"},
 	{ACMEStorageImported, LevelInformation, "certificates", "The previous version's ACME directory was moved into the store"},
 	{ACMELockLost, LevelWarning, "certificates", "An ACME lock expired before its holder extended it and was taken over"},
+	// Cloud: the ACME certificate of the cloud's own name (2990–2994)
+	{ACMENameCertObtained, LevelInformation, "certificates", "An ACME certificate was obtained (or renewed) for the cloud's own name: browsers get it"},
+	{ACMENameCertFailed, LevelWarning, "certificates", "No ACME certificate could be obtained (or renewed) for the cloud's own name"},
 	// Updater (3000–3099)
 	{UpdaterStarted, LevelInformation, "update", "The updater started"},
 	{UpdateNothingNewer, LevelInformation, "update", "Update check: no newer release to install"},

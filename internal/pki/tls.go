@@ -23,3 +23,12 @@ func CipherSuites() []uint16 {
 		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 	}
 }
+
+// PinnedCAALPN is the ALPN protocol name that a client pinning the cloud CA
+// (the admin CLI, connector registration, fingerprint discovery) offers
+// with its real protocols so that the cloud presents, for its own name,
+// its certificate from the cloud CA rather than the publicly trusted ACME
+// one browsers get (docs/certificates.md). The cloud never selects it: it
+// only steers the certificate choice, and the client still checks the
+// certificate against the pinned CA alone.
+const PinnedCAALPN = "sallyport-pinned-ca"
