@@ -367,7 +367,8 @@ func (s *Server) handleGetApp(w http.ResponseWriter, r *http.Request, p *princip
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.AppDetail{App: s.apiApp(a, names[a.GroupID]), Assignments: as, AssignmentsNote: assignmentsNote(a)})
+	writeJSON(w, http.StatusOK, api.AppDetail{App: s.apiApp(a, names[a.GroupID]), Assignments: as, AssignmentsNote: assignmentsNote(a),
+		Certificate: s.appCertificate(r.Context(), a)})
 	return nil
 }
 
