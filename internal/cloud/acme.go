@@ -34,7 +34,7 @@ const acmeDir = "acme"
 type acmeManager struct {
 	cfg     *certmagic.Config
 	issuer  *certmagic.ACMEIssuer
-	tlsPort int // where HTTP is redirected to
+	tlsPort int      // where HTTP is redirected to
 	book    acmeBook // this instance's view of the orders (acmefailure.go)
 }
 

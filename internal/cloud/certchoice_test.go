@@ -112,8 +112,8 @@ func TestAppCertificate(t *testing.T) {
 	serverLeaf := s.serverCert().Leaf
 	for _, tc := range []struct {
 		app, source, acme string
-		notAfter         time.Time
-		handshake        bool // the handshake is checked (ACME's would need the key in storage)
+		notAfter          time.Time
+		handshake         bool // the handshake is checked (ACME's would need the key in storage)
 	}{
 		{"own", api.CertSourceApp, "", own.Leaf.NotAfter, true},
 		{"acmed", api.CertSourceACME, api.ACMEValid, acmeLeaf.NotAfter, false},
