@@ -88,7 +88,7 @@ func (s *Server) startACME(ln net.Listener, httpPort int) error {
 		Logger:           zap.NewNop(),
 	})
 	cfg = certmagic.New(cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: dir},
+		Storage: ACMEStorage(s.cfg.DataDir, s.store),
 		Logger:  zap.NewNop(),
 		OnDemand: &certmagic.OnDemandConfig{
 			DecisionFunc: func(_ context.Context, name string) error { return s.acmeDecision(name) },

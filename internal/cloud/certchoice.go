@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -172,6 +173,12 @@ func storedACMECert(ctx context.Context, st certmagic.Storage, issuerKey, host s
 		c.Certificate = append(c.Certificate, x.Raw)
 	}
 	return c, nil
+}
+
+// ACMEStorage is where the cloud keeps its ACME certificates and
+// accounts: 'cloud serve' and 'cloud doctor' both take it from here.
+func ACMEStorage(dataDir string, _ store.Store) certmagic.Storage {
+	return &certmagic.FileStorage{Path: filepath.Join(dataDir, acmeDir)}
 }
 
 // ACMECertificate is one certificate in certmagic's storage.
