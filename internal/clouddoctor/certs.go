@@ -106,7 +106,7 @@ func (r *runner) checkCertificates() {
 				s.set(Pass, fmt.Sprintf("no application is published at %s any more, so its certificate (until %s) is no longer renewed", c.Host, c.Leaf.NotAfter.UTC().Format("2006-01-02")), "")
 				return
 			}
-			r.certFinding(s, c.Leaf, "ACME renews it a third of its lifetime ahead, so renewal is failing: read events 2986 ('sallyport cloud events --id 2986') and do what they say")
+			r.certFinding(s, c.Leaf, "ACME renews it a third of its lifetime ahead, so renewal is failing: read events 2986 ('sallyport cloud events --level warning' on this machine) and do what they say")
 		})
 	}
 }

@@ -234,7 +234,7 @@ func (r *runner) checkStore(ctx context.Context, s *Step) {
 		s.set(Fail, fmt.Sprintf("The store %s opened but cannot be read (%v)", where, err), "check the database server's log and the store's permissions")
 		return
 	}
-	s.set(Pass, fmt.Sprintf("the store answers, its schema is current, %d tenants", len(ts)), "")
+	s.set(Pass, fmt.Sprintf("the store answers, its schema is current, tenants: %d", len(ts)), "")
 }
 
 // loopback is where the doctor reaches a listen address: the address
