@@ -35,8 +35,10 @@ var acmeCauses = map[string]acmeCause{
 		Step: "point the host's DNS name at this cloud's public address (not at a proxy that ends TLS or answers port 80 itself)"},
 	acme.ProblemTypeIncorrectResponse: {Kind: "dns", Why: "the CA reached a server that answered its challenge wrongly, so the host's DNS name points at another machine",
 		Step: "point the host's DNS name at this cloud's public address (not at a proxy that ends TLS or answers port 80 itself)"},
+	// Pebble (and other CAs) answer "connection" for a name that does
+	// not resolve too, so the step names DNS first.
 	acme.ProblemTypeConnection: {Kind: "unreachable", Why: "the CA could not connect to this cloud to check the challenge",
-		Step: "open the TLS port (as 443) and port 80 (--http-listen) to the internet; behind a load balancer or NAT, forward TCP on both to this cloud"},
+		Step: "check that the host's DNS name points at this cloud's public address, and open the TLS port (as 443) and port 80 (--http-listen) to the internet; behind a load balancer or NAT, forward TCP on both to this cloud"},
 	acme.ProblemTypeTLS: {Kind: "unreachable", Why: "the CA's TLS connection to this cloud for the TLS-ALPN-01 challenge failed",
 		Step: "let the TLS port (as 443) reach this cloud unchanged, without a proxy that ends TLS, or open port 80 (--http-listen) for HTTP-01"},
 	acme.ProblemTypeRateLimited: {Kind: "rate_limit", Why: "the CA's rate limit for this name or account is reached",
