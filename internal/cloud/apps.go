@@ -174,8 +174,8 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 		}
 	}
 	note := ""
-	if kind == tenancy.HostProven && in.CertPEM == "" && !s.edgeCertCovers(host) {
-		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file (ACME comes in a later version)", host)
+	if kind == tenancy.HostProven && in.CertPEM == "" && !s.edgeCertCovers(host) && s.acme == nil {
+		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file, or turn ACME on for the cloud ('cloud serve --acme-email')", host)
 	}
 	gnote, err := s.groupConnectorNote(ctx, t, g)
 	if err != nil {
