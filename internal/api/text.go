@@ -63,7 +63,7 @@ func (c AppCertificate) ExpiryText() string {
 	}
 	left := fmt.Sprintf("%d days left", c.DaysLeft)
 	switch {
-	case c.DaysLeft < 0 || (c.DaysLeft == 0 && !c.NotAfter.After(time.Now())):
+	case c.DaysLeft < 0: // whole days rounded away from zero once expired
 		left = "expired"
 	case c.DaysLeft == 1:
 		left = "1 day left"
