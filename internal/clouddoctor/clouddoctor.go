@@ -44,7 +44,7 @@ const DefaultStepTimeout = 5 * time.Second
 type Step struct {
 	// ID names the step: "settings", "store", "tls-port", "http-port",
 	// "cert cloud-ca", "cert edge", "cert app HOST", "cert acme HOST",
-	// "acme-account".
+	// "acme-account", "acme-orders".
 	ID         string `json:"id"`
 	Title      string `json:"title"`
 	Status     string `json:"status"` // pass, warn, fail or skip
@@ -118,6 +118,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.checkCertificates()
 	if o.ACMEEmail != "" {
 		r.do("acme-account", "The ACME account at the CA", nil, r.checkACMEAccount)
+		r.do("acme-orders", "ACME orders that failed in the last 24 hours", nil, r.checkACMEOrders)
 	}
 	r.rep.Verdict = verdict(r.rep.Steps)
 	return r.rep

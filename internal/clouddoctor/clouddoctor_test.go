@@ -19,6 +19,7 @@ import (
 
 	"github.com/sallyport/sallyport/internal/cloud"
 	"github.com/sallyport/sallyport/internal/datadir"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/store"
 )
@@ -116,6 +117,19 @@ func newFixture(t *testing.T) fixture {
 		t.Fatal(err)
 	}
 
+	// The event log: web's order failed; gone's failed, then succeeded.
+	events, err := eventlog.Open(eventlog.Config{Path: filepath.Join(dir, datadir.EventsFile), Source: "cloud"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct {
+		id   eventlog.ID
+		host string
+	}{{eventlog.ACMECertFailed, "web-contoso." + cloudName}, {eventlog.ACMECertFailed, "gone-contoso." + cloudName}, {eventlog.ACMECertObtained, "gone-contoso." + cloudName}} {
+		events.Event(e.id, "order of "+e.host, "host", e.host)
+	}
+	events.Close()
+
 	// The cloud's TLS port: a certificate of the cloud CA for its name.
 	caCert, err := os.ReadFile(filepath.Join(dir, datadir.CACertFile))
 	if err != nil {
@@ -181,9 +195,9 @@ func TestChecks(t *testing.T) {
 		verdict string
 	}{
 		{"today", 0, false, false, map[string]string{"settings": Pass, "store": Pass, "tls-port": Pass, "http-port": Fail, "cert cloud-ca": Pass,
-			"cert edge": Pass, "cert app own.contoso.com": Pass, web: Pass, gone: Pass, "acme-account": Pass}, Failed},
+			"cert edge": Pass, "cert app own.contoso.com": Pass, web: Pass, gone: Pass, "acme-account": Pass, "acme-orders": Warn}, Failed},
 		{"in 10 days: the ACME certificate warns", 10 * day, false, true, map[string]string{"cert app own.contoso.com": Pass, "cert edge": Pass}, Healthy},
-		{"in 10 days, ACME on", 10 * day, false, false, map[string]string{web: Warn, gone: Pass, "cert app own.contoso.com": Pass}, Failed},
+		{"in 10 days, ACME on", 10 * day, false, false, map[string]string{web: Warn, gone: Pass, "cert app own.contoso.com": Pass, "acme-orders": Pass}, Failed},
 		{"in 25 days: ACME expired, the app's warns", 25 * day, false, false, map[string]string{web: Fail, "cert app own.contoso.com": Warn, "cert edge": Pass}, Failed},
 		{"in 61 days: all expired", 61 * day, false, true, map[string]string{"cert app own.contoso.com": Fail, "cert edge": Fail, "cert cloud-ca": Pass}, Failed},
 		{"stopped", 0, true, true, map[string]string{"tls-port": Fail, "store": Pass}, Failed},
@@ -222,6 +236,9 @@ func TestChecks(t *testing.T) {
 			}
 			if (rep.Err("x") != nil) != (rep.Verdict == Failed) {
 				t.Errorf("Err %v with verdict %s", rep.Err("x"), rep.Verdict)
+			}
+			if s, ok := got["acme-orders"]; ok && tc.later == 0 && (!strings.Contains(s.Found, "order of web-") || strings.Contains(s.Found, "gone-")) {
+				t.Errorf("acme-orders found %q, want web's failure only (gone's certificate was obtained since)", s.Found)
 			}
 			if tc.stopped && !strings.Contains(got["tls-port"].Found, "not running") {
 				t.Errorf("a stopped cloud is told as %q", got["tls-port"].Found)
