@@ -20,7 +20,8 @@ holds: the data directory and its settings, the store (reachable, its schema
 current), the TLS port (--listen) answering as this cloud, with ACME on the
 plain HTTP port (--http-listen), every certificate the cloud holds (the cloud
 CA's, --edge-cert, the applications' own, the ACME certificates in the ACME
-storage: expired fails, less than 14 days warns) and the ACME account.
+storage: expired fails, less than 14 days warns), the ACME account and the
+ACME orders that failed in the last 24 hours (events 2986).
 
 It reads the same configuration file as 'cloud serve' (keys of 'cloud serve'
 that it does not use are ignored), so run it with the service's --config.
