@@ -30,7 +30,7 @@ var (
 	siteSide = []string{"internal/connector", "internal/cloudlink", "internal/admincli", "internal/accessclient", "internal/diag",
 		"internal/statedir", "internal/updater", "internal/doctor", "internal/service"}
 	// cloudSide is the cloud service and its data.
-	cloudSide = []string{"internal/cloud", "internal/edge", "internal/store", "internal/store/sqlite", "internal/store/postgres", "internal/datadir", "internal/tenancy", "internal/identity", "internal/console"}
+	cloudSide = []string{"internal/cloud", "internal/edge", "internal/store", "internal/store/sqlite", "internal/store/postgres", "internal/datadir", "internal/tenancy", "internal/identity", "internal/console", "internal/clouddoctor"}
 )
 
 // rule is one wall. The rule is about pkg; it is skipped (and says so)

@@ -17,7 +17,7 @@ import (
 
 func newCloudCmd() *cobra.Command {
 	c := group("cloud", "Run and set up the cloud service")
-	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newCloudStoreCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd(), newCloudInstanceCmd())
+	c.AddCommand(newCloudInitCmd(), newCloudServeCmd(), newCloudTenantCmd(), newCloudStoreCmd(), newEventsCmd("data-dir", "", "cloud service"), newCloudReleaseCmd(), newCloudInstanceCmd(), newCloudDoctorCmd())
 	return c
 }
 

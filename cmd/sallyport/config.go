@@ -19,6 +19,13 @@ import (
 // file with a secret (a private key): one the file or the environment
 // names must be readable by its owner only.
 func withConfig(cmd *cobra.Command, name string, secretFiles ...string) *cobra.Command {
+	return withSharedConfig(cmd, name, nil, secretFiles...)
+}
+
+// withSharedConfig is withConfig for a command that reads another
+// command's file (others: that command's flags): their keys are accepted
+// and ignored.
+func withSharedConfig(cmd *cobra.Command, name string, others *pflag.FlagSet, secretFiles ...string) *cobra.Command {
 	var path string
 	var printCfg bool
 	var res *config.Result
@@ -40,6 +47,7 @@ func withConfig(cmd *cobra.Command, name string, secretFiles ...string) *cobra.C
 			Path:     path,
 			Explicit: cmd.Flags().Changed("config"),
 			Skip:     []string{"config", "print-config"},
+			Others:   otherKeys(others),
 		})
 		if err == nil && res.Unreadable && !printCfg {
 			fmt.Fprintf(cmd.ErrOrStderr(), "sallyport: note: %s\n", res.FileNote())
@@ -53,4 +61,12 @@ func withConfig(cmd *cobra.Command, name string, secretFiles ...string) *cobra.C
 		return run(cmd, args)
 	}
 	return cmd
+}
+
+// otherKeys are the keys of another command's flags (none for nil).
+func otherKeys(fs *pflag.FlagSet) []string {
+	if fs == nil {
+		return nil
+	}
+	return config.Keys(fs, "config", "print-config")
 }

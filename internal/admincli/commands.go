@@ -184,7 +184,8 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 			{"Session affinity", fmt.Sprint(a.Affinity)}, {"Backend proxy", dash(a.BackendProxy)},
 			{"Detailed error pages", fmt.Sprint(a.DetailedErrors)},
 			{"Bearer to backend", fmt.Sprint(a.KeepAuthorization)}, {"Description", dash(a.Description)},
-			{"Custom certificate", fmt.Sprint(a.CustomCert)}, {"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
+			{"Created", when(a.CreatedAt)}, {"Updated", when(a.UpdatedAt)}}
+		rows = append(rows, certificateRows(d.Certificate)...)
 		if isNetworkApp(a) {
 			rows = [][2]string{{"Name", a.Name}, {"ID", a.ID}, {"Type", a.Type}, {"Connector group", a.Group},
 				{"Pre-authentication", a.PreAuth + " (always: signed-in, assigned users only)"}, {"Description", dash(a.Description)},
@@ -213,6 +214,9 @@ func (c *Client) ShowApp(ctx context.Context, o Output, name string) error {
 		if d.AssignmentsNote != "" {
 			fmt.Fprintf(tw, "Note: %s.\n", d.AssignmentsNote)
 		}
+		if m := d.Certificate.ACME; m != nil && m.Message != "" {
+			fmt.Fprintf(tw, "Note: %s.\n", m.Message)
+		}
 	})
 }
 
@@ -225,6 +229,20 @@ func appType(a api.App) string {
 		return "http"
 	}
 	return a.Type
+}
+
+// certificateRows are the certificate lines of 'app show'.
+func certificateRows(c api.AppCertificate) [][2]string {
+	rows := [][2]string{{"Certificate", c.SourceText()}, {"Certificate names", strings.Join(c.Names, ", ")},
+		{"Certificate issuer", dash(c.Issuer)}, {"Certificate expires", c.ExpiryText()}}
+	if c.ACME != nil {
+		state := c.ACME.State
+		if c.ACME.Cause != "" {
+			state += ", last order failed (" + c.ACME.Cause + ") at " + when(c.ACME.FailedAt)
+		}
+		rows = append(rows, [2]string{"ACME", state})
+	}
+	return rows
 }
 
 // DeleteApp removes an application.

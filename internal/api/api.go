@@ -231,6 +231,50 @@ type AppDetail struct {
 	App
 	Assignments     []Assignment `json:"assignments"`
 	AssignmentsNote string       `json:"assignments_note"`
+	// Certificate is the certificate the edge presents for the
+	// application's external host now (docs/certificates.md).
+	Certificate AppCertificate `json:"certificate"`
+}
+
+// Where an application's certificate comes from (AppCertificate.Source),
+// in the order the edge prefers them.
+const (
+	CertSourceApp     = "app"      // its own, given with --cert-file
+	CertSourceACME    = "acme"     // obtained by ACME (cloud serve --acme-email)
+	CertSourceEdge    = "edge"     // cloud serve --edge-cert, which covers the host
+	CertSourceCloudCA = "cloud-ca" // the cloud's server certificate (NAME, *.NAME), issued by the cloud CA
+)
+
+// AppCertificate is the certificate an application's host gets.
+type AppCertificate struct {
+	Source   string    `json:"source"` // one of the CertSource values
+	Names    []string  `json:"names"`  // the certificate's DNS names
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"not_after"`
+	DaysLeft int       `json:"days_left"` // whole days to NotAfter, negative once expired
+	// ACME is the state of the host's ACME certificate when ACME applies
+	// to it (--acme-email, no certificate of its own), whichever
+	// certificate serves now.
+	ACME *ACMEStatus `json:"acme,omitempty"`
+}
+
+// ACME states (ACMEStatus.State).
+const (
+	ACMEValid   = "valid"   // a certificate is held and serves
+	ACMEPending = "pending" // none yet: ordered now or at the next handshake for the host
+	ACMEFailed  = "failed"  // the last order failed: see Message
+)
+
+// ACMEStatus is what the cloud instance answering knows of a host's ACME
+// certificate. A failure of a renewal keeps State "valid" and sets the
+// failure's fields.
+type ACMEStatus struct {
+	State    string    `json:"state"`
+	Cause    string    `json:"cause,omitempty"`   // dns, unreachable, rate_limit, caa, account, rejected, ca, other
+	Error    string    `json:"error,omitempty"`   // the CA's message
+	Message  string    `json:"message,omitempty"` // one sentence: what failed, why, what to do
+	Step     string    `json:"step,omitempty"`    // the recommended step alone
+	FailedAt time.Time `json:"failed_at,omitzero"`
 }
 
 // MoveConnectorRequest is POST /api/v1/connectors/{id}/move.

@@ -17,7 +17,7 @@ type Overview struct {
 
 // Attention kinds.
 const (
-	AttentionCertExpiring = "cert_expiring"  // a connector's certificate expires within 14 days
+	AttentionCertExpiring = "cert_expiring"  // a connector's or an application's certificate expires within 14 days
 	AttentionInactive     = "inactive"       // a connector is not connected
 	AttentionNoConnector  = "no_connector"   // an application's group has no active connector
 	AttentionHalted       = "release_halted" // a release was rolled back in a group

@@ -38,3 +38,35 @@ func RegistrationsText(maxUses int) string {
 	}
 	return fmt.Sprintf("%d registrations", maxUses)
 }
+
+// SourceText says where an application's certificate comes from, for
+// people: "ACME (obtained from the ACME CA, renewed automatically)".
+func (c AppCertificate) SourceText() string {
+	switch c.Source {
+	case CertSourceApp:
+		return "its own (--cert-file)"
+	case CertSourceACME:
+		return "ACME (renewed automatically)"
+	case CertSourceEdge:
+		return "the edge certificate (cloud serve --edge-cert)"
+	case CertSourceCloudCA:
+		return "the cloud CA's (trusted only where the cloud CA is installed)"
+	}
+	return c.Source
+}
+
+// ExpiryText is the certificate's end and the days left:
+// "2026-03-01 12:00 UTC (85 days left)", or "... (expired)".
+func (c AppCertificate) ExpiryText() string {
+	if c.NotAfter.IsZero() {
+		return "-"
+	}
+	left := fmt.Sprintf("%d days left", c.DaysLeft)
+	switch {
+	case c.DaysLeft < 0: // whole days rounded away from zero once expired
+		left = "expired"
+	case c.DaysLeft == 1:
+		left = "1 day left"
+	}
+	return c.NotAfter.UTC().Format("2006-01-02 15:04 UTC") + " (" + left + ")"
+}

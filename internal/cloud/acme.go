@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 
 	"github.com/sallyport/sallyport/internal/edge"
@@ -30,7 +29,8 @@ import (
 type acmeManager struct {
 	cfg     *certmagic.Config
 	issuer  *certmagic.ACMEIssuer
-	tlsPort int // where HTTP is redirected to
+	tlsPort int      // where HTTP is redirected to
+	book    acmeBook // this instance's view of the orders (acmefailure.go)
 }
 
 // checkACME checks the ACME settings before anything starts.
@@ -144,22 +144,16 @@ func (s *Server) acmeEvent(_ context.Context, event string, data map[string]any)
 	host, _ := data["identifier"].(string)
 	switch event {
 	case "cert_obtained":
+		s.acme.book.obtained(host)
 		renewal, _ := data["renewal"].(bool)
 		s.events.Event(eventlog.ACMECertObtained, fmt.Sprintf("An ACME certificate for %s was obtained from %v", host, data["issuer"]),
 			"host", host, "renewal", strconv.FormatBool(renewal))
+	case "cert_obtaining":
+		s.acme.book.obtaining(host)
 	case "cert_failed":
 		renewal, _ := data["renewal"].(bool)
-		msg := fmt.Sprint(data["error"])
-		if err, ok := data["error"].(error); ok {
-			var p acme.Problem
-			if errors.As(err, &p) {
-				msg = p.Detail
-			}
-		}
-		s.events.Event(eventlog.ACMECertFailed, fmt.Sprintf("No ACME certificate could be obtained for %s (%s): "+
-			"check that %s resolves to this cloud and that its TLS port (and port 80 for HTTP-01) is reachable from the internet; "+
-			"the edge presents --edge-cert or the cloud CA's certificate meanwhile", host, msg, host),
-			"host", host, "renewal", strconv.FormatBool(renewal), "error", msg)
+		err, _ := data["error"].(error)
+		s.acmeFailed(host, renewal, err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sallyport/sallyport/internal/datadir"
 	"github.com/sallyport/sallyport/internal/dnstest"
 	"github.com/sallyport/sallyport/internal/edge"
+	"github.com/sallyport/sallyport/internal/eventlog"
 	"github.com/sallyport/sallyport/internal/pki"
 	"github.com/sallyport/sallyport/internal/problem/problemtest"
 	"github.com/sallyport/sallyport/internal/testnet"
@@ -197,6 +198,11 @@ func testACMECertificates(t *testing.T, challenge string) {
 		b, _ := os.ReadFile(filepath.Join(c.dir, datadir.EventsFile))
 		return strings.Contains(string(b), `"id":2985`) && strings.Contains(string(b), app)
 	})
+	// The app's answer names the ACME certificate the handshake got.
+	if c := getJSON[api.AppDetail](t, c.srv, tok, "/apps/web").Certificate; c.Source != api.CertSourceACME || c.ACME == nil || c.ACME.State != api.ACMEValid ||
+		len(c.Names) != 1 || c.Names[0] != app || !c.NotAfter.Equal(cert.NotAfter.UTC()) {
+		t.Errorf("the app's certificate is told as %+v (%+v)", c, c.ACME)
+	}
 	// Pebble logs its HTTP-01 fetches only.
 	if overHTTP := strings.Contains(c.pebble.Log.String(), "validate w/ HTTP"); overHTTP != (challenge == "http-01") {
 		t.Errorf("validated over HTTP: %v, want %v (only %s offered)", overHTTP, !overHTTP, challenge)
@@ -268,6 +274,50 @@ func testACMECertificates(t *testing.T, challenge string) {
 		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != tc.want {
 			t.Errorf("GET %s: %d to %q, want 308 to %q", tc.path, resp.StatusCode, resp.Header.Get("Location"), tc.want)
 		}
+	}
+}
+
+// TestACMEFailureTold: an order Pebble refuses (the host's name does not
+// resolve) is event 2986 with its cause, the CA's message and the step, and the
+// app's answer says failed, with the cloud CA's certificate serving.
+func TestACMEFailureTold(t *testing.T) {
+	c := startACMECloud(t, "http-01")
+	tok := login(t, c.srv, "admin@contoso.com", testPassword)
+	if rec, eb := call(t, c.srv, "POST", "/apps", tok, api.CreateAppRequest{Name: "nodns", InternalURL: "http://127.0.0.1:1", PreAuth: "passthrough"}); rec.Code != 201 {
+		t.Fatalf("create app: %d %s", rec.Code, eb.Error.Message)
+	}
+	host := "nodns-contoso." + acmeCloudName // no record in the test DNS server
+	testnet.WaitUntil(t, "the route table has the app", func() bool { return c.srv.acmeDecision(host) == nil })
+	// An order as the first handshake for the host starts it, but under a
+	// context the test ends: certmagic retries a failed order for minutes
+	// (a handshake would wait that long, its goroutine outliving the test);
+	// the event of the first failed attempt is enough.
+	ctx, cancel := context.WithCancel(context.Background())
+	ordered := make(chan struct{})
+	go func() {
+		defer close(ordered)
+		c.srv.acme.cfg.ObtainCertSync(ctx, host)
+	}()
+	defer func() { cancel(); <-ordered }()
+	var ev eventlog.Event
+	testnet.WaitUntil(t, "event 2986 for the host", func() bool {
+		evs, _ := eventlog.Read(filepath.Join(c.dir, datadir.EventsFile), eventlog.Filter{IDs: []eventlog.ID{eventlog.ACMECertFailed}})
+		for _, e := range evs {
+			if e.Fields["host"] == host {
+				ev = e
+				return true
+			}
+		}
+		return false
+	})
+	// Pebble answers "connection" for a name it cannot resolve (Let's
+	// Encrypt answers "dns"): either way the step names the DNS first.
+	if ev.Fields["cause"] != "unreachable" || ev.Fields["error"] == "" || !strings.Contains(ev.Message, "check that the host's DNS name points at this cloud") {
+		t.Errorf("event 2986: %s %v", ev.Message, ev.Fields)
+	}
+	got := getJSON[api.AppDetail](t, c.srv, tok, "/apps/nodns").Certificate
+	if got.Source != api.CertSourceCloudCA || got.ACME == nil || got.ACME.State != api.ACMEFailed || got.ACME.Cause != "unreachable" || got.ACME.Error != ev.Fields["error"] {
+		t.Errorf("the app's certificate is told as %+v (%+v)", got, got.ACME)
 	}
 }
 

@@ -189,8 +189,8 @@ func (s *Server) checkAppRequest(ctx context.Context, t store.Tenant, in api.Cre
 		}
 	}
 	note := ""
-	if kind == tenancy.HostProven && in.CertPEM == "" && !s.edgeCertCovers(host) {
-		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file (ACME comes in a later version)", host)
+	if kind == tenancy.HostProven && in.CertPEM == "" && !s.edgeCertCovers(host) && s.acme == nil {
+		note = fmt.Sprintf("Browsers will not trust https://%s/ until it has a certificate for that name: publish it with --cert-file and --key-file, or turn ACME on for the cloud ('cloud serve --acme-email')", host)
 	}
 	gnote, err := s.groupConnectorNote(ctx, t, g)
 	if err != nil {
@@ -453,7 +453,8 @@ func (s *Server) handleGetApp(w http.ResponseWriter, r *http.Request, p *princip
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.AppDetail{App: s.apiApp(a, names[a.GroupID]), Assignments: as, AssignmentsNote: assignmentsNote(a)})
+	writeJSON(w, http.StatusOK, api.AppDetail{App: s.apiApp(a, names[a.GroupID]), Assignments: as, AssignmentsNote: assignmentsNote(a),
+		Certificate: s.appCertificate(r.Context(), a)})
 	return nil
 }
 

@@ -130,6 +130,8 @@ func TestConsoleApps(t *testing.T) {
 	edit.Set("backend_proxy", "")
 	page = b.post("/admin/apps/intranet", csrf, edit, http.StatusSeeOther)
 	wantIn(t, page, "Saved &#39;intranet&#39;", `value="http://intranet2.corp/"`)
+	// The certificate its host gets, from the API's answer.
+	wantIn(t, page, `<dd id="cert-source">the cloud CA&#39;s (trusted only where the cloud CA is installed)</dd>`, "intranet-contoso.sallyport.localhost", `id="cert-expiry"`, "days left)")
 	a, _ = st.AppByName(ctx, env.tenant.ID, "intranet")
 	if a.InternalURL != "http://intranet2.corp/" || a.Timeout != "default" || a.Affinity || !a.KeepAuthorization || a.Description != "Changed" {
 		t.Fatalf("the store's intranet after the change: %+v", a)

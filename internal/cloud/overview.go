@@ -12,9 +12,10 @@ import (
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
 
-// certExpiringWithin is how early the overview warns of a connector
-// certificate's expiry (connectors renew theirs well before: a
-// certificate this close to its end means renewal is failing).
+// certExpiringWithin is how early the overview warns of a connector's or
+// an application's certificate expiry (connectors and ACME renew theirs
+// well before: a certificate this close to its end means renewal is
+// failing).
 const certExpiringWithin = 14 * 24 * time.Hour
 
 // errorRateUnhealthy is the share of failed requests in the hour from
@@ -127,6 +128,9 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, p *princ
 			oa.Health = api.HealthOK
 		}
 		out.Apps = append(out.Apps, oa)
+		if at := certExpiryAttention(a, s.appCertificate(ctx, a), now); at != nil {
+			expiring = append(expiring, *at)
+		}
 	}
 	out.Attention = append(out.Attention, noConnector...)
 	out.Attention = append(out.Attention, inactive...)

@@ -58,13 +58,11 @@ func tlsProfile(c *tls.Config) *tls.Config {
 	return c
 }
 
-// certificateFor chooses the edge certificate for a server name: an
-// application's own certificate, an ACME certificate (with --acme-email,
-// for a published host), the configured edge certificate if it
-// covers the name, else the server certificate (the cloud's name and
-// *.NAME). The cloud CA never issues a certificate for any other name: a
-// name nobody gave a certificate for gets a name mismatch, never a
-// certificate for it.
+// certificateFor is the edge certificate for hello's server name, by
+// chooseCertificate (certchoice.go); a name that is not valid gets the
+// cloud's server certificate. The cloud CA never issues a certificate for
+// any other name: a name nobody gave a certificate for gets a name
+// mismatch, never a certificate for it.
 func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	host, ok := edge.NormalizeHost(hello.ServerName)
 	if !ok {
@@ -73,18 +71,7 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if host == s.settings.Name {
 		return s.nameCertificate(hello), nil // acmename.go
 	}
-	if c := s.routes.Load().certs[host]; c != nil {
-		return c, nil
-	}
-	if s.acme != nil && s.acmeDecision(host) == nil {
-		// Obtained now if not held (the handshake waits); on failure
-		// (an event says why) the next certificate in line serves.
-		if c, err := s.acme.getCertificate(hello); err == nil {
-			return c, nil
-		}
-	}
-	if s.edgeCert != nil && hello.SupportsCertificate(s.edgeCert) == nil {
-		return s.edgeCert, nil
-	}
-	return s.serverCert(), nil
+	covers := func(c *tls.Certificate) bool { return hello.SupportsCertificate(c) == nil }
+	// An ACME certificate is obtained now if not held (the handshake waits).
+	return s.chooseCertificate(host, covers, func() (*tls.Certificate, error) { return s.acme.getCertificate(hello) }).cert, nil
 }

@@ -80,6 +80,10 @@ type Options struct {
 	// Skip are flags that have no key (config, print-config); "help" and
 	// hidden flags never have one.
 	Skip []string
+	// Others are the keys of another command that reads the same file
+	// ('cloud doctor' reads 'cloud serve's): accepted in the file and
+	// ignored, so that one file serves both.
+	Others []string
 	// LookupEnv reads the environment; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 }
@@ -143,7 +147,7 @@ func Apply(fs *pflag.FlagSet, o Options) (*Result, error) {
 			if doc, err = Parse(data, o.Path); err != nil {
 				return nil, err
 			}
-			if err := doc.check(fs, keys, o.Command); err != nil {
+			if err := doc.check(fs, append(keys, o.Others...), o.Command); err != nil {
 				return nil, err
 			}
 		}

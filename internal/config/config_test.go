@@ -320,3 +320,26 @@ func TestConfigDefaultPath(t *testing.T) {
 		t.Errorf("windows: %s", got)
 	}
 }
+
+// TestConfigOthers: a command reading another's file ('cloud doctor'
+// reads 'cloud serve's) accepts that command's keys and ignores them,
+// and still refuses a key neither has.
+func TestConfigOthers(t *testing.T) {
+	path := writeFile(t, "connections = 3\nmax-header-count = 50\n", 0o600)
+	fs := testFlags()
+	res, err := Apply(fs, Options{Command: "test doctor", Path: path, Explicit: true, Others: []string{"max-header-count"}, LookupEnv: env(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := setting(t, res, "connections"); s.Value != "3" || s.Origin != File {
+		t.Errorf("connections: %+v", s)
+	}
+	for _, s := range res.Settings {
+		if s.Key == "max-header-count" {
+			t.Errorf("another command's key became a setting: %+v", s)
+		}
+	}
+	if _, err := Apply(testFlags(), Options{Command: "test doctor", Path: path, Explicit: true, LookupEnv: env(nil)}); err == nil || !strings.Contains(err.Error(), "max-header-count") {
+		t.Errorf("without Others, the other key is not refused: %v", err)
+	}
+}
