@@ -105,8 +105,11 @@ type liveTunnel struct {
 	serial   string    // of the certificate the connector presented
 	notAfter time.Time // and its expiry
 	conn     *liveConnector
-	pushMu   sync.Mutex
-	pushed   string // config version the connector acknowledged
+	// networkApps: this tunnel's hello said the connector serves network
+	// applications (set once by add; lc.Hello changes with each tunnel).
+	networkApps bool
+	pushMu      sync.Mutex
+	pushed      string // config version the connector acknowledged
 	// instPushed is the version of the instances list it acknowledged.
 	instPushed string
 }
@@ -133,7 +136,7 @@ func (r *registry) add(lt *liveTunnel, id, tenantID, groupID, addr string, hello
 	lc.groupID.Store(&groupID)
 	lc.Hello, lc.Address = hello, addr
 	lc.tunnels = append(lc.tunnels, lt)
-	lt.conn = lc
+	lt.conn, lt.networkApps = lc, hello.NetworkApps
 	r.rebuild()
 	return true
 }
@@ -461,7 +464,7 @@ func (r *registry) ensureConfig(ctx context.Context, lt *liveTunnel) error {
 // push sends cfg on the tunnel; callers hold pushMu.
 func (lt *liveTunnel) push(ctx context.Context, cfg *tunnel.Config) error {
 	c := *cfg
-	if !lt.conn.Hello.NetworkApps {
+	if !lt.networkApps {
 		c = c.WebOnly()
 	}
 	c.ConnectorID = lt.conn.ID
