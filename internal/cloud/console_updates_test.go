@@ -32,10 +32,10 @@ func TestConsoleUpdates(t *testing.T) {
 			`id="connector-c_d"`, `>unknown version</td>`,
 			`<tr class="turn"><td>Default</td><td>alpha <span class="help">c_a</span></td><td>1.1.0</td>`,
 			`<tr class="halt"><td>Branch</td><td class="bad">1.1.0 halted</td><td>c_c</td>`,
-		}, []string{"foxtrot", "c_f"}},
+		}, []string{"foxtrot", `id="connector-c_f"`}},
 		{"fabrikam", fabAdmin, []string{
 			`id="connector-c_f"`, `>update available (1.1.0)</td>`, "the next connector may take the turn", `id="no-halts"`, `<span class="ok">not halted</span>`,
-		}, []string{"alpha", "charlie", "c_a", "Branch"}},
+		}, []string{"alpha", "charlie", `id="connector-c_a"`, "Branch"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
