@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,11 +95,9 @@ func TestACMEScaleOut(t *testing.T) {
 	if x, y := certs[0].SerialNumber, certs[1].SerialNumber; x.Cmp(y) != 0 {
 		t.Errorf("the instances present two certificates (serials %x and %x): each ordered its own", x, y)
 	}
-	log := p.Log.String()
-	if n := strings.Count(log, "Added order"); n != 1 {
-		t.Errorf("Pebble received %d orders, want 1", n)
-	}
-	if n := strings.Count(log, "Issued certificate"); n != 1 {
-		t.Errorf("Pebble issued %d certificates, want 1", n)
+	// Orders for the host only: the cloud's own name is ordered too
+	// (at start, by each instance that finds it not held yet).
+	if n := p.OrdersFor(web.ExternalHost); n != 1 {
+		t.Errorf("Pebble received %d orders for %s, want 1", n, web.ExternalHost)
 	}
 }

@@ -79,6 +79,7 @@ func TestJSONOutput(t *testing.T) {
 		{name: "cloud events", args: []string{"--data-dir", c.dataDir}, array: true, fields: []string{"id", "level", "message"}},
 		{name: "cloud release list", args: []string{"--data-dir", c.dataDir}, array: true},
 		{name: "cloud instance list", args: []string{"--data-dir", c.dataDir}, array: true, fields: []string{"id", "alive"}},
+		{name: "cloud doctor", args: []string{"--data-dir", c.dataDir}, anyCode: true, fields: []string{"cloud", "data_dir", "steps", "verdict"}},
 		{name: "cloud tenant domain list", args: []string{"--data-dir", c.dataDir, "--tenant", contoso}, array: true, fields: []string{"domain", "status"}},
 		{name: "admin login", stdin: contosoPW + "\n", args: []string{"--cloud", c.url, "--user", contosoAdmin, "--password-stdin"},
 			fields: []string{"cloud", "user", "tenant", "expires_at", "profile"}},

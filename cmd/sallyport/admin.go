@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -222,6 +223,14 @@ func newAppCmd() *cobra.Command {
   sallyport admin app create ssh --type tcp --internal-address 10.1.0.0/24:22 --internal-address '*.lab.corp:22'
   sallyport admin app create dns --type udp --internal-address dns.corp:53`,
 		Args: cobra.ExactArgs(1),
+		// The command line is checked before the sign-in is read: a
+		// usage error is told as such, signed in or not.
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if in.Type != "tcp" && in.Type != "udp" && in.InternalURL == "" && len(in.InternalAddresses) == 0 {
+				return errors.New(`required flag(s) "internal-url" not set (a web application needs it; a network application takes --type tcp or udp with --internal-address HOST:PORT)`)
+			}
+			return nil
+		},
 		RunE: withClient(func(cmd *cobra.Command, c *admincli.Client, args []string) error {
 			in.Name = args[0]
 			if in.Type == "tcp" || in.Type == "udp" {
