@@ -227,7 +227,7 @@ func newAppCmd() *cobra.Command {
 		// usage error is told as such, signed in or not.
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if in.Type != "tcp" && in.Type != "udp" && in.InternalURL == "" && len(in.InternalAddresses) == 0 {
-				return errors.New(`required flag(s) "internal-url" not set (a web application needs it; a network application takes --type tcp or udp with --internal-address HOST:PORT)`)
+				return errors.New(`required flag(s) "internal-url" not set (A web application needs --internal-url; a network application takes --type tcp or udp with --internal-address HOST:PORT)`)
 			}
 			return nil
 		},
