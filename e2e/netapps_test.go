@@ -62,6 +62,6 @@ func TestNetworkAppCLI(t *testing.T) {
 	}
 	admin.refused(t, "", []string{"admin", "app", "update", "db", "--internal-url", "http://db.corp/"}, "A tcp application takes no internal URL")
 	res = admin.ok(t, "", "admin", "app", "diagnose", "db")
-	mustContain(t, "app diagnose", res.stdout, "Application 'db' (tcp): db2.corp:5432, group 'Default'", "a network application has no internal URL")
+	mustContain(t, "app diagnose", res.stdout, "Application 'db' (tcp): db2.corp:5432, group 'Default'", "Probes (each internal address through each connected connector: a TCP connect):", "none: no connector of the group is connected", "Group 'Default' has no connector, so every stream is refused")
 	admin.ok(t, "", "admin", "app", "delete", "dns")
 }

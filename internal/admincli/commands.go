@@ -340,10 +340,12 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", x.ID, x.Status, dash(x.Hostname), x.Tunnels, x.InFlight, when(x.LastSeenAt))
 			}
 		}
-		fmt.Fprintln(tw, "\nTest requests (GET / of the internal URL through each connected connector):")
 		if isNetworkApp(d.App) {
-			fmt.Fprintln(tw, "  none: a network application has no internal URL")
-		} else if len(d.Probes) == 0 {
+			networkProbesText(tw, d)
+		} else {
+			fmt.Fprintln(tw, "\nTest requests (GET / of the internal URL through each connected connector):")
+		}
+		if !isNetworkApp(d.App) && len(d.Probes) == 0 {
 			fmt.Fprintln(tw, "  none: no connector of the group is connected")
 		}
 		for _, p := range d.Probes {
@@ -370,6 +372,33 @@ func (c *Client) DiagnoseApp(ctx context.Context, o Output, name string) error {
 			fmt.Fprintf(tw, "Finding: %s.\n", f)
 		}
 	})
+}
+
+// networkProbesText prints a network application's probes: one line per
+// connector and internal address, then the addresses not probed.
+func networkProbesText(tw *tabwriter.Writer, d api.AppDiagnosis) {
+	how := "a TCP connect"
+	if d.App.Type == "udp" {
+		how = "the name resolved and a socket opened; a DNS query on port 53"
+	}
+	fmt.Fprintf(tw, "\nProbes (each internal address through each connected connector: %s):\n", how)
+	if len(d.NetworkProbes) == 0 {
+		if len(d.NotProbed) > 0 {
+			fmt.Fprintln(tw, "  none: no internal address names one host")
+		} else {
+			fmt.Fprintln(tw, "  none: no connector of the group is connected")
+		}
+	}
+	for _, p := range d.NetworkProbes {
+		if p.OK {
+			fmt.Fprintf(tw, "  %s\t%s\tok in %d ms\n  \t\t%s\n", p.Connector, p.Destination, p.Millis, p.Message)
+		} else {
+			fmt.Fprintf(tw, "  %s\t%s\tFAILED %s in %d ms\n  \t\t%s\n", p.Connector, p.Destination, p.Code, p.Millis, p.Message)
+		}
+	}
+	for _, n := range d.NotProbed {
+		fmt.Fprintf(tw, "  not probed: %s\n", n)
+	}
 }
 
 // tunnelsText is a connector's tunnel count with their protocol version.

@@ -382,6 +382,16 @@ type AppDiagnosis struct {
 	// each connected connector of the group (at most 4): GET of the
 	// internal URL's root, marked "User-Agent: Sallyport-Test".
 	Probes []BackendProbe `json:"probes"`
+	// NetworkProbes are, for a tcp or udp application, the probes of each
+	// internal address that names one host or one address (at most 16)
+	// through each connected connector of the group (at most 4): a raw
+	// stream the connector opens (tcp: a TCP connect, then close; udp: the
+	// name resolved and a socket opened, and for port 53 a DNS query
+	// answered).
+	NetworkProbes []NetworkProbe `json:"network_probes,omitempty"`
+	// NotProbed are the internal addresses not probed, each with why
+	// ("10.1.0.0/24:22: a range").
+	NotProbed []string `json:"not_probed,omitempty"`
 	// Findings are sentences: what looks wrong and what to do, most
 	// important first; empty when all looks well.
 	Findings []string `json:"findings"`
@@ -398,6 +408,20 @@ type BackendProbe struct {
 	Message   string `json:"message,omitempty"`
 	Millis    int64  `json:"ms"`
 	RequestID string `json:"request_id"`
+}
+
+// NetworkProbe is one probe of a network application's internal address
+// through one connector: OK, or the Code (not_covered, refused,
+// unreachable, unsupported, busy, connector_busy, tunnel_failed, timeout,
+// no_dns_answer) and the sentence of what failed.
+type NetworkProbe struct {
+	Connector   string `json:"connector"`
+	Network     string `json:"network"`     // tcp or udp
+	Destination string `json:"destination"` // HOST:PORT, the first port of a range
+	OK          bool   `json:"ok"`
+	Code        string `json:"code,omitempty"`
+	Message     string `json:"message"`
+	Millis      int64  `json:"ms"`
 }
 
 // EdgeError is one failed request, with the detailed sentence (what the

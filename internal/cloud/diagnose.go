@@ -3,6 +3,7 @@ package cloud
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,17 +73,32 @@ func (s *Server) handleDiagnoseApp(w http.ResponseWriter, r *http.Request, p *pr
 		}
 	}
 	group := names[a.GroupID]
+	gets := "every request gets 502"
+	if a.Type == "tcp" || a.Type == "udp" {
+		gets = "every stream is refused"
+	}
 	switch {
 	case len(d.Connectors) == 0:
-		d.Findings = append(d.Findings, fmt.Sprintf("Group '%s' has no connector, so every request gets 502: register one with 'sallyport connector register --group %s' on a machine inside the network, or move one with 'sallyport admin connector move ID --group %s'", group, group, group))
+		d.Findings = append(d.Findings, fmt.Sprintf("Group '%s' has no connector, so %s: register one with 'sallyport connector register --group %s' on a machine inside the network, or move one with 'sallyport admin connector move ID --group %s'", group, gets, group, group))
 	case active == 0:
-		d.Findings = append(d.Findings, fmt.Sprintf("No connector of group '%s' is connected, so every request gets 502: start them ('sallyport connector run'), and run 'sallyport connector doctor' on their machines", group))
+		d.Findings = append(d.Findings, fmt.Sprintf("No connector of group '%s' is connected, so %s: start them ('sallyport connector run'), and run 'sallyport connector doctor' on their machines", group, gets))
 	case active == 1:
 		d.Findings = append(d.Findings, fmt.Sprintf("Only one connector of group '%s' is connected: add a second one so that losing a machine does not stop '%s'", group, a.Name))
 	}
 	d.Probes = []api.BackendProbe{}
 	if ea := s.appByID(a.ID); ea != nil && active > 0 {
 		d.Probes = s.probeBackend(ctx, ea)
+	}
+	if na, ok := s.routesNow().networkApp(a.TenantID, a.Name); ok {
+		d.NetworkProbes, d.NotProbed = s.probeNetwork(ctx, na, p.User.Name)
+		var failed, found []string
+		for _, pr := range d.NetworkProbes {
+			if !pr.OK && !slices.Contains(failed, pr.Destination) {
+				failed = append(failed, pr.Destination) // one finding per destination
+				found = append(found, netFinding(a.Name, pr))
+			}
+		}
+		d.Findings = append(found, d.Findings...)
 	}
 	for _, pr := range d.Probes {
 		if !pr.OK {
