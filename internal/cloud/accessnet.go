@@ -230,12 +230,14 @@ func (s *Server) serveAccess(ctx context.Context, c net.Conn) {
 	if err := tunnel.WriteAccessLine(c, tunnel.AccessAnswer{OK: true, App: st.app.Name, Dest: st.dest}); err != nil {
 		return
 	}
+	ended := s.metrics.netOpened(st, req.Network)
 	c.SetDeadline(time.Time{})
 	idle := accessIdleTCP
 	if req.Network == tunnel.NetworkUDP {
 		idle = accessIdleUDP
 	}
 	in, out := relayAccess(ctx, c, br, rc, req.Network, idle)
+	ended(in, out)
 	if s.access != nil {
 		e := accesslog.Entry{Time: start, Tenant: st.app.Tenant, App: st.app.Name, Connector: connector, Client: src,
 			Method: strings.ToUpper(req.Network), Dest: st.dest, User: st.user.Name, Duration: s.now().Sub(start), BytesIn: in, BytesOut: out}
@@ -403,6 +405,7 @@ func (s *Server) refusedAccess(st *accessStream, req tunnel.AccessRequest, src s
 	if st != nil && st.app != nil {
 		app = st.app.Name
 	}
+	s.metrics.netRefused(st, req.Network, ar.Code)
 	if !s.accessLimits.refusalDue(user+"\x00"+src+"\x00"+ar.Code, s.now()) {
 		return
 	}

@@ -29,6 +29,8 @@ type metrics struct {
 
 	mu     sync.Mutex
 	series map[seriesKey]*edgeSeries
+
+	netm netMetrics // private access, registered on first use (netmetrics.go)
 }
 
 type seriesKey struct{ tenant, app string }
@@ -84,6 +86,7 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(handshakes...)
 	m.reg.MustRegister(m.requests, m.latency, m.rtt, m.signins, &connectorCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.net()
 	return m
 }
 
