@@ -499,6 +499,14 @@ func TestConsoleNetworkApps(t *testing.T) {
 
 	page, _ = b.page("/admin/apps", 200)
 	wantIn(t, page, `id="app-db"`, "<td>tcp</td><td>db2.corp:5432</td>", "<td>http</td>")
+	// The test probes the application's addresses through the connector
+	// (played by rawFake: db2.corp:5432 answers, refused.corp:22 refuses).
+	prev := rawOpen
+	t.Cleanup(func() { rawOpen = prev })
+	rawOpen = rawFake(t)
+	b.post("/admin/apps/db", csrf, url.Values{"type": {"tcp"}, "internal_addresses": {"db2.corp:5432\r\nrefused.corp:22\r\n10.1.0.0/24:22"}, "group": {"Default"}}, http.StatusSeeOther)
 	page = b.post("/admin/apps/db/test", csrf, nil, 200)
-	wantIn(t, page, "tcp application for db2.corp:5432", "A network application has no internal URL")
+	wantIn(t, page, "tcp application for db2.corp:5432, refused.corp:22, 10.1.0.0/24:22", "The connectors reach the internal addresses", `id="network-probes"`,
+		"<td>db2.corp:5432</td><td class=\"ok\">ok</td>", "<td>refused.corp:22</td><td class=\"bad\">failed: refused</td>",
+		"The probe of refused.corp:22 through connector", "listens on port 22", "<li>Not probed: 10.1.0.0/24:22: a range</li>")
 }

@@ -374,7 +374,7 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 	probe := testStep{Name: "The backend answers a test request", Result: "passed"}
 	switch {
 	case network:
-		probe.Result, probe.Detail = "not run", "A network application has no internal URL to send a test request to."
+		probe = networkProbeStep(d, connected, finding)
 	case len(d.Probes) == 0 && connected == 0:
 		probe.Result, probe.Detail = "not run", "No connector of the group is connected to send it."
 	case len(d.Probes) == 0:
@@ -408,7 +408,53 @@ func diagnosisSteps(d api.AppDiagnosis) []testStep {
 			reqs.Sentence = last.Message
 		}
 	}
+	if network {
+		// A network application's streams are not edge requests: its
+		// failures are in the probes, the events and the access log.
+		reqs.Name, reqs.Detail = "Streams are counted", "The cloud counts a network application's streams and refusals in its metrics (sallyport_cloud_network_streams_total) and events, not as failed requests."
+	}
 	return append(steps, has, conn, probe, reqs)
+}
+
+// networkProbeStep is the step of a network application's probes: each
+// internal address that names one host, through each connected connector.
+func networkProbeStep(d api.AppDiagnosis, connected int, finding func(string) string) testStep {
+	st := testStep{Name: "The connectors reach the internal addresses", Result: "passed"}
+	skipped := ""
+	if len(d.NotProbed) > 0 {
+		skipped = " Not probed: " + strings.Join(d.NotProbed, "; ") + "."
+	}
+	switch {
+	case len(d.NetworkProbes) == 0 && connected == 0:
+		st.Result, st.Detail = "not run", "No connector of the group is connected to probe from."
+		return st
+	case len(d.NetworkProbes) == 0 && len(d.NotProbed) > 0:
+		st.Result, st.Detail = "not run", "No internal address names one host or one address."+skipped
+		return st
+	case len(d.NetworkProbes) == 0:
+		st.Result, st.Detail = "not run", "The cloud probed nothing this time (the application was just changed): run Test again."
+		return st
+	}
+	var ok []string
+	for _, p := range d.NetworkProbes {
+		if p.OK {
+			ok = append(ok, fmt.Sprintf("%s through %s in %d ms", p.Destination, p.Connector, p.Millis))
+			continue
+		}
+		if st.Result == "passed" {
+			st.Result = "failed"
+			st.Detail = fmt.Sprintf("%s through connector %s: %s.", p.Destination, p.Connector, p.Code)
+			if st.Sentence = finding("The probe of " + p.Destination + " "); st.Sentence == "" {
+				st.Sentence = strings.TrimSuffix(p.Message, ".") + "."
+			}
+		}
+	}
+	if st.Result == "passed" {
+		st.Detail = "Reached: " + strings.Join(ok, "; ") + "." + skipped
+	} else {
+		st.Detail += skipped
+	}
+	return st
 }
 
 // countOf is n with noun, plural when n is not 1 ("2 connectors").

@@ -20,6 +20,11 @@ func TestDiagnosisSteps(t *testing.T) {
 	probeErr := "A test request to http://web.corp/ through connector c1 failed (backend_refused): refused"
 	answered := []api.BackendProbe{{Connector: "c1", OK: true, Status: 200, Millis: 3, RequestID: "p1"}}
 	refused := []api.BackendProbe{{Connector: "c1", Code: "backend_refused", Message: "The backend refused the connection.", RequestID: "p2"}}
+	db := api.App{Name: "db", Type: "tcp", Group: "Site A", InternalAddresses: []string{"db.corp:5432", "10.1.0.7:5433", "10.1.0.0/24:22"}, PreAuth: "sallyport"}
+	dbOK := api.NetworkProbe{Connector: "c1", Network: "tcp", Destination: "db.corp:5432", OK: true, Message: "The connector connected to db.corp:5432", Millis: 2}
+	dbRefused := api.NetworkProbe{Connector: "c1", Network: "tcp", Destination: "10.1.0.7:5433", Code: "refused", Message: "10.1.0.7:5433 refused the connection from the connector"}
+	netErr := "The probe of 10.1.0.7:5433 through connector c1 failed (refused): 10.1.0.7:5433 refused the connection from the connector; check that the service at 10.1.0.7 runs"
+	noneUpNet := "No connector of group 'Site A' is connected, so every stream is refused: start them"
 	for _, tc := range []struct {
 		name string
 		d    api.AppDiagnosis
@@ -38,6 +43,14 @@ func TestDiagnosisSteps(t *testing.T) {
 		{"an error without its finding", api.AppDiagnosis{App: app, Connectors: []api.Connector{up, up}, Probes: answered,
 			RecentErrors: []api.EdgeError{{Status: 504, Code: "backend_timeout", RequestID: "r2", Message: "The backend did not answer in time."}}},
 			[]string{"passed", "passed", "passed", "passed", "failed"}, map[int]string{4: "The backend did not answer in time."}},
+		{"network: every address reached", api.AppDiagnosis{App: db, Connectors: []api.Connector{up, up}, NetworkProbes: []api.NetworkProbe{dbOK}, NotProbed: []string{"10.1.0.0/24:22: a range"}},
+			[]string{"passed", "passed", "passed", "passed", "passed"}, nil},
+		{"network: an address refused", api.AppDiagnosis{App: db, Connectors: []api.Connector{up, up}, NetworkProbes: []api.NetworkProbe{dbOK, dbRefused}, Findings: []string{netErr}},
+			[]string{"passed", "passed", "passed", "failed", "passed"}, map[int]string{3: netErr + "."}},
+		{"network: only ranges", api.AppDiagnosis{App: db, Connectors: []api.Connector{up, up}, NotProbed: []string{"10.1.0.0/24:22: a range"}},
+			[]string{"passed", "passed", "passed", "not run", "passed"}, nil},
+		{"network: none connected", api.AppDiagnosis{App: db, Connectors: []api.Connector{down}, Findings: []string{noneUpNet}},
+			[]string{"passed", "passed", "failed", "not run", "passed"}, map[int]string{2: noneUpNet + "."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			steps := diagnosisSteps(tc.d)
