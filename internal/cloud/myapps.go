@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sallyport/sallyport/internal/problem"
+	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tenancy"
 )
@@ -33,7 +34,11 @@ type myAppsView struct {
 	Tenant string
 	Ask    string // whom to ask for an assignment
 	Apps   []appTile
-	CSRF   string
+	// NetApps are the network applications (tcp, udp) the user is
+	// assigned to, with the commands that reach them: no links.
+	NetApps []netTile
+	Login   string // the network sign-in command, shown with NetApps
+	CSRF    string
 	Admin  bool // an administrator: My Apps links the admin center
 }
 
@@ -42,6 +47,13 @@ type appTile struct {
 	Name        string
 	URL         string
 	Description string
+}
+
+// netTile is one network application of My Apps.
+type netTile struct {
+	Name, Type, Description string
+	Addresses               string   // the internal addresses, comma-separated
+	Commands                []string // how to use it, one command a line
 }
 
 // handleHome serves GET /: My Apps for a signed-in browser, the user name
@@ -152,5 +164,47 @@ func (s *Server) myApps(u *dirUser, csrf string) myAppsView {
 		v.Apps = append(v.Apps, appTile{Name: a.Name, URL: s.origin(a.ExternalHost) + "/", Description: t.descriptions[a.ID]})
 	}
 	sort.Slice(v.Apps, func(i, j int) bool { return v.Apps[i].Name < v.Apps[j].Name })
+	for k, a := range t.netApps {
+		if k.tenantID != u.TenantID || !t.assigned(a.ID, u) {
+			continue
+		}
+		v.NetApps = append(v.NetApps, netTile{Name: a.Name, Type: a.Type, Description: t.descriptions[a.ID],
+			Addresses: strings.Join(a.Segments.Strings(), ", "), Commands: netCommands(a)})
+	}
+	sort.Slice(v.NetApps, func(i, j int) bool { return v.NetApps[i].Name < v.NetApps[j].Name })
+	if len(v.NetApps) > 0 {
+		v.Login = "sallyport access login " + s.origin(s.settings.Name) + "/ --user " + u.Name
+	}
 	return v
+}
+
+// netCommands are the client commands that reach a network application
+// (docs/private-access.md, "The client"): 'access tcp' or 'access udp'
+// (with --dest when it has no single address), and for a host on port 22
+// OpenSSH's ProxyCommand line.
+func netCommands(a *netApp) []string {
+	cmd := "sallyport access " + a.Type + " " + a.Name
+	if singleAddress(a.Segments) == "" {
+		cmd += " --dest HOST:PORT"
+	}
+	out := []string{cmd}
+	if a.Type != "tcp" {
+		return out
+	}
+	for _, seg := range a.Segments {
+		if seg.PortLo > 22 || seg.PortHi < 22 {
+			continue
+		}
+		host := "HOST"
+		switch seg.Kind {
+		case segment.Name:
+			host = seg.Host
+		case segment.Addr:
+			host = seg.Prefix.Addr().String()
+		case segment.Wildcard:
+			host = "HOST." + seg.Host
+		}
+		return append(out, "ssh -o ProxyCommand='sallyport access stdio %h %p' "+host)
+	}
+	return out
 }
