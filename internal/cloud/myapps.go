@@ -39,7 +39,7 @@ type myAppsView struct {
 	NetApps []netTile
 	Login   string // the network sign-in command, shown with NetApps
 	CSRF    string
-	Admin  bool // an administrator: My Apps links the admin center
+	Admin   bool // an administrator: My Apps links the admin center
 }
 
 // appTile is one application of My Apps.
