@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/sallyport/sallyport/internal/segment"
 	"github.com/sallyport/sallyport/internal/tunnel"
@@ -16,11 +19,11 @@ import (
 
 // checkNetworkApp checks a network application (tcp, udp) from this
 // machine, as the connector would reach it: each internal address that
-// names one host resolves, and for tcp its first port accepts a
-// connection. Wildcards and prefixes are ranges with no one host to try.
+// names one host resolves, for tcp its first port accepts a connection,
+// and for udp on port 53 a DNS server answers a query. Wildcards and prefixes are ranges with no one host to try.
 func (r *runner) checkNetworkApp(ctx context.Context, s *Step, a tunnel.AppConfig) {
 	limit := r.o.StepTimeout
-	what := "resolves"
+	what := "resolves (and on port 53 answers a DNS query)"
 	if a.Type == "tcp" {
 		what = fmt.Sprintf("resolves and its port (the first of a range) accepts a TCP connection within %s", round(limit))
 	}
@@ -68,6 +71,14 @@ func (r *runner) checkNetworkApp(ctx context.Context, s *Step, a tunnel.AppConfi
 			resolved = host + " resolves to " + joinIPs(ips)
 		}
 		if a.Type != "tcp" {
+			if isDNSPort(seg.PortLo) {
+				status, found, advice := r.dnsAnswer(ctx, a.Name, seg, ips)
+				if status == Pass {
+					found = resolved + ", and " + found
+				}
+				f.add(status, found, advice)
+				continue
+			}
 			f.add(Pass, resolved, "")
 			continue
 		}
@@ -108,5 +119,72 @@ func (r *runner) tcpReach(ctx context.Context, app string, seg segment.Segment, 
 	default:
 		return Fail, fmt.Sprintf("The internal address %s of application '%s' is not reachable from this machine on port %s (%v)", seg, app, port, err),
 			"check the routes and firewalls between this machine and the service"
+	}
+}
+
+// isDNSPort reports whether a udp port is a DNS server's, whose addresses
+// must answer a query (tests use other ports).
+var isDNSPort = func(port uint16) bool { return port == 53 }
+
+// dnsAnswer sends one DNS query (the segment's name, A; ". NS" for an
+// address) over UDP to the segment's addresses, in order, until one
+// answers within the step's timeout.
+func (r *runner) dnsAnswer(ctx context.Context, app string, seg segment.Segment, ips []netip.Addr) (status, found, advice string) {
+	name, qtype := ".", dns.TypeNS
+	if seg.Kind == segment.Name {
+		name, qtype = dns.Fqdn(seg.Host), dns.TypeA
+	}
+	what := name + " " + dns.TypeToString[qtype]
+	port := strconv.Itoa(int(seg.PortLo))
+	var err error
+	for _, ip := range ips {
+		var a *dns.Msg
+		if a, err = dnsQuery(ctx, net.JoinHostPort(ip.String(), port), name, qtype, r.o.StepTimeout); err == nil {
+			return Pass, fmt.Sprintf("%s answered a DNS query for %s on port %s (%s, %d record(s))", ip, what, port, dns.RcodeToString[a.Rcode], len(a.Answer)), ""
+		}
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return Fail, fmt.Sprintf("The internal address %s of application '%s' refused a DNS query from this machine on UDP port %s (nothing listens there)", seg, app, port),
+			"check that the DNS server runs and listens on that port, and that no firewall refuses this machine"
+	}
+	return Fail, fmt.Sprintf("The internal address %s of application '%s' did not answer a DNS query for %s from this machine within %s (%v)", seg, app, what, round(r.o.StepTimeout), err),
+		"check that the DNS server runs and answers on that port, and that no firewall drops UDP between this machine and it"
+}
+
+// dnsQuery asks addr one question over UDP and returns its answer.
+func dnsQuery(ctx context.Context, addr, name string, qtype uint16, limit time.Duration) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	deadline, _ := ctx.Deadline()
+	c.SetDeadline(deadline)
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.RecursionDesired = true
+	wire, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(wire); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			if isTimeout(err) {
+				return nil, errors.New("no answer")
+			}
+			return nil, err
+		}
+		a := new(dns.Msg)
+		if a.Unpack(buf[:n]) == nil && a.Id == q.Id && a.Response {
+			return a, nil
+		}
 	}
 }

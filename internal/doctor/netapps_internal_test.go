@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/dnstest"
 	"github.com/sallyport/sallyport/internal/tunnel"
 )
 
@@ -38,6 +39,19 @@ func TestCheckNetworkApp(t *testing.T) {
 	}
 	closed := strconv.Itoa(closedLn.Addr().(*net.TCPAddr).Port)
 	closedLn.Close()
+	dnsSrv := dnstest.Start(t)
+	_, dnsP, _ := net.SplitHostPort(dnsSrv.Addr())
+	silentPC, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, silent, _ := net.SplitHostPort(silentPC.LocalAddr().String())
+	silentPC.Close()
+	prev := isDNSPort
+	t.Cleanup(func() { isDNSPort = prev })
+	isDNSPort = func(p uint16) bool { // the test's DNS servers are not on port 53
+		return strconv.Itoa(int(p)) == dnsP || strconv.Itoa(int(p)) == silent
+	}
 	r := &runner{o: Options{StepTimeout: 5 * time.Second, Resolver: mapResolver{"db.corp": "127.0.0.1", "dns.corp": "127.0.0.1"}}}
 	for _, tc := range []struct {
 		name   string
@@ -53,6 +67,10 @@ func TestCheckNetworkApp(t *testing.T) {
 			Fail, []string{"The internal address gone.corp:5432 of application 'db' does not resolve on this machine (no such host)", "accepts a TCP connection"}},
 		{"udp resolves only", tunnel.AppConfig{Name: "dns", Type: "udp", Segments: []string{"dns.corp:53", "10.1.0.5:53"}},
 			Pass, []string{"dns.corp resolves to 127.0.0.1", "10.1.0.5 is an IP address"}},
+		{"udp, a DNS server answers", tunnel.AppConfig{Name: "dns", Type: "udp", Segments: []string{"dns.corp:" + dnsP, "127.0.0.1:" + dnsP}},
+			Pass, []string{"dns.corp resolves to 127.0.0.1, and 127.0.0.1 answered a DNS query for dns.corp. A on port " + dnsP + " (NXDOMAIN, 0 record(s))", "127.0.0.1 is an IP address, and 127.0.0.1 answered a DNS query for . NS"}},
+		{"udp, no DNS server", tunnel.AppConfig{Name: "dns", Type: "udp", Segments: []string{"dns.corp:" + dnsP, "127.0.0.1:" + silent + "-" + silent}},
+			Fail, []string{"The internal address 127.0.0.1:" + silent + " of application 'dns'", "DNS query"}},
 		{"unusable", tunnel.AppConfig{Name: "x", Type: "tcp", Segments: []string{"db.corp"}},
 			Fail, []string{`The internal addresses of application 'x' are not usable: internal address "db.corp" has no port`}},
 	} {
