@@ -382,12 +382,20 @@ func networkProbesText(tw *tabwriter.Writer, d api.AppDiagnosis) {
 		how = "the name resolved and a socket opened; a DNS query on port 53"
 	}
 	fmt.Fprintf(tw, "\nProbes (each internal address through each connected connector: %s):\n", how)
-	if len(d.NetworkProbes) == 0 {
-		if len(d.NotProbed) > 0 {
-			fmt.Fprintln(tw, "  none: no internal address names one host")
-		} else {
-			fmt.Fprintln(tw, "  none: no connector of the group is connected")
+	connected := 0
+	for _, x := range d.Connectors {
+		if x.Tunnels > 0 {
+			connected++
 		}
+	}
+	switch {
+	case len(d.NetworkProbes) > 0:
+	case connected == 0:
+		fmt.Fprintln(tw, "  none: no connector of the group is connected")
+	case len(d.NotProbed) > 0:
+		fmt.Fprintln(tw, "  none: no internal address names one host or one address")
+	default:
+		fmt.Fprintln(tw, "  none this time (the application was just changed): run the diagnosis again")
 	}
 	for _, p := range d.NetworkProbes {
 		if p.OK {

@@ -21,6 +21,22 @@ func TestNetworkMetrics(t *testing.T) {
 	alice := env.networkLogin(t, "alice@contoso.com").str("access_token")
 	bob := env.networkLogin(t, "bob@contoso.com").str("access_token")
 
+	// A stream open is counted as open (the cloud counts it just after its
+	// answer, which the client may read first: wait for it).
+	n := env.srv.metrics.net()
+	held, _, err := env.open(t, tunnel.AccessRequest{Token: alice, Network: "tcp", App: "ssh", Dest: "echo.corp:22"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(n.open.WithLabelValues("contoso.com", "ssh")) != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(n.open.WithLabelValues("contoso.com", "ssh")); got != 1 {
+		t.Fatalf("streams open = %v with one open, want 1", got)
+	}
+	held.Close()
+
 	for range 2 {
 		c, br, err := env.open(t, tunnel.AccessRequest{Token: alice, Network: "tcp", App: "ssh", Dest: "echo.corp:22"})
 		if err != nil {
@@ -44,10 +60,9 @@ func TestNetworkMetrics(t *testing.T) {
 		}
 	}
 
-	n := env.srv.metrics.net()
 	// The cloud ends its side just after the client has read the end.
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(n.bytes.WithLabelValues("contoso.com", "ssh", "out")) < 54 && time.Now().Before(deadline) {
+	deadline = time.Now().Add(10 * time.Second)
+	for (testutil.ToFloat64(n.bytes.WithLabelValues("contoso.com", "ssh", "out")) < 54 || testutil.ToFloat64(n.open.WithLabelValues("contoso.com", "ssh")) != 0) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	tests := []struct {
@@ -55,7 +70,7 @@ func TestNetworkMetrics(t *testing.T) {
 		got    float64
 		expect float64
 	}{
-		{"ok", testutil.ToFloat64(n.streams.WithLabelValues("contoso.com", "ssh", "tcp", "ok")), 2},
+		{"ok", testutil.ToFloat64(n.streams.WithLabelValues("contoso.com", "ssh", "tcp", "ok")), 3},
 		{"refused at the connector", testutil.ToFloat64(n.streams.WithLabelValues("contoso.com", "ssh", "tcp", tunnel.AccessRefused)), 1},
 		{"not assigned", testutil.ToFloat64(n.streams.WithLabelValues("contoso.com", "ssh", "tcp", tunnel.AccessNotAssigned)), 1},
 		{"not signed in: no tenant, no app", testutil.ToFloat64(n.streams.WithLabelValues("", "", "tcp", tunnel.AccessNotSignedIn)), 1},
