@@ -88,6 +88,7 @@ func netRefuse(code, format string, args ...any) *accessRefusal {
 // accessLimits holds the per-user rate and the streams open per user and
 // per tenant.
 type accessLimits struct {
+	cfg      AccessLimits // with defaults (limits.go)
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
 	users    map[string]int
@@ -105,19 +106,20 @@ func (l *accessLimits) admit(tenantID, tenant, userID string, now time.Time) *ac
 	if l.users == nil {
 		l.users, l.tenants = map[string]int{}, map[string]int{}
 	}
+	c := l.cfg.withDefaults()
 	lim := l.limiters[userID]
 	if lim == nil {
-		lim = rate.NewLimiter(accessRate, accessBurst)
+		lim = rate.NewLimiter(rate.Limit(c.Rate), c.Burst)
 		l.limiters[userID] = lim
 	}
 	if !lim.AllowN(now, 1) {
-		return netRefuse(tunnel.AccessRateLimited, "You open streams faster than %d a second: slow down and try again in a second", accessRate)
+		return netRefuse(tunnel.AccessRateLimited, "You open streams faster than %g a second: slow down and try again in a second", c.Rate)
 	}
-	if l.users[userID] >= accessUserStreams {
-		return netRefuse(tunnel.AccessRateLimited, "You already have %d streams open, the most one user may: close some and try again", accessUserStreams)
+	if l.users[userID] >= c.PerUser {
+		return netRefuse(tunnel.AccessRateLimited, "You already have %d streams open, the most one user may: close some and try again", c.PerUser)
 	}
-	if l.tenants[tenantID] >= accessTenantStreams {
-		return netRefuse(tunnel.AccessRateLimited, "The users of %s already have %d streams open, the most one organisation may: try again later, or ask the cloud's operator", tenant, accessTenantStreams)
+	if l.tenants[tenantID] >= c.PerTenant {
+		return netRefuse(tunnel.AccessRateLimited, "The users of %s already have %d streams open, the most one organisation may: try again later, or ask the cloud's operator", tenant, c.PerTenant)
 	}
 	l.users[userID]++
 	l.tenants[tenantID]++
