@@ -1,0 +1,587 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	be "encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sallyport/sallyport/internal/dnstest"
+	"github.com/sallyport/sallyport/internal/pgtest"
+)
+
+// More of issue 19's tests with programs no one here wrote (psql, dig,
+// Go's resolver through SOCKS5 UDP ASSOCIATE), half-close through the
+// whole path, refusals (another tenant's segment, SOCKS reply codes),
+// 1 000 concurrent streams with a stalled reader, and failover.
+
+var udpListeningRe = regexp.MustCompile(`Listening on (\S+) \(udp\): each client address`)
+
+// needProgram finds a program no one here wrote, or skips (fails under
+// CI=true, where .ci/run installs pkg).
+func needProgram(t *testing.T, name, pkg string, also ...string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, pattern := range also {
+			if m, _ := filepath.Glob(pattern); len(m) > 0 {
+				return m[len(m)-1]
+			}
+		}
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed: .ci/run installs %s", name, pkg)
+		}
+		t.Skipf("%s is not installed (Debian package %s)", name, pkg)
+	}
+	return p
+}
+
+// tcpServer is a loopback TCP server run by the test: handle serves each
+// connection; every connection is closed and every handler waited for
+// when the test ends.
+type tcpServer struct {
+	addr     string
+	port     string
+	accepted atomic.Int64
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+}
+
+func serveTCP(t *testing.T, handle func(c *net.TCPConn)) *tcpServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpServer{addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
+	_, s.port, _ = net.SplitHostPort(s.addr)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			s.mu.Lock()
+			if s.conns == nil { // closing
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.conns[c] = true
+			s.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					s.mu.Lock()
+					delete(s.conns, c)
+					s.mu.Unlock()
+					c.Close()
+				}()
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.conns = nil
+		s.mu.Unlock()
+		wg.Wait()
+	})
+	return s
+}
+
+// hashServer reads until the client's end (half-close), then answers how
+// many bytes and their SHA-256, and closes: the answer comes after the
+// client stopped sending.
+func hashServer(c *net.TCPConn) {
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(c, "got %d bytes sha256 %x\n", n, h.Sum(nil))
+}
+
+// socksHello opens a SOCKS5 session without authentication.
+func socksHello(t *testing.T, proxy string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", proxy, cmdTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(cmdTimeout))
+	if _, err := c.Write([]byte{5, 1, 0}); err != nil {
+		t.Fatal(err)
+	}
+	var b [2]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil || b != [2]byte{5, 0} {
+		t.Fatalf("SOCKS5 greeting: %v %v", b, err)
+	}
+	return c
+}
+
+// socksRequest sends a SOCKS5 request (cmd 1 CONNECT, 3 UDP ASSOCIATE)
+// for host:port and returns the reply code and the bound address.
+func socksRequest(c net.Conn, cmd byte, host string, port int) (byte, *net.UDPAddr, error) {
+	req := []byte{5, cmd, 0}
+	if ip := net.ParseIP(host).To4(); ip != nil {
+		req = append(append(req, 1), ip...)
+	} else {
+		req = append(append(req, 3, byte(len(host))), host...)
+	}
+	req = be.BigEndian.AppendUint16(req, uint16(port))
+	if _, err := c.Write(req); err != nil {
+		return 0, nil, err
+	}
+	var head [4]byte
+	if _, err := io.ReadFull(c, head[:]); err != nil {
+		return 0, nil, err
+	}
+	var addr []byte
+	switch head[3] {
+	case 1:
+		addr = make([]byte, 4+2)
+	case 4:
+		addr = make([]byte, 16+2)
+	case 3:
+		var l [1]byte
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			return 0, nil, err
+		}
+		addr = make([]byte, int(l[0])+2)
+	default:
+		return 0, nil, fmt.Errorf("SOCKS5 reply with address type %d", head[3])
+	}
+	if _, err := io.ReadFull(c, addr); err != nil {
+		return 0, nil, err
+	}
+	var bound *net.UDPAddr
+	if head[3] != 3 {
+		bound = &net.UDPAddr{IP: net.IP(addr[:len(addr)-2]), Port: int(be.BigEndian.Uint16(addr[len(addr)-2:]))}
+	}
+	return head[1], bound, nil
+}
+
+// socksConnectReply is the reply code of a CONNECT to host:port.
+func socksConnectReply(t *testing.T, proxy, host string, port int) byte {
+	t.Helper()
+	c := socksHello(t, proxy)
+	defer c.Close()
+	code, _, err := socksRequest(c, 1, host, port)
+	if err != nil {
+		t.Fatalf("SOCKS5 CONNECT %s:%d: %v", host, port, err)
+	}
+	return code
+}
+
+// socksUDPConn is one SOCKS5 UDP association used as a connected
+// datagram socket to dest: each Write is one datagram with the SOCKS5 UDP
+// header naming dest; each Read one answer without it. It is a
+// net.PacketConn too, so that Go's resolver speaks DNS over UDP on it.
+type socksUDPConn struct {
+	ctrl net.Conn     // the association lives as long as this
+	pc   *net.UDPConn // connected to the proxy's relay
+	head []byte
+	dest *net.UDPAddr
+}
+
+// socksAssociate performs UDP ASSOCIATE at proxy for datagrams to dest
+// (an IPv4 address and port).
+func socksAssociate(proxy string, dest *net.UDPAddr) (*socksUDPConn, error) {
+	c, err := net.DialTimeout("tcp", proxy, cmdTimeout)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*socksUDPConn, error) { c.Close(); return nil, err }
+	c.SetDeadline(time.Now().Add(cmdTimeout))
+	if _, err := c.Write([]byte{5, 1, 0}); err != nil {
+		return fail(err)
+	}
+	var b [2]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil || b != [2]byte{5, 0} {
+		return fail(fmt.Errorf("SOCKS5 greeting: %v %v", b, err))
+	}
+	code, relay, err := socksRequest(c, 3, "0.0.0.0", 0)
+	if err != nil || code != 0 || relay == nil {
+		return fail(fmt.Errorf("SOCKS5 UDP ASSOCIATE: reply %d, %v", code, err))
+	}
+	c.SetDeadline(time.Time{})
+	if relay.IP.IsUnspecified() {
+		relay.IP = net.IPv4(127, 0, 0, 1)
+	}
+	pc, err := net.DialUDP("udp", nil, relay)
+	if err != nil {
+		return fail(err)
+	}
+	head := append([]byte{0, 0, 0, 1}, dest.IP.To4()...)
+	head = be.BigEndian.AppendUint16(head, uint16(dest.Port))
+	return &socksUDPConn{ctrl: c, pc: pc, head: head, dest: dest}, nil
+}
+
+func (u *socksUDPConn) Write(p []byte) (int, error) {
+	if _, err := u.pc.Write(append(append([]byte(nil), u.head...), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (u *socksUDPConn) Read(p []byte) (int, error) {
+	buf := make([]byte, 65535+262)
+	for {
+		n, err := u.pc.Read(buf)
+		if err != nil {
+			return 0, err
+		}
+		d := buf[:n]
+		if len(d) < 4 || d[2] != 0 {
+			continue // not a whole datagram: dropped, as RFC 1928 says
+		}
+		var skip int
+		switch d[3] {
+		case 1:
+			skip = 4 + 4 + 2
+		case 4:
+			skip = 4 + 16 + 2
+		case 3:
+			if len(d) < 5 {
+				continue
+			}
+			skip = 4 + 1 + int(d[4]) + 2
+		default:
+			continue
+		}
+		if len(d) < skip {
+			continue
+		}
+		return copy(p, d[skip:]), nil
+	}
+}
+
+func (u *socksUDPConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, err := u.Read(p)
+	return n, u.dest, err
+}
+func (u *socksUDPConn) WriteTo(p []byte, _ net.Addr) (int, error) { return u.Write(p) }
+func (u *socksUDPConn) Close() error {
+	u.ctrl.Close()
+	return u.pc.Close()
+}
+func (u *socksUDPConn) LocalAddr() net.Addr                { return u.pc.LocalAddr() }
+func (u *socksUDPConn) RemoteAddr() net.Addr               { return u.dest }
+func (u *socksUDPConn) SetDeadline(t time.Time) error      { return u.pc.SetDeadline(t) }
+func (u *socksUDPConn) SetReadDeadline(t time.Time) error  { return u.pc.SetReadDeadline(t) }
+func (u *socksUDPConn) SetWriteDeadline(t time.Time) error { return u.pc.SetWriteDeadline(t) }
+
+// TestPrivateAccessPrograms: with the real binary, a cloud and a
+// connector — psql runs statements against a real PostgreSQL through
+// 'access tcp'; dig asks a DNS server through 'access udp', and Go's
+// resolver through 'access socks”s UDP ASSOCIATE; half-close holds both
+// ways through 'access tcp' and 'access stdio'; the refusals of 'access
+// socks' are their SOCKS reply codes; and a destination that only another
+// tenant's application covers is "outside every segment", its connector
+// never asked.
+func TestPrivateAccessPrograms(t *testing.T) {
+	pc := startPreauthCloud(t)
+	a := newRunner(t, "alice")
+	pc.networkLogin(t, a, alice)
+	port := func(s string) int { p, _ := strconv.Atoi(s); return p }
+
+	t.Run("psql", func(t *testing.T) {
+		psql := needProgram(t, "psql", "postgresql", "/usr/lib/postgresql/*/bin/psql")
+		dsn, err := url.Parse(pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.admin.ok(t, "", "admin", "app", "create", "pg", "--type", "tcp", "--internal-address", dsn.Host)
+		pc.admin.ok(t, "", "admin", "app", "assign", "pg", "--user", alice)
+		tcp := a.start(t, "access tcp pg", "access", "tcp", "pg", "--listen", "127.0.0.1:0")
+		m, ok := tcp.waitOutput(listeningRe, readyTimeout)
+		if !ok {
+			t.Fatalf("access tcp does not listen:\n%s", tcp.out.String())
+		}
+		lhost, lport, _ := net.SplitHostPort(m[1])
+		conninfo := fmt.Sprintf("host=%s port=%s dbname=%s user=%s sslmode=disable connect_timeout=30", lhost, lport, strings.TrimPrefix(dsn.Path, "/"), dsn.User.Username())
+		sql := "CREATE TABLE hosts (name text PRIMARY KEY, port int);" +
+			"INSERT INTO hosts VALUES ('db.corp', 5432), ('build1.corp', 22);" +
+			"SELECT name || ':' || port FROM hosts ORDER BY name;"
+		out, err := runSSH(t, a, cmdTimeout, psql, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set", "ON_ERROR_STOP=1", "--dbname", conninfo, "--command", sql)
+		if err != nil || strings.TrimSpace(out) != "build1.corp:22\ndb.corp:5432" {
+			t.Fatalf("psql through access tcp: %v\n%s", err, out)
+		}
+		tcp.stop()
+	})
+
+	dns := dnstest.Start(t)
+	dns.SetA("db.corp", net.IPv4(10, 9, 8, 7))
+	dnsAddr, _ := net.ResolveUDPAddr("udp", dns.Addr())
+	pc.admin.ok(t, "", "admin", "app", "create", "dns", "--type", "udp", "--internal-address", dns.Addr())
+	pc.admin.ok(t, "", "admin", "app", "assign", "dns", "--user", alice)
+
+	t.Run("dig through access udp", func(t *testing.T) {
+		dig := needProgram(t, "dig", "dnsutils")
+		udp := a.start(t, "access udp dns", "access", "udp", "dns", "--listen", "127.0.0.1:0")
+		m, ok := udp.waitOutput(udpListeningRe, readyTimeout)
+		if !ok {
+			t.Fatalf("access udp does not listen:\n%s", udp.out.String())
+		}
+		lhost, lport, _ := net.SplitHostPort(m[1])
+		for _, name := range []string{"db.corp", "DB.corp."} { // two flows (dig's source ports differ)
+			out, err := runSSH(t, a, cmdTimeout, dig, "@"+lhost, "-p", lport, name, "A", "+short", "+time=10", "+tries=1")
+			if err != nil || strings.TrimSpace(out) != "10.9.8.7" {
+				t.Fatalf("dig %s through access udp: %v\n%s\naccess udp:\n%s", name, err, out, udp.out.String())
+			}
+		}
+		out, _ := runSSH(t, a, cmdTimeout, dig, "@"+lhost, "-p", lport, "nosuch.corp", "A", "+time=10", "+tries=1")
+		if !strings.Contains(out, "status: NXDOMAIN") {
+			t.Errorf("dig of a name the server does not know: want NXDOMAIN\n%s", out)
+		}
+		udp.stop()
+		a.refused(t, "", []string{"access", "udp", "nosuch"}, "contoso.com has no udp application named nosuch")
+		a.refused(t, "", []string{"access", "udp", "dns", "--dest", "10.1.2.3:53"}, "10.1.2.3:53")
+	})
+
+	socks := a.start(t, "access socks", "access", "socks", "--listen", "127.0.0.1:0")
+	m, ok := socks.waitOutput(socksRe, readyTimeout)
+	if !ok {
+		t.Fatalf("access socks does not listen:\n%s", socks.out.String())
+	}
+	proxy := m[1]
+
+	t.Run("Go's resolver through SOCKS5 UDP ASSOCIATE", func(t *testing.T) {
+		var dials atomic.Int32
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			if network != "udp" {
+				return nil, fmt.Errorf("the resolver asked for %s: this test carries only udp", network)
+			}
+			dials.Add(1)
+			return socksAssociate(proxy, dnsAddr)
+		}}
+		ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
+		defer cancel()
+		addrs, err := r.LookupHost(ctx, "db.corp")
+		if err != nil || len(addrs) != 1 || addrs[0] != "10.9.8.7" {
+			t.Fatalf("LookupHost(db.corp) through access socks: %v, %v\naccess socks:\n%s", addrs, err, socks.out.String())
+		}
+		if _, err := r.LookupHost(ctx, "nosuch.corp"); !isNotFound(err) {
+			t.Errorf("LookupHost(nosuch.corp): %v, want not found", err)
+		}
+		t.Logf("Go's resolver made %d SOCKS5 UDP associations", dials.Load())
+	})
+
+	t.Run("half-close", func(t *testing.T) {
+		// The client ends its sending and still receives the answer.
+		hs := serveTCP(t, hashServer)
+		// The service ends its sending first; the client still sends.
+		gotRest := make(chan int64, 4)
+		sf := serveTCP(t, func(c *net.TCPConn) {
+			io.WriteString(c, "bye\n")
+			c.CloseWrite()
+			n, _ := io.Copy(io.Discard, c)
+			gotRest <- n
+		})
+		for _, s := range []*tcpServer{hs, sf} {
+			pc.admin.ok(t, "", "admin", "app", "create", "half"+s.port, "--type", "tcp", "--internal-address", s.addr)
+			pc.admin.ok(t, "", "admin", "app", "assign", "half"+s.port, "--user", alice)
+		}
+		payload := make([]byte, 3<<20)
+		rand.Read(payload)
+		want := fmt.Sprintf("got %d bytes sha256 %x\n", len(payload), sha256.Sum256(payload))
+
+		// access stdio: the end of standard input is the half-close.
+		res := a.ok(t, string(payload), "access", "stdio", "127.0.0.1", hs.port)
+		if res.stdout != want {
+			t.Errorf("access stdio after its input ended: %q, want %q", res.stdout, want)
+		}
+
+		// access tcp: CloseWrite on the local connection.
+		tcp := a.start(t, "access tcp half", "access", "tcp", "half"+hs.port, "--listen", "127.0.0.1:0")
+		m, ok := tcp.waitOutput(listeningRe, readyTimeout)
+		if !ok {
+			t.Fatalf("access tcp does not listen:\n%s", tcp.out.String())
+		}
+		c, err := net.Dial("tcp", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(cmdTimeout))
+		if _, err := c.Write(payload); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(got) != want {
+			t.Errorf("access tcp after the client's half-close: %q, %v; want %q", got, err, want)
+		}
+		tcp.stop()
+
+		// The service's end reaches the client, which goes on sending.
+		tcp = a.start(t, "access tcp half2", "access", "tcp", "half"+sf.port, "--listen", "127.0.0.1:0")
+		m, ok = tcp.waitOutput(listeningRe, readyTimeout)
+		if !ok {
+			t.Fatalf("access tcp does not listen:\n%s", tcp.out.String())
+		}
+		c, err = net.Dial("tcp", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(cmdTimeout))
+		if got, err := io.ReadAll(c); err != nil || string(got) != "bye\n" {
+			t.Fatalf("before the service's half-close: %q, %v", got, err)
+		}
+		if _, err := c.Write(payload); err != nil {
+			t.Fatalf("sending after the service's half-close: %v", err)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		select {
+		case n := <-gotRest:
+			if n != int64(len(payload)) {
+				t.Errorf("the service got %d bytes after its half-close, want %d", n, len(payload))
+			}
+		case <-time.After(cmdTimeout):
+			t.Fatal("the service did not get the client's end")
+		}
+		c.Close()
+		tcp.stop()
+	})
+
+	t.Run("refusals", func(t *testing.T) {
+		pc.admin.ok(t, "", "admin", "app", "create", "probes", "--type", "tcp", "--internal-address", "127.0.0.1:1", "--internal-address", "nowhere.invalid:22")
+		pc.admin.ok(t, "", "admin", "app", "assign", "probes", "--user", alice)
+		pc.admin.ok(t, "", "admin", "group", "create", "empty")
+		pc.admin.ok(t, "", "admin", "app", "create", "lonely", "--type", "tcp", "--internal-address", "10.255.255.1:22", "--group", "empty")
+		pc.admin.ok(t, "", "admin", "app", "assign", "lonely", "--user", alice)
+		only := serveTCP(t, hashServer)
+		pc.admin.ok(t, "", "admin", "app", "create", "alices", "--type", "tcp", "--internal-address", only.addr)
+		pc.admin.ok(t, "", "admin", "app", "assign", "alices", "--user", alice)
+
+		// Another tenant's application covers a destination; its
+		// connector runs with metrics.
+		fab := pc.addFabrikam(t)
+		st, res := pc.register(t, fab, filepath.Join(t.TempDir(), "fabrikam-connector"), "admin@fabrikam.com", "fabrikam-admin-password")
+		if res.code != 0 || st.id == "" {
+			t.Fatalf("registering fabrikam's connector:\n%s", res)
+		}
+		metrics := "127.0.0.1:" + freePort(t)
+		pc.runConnector(t, fab, st, "--metrics-listen", metrics)
+		theirs := serveTCP(t, hashServer)
+		fab.ok(t, "", "admin", "app", "create", "secret", "--type", "tcp", "--internal-address", theirs.addr)
+
+		tests := []struct {
+			name  string
+			args  []string // access stdio/tcp: exit 1 and the sentence
+			want  string
+			host  string // SOCKS5 CONNECT: the reply code
+			port  int
+			reply byte
+		}{
+			{"another tenant's segment (stdio)", []string{"access", "stdio", "127.0.0.1", theirs.port},
+				theirs.addr + " is outside every tcp segment of contoso.com", "127.0.0.1", port(theirs.port), 2},
+			{"another tenant's application by name", []string{"access", "tcp", "secret"}, "contoso.com has no tcp application named secret", "", 0, 0},
+			{"another tenant's segment through one's own application", []string{"access", "tcp", "alices", "--dest", theirs.addr}, theirs.addr, "", 0, 0},
+			{"outside every segment", []string{"access", "stdio", "db.corp", "5432"}, "db.corp:5432 is outside every tcp segment of contoso.com", "db.corp", 5432, 2},
+			{"no connector", []string{"access", "stdio", "10.255.255.1", "22"}, "No connector is active in group 'empty'", "10.255.255.1", 22, 3},
+			{"unreachable", []string{"access", "stdio", "nowhere.invalid", "22"}, "cannot reach nowhere.invalid:22", "nowhere.invalid", 22, 4},
+			{"refused", []string{"access", "stdio", "127.0.0.1", "1"}, "connection was refused there", "127.0.0.1", 1, 5},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				res := a.refused(t, "", tt.args, tt.want)
+				if res.code != 1 {
+					t.Errorf("exit code %d, want 1", res.code)
+				}
+				if tt.host != "" {
+					if got := socksConnectReply(t, proxy, tt.host, tt.port); got != tt.reply {
+						t.Errorf("SOCKS5 reply %d, want %d", got, tt.reply)
+					}
+				}
+			})
+		}
+		if n := theirs.accepted.Load(); n != 0 {
+			t.Errorf("fabrikam's destination was dialled %d times for contoso.com's user", n)
+		}
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(body, []byte("sallyport_connector_network_connections_total{")) {
+			t.Errorf("fabrikam's connector was asked for a stream:\n%s", grepLines(string(body), "network_connections"))
+		}
+
+		// Unassigned: bob, signed in, has a SOCKS proxy of his own.
+		b := newRunner(t, "bob")
+		pc.networkLogin(t, b, bob)
+		res = b.refused(t, "", []string{"access", "stdio", "127.0.0.1", only.port}, "(bob@contoso.com) are not assigned to the application alices")
+		if res.code != 1 {
+			t.Errorf("exit code %d, want 1", res.code)
+		}
+		bs := b.start(t, "access socks (bob)", "access", "socks", "--listen", "127.0.0.1:0")
+		m, ok := bs.waitOutput(socksRe, readyTimeout)
+		if !ok {
+			t.Fatalf("access socks does not listen:\n%s", bs.out.String())
+		}
+		if got := socksConnectReply(t, m[1], "127.0.0.1", port(only.port)); got != 2 {
+			t.Errorf("SOCKS5 reply for an unassigned user: %d, want 2", got)
+		}
+		if !eventually(readyTimeout, func() bool { return strings.Contains(bs.out.String(), "not assigned to the application alices") }) {
+			t.Errorf("access socks did not print the refusal's sentence:\n%s", bs.out.String())
+		}
+		if n := only.accepted.Load(); n != 0 {
+			t.Errorf("the destination was dialled %d times for an unassigned user", n)
+		}
+
+		// Unsigned: no sign-in on this machine.
+		u := newRunner(t, "nobody")
+		for _, args := range [][]string{{"access", "stdio", "127.0.0.1", only.port}, {"access", "tcp", "alices"}, {"access", "udp", "dns"}, {"access", "socks", "--listen", "127.0.0.1:0"}} {
+			if res := u.refused(t, "", args, "not signed in", "--user NAME@DOMAIN"); res.code != 1 {
+				t.Errorf("%v: exit code %d, want 1", args, res.code)
+			}
+		}
+	})
+}
+
+func isNotFound(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
+}
+
+// grepLines are the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), sub) {
+			out = append(out, sc.Text())
+		}
+	}
+	return strings.Join(out, "\n")
+}
