@@ -585,3 +585,192 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestPrivateAccessManyStreams: 1 000 TCP streams at once (200 with
+// -short) through the real path — 'access tcp' → cloud → one connector →
+// an echo service — every byte back intact, each stream with its own
+// data; then one more stream whose reader stops while the service keeps
+// sending (its windows fill) does not keep the others from completing
+// their transfers. The throughput of the others with and without the
+// stalled stream is logged, not asserted.
+func TestPrivateAccessManyStreams(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	const size = 64 << 10 // bytes each way per stream and round
+	// One user opens them all: lift the per-user rate and count, and the
+	// cloud's connections per client address.
+	pc := startPreauthCloud(t, "--access-stream-rate", "5000", "--access-stream-burst", "5000",
+		"--access-max-streams-per-user", "5000", "--access-max-streams-per-tenant", "10000", "--max-conns-per-source", "8192")
+	a := newRunner(t, "alice")
+	pc.networkLogin(t, a, alice)
+
+	var stalledSent atomic.Int64
+	echo := serveTCP(t, func(c *net.TCPConn) {
+		var mode [1]byte
+		if _, err := io.ReadFull(c, mode[:]); err != nil {
+			return
+		}
+		switch mode[0] {
+		case 'E': // echo until the client's end, then end
+			io.Copy(c, c)
+			c.CloseWrite()
+		case 'S': // send until the connection breaks
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := c.Write(buf)
+				stalledSent.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}
+	})
+	pc.admin.ok(t, "", "admin", "app", "create", "echo", "--type", "tcp", "--internal-address", echo.addr)
+	pc.admin.ok(t, "", "admin", "app", "assign", "echo", "--user", alice)
+	tcp := a.start(t, "access tcp echo", "access", "tcp", "echo", "--listen", "127.0.0.1:0")
+	m, ok := tcp.waitOutput(listeningRe, readyTimeout)
+	if !ok {
+		t.Fatalf("access tcp does not listen:\n%s", tcp.out.String())
+	}
+	local := m[1]
+
+	block := make([]byte, 1<<20)
+	rand.Read(block)
+	dataOf := func(i, round int) []byte { // each stream's own bytes
+		off := (i*7919 + round*104729) % (len(block) - size)
+		return block[off : off+size]
+	}
+
+	// Open them all (64 at a time), each proven open by a first echo.
+	conns := make([]net.Conn, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	start := time.Now()
+	if err := parallel(n, 64, func(i int) error {
+		c, err := net.Dial("tcp", local)
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+		c.SetDeadline(time.Now().Add(2 * cmdTimeout))
+		if _, err := io.WriteString(c, "Eping"); err != nil {
+			return err
+		}
+		var b [4]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil || string(b[:]) != "ping" {
+			return fmt.Errorf("stream %d: first echo %q, %v", i, b, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("opening %d streams: %v\naccess tcp:\n%s", n, err, tail(tcp.out.String(), 20))
+	}
+	t.Logf("%d streams open in %v", n, time.Since(start).Round(time.Millisecond))
+
+	// A round: every stream sends its data and reads it back at once;
+	// the last round ends each stream (half-close, then the service's
+	// end). It must complete within the deadline; its throughput is
+	// logged.
+	round := func(name string, r int, last bool) {
+		t.Helper()
+		start := time.Now()
+		err := parallel(n, n, func(i int) error {
+			c := conns[i]
+			c.SetDeadline(time.Now().Add(2 * cmdTimeout))
+			want := dataOf(i, r)
+			werr := make(chan error, 1)
+			go func() {
+				_, err := c.Write(want)
+				if err == nil && last {
+					err = c.(*net.TCPConn).CloseWrite()
+				}
+				werr <- err
+			}()
+			got := make([]byte, size)
+			_, rerr := io.ReadFull(c, got)
+			if err := <-werr; err != nil {
+				return fmt.Errorf("stream %d: sending: %v", i, err)
+			}
+			if rerr != nil {
+				return fmt.Errorf("stream %d: receiving: %v", i, rerr)
+			}
+			if !bytes.Equal(got, want) {
+				return fmt.Errorf("stream %d: the data came back changed (sha256 %x, sent %x)", i, sha256.Sum256(got), sha256.Sum256(want))
+			}
+			if last {
+				if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
+					return fmt.Errorf("stream %d: after the echo, %d bytes and %v instead of the end", i, len(rest), err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v\naccess tcp:\n%s", name, err, tail(tcp.out.String(), 20))
+		}
+		d := time.Since(start)
+		t.Logf("%s: %d streams × %d KiB each way in %v: %.1f MB/s each way in all", name, n, size>>10, d.Round(time.Millisecond), float64(n*size)/d.Seconds()/1e6)
+	}
+	round("without a stalled stream", 1, false)
+
+	// One more stream stops reading while the service keeps sending.
+	stalled, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if _, err := io.WriteString(stalled, "S"); err != nil {
+		t.Fatal(err)
+	}
+	// Its windows are full when the service can send no more: the count
+	// stays the same over half a second of polls.
+	last, same := int64(-1), 0
+	if !eventually(readyTimeout, func() bool {
+		cur := stalledSent.Load()
+		if cur > 0 && cur == last {
+			same++
+		} else {
+			same = 0
+		}
+		last = cur
+		return same >= 10
+	}) {
+		t.Fatalf("the stalled stream's service never stopped sending (%d bytes sent)", stalledSent.Load())
+	}
+	t.Logf("the stalled stream holds %d KiB on its way (service → connector → cloud → access tcp → client)", stalledSent.Load()>>10)
+	round("beside the stalled stream", 2, true)
+	if stalledSent.Load() != last {
+		t.Logf("the stalled stream's service sent %d more bytes meanwhile", stalledSent.Load()-last)
+	}
+	stalled.Close()
+	if out := tcp.out.String(); strings.Contains(out, "A connection from") {
+		t.Errorf("access tcp reported failed connections:\n%s", tail(out, 20))
+	}
+}
+
+// parallel runs f(0..n-1) with at most width at once and returns the
+// first error.
+func parallel(n, width int, f func(i int) error) error {
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(i); err != nil {
+				once.Do(func() { first = err })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
