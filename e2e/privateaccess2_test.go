@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -773,4 +774,121 @@ func parallel(n, width int, f func(i int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// connectorMetric is the sum of the samples of metric at a connector's
+// metrics address (-1 when it does not answer).
+func connectorMetric(addr, metric string) float64 {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, metric+"{") || strings.HasPrefix(line, metric+" ") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestPrivateAccessFailover: two connectors in the application's group;
+// the one holding an established 'access tcp' stream is killed: the
+// stream ends, 'access tcp' says it ended abruptly, and a new connection
+// goes through the other connector.
+func TestPrivateAccessFailover(t *testing.T) {
+	skipUnlessLinux(t)
+	pc := startPreauthCloud(t)
+	a := newRunner(t, "alice")
+	pc.networkLogin(t, a, alice)
+	echo := serveTCP(t, func(c *net.TCPConn) { io.Copy(c, c) })
+	pc.admin.ok(t, "", "admin", "group", "create", "ha")
+	site := newRunner(t, "site")
+	type conn struct {
+		p       *proc
+		metrics string
+	}
+	var cs []conn
+	for i := range 2 {
+		st, res := pc.register(t, site, filepath.Join(site.dir, fmt.Sprintf("connector%d", i+1)), contosoAdmin, contosoPW, "--ca-file", pc.caFile, "--group", "ha")
+		if res.code != 0 || st.id == "" {
+			t.Fatalf("registering a connector in group ha:\n%s", res)
+		}
+		metrics := "127.0.0.1:" + freePort(t)
+		cs = append(cs, conn{p: pc.runConnector(t, pc.admin, st, "--metrics-listen", metrics), metrics: metrics})
+	}
+	pc.admin.ok(t, "", "admin", "app", "create", "held", "--type", "tcp", "--internal-address", echo.addr, "--group", "ha")
+	pc.admin.ok(t, "", "admin", "app", "assign", "held", "--user", alice)
+	tcp := a.start(t, "access tcp held", "access", "tcp", "held", "--listen", "127.0.0.1:0")
+	m, ok := tcp.waitOutput(listeningRe, readyTimeout)
+	if !ok {
+		t.Fatalf("access tcp does not listen:\n%s", tcp.out.String())
+	}
+	local := m[1]
+	echoed := func(c net.Conn, line string) error {
+		c.SetDeadline(time.Now().Add(cmdTimeout))
+		if _, err := io.WriteString(c, line); err != nil {
+			return err
+		}
+		got := make([]byte, len(line))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != line {
+			return fmt.Errorf("echo of %q: %q, %v", line, got, err)
+		}
+		return nil
+	}
+
+	c1, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	if err := echoed(c1, "before\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Which connector holds it: the one with a connection open.
+	holder := -1
+	if !eventually(readyTimeout, func() bool {
+		for i, c := range cs {
+			if connectorMetric(c.metrics, "sallyport_connector_network_connections_open") == 1 {
+				holder = i
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("no connector reports the open connection")
+	}
+	cs[holder].p.signal(syscall.SIGKILL)
+	if _, ok := cs[holder].p.waitExit(readyTimeout); !ok {
+		t.Fatal("the killed connector did not end")
+	}
+
+	// The established stream ends; access tcp says why.
+	c1.SetDeadline(time.Now().Add(cmdTimeout))
+	n, err := io.Copy(io.Discard, c1)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the stream of the killed connector: %d bytes, %v (want its end)", n, err)
+	}
+	if _, ok := tcp.waitOutput(regexp.MustCompile(`The stream to \S+ ended abruptly: its connector or the cloud went away`), readyTimeout); !ok {
+		t.Fatalf("access tcp did not say the stream ended abruptly:\n%s", tcp.out.String())
+	}
+
+	// A new connection goes through the other connector.
+	c2, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := echoed(c2, "after\n"); err != nil {
+		t.Fatalf("a new connection after the failover: %v\naccess tcp:\n%s", err, tcp.out.String())
+	}
+	other := cs[1-holder]
+	if got := connectorMetric(other.metrics, "sallyport_connector_network_connections_open"); got != 1 {
+		t.Errorf("the surviving connector has %v connections open, want 1", got)
+	}
 }

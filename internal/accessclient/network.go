@@ -184,7 +184,18 @@ func Pipe(a io.ReadWriter, closeWriteA func() error, s *Stream) error {
 	}()
 	sr := &streamReader{s: s}
 	io.Copy(a, sr)
-	if closeWriteA != nil {
+	switch {
+	case sr.err != nil:
+		// The stream broke: a is reset (a TCP connection), not ended
+		// cleanly, so that its program does not take a truncated answer
+		// for a whole one, and the copy the other way ends too.
+		if tc, ok := a.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		if c, ok := a.(io.Closer); ok {
+			c.Close()
+		}
+	case closeWriteA != nil:
 		closeWriteA()
 	}
 	wg.Wait()

@@ -3,7 +3,6 @@ package cloud
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -468,12 +467,9 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 			out, err = io.Copy(c, &touchReader{r: rc, touch: touch})
 			if err != nil {
 				// The connector's side failed (its tunnel broke, or a reset):
-				// the client's connection ends without TLS's close_notify, so
-				// that the client sees an abrupt end, not the destination's.
-				if tc, ok := c.(*tls.Conn); ok {
-					tc.NetConn().Close()
-				}
-				c.Close()
+				// the client's connection ends with a reset, so that the
+				// client sees an abrupt end, not the destination's.
+				resetAccessConn(c)
 			}
 		}
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
