@@ -309,7 +309,8 @@ func (u *socksUDPConn) SetWriteDeadline(t time.Time) error { return u.pc.SetWrit
 // tenant's application covers is "outside every segment", its connector
 // never asked.
 func TestPrivateAccessPrograms(t *testing.T) {
-	pc := startPreauthCloud(t)
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	pc := startPreauthCloud(t, "--access-log", accessLog)
 	a := newRunner(t, "alice")
 	pc.networkLogin(t, a, alice)
 	port := func(s string) int { p, _ := strconv.Atoi(s); return p }
@@ -364,6 +365,17 @@ func TestPrivateAccessPrograms(t *testing.T) {
 			t.Errorf("dig of a name the server does not know: want NXDOMAIN\n%s", out)
 		}
 		udp.stop()
+		// Each flow's stream ends with access udp (not when the connector
+		// finds it idle, 60 s later): the cloud logs it then.
+		var flows int
+		if !eventually(readyTimeout, func() bool {
+			b, _ := os.ReadFile(accessLog)
+			flows = strings.Count(string(b), `"app":"dns","connector"`)
+			return flows >= 3
+		}) {
+			b, _ := os.ReadFile(accessLog)
+			t.Errorf("the cloud logged %d ended udp streams of dns after access udp stopped, want 3:\n%s", flows, b)
+		}
 		a.refused(t, "", []string{"access", "udp", "nosuch"}, "contoso.com has no udp application named nosuch")
 		a.refused(t, "", []string{"access", "udp", "dns", "--dest", "10.1.2.3:53"}, "10.1.2.3:53")
 	})

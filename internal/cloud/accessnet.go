@@ -442,9 +442,12 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 				}
 				in += int64(len(p))
 			}
-		} else {
-			in, _ = io.Copy(rc, &touchReader{r: br, touch: touch})
+			// The client's end is the end of the flow: no one is left to
+			// read answers (the connector would hold it until idle).
+			rc.Close()
+			return
 		}
+		in, _ = io.Copy(rc, &touchReader{r: br, touch: touch})
 		rc.CloseWrite()
 	}()
 	go func() { // connector → client
