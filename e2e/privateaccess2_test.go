@@ -376,6 +376,26 @@ func TestPrivateAccessPrograms(t *testing.T) {
 			b, _ := os.ReadFile(accessLog)
 			t.Errorf("the cloud logged %d ended udp streams of dns after access udp stopped, want 3:\n%s", flows, b)
 		}
+		// A flow without a datagram for --idle ends while access udp runs.
+		udp = a.start(t, "access udp dns --idle", "access", "udp", "dns", "--listen", "127.0.0.1:0", "--idle", "1s")
+		m, ok = udp.waitOutput(udpListeningRe, readyTimeout)
+		if !ok {
+			t.Fatalf("access udp does not listen:\n%s", udp.out.String())
+		}
+		lhost, lport, _ = net.SplitHostPort(m[1])
+		if out, err := runSSH(t, a, cmdTimeout, dig, "@"+lhost, "-p", lport, "db.corp", "A", "+short", "+time=10", "+tries=1"); err != nil || strings.TrimSpace(out) != "10.9.8.7" {
+			t.Fatalf("dig through access udp --idle 1s: %v\n%s", err, out)
+		}
+		if !eventually(readyTimeout, func() bool {
+			b, _ := os.ReadFile(accessLog)
+			return strings.Count(string(b), `"app":"dns","connector"`) >= flows+1
+		}) {
+			t.Errorf("the idle flow did not end:\n%s", udp.out.String())
+		}
+		if udp.exited() {
+			t.Errorf("access udp ended with its flow:\n%s", udp.out.String())
+		}
+		udp.stop()
 		a.refused(t, "", []string{"access", "udp", "nosuch"}, "contoso.com has no udp application named nosuch")
 		a.refused(t, "", []string{"access", "udp", "dns", "--dest", "10.1.2.3:53"}, "10.1.2.3:53")
 	})
