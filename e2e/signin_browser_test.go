@@ -35,9 +35,9 @@ const (
 	webHost = "web-contoso." + cloudName
 )
 
-func startPreauthCloud(t *testing.T) *preauthCloud {
+func startPreauthCloud(t *testing.T, serveArgs ...string) *preauthCloud {
 	t.Helper()
-	c := startCloud(t)
+	c := startCloud(t, serveArgs...)
 	be := newBackend(t)
 	st := c.mustRegister(t, c.admin, filepath.Join(t.TempDir(), "connector"), contosoAdmin, contosoPW)
 	c.runConnector(t, c.admin, st)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,11 +25,12 @@ token is kept in your configuration directory. 'access token' prints it,
 
 'sallyport access login https://CLOUDNAME/ --user NAME@DOMAIN' signs you in to
 the network applications of your organisation (private access): then
-'access tcp APP' listens locally for an application, and 'access stdio HOST
+'access tcp APP' listens locally for an application ('access udp APP' for a
+udp one), 'access stdio HOST
 PORT' serves OpenSSH's ProxyCommand, 'access socks' is a local SOCKS5 proxy.
 See docs/private-access.md.`,
 	}
-	cmd.AddCommand(newAccessLoginCmd(), newAccessTokenCmd(), newAccessCurlCmd(), newAccessLogoutCmd(), newAccessTCPCmd(), newAccessStdioCmd(), newAccessSOCKSCmd())
+	cmd.AddCommand(newAccessLoginCmd(), newAccessTokenCmd(), newAccessCurlCmd(), newAccessLogoutCmd(), newAccessTCPCmd(), newAccessUDPCmd(), newAccessStdioCmd(), newAccessSOCKSCmd())
 	return cmd
 }
 
@@ -61,6 +63,25 @@ func newAccessTCPCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cloud, "cloud", "", "the cloud's address (https://CLOUDNAME/); by default the one network sign-in on this machine")
 	cmd.Flags().StringVar(&listen, "listen", "", "the local address to listen on, 127.0.0.1:PORT (default: 127.0.0.1 and the application's port)")
 	cmd.Flags().StringVar(&dest, "dest", "", "the destination HOST:PORT within the application's internal addresses (default: its one internal address)")
+	return cmd
+}
+
+func newAccessUDPCmd() *cobra.Command {
+	var cloud, listen, dest string
+	var idle time.Duration
+	cmd := &cobra.Command{
+		Use:   "udp APP",
+		Short: "Listen on a local UDP port; each client address becomes a flow to the udp network application APP through its connector",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return accessclient.UDP(cmd.Context(), accessclient.UDPOptions{Options: accessclient.Options{AppURL: cloud, Out: cmd.OutOrStdout()},
+				App: args[0], Dest: dest, Listen: listen, Idle: idle})
+		},
+	}
+	cmd.Flags().StringVar(&cloud, "cloud", "", "the cloud's address (https://CLOUDNAME/); by default the one network sign-in on this machine")
+	cmd.Flags().StringVar(&listen, "listen", "", "the local UDP address to listen on, 127.0.0.1:PORT (default: 127.0.0.1 and the application's port)")
+	cmd.Flags().StringVar(&dest, "dest", "", "the destination HOST:PORT within the application's internal addresses (default: its one internal address)")
+	cmd.Flags().DurationVar(&idle, "idle", accessclient.UDPIdle, "end a flow after this long without a datagram either way")
 	return cmd
 }
 

@@ -171,8 +171,9 @@ func tlsConfig(caFile string) (*tls.Config, error) {
 }
 
 // Pipe copies both ways between a and the stream until both directions
-// end, passing each half-close on. It returns the error that ended the
-// stream's direction, if it did not end cleanly.
+// end, passing each half-close on. It returns the error reading the
+// stream, if it did not end cleanly (not an error writing to a: the local
+// client that went away is no stream that ended abruptly).
 func Pipe(a io.ReadWriter, closeWriteA func() error, s *Stream) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -181,12 +182,38 @@ func Pipe(a io.ReadWriter, closeWriteA func() error, s *Stream) error {
 		io.Copy(s, a)
 		s.CloseWrite()
 	}()
-	_, err := io.Copy(a, s)
-	if closeWriteA != nil {
+	sr := &streamReader{s: s}
+	io.Copy(a, sr)
+	switch {
+	case sr.err != nil:
+		// The stream broke: a is reset (a TCP connection), not ended
+		// cleanly, so that its program does not take a truncated answer
+		// for a whole one, and the copy the other way ends too.
+		if tc, ok := a.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		if c, ok := a.(io.Closer); ok {
+			c.Close()
+		}
+	case closeWriteA != nil:
 		closeWriteA()
 	}
 	wg.Wait()
-	return err
+	return sr.err
+}
+
+// streamReader keeps the error reading a stream (io.EOF is none).
+type streamReader struct {
+	s   *Stream
+	err error
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	n, err := r.s.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // Stdio is `sallyport access stdio HOST PORT` (OpenSSH's ProxyCommand):

@@ -3,7 +3,6 @@ package cloud
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +87,7 @@ func netRefuse(code, format string, args ...any) *accessRefusal {
 // accessLimits holds the per-user rate and the streams open per user and
 // per tenant.
 type accessLimits struct {
+	cfg      AccessLimits // with defaults (limits.go)
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
 	users    map[string]int
@@ -105,19 +105,20 @@ func (l *accessLimits) admit(tenantID, tenant, userID string, now time.Time) *ac
 	if l.users == nil {
 		l.users, l.tenants = map[string]int{}, map[string]int{}
 	}
+	c := l.cfg.withDefaults()
 	lim := l.limiters[userID]
 	if lim == nil {
-		lim = rate.NewLimiter(accessRate, accessBurst)
+		lim = rate.NewLimiter(rate.Limit(c.Rate), c.Burst)
 		l.limiters[userID] = lim
 	}
 	if !lim.AllowN(now, 1) {
-		return netRefuse(tunnel.AccessRateLimited, "You open streams faster than %d a second: slow down and try again in a second", accessRate)
+		return netRefuse(tunnel.AccessRateLimited, "You open streams faster than %g a second: slow down and try again in a second", c.Rate)
 	}
-	if l.users[userID] >= accessUserStreams {
-		return netRefuse(tunnel.AccessRateLimited, "You already have %d streams open, the most one user may: close some and try again", accessUserStreams)
+	if l.users[userID] >= c.PerUser {
+		return netRefuse(tunnel.AccessRateLimited, "You already have %d streams open, the most one user may: close some and try again", c.PerUser)
 	}
-	if l.tenants[tenantID] >= accessTenantStreams {
-		return netRefuse(tunnel.AccessRateLimited, "The users of %s already have %d streams open, the most one organisation may: try again later, or ask the cloud's operator", tenant, accessTenantStreams)
+	if l.tenants[tenantID] >= c.PerTenant {
+		return netRefuse(tunnel.AccessRateLimited, "The users of %s already have %d streams open, the most one organisation may: try again later, or ask the cloud's operator", tenant, c.PerTenant)
 	}
 	l.users[userID]++
 	l.tenants[tenantID]++
@@ -444,9 +445,12 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 				}
 				in += int64(len(p))
 			}
-		} else {
-			in, _ = io.Copy(rc, &touchReader{r: br, touch: touch})
+			// The client's end is the end of the flow: no one is left to
+			// read answers (the connector would hold it until idle).
+			rc.Close()
+			return
 		}
+		in, _ = io.Copy(rc, &touchReader{r: br, touch: touch})
 		rc.CloseWrite()
 	}()
 	go func() { // connector → client
@@ -469,12 +473,9 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 			out, err = io.Copy(c, &touchReader{r: rc, touch: touch})
 			if err != nil {
 				// The connector's side failed (its tunnel broke, or a reset):
-				// the client's connection ends without TLS's close_notify, so
-				// that the client sees an abrupt end, not the destination's.
-				if tc, ok := c.(*tls.Conn); ok {
-					tc.NetConn().Close()
-				}
-				c.Close()
+				// the client's connection ends with a reset, so that the
+				// client sees an abrupt end, not the destination's.
+				resetAccessConn(c)
 			}
 		}
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {

@@ -117,6 +117,10 @@ type Config struct {
 	// AccessLogSample, above 1, logs one in that many ordinary answers
 	// (every failure is logged).
 	AccessLogSample int
+	// AccessLimits are private access's per-user rate and streams open at
+	// once per user and per tenant (zero values: the defaults of
+	// accessnet.go).
+	AccessLimits AccessLimits
 	// DNSResolver, when set, is the HOST:PORT of the DNS server that the
 	// TXT records proving tenants' domains are looked up at (default: the
 	// system's resolver).
@@ -167,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectorCertLifetime != 0 && c.ConnectorCertLifetime < 10*time.Second {
 		return problem.Newf(400, "bad_config", "use at least 10s (days in production, e.g. 2160h)", "The connector certificate lifetime %s is too short", c.ConnectorCertLifetime)
+	}
+	if err := c.AccessLimits.validate(); err != nil {
+		return err
 	}
 	if c.AccessLogSample < 0 {
 		return problem.Newf(400, "bad_config", "give 1 to log every request, or N to log one in N", "The access log sample rate %d is negative", c.AccessLogSample)
@@ -365,6 +372,7 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	s.accessLimits.cfg = cfg.AccessLimits.withDefaults()
 	if cfg.AccessLog != "" {
 		if s.access, err = accesslog.Open(accesslog.Options{Path: cfg.AccessLog, Sample: cfg.AccessLogSample,
 			OnError: func(err error) {
