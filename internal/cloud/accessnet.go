@@ -93,6 +93,7 @@ type accessLimits struct {
 	users    map[string]int
 	tenants  map[string]int
 	refusals map[string]time.Time // user+code → last refusal event
+	budgets  accessBudgets        // what the raw streams of a user, of a tenant may hold at the cloud (accessbudget.go)
 }
 
 // admit takes a stream for user of tenant, or says which limit it hit.
@@ -122,6 +123,7 @@ func (l *accessLimits) admit(tenantID, tenant, userID string, now time.Time) *ac
 	}
 	l.users[userID]++
 	l.tenants[tenantID]++
+	l.budgets.take(tenantID, userID)
 	return nil
 }
 
@@ -134,6 +136,7 @@ func (l *accessLimits) release(tenantID, userID string) {
 	if l.tenants[tenantID]--; l.tenants[tenantID] <= 0 {
 		delete(l.tenants, tenantID)
 	}
+	l.budgets.release(tenantID, userID, l.users, l.tenants)
 }
 
 // refusalDue reports whether a refusal event for key is due (one a minute).
@@ -214,7 +217,7 @@ func (s *Server) serveAccess(ctx context.Context, c net.Conn) {
 		tunnel.WriteAccessLine(c, tunnel.AccessAnswer{OK: true, App: st.app.Name, Dest: st.dest})
 		return
 	}
-	ocx, cancel := context.WithTimeout(ctx, accessOpenWait)
+	ocx, cancel := context.WithTimeout(tunnel.WithWindowBudget(ctx, s.accessLimits.budget(st.user.ID)), accessOpenWait)
 	rc, connector, err := s.openNet(ocx, st.app, req.Network, st.dest, st.user.Name)
 	cancel()
 	if err != nil {

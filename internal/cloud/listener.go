@@ -58,7 +58,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Tunnels outlive ctx until the requests in flight are done.
 	tctx, stopTunnels := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopTunnels()
-	relayBudget := tunnel.NewWindowBudget(tunnel.TotalWindowBudget, nil)
 	hs := &http.Server{
 		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -68,7 +67,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			// What the relay streams of one client connection may hold
 			// beyond their first window (issue 14).
-			ctx = tunnel.WithWindowBudget(ctx, tunnel.NewWindowBudget(tunnel.ClientConnWindowBudget, relayBudget))
+			ctx = tunnel.WithWindowBudget(ctx, tunnel.NewWindowBudget(tunnel.ClientConnWindowBudget, s.relayBudget))
 			return withBatchConn(ctx, c)
 		},
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){

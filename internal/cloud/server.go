@@ -24,6 +24,7 @@ import (
 	"github.com/sallyport/sallyport/internal/problem"
 	"github.com/sallyport/sallyport/internal/store"
 	"github.com/sallyport/sallyport/internal/tunnel"
+	"github.com/sallyport/sallyport/internal/tunnel/mux"
 )
 
 // Config is how the cloud service runs.
@@ -297,6 +298,7 @@ type Server struct {
 	inst         instances                           // the other instances on the store (instances.go)
 	changes      chan struct{}                       // changes made elsewhere, for the refresher (changes.go)
 	feed         feedState                           // the store's change feed (changes.go)
+	relayBudget  *mux.WindowBudget                   // what relay windows may hold beyond their first, all client connections and access streams together
 	accessLimits accessLimits                        // private access: per user rate, streams per user and tenant (accessnet.go)
 	openNet      netOpener                           // opens a private access stream on a connector (accessnet.go)
 }
@@ -373,6 +375,8 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.accessLimits.cfg = cfg.AccessLimits.withDefaults()
+	s.relayBudget = tunnel.NewWindowBudget(tunnel.TotalWindowBudget, nil)
+	s.accessLimits.budgets.parent = s.relayBudget
 	if cfg.AccessLog != "" {
 		if s.access, err = accesslog.Open(accesslog.Options{Path: cfg.AccessLog, Sample: cfg.AccessLogSample,
 			OnError: func(err error) {
