@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -336,32 +338,85 @@ func setupRate(ctx context.Context, addr string, o *options) (float64, error) {
 	return float64(n) / secs, err
 }
 
-// runTCP is the -tcp run: each round measures direct then sallyport;
-// the table shows the medians and their ratios.
+// tcpPathRow is one path of the -tcp run.
+type tcpPathRow struct {
+	name, addr string
+	results    []tcpResult
+}
+
+// runTCP is the -tcp run: the paths take turns in each round (the order
+// rotated); the tables show the medians and their ratios.
 func runTCP(ctx context.Context, o *options) error {
+	h, err := newHarness(o.verbose, o.keep)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	if o.bin != "" {
+		err = h.useBinary(ctx, o.bin)
+	} else {
+		h.logf("building sallyport")
+		err = h.build(ctx)
+	}
+	if err != nil {
+		return err
+	}
 	backend, err := tcpBackend()
 	if err != nil {
 		return err
 	}
 	defer backend.Close()
-	tun, err := startTCPTunnel(backend.Addr().String())
+	baddr := backend.Addr().String()
+	rows := []*tcpPathRow{{name: "direct", addr: baddr}}
+	if o.profile != "" {
+		if h.profileDir, err = filepath.Abs(o.profile); err == nil {
+			err = os.MkdirAll(h.profileDir, 0o755)
+		}
+		if err != nil {
+			return err
+		}
+		defer h.logf("CPU profiles of cloud serve, connector run and access tcp in %s (go tool pprof -top FILE)", h.profileDir)
+	}
+	h.logf("starting sallyport: cloud, connector, network sign-in, access tcp")
+	ap, err := startAccessPath(ctx, h, baddr, o)
+	if err != nil {
+		return fmt.Errorf("sallyport's path: %w%s", err, h.exitedChildren())
+	}
+	rows = append(rows, &tcpPathRow{name: "sallyport", addr: ap.addr})
+	tun, err := startTCPTunnel(baddr)
 	if err != nil {
 		return fmt.Errorf("the tunnel: %w", err)
 	}
 	defer tun.close()
-	var direct, through []tcpResult
+	rows = append(rows, &tcpPathRow{name: "tunnel only (in-process)", addr: tun.ln.Addr().String()})
+	h.logf("starting the frp stand-in")
+	frp, err := startFrpLike(ctx, h, baddr)
+	if err != nil {
+		return fmt.Errorf("the frp stand-in: %w%s", err, h.exitedChildren())
+	}
+	rows = append(rows, &tcpPathRow{name: "frp stand-in", addr: frp.addr})
+	h.logf("starting sshd and ssh -L")
+	sp, err := startSSHPath(ctx, h, baddr)
+	switch {
+	case errors.Is(err, errNoSSH):
+		h.logf("%v: ssh -L is left out", err)
+	case err != nil:
+		return fmt.Errorf("ssh -L: %w%s", err, h.exitedChildren())
+	default:
+		rows = append(rows, &tcpPathRow{name: "ssh -L", addr: sp.addr})
+	}
 	for round := range o.rounds {
-		d, err := measureTCP(ctx, backend.Addr().String(), o)
-		if err != nil {
-			return fmt.Errorf("direct, round %d: %w", round+1, err)
-		}
-		s, err := measureTCP(ctx, tun.ln.Addr().String(), o)
-		if err != nil {
-			return fmt.Errorf("sallyport, round %d: %w", round+1, err)
-		}
-		direct, through = append(direct, d), append(through, s)
-		if o.verbose {
-			fmt.Printf("round %d: direct %+v, sallyport %+v\n", round+1, d, s)
+		for i := range rows {
+			r := rows[(i+round)%len(rows)]
+			if o.quietWait > 0 {
+				waitQuiet(ctx, h, o.quietWait)
+			}
+			h.logf("round %d: %s", round+1, r.name)
+			res, err := measureTCP(ctx, r.addr, o)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w%s", r.name, round+1, err, h.exitedChildren())
+			}
+			r.results = append(r.results, res)
 		}
 	}
 	med := func(rs []tcpResult, f func(tcpResult) float64) float64 {
@@ -372,20 +427,57 @@ func runTCP(ctx context.Context, o *options) error {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	fmt.Printf("TCP through the tunnel (raw tcp streams, in-process, loopback): %d round(s) of %s, %d transfer connection(s) of %d bytes, %d setup client(s)\n\n",
-		o.rounds, o.duration, o.xferConns, o.size, o.conns)
-	fmt.Println("| measurement | direct | sallyport | ratio |")
-	fmt.Println("|---|---:|---:|---:|")
-	for _, m := range []struct {
+	metrics := []struct {
 		name, unit string
 		f          func(tcpResult) float64
 	}{
 		{"download", "MB/s", func(r tcpResult) float64 { return r.down }},
 		{"upload", "MB/s", func(r tcpResult) float64 { return r.up }},
 		{"connection setup", "conn/s", func(r tcpResult) float64 { return r.setups }},
-	} {
-		d, s := med(direct, m.f), med(through, m.f)
-		fmt.Printf("| %s | %.0f %s | %.0f %s | %.2f× |\n", m.name, d, m.unit, s, m.unit, s/d)
+	}
+	fmt.Printf("TCP (%s): %d round(s) of %s per test and path, %d transfer connection(s) of %d bytes, %d setup client(s)\n\n",
+		h.source, o.rounds, o.duration, o.xferConns, o.size, o.conns)
+	fmt.Println("| path | download | upload | connection setup (connect, one byte each way, close) |")
+	fmt.Println("|---|---:|---:|---:|")
+	direct := rows[0]
+	for _, r := range rows {
+		fmt.Printf("| %s |", r.name)
+		for _, m := range metrics {
+			v := med(r.results, m.f)
+			if r == direct {
+				fmt.Printf(" %.0f %s |", v, m.unit)
+			} else {
+				fmt.Printf(" %.0f %s (%.2f×) |", v, m.unit, v/med(direct.results, m.f))
+			}
+		}
+		fmt.Println()
+	}
+	fmt.Println("\n(×: of direct.) Sallyport's whole path beside the others (issue 19's targets: ≥ 0.8× frp's throughput, ≥ 2× ssh -L's):")
+	fmt.Println()
+	fmt.Println("| measurement | sallyport ÷ frp stand-in | sallyport ÷ ssh -L |")
+	fmt.Println("|---|---:|---:|")
+	find := func(name string) *tcpPathRow {
+		for _, r := range rows {
+			if r.name == name {
+				return r
+			}
+		}
+		return nil
+	}
+	sp2, fr, ss := find("sallyport"), find("frp stand-in"), find("ssh -L")
+	for _, m := range metrics {
+		v := med(sp2.results, m.f)
+		fmt.Printf("| %s | %.2f× |", m.name, v/med(fr.results, m.f))
+		if ss != nil {
+			fmt.Printf(" %.2f× |\n", v/med(ss.results, m.f))
+		} else {
+			fmt.Println(" – |")
+		}
+	}
+	if o.verbose {
+		for _, r := range rows {
+			fmt.Printf("%s: %+v\n", r.name, r.results)
+		}
 	}
 	return nil
 }

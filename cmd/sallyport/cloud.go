@@ -149,6 +149,7 @@ func newCloudServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGINT or SIGTERM, how long requests in flight may finish before the tunnels close")
 	f.DurationVar(&cfg.ConnectorCertLifetime, "connector-cert-lifetime", 0, "lifetime of new connector certificates (default from cloud.json: 2160h, 90 days)")
 	f.IntVar(&cfg.ConnectorLimit, "connector-limit", 1000, "most requests one connector serves at once; beyond it, other connectors or 503")
+	f.Float64Var(&cfg.AccessRate, "access-rate", 20, "private access streams one user may open per second (a burst of twice that, at least 40); more are refused (rate_limited)")
 	f.DurationVar(&cfg.TunnelCheckInterval, "tunnel-check-interval", 10*time.Second, "how often live tunnels are checked for an expired, revoked or replaced certificate (and closed)")
 	f.IntVar(&cfg.MaxTunnelsPerConnector, "max-tunnels-per-connector", 20, "most tunnel connections one connector may hold; beyond it, refused (too_many_tunnels) and retried by the connector")
 	f.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", 1024, "most connections one client address (IPv6: its /64) may hold open on the cloud's port; beyond it, closed before the TLS handshake")

@@ -88,11 +88,12 @@ func netRefuse(code, format string, args ...any) *accessRefusal {
 // accessLimits holds the per-user rate and the streams open per user and
 // per tenant.
 type accessLimits struct {
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
-	users    map[string]int
-	tenants  map[string]int
-	refusals map[string]time.Time // user+code → last refusal event
+	perSecond float64 // Config.AccessRate; 0: accessRate
+	mu        sync.Mutex
+	limiters  map[string]*rate.Limiter
+	users     map[string]int
+	tenants   map[string]int
+	refusals  map[string]time.Time // user+code → last refusal event
 }
 
 // admit takes a stream for user of tenant, or says which limit it hit.
@@ -105,13 +106,17 @@ func (l *accessLimits) admit(tenantID, tenant, userID string, now time.Time) *ac
 	if l.users == nil {
 		l.users, l.tenants = map[string]int{}, map[string]int{}
 	}
+	perSecond := l.perSecond
+	if perSecond <= 0 {
+		perSecond = accessRate
+	}
 	lim := l.limiters[userID]
 	if lim == nil {
-		lim = rate.NewLimiter(accessRate, accessBurst)
+		lim = rate.NewLimiter(rate.Limit(perSecond), max(accessBurst, int(2*perSecond)))
 		l.limiters[userID] = lim
 	}
 	if !lim.AllowN(now, 1) {
-		return netRefuse(tunnel.AccessRateLimited, "You open streams faster than %d a second: slow down and try again in a second", accessRate)
+		return netRefuse(tunnel.AccessRateLimited, "You open streams faster than %g a second: slow down and try again in a second", perSecond)
 	}
 	if l.users[userID] >= accessUserStreams {
 		return netRefuse(tunnel.AccessRateLimited, "You already have %d streams open, the most one user may: close some and try again", accessUserStreams)

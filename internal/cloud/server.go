@@ -111,6 +111,9 @@ type Config struct {
 	ConnectorLimit int
 	// EdgeLimits bound request sizes and rates at the edge.
 	EdgeLimits edge.Limits
+	// AccessRate is how many private access streams one user may open a
+	// second (a burst of twice that, at least 40). Default 20.
+	AccessRate float64
 	// AccessLog, when set, is the file (or "-" for standard output) where
 	// a JSON line is written for each edge request.
 	AccessLog string
@@ -376,6 +379,7 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s.registry = newRegistry(s.log, cfg.ConnectorLimit, s.routesNow, s.refreshRoutes)
+	s.accessLimits.perSecond = cfg.AccessRate
 	s.openNet = s.openOnConnector
 	s.registry.maxTunnels = cfg.MaxTunnelsPerConnector
 	t, err := s.loadRoutes(context.Background())
