@@ -102,7 +102,7 @@ func parseFlags() *options {
 	flag.BoolVar(&o.verbose, "v", false, "log every step")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop everything after this long")
 	flag.StringVar(&o.cloudArgs, "cloud-args", "", "more flags for 'cloud serve', space-separated, e.g. \"--access-log /tmp/access.log\" to measure its cost")
-	flag.BoolVar(&o.tcp, "tcp", false, "measure private access's TCP transport instead (raw tcp streams through a tunnel, in-process, beside direct): throughput with -xfer-c and -size, connection setup rate with -c (bench/tcp.go)")
+	flag.BoolVar(&o.tcp, "tcp", false, "measure private access instead: the whole path (access tcp, cloud, connector) beside direct, ssh -L and frp's data path rebuilt; throughput with -xfer-c and -size, connection setup rate with -c (bench/tcp.go)")
 	flag.BoolVar(&o.bare, "bare", true, "also measure the bare relay: two processes copying bytes over the same two TLS legs, the floor of this architecture's cost (bench/bare.go)")
 	flag.StringVar(&o.backendServe, "backend-serve", "", "internal: serve the backend on this address")
 	flag.StringVar(&o.bareServe, "bare-serve", "", "internal: serve one side (edge or site) of the bare relay")

@@ -236,6 +236,7 @@ func (s *Server) serveAccess(ctx context.Context, c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
+	tunnel.ReadAheadWhileBusy(c) // 64 KiB reads while the client sends fast
 	idle := accessIdleTCP
 	if req.Network == tunnel.NetworkUDP {
 		idle = accessIdleUDP
@@ -447,7 +448,7 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 				in += int64(len(p))
 			}
 		} else {
-			in, _ = io.Copy(rc, &touchReader{r: br, touch: touch})
+			in, _ = tunnel.Copy(rc, &touchReader{r: br, touch: touch})
 		}
 		rc.CloseWrite()
 	}()
@@ -468,7 +469,7 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 			}
 		} else {
 			var err error
-			out, err = io.Copy(c, &touchReader{r: rc, touch: touch})
+			out, err = tunnel.Copy(tunnel.CorkWrites(c), &touchReader{r: rc, touch: touch})
 			if err != nil {
 				// The connector's side failed (its tunnel broke, or a reset):
 				// the client's connection ends without TLS's close_notify, so
