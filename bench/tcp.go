@@ -216,22 +216,42 @@ func (dialAll) DialRaw(ctx context.Context, req tunnel.RawRequest) (net.Conn, er
 
 // tcpResult is one path's figures.
 type tcpResult struct {
-	down, up float64 // MB/s
-	setups   float64 // connections a second
+	down, up       float64 // MB/s
+	setups         float64 // connections a second
+	cpuDown, cpuUp float64 // CPU seconds of the path's processes per GB moved (-1: not known)
+	cpuSetup       float64 // CPU milliseconds of the path's processes per connection
 }
 
-// measureTCP measures the path whose listener is at addr.
-func measureTCP(ctx context.Context, addr string, o *options) (tcpResult, error) {
-	var r tcpResult
+// measureTCP measures the path whose listener is at addr; pids are its
+// processes (none: their CPU time is not known).
+func measureTCP(ctx context.Context, addr string, pids []int, o *options) (tcpResult, error) {
+	r := tcpResult{cpuDown: -1, cpuUp: -1, cpuSetup: -1}
+	cpu := func() time.Duration {
+		var t time.Duration
+		for _, p := range pids {
+			t += readProc(p).cpu
+		}
+		return t
+	}
 	var err error
+	c0 := cpu()
 	if r.down, err = transferRate(ctx, addr, 'D', o); err != nil {
 		return r, fmt.Errorf("download: %w", err)
 	}
+	c1 := cpu()
 	if r.up, err = transferRate(ctx, addr, 'U', o); err != nil {
 		return r, fmt.Errorf("upload: %w", err)
 	}
+	c2 := cpu()
 	if r.setups, err = setupRate(ctx, addr, o); err != nil {
 		return r, fmt.Errorf("connection setup: %w", err)
+	}
+	c3 := cpu()
+	if len(pids) > 0 && c0 > 0 {
+		secs := o.duration.Seconds()
+		r.cpuDown = (c1 - c0).Seconds() / (r.down * secs / 1000)
+		r.cpuUp = (c2 - c1).Seconds() / (r.up * secs / 1000)
+		r.cpuSetup = float64((c3 - c2).Milliseconds()) / (r.setups * secs)
 	}
 	return r, nil
 }
@@ -341,6 +361,7 @@ func setupRate(ctx context.Context, addr string, o *options) (float64, error) {
 // tcpPathRow is one path of the -tcp run.
 type tcpPathRow struct {
 	name, addr string
+	pids       []int // its processes (none: not known, or the bench's own)
 	results    []tcpResult
 }
 
@@ -382,7 +403,7 @@ func runTCP(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("sallyport's path: %w%s", err, h.exitedChildren())
 	}
-	rows = append(rows, &tcpPathRow{name: "sallyport", addr: ap.addr})
+	rows = append(rows, &tcpPathRow{name: "sallyport", addr: ap.addr, pids: ap.pids()})
 	tun, err := startTCPTunnel(baddr)
 	if err != nil {
 		return fmt.Errorf("the tunnel: %w", err)
@@ -394,7 +415,7 @@ func runTCP(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("the frp stand-in: %w%s", err, h.exitedChildren())
 	}
-	rows = append(rows, &tcpPathRow{name: "frp stand-in", addr: frp.addr})
+	rows = append(rows, &tcpPathRow{name: "frp stand-in", addr: frp.addr, pids: []int{frp.frps.pid(), frp.frpc.pid()}})
 	h.logf("starting sshd and ssh -L")
 	sp, err := startSSHPath(ctx, h, baddr)
 	switch {
@@ -403,7 +424,7 @@ func runTCP(ctx context.Context, o *options) error {
 	case err != nil:
 		return fmt.Errorf("ssh -L: %w%s", err, h.exitedChildren())
 	default:
-		rows = append(rows, &tcpPathRow{name: "ssh -L", addr: sp.addr})
+		rows = append(rows, &tcpPathRow{name: "ssh -L", addr: sp.addr, pids: sp.pids()})
 	}
 	for round := range o.rounds {
 		for i := range rows {
@@ -412,7 +433,7 @@ func runTCP(ctx context.Context, o *options) error {
 				waitQuiet(ctx, h, o.quietWait)
 			}
 			h.logf("round %d: %s", round+1, r.name)
-			res, err := measureTCP(ctx, r.addr, o)
+			res, err := measureTCP(ctx, r.addr, r.pids, o)
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w%s", r.name, round+1, err, h.exitedChildren())
 			}
@@ -452,7 +473,18 @@ func runTCP(ctx context.Context, o *options) error {
 		}
 		fmt.Println()
 	}
-	fmt.Println("\n(×: of direct.) Sallyport's whole path beside the others (issue 19's targets: ≥ 0.8× frp's throughput, ≥ 2× ssh -L's):")
+	fmt.Println("\n(×: of direct.) CPU time of each path's processes (the backend and the load not counted):")
+	fmt.Println()
+	fmt.Println("| path | CPU s per GB downloaded | CPU s per GB uploaded | CPU ms per connection |")
+	fmt.Println("|---|---:|---:|---:|")
+	for _, r := range rows {
+		if len(r.pids) == 0 {
+			continue
+		}
+		fmt.Printf("| %s | %.2f | %.2f | %.2f |\n", r.name, med(r.results, func(t tcpResult) float64 { return t.cpuDown }),
+			med(r.results, func(t tcpResult) float64 { return t.cpuUp }), med(r.results, func(t tcpResult) float64 { return t.cpuSetup }))
+	}
+	fmt.Println("\nSallyport's whole path beside the others (issue 19's targets: ≥ 0.8× frp's throughput, ≥ 2× ssh -L's):")
 	fmt.Println()
 	fmt.Println("| measurement | sallyport ÷ frp stand-in | sallyport ÷ ssh -L |")
 	fmt.Println("|---|---:|---:|")

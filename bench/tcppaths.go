@@ -207,7 +207,25 @@ type sshPath struct {
 	addr      string
 }
 
-func (p *sshPath) pids() []int { return []int{p.sshd.pid(), p.ssh.pid()} }
+// pids are ssh's and sshd's, with sshd's children (the session of the
+// forwarding connection, which does its crypto).
+func (p *sshPath) pids() []int { return append([]int{p.ssh.pid()}, withDescendants(p.sshd.pid())...) }
+
+// withDescendants is pid and its descendants, from /proc (Linux; elsewhere
+// pid alone).
+func withDescendants(pid int) []int {
+	out := []int{pid}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return out
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if c, err := strconv.Atoi(f); err == nil {
+			out = append(out, withDescendants(c)...)
+		}
+	}
+	return out
+}
 
 // errNoSSH: OpenSSH is not installed; the path is left out.
 var errNoSSH = errors.New("OpenSSH (sshd, ssh, ssh-keygen) is not installed")
