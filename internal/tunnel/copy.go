@@ -10,9 +10,11 @@ import (
 // Copying a stream's bytes (private access: the client, the cloud and the
 // connector each copy both ways per stream). A copy reads into a small
 // buffer while the stream trickles (an idle stream holds 16 KiB per
-// direction, never more) and into a large pooled one while it is busy (a
-// read filled the buffer): fewer, larger reads and writes — with corked
-// TLS writes (CorkWrites), one system call for up to 16 records.
+// direction) and into a large pooled one while it is busy (a read filled
+// the buffer), until a read brings less than half of it: fewer, larger
+// reads and writes — with corked TLS writes (CorkWrites), one system call
+// for up to 16 records. A stream that stops right after a read of 128 KiB
+// or more keeps the large buffer until its next read returns.
 
 const (
 	copySmall = 16 << 10
@@ -59,7 +61,7 @@ func Copy(dst io.Writer, src io.Reader) (written int64, err error) {
 		case n == len(buf) && large == nil: // busy: read more at once
 			large = copyLargeBufs.Get().(*[]byte)
 			buf = *large
-		case n < copySmall && large != nil: // drained: wait with the small one
+		case n < copyLarge/2 && large != nil: // drained: wait with the small one
 			copyLargeBufs.Put(large)
 			large, buf = nil, *small
 		}
