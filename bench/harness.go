@@ -45,6 +45,9 @@ type harness struct {
 	bin     string // the sallyport binary
 	verbose bool
 	keep    bool // keep dir at the end
+	// profileDir: long-running sallyport commands write CPU profiles
+	// there (-tcp -profile)
+	profileDir string
 
 	mu       sync.Mutex
 	children []*child
@@ -207,6 +210,9 @@ func (h *harness) run(ctx context.Context, stdin string, args ...string) (string
 func (h *harness) start(name string, args ...string) (*child, error) {
 	cmd := exec.Command(h.bin, args...)
 	cmd.Env = h.env()
+	if h.profileDir != "" {
+		cmd.Env = append(cmd.Env, "SALLYPORT_CPU_PROFILE="+h.profileDir)
+	}
 	cmd.Dir = h.dir
 	h.debugf("start %s: sallyport %s", name, strings.Join(args, " "))
 	return h.startCmd(name, cmd)
@@ -373,6 +379,7 @@ type sallyportOpts struct {
 	connections   int      // tunnels of the connector
 	tunnelVersion int      // 'connector run --tunnel-version' (0: the default)
 	cloudArgs     []string // more flags of 'cloud serve' (-cloud-args)
+	noWebApp      bool     // no web application to wait for (-tcp)
 	// inProcess runs 'cloud serve' and 'connector run' inside the bench
 	// (for -profile); the setup commands still run the binary.
 	inProcess *inProcess
@@ -619,6 +626,9 @@ func (s *sallyport) startConnector(ctx context.Context, n int) error {
 	})
 	if err != nil {
 		return fmt.Errorf("the connector did not come up with %d tunnels: %w", n, err)
+	}
+	if s.opts.noWebApp {
+		return nil
 	}
 	hc := s.client(s.appHost)
 	defer hc.CloseIdleConnections()

@@ -70,6 +70,8 @@ type options struct {
 	backendServe string // internal: run as the backend child
 	bareServe    string // internal: run as a side of the bare relay
 	bareTo       string // internal: where that side dials
+	frpServe     string // internal: run as a side of the frp stand-in (frplike.go)
+	frpServer    string // internal: where the frpc stand-in dials
 }
 
 func parseFlags() *options {
@@ -100,11 +102,13 @@ func parseFlags() *options {
 	flag.BoolVar(&o.verbose, "v", false, "log every step")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop everything after this long")
 	flag.StringVar(&o.cloudArgs, "cloud-args", "", "more flags for 'cloud serve', space-separated, e.g. \"--access-log /tmp/access.log\" to measure its cost")
-	flag.BoolVar(&o.tcp, "tcp", false, "measure private access's TCP transport instead (raw tcp streams through a tunnel, in-process, beside direct): throughput with -xfer-c and -size, connection setup rate with -c (bench/tcp.go)")
+	flag.BoolVar(&o.tcp, "tcp", false, "measure private access instead: the whole path (access tcp, cloud, connector) beside direct, ssh -L and frp's data path rebuilt; throughput with -xfer-c and -size, connection setup rate with -c (bench/tcp.go)")
 	flag.BoolVar(&o.bare, "bare", true, "also measure the bare relay: two processes copying bytes over the same two TLS legs, the floor of this architecture's cost (bench/bare.go)")
 	flag.StringVar(&o.backendServe, "backend-serve", "", "internal: serve the backend on this address")
 	flag.StringVar(&o.bareServe, "bare-serve", "", "internal: serve one side (edge or site) of the bare relay")
 	flag.StringVar(&o.bareTo, "bare-to", "", "internal: the address the bare relay side dials")
+	flag.StringVar(&o.frpServe, "frp-serve", "", "internal: serve one side (frps or frpc) of the frp stand-in")
+	flag.StringVar(&o.frpServer, "frp-server", "", "internal: the address the frpc stand-in dials")
 	o.scaleFlags()
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -214,6 +218,13 @@ func main() {
 	if o.bareServe != "" {
 		if err := serveBare(o.bareServe, o.bareTo); err != nil {
 			fmt.Fprintf(os.Stderr, "bare %s: %v\n", o.bareServe, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.frpServe != "" {
+		if err := serveFrp(o.frpServe, o.frpServer, o.bareTo); err != nil {
+			fmt.Fprintf(os.Stderr, "frp stand-in %s: %v\n", o.frpServe, err)
 			os.Exit(1)
 		}
 		return

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -214,22 +216,42 @@ func (dialAll) DialRaw(ctx context.Context, req tunnel.RawRequest) (net.Conn, er
 
 // tcpResult is one path's figures.
 type tcpResult struct {
-	down, up float64 // MB/s
-	setups   float64 // connections a second
+	down, up       float64 // MB/s
+	setups         float64 // connections a second
+	cpuDown, cpuUp float64 // CPU seconds of the path's processes per GB moved (-1: not known)
+	cpuSetup       float64 // CPU milliseconds of the path's processes per connection
 }
 
-// measureTCP measures the path whose listener is at addr.
-func measureTCP(ctx context.Context, addr string, o *options) (tcpResult, error) {
-	var r tcpResult
+// measureTCP measures the path whose listener is at addr; pids are its
+// processes (none: their CPU time is not known).
+func measureTCP(ctx context.Context, addr string, pids []int, o *options) (tcpResult, error) {
+	r := tcpResult{cpuDown: -1, cpuUp: -1, cpuSetup: -1}
+	cpu := func() time.Duration {
+		var t time.Duration
+		for _, p := range pids {
+			t += readProc(p).cpu
+		}
+		return t
+	}
 	var err error
+	c0 := cpu()
 	if r.down, err = transferRate(ctx, addr, 'D', o); err != nil {
 		return r, fmt.Errorf("download: %w", err)
 	}
+	c1 := cpu()
 	if r.up, err = transferRate(ctx, addr, 'U', o); err != nil {
 		return r, fmt.Errorf("upload: %w", err)
 	}
+	c2 := cpu()
 	if r.setups, err = setupRate(ctx, addr, o); err != nil {
 		return r, fmt.Errorf("connection setup: %w", err)
+	}
+	c3 := cpu()
+	if len(pids) > 0 && c0 > 0 {
+		secs := o.duration.Seconds()
+		r.cpuDown = (c1 - c0).Seconds() / (r.down * secs / 1000)
+		r.cpuUp = (c2 - c1).Seconds() / (r.up * secs / 1000)
+		r.cpuSetup = float64((c3 - c2).Milliseconds()) / (r.setups * secs)
 	}
 	return r, nil
 }
@@ -336,32 +358,86 @@ func setupRate(ctx context.Context, addr string, o *options) (float64, error) {
 	return float64(n) / secs, err
 }
 
-// runTCP is the -tcp run: each round measures direct then sallyport;
-// the table shows the medians and their ratios.
+// tcpPathRow is one path of the -tcp run.
+type tcpPathRow struct {
+	name, addr string
+	pids       []int // its processes (none: not known, or the bench's own)
+	results    []tcpResult
+}
+
+// runTCP is the -tcp run: the paths take turns in each round (the order
+// rotated); the tables show the medians and their ratios.
 func runTCP(ctx context.Context, o *options) error {
+	h, err := newHarness(o.verbose, o.keep)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	if o.bin != "" {
+		err = h.useBinary(ctx, o.bin)
+	} else {
+		h.logf("building sallyport")
+		err = h.build(ctx)
+	}
+	if err != nil {
+		return err
+	}
 	backend, err := tcpBackend()
 	if err != nil {
 		return err
 	}
 	defer backend.Close()
-	tun, err := startTCPTunnel(backend.Addr().String())
+	baddr := backend.Addr().String()
+	rows := []*tcpPathRow{{name: "direct", addr: baddr}}
+	if o.profile != "" {
+		if h.profileDir, err = filepath.Abs(o.profile); err == nil {
+			err = os.MkdirAll(h.profileDir, 0o755)
+		}
+		if err != nil {
+			return err
+		}
+		defer h.logf("CPU profiles of cloud serve, connector run and access tcp in %s (go tool pprof -top FILE)", h.profileDir)
+	}
+	h.logf("starting sallyport: cloud, connector, network sign-in, access tcp")
+	ap, err := startAccessPath(ctx, h, baddr, o)
+	if err != nil {
+		return fmt.Errorf("sallyport's path: %w%s", err, h.exitedChildren())
+	}
+	rows = append(rows, &tcpPathRow{name: "sallyport", addr: ap.addr, pids: ap.pids()})
+	tun, err := startTCPTunnel(baddr)
 	if err != nil {
 		return fmt.Errorf("the tunnel: %w", err)
 	}
 	defer tun.close()
-	var direct, through []tcpResult
+	rows = append(rows, &tcpPathRow{name: "tunnel only (in-process)", addr: tun.ln.Addr().String()})
+	h.logf("starting the frp stand-in")
+	frp, err := startFrpLike(ctx, h, baddr)
+	if err != nil {
+		return fmt.Errorf("the frp stand-in: %w%s", err, h.exitedChildren())
+	}
+	rows = append(rows, &tcpPathRow{name: "frp stand-in", addr: frp.addr, pids: []int{frp.frps.pid(), frp.frpc.pid()}})
+	h.logf("starting sshd and ssh -L")
+	sp, err := startSSHPath(ctx, h, baddr)
+	switch {
+	case errors.Is(err, errNoSSH):
+		h.logf("%v: ssh -L is left out", err)
+	case err != nil:
+		return fmt.Errorf("ssh -L: %w%s", err, h.exitedChildren())
+	default:
+		rows = append(rows, &tcpPathRow{name: "ssh -L", addr: sp.addr, pids: sp.pids()})
+	}
 	for round := range o.rounds {
-		d, err := measureTCP(ctx, backend.Addr().String(), o)
-		if err != nil {
-			return fmt.Errorf("direct, round %d: %w", round+1, err)
-		}
-		s, err := measureTCP(ctx, tun.ln.Addr().String(), o)
-		if err != nil {
-			return fmt.Errorf("sallyport, round %d: %w", round+1, err)
-		}
-		direct, through = append(direct, d), append(through, s)
-		if o.verbose {
-			fmt.Printf("round %d: direct %+v, sallyport %+v\n", round+1, d, s)
+		for i := range rows {
+			r := rows[(i+round)%len(rows)]
+			if o.quietWait > 0 {
+				waitQuiet(ctx, h, o.quietWait)
+			}
+			h.logf("round %d: %s", round+1, r.name)
+			res, err := measureTCP(ctx, r.addr, r.pids, o)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w%s", r.name, round+1, err, h.exitedChildren())
+			}
+			r.results = append(r.results, res)
 		}
 	}
 	med := func(rs []tcpResult, f func(tcpResult) float64) float64 {
@@ -372,20 +448,68 @@ func runTCP(ctx context.Context, o *options) error {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	fmt.Printf("TCP through the tunnel (raw tcp streams, in-process, loopback): %d round(s) of %s, %d transfer connection(s) of %d bytes, %d setup client(s)\n\n",
-		o.rounds, o.duration, o.xferConns, o.size, o.conns)
-	fmt.Println("| measurement | direct | sallyport | ratio |")
-	fmt.Println("|---|---:|---:|---:|")
-	for _, m := range []struct {
+	metrics := []struct {
 		name, unit string
 		f          func(tcpResult) float64
 	}{
 		{"download", "MB/s", func(r tcpResult) float64 { return r.down }},
 		{"upload", "MB/s", func(r tcpResult) float64 { return r.up }},
 		{"connection setup", "conn/s", func(r tcpResult) float64 { return r.setups }},
-	} {
-		d, s := med(direct, m.f), med(through, m.f)
-		fmt.Printf("| %s | %.0f %s | %.0f %s | %.2f× |\n", m.name, d, m.unit, s, m.unit, s/d)
+	}
+	fmt.Printf("TCP (%s): %d round(s) of %s per test and path, %d transfer connection(s) of %d bytes, %d setup client(s)\n\n",
+		h.source, o.rounds, o.duration, o.xferConns, o.size, o.conns)
+	fmt.Println("| path | download | upload | connection setup (connect, one byte each way, close) |")
+	fmt.Println("|---|---:|---:|---:|")
+	direct := rows[0]
+	for _, r := range rows {
+		fmt.Printf("| %s |", r.name)
+		for _, m := range metrics {
+			v := med(r.results, m.f)
+			if r == direct {
+				fmt.Printf(" %.0f %s |", v, m.unit)
+			} else {
+				fmt.Printf(" %.0f %s (%.2f×) |", v, m.unit, v/med(direct.results, m.f))
+			}
+		}
+		fmt.Println()
+	}
+	fmt.Println("\n(×: of direct.) CPU time of each path's processes (the backend and the load not counted):")
+	fmt.Println()
+	fmt.Println("| path | CPU s per GB downloaded | CPU s per GB uploaded | CPU ms per connection |")
+	fmt.Println("|---|---:|---:|---:|")
+	for _, r := range rows {
+		if len(r.pids) == 0 {
+			continue
+		}
+		fmt.Printf("| %s | %.2f | %.2f | %.2f |\n", r.name, med(r.results, func(t tcpResult) float64 { return t.cpuDown }),
+			med(r.results, func(t tcpResult) float64 { return t.cpuUp }), med(r.results, func(t tcpResult) float64 { return t.cpuSetup }))
+	}
+	fmt.Println("\nSallyport's whole path beside the others (issue 19's targets: ≥ 0.8× frp's throughput, ≥ 2× ssh -L's):")
+	fmt.Println()
+	fmt.Println("| measurement | sallyport ÷ frp stand-in | sallyport ÷ ssh -L |")
+	fmt.Println("|---|---:|---:|")
+	find := func(name string) *tcpPathRow {
+		for _, r := range rows {
+			if r.name == name {
+				return r
+			}
+		}
+		return nil
+	}
+	sp2, fr, ss := find("sallyport"), find("frp stand-in"), find("ssh -L")
+	for _, m := range metrics {
+		v := med(sp2.results, m.f)
+		fmt.Printf("| %s | %.2f× |", m.name, v/med(fr.results, m.f))
+		if ss != nil {
+			fmt.Printf(" %.2f× |\n", v/med(ss.results, m.f))
+		} else {
+			fmt.Println(" – |")
+		}
+	}
+	if o.verbose {
+		for _, r := range rows {
+			fmt.Printf("%s: %+v\n", r.name, r.results)
+		}
 	}
 	return nil
 }

@@ -22,10 +22,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfile := startCPUProfile()
+	defer stopProfile()
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "sallyport: "+describe(err))
 		stop()
+		stopProfile()
 		os.Exit(1)
 	}
 }

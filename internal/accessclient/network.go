@@ -80,7 +80,7 @@ func Open(ctx context.Context, o StreamOptions) (*Stream, error) {
 	if err != nil {
 		return nil, unreachable("The cloud", s.App, err)
 	}
-	c := tls.Client(raw, hc)
+	c := tls.Client(tunnel.NewBatchConn(raw), hc) // for CorkWrites in Pipe
 	if dl, ok := dctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
@@ -112,6 +112,7 @@ func Open(ctx context.Context, o StreamOptions) (*Stream, error) {
 		return nil, unreachable("The cloud", s.App, err)
 	}
 	c.SetDeadline(time.Time{})
+	tunnel.ReadAheadWhileBusy(c) // 64 KiB reads while the cloud sends fast
 	st := &Stream{Conn: c, br: br, App: ans.App, Dest: ans.Dest}
 	if o.Check {
 		c.Close()
@@ -161,13 +162,37 @@ func refusalStatus(code string) int {
 	return 502
 }
 
-// tlsConfig trusts the system's roots and caFile's certificates.
+// tlsConfig trusts the system's roots and caFile's certificates. The
+// configuration is kept per CA file while the file is unchanged (its size
+// and modification time): 'access tcp' and 'access socks' open one TLS
+// connection per stream, and building the pool (the system's roots
+// copied, the file read and parsed) cost as much as a tenth of a stream's
+// setup.
 func tlsConfig(caFile string) (*tls.Config, error) {
+	var stamp string
+	if caFile != "" {
+		if fi, err := os.Stat(caFile); err == nil {
+			stamp = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	if v, ok := tlsConfigs.Load(caFile); ok && v.(*cachedTLS).stamp == stamp {
+		return v.(*cachedTLS).cfg.Clone(), nil
+	}
 	hc, err := httpClient(caFile)
 	if err != nil {
 		return nil, err
 	}
-	return hc.Transport.(*http.Transport).TLSClientConfig.Clone(), nil
+	cfg := hc.Transport.(*http.Transport).TLSClientConfig
+	tlsConfigs.Store(caFile, &cachedTLS{cfg: cfg, stamp: stamp})
+	return cfg.Clone(), nil
+}
+
+// tlsConfigs are the kept configurations, by CA file.
+var tlsConfigs sync.Map
+
+type cachedTLS struct {
+	cfg   *tls.Config
+	stamp string
 }
 
 // Pipe copies both ways between a and the stream until both directions
@@ -179,11 +204,11 @@ func Pipe(a io.ReadWriter, closeWriteA func() error, s *Stream) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		io.Copy(s, a)
+		tunnel.Copy(tunnel.CorkWrites(s.Conn), a)
 		s.CloseWrite()
 	}()
 	sr := &streamReader{s: s}
-	io.Copy(a, sr)
+	tunnel.Copy(a, sr)
 	switch {
 	case sr.err != nil:
 		// The stream broke: a is reset (a TCP connection), not ended
@@ -264,6 +289,13 @@ type TCPOptions struct {
 // would be admitted, so that a wrong name or a missing sign-in fails at
 // once.
 func TCP(ctx context.Context, o TCPOptions) error {
+	if o.AppURL == "" { // found once, not again per connection
+		cloud, err := networkCloud(o.Options)
+		if err != nil {
+			return err
+		}
+		o.AppURL = cloud
+	}
 	chk, err := Open(ctx, StreamOptions{Options: o.Options, App: o.App, Dest: o.Dest, Check: true})
 	if err != nil {
 		return err

@@ -236,6 +236,7 @@ func (s *Server) serveAccess(ctx context.Context, c net.Conn) {
 	}
 	ended := s.metrics.netOpened(st, req.Network)
 	c.SetDeadline(time.Time{})
+	tunnel.ReadAheadWhileBusy(c) // 64 KiB reads while the client sends fast
 	idle := accessIdleTCP
 	if req.Network == tunnel.NetworkUDP {
 		idle = accessIdleUDP
@@ -453,7 +454,7 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 			rc.Close()
 			return
 		}
-		in, _ = io.Copy(rc, &touchReader{r: br, touch: touch})
+		in, _ = tunnel.Copy(rc, &touchReader{r: br, touch: touch})
 		rc.CloseWrite()
 	}()
 	go func() { // connector → client
@@ -473,7 +474,7 @@ func relayAccess(ctx context.Context, c net.Conn, br *bufio.Reader, rc tunnel.Ra
 			}
 		} else {
 			var err error
-			out, err = io.Copy(c, &touchReader{r: rc, touch: touch})
+			out, err = tunnel.Copy(tunnel.CorkWrites(c), &touchReader{r: rc, touch: touch})
 			if err != nil {
 				// The connector's side failed (its tunnel broke, or a reset):
 				// the client's connection ends with a reset, so that the

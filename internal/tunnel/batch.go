@@ -52,6 +52,10 @@ type BatchConn struct {
 	rbuf      []byte
 	rr, rw    int // rbuf[rr:rw] is unread
 	readAhead atomic.Int32
+	// whileBusy (ReadAheadWhileBusy): read ahead while the last read
+	// brought at least a record's worth (busy), not while trickling.
+	whileBusy atomic.Bool
+	busy      bool // only the reader touches it
 }
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
@@ -64,6 +68,26 @@ func (c *BatchConn) ReadAhead() { c.readAhead.Add(1) }
 
 // EndReadAhead ends a ReadAhead.
 func (c *BatchConn) EndReadAhead() { c.readAhead.Add(-1) }
+
+// busyRead: a read that brings this much (half a record) means more is
+// probably waiting.
+const busyRead = 8 << 10
+
+// ReadAheadWhileBusy makes conn (a BatchConn, or a *tls.Conn over one)
+// read 64 KiB at once while its peer sends fast — a read brought at least
+// 8 KiB — and read as asked again once it trickles, when the buffer goes
+// back to its pool (an idle private access stream holds none). It
+// reports whether conn is such a connection.
+func ReadAheadWhileBusy(conn net.Conn) bool {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	bc, ok := conn.(*BatchConn)
+	if ok {
+		bc.whileBusy.Store(true)
+	}
+	return ok
+}
 
 // Batching limits: a writer waits while maxBatch bytes are pending, and
 // buffers up to maxKeep bytes are kept for reuse. Reads ask for
@@ -145,19 +169,22 @@ func (c *BatchConn) Write(p []byte) (int, error) {
 // goroutine reads at a time (crypto/tls holds its input lock).
 func (c *BatchConn) Read(p []byte) (int, error) {
 	if c.rr == c.rw {
-		ahead := c.on.Load() || c.readAhead.Load() > 0
+		ahead := c.on.Load() || c.readAhead.Load() > 0 || (c.busy && c.whileBusy.Load())
 		if !ahead && c.rbuf != nil && !c.on.Load() {
 			b := c.rbuf // a read-ahead ended: an idle connection keeps no buffer
 			readBufs.Put(&b)
 			c.rbuf = nil
 		}
 		if !ahead || len(p) >= readBufSize {
-			return c.Conn.Read(p)
+			n, err := c.Conn.Read(p)
+			c.busy = n >= busyRead
+			return n, err
 		}
 		if c.rbuf == nil {
 			c.rbuf = *(readBufs.Get().(*[]byte))
 		}
 		n, err := c.Conn.Read(c.rbuf)
+		c.busy = n >= busyRead
 		c.rr, c.rw = 0, n
 		if n == 0 {
 			return 0, err

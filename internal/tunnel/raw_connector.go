@@ -26,10 +26,6 @@ type RawDialer interface {
 	DialRaw(ctx context.Context, req RawRequest) (net.Conn, error)
 }
 
-// rawBufs are the copy buffers of raw streams: 32 KiB, two per tcp
-// stream while it carries bytes.
-var rawBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
 // serveRaw serves a raw stream: dial, status line, then the bytes.
 func serveRaw(st *mux.Stream, h any, cfg ServerConfig) {
 	defer st.Abort() // nothing once both directions ended cleanly
@@ -108,9 +104,7 @@ func serveTCP(st *mux.Stream, conn net.Conn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := rawBufs.Get().(*[]byte)
-		_, err := io.CopyBuffer(writerOnly{conn}, st, *buf)
-		rawBufs.Put(buf)
+		_, err := Copy(conn, st)
 		if err != nil {
 			conn.Close()
 			st.Abort()
@@ -122,9 +116,7 @@ func serveTCP(st *mux.Stream, conn net.Conn) {
 			conn.Close()
 		}
 	}()
-	buf := rawBufs.Get().(*[]byte)
-	_, err := io.CopyBuffer(st, readerOnly{conn}, *buf)
-	rawBufs.Put(buf)
+	_, err := Copy(st, conn)
 	if err != nil {
 		st.Abort()
 		conn.Close()
@@ -133,11 +125,6 @@ func serveTCP(st *mux.Stream, conn net.Conn) {
 	}
 	<-done
 }
-
-// writerOnly and readerOnly hide ReadFrom and WriteTo, so that io.CopyBuffer
-// uses the pooled buffer.
-type writerOnly struct{ io.Writer }
-type readerOnly struct{ io.Reader }
 
 // serveUDP forwards datagrams both ways until the flow has been idle for
 // idle (either way), or either side fails. The cloud's FIN stops the
