@@ -47,7 +47,10 @@ func TestConsoleGroups(t *testing.T) {
 		t.Fatalf("Berlin DC's page: %s:\n%s", resp.Status, page)
 	}
 	mustContain(t, "Berlin DC's page", page, `id="flash"`, "Created connector group &#39;Berlin DC&#39;.", "No connector is in this group",
-		"No application uses this group", `action="/admin/groups/Berlin%20DC/rename"`, `href="/admin/groups/Berlin%20DC/delete"`)
+		"No application uses this group", `action="/admin/groups/Berlin%20DC/rename"`, `href="/admin/groups/Berlin%20DC/delete"`,
+		`<section id="group-Berlin%20DC">`) // an element id holds no space
+	_, list := admin.do("GET", cloudURL+"/admin/groups", nil)
+	mustContain(t, "the groups page", list, `<tr id="group-Berlin%20DC">`)
 	if _, err := st.GroupByName(ctx, env.tenant.ID, "Berlin DC"); err != nil {
 		t.Fatalf("Berlin DC in the store: %v", err)
 	}

@@ -329,6 +329,9 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"pathEscape": url.PathEscape,
+	// domID makes a name part of an element id: HTML ids hold no spaces,
+	// and group names may (escaped as in a path, so two names stay two ids).
+	"domID": url.PathEscape,
 }
 
 // templates holds one template per page: layout.html plus the page's file.
