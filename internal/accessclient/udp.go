@@ -27,6 +27,13 @@ const (
 	udpQueue = 64
 )
 
+// udpRefusalBackoff is how long datagrams from a client address whose
+// flow could not open are dropped before the next attempt: a client
+// that retries (a resolver asks every second or so) does not turn each
+// datagram into a refused stream and a printed line. A variable for
+// the tests.
+var udpRefusalBackoff = 5 * time.Second
+
 // UDPOptions configure `sallyport access udp APP`.
 type UDPOptions struct {
 	Options
@@ -98,6 +105,9 @@ type udpRelay struct {
 	outMu sync.Mutex // serialises what the user reads
 	mu    sync.Mutex
 	flows map[string]*udpFlow // client address → its flow
+	// refused holds, per client address whose flow could not open, until
+	// when its datagrams are dropped (udpRefusalBackoff).
+	refused map[string]time.Time
 	full  bool                // the flow limit was reported
 	wg    sync.WaitGroup
 }
@@ -145,6 +155,13 @@ func (r *udpRelay) datagram(ctx context.Context, from net.Addr, p []byte) {
 		}
 	}
 	if f == nil {
+		if until, ok := r.refused[key]; ok {
+			if time.Now().Before(until) {
+				r.mu.Unlock()
+				return
+			}
+			delete(r.refused, key)
+		}
 		if len(r.flows) >= udpMaxFlows {
 			report := !r.full
 			r.full = true
@@ -200,7 +217,8 @@ func (r *udpRelay) run(ctx context.Context, key string, f *udpFlow) {
 			select {
 			case <-f.done:
 			default:
-				r.printf("A flow from %s was dropped: %v\n", f.from, err)
+				r.backOff(key)
+				r.printf("A flow from %s was dropped (its datagrams are dropped for %s, then tried again): %v\n", f.from, udpRefusalBackoff, err)
 			}
 		}
 		return
@@ -264,6 +282,29 @@ func (r *udpRelay) flowEnded(ctx context.Context, f *udpFlow, err error) {
 	default:
 	}
 	r.printf("The flow from %s: %v\n", f.from, streamEnded(r.dest, err))
+}
+
+// backOff drops the datagrams of client address key for
+// udpRefusalBackoff. The map is bounded: when it holds more addresses
+// than flows may be open, the expired ones go (all of them, past twice).
+func (r *udpRelay) backOff(key string) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refused == nil {
+		r.refused = map[string]time.Time{}
+	}
+	if len(r.refused) >= udpMaxFlows {
+		for k, until := range r.refused {
+			if now.After(until) {
+				delete(r.refused, k)
+			}
+		}
+		if len(r.refused) >= 2*udpMaxFlows {
+			clear(r.refused)
+		}
+	}
+	r.refused[key] = now.Add(udpRefusalBackoff)
 }
 
 // closeAll ends every flow and waits for them.

@@ -27,6 +27,8 @@ type fakeAccess struct {
 	srv    *httptest.Server
 	caFile string
 	opened atomic.Int32 // streams (not checks)
+	tried  atomic.Int32 // streams asked for (not checks), refused ones too
+	refuse atomic.Int32 // streams still to refuse (the connector refused)
 	ended  atomic.Int32
 	mu     sync.Mutex
 	reqs   []tunnel.AccessRequest
@@ -55,6 +57,13 @@ func startFakeAccess(t *testing.T) *fakeAccess {
 			if req.Network != tunnel.NetworkUDP || (req.App != "dns" && req.App != "") {
 				tunnel.WriteAccessLine(c, tunnel.AccessAnswer{Code: tunnel.AccessNoApp, Message: "contoso.com has no " + req.Network + " application named " + req.App})
 				return
+			}
+			if !req.Check {
+				f.tried.Add(1)
+				if f.refuse.Add(-1) >= 0 {
+					tunnel.WriteAccessLine(c, tunnel.AccessAnswer{Code: tunnel.AccessRefused, Message: "The connector of group 'Default' reached dns.corp:53 but it refused"})
+					return
+				}
 			}
 			tunnel.WriteAccessLine(c, tunnel.AccessAnswer{OK: true, App: "dns", Dest: "dns.corp:53"})
 			if req.Check {
@@ -146,12 +155,30 @@ func TestUDP(t *testing.T) {
 	if n := f.opened.Load(); n != 3 {
 		t.Errorf("%d streams after an idle flow's address sent again, want 3", n)
 	}
+	// A flow that cannot open: the address's next datagrams are dropped
+	// for a while, not each one a refused stream.
+	udpRefusalBackoff = time.Minute
+	defer func() { udpRefusalBackoff = 5 * time.Second }()
+	f.refuse.Store(1)
+	tried := f.tried.Load()
+	c3, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	c3.Write([]byte("refused"))
+	testnet.WaitUntil(t, "the refusal is printed", func() bool { return strings.Contains(out.String(), "from "+c3.LocalAddr().String()+" was dropped (its datagrams are dropped for") })
+	c3.Write([]byte("again"))
+	ask(clients[1], "five") // after c3's "again" was read and dropped
+	if n := f.tried.Load() - tried; n != 2 {
+		t.Errorf("%d streams asked for after a refusal and a datagram in its backoff (and another client's), want 2", n)
+	}
 	cancel()
 	if err := testnet.RecvWithin(t, "access udp ends", done); err != nil {
 		t.Errorf("access udp ended with %v", err)
 	}
 	mustHave(t, out.String(), "Listening on 127.0.0.1:", "(udp): each client address is one flow to dns.corp:53 through the application dns")
-	testnet.WaitUntil(t, "the fake's streams end", func() bool { return f.ended.Load() == 3 })
+	testnet.WaitUntil(t, "the fake's streams end", func() bool { return f.ended.Load() == f.opened.Load() })
 	if err := goleak.Find(ignore); err != nil {
 		t.Error(err)
 	}
