@@ -108,8 +108,8 @@ type udpRelay struct {
 	// refused holds, per client address whose flow could not open, until
 	// when its datagrams are dropped (udpRefusalBackoff).
 	refused map[string]time.Time
-	full  bool                // the flow limit was reported
-	wg    sync.WaitGroup
+	full    bool // the flow limit was reported
+	wg      sync.WaitGroup
 }
 
 // udpFlow is one client address's stream.

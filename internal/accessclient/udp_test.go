@@ -167,7 +167,9 @@ func TestUDP(t *testing.T) {
 	}
 	defer c3.Close()
 	c3.Write([]byte("refused"))
-	testnet.WaitUntil(t, "the refusal is printed", func() bool { return strings.Contains(out.String(), "from "+c3.LocalAddr().String()+" was dropped (its datagrams are dropped for") })
+	testnet.WaitUntil(t, "the refusal is printed", func() bool {
+		return strings.Contains(out.String(), "from "+c3.LocalAddr().String()+" was dropped (its datagrams are dropped for")
+	})
 	c3.Write([]byte("again"))
 	ask(clients[1], "five") // after c3's "again" was read and dropped
 	if n := f.tried.Load() - tried; n != 2 {
