@@ -169,8 +169,8 @@ func (l *handshakeListener) stop(err error) {
 func (l *handshakeListener) handshake(c net.Conn) {
 	src := sourceOf(c.RemoteAddr().String())
 	if !l.acquire(src) {
+		l.refuse(src) // counted before the close a client sees
 		c.Close()
-		l.refuse(src)
 		return
 	}
 	l.inProgress.Add(1)
