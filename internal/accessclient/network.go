@@ -273,6 +273,31 @@ func streamEnded(dest string, err error) error {
 		"The stream to %s ended abruptly: its connector or the cloud went away (%v)", dest, err)
 }
 
+// prepareLocal is what access tcp and access udp do before they listen:
+// find the network's cloud once (not again per connection or flow, into
+// o.AppURL), check that a stream to app (dest) of network would be
+// admitted, so that a wrong name or a missing sign-in fails at once, and
+// choose the local address: listen, or 127.0.0.1 and the destination's
+// port.
+func prepareLocal(ctx context.Context, o *Options, network, app, dest, listen string) (*Stream, string, error) {
+	if o.AppURL == "" {
+		cloud, err := networkCloud(*o)
+		if err != nil {
+			return nil, "", err
+		}
+		o.AppURL = cloud
+	}
+	chk, err := Open(ctx, StreamOptions{Options: *o, Network: network, App: app, Dest: dest, Check: true})
+	if err != nil {
+		return nil, "", err
+	}
+	if listen == "" {
+		_, port, _ := net.SplitHostPort(chk.Dest)
+		listen = net.JoinHostPort("127.0.0.1", port)
+	}
+	return chk, listen, nil
+}
+
 // TCPOptions configure `sallyport access tcp APP`.
 type TCPOptions struct {
 	Options
@@ -289,21 +314,9 @@ type TCPOptions struct {
 // would be admitted, so that a wrong name or a missing sign-in fails at
 // once.
 func TCP(ctx context.Context, o TCPOptions) error {
-	if o.AppURL == "" { // found once, not again per connection
-		cloud, err := networkCloud(o.Options)
-		if err != nil {
-			return err
-		}
-		o.AppURL = cloud
-	}
-	chk, err := Open(ctx, StreamOptions{Options: o.Options, App: o.App, Dest: o.Dest, Check: true})
+	chk, listen, err := prepareLocal(ctx, &o.Options, "", o.App, o.Dest, o.Listen)
 	if err != nil {
 		return err
-	}
-	listen := o.Listen
-	if listen == "" {
-		_, port, _ := net.SplitHostPort(chk.Dest)
-		listen = net.JoinHostPort("127.0.0.1", port)
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {

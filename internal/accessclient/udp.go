@@ -53,16 +53,12 @@ type UDPOptions struct {
 // its connector, carrying the client's datagrams one by one and bringing
 // the answers back to that address. A flow ends after opts.Idle without a
 // datagram, or when its stream ends (the connector ends a flow idle for
-// 60 s). Like TCP, it checks first that a stream would be admitted.
+// 60 s). Like TCP, it checks first that a stream would be admitted, and
+// finds the network's cloud once.
 func UDP(ctx context.Context, o UDPOptions) error {
-	chk, err := Open(ctx, StreamOptions{Options: o.Options, Network: tunnel.NetworkUDP, App: o.App, Dest: o.Dest, Check: true})
+	chk, listen, err := prepareLocal(ctx, &o.Options, tunnel.NetworkUDP, o.App, o.Dest, o.Listen)
 	if err != nil {
 		return err
-	}
-	listen := o.Listen
-	if listen == "" {
-		_, port, _ := net.SplitHostPort(chk.Dest)
-		listen = net.JoinHostPort("127.0.0.1", port)
 	}
 	pc, err := net.ListenPacket("udp", listen)
 	if err != nil {

@@ -314,14 +314,8 @@ func (s *Server) admitAccess(ctx context.Context, src string, req tunnel.AccessR
 // or an address, one port) as HOST:PORT, or "".
 func singleAddress(set segment.Set) string {
 	for _, seg := range set {
-		if seg.PortLo != seg.PortHi {
-			continue
-		}
-		switch {
-		case seg.Kind == segment.Name:
-			return net.JoinHostPort(seg.Host, strconv.Itoa(int(seg.PortLo)))
-		case seg.Kind == segment.Addr:
-			return net.JoinHostPort(seg.Prefix.Addr().String(), strconv.Itoa(int(seg.PortLo)))
+		if host, ok := seg.OneHost(); ok && seg.PortLo == seg.PortHi {
+			return net.JoinHostPort(host, strconv.Itoa(int(seg.PortLo)))
 		}
 	}
 	return ""

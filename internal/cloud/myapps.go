@@ -195,14 +195,13 @@ func netCommands(a *netApp) []string {
 		if seg.PortLo > 22 || seg.PortHi < 22 {
 			continue
 		}
-		host := "HOST"
-		switch seg.Kind {
-		case segment.Name:
-			host = seg.Host
-		case segment.Addr:
-			host = seg.Prefix.Addr().String()
-		case segment.Wildcard:
+		host, ok := seg.OneHost()
+		switch {
+		case ok:
+		case seg.Kind == segment.Wildcard:
 			host = "HOST." + seg.Host
+		default:
+			host = "HOST"
 		}
 		return append(out, "ssh -o ProxyCommand='sallyport access stdio %h %p' "+host)
 	}

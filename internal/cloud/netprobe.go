@@ -43,13 +43,8 @@ var netProbeDNS = func(port string) bool { return port == "53" }
 // of a range) and the segments not probed, with why.
 func netProbeTargets(set segment.Set) (dests, skipped []string) {
 	for _, seg := range set {
-		var host string
-		switch seg.Kind {
-		case segment.Name:
-			host = seg.Host
-		case segment.Addr:
-			host = seg.Prefix.Addr().String()
-		default:
+		host, ok := seg.OneHost()
+		if !ok {
 			skipped = append(skipped, seg.String()+": a range")
 			continue
 		}

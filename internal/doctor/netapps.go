@@ -42,13 +42,8 @@ func (r *runner) checkNetworkApp(ctx context.Context, s *Step, a tunnel.AppConfi
 	defer f.to(s)
 	var ranges []string
 	for _, seg := range set {
-		var host string
-		switch seg.Kind {
-		case segment.Name:
-			host = seg.Host
-		case segment.Addr:
-			host = seg.Prefix.Addr().String()
-		default:
+		host, ok := seg.OneHost()
+		if !ok {
 			ranges = append(ranges, seg.String())
 			continue
 		}

@@ -53,6 +53,19 @@ type Segment struct {
 	PortLo, PortHi uint16
 }
 
+// OneHost is the one host a segment names — the name (Name) or the
+// address (Addr) — and false for a range (Wildcard, Prefix), which has
+// no one host to try: what a probe or a check dials.
+func (s Segment) OneHost() (string, bool) {
+	switch s.Kind {
+	case Name:
+		return s.Host, true
+	case Addr:
+		return s.Prefix.Addr().String(), true
+	}
+	return "", false
+}
+
 // Parse reads one segment: HOST:PORT or HOST:LOW-HIGH, where HOST is a
 // name, *.DOMAIN, an IPv4 address or prefix, or an IPv6 address or prefix
 // in brackets ([fd00::1]:22, [fd00::/64]:22). Its error is one sentence

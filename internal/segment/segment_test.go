@@ -247,3 +247,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestOneHost(t *testing.T) {
+	for _, tt := range []struct {
+		in, host string
+		ok       bool
+	}{
+		{"db.corp:5432", "db.corp", true},
+		{"10.1.0.7:22", "10.1.0.7", true},
+		{"[fd00::1]:22", "fd00::1", true},
+		{"10.1.0.0/24:22", "", false},
+		{"*.corp:443", "", false},
+	} {
+		seg, err := Parse(tt.in)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		if host, ok := seg.OneHost(); host != tt.host || ok != tt.ok {
+			t.Errorf("%s: OneHost() = %q, %v, want %q, %v", tt.in, host, ok, tt.host, tt.ok)
+		}
+	}
+}
